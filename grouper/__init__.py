@@ -1,0 +1,23 @@
+"""Grouping of discharge records (出院病例分组) under CHS-DRG and DIP."""
+
+from grouper.batch import group_files
+from grouper.codebook import Codebook, CodebookError
+from grouper.drg.group import group_drg
+from grouper.io import InputError, read_discharges, write_results
+from grouper.schema import DISCHARGE_SCHEMA
+from grouper.status import Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DISCHARGE_SCHEMA",
+    "Codebook",
+    "CodebookError",
+    "InputError",
+    "Status",
+    "__version__",
+    "group_drg",
+    "group_files",
+    "read_discharges",
+    "write_results",
+]

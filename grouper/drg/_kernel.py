@@ -1,0 +1,273 @@
+"""Numba kernel of the CHS-DRG grouper: one small function per rule kind, a loop over cases in parallel.
+
+Reads only the flat arrays of a compiled ``Codebook`` (packed into the ``Tables`` named tuple) and the encoded
+case arrays (ids, CSR offsets). The flow is RULES.md §2–§4: MDCs in seq order, each gate, ADRGs in table order
+with the optional QY test, fall-through to the next MDC, then the severity suffix.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit, prange
+
+from grouper.drg.rules import GateKind, QyTrigger, RuleKind, SeverityRule
+
+Tables = namedtuple(
+    "Tables",
+    "dx_mdc_mask dx_part mcc_table cc_table cce_table proc_valid mdc_gate mdc_gate_param mdc_adrg_off "
+    "adrg_rule adrg_age_days_max adrg_bw_min adrg_bw_lt adrg_dnf_off adrg_dnf_mask "
+    "zd_off zd_ids ss_off ss_ids ss_grp ss1_off ss1_ids adrg_drg_off drg_rule qy_after qy_trigger",
+)
+
+#: adrg index of a case sent to the MDC's ambiguous group (歧义组)
+QY_ADRG = -2
+
+_G_PPROC_VALID, _G_PDX, _G_PDX_INFANT = int(GateKind.PPROC_VALID), int(GateKind.PDX), int(GateKind.PDX_INFANT)
+_G_PDX_SEX, _G_TRAUMA = int(GateKind.PDX_SEX), int(GateKind.PDX_TRAUMA_PARTS)
+_R = {k.name: int(k) for k in RuleKind}
+_R_PDX, _R_PPROC, _R_PDX_PPROC = _R["PDX"], _R["PPROC"], _R["PDX_PPROC"]
+_R_ANYPROC_BOTH, _R_PDX_ANYPROC_BOTH, _R_GROUPS = (
+    _R["ANYPROC_BOTH"],
+    _R["PDX_ANYPROC_BOTH"],
+    _R["PDX_PROC_GROUPS"],
+)
+_R_PPROC_VALID, _R_ANYDX_PPROC_VALID = _R["PPROC_VALID"], _R["ANYDX_PPROC_VALID"]
+_R_NO_VALID_PROC, _R_NB_PPROC, _R_NB_PDX = _R["NO_VALID_PROC"], _R["NEWBORN_PPROC"], _R["NEWBORN_PDX"]
+_R_NB_ANYDX_BW, _R_ALWAYS = _R["NEWBORN_ANYDX_BW"], _R["ALWAYS"]
+_S_MCC, _S_MCC_OR_CC = int(SeverityRule.MCC), int(SeverityRule.MCC_OR_CC)
+_Q_ANY, _Q_PPROC = int(QyTrigger.ANYPROC_VALID), int(QyTrigger.PPROC_VALID)
+
+#: severity of a case: no CC/MCC, CC, MCC (排除表 applied)
+SEV_NONE, SEV_CC, SEV_MCC = 0, 1, 2
+
+
+@njit(cache=True)
+def _in_list(off, ids, a, code):
+    """Position of ``code`` in the sorted list of ADRG ``a``, or -1."""
+    if code < 0:
+        return -1
+    lo, hi = off[a], off[a + 1]
+    i = lo + np.searchsorted(ids[lo:hi], code)
+    if i < hi and ids[i] == code:
+        return i
+    return -1
+
+
+@njit(cache=True)
+def _any_proc_in(off, ids, a, pproc, oprocs):
+    if _in_list(off, ids, a, pproc) >= 0:
+        return True
+    for p in oprocs:
+        if _in_list(off, ids, a, p) >= 0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _any_dx_in(t, a, pdx, odx):
+    if _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0:
+        return True
+    for d in odx:
+        if _in_list(t.zd_off, t.zd_ids, a, d) >= 0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _valid(t, p):
+    return p >= 0 and t.proc_valid[p]
+
+
+@njit(cache=True)
+def _groups_of(t, a, code):
+    """Bit set of the procedure groups (params.groups numbers) that ``code`` carries in ADRG ``a``'s ss list."""
+    i = _in_list(t.ss_off, t.ss_ids, a, code)
+    bits = np.uint32(0)
+    if i < 0:
+        return bits
+    while i > t.ss_off[a] and t.ss_ids[i - 1] == code:  # leftmost of a code listed in several groups
+        i -= 1
+    while i < t.ss_off[a + 1] and t.ss_ids[i] == code:
+        bits |= np.uint32(1) << np.uint32(t.ss_grp[i])
+        i += 1
+    return bits
+
+
+@njit(cache=True)
+def _proc_groups_match(t, a, pproc, oprocs):
+    found = _groups_of(t, a, pproc)
+    for p in oprocs:
+        found |= _groups_of(t, a, p)
+    for k in range(t.adrg_dnf_off[a], t.adrg_dnf_off[a + 1]):
+        need = t.adrg_dnf_mask[k]
+        if found & need == need:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _adrg_matches(t, a, pdx, odx, pproc, oprocs, age_days, weight):
+    """One branch per rule kind (RuleKind); RULES.md §3."""
+    r = t.adrg_rule[a]
+    if r == _R_PDX:
+        return _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0
+    if r == _R_PPROC:
+        return _in_list(t.ss_off, t.ss_ids, a, pproc) >= 0
+    if r == _R_PDX_PPROC:
+        return _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0 and _in_list(t.ss_off, t.ss_ids, a, pproc) >= 0
+    if r == _R_ANYPROC_BOTH or r == _R_PDX_ANYPROC_BOTH:
+        if r == _R_PDX_ANYPROC_BOTH and _in_list(t.zd_off, t.zd_ids, a, pdx) < 0:
+            return False
+        return _any_proc_in(t.ss_off, t.ss_ids, a, pproc, oprocs) and _any_proc_in(
+            t.ss1_off, t.ss1_ids, a, pproc, oprocs
+        )
+    if r == _R_GROUPS:
+        return _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0 and _proc_groups_match(t, a, pproc, oprocs)
+    if r == _R_PPROC_VALID:
+        return _valid(t, pproc)
+    if r == _R_ANYDX_PPROC_VALID:
+        return _valid(t, pproc) and _any_dx_in(t, a, pdx, odx)
+    if r == _R_NO_VALID_PROC:
+        if _valid(t, pproc):
+            return False
+        for p in oprocs:
+            if _valid(t, p):
+                return False
+        return True
+    if r == _R_NB_PPROC:
+        return age_days <= t.adrg_age_days_max[a] and _in_list(t.ss_off, t.ss_ids, a, pproc) >= 0
+    if r == _R_NB_PDX:
+        return age_days <= t.adrg_age_days_max[a] and _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0
+    if r == _R_NB_ANYDX_BW:
+        return (
+            age_days <= t.adrg_age_days_max[a]
+            and weight > 0
+            and t.adrg_bw_min[a] <= weight < t.adrg_bw_lt[a]
+            and _any_dx_in(t, a, pdx, odx)
+        )
+    return r == _R_ALWAYS
+
+
+@njit(cache=True)
+def _gate_passes(t, m, pdx, odx, pproc, sex, age_years):
+    """One branch per MDC gate kind (GateKind); RULES.md §2."""
+    g = t.mdc_gate[m]
+    if g == _G_PPROC_VALID:
+        return _valid(t, pproc)
+    if pdx < 0 or not (t.dx_mdc_mask[pdx] >> np.uint32(m)) & np.uint32(1):
+        return False
+    if g == _G_PDX:
+        return True
+    if g == _G_PDX_INFANT:
+        return age_years == 0
+    if g == _G_PDX_SEX:
+        return sex == t.mdc_gate_param[m]
+    if g == _G_TRAUMA:
+        seen = np.uint32(0)
+        n = 0
+        for d in np.concatenate((np.array([pdx], np.int32), odx)):
+            if d >= 0 and (t.dx_mdc_mask[d] >> np.uint32(m)) & np.uint32(1) and t.dx_part[d] >= 0:
+                bit = np.uint32(1) << np.uint32(t.dx_part[d])
+                if not seen & bit:
+                    seen |= bit
+                    n += 1
+        return n >= t.mdc_gate_param[m]
+    return False
+
+
+@njit(cache=True)
+def _qy_triggered(t, m, pproc, oprocs):
+    if t.qy_trigger[m] == _Q_PPROC:
+        return _valid(t, pproc)
+    if _valid(t, pproc):
+        return True
+    for p in oprocs:
+        if _valid(t, p):
+            return True
+    return False
+
+
+@njit(cache=True)
+def _severity(t, pdx, odx):
+    """(severity, dx id that set it): MCC/CC over the other diagnoses, excluding the principal's 排除表."""
+    excl = t.cce_table[pdx] if pdx >= 0 else -1
+    cc_code = -1
+    for d in odx:
+        if d < 0:
+            continue
+        tm = t.mcc_table[d]
+        if tm >= 0 and not (excl >= 0 and tm == excl):
+            return SEV_MCC, d
+        tc = t.cc_table[d]
+        if cc_code < 0 and tc >= 0 and not (excl >= 0 and tc == excl):
+            cc_code = d
+    if cc_code >= 0:
+        return SEV_CC, cc_code
+    return SEV_NONE, -1
+
+
+@njit(cache=True)
+def _resolve_drg(t, a, severity, n_odx):
+    for k in range(t.adrg_drg_off[a], t.adrg_drg_off[a + 1]):
+        r = t.drg_rule[k]
+        if r == _S_MCC:
+            if n_odx > 0 and severity == SEV_MCC:
+                return k
+        elif r == _S_MCC_OR_CC:
+            if n_odx > 0 and severity != SEV_NONE:
+                return k
+        else:
+            return k
+    return -1
+
+
+@njit(parallel=True, cache=True)
+def group_cases(
+    t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, age_years, age_days, weight, skip
+):
+    """Group every case; returns (mdc, adrg, drg, severity, severity_dx, first_gated_mdc) arrays.
+
+    ``skip`` marks cases that failed a blocking check: they keep -1 everywhere. ``adrg == QY_ADRG`` marks a case
+    sent to its MDC's ambiguous group.
+    """
+    n = pdx.shape[0]
+    mdc = np.full(n, -1, np.int8)
+    adrg = np.full(n, -1, np.int16)
+    drg = np.full(n, -1, np.int16)
+    severity = np.zeros(n, np.int8)
+    severity_dx = np.full(n, -1, np.int32)
+    first_gate = np.full(n, -1, np.int8)
+    n_mdc = t.mdc_gate.shape[0]
+    for i in prange(n):
+        if skip[i]:
+            continue
+        odx = odx_ids[odx_off[i] : odx_off[i + 1]]
+        oprocs = oproc_ids[oproc_off[i] : oproc_off[i + 1]]
+        p, pp = pdx[i], pproc[i]
+        for m in range(n_mdc):
+            if not _gate_passes(t, m, p, odx, pp, sex[i], age_years[i]):
+                continue
+            if first_gate[i] < 0:
+                first_gate[i] = m
+            lo, hi = t.mdc_adrg_off[m], t.mdc_adrg_off[m + 1]
+            hit = -1
+            for a in range(lo, hi):
+                if _adrg_matches(t, a, p, odx, pp, oprocs, age_days[i], weight[i]):
+                    hit = a
+                    break
+                if t.qy_after[m] == a - lo and _qy_triggered(t, m, pp, oprocs):
+                    hit = QY_ADRG
+                    break
+            if hit == -1:
+                continue  # fall through to the next MDC (RULES.md §2)
+            mdc[i] = m
+            adrg[i] = hit
+            if hit >= 0:
+                sev, code = _severity(t, p, odx)
+                severity[i] = sev
+                severity_dx[i] = code
+                drg[i] = _resolve_drg(t, hit, sev, odx.shape[0])
+            break
+    return mdc, adrg, drg, severity, severity_dx, first_gate

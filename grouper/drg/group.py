@@ -1,0 +1,275 @@
+"""CHS-DRG grouping of a discharge table (DRG 分组): encode, check, run the kernel, label, explain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from grouper.codebook import Codebook
+from grouper.drg import _kernel
+from grouper.drg.rules import GateKind, RuleKind
+from grouper.schema import DISCHARGE_SCHEMA
+from grouper.status import UNGROUPED_ADRG, UNGROUPED_DRG, UNGROUPED_MDC, Status
+
+__all__ = ["group_drg"]
+
+_AGE_MAX_YEARS = 150
+_DISCHARGE_MODES = pa.array([1, 2, 3, 4, 5, 9], pa.int8())
+
+
+def group_drg(
+    table: pa.Table, codebook: Codebook, *, explain: bool = False, duplicate: np.ndarray | None = None
+) -> pa.Table:
+    """Group discharge records into CHS-DRG groups (DRG 分组); one output row per input row, in order.
+
+    Parameters
+    ----------
+    table : pa.Table       canonical discharge columns (grouper.schema); absent optional columns count as null
+    codebook : Codebook    e.g. ``Codebook.load("chs-drg-1.1")``
+    explain : bool         add a ``reason`` column: one line saying why the case landed where it did
+    duplicate : bool array, optional
+        Rows whose case_id was already seen (by a streaming caller); by default duplicates within ``table``.
+
+    Returns
+    -------
+    pa.Table with ``case_id, mdc, adrg, drg, drg_status`` (+ ``reason``). Ungrouped cases are
+    ``0000 / 00 / 0000``; ``drg_status`` holds a ``Status`` name.
+
+    Examples
+    --------
+    >>> cb = Codebook.load("chs-drg-1.1")
+    >>> t = pa.table({"case_id": ["1"], "sex": pa.array([2], pa.int8()), "age_years": pa.array([88], pa.int16()),
+    ...               "principal_dx": ["K22.301"], "other_dx": [["K11.901", "E11.900"]]})
+    >>> group_drg(t, cb).column("drg").to_pylist()
+    ['GZ13']
+    """
+    n = table.num_rows
+    col = _columns(table)
+    pdx = codebook.encode_dx(col["principal_dx"])
+    pproc = codebook.encode_proc(col["principal_proc"])
+    odx_off, odx, odx_unknown = _encode_list(col["other_dx"], codebook.encode_dx)
+    oproc_off, oproc, oproc_unknown = _encode_list(col["other_procs"], codebook.encode_proc)
+
+    sex = col["sex"].fill_null(-128).to_numpy(zero_copy_only=False).astype(np.int8)
+    age_years = col["age_years"].fill_null(-32768).to_numpy(zero_copy_only=False).astype(np.int16)
+    age_days = col["age_days"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+    weight = col["birth_weight_g"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+
+    # blocking checks, in the reference's order (RULES.md §1): each sets a status and skips grouping
+    status = np.zeros(n, np.int8)
+    blocking = [
+        (sex == -128, Status.SEX_MISSING),
+        ((age_years == 0) & (age_days <= 28) & (weight == 0), Status.NEWBORN_DATA_MISSING),
+        (age_years == -32768, Status.AGE_MISSING),
+        (
+            (age_years != -32768) & ((age_years < 0) | (age_years > _AGE_MAX_YEARS) | (age_days < 0)),
+            Status.AGE_INVALID,
+        ),
+    ]
+    skip = np.zeros(n, np.bool_)
+    for mask, code in blocking:
+        _raise(status, mask, code)
+        skip |= mask
+
+    tables = _kernel.Tables(**{f: codebook[f] for f in _kernel.Tables._fields})
+    mdc, adrg, drg, severity, severity_dx, first_gate = _kernel.group_cases(
+        tables, pdx, odx_off, odx, pproc, oproc_off, oproc, sex, age_years, age_days, weight, skip
+    )
+
+    grouped = mdc >= 0
+    pdx_missing = ~pc.is_valid(_strings(col["principal_dx"])).to_numpy(zero_copy_only=False)
+    ungrouped = ~grouped & ~skip
+    mask_of_pdx = np.where(pdx >= 0, codebook["dx_mdc_mask"][np.maximum(pdx, 0)], 0)
+    _raise(status, ungrouped & (first_gate >= 0), Status.NO_ADRG)
+    _raise(status, ungrouped & (first_gate < 0), Status.NO_MDC)
+    _raise(status, ungrouped & _sex_conflict(codebook, mask_of_pdx, sex), Status.SEX_CONFLICT)
+    _raise(status, (pdx < 0) & ~pdx_missing & ~skip, Status.PDX_UNKNOWN)
+    _raise(status, pdx_missing & ~skip, Status.PDX_MISSING)
+    warn = grouped & (status < Status.NO_ADRG)
+    _raise(status, warn & (sex != 1) & (sex != 2), Status.SEX_UNKNOWN)
+    pproc_unknown = (pproc < 0) & pc.is_valid(_strings(col["principal_proc"])).to_numpy(zero_copy_only=False)
+    _raise(status, warn & (odx_unknown | oproc_unknown | pproc_unknown), Status.CODE_UNKNOWN)
+    _raise(status, warn & _los_invalid(col), Status.LOS_INVALID)
+    mode = col["discharge_mode"]
+    mode_bad = pc.is_valid(mode).to_numpy(False) & ~pc.is_in(mode, value_set=_DISCHARGE_MODES).to_numpy(False)
+    _raise(status, warn & mode_bad, Status.DISCHARGE_MODE_UNKNOWN)
+    if duplicate is None:
+        duplicate = _duplicated(col["case_id"])
+    _raise(status, duplicate, Status.DUPLICATE_CASE)
+
+    out = {
+        "case_id": col["case_id"].cast(pa.string()),
+        "mdc": _labels(mdc, codebook["mdc_labels"], UNGROUPED_MDC),
+        "adrg": _labels(
+            np.where(adrg == _kernel.QY_ADRG, len(codebook["adrg_labels"]), adrg),
+            np.append(codebook["adrg_labels"], "QY"),
+            UNGROUPED_ADRG,
+        ),
+        "drg": _drg_labels(codebook, mdc, adrg, drg),
+        "drg_status": _labels(status, np.array([s.name for s in Status]), "", index=[int(s) for s in Status]),
+    }
+    if explain:
+        out["reason"] = _reasons(codebook, col, out, status, pdx, first_gate, adrg, severity, severity_dx)
+    return pa.table(out)
+
+
+def _columns(table: pa.Table) -> dict[str, pa.Array]:
+    """The canonical columns the grouper reads, each one chunk, typed; absent columns are all-null."""
+    out = {}
+    for name in (
+        "case_id",
+        "sex",
+        "age_years",
+        "age_days",
+        "birth_weight_g",
+        "los_days",
+        "discharge_mode",
+        "admission_date",
+        "discharge_date",
+        "principal_dx",
+        "other_dx",
+        "principal_proc",
+        "other_procs",
+    ):
+        typ = DISCHARGE_SCHEMA.field(name).type
+        if name in table.column_names:
+            arr = table.column(name).combine_chunks() if table.num_rows else pa.array([], typ)
+            out[name] = arr if arr.type == typ else arr.cast(typ)
+        else:
+            out[name] = pa.nulls(table.num_rows, typ)
+    return out
+
+
+def _strings(arr: pa.Array) -> pa.Array:
+    """Trimmed strings with empty ones as null."""
+    s = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
+
+
+def _encode_list(arr: pa.Array, encode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR (offsets, ids) of a list<string> column and, per case, whether a non-empty code was unknown."""
+    lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = np.zeros(len(arr) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = pc.list_flatten(arr)
+    ids = encode(flat)
+    present = pc.is_valid(_strings(flat)).to_numpy(zero_copy_only=False)
+    owner = np.repeat(np.arange(len(arr)), lengths)
+    unknown = np.bincount(owner[present & (ids < 0)], minlength=len(arr)) > 0
+    return offsets, ids, unknown
+
+
+def _raise(status: np.ndarray, mask: np.ndarray, code: Status) -> None:
+    """A case keeps its most severe status (the highest code)."""
+    np.maximum(status, np.where(mask, np.int8(code), np.int8(0)), out=status)
+
+
+def _sex_conflict(codebook: Codebook, mask_of_pdx: np.ndarray, sex: np.ndarray) -> np.ndarray:
+    """The principal's MDC lists are all sex-gated and none admits this sex (RULES.md §2, project SEX_CONFLICT)."""
+    gated = np.uint32(0)
+    refused = np.zeros(len(sex), np.uint32)
+    for m, (gate, param) in enumerate(zip(codebook["mdc_gate"], codebook["mdc_gate_param"], strict=True)):
+        if gate == GateKind.PDX_SEX:
+            bit = np.uint32(1) << np.uint32(m)
+            gated |= bit
+            refused |= np.where(sex != param, bit, np.uint32(0))
+    return (mask_of_pdx != 0) & (mask_of_pdx & ~gated == 0) & (mask_of_pdx & ~refused == 0)
+
+
+def _los_invalid(col: dict[str, pa.Array]) -> np.ndarray:
+    """LOS negative, discharge before admission, or LOS not matching the dates (a same-day stay counts as 1)."""
+    los = col["los_days"]
+    span = pc.days_between(col["admission_date"], col["discharge_date"])
+    expected = pc.if_else(pc.less(span, 1), pa.scalar(1, span.type), span)
+    bad = pc.or_kleene(pc.less(los, 0), pc.less(span, 0))
+    bad = pc.or_kleene(bad, pc.not_equal(expected, los.cast(expected.type)))
+    return bad.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _duplicated(case_id: pa.Array) -> np.ndarray:
+    """Rows whose case_id occurred earlier in the same table (the first occurrence is not flagged)."""
+    codes = (
+        pc.dictionary_encode(case_id.cast(pa.string())).indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    )
+    dup = np.zeros(len(codes), np.bool_)
+    valid = codes >= 0
+    _, first = np.unique(codes[valid], return_index=True)
+    where = np.flatnonzero(valid)
+    dup[where] = True
+    dup[where[first]] = False
+    return dup
+
+
+def _labels(idx: np.ndarray, labels: np.ndarray, missing: str, index: list[int] | None = None) -> pa.Array:
+    """A dictionary-encoded string column: label of each index (-1 → ``missing``)."""
+    labels = np.asarray(labels, dtype=str)
+    if index is not None:  # sparse codes (Status values) → dense positions
+        lookup = np.full(max(index) + 1, -1, np.int32)
+        lookup[index] = np.arange(len(index))
+        idx = lookup[idx]
+    idx = np.where(idx < 0, len(labels), idx).astype(np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(idx), pa.array(np.append(labels, missing).tolist()))
+
+
+def _drg_labels(codebook: Codebook, mdc: np.ndarray, adrg: np.ndarray, drg: np.ndarray) -> pa.Array:
+    mdcs = codebook["mdc_labels"]
+    qy = np.char.add(np.array([m[-1] for m in mdcs]), "QY")  # MDCG → GQY
+    labels = np.concatenate([codebook["drg_labels"], qy])
+    idx = np.where(adrg == _kernel.QY_ADRG, len(codebook["drg_labels"]) + mdc.astype(np.int32), drg)
+    return _labels(idx, labels, UNGROUPED_DRG)
+
+
+_RULE_TEXT = {
+    RuleKind.PDX: "principal dx in list",
+    RuleKind.PPROC: "principal procedure in list",
+    RuleKind.PDX_PPROC: "principal dx and principal procedure in lists",
+    RuleKind.ANYPROC_BOTH: "procedures in both lists",
+    RuleKind.PDX_ANYPROC_BOTH: "principal dx in list and procedures in both lists",
+    RuleKind.PDX_PROC_GROUPS: "principal dx in list and procedure groups",
+    RuleKind.PPROC_VALID: "valid principal procedure",
+    RuleKind.ANYDX_PPROC_VALID: "a dx in list and a valid principal procedure",
+    RuleKind.NO_VALID_PROC: "no valid procedure",
+    RuleKind.NEWBORN_PPROC: "newborn, principal procedure in list",
+    RuleKind.NEWBORN_PDX: "newborn, principal dx in list",
+    RuleKind.NEWBORN_ANYDX_BW: "newborn, dx in list, birth-weight band",
+    RuleKind.ALWAYS: "catch-all",
+}
+
+_STATUS_TEXT = {
+    Status.SEX_MISSING: "sex is empty: the reference check stops the case",
+    Status.NEWBORN_DATA_MISSING: "newborn (age 0, ≤ 28 days) without birth weight: the reference check stops the case",
+    Status.AGE_MISSING: "age in years is missing",
+    Status.AGE_INVALID: "age is negative, over 150 or unreadable",
+    Status.PDX_MISSING: "no principal diagnosis",
+    Status.PDX_UNKNOWN: "principal diagnosis is not a code of this codebook",
+    Status.SEX_CONFLICT: "principal diagnosis belongs to a sex-specific MDC that refuses this sex",
+    Status.NO_MDC: "no MDC admits the principal diagnosis (not in any list, or the age/trauma gate refuses)",
+    Status.NO_ADRG: "an MDC admitted the case but no ADRG of any MDC matched",
+}
+
+
+def _text(values: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(values, dtype=str).tolist(), pa.string())
+
+
+def _reasons(codebook, col, out, status, pdx, first_gate, adrg, severity, severity_dx) -> pa.Array:
+    """One line per case: the MDC and rule that took it, the CC/MCC that set the suffix, or why it failed."""
+    rule_text = np.array([_RULE_TEXT[RuleKind(r)] for r in codebook["adrg_rule"]] + ["ambiguous group (QY)"])
+    a = np.where(adrg == _kernel.QY_ADRG, len(rule_text) - 1, np.maximum(adrg, 0))
+    dx_codes = np.append(codebook["dx_codes"], "")
+    sev_text = np.array(["no CC/MCC", "CC ", "MCC "])[severity]
+    sev = pc.binary_join_element_wise(_text(sev_text), _text(dx_codes[severity_dx]), "")
+    mdc_s, adrg_s, drg_s = (out[k].cast(pa.string()) for k in ("mdc", "adrg", "drg"))
+    grouped_text = pc.binary_join_element_wise(
+        mdc_s, " > ", adrg_s, " (", _text(rule_text[a]), "); ", sev, " → ", drg_s, ""
+    )
+    fail = np.full(max(Status) + 1, "", dtype=object)
+    for code, text in _STATUS_TEXT.items():
+        fail[code] = text
+    gated = np.append(codebook["mdc_labels"], "")[first_gate]
+    gated_text = np.where(
+        status == Status.NO_ADRG, np.char.add(" (first gate passed: ", np.char.add(gated, ")")), ""
+    )
+    fail_text = pc.binary_join_element_wise("0000: ", _text(fail[status]), _text(gated_text), "")
+    return pc.if_else(pa.array(adrg != -1), grouped_text, fail_text)

@@ -1,0 +1,432 @@
+"""Readers and writers of discharge files (结算清单 exports): CSV (UTF-8 / GBK), Excel and Parquet.
+
+Readers stream record batches and map every batch onto the canonical schema (grouper/schema.py): header
+aliases (4101A field names, Chinese export headers; data in ``codebooks/records/column_aliases.csv``), numbered
+list columns (``其他诊断编码1…n``), ``|``-separated lists, value maps (``男``→1, ``310``→employee), numbers and dates.
+A value that is present but unreadable never stops a batch: integer fields get ``-1`` (the grouper turns it into
+a status), other fields null. Whole-file problems raise ``InputError`` naming the file and the column.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from grouper.codebook import REPO_ROOT
+from grouper.schema import DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
+
+__all__ = ["InputError", "count_rows", "read_discharges", "write_results"]
+
+BATCH_SIZE = 1 << 18
+_RECORDS = REPO_ROOT / "codebooks" / "records"
+_NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$"
+_EXCEL_MAX_ROWS = 1_048_575
+
+
+class InputError(ValueError):
+    """A file that cannot be read as discharges: the message names the file (and column) and what to do."""
+
+
+@cache
+def _aliases() -> dict[str, str]:
+    table = pd.read_csv(_RECORDS / "column_aliases.csv", dtype=str, keep_default_na=False)
+    return {_key(a): c for a, c in zip(table.alias, table.column, strict=True)}
+
+
+@cache
+def _value_maps() -> dict[str, tuple[pa.Array, pa.Array]]:
+    table = pd.read_csv(_RECORDS / "value_maps.csv", dtype=str, keep_default_na=False)
+    return {
+        col: (pa.array(list(g.value)), pa.array(list(g.canonical)))
+        for col, g in table.groupby("column", sort=False)
+    }
+
+
+def _key(header: str) -> str:
+    """Header comparison key: NFKC-like folding of full-width brackets, no spaces, lower case."""
+    return re.sub(r"\s+", "", str(header)).replace("（", "(").replace("）", ")").lower()
+
+
+def read_discharges(
+    path: str | os.PathLike, *, encoding: str | None = None, batch_size: int = BATCH_SIZE
+) -> Iterator[pa.Table]:
+    """Read a discharge file (出院病例) as canonical tables, one per batch; memory is bounded by ``batch_size``.
+
+    Parameters
+    ----------
+    path : CSV (``|``-separated list columns), ``.xlsx`` or ``.parquet`` file
+    encoding : CSV encoding (``utf-8``, ``gbk``, ``gb18030``); detected from the first MiB when None
+    batch_size : rows per batch
+
+    Yields
+    ------
+    pa.Table with the columns of ``DISCHARGE_SCHEMA`` (absent ones all-null), rows in file order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        batches = _parquet_batches(path, batch_size)
+    elif suffix in (".xlsx", ".xlsm"):
+        batches = _excel_batches(path, batch_size)
+    else:
+        batches = _csv_batches(path, encoding, batch_size)
+    mapping = None
+    for raw in batches:
+        if mapping is None:
+            mapping = _column_mapping(path, raw.column_names)
+        yield _canonical(raw, mapping)
+    if mapping is None:  # an empty file still has a header to check
+        raise InputError(f"{path}: the file has no header row")
+
+
+def count_rows(path: str | os.PathLike) -> int | None:
+    """Rows of a file when known without reading it (Parquet), else None (for progress bars)."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (OSError, pa.ArrowException):
+            return None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# format readers: raw record batches with the file's own headers
+
+
+def _parquet_batches(path: Path, batch_size: int) -> Iterator[pa.Table]:
+    try:
+        reader = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    empty = True
+    for batch in reader.iter_batches(batch_size=batch_size):
+        empty = False
+        yield pa.Table.from_batches([batch])
+    if empty:
+        yield reader.schema_arrow.empty_table()
+
+
+def _excel_batches(path: Path, batch_size: int) -> Iterator[pa.Table]:
+    try:
+        frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises many types for a broken workbook
+        raise InputError(f"{path}: not a readable Excel workbook ({exc})") from None
+    frame.columns = [str(c) for c in frame.columns]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if table.num_rows == 0:
+        yield table
+    for start in range(0, table.num_rows, batch_size):
+        yield table.slice(start, batch_size)
+
+
+def _detect_encoding(path: Path) -> str:
+    head = path.read_bytes()[: 1 << 20] if path.stat().st_size <= 1 << 20 else _head(path)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8"
+    for candidate in ("utf-8", "gb18030"):
+        try:
+            codecs.getincrementaldecoder(candidate)().decode(head, final=False)
+            return candidate
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{path}: neither UTF-8 nor GBK/GB18030 text; pass --encoding")
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(1 << 20)
+
+
+def _csv_batches(path: Path, encoding: str | None, batch_size: int) -> Iterator[pa.Table]:
+    encoding = encoding or _detect_encoding(path)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"{path}: unknown encoding {encoding!r}") from None
+    try:
+        with path.open(encoding=encoding, newline="") as f:
+            header = next(csv.reader([f.readline()]), [])
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: line 1 is not valid {encoding}; try --encoding gbk or utf-8") from None
+    header = [h.lstrip("\ufeff") for h in header]
+    if not header or not any(h.strip() for h in header):
+        raise InputError(f"{path}: the file has no header row")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise InputError(f"{path}: column {dupes[0]!r} appears twice in the header")
+    read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 22, column_names=header, skip_rows=1)
+    convert = pacsv.ConvertOptions(
+        column_types={h: pa.string() for h in header},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    try:
+        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+        empty = True
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in reader:
+            empty = False
+            pending.append(batch)
+            rows += batch.num_rows
+            while rows >= batch_size:
+                table = pa.Table.from_batches(pending)
+                yield table.slice(0, batch_size)
+                rest = table.slice(batch_size)
+                pending, rows = rest.to_batches(), rest.num_rows
+        if rows:
+            yield pa.Table.from_batches(pending)
+        elif empty:
+            yield pa.schema([(h, pa.string()) for h in header]).empty_table()
+    except pa.ArrowInvalid as exc:
+        hint = "; hospital exports are often GBK: add --encoding gbk" if "UTF8" in str(exc) else ""
+        raise InputError(f"{path}: {exc}{hint}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# mapping onto the canonical schema
+
+
+def _column_mapping(path: Path, headers: list[str]) -> dict[str, list[str]]:
+    """Canonical column → the file's header(s) that feed it; numbered list headers are gathered in order."""
+    aliases = _aliases()
+    mapping: dict[str, list[str]] = {}
+    numbered: dict[str, list[tuple[int, str]]] = {}
+    for h in headers:
+        key = _key(h)
+        if key in aliases:
+            col = aliases[key]
+            if col in mapping and col not in LIST_COLUMNS:
+                continue  # the first of two aliases wins (e.g. setl_id before mdtrt_id in file order)
+            mapping.setdefault(col, []).append(h)
+            continue
+        m = re.fullmatch(r"(.*?)(\d+)", key)
+        if m and aliases.get(m.group(1)) in LIST_COLUMNS:
+            numbered.setdefault(aliases[m.group(1)], []).append((int(m.group(2)), h))
+    for col, items in numbered.items():
+        mapping.setdefault(col, []).extend(h for _, h in sorted(items))
+    for col in REQUIRED_COLUMNS:
+        if col not in mapping:
+            known = sorted(a for a, c in aliases.items() if c == col)
+            raise InputError(
+                f"{path}: required column {col!r} is missing (accepted headers: {', '.join(known)})"
+            )
+    return mapping
+
+
+def _canonical(raw: pa.Table, mapping: dict[str, list[str]]) -> pa.Table:
+    n = raw.num_rows
+    columns = []
+    for field in DISCHARGE_SCHEMA:
+        sources = mapping.get(field.name)
+        if not sources:
+            columns.append(pa.nulls(n, field.type))
+        elif field.name in LIST_COLUMNS:
+            columns.append(_code_list([raw.column(s) for s in sources]))
+        else:
+            columns.append(_convert(field, raw.column(sources[0])))
+    return pa.Table.from_arrays(columns, schema=DISCHARGE_SCHEMA)
+
+
+def _strings(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    s = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
+
+
+def _code_list(parts: list[pa.ChunkedArray]) -> pa.Array:
+    """One list<string> column from list columns or ``|``-separated text; numbered columns are joined in order."""
+    arrays = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
+    if len(arrays) == 1 and (pa.types.is_list(arrays[0].type) or pa.types.is_large_list(arrays[0].type)):
+        return arrays[0].cast(pa.list_(pa.string())).fill_null(pa.scalar([], pa.list_(pa.string())))
+    texts = [
+        pc.binary_join(a.cast(pa.list_(pa.string())), "|")
+        if pa.types.is_list(a.type)
+        else a.cast(pa.string())
+        for a in arrays
+    ]
+    text = pc.binary_join_element_wise(*(t.fill_null("") for t in texts), "|") if len(texts) > 1 else texts[0]
+    split = pc.split_pattern(text.fill_null(""), "|")
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(split))
+    keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
+    owner = pc.list_parent_indices(split).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(text) + 1, np.int32)
+    np.cumsum(np.bincount(owner[keep], minlength=len(text)), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pc.filter(flat, pa.array(keep)))
+
+
+def _convert(field: pa.Field, column: pa.ChunkedArray) -> pa.Array:
+    arr = column.combine_chunks()
+    if field.name in _value_maps():
+        text = _strings(arr)
+        keys, values = _value_maps()[field.name]
+        idx = pc.index_in(text, value_set=keys)
+        arr = pc.if_else(pc.is_valid(idx), pc.take(values, idx), text)
+    if arr.type == field.type and field.type != pa.string():
+        return arr
+    t = field.type
+    if pa.types.is_integer(t):
+        return _numbers(arr, pa.float64(), bad=-1).cast(pa.int64()).cast(t, safe=False)
+    if pa.types.is_floating(t):
+        if field.name in ("icu_hours", "vent_hours"):
+            arr = _duration_hours(_strings(arr))
+        return _numbers(arr, t, bad=None)
+    if pa.types.is_date(t):
+        return _dates(arr)
+    return _strings(arr)
+
+
+def _numbers(arr: pa.Array, typ: pa.DataType, bad: int | None) -> pa.Array:
+    """Numbers from text; a present but unreadable value becomes ``bad`` (-1 or null), an empty one null."""
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+        return arr.cast(typ)
+    text = _strings(arr)
+    ok = pc.match_substring_regex(text, _NUMBER)
+    parsed = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
+    if bad is not None:
+        parsed = pc.if_else(pc.and_(pc.is_valid(text), pc.invert(ok)), pa.scalar(float(bad)), parsed)
+    return parsed.cast(typ) if pa.types.is_floating(typ) else pc.floor(parsed)
+
+
+def _duration_hours(text: pa.Array) -> pa.Array:
+    """``天/小时/分钟`` text (``1/13/24`` = 37.4 h, records.md §2) to hours; plain numbers are hours already."""
+    parts = pc.split_pattern(text, "/")
+    n = pc.list_value_length(parts)
+    is_dhm = pc.fill_null(pc.equal(n, 3), False)
+    if not pc.any(is_dhm).as_py():
+        return text
+
+    def part(k):
+        return _numbers(
+            pc.list_element(pc.if_else(is_dhm, parts, pa.scalar(["0", "0", "0"])), k), pa.float64(), None
+        )
+
+    hours = pc.add(pc.add(pc.multiply(part(0), 24.0), part(1)), pc.divide(part(2), 60.0))
+    return pc.if_else(is_dhm, hours.cast(pa.string()), text)
+
+
+def _dates(arr: pa.Array) -> pa.Array:
+    """Dates from ``YYYY-MM-DD[ hh:mm:ss]``, ``YYYY/MM/DD``, ``YYYYMMDD``; unreadable → null."""
+    if pa.types.is_timestamp(arr.type):
+        return arr.cast(pa.date32())
+    text = _strings(arr)
+    dashed = pc.utf8_slice_codeunits(pc.replace_substring_regex(text, r"[/.]", "-"), 0, 10)
+    iso = pc.strptime(dashed, format="%Y-%m-%d", unit="s", error_is_null=True)
+    compact = pc.strptime(pc.utf8_slice_codeunits(text, 0, 8), format="%Y%m%d", unit="s", error_is_null=True)
+    return pc.coalesce(iso, compact).cast(pa.date32())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# writer
+
+
+def write_results(
+    tables: pa.Table | Iterable[pa.Table],
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    metadata: dict[str, str] | None = None,
+) -> int:
+    """Write result tables to ``.parquet``, ``.csv`` or ``.xlsx`` (by suffix) atomically; returns the row count.
+
+    The file appears only when everything was written (temp file + rename). ``metadata`` (codebook, policy
+    hashes, drgdip version) goes into the Parquet schema metadata, or a ``<file>.meta.json`` beside CSV/Excel.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists; pass --force to replace it")
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".xlsx"):
+        raise InputError(f"{path}: unknown output format {suffix!r} (use .parquet, .csv or .xlsx)")
+    if isinstance(tables, pa.Table):
+        tables = [tables]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rows = 0
+    try:
+        if suffix == ".parquet":
+            rows = _write_parquet(tables, tmp, metadata or {})
+        elif suffix == ".csv":
+            rows = _write_csv(tables, tmp)
+        else:
+            rows = _write_excel(tables, tmp, path)
+        if suffix != ".parquet" and metadata:
+            meta = path.with_name(path.name + ".meta.json")
+            meta.write_text(
+                json.dumps(metadata, ensure_ascii=False, indent=2, sort_keys=True) + "\n", "utf-8"
+            )
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return rows
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """Dictionary columns as plain strings (for CSV and Excel)."""
+    cols = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pa.table(cols, names=table.column_names)
+
+
+def _write_parquet(tables: Iterable[pa.Table], tmp: Path, metadata: dict[str, str]) -> int:
+    writer, rows = None, 0
+    try:
+        for t in tables:
+            if writer is None:
+                schema = t.schema.with_metadata(
+                    {**(t.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
+                )
+                writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            writer.write_table(t.replace_schema_metadata(writer.schema.metadata))
+            rows += t.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise InputError("nothing to write")
+    return rows
+
+
+def _write_csv(tables: Iterable[pa.Table], tmp: Path) -> int:
+    writer, rows = None, 0
+    with tmp.open("wb") as sink:
+        for t in tables:
+            t = _decoded(t)
+            if writer is None:
+                writer = pacsv.CSVWriter(sink, t.schema)
+            writer.write_table(t)
+            rows += t.num_rows
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _write_excel(tables: Iterable[pa.Table], tmp: Path, path: Path) -> int:
+    frames = []
+    rows = 0
+    for t in tables:
+        rows += t.num_rows
+        if rows > _EXCEL_MAX_ROWS:
+            raise InputError(
+                f"{path}: more than {_EXCEL_MAX_ROWS:,} rows do not fit in Excel; write .parquet or .csv"
+            )
+        frames.append(_decoded(t).to_pandas())
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    frame.to_excel(tmp, index=False, engine="openpyxl")
+    return rows

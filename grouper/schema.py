@@ -1,0 +1,41 @@
+"""Canonical discharge schema (出院病例 / 结算清单数据): one row per case, DESIGN.md §2."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+#: Canonical columns, in output order. Readers map aliases onto these names and cast to these types.
+DISCHARGE_SCHEMA = pa.schema(
+    [
+        pa.field("case_id", pa.string()),
+        pa.field("patient_id", pa.string()),
+        pa.field("hospital_id", pa.string()),
+        pa.field("insurance_type", pa.string()),
+        pa.field("sex", pa.int8()),
+        pa.field("age_years", pa.int16()),
+        pa.field("age_days", pa.int32()),
+        pa.field("birth_weight_g", pa.int32()),
+        pa.field("admission_weight_g", pa.int32()),
+        pa.field("admission_date", pa.date32()),
+        pa.field("discharge_date", pa.date32()),
+        pa.field("los_days", pa.int32()),
+        pa.field("discharge_mode", pa.int8()),
+        pa.field("department", pa.string()),
+        pa.field("principal_dx", pa.string()),
+        pa.field("other_dx", pa.list_(pa.string())),
+        pa.field("principal_proc", pa.string()),
+        pa.field("other_procs", pa.list_(pa.string())),
+        pa.field("icu_hours", pa.float64()),
+        pa.field("vent_hours", pa.float64()),
+        pa.field("total_cost", pa.float64()),
+        pa.field("fund_paid", pa.float64()),
+        pa.field("patient_paid", pa.float64()),
+        pa.field("payment_method", pa.string()),
+    ]
+)
+
+#: Columns a file must provide (directly or through an alias) to be grouped.
+REQUIRED_COLUMNS = ("case_id", "principal_dx")
+
+#: Columns that hold code lists (`|`-separated in flat files).
+LIST_COLUMNS = ("other_dx", "other_procs")

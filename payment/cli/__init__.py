@@ -1,0 +1,15 @@
+"""Command-line interface: ``drgdip group|catalog|weights|settle|audit|synth|demo``.
+
+Each command lives in its own module and registers itself on the shared app; commands are thin:
+parse options, call the public API, write.
+"""
+
+from __future__ import annotations
+
+from payment.cli import group  # noqa: F401  (registers the command)
+from payment.cli._app import app
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
