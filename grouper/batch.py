@@ -50,22 +50,29 @@ class DuplicateTracker:
     def flag(self, case_id: pa.Array) -> np.ndarray:
         """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier)."""
         h, valid = _hashes(case_id)
-        dup = np.zeros(len(h), np.bool_)
+        dup = _repeats(h) & valid
         for run in self._runs:
             pos = np.minimum(np.searchsorted(run, h), len(run) - 1)
-            dup |= run[pos] == h
-        _, first = np.unique(h, return_index=True)
-        later = np.ones(len(h), np.bool_)
-        later[first] = False
-        dup = (dup | later) & valid
-        self._add(np.unique(h[valid]))
+            dup |= (run[pos] == h) & valid
+        new = np.sort(h[valid & ~dup])
+        if len(new):
+            self._add(new)
         return dup
 
     def _add(self, run: np.ndarray) -> None:
-        self._runs.append(run)
+        self._runs.append(run)  # runs are disjoint, so merging is a sort of the two
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             last = self._runs.pop()
-            self._runs[-1] = np.union1d(self._runs[-1], last)
+            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]))
+
+
+def _repeats(h: np.ndarray) -> np.ndarray:
+    """Rows whose value occurred earlier in ``h`` (sort-based: numpy's hash unique is slow on uint64)."""
+    order = np.argsort(h, kind="stable")
+    s = h[order]
+    later = np.zeros(len(h), np.bool_)
+    later[order[1:]] = s[1:] == s[:-1]
+    return later
 
 
 def group_files(

@@ -25,7 +25,7 @@ from grouper.drg.rules import GateKind, QyTrigger, RuleKind, SeverityRule
 __all__ = ["Codebook", "CodebookError", "codebook_dir"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 class CodebookError(ValueError):
@@ -66,7 +66,7 @@ class Codebook:
     scheme: str
     fingerprint: str
     arrays: dict[str, np.ndarray] = field(repr=False)
-    _lookups: dict[str, tuple[pa.Array, np.ndarray]] = field(default_factory=dict, repr=False)
+    _lookups: dict[str, tuple[pd.Index, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, scheme: str | os.PathLike = "chs-drg-1.1", *, cache: bool = True) -> Codebook:
@@ -104,8 +104,8 @@ class Codebook:
         return encode_values(values, lambda distinct: self._lookup("proc", distinct))
 
     def _lookup(self, kind: str, distinct: pa.Array) -> np.ndarray:
-        if kind not in self._lookups:
-            self._lookups[kind] = (pa.array(self.arrays[f"{kind}_alias"]), self.arrays[f"{kind}_alias_id"])
+        if kind not in self._lookups:  # a hash index over the alias strings, built once per codebook
+            self._lookups[kind] = (pd.Index(self.arrays[f"{kind}_alias"]), self.arrays[f"{kind}_alias_id"])
         keys, ids = self._lookups[kind]
         clean = normalise_codes(distinct, kind)
         found = _index_in(clean, keys, ids)
@@ -116,8 +116,8 @@ class Codebook:
         return found
 
 
-def _index_in(values: pa.Array, keys: pa.Array, ids: np.ndarray) -> np.ndarray:
-    pos = pc.index_in(values, value_set=keys).fill_null(-1).to_numpy(zero_copy_only=False)
+def _index_in(values: pa.Array, keys: pd.Index, ids: np.ndarray) -> np.ndarray:
+    pos = keys.get_indexer(values.to_numpy(zero_copy_only=False))
     return np.where(pos >= 0, ids[pos], -1).astype(np.int32)
 
 
@@ -295,15 +295,17 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
     unknown_adrg = set(adrg_codes.adrg) - set(adrg.adrg)
     if unknown_adrg:
         raise CodebookError(f"{folder / 'adrg_codes.csv'}: codes for unknown ADRG {sorted(unknown_adrg)[0]}")
+    # list memberships stored by code: the ADRGs (and procedure group numbers) whose list holds each code,
+    # so that a kernel test "code ∈ list of ADRG a" scans the one to three entries of that code
     out = {}
     for lst, ids in (("zd", dx_id), ("ss", proc_id), ("ss1", proc_id)):
         rows = adrg_codes[adrg_codes.list == lst]
-        a = adrg_index[rows.adrg].to_numpy()
         code = ids[rows.code].to_numpy()
+        a = adrg_index[rows.adrg].to_numpy().astype(np.int16)
         grp = pd.to_numeric(rows.grp, errors="coerce").fillna(0).astype(np.int8).to_numpy()
-        order = np.lexsort((code, a))  # sorted ids within each ADRG: binary search in the kernel
-        off, vals, grps = _csr(a[order], n_adrg, code[order], grp[order])
-        out[f"{lst}_off"], out[f"{lst}_ids"] = off, vals
+        order = np.lexsort((a, code))
+        off, adrgs, grps = _csr(code[order], len(ids), a[order], grp[order])
+        out[f"{lst}_off"], out[f"{lst}_adrg"] = off, adrgs
         if lst == "ss":
             out["ss_grp"] = grps
     unknown_lists = set(adrg_codes.list) - {"zd", "ss", "ss1"}

@@ -18,7 +18,7 @@ Tables = namedtuple(
     "Tables",
     "dx_mdc_mask dx_part mcc_table cc_table cce_table proc_valid mdc_gate mdc_gate_param mdc_adrg_off "
     "adrg_rule adrg_age_days_max adrg_bw_min adrg_bw_lt adrg_dnf_off adrg_dnf_mask "
-    "zd_off zd_ids ss_off ss_ids ss_grp ss1_off ss1_ids adrg_drg_off drg_rule qy_after qy_trigger",
+    "zd_off zd_adrg ss_off ss_adrg ss_grp ss1_off ss1_adrg adrg_drg_off drg_rule qy_after qy_trigger",
 )
 
 #: adrg index of a case sent to the MDC's ambiguous group (歧义组)
@@ -43,59 +43,55 @@ _Q_ANY, _Q_PPROC = int(QyTrigger.ANYPROC_VALID), int(QyTrigger.PPROC_VALID)
 SEV_NONE, SEV_CC, SEV_MCC = 0, 1, 2
 
 
-@njit(cache=True)
-def _in_list(off, ids, a, code):
-    """Position of ``code`` in the sorted list of ADRG ``a``, or -1."""
+@njit(cache=True, inline="always")
+def _in_list(off, adrgs, a, code):
+    """Whether ``code`` is in ADRG ``a``'s list: a scan of the few ADRGs listing that code."""
     if code < 0:
-        return -1
-    lo, hi = off[a], off[a + 1]
-    i = lo + np.searchsorted(ids[lo:hi], code)
-    if i < hi and ids[i] == code:
-        return i
-    return -1
+        return False
+    for k in range(off[code], off[code + 1]):
+        if adrgs[k] == a:
+            return True
+    return False
 
 
-@njit(cache=True)
-def _any_proc_in(off, ids, a, pproc, oprocs):
-    if _in_list(off, ids, a, pproc) >= 0:
+@njit(cache=True, inline="always")
+def _any_proc_in(off, adrgs, a, pproc, oprocs):
+    if _in_list(off, adrgs, a, pproc):
         return True
     for p in oprocs:
-        if _in_list(off, ids, a, p) >= 0:
+        if _in_list(off, adrgs, a, p):
             return True
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _any_dx_in(t, a, pdx, odx):
-    if _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0:
+    if _in_list(t.zd_off, t.zd_adrg, a, pdx):
         return True
     for d in odx:
-        if _in_list(t.zd_off, t.zd_ids, a, d) >= 0:
+        if _in_list(t.zd_off, t.zd_adrg, a, d):
             return True
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _valid(t, p):
     return p >= 0 and t.proc_valid[p]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _groups_of(t, a, code):
     """Bit set of the procedure groups (params.groups numbers) that ``code`` carries in ADRG ``a``'s ss list."""
-    i = _in_list(t.ss_off, t.ss_ids, a, code)
     bits = np.uint32(0)
-    if i < 0:
+    if code < 0:
         return bits
-    while i > t.ss_off[a] and t.ss_ids[i - 1] == code:  # leftmost of a code listed in several groups
-        i -= 1
-    while i < t.ss_off[a + 1] and t.ss_ids[i] == code:
-        bits |= np.uint32(1) << np.uint32(t.ss_grp[i])
-        i += 1
+    for k in range(t.ss_off[code], t.ss_off[code + 1]):
+        if t.ss_adrg[k] == a:
+            bits |= np.uint32(1) << np.uint32(t.ss_grp[k])
     return bits
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _proc_groups_match(t, a, pproc, oprocs):
     found = _groups_of(t, a, pproc)
     for p in oprocs:
@@ -107,24 +103,24 @@ def _proc_groups_match(t, a, pproc, oprocs):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _adrg_matches(t, a, pdx, odx, pproc, oprocs, age_days, weight):
     """One branch per rule kind (RuleKind); RULES.md §3."""
     r = t.adrg_rule[a]
     if r == _R_PDX:
-        return _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0
+        return _in_list(t.zd_off, t.zd_adrg, a, pdx)
     if r == _R_PPROC:
-        return _in_list(t.ss_off, t.ss_ids, a, pproc) >= 0
+        return _in_list(t.ss_off, t.ss_adrg, a, pproc)
     if r == _R_PDX_PPROC:
-        return _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0 and _in_list(t.ss_off, t.ss_ids, a, pproc) >= 0
+        return _in_list(t.zd_off, t.zd_adrg, a, pdx) and _in_list(t.ss_off, t.ss_adrg, a, pproc)
     if r == _R_ANYPROC_BOTH or r == _R_PDX_ANYPROC_BOTH:
-        if r == _R_PDX_ANYPROC_BOTH and _in_list(t.zd_off, t.zd_ids, a, pdx) < 0:
+        if r == _R_PDX_ANYPROC_BOTH and not _in_list(t.zd_off, t.zd_adrg, a, pdx):
             return False
-        return _any_proc_in(t.ss_off, t.ss_ids, a, pproc, oprocs) and _any_proc_in(
-            t.ss1_off, t.ss1_ids, a, pproc, oprocs
+        return _any_proc_in(t.ss_off, t.ss_adrg, a, pproc, oprocs) and _any_proc_in(
+            t.ss1_off, t.ss1_adrg, a, pproc, oprocs
         )
     if r == _R_GROUPS:
-        return _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0 and _proc_groups_match(t, a, pproc, oprocs)
+        return _in_list(t.zd_off, t.zd_adrg, a, pdx) and _proc_groups_match(t, a, pproc, oprocs)
     if r == _R_PPROC_VALID:
         return _valid(t, pproc)
     if r == _R_ANYDX_PPROC_VALID:
@@ -137,9 +133,9 @@ def _adrg_matches(t, a, pdx, odx, pproc, oprocs, age_days, weight):
                 return False
         return True
     if r == _R_NB_PPROC:
-        return age_days <= t.adrg_age_days_max[a] and _in_list(t.ss_off, t.ss_ids, a, pproc) >= 0
+        return age_days <= t.adrg_age_days_max[a] and _in_list(t.ss_off, t.ss_adrg, a, pproc)
     if r == _R_NB_PDX:
-        return age_days <= t.adrg_age_days_max[a] and _in_list(t.zd_off, t.zd_ids, a, pdx) >= 0
+        return age_days <= t.adrg_age_days_max[a] and _in_list(t.zd_off, t.zd_adrg, a, pdx)
     if r == _R_NB_ANYDX_BW:
         return (
             age_days <= t.adrg_age_days_max[a]
@@ -150,7 +146,7 @@ def _adrg_matches(t, a, pdx, odx, pproc, oprocs, age_days, weight):
     return r == _R_ALWAYS
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gate_passes(t, m, pdx, odx, pproc, sex, age_years):
     """One branch per MDC gate kind (GateKind); RULES.md §2."""
     g = t.mdc_gate[m]
@@ -177,7 +173,7 @@ def _gate_passes(t, m, pdx, odx, pproc, sex, age_years):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _qy_triggered(t, m, pproc, oprocs):
     if t.qy_trigger[m] == _Q_PPROC:
         return _valid(t, pproc)
@@ -189,7 +185,7 @@ def _qy_triggered(t, m, pproc, oprocs):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _severity(t, pdx, odx):
     """(severity, dx id that set it): MCC/CC over the other diagnoses, excluding the principal's 排除表."""
     excl = t.cce_table[pdx] if pdx >= 0 else -1
@@ -208,7 +204,7 @@ def _severity(t, pdx, odx):
     return SEV_NONE, -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _resolve_drg(t, a, severity, n_odx):
     for k in range(t.adrg_drg_off[a], t.adrg_drg_off[a + 1]):
         r = t.drg_rule[k]
@@ -240,13 +236,23 @@ def group_cases(
     severity_dx = np.full(n, -1, np.int32)
     first_gate = np.full(n, -1, np.int8)
     n_mdc = t.mdc_gate.shape[0]
+    # every gate but PPROC_VALID needs the principal in the MDC's list: only those MDCs (and MDCA) are candidates
+    pproc_gated = np.uint32(0)
+    for m in range(n_mdc):
+        if t.mdc_gate[m] == _G_PPROC_VALID:
+            pproc_gated |= np.uint32(1) << np.uint32(m)
     for i in prange(n):
         if skip[i]:
             continue
         odx = odx_ids[odx_off[i] : odx_off[i + 1]]
         oprocs = oproc_ids[oproc_off[i] : oproc_off[i + 1]]
         p, pp = pdx[i], pproc[i]
+        candidates = (t.dx_mdc_mask[p] if p >= 0 else np.uint32(0)) | (
+            pproc_gated if _valid(t, pp) else np.uint32(0)
+        )
         for m in range(n_mdc):
+            if not (candidates >> np.uint32(m)) & np.uint32(1):
+                continue
             if not _gate_passes(t, m, p, odx, pp, sex[i], age_years[i]):
                 continue
             if first_gate[i] < 0:

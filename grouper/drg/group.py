@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper.batch import DuplicateTracker
 from grouper.codebook import Codebook
 from grouper.drg import _kernel
 from grouper.drg.rules import GateKind, RuleKind
@@ -154,9 +155,11 @@ def _encode_list(arr: pa.Array, encode) -> tuple[np.ndarray, np.ndarray, np.ndar
     np.cumsum(lengths, out=offsets[1:])
     flat = pc.list_flatten(arr)
     ids = encode(flat)
-    present = pc.is_valid(_strings(flat)).to_numpy(zero_copy_only=False)
-    owner = np.repeat(np.arange(len(arr)), lengths)
-    unknown = np.bincount(owner[present & (ids < 0)], minlength=len(arr)) > 0
+    missing = np.flatnonzero(ids < 0)  # few: only these strings are inspected (empty items are not unknown)
+    present = pc.is_valid(_strings(flat.take(pa.array(missing)))).to_numpy(zero_copy_only=False)
+    owner = np.searchsorted(offsets, missing[present], side="right") - 1
+    unknown = np.zeros(len(arr), np.bool_)
+    unknown[owner] = True
     return offsets, ids, unknown
 
 
@@ -189,16 +192,7 @@ def _los_invalid(col: dict[str, pa.Array]) -> np.ndarray:
 
 def _duplicated(case_id: pa.Array) -> np.ndarray:
     """Rows whose case_id occurred earlier in the same table (the first occurrence is not flagged)."""
-    codes = (
-        pc.dictionary_encode(case_id.cast(pa.string())).indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    )
-    dup = np.zeros(len(codes), np.bool_)
-    valid = codes >= 0
-    _, first = np.unique(codes[valid], return_index=True)
-    where = np.flatnonzero(valid)
-    dup[where] = True
-    dup[where[first]] = False
-    return dup
+    return DuplicateTracker().flag(case_id)
 
 
 def _labels(idx: np.ndarray, labels: np.ndarray, missing: str, index: list[int] | None = None) -> pa.Array:

@@ -1,0 +1,286 @@
+"""DRG relative weights (相对权重, RW) from past years of grouped cases: trimmed, year-weighted, ADRG fallback.
+
+reference/chs-drg.md §7.1: ``RW_g = mean_cost(DRG g, trimmed) / mean_cost(all cases, trimmed)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from grouper._history import (
+    TrimSpec,
+    data_years,
+    fingerprint,
+    group_stats,
+    params_from_meta,
+    params_to_meta,
+    read_fitted,
+    weighted_mean,
+    write_fitted,
+    year_weights,
+)
+
+__all__ = ["WEIGHTS_SCHEMA", "DrgWeights"]
+
+#: Columns of a weights table, in file order.
+WEIGHTS_SCHEMA = pa.schema(
+    [
+        pa.field("drg", pa.string(), nullable=False),
+        pa.field("adrg", pa.string(), nullable=False),
+        pa.field("rw", pa.float64()),
+        pa.field("basis", pa.string(), nullable=False),  # "drg", or "adrg" for a thin DRG
+        pa.field("avg_cost", pa.float64()),
+        pa.field("cv", pa.float64()),
+        pa.field("n_cases", pa.int64()),
+        pa.field("n_trimmed", pa.int64()),
+        pa.field("avg_los", pa.float64()),
+    ]
+)
+_META_KEY = "drgdip.weights"
+
+
+class DrgWeights:
+    """DRG relative weights (相对权重) fitted on grouped history (scikit-learn style: settings, fit, ``_``).
+
+    Parameters
+    ----------
+    years : tuple of int or None
+        Data years used, oldest first; ``None`` = the ``len(year_weights)`` years ending with the latest year seen.
+    year_weights : tuple of float
+        Weight per year, oldest first (default 1:2:7), renormalised over the years a DRG has.
+    year_weighting : {"means", "cases"}
+        Weights on yearly means (default) or on cases (reference/dip.md §4.3).
+    min_n : int
+        A DRG with fewer cases takes the weight of its ADRG (all the ADRG's cases pooled; default 10 — an
+        assumption, no official figure).
+    exclude_drgs : tuple of str
+        DRG codes never weighted and left out of the all-case mean (default the ungroupable ``0000``); codes ending
+        in ``QY`` (歧义组) are always left out.
+    trim, trim_limits, trim_k, trim_min_n
+        Trimming within each DRG (and each ADRG for the fallback): ``percentile`` P2.5/P97.5 (default), ``iqr``,
+        ``log_sd`` or ``none``; groups under ``trim_min_n`` (25) are not trimmed (reference/chs-drg.md §7.1).
+    max_trim_rate : float
+        ``warnings_`` notes an overall trimmed share above this (default 0.08).
+    cv_ddof : {1, 0}
+        SD divisor for the CV (default 1).
+
+    Attributes
+    ----------
+    weights_ : pa.Table
+        One row per DRG, columns of :data:`WEIGHTS_SCHEMA`, sorted by ``drg``.
+    overall_mean_ : float
+        Year-weighted trimmed mean cost of all cases (the RW denominator), yuan.
+    years_, year_weights_ : tuple
+    n_cases_, n_excluded_, n_trimmed_ : int, dict, int
+    history_ : dict
+        Fingerprint of the history (years, rows, SHA-256).
+    warnings_ : list of str
+
+    Examples
+    --------
+    reference/chs-drg.md §7.1 (TEST VECTOR DRG-RW): trimmed DRG mean 20,500 over an all-case trimmed mean 10,250 →
+    RW 2.0; see tests/grouper/drg/data_weights/vectors.toml.
+    """
+
+    def __init__(
+        self,
+        *,
+        years: tuple[int, ...] | None = None,
+        year_weights: tuple[float, ...] = (0.1, 0.2, 0.7),
+        year_weighting: str = "means",
+        min_n: int = 10,
+        exclude_drgs: tuple[str, ...] = ("0000",),
+        trim: str = "percentile",
+        trim_limits: tuple[float, float] = (0.025, 0.975),
+        trim_k: float | None = None,
+        trim_min_n: int = 25,
+        max_trim_rate: float = 0.08,
+        cv_ddof: int = 1,
+    ) -> None:
+        self.years = years
+        self.year_weights = year_weights
+        self.year_weighting = year_weighting
+        self.min_n = min_n
+        self.exclude_drgs = exclude_drgs
+        self.trim = trim
+        self.trim_limits = trim_limits
+        self.trim_k = trim_k
+        self.trim_min_n = trim_min_n
+        self.max_trim_rate = max_trim_rate
+        self.cv_ddof = cv_ddof
+
+    def get_params(self) -> dict:
+        """The settings, by name, as given to the constructor."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
+
+    def _check(self) -> TrimSpec:
+        if self.year_weighting not in ("means", "cases"):
+            raise ValueError(f"year_weighting: {self.year_weighting!r} is not one of means, cases")
+        if int(self.min_n) != self.min_n or self.min_n < 1:
+            raise ValueError(f"min_n: a positive case count, got {self.min_n!r}")
+        if self.cv_ddof not in (0, 1):
+            raise ValueError(f"cv_ddof: must be 0 or 1, got {self.cv_ddof!r}")
+        return TrimSpec(self.trim, tuple(self.trim_limits), self.trim_k, self.trim_min_n)
+
+    def fit(self, history: pa.Table) -> DrgWeights:
+        """Learn the weights.
+
+        Parameters
+        ----------
+        history : pa.Table
+            Grouped cases: ``drg``, ``total_cost`` (yuan), ``year`` or ``discharge_date``; optional ``adrg``
+            (default: the first three characters of ``drg``) and ``los_days``.
+
+        Returns
+        -------
+        DrgWeights
+            ``self``.
+        """
+        spec = self._check()
+        for col in ("drg", "total_cost"):
+            if col not in history.column_names:
+                raise ValueError(f"history: missing column {col!r}")
+        years = data_years(history)
+        window, w = year_weights(years, self.years, self.year_weights)
+        drg_all = pc.utf8_trim_whitespace(history.column("drg").cast(pa.string())).fill_null("")
+        cost = history.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+        in_window = np.isin(years, window)
+        cost_ok = np.isfinite(cost) & (cost > 0)
+        excluded = pc.is_in(drg_all, value_set=pa.array([*self.exclude_drgs, ""], pa.string()))
+        excluded = pc.or_(excluded, pc.ends_with(drg_all, "QY")).to_numpy(zero_copy_only=False)
+        use = in_window & cost_ok & ~excluded
+        self.n_excluded_ = {
+            "year_outside": int((~in_window).sum()),
+            "cost_invalid": int((in_window & ~cost_ok).sum()),
+            "drg_excluded": int((in_window & cost_ok & excluded).sum()),
+        }
+        if not use.any():
+            reasons = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.n_excluded_.items() if v)
+            raise ValueError(f"history: no usable case ({reasons or 'empty'})")
+        rows = pa.array(np.flatnonzero(use))
+        drg = pc.take(drg_all, rows)
+        if "adrg" in history.column_names:
+            adrg = pc.take(history.column("adrg").cast(pa.string()).fill_null(""), rows)
+        else:
+            adrg = pc.utf8_slice_codeunits(drg, 0, 3)
+        cost = cost[use]
+        yid = np.searchsorted(np.asarray(window), years[use]).astype(np.int64)
+        los = (
+            history.column("los_days").cast(pa.float64()).fill_null(np.nan).to_numpy()[use]
+            if ("los_days" in history.column_names)
+            else np.full(cost.size, np.nan)
+        )
+
+        denc = pc.dictionary_encode(drg).combine_chunks()
+        gid, codes = denc.indices.to_numpy().astype(np.int64), denc.dictionary
+        aenc = pc.dictionary_encode(adrg).combine_chunks()
+        aid = aenc.indices.to_numpy().astype(np.int64)
+        ng, na = len(codes), len(aenc.dictionary)
+        kw = {"trim": spec, "mode": self.year_weighting, "ddof": self.cv_ddof}
+        d, keep = group_stats(cost, gid, yid, ng, w, **kw)
+        a, _ = group_stats(cost, aid, yid, na, w, **kw)
+        drg_adrg = np.zeros(ng, dtype=np.int64)
+        drg_adrg[gid] = aid
+        thin = d.n < self.min_n
+        mean = np.where(thin, a.mean[drg_adrg], d.mean)
+        avg_los = weighted_mean(los, gid, yid, keep & np.isfinite(los), ng, w, self.year_weighting)
+        table = pa.table(
+            {
+                "drg": codes,
+                "adrg": aenc.dictionary.take(pa.array(drg_adrg)),
+                "rw": pa.array(mean / d.overall_mean, from_pandas=True),
+                "basis": pa.array(np.where(thin, "adrg", "drg")),
+                "avg_cost": pa.array(mean, from_pandas=True),
+                "cv": pa.array(np.where(thin, a.cv[drg_adrg], d.cv), from_pandas=True),
+                "n_cases": d.n,
+                "n_trimmed": d.n - d.n_kept,
+                "avg_los": pa.array(avg_los, from_pandas=True),
+            },
+            schema=WEIGHTS_SCHEMA,
+        )
+        self.weights_ = table.sort_by("drg")
+        self.overall_mean_ = float(d.overall_mean)
+        self.years_, self.year_weights_ = tuple(window), tuple(float(x) for x in w)
+        self.n_cases_ = int(cost.size)
+        self.n_trimmed_ = int((d.n - d.n_kept).sum())
+        self.history_ = fingerprint(
+            history, ["year", "discharge_date", "drg", "adrg", "total_cost", "los_days"], years
+        )
+        self.warnings_ = []
+        thin_adrg = int((thin & (a.n[drg_adrg] < self.min_n)).sum())
+        if thin_adrg:
+            self.warnings_.append(f"{thin_adrg} DRG(s) below min_n whose ADRG is also below min_n")
+        rate = self.n_trimmed_ / max(self.n_cases_, 1)
+        if rate > self.max_trim_rate:
+            self.warnings_.append(
+                f"trimmed {rate:.1%} of cases, more than max_trim_rate {self.max_trim_rate:.1%}"
+            )
+        return self
+
+    def apply(self, cases: pa.Table) -> np.ndarray:
+        """RW per case from its ``drg`` (NaN for a DRG without a weight); never refits.
+
+        Returns
+        -------
+        ndarray of float64
+        """
+        self._fitted()
+        idx = pc.index_in(cases.column("drg").cast(pa.string()), value_set=self.weights_.column("drg"))
+        rw = self.weights_.column("rw").combine_chunks().fill_null(np.nan).to_numpy()
+        pos = idx.fill_null(-1).to_numpy()
+        return np.where(pos >= 0, np.append(rw, np.nan)[pos], np.nan)
+
+    def _fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise ValueError("DrgWeights: call fit() first")
+
+    def metadata(self) -> dict:
+        """Settings, history fingerprint and summary figures, as written beside the table."""
+        self._fitted()
+        return {
+            "overall_mean": self.overall_mean_,
+            "years": list(self.years_),
+            "year_weights_normalised": list(self.year_weights_),
+            "n_cases": self.n_cases_,
+            "n_trimmed": self.n_trimmed_,
+            "n_excluded": dict(self.n_excluded_),
+            "history": self.history_,
+            "params": params_to_meta(self.get_params()),
+            "builder": f"drgdip {_drgdip_version()} grouper.drg.weights.DrgWeights",
+        }
+
+    def to_parquet(self, path) -> Path:
+        """Write the weights as Parquet, settings and fingerprint (JSON) in the schema metadata; atomic."""
+        return write_fitted(self.weights_, self.metadata(), path, _META_KEY)
+
+    def to_csv(self, path) -> Path:
+        """Write the weights as CSV with ``<stem>.params.toml`` beside it; atomic."""
+        return write_fitted(self.weights_, self.metadata(), path, _META_KEY)
+
+    @classmethod
+    def read(cls, path) -> DrgWeights:
+        """Load weights written by :meth:`to_parquet` or :meth:`to_csv` (settings restored; no refit, no pickle)."""
+        table, meta = read_fitted(path, _META_KEY, WEIGHTS_SCHEMA)
+        est = cls(**params_from_meta(meta, ("years", "trim_k")))
+        est.weights_ = table
+        est.overall_mean_ = float(meta["overall_mean"])
+        est.years_ = tuple(int(y) for y in meta["years"])
+        est.year_weights_ = tuple(float(x) for x in meta["year_weights_normalised"])
+        est.n_cases_, est.n_trimmed_ = int(meta["n_cases"]), int(meta["n_trimmed"])
+        est.n_excluded_ = dict(meta["n_excluded"])
+        est.history_ = dict(meta["history"])
+        est.warnings_ = []
+        return est
+
+
+def _drgdip_version() -> str:
+    try:
+        return version("drgdip")
+    except PackageNotFoundError:
+        return "unknown"
