@@ -2,6 +2,7 @@
 
 from grouper.batch import group_files
 from grouper.codebook import Codebook, CodebookError
+from grouper.dip import Catalogue, CatalogueError, DipStatus, group_dip, read_catalogue
 from grouper.drg.group import group_drg
 from grouper.io import InputError, read_discharges, write_results
 from grouper.schema import DISCHARGE_SCHEMA
@@ -11,13 +12,18 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DISCHARGE_SCHEMA",
+    "Catalogue",
+    "CatalogueError",
     "Codebook",
     "CodebookError",
+    "DipStatus",
     "InputError",
     "Status",
     "__version__",
+    "group_dip",
     "group_drg",
     "group_files",
+    "read_catalogue",
     "read_discharges",
     "write_results",
 ]

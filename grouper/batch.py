@@ -15,7 +15,7 @@ from numba import njit
 
 from grouper.io import BATCH_SIZE, read_discharges
 
-__all__ = ["DuplicateTracker", "group_files"]
+__all__ = ["DuplicateTracker", "duplicated", "group_files"]
 
 
 @njit(cache=True)
@@ -64,6 +64,11 @@ class DuplicateTracker:
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             last = self._runs.pop()
             self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]))
+
+
+def duplicated(case_id: pa.Array) -> np.ndarray:
+    """Rows whose case_id occurred earlier in the same array (the first occurrence is not flagged; nulls never)."""
+    return DuplicateTracker().flag(case_id)
 
 
 def _repeats(h: np.ndarray) -> np.ndarray:

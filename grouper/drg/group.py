@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.batch import DuplicateTracker
+from grouper.batch import duplicated
 from grouper.codebook import Codebook
 from grouper.drg import _kernel
 from grouper.drg.rules import GateKind, RuleKind
@@ -96,7 +96,7 @@ def group_drg(
     mode_bad = pc.is_valid(mode).to_numpy(False) & ~pc.is_in(mode, value_set=_DISCHARGE_MODES).to_numpy(False)
     _raise(status, warn & mode_bad, Status.DISCHARGE_MODE_UNKNOWN)
     if duplicate is None:
-        duplicate = _duplicated(col["case_id"])
+        duplicate = duplicated(col["case_id"])
     _raise(status, duplicate, Status.DUPLICATE_CASE)
 
     out = {
@@ -188,11 +188,6 @@ def _los_invalid(col: dict[str, pa.Array]) -> np.ndarray:
     bad = pc.or_kleene(pc.less(los, 0), pc.less(span, 0))
     bad = pc.or_kleene(bad, pc.not_equal(expected, los.cast(expected.type)))
     return bad.fill_null(False).to_numpy(zero_copy_only=False)
-
-
-def _duplicated(case_id: pa.Array) -> np.ndarray:
-    """Rows whose case_id occurred earlier in the same table (the first occurrence is not flagged)."""
-    return DuplicateTracker().flag(case_id)
 
 
 def _labels(idx: np.ndarray, labels: np.ndarray, missing: str, index: list[int] | None = None) -> pa.Array:

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 import grouper
 from grouper.batch import group_files
 from grouper.codebook import Codebook, CodebookError
+from grouper.dip import CatalogueError, group_dip, read_catalogue, read_procedure_tiers
 from grouper.io import InputError, count_rows, write_results
 from payment.cli._app import (
     DEBUG,
@@ -34,7 +35,17 @@ def group(
         ..., help="Discharge files: CSV (UTF-8 or GBK), Excel (.xlsx) or Parquet."
     ),
     out: Path = OUT,
-    scheme: str = typer.Option("chs-drg-1.1", help="Codebook: chs-drg-1.1, or dip (needs --catalogue)."),
+    scheme: str = typer.Option(
+        "chs-drg-1.1", help="chs-drg-1.1 (CHS-DRG codebook) or dip (needs --catalogue)."
+    ),
+    catalogue: str = typer.Option(
+        None,
+        help="DIP catalogue (目录库): a shipped name such as pingdingshan-2025, or a .csv/.parquet file.",
+    ),
+    tiers: Path = typer.Option(
+        None, help="DIP: a region's procedure tier table (code,tier) over the default."
+    ),
+    tie_break: str = typer.Option("national", help="DIP: tie-break profile of codebooks/dip/grouping.toml."),
     explain: bool = typer.Option(
         False, "--explain", help="Add a `reason` column: why each case landed there."
     ),
@@ -43,24 +54,16 @@ def group(
     force: bool = FORCE,
     debug: bool = DEBUG,
 ) -> None:
-    """Group discharge records into CHS-DRG groups (mdc, adrg, drg, drg_status); output by suffix of --out."""
+    """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
     try:
         check_output(out, force)
-        codebook = Codebook.load(scheme)
-        metadata = {
-            "drgdip.version": grouper.__version__,
-            "drgdip.codebook": codebook.scheme,
-            "drgdip.codebook_sha256": codebook.fingerprint,
-        }
-
-        def run(table: pa.Table, duplicate) -> pa.Table:
-            return grouper.group_drg(table, codebook, explain=explain, duplicate=duplicate)
-
+        run, metadata, status_column = _grouping(scheme, catalogue, tiers, tie_break, explain)
         counts: collections.Counter[str] = collections.Counter()
 
         def tally(tables):
             for t in tables:
-                counts.update(_count(t))
+                vc = t.column(status_column).combine_chunks().cast(pa.string()).value_counts()
+                counts.update({str(v["values"]): int(v["counts"]) for v in vc.to_pylist()})
                 yield t
 
         totals = [count_rows(p) for p in inputs]
@@ -77,13 +80,53 @@ def group(
             task = bar.add_task("group", total=total)
             results = group_files(inputs, run, encoding=encoding, on_batch=lambda n: bar.advance(task, n))
             rows = write_results(tally(results), out, overwrite=force, metadata=metadata)
-    except (InputError, CodebookError, UserError) as exc:
+    except (InputError, CodebookError, CatalogueError, UserError) as exc:
         fail(str(exc), debug)
     if not quiet:
-        summary = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
-        console.print(f"{rows:,} cases grouped with {codebook.scheme} → {out}: {summary}", highlight=False)
+        summary = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        console.print(
+            f"{rows:,} cases grouped ({metadata['drgdip.scheme']}) → {out}: {summary}", highlight=False
+        )
 
 
-def _count(table: pa.Table) -> dict[str, int]:
-    vc = table.column("drg_status").combine_chunks().cast(pa.string()).value_counts()
-    return {str(v["values"]): int(v["counts"]) for v in vc.to_pylist()}
+def _grouping(scheme: str, catalogue: str | None, tiers: Path | None, tie_break: str, explain: bool):
+    """The batch function, the output metadata and the status column of a scheme."""
+    codebook = Codebook.load("chs-drg-1.1" if scheme == "dip" else scheme)
+    metadata = {
+        "drgdip.version": grouper.__version__,
+        "drgdip.scheme": scheme,
+        "drgdip.codebook": codebook.scheme,
+        "drgdip.codebook_sha256": codebook.fingerprint,
+    }
+    if scheme != "dip":
+        if catalogue:
+            raise UserError("--catalogue is for --scheme dip")
+
+        def run_drg(table: pa.Table, duplicate) -> pa.Table:
+            return grouper.group_drg(table, codebook, explain=explain, duplicate=duplicate)
+
+        return run_drg, metadata, "drg_status"
+    if not catalogue:
+        raise UserError("--scheme dip needs --catalogue (e.g. pingdingshan-2025, or a catalogue file)")
+    cat = read_catalogue(catalogue)
+    proc_tiers = read_procedure_tiers(tiers)
+    metadata.update(
+        {
+            "drgdip.catalogue": cat.name,
+            "drgdip.catalogue_sha256": cat.fingerprint,
+            "drgdip.tiers_sha256": proc_tiers.fingerprint,
+        }
+    )
+
+    def run_dip(table: pa.Table, duplicate) -> pa.Table:
+        return group_dip(
+            table,
+            cat,
+            tiers=proc_tiers,
+            codebook=codebook,
+            tie_break=tie_break,
+            explain=explain,
+            duplicate=duplicate,
+        )
+
+    return run_dip, metadata, "dip_status"

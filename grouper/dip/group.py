@@ -1,0 +1,584 @@
+"""Vectorized DIP grouper (DIP 分组): cases → 先期分组 / 核心病种 / 综合病种 / 空白病种 of a catalogue.
+
+Layers (reference/dip.md §3.1): clean → 先期分组 (rules in ``codebooks/dip/priority_rules.csv``, active only
+for groups the catalogue lists with kind ``priority``) → core groups on (亚目, main procedure, related-procedure
+set) → 综合 on (类目, treatment tier) → the blank group ``KBBZ`` if the catalogue has one → unmatched.
+
+Strings are handled once per distinct value (dictionary encoding); cases become integer keys and CSR procedure
+arrays, and the per-case set matching runs in a numba kernel (``grouper.dip._kernel``).
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from grouper.batch import duplicated
+from grouper.codes import encode_values, normalise_codes
+from grouper.dip import _kernel
+from grouper.dip.catalogue import TIERS, Catalogue, CatalogueError, read_catalogue
+from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
+
+__all__ = ["DIP_RESULT_SCHEMA", "DipStatus", "group_dip", "tie_break_profiles"]
+
+_CODEBOOKS = Path(__file__).resolve().parents[2] / "codebooks" / "dip"
+_CONSERVATIVE, _SURGERY = TIERS.index("conservative"), TIERS.index("surgery")
+
+
+class DipStatus(IntEnum):
+    """DIP case status (DIP 入组状态). Lower value = less severe; a case reports its highest code.
+
+    Codes shared with :class:`grouper.status.Status` keep its numbers.
+    """
+
+    OK = 0  #: grouped into a core (核心病种) or priority (先期分组) group
+    COMPREHENSIVE = 1  #: grouped into a 综合病种 (类目 × treatment tier)
+    CODE_UNKNOWN = 11  #: a procedure is not in the dictionary; it was left out of grouping
+    BLANK = 20  #: no core or 综合 group; put in the catalogue's 空白病种 ``KBBZ``
+    UNMATCHED = 31  #: no group at all (the catalogue has no ``KBBZ``); 未入组
+    PDX_UNKNOWN = 33  #: principal diagnosis not a known code (or an asterisk code) after normalisation
+    PDX_MISSING = 34  #: no principal diagnosis
+    NEWBORN_DATA_MISSING = (
+        37  #: a low-birth-weight 先期分组 could apply but birth weight or age in days is missing
+    )
+    DUPLICATE_CASE = 39  #: case_id seen earlier in the table; grouped, but never paid twice
+
+    @property
+    def is_error(self) -> bool:
+        """True when the case has no payable regular group."""
+        return self >= 30
+
+
+#: Columns of the grouping result, in order (``reason`` only with ``explain=True``).
+DIP_RESULT_SCHEMA = pa.schema(
+    [
+        ("case_id", pa.string()),
+        ("dip_group", pa.string()),
+        ("dip_kind", pa.string()),
+        ("dip_score", pa.float64()),
+        ("aux_type", pa.string()),
+        ("aux_coef", pa.float64()),
+        ("dip_status", pa.string()),
+    ]
+)
+
+# layer of each case, for ``reason``; index = layer code
+_LAYERS = (
+    "error: no principal diagnosis",
+    "error: principal diagnosis is not a known code",
+    "error: newborn principal diagnosis of a low-birth-weight group without birth weight or age in days",
+    "先期分组: priority rule",
+    "core: 亚目 + main procedure + all related procedures of the group present",
+    "core conservative: 亚目, no main procedure",
+    "综合: no core group for 亚目 + main procedure; 类目 × treatment tier",
+    "blank KBBZ: no core or 综合 group",
+    "unmatched: no core or 综合 group and no KBBZ in the catalogue",
+)
+_L_PDX_MISSING, _L_PDX_UNKNOWN, _L_NEWBORN, _L_PRIORITY, _L_CORE, _L_CONS, _L_COMP, _L_BLANK, _L_NONE = range(
+    9
+)
+
+
+def tie_break_profiles() -> dict[str, tuple[str, ...]]:
+    """Tie-break profiles of ``codebooks/dip/grouping.toml``: name → criterion kinds, in order."""
+    data = tomllib.loads((_CODEBOOKS / "grouping.toml").read_text(encoding="utf-8"))
+    return {name: tuple(crit) for name, crit in data["tie_break"].items()}
+
+
+def _criteria(tie_break: str | Sequence[str]) -> np.ndarray:
+    if isinstance(tie_break, str):
+        profiles = tie_break_profiles()
+        if tie_break not in profiles:
+            raise CatalogueError(f"tie_break: unknown profile {tie_break!r} (known: {', '.join(profiles)})")
+        tie_break = profiles[tie_break]
+    bad = [c for c in tie_break if c not in _kernel.CRITERIA]
+    if bad:
+        raise CatalogueError(
+            f"tie_break: unknown criterion {bad[0]!r} (known: {', '.join(_kernel.CRITERIA)})"
+        )
+    return np.array([_kernel.CRITERIA[c] for c in tie_break], np.int8)
+
+
+@dataclass(frozen=True)
+class _PriorityRule:
+    row: int  # catalogue row
+    kind: str
+    procs: tuple[str, ...]
+    pdx_category: tuple[str, ...]
+    max_age_days: int
+    bw_range: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A catalogue compiled to integer keys for one tier table."""
+
+    subs: pa.Array  # core 亚目 keys, upper case
+    cats: pa.Array  # 类目 keys of 综合 groups and low-birth-weight rules, upper case
+    pvocab: pa.Array  # procedure codes of core groups and priority rules
+    stride: int
+    u_key: np.ndarray
+    u_start: np.ndarray
+    u_end: np.ndarray
+    g_row: np.ndarray
+    g_score: np.ndarray
+    g_cost: np.ndarray
+    rel_off: np.ndarray
+    rel_pid: np.ndarray
+    comp: np.ndarray  # [n_cats, n_tiers] → catalogue row or -1
+    blank_row: int
+    rules: tuple[_PriorityRule, ...]
+    prio_of_pid: np.ndarray  # lowest proc_any rule index per procedure id, len(rules) = none
+    dip_code: pa.Array
+    kind: pa.Array
+    score: pa.Array
+
+
+_CACHE: dict[tuple[str, str], _Compiled] = {}
+
+
+def _floats(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    return column.combine_chunks().take(pa.array(rows)).to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _read_priority_rules() -> list[dict]:
+    with (_CODEBOOKS / "priority_rules.csv").open(encoding="utf-8", newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: int(r["order"]))
+    for r in rows:
+        if r["kind"] not in ("proc_any", "low_birth_weight"):
+            raise CatalogueError(f"priority_rules.csv: {r['dip_code']}: unknown kind {r['kind']!r}")
+    return rows
+
+
+def _compile(cat: Catalogue, tiers: ProcedureTiers) -> _Compiled:
+    key = (cat.fingerprint, tiers.fingerprint)
+    if key in _CACHE:
+        return _CACHE[key]
+    t = cat.table
+    kind = t["kind"].combine_chunks()
+    rows_of = {
+        k: np.flatnonzero(pc.equal(kind, k).to_numpy(zero_copy_only=False)) for k in ("core", "comprehensive")
+    }
+    sub_all = pc.utf8_upper(t["subcategory"].combine_chunks())
+    code_row = {c: i for i, c in enumerate(t["dip_code"].to_pylist())}
+    priority_rows = set(np.flatnonzero(pc.equal(kind, "priority").to_numpy(zero_copy_only=False)).tolist())
+    rules = tuple(
+        _PriorityRule(
+            row=code_row[r["dip_code"]],
+            kind=r["kind"],
+            procs=tuple(filter(None, r["procs"].split("|"))),
+            pdx_category=tuple(c.upper() for c in filter(None, r["pdx_category"].split("|"))),
+            max_age_days=int(r["max_age_days"] or 0),
+            bw_range=(int(r["min_birth_weight_g"] or 0), int(r["max_birth_weight_g"] or 0)),
+        )
+        for r in _read_priority_rules()
+        if code_row.get(r["dip_code"], -1) in priority_rows
+    )
+    core = rows_of["core"]
+    core_sub = sub_all.take(core)
+    if pc.any(pc.equal(core_sub, "")).as_py():
+        raise CatalogueError(f"{cat.name}: a core row has no subcategory")
+    main = t["main_proc"].combine_chunks().take(core)
+    related = pc.split_pattern(t["related_procs"].combine_chunks().take(core), "+")
+    related_flat = related.flatten()
+    prio_procs = pa.array([p for r in rules for p in r.procs], pa.string())
+    every = pa.concat_arrays([main, related_flat, prio_procs])
+    pvocab = pc.unique(every.filter(pc.not_equal(every, "")))
+    subs = pc.unique(core_sub)
+    stride = len(pvocab) + 1
+    sub_id = pc.index_in(core_sub, value_set=subs).to_numpy(zero_copy_only=False).astype(np.int64)
+    main_pid = (
+        pc.index_in(main, value_set=pvocab).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    )
+    g_key = sub_id * stride + main_pid + 1
+    codes = t["dip_code"].combine_chunks().take(core)
+    order = np.lexsort((pc.rank(codes, sort_keys="ascending").to_numpy(), g_key))
+    g_key = g_key[order]
+    present = pc.not_equal(related_flat, "")
+    parent = pc.list_parent_indices(related).to_numpy(zero_copy_only=False)
+    rel_len = np.bincount(parent[present.to_numpy(zero_copy_only=False)], minlength=len(core))
+    rel_vals = pc.index_in(related_flat.filter(present), value_set=pvocab).to_numpy(zero_copy_only=False)
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    rel_pid = rel_vals[np.argsort(rank[np.repeat(np.arange(len(core)), rel_len)], kind="stable")].astype(
+        np.int32
+    )
+    rel_off = np.zeros(len(core) + 1, np.int64)
+    rel_off[1:] = np.cumsum(rel_len[order])
+    u_key, u_start = np.unique(g_key, return_index=True)
+    u_end = np.append(u_start[1:], len(g_key))
+
+    comp_rows = rows_of["comprehensive"]
+    comp_cat = sub_all.take(comp_rows)
+    lbw_cats = [c for r in rules for c in r.pdx_category]
+    cats = pc.unique(pa.concat_arrays([comp_cat, pa.array(lbw_cats, pa.string())]))
+    comp = np.full((len(cats), len(TIERS)), -1, np.int32)
+    tier_idx = pc.index_in(t["tier"].combine_chunks().take(comp_rows), value_set=pa.array(TIERS))
+    if tier_idx.null_count:
+        raise CatalogueError(f"{cat.name}: a comprehensive row has no tier")
+    cat_idx = pc.index_in(comp_cat, value_set=cats).to_numpy(zero_copy_only=False)
+    cell = cat_idx * len(TIERS) + tier_idx.to_numpy(zero_copy_only=False)
+    by_code = pc.rank(t["dip_code"].combine_chunks().take(comp_rows), sort_keys="ascending").to_numpy()
+    cell_sorted = np.lexsort((by_code, cell))  # the smallest dip_code of a (类目, tier) cell wins
+    first = cell_sorted[np.unique(cell[cell_sorted], return_index=True)[1]]
+    comp.reshape(-1)[cell[first]] = comp_rows[first]
+
+    blank = np.flatnonzero(pc.equal(kind, "blank").to_numpy(zero_copy_only=False))
+    prio_of_pid = np.full(len(pvocab), len(rules), np.int32)
+    for k in range(len(rules) - 1, -1, -1):
+        if rules[k].kind == "proc_any":
+            ids = pc.index_in(pa.array(rules[k].procs, pa.string()), value_set=pvocab).to_numpy()
+            prio_of_pid[ids] = k
+    compiled = _Compiled(
+        subs=subs,
+        cats=cats,
+        pvocab=pvocab,
+        stride=stride,
+        u_key=u_key,
+        u_start=u_start.astype(np.int64),
+        u_end=u_end.astype(np.int64),
+        g_row=core[order].astype(np.int32),
+        g_score=_floats(t["score"], core[order]),
+        g_cost=_floats(t["avg_cost"], core[order]),
+        rel_off=rel_off,
+        rel_pid=rel_pid,
+        comp=comp,
+        blank_row=int(blank.min()) if len(blank) else -1,
+        rules=rules,
+        prio_of_pid=prio_of_pid,
+        dip_code=t["dip_code"].combine_chunks(),
+        kind=kind,
+        score=t["score"].combine_chunks(),
+    )
+    if len(_CACHE) > 8:
+        _CACHE.clear()
+    _CACHE[key] = compiled
+    return compiled
+
+
+def _column(table: pa.Table, name: str, type_: pa.DataType) -> pa.Array:
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, type_)
+    col = table.column(name)
+    return (col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col).cast(type_)
+
+
+def _dx_lookup(comp: _Compiled, codebook):
+    """Distinct principal diagnoses → packed ``(cat + 1) * (n_subs + 1) + sub + 1``; -2 unknown, -1 empty."""
+
+    def lookup(distinct: pa.Array) -> np.ndarray:
+        clean = normalise_codes(distinct, "dx")
+        if codebook is not None:
+            ids = codebook.encode_dx(distinct)
+            canon = pa.array(codebook["dx_codes"]).take(pa.array(np.where(ids >= 0, ids, 0)))
+            known = ids >= 0
+        else:
+            # the dagger code of a dagger/asterisk pair is the principal; a lone asterisk code is not valid
+            canon = pc.replace_substring_regex(clean, r"\+.*$", "")
+            known = pc.match_substring_regex(canon, r"^[A-Z][0-9]{2}(\.[0-9A-Za-z]+)?$").to_numpy(
+                zero_copy_only=False
+            )
+            known = np.asarray(known, dtype=bool) & ~np.asarray(
+                pc.is_null(canon).to_numpy(zero_copy_only=False)
+            )
+        sub = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 5)), value_set=comp.subs).fill_null(
+            -1
+        )
+        cat = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 3)), value_set=comp.cats).fill_null(
+            -1
+        )
+        packed = (cat.to_numpy(zero_copy_only=False).astype(np.int64) + 1) * (len(comp.subs) + 1) + (
+            sub.to_numpy(zero_copy_only=False) + 1
+        )
+        empty = pc.is_null(clean).to_numpy(zero_copy_only=False)
+        return np.where(empty, -1, np.where(known, packed, -2))
+
+    return lookup
+
+
+def _proc_lookup(comp: _Compiled, tiers: ProcedureTiers, codebook):
+    """Distinct procedures → packed ``(pid + 1) * 8 + tier``; -2 unknown, -1 empty.
+
+    A code is known when the dictionary (codebook, else the tier table) or the catalogue lists it. A known
+    code without a tier is conservative, unless the catalogue lists it (then it is surgery, so that it can
+    head its group).
+    """
+
+    def lookup(distinct: pa.Array) -> np.ndarray:
+        clean = normalise_codes(distinct, "proc")
+        if codebook is not None:
+            ids = codebook.encode_proc(distinct)
+            canon = pc.if_else(
+                pa.array(ids >= 0), pa.array(codebook["proc_codes"]).take(pa.array(np.maximum(ids, 0))), clean
+            )
+            in_dictionary = ids >= 0
+        else:
+            canon = clean
+            in_dictionary = tiers.lookup(canon) >= 0
+        tier = tiers.lookup(canon)
+        pid = pc.index_in(canon, value_set=comp.pvocab).fill_null(-1).to_numpy(zero_copy_only=False)
+        tier = np.where(tier >= 0, tier, np.where(pid >= 0, _SURGERY, _CONSERVATIVE))
+        packed = (pid.astype(np.int64) + 1) * 8 + tier
+        empty = pc.is_null(clean).to_numpy(zero_copy_only=False)
+        return np.where(empty, -1, np.where(in_dictionary | (pid >= 0), packed, -2))
+
+    return lookup
+
+
+def _procedures(table: pa.Table, lookup) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """CSR of each case's known procedures, principal first: (offsets, packed codes, has_principal, unknown)."""
+    n = table.num_rows
+    principal = encode_values(_column(table, "principal_proc", pa.string()), lookup).astype(np.int64)
+    o_off = np.zeros(n + 1, np.int64)
+    o_code = np.empty(0, np.int64)
+    if "other_procs" in table.column_names:
+        others = table.column("other_procs").combine_chunks()
+        if pa.types.is_string(others.type) or pa.types.is_large_string(others.type):
+            others = pc.split_pattern(others, "|")
+        o_off = np.asarray(others.offsets.to_numpy(zero_copy_only=False), np.int64)
+        values = others.values.slice(o_off[0], o_off[-1] - o_off[0])
+        o_off = o_off - o_off[0]
+        o_code = encode_values(values, lookup).astype(np.int64)
+    o_seg = np.repeat(np.arange(n), np.diff(o_off))
+    o_keep = o_code >= 0
+    has_p = principal >= 0
+    unknown = (principal == -2) | (np.bincount(o_seg[o_code == -2], minlength=n) > 0)
+    kept_seg = o_seg[o_keep]
+    o_cnt = np.bincount(kept_seg, minlength=n)
+    off = np.zeros(n + 1, np.int64)
+    off[1:] = np.cumsum(has_p + o_cnt)
+    flat = np.empty(off[-1], np.int64)
+    flat[off[:-1][has_p]] = principal[has_p]
+    first_kept = np.zeros(n, np.int64)
+    first_kept[1:] = np.cumsum(o_cnt)[:-1]
+    rank = np.arange(len(kept_seg)) - first_kept[kept_seg]
+    flat[off[kept_seg] + has_p[kept_seg] + rank] = o_code[o_keep]
+    return off, flat, has_p, unknown
+
+
+def group_dip(
+    table: pa.Table,
+    catalogue: Catalogue | str | Path,
+    *,
+    tiers: ProcedureTiers | None = None,
+    codebook=None,
+    tie_break: str | Sequence[str] = "national",
+    related_match: str = "subset",
+    tier_from: str = "main",
+    main_fallback: bool = True,
+    explain: bool = False,
+    duplicate: np.ndarray | None = None,
+) -> pa.Table:
+    """Group discharge records into the DIP groups (病种) of a catalogue; one output row per input row.
+
+    Parameters
+    ----------
+    table : pa.Table
+        Canonical discharges (``grouper.schema.DISCHARGE_SCHEMA``). Used: ``case_id``, ``principal_dx``,
+        ``principal_proc``, ``other_procs`` (list<string> or ``|``-joined), ``age_years``, ``age_days``,
+        ``birth_weight_g``, ``total_cost`` (yuan, for ``closest_cost``); missing columns read as empty.
+    catalogue : Catalogue, path or shipped name (``"pingdingshan-2025"``)
+    tiers : ProcedureTiers, optional
+        Procedure treatment tiers; default ``read_procedure_tiers()`` (介入 → 手术).
+    codebook : grouper.codebook.Codebook, optional
+        医保版 2.0 dictionary (``Codebook.load("chs-drg-1.1")``): validates codes, maps 国临版 codes.
+        Without it a principal is known when it looks like an ICD-10 code, a procedure when ``tiers`` has it.
+    tie_break : profile name or sequence of criteria
+        Order among qualifying core groups (``codebooks/dip/grouping.toml``); default ``national``: most
+        related procedures matched, then highest score, then smallest dip_code.
+    related_match : {"subset", "partial"}
+        ``subset``: all related procedures of a group required (default); ``partial``: at least one.
+    tier_from : {"main", "highest"}
+        The main procedure's tier (default) or the highest over all procedures picks the 综合 group.
+    main_fallback : bool
+        With no ``principal_proc``, the first other procedure is the main procedure (default True).
+    explain : bool
+        Add a ``reason`` column: the layer that decided and the keys it used.
+    duplicate : bool array, optional
+        Rows whose case_id was already seen (from a streaming caller's ``grouper.batch.DuplicateTracker``);
+        by default the repeats within ``table``.
+
+    Returns
+    -------
+    pa.Table
+        :data:`DIP_RESULT_SCHEMA`: ``case_id, dip_group, dip_kind, dip_score, aux_type, aux_coef,
+        dip_status`` (+ ``reason``), in input order; ``dip_status`` is a :class:`DipStatus` name.
+
+    Notes
+    -----
+    reference/dip.md §3. Core: the case's 亚目 (``K35.800x001`` → ``K35.8``, compared case-insensitively)
+    and main procedure select the candidate groups; no main procedure, or one of tier ``conservative``,
+    selects the 亚目's conservative group. 综合: the 类目 (``K35``) × the case's tier, that tier only
+    (dip.md §6.5 P7).
+
+    Examples
+    --------
+    >>> cases = pa.table({"case_id": ["P2", "P6"], "principal_dx": ["K35.800x001"] * 2,
+    ...                   "principal_proc": ["47.0100", "47.2x01"]})
+    >>> group_dip(cases, "pingdingshan-2025")["dip_group"].to_pylist()
+    ['K35.8:47.0100', 'K35:SS']
+    """
+    cat = catalogue if isinstance(catalogue, Catalogue) else read_catalogue(catalogue)
+    tiers = tiers if tiers is not None else read_procedure_tiers()
+    crit = _criteria(tie_break)
+    if related_match not in ("subset", "partial"):
+        raise CatalogueError(f"related_match: {related_match!r} is not one of subset, partial")
+    if tier_from not in ("main", "highest"):
+        raise CatalogueError(f"tier_from: {tier_from!r} is not one of main, highest")
+    comp = _compile(cat, tiers)
+    n = table.num_rows
+
+    # principal diagnosis → 亚目 id, 类目 id
+    dx = encode_values(_column(table, "principal_dx", pa.string()), _dx_lookup(comp, codebook)).astype(
+        np.int64
+    )
+    width = len(comp.subs) + 1
+    sub_id = np.where(dx >= 0, dx % width - 1, -1)
+    cat_id = np.where(dx >= 0, dx // width - 1, -1)
+
+    # procedures → CSR of catalogue procedure ids and tiers; the main procedure is listed first
+    off, flat, has_p, unknown = _procedures(table, _proc_lookup(comp, tiers, codebook))
+    pid = (flat // 8 - 1).astype(np.int32)
+    ptier = (flat % 8).astype(np.int8)
+    n_proc = np.diff(off)
+    first = np.minimum(off[:-1], max(len(flat) - 1, 0))
+    main_tier = np.where(n_proc > 0, ptier[first] if len(flat) else 0, _CONSERVATIVE)
+    has_main = (n_proc > 0) & (has_p | main_fallback) & (main_tier != _CONSERVATIVE)
+    main_pid = np.where(has_main, pid[first] if len(flat) else -1, -1).astype(np.int32)
+    if tier_from == "main":
+        case_tier = np.where(has_main, main_tier, _CONSERVATIVE).astype(np.int8)
+    else:
+        case_tier = _kernel.segment_max(off, ptier, np.int8(_CONSERVATIVE))
+
+    row = np.full(n, -1, np.int32)
+    layer = np.full(n, _L_NONE, np.int8)
+    prio, newborn_missing = _priority(table, comp, off, pid, cat_id)
+    has_prio = prio < len(comp.rules)
+    if has_prio.any():
+        row[has_prio] = np.array([r.row for r in comp.rules], np.int32)[prio[has_prio]]
+        layer[has_prio] = _L_PRIORITY
+
+    # core: 亚目 + main procedure + related set
+    cost = _column(table, "total_cost", pa.float64()).to_numpy(zero_copy_only=False)
+    core = _kernel.core_rows(
+        np.where(has_prio, -1, sub_id), has_main, main_pid, off, pid, cost,
+        comp.u_key, comp.u_start, comp.u_end, comp.g_row, comp.g_score, comp.g_cost, comp.rel_off,
+        comp.rel_pid, comp.stride, crit, related_match == "partial",
+    )  # fmt: skip
+    is_core = core >= 0
+    row[is_core] = core[is_core]
+    layer[is_core] = np.where(has_main[is_core], _L_CORE, _L_CONS)
+
+    # 综合: 类目 × treatment tier
+    free = (row < 0) & (cat_id >= 0)
+    comp_row = np.full(n, -1, np.int32)
+    comp_row[free] = comp.comp[cat_id[free], case_tier[free]]
+    is_comp = comp_row >= 0
+    row[is_comp] = comp_row[is_comp]
+    layer[is_comp] = _L_COMP
+
+    # the rest → KBBZ when the catalogue has one; errors take no group
+    rest = row < 0
+    row[rest] = comp.blank_row
+    layer[rest] = _L_BLANK if comp.blank_row >= 0 else _L_NONE
+    for mask, code in ((dx == -1, _L_PDX_MISSING), (dx == -2, _L_PDX_UNKNOWN), (newborn_missing, _L_NEWBORN)):
+        row[mask] = -1
+        layer[mask] = code
+
+    case_id = _column(table, "case_id", pa.string())
+    status = _STATUS_OF_LAYER[layer]
+    status = np.maximum(status, np.where(unknown, DipStatus.CODE_UNKNOWN, 0))
+    if duplicate is None:
+        duplicate = duplicated(case_id)
+    status = np.maximum(status, np.where(duplicate, DipStatus.DUPLICATE_CASE, 0))
+
+    has_row = pa.array(row >= 0)
+    take = pa.array(np.maximum(row, 0))
+    columns = {
+        "case_id": case_id,
+        "dip_group": pc.if_else(has_row, comp.dip_code.take(take), ""),
+        "dip_kind": pc.if_else(has_row, comp.kind.take(take), ""),
+        "dip_score": pc.if_else(has_row, comp.score.take(take), pa.scalar(None, pa.float64())),
+        # 辅助分型 (auxiliary subtype) is added by grouper.dip.aux; neutral here
+        "aux_type": pa.repeat(pa.scalar("", pa.string()), n),
+        "aux_coef": pa.array(np.ones(n)),
+        "dip_status": _STATUS_NAMES.take(pa.array(np.searchsorted(_STATUS_CODES, status))),
+    }
+    if explain:
+        columns["reason"] = _reasons(table, layer, has_main, case_tier)
+    return pa.table(columns, schema=_schema(explain))
+
+
+_STATUS_CODES = np.array(sorted(int(s) for s in DipStatus))
+_STATUS_NAMES = pa.array([DipStatus(c).name for c in _STATUS_CODES])
+_STATUS_OF_LAYER = np.array(
+    [
+        DipStatus.PDX_MISSING,
+        DipStatus.PDX_UNKNOWN,
+        DipStatus.NEWBORN_DATA_MISSING,
+        DipStatus.OK,
+        DipStatus.OK,
+        DipStatus.OK,
+        DipStatus.COMPREHENSIVE,
+        DipStatus.BLANK,
+        DipStatus.UNMATCHED,
+    ],
+    np.int16,
+)
+
+
+def _schema(explain: bool) -> pa.Schema:
+    return DIP_RESULT_SCHEMA.append(pa.field("reason", pa.string())) if explain else DIP_RESULT_SCHEMA
+
+
+def _priority(table, comp, off, pid, cat_id) -> tuple[np.ndarray, np.ndarray]:
+    """先期分组 rule index per case (``len(rules)`` = none) and the newborn-data-missing flag."""
+    n_rules = len(comp.rules)
+    n = len(cat_id)
+    if not n_rules:
+        return np.zeros(n, np.int32), np.zeros(n, bool)
+    prio = _kernel.segment_min(
+        off, np.where(pid >= 0, comp.prio_of_pid[np.maximum(pid, 0)], n_rules), n_rules
+    )
+    prio = prio.astype(np.int32)
+    age_days = _column(table, "age_days", pa.float64()).to_numpy(zero_copy_only=False)
+    age_years = _column(table, "age_years", pa.float64()).to_numpy(zero_copy_only=False)
+    bw = _column(table, "birth_weight_g", pa.float64()).to_numpy(zero_copy_only=False)
+    cats = comp.cats
+    missing = np.zeros(n, bool)
+    for k in range(n_rules - 1, -1, -1):  # a loop over rules, not records
+        rule = comp.rules[k]
+        if rule.kind != "low_birth_weight":
+            continue
+        wanted = pc.index_in(pa.array(rule.pdx_category, pa.string()), value_set=cats).to_numpy()
+        in_cat = np.isin(cat_id, wanted)
+        # 天龄 < 29 (dip.md §3.3): a case with age in years ≥ 1 and no age_days is not a newborn
+        newborn = age_days <= rule.max_age_days
+        unknown_age = np.isnan(age_days) & ~(age_years >= 1)
+        missing |= in_cat & ((newborn & np.isnan(bw)) | unknown_age)
+        hit = in_cat & newborn & (bw >= rule.bw_range[0]) & (bw <= rule.bw_range[1])
+        prio = np.where(hit & (k < prio), k, prio)
+    return prio, missing & (prio >= n_rules)
+
+
+def _reasons(table, layer, has_main, case_tier) -> pa.Array:
+    dx = normalise_codes(_column(table, "principal_dx", pa.string()), "dx")
+    main = normalise_codes(_column(table, "principal_proc", pa.string()), "proc")
+    return pc.binary_join_element_wise(
+        pa.array(_LAYERS).take(pa.array(layer)),
+        "; 亚目 ",
+        pc.fill_null(pc.utf8_slice_codeunits(dx, 0, 5), "-"),
+        ", main ",
+        pc.if_else(pa.array(has_main), pc.fill_null(main, "(first other)"), "-"),
+        ", tier ",
+        pa.array(TIERS).take(pa.array(case_tier)),
+        "",
+    )

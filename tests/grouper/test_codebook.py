@@ -1,0 +1,90 @@
+"""Codebook loading: compiled arrays, cache, and load-time errors for unknown rule kinds or tables."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import grouper
+from grouper.codebook import CodebookError, codebook_dir
+
+
+def test_counts_match_the_source(codebook):
+    assert len(codebook["mdc_labels"]) == 26
+    assert len(codebook["adrg_labels"]) == 376
+    assert len(codebook["drg_labels"]) == 628
+    assert int(codebook["proc_valid"].sum()) == 10251
+    assert int((codebook["mcc_table"] >= 0).sum()) == 4678
+    assert int((codebook["cc_table"] >= 0).sum()) == 16568
+    assert int((codebook["cce_table"] >= 0).sum()) == 28302
+    assert int(codebook["dx_known"].sum()) == 33304
+
+
+def test_cached_load_is_well_under_a_second(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRGDIP_CACHE", str(tmp_path))
+    first = grouper.Codebook.load("chs-drg-1.1")
+    start = time.perf_counter()
+    again = grouper.Codebook.load("chs-drg-1.1")
+    assert time.perf_counter() - start < 0.5
+    assert again.fingerprint == first.fingerprint
+    assert list(tmp_path.glob("chs-drg-1.1-*.npz"))
+
+
+def _copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "cb"
+    shutil.copytree(codebook_dir("chs-drg-1.1"), folder)
+    return folder
+
+
+def test_unknown_rule_kind_stops_the_load(tmp_path):
+    folder = _copy(tmp_path)
+    adrg = folder / "adrg.csv"
+    adrg.write_text(
+        adrg.read_text(encoding="utf-8").replace(",PPROC,", ",TWO_PROC_LISTS,", 1), encoding="utf-8"
+    )
+    with pytest.raises(
+        CodebookError,
+        match=r"adrg\.csv: row 2 \(AA1\): kind 'TWO_PROC_LISTS' is not implemented \(known: PDX",
+    ):
+        grouper.Codebook.load(folder, cache=False)
+
+
+def test_unknown_gate_kind_stops_the_load(tmp_path):
+    folder = _copy(tmp_path)
+    mdc = folder / "mdc.csv"
+    mdc.write_text(mdc.read_text(encoding="utf-8").replace("PDX_INFANT", "PDX_BABY"), encoding="utf-8")
+    with pytest.raises(CodebookError, match=r"mdc\.csv: row 3: kind 'PDX_BABY' is not implemented"):
+        grouper.Codebook.load(folder, cache=False)
+
+
+def test_missing_table_and_unknown_name(tmp_path):
+    folder = _copy(tmp_path)
+    (folder / "drg.csv").unlink()
+    with pytest.raises(CodebookError, match=r"drg\.csv: missing codebook table"):
+        grouper.Codebook.load(folder, cache=False)
+    with pytest.raises(CodebookError, match=r"unknown codebook 'chs-drg-9' \(known: chs-drg-1.1"):
+        grouper.Codebook.load("chs-drg-9")
+
+
+def test_enabled_qy_sends_an_unrelated_procedure_to_the_ambiguous_group(tmp_path):
+    """RULES.md §3 QY: with the test on, a case failing the surgical/non-OR ADRGs but with a valid procedure → xQY."""
+    folder = _copy(tmp_path)
+    qy = folder / "qy.csv"
+    qy.write_text(qy.read_text(encoding="utf-8").replace("MDCG,false", "MDCG,true"), encoding="utf-8")
+    cb = grouper.Codebook.load(folder, cache=False)
+    import pyarrow as pa
+
+    t = pa.table(
+        {
+            "case_id": ["1", "2"],
+            "sex": pa.array([2, 2], pa.int8()),
+            "age_years": pa.array([88, 88], pa.int16()),
+            "principal_dx": ["K22.301", "K22.301"],
+            "principal_proc": ["86.2200x011", None],  # 86.22 清创术: valid OR procedure unrelated to MDCG
+        }
+    )
+    got = grouper.group_drg(t, cb).to_pydict()
+    assert got["drg"] == ["GQY", "GZ15"] and got["adrg"] == ["QY", "GZ1"] and got["mdc"] == ["MDCG", "MDCG"]
