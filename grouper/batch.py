@@ -50,34 +50,33 @@ class DuplicateTracker:
     def flag(self, case_id: pa.Array) -> np.ndarray:
         """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier)."""
         h, valid = _hashes(case_id)
-        dup = _repeats(h) & valid
+        order = np.argsort(h)
+        s = h[order]
+        dup = np.zeros(len(h), np.bool_)
+        repeat = s[1:] == s[:-1]
+        if repeat.any():  # within the array: every row of an equal run but the earliest
+            starts = np.flatnonzero(np.r_[True, ~repeat])
+            dup[order] = True
+            dup[np.minimum.reduceat(order, starts)] = False
+        seen = np.zeros(len(h), np.bool_)
         for run in self._runs:
             pos = np.minimum(np.searchsorted(run, h), len(run) - 1)
-            dup |= (run[pos] == h) & valid
-        new = np.sort(h[valid & ~dup])
+            seen |= run[pos] == h
+        new = s[np.r_[True, ~repeat] & ~seen[order] & valid[order]]  # sorted, distinct, unseen
         if len(new):
             self._add(new)
-        return dup
+        return (dup | seen) & valid
 
     def _add(self, run: np.ndarray) -> None:
-        self._runs.append(run)  # runs are disjoint, so merging is a sort of the two
+        self._runs.append(run)  # runs are disjoint and sorted: a stable sort of two runs is a merge
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             last = self._runs.pop()
-            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]))
+            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]), kind="stable")
 
 
 def duplicated(case_id: pa.Array) -> np.ndarray:
     """Rows whose case_id occurred earlier in the same array (the first occurrence is not flagged; nulls never)."""
     return DuplicateTracker().flag(case_id)
-
-
-def _repeats(h: np.ndarray) -> np.ndarray:
-    """Rows whose value occurred earlier in ``h`` (sort-based: numpy's hash unique is slow on uint64)."""
-    order = np.argsort(h, kind="stable")
-    s = h[order]
-    later = np.zeros(len(h), np.bool_)
-    later[order[1:]] = s[1:] == s[:-1]
-    return later
 
 
 def group_files(
@@ -86,16 +85,18 @@ def group_files(
     *,
     encoding: str | None = None,
     batch_size: int = BATCH_SIZE,
+    columns: Iterable[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[pa.Table]:
     """Group every case of ``inputs`` in order; yields one result table per input batch.
 
     ``group(table, duplicate)`` receives a canonical batch and its duplicate-case mask and returns one result row
-    per input row. ``on_batch(rows)`` is called after each batch (progress bars).
+    per input row. ``columns``: the canonical columns ``group`` reads (the others are not parsed).
+    ``on_batch(rows)`` is called after each batch (progress bars).
     """
     tracker = DuplicateTracker()
     for path in inputs:
-        for table in read_discharges(path, encoding=encoding, batch_size=batch_size):
+        for table in read_discharges(path, encoding=encoding, batch_size=batch_size, columns=columns):
             result = group(table, tracker.flag(table.column("case_id").combine_chunks()))
             if result.num_rows != table.num_rows:
                 raise RuntimeError(f"{path}: grouping returned {result.num_rows} rows for {table.num_rows}")

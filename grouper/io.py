@@ -61,7 +61,11 @@ def _key(header: str) -> str:
 
 
 def read_discharges(
-    path: str | os.PathLike, *, encoding: str | None = None, batch_size: int = BATCH_SIZE
+    path: str | os.PathLike,
+    *,
+    encoding: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    columns: Iterable[str] | None = None,
 ) -> Iterator[pa.Table]:
     """Read a discharge file (出院病例) as canonical tables, one per batch; memory is bounded by ``batch_size``.
 
@@ -70,6 +74,7 @@ def read_discharges(
     path : CSV (``|``-separated list columns), ``.xlsx`` or ``.parquet`` file
     encoding : CSV encoding (``utf-8``, ``gbk``, ``gb18030``); detected from the first MiB when None
     batch_size : rows per batch
+    columns : canonical columns to read (the rest stay null and are not parsed); all when None
 
     Yields
     ------
@@ -78,20 +83,25 @@ def read_discharges(
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    keep = None if columns is None else set(columns) | set(REQUIRED_COLUMNS)
+    mapping: dict[str, list[str]] = {}
+
+    def select(headers: list[str]) -> list[str]:
+        """Map the file's headers; returns the headers to read, in file order."""
+        found = _column_mapping(path, headers)
+        mapping.update({c: h for c, h in found.items() if keep is None or c in keep})
+        wanted = {h for hs in mapping.values() for h in hs}
+        return [h for h in headers if h in wanted]
+
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        batches = _parquet_batches(path, batch_size)
+        batches = _parquet_batches(path, batch_size, select)
     elif suffix in (".xlsx", ".xlsm"):
-        batches = _excel_batches(path, batch_size)
+        batches = _excel_batches(path, batch_size, select)
     else:
-        batches = _csv_batches(path, encoding, batch_size)
-    mapping = None
+        batches = _csv_batches(path, encoding, batch_size, select)
     for raw in batches:
-        if mapping is None:
-            mapping = _column_mapping(path, raw.column_names)
         yield _canonical(raw, mapping)
-    if mapping is None:  # an empty file still has a header to check
-        raise InputError(f"{path}: the file has no header row")
 
 
 def count_rows(path: str | os.PathLike) -> int | None:
@@ -109,26 +119,28 @@ def count_rows(path: str | os.PathLike) -> int | None:
 # format readers: raw record batches with the file's own headers
 
 
-def _parquet_batches(path: Path, batch_size: int) -> Iterator[pa.Table]:
+def _parquet_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
     try:
         reader = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    names = select(reader.schema_arrow.names)
     empty = True
-    for batch in reader.iter_batches(batch_size=batch_size):
+    for batch in reader.iter_batches(batch_size=batch_size, columns=names):
         empty = False
         yield pa.Table.from_batches([batch])
     if empty:
-        yield reader.schema_arrow.empty_table()
+        yield reader.schema_arrow.empty_table().select(names)
 
 
-def _excel_batches(path: Path, batch_size: int) -> Iterator[pa.Table]:
+def _excel_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
     try:
         frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
     except Exception as exc:  # openpyxl raises many types for a broken workbook
         raise InputError(f"{path}: not a readable Excel workbook ({exc})") from None
     frame.columns = [str(c) for c in frame.columns]
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.select(select(table.column_names))
     if table.num_rows == 0:
         yield table
     for start in range(0, table.num_rows, batch_size):
@@ -153,7 +165,7 @@ def _head(path: Path) -> bytes:
         return f.read(1 << 20)
 
 
-def _csv_batches(path: Path, encoding: str | None, batch_size: int) -> Iterator[pa.Table]:
+def _csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> Iterator[pa.Table]:
     encoding = encoding or _detect_encoding(path)
     try:
         codecs.lookup(encoding)
@@ -171,8 +183,10 @@ def _csv_batches(path: Path, encoding: str | None, batch_size: int) -> Iterator[
     if dupes:
         raise InputError(f"{path}: column {dupes[0]!r} appears twice in the header")
     read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 22, column_names=header, skip_rows=1)
+    names = select(header)
     convert = pacsv.ConvertOptions(
-        column_types={h: pa.string() for h in header},
+        include_columns=names,
+        column_types={h: pa.string() for h in names},
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
@@ -193,7 +207,7 @@ def _csv_batches(path: Path, encoding: str | None, batch_size: int) -> Iterator[
         if rows:
             yield pa.Table.from_batches(pending)
         elif empty:
-            yield pa.schema([(h, pa.string()) for h in header]).empty_table()
+            yield pa.schema([(h, pa.string()) for h in names]).empty_table()
     except pa.ArrowInvalid as exc:
         hint = "; hospital exports are often GBK: add --encoding gbk" if "UTF8" in str(exc) else ""
         raise InputError(f"{path}: {exc}{hint}") from None
@@ -392,7 +406,7 @@ def _write_parquet(tables: Iterable[pa.Table], tmp: Path, metadata: dict[str, st
                 schema = t.schema.with_metadata(
                     {**(t.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
                 )
-                writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                writer = pq.ParquetWriter(tmp, schema, compression="snappy")
             writer.write_table(t.replace_schema_metadata(writer.schema.metadata))
             rows += t.num_rows
     finally:

@@ -87,6 +87,19 @@ _L_PDX_MISSING, _L_PDX_UNKNOWN, _L_NEWBORN, _L_PRIORITY, _L_CORE, _L_CONS, _L_CO
 )
 
 
+#: The canonical columns the DIP grouper reads (readers may skip the others).
+INPUT_COLUMNS = (
+    "case_id",
+    "principal_dx",
+    "principal_proc",
+    "other_procs",
+    "age_years",
+    "age_days",
+    "birth_weight_g",
+    "total_cost",
+)
+
+
 def tie_break_profiles() -> dict[str, tuple[str, ...]]:
     """Tie-break profiles of ``codebooks/dip/grouping.toml``: name → criterion kinds, in order."""
     data = tomllib.loads((_CODEBOOKS / "grouping.toml").read_text(encoding="utf-8"))

@@ -13,8 +13,24 @@ from grouper.drg.rules import GateKind, RuleKind
 from grouper.schema import DISCHARGE_SCHEMA
 from grouper.status import UNGROUPED_ADRG, UNGROUPED_DRG, UNGROUPED_MDC, Status
 
-__all__ = ["group_drg"]
+__all__ = ["INPUT_COLUMNS", "group_drg"]
 
+#: The canonical columns the CHS-DRG grouper reads (readers may skip the others).
+INPUT_COLUMNS = (
+    "case_id",
+    "sex",
+    "age_years",
+    "age_days",
+    "birth_weight_g",
+    "los_days",
+    "discharge_mode",
+    "admission_date",
+    "discharge_date",
+    "principal_dx",
+    "other_dx",
+    "principal_proc",
+    "other_procs",
+)
 _AGE_MAX_YEARS = 150
 _DISCHARGE_MODES = pa.array([1, 2, 3, 4, 5, 9], pa.int8())
 
@@ -118,21 +134,7 @@ def group_drg(
 def _columns(table: pa.Table) -> dict[str, pa.Array]:
     """The canonical columns the grouper reads, each one chunk, typed; absent columns are all-null."""
     out = {}
-    for name in (
-        "case_id",
-        "sex",
-        "age_years",
-        "age_days",
-        "birth_weight_g",
-        "los_days",
-        "discharge_mode",
-        "admission_date",
-        "discharge_date",
-        "principal_dx",
-        "other_dx",
-        "principal_proc",
-        "other_procs",
-    ):
+    for name in INPUT_COLUMNS:
         typ = DISCHARGE_SCHEMA.field(name).type
         if name in table.column_names:
             arr = table.column(name).combine_chunks() if table.num_rows else pa.array([], typ)

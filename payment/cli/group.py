@@ -13,6 +13,8 @@ import grouper
 from grouper.batch import group_files
 from grouper.codebook import Codebook, CodebookError
 from grouper.dip import CatalogueError, group_dip, read_catalogue, read_procedure_tiers
+from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
+from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
 from grouper.io import InputError, count_rows, write_results
 from payment.cli._app import (
     DEBUG,
@@ -57,7 +59,7 @@ def group(
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
     try:
         check_output(out, force)
-        run, metadata, status_column = _grouping(scheme, catalogue, tiers, tie_break, explain)
+        run, metadata, status_column, columns = _grouping(scheme, catalogue, tiers, tie_break, explain)
         counts: collections.Counter[str] = collections.Counter()
 
         def tally(tables):
@@ -78,7 +80,9 @@ def group(
             transient=True,
         ) as bar:
             task = bar.add_task("group", total=total)
-            results = group_files(inputs, run, encoding=encoding, on_batch=lambda n: bar.advance(task, n))
+            results = group_files(
+                inputs, run, encoding=encoding, columns=columns, on_batch=lambda n: bar.advance(task, n)
+            )
             rows = write_results(tally(results), out, overwrite=force, metadata=metadata)
     except (InputError, CodebookError, CatalogueError, UserError) as exc:
         fail(str(exc), debug)
@@ -90,7 +94,7 @@ def group(
 
 
 def _grouping(scheme: str, catalogue: str | None, tiers: Path | None, tie_break: str, explain: bool):
-    """The batch function, the output metadata and the status column of a scheme."""
+    """The batch function, the output metadata, the status column and the input columns of a scheme."""
     codebook = Codebook.load("chs-drg-1.1" if scheme == "dip" else scheme)
     metadata = {
         "drgdip.version": grouper.__version__,
@@ -105,7 +109,7 @@ def _grouping(scheme: str, catalogue: str | None, tiers: Path | None, tie_break:
         def run_drg(table: pa.Table, duplicate) -> pa.Table:
             return grouper.group_drg(table, codebook, explain=explain, duplicate=duplicate)
 
-        return run_drg, metadata, "drg_status"
+        return run_drg, metadata, "drg_status", DRG_COLUMNS
     if not catalogue:
         raise UserError("--scheme dip needs --catalogue (e.g. pingdingshan-2025, or a catalogue file)")
     cat = read_catalogue(catalogue)
@@ -129,4 +133,4 @@ def _grouping(scheme: str, catalogue: str | None, tiers: Path | None, tie_break:
             duplicate=duplicate,
         )
 
-    return run_dip, metadata, "dip_status"
+    return run_dip, metadata, "dip_status", DIP_COLUMNS
