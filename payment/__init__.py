@@ -1,1 +1,27 @@
 """Regional point-method payment (区域点数法总额预算): routing, points, budget, settlement, audit."""
+
+from payment.budget import budget_cascade, budget_point_value, elastic_point_value
+from payment.money import largest_remainder, round_fen
+from payment.points import Deviation, DeviationProfile, DrgRule, dip_points, drg_points
+from payment.policy import Policy, PolicyError
+from payment.route import Route, route_cases
+from payment.settle import Settlement, settle
+
+__all__ = [
+    "Deviation",
+    "DeviationProfile",
+    "DrgRule",
+    "Policy",
+    "PolicyError",
+    "Route",
+    "Settlement",
+    "budget_cascade",
+    "budget_point_value",
+    "dip_points",
+    "drg_points",
+    "elastic_point_value",
+    "largest_remainder",
+    "round_fen",
+    "route_cases",
+    "settle",
+]

@@ -1,0 +1,101 @@
+"""Column access shared by the payment modules: dictionary-aware, one pass over the cases each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def strings(table: pa.Table, name: str) -> pa.Array:
+    """A string column as one array (dictionary<string> kept as is); all-null when the column is absent."""
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, pa.string())
+    col = table.column(name).combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        return (
+            col
+            if pa.types.is_string(col.type.value_type)
+            else col.cast(pa.dictionary(pa.int32(), pa.string()))
+        )
+    return col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
+
+
+def numbers(table: pa.Table, name: str, fill: float = np.nan) -> np.ndarray:
+    """A numeric column as float64 (read-only, zero-copy when possible); nulls, NaN and a missing column → ``fill``."""
+    if name not in table.column_names:
+        return np.full(table.num_rows, fill, dtype=np.float64)
+    col = table.column(name).combine_chunks()
+    if col.type != pa.float64():
+        col = pc.cast(col, pa.float64())
+    if col.null_count:
+        col = pc.fill_null(col, fill)
+    out = col.to_numpy(zero_copy_only=False)
+    if fill == fill and np.isnan(out).any():  # NaN in the data counts as missing too
+        out = np.where(np.isnan(out), fill, out)
+    return out
+
+
+def _by_value(arr: pa.Array, fn: Callable[[pa.Array], np.ndarray], null) -> np.ndarray:
+    """Apply ``fn`` (values → numpy) to the dictionary only, then spread by the indices; nulls → ``null``."""
+    if pa.types.is_dictionary(arr.type):
+        per_value = np.append(fn(arr.dictionary), null)
+        idx = pc.fill_null(arr.indices, len(arr.dictionary)).to_numpy(zero_copy_only=False)
+        return per_value[idx]
+    out = fn(arr)
+    if arr.null_count:
+        out = np.where(arr.is_null().to_numpy(zero_copy_only=False), null, out)
+    return out
+
+
+def lookup(keys: pa.Array, values: pa.Array) -> np.ndarray:
+    """Index of each key in ``values`` (int64, −1 when absent or null)."""
+    values = pc.cast(values, pa.string())
+
+    def fn(a: pa.Array) -> np.ndarray:
+        return (
+            pc.fill_null(pc.index_in(a, value_set=values), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        )
+
+    return _by_value(keys, fn, -1).astype(np.int64)
+
+
+def isin(arr: pa.Array, values: Sequence[str]) -> np.ndarray:
+    """Bool mask: the value is one of ``values`` (null → False)."""
+    vs = pa.array(list(values), pa.string())
+    return _by_value(
+        arr, lambda a: pc.fill_null(pc.is_in(a, value_set=vs), False).to_numpy(zero_copy_only=False), False
+    ).astype(bool)
+
+
+def prefix_in(codes: pa.Array, prefixes: Sequence[str]) -> np.ndarray:
+    """Bool mask: the code starts with one of ``prefixes`` (one ``is_in`` per distinct prefix length).
+
+    Examples
+    --------
+    >>> prefix_in(pa.array(["J35.300", "K80.5", None]), ["J35.3"]).tolist()
+    [True, False, False]
+    """
+    by_len: dict[int, list[str]] = {}
+    for p in prefixes:
+        by_len.setdefault(len(p), []).append(p)
+
+    def fn(a: pa.Array) -> np.ndarray:
+        out = np.zeros(len(a), dtype=bool)
+        for n, ps in by_len.items():
+            head = pc.utf8_slice_codeunits(a, 0, n)
+            out |= pc.fill_null(pc.is_in(head, value_set=pa.array(ps, pa.string())), False).to_numpy(
+                zero_copy_only=False
+            )
+        return out
+
+    if not prefixes:
+        return np.zeros(len(codes), dtype=bool)
+    return _by_value(codes, fn, False).astype(bool)
+
+
+def to_str_numpy(arr: pa.Array) -> np.ndarray:
+    """Strings as a numpy array of str ("" for null), for sorting and grouping small selections."""
+    return np.asarray(pc.fill_null(pc.cast(arr, pa.string()), "").to_numpy(zero_copy_only=False)).astype(str)

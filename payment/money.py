@@ -1,0 +1,123 @@
+"""Money (金额) arithmetic: exact fractions inside, fen (分) once at the output boundary.
+
+reference/payment.md §0: keep full precision internally, quantize to the fen half-up (``ROUND_HALF_UP``) once;
+where a fixed total is shared, use the largest-remainder rule so the parts add up to the total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = [
+    "TIE_FEN",
+    "exact",
+    "fen_half_up",
+    "fen_to_yuan",
+    "largest_remainder",
+    "publish",
+    "round_fen",
+]
+
+#: A float yuan amount within this many fen of a half fen counts as the half (float64 carries ~16 digits, so
+#: the error on an amount below 1e9 yuan is under 1e-6 fen; the exact decimal value is what the rule rounds).
+TIE_FEN = 1e-6
+
+
+def exact(x: float | int | str | Decimal | Fraction) -> Fraction:
+    """The exact value a number was *written* as: ``0.7`` → 7/10, not the binary float near it.
+
+    Examples
+    --------
+    >>> exact(0.7)
+    Fraction(7, 10)
+    """
+    if isinstance(x, Fraction):
+        return x
+    if isinstance(x, float):
+        return Fraction(Decimal(repr(x)))
+    return Fraction(Decimal(x)) if isinstance(x, str) else Fraction(x)
+
+
+def round_fen(x: Fraction) -> int:
+    """Quantize an exact yuan amount to fen, half-up (away from zero).
+
+    Examples
+    --------
+    >>> round_fen(Fraction(225003, 20))     # 11,250.15 yuan
+    1125015
+    >>> round_fen(exact("11250.015"))
+    1125002
+    """
+    f = x * 100
+    n = (abs(f.numerator) * 2 + f.denominator) // (2 * f.denominator)
+    return n if f >= 0 else -n
+
+
+def publish(v: Fraction, decimals: int | None) -> Fraction:
+    """A point value as published: rounded half-up to ``decimals`` places (None = full precision).
+
+    Examples
+    --------
+    >>> float(publish(Fraction(75, 7), 4))
+    10.7143
+    """
+    if decimals is None:
+        return v
+    q = 10**decimals
+    f = v * q
+    n = (abs(f.numerator) * 2 + f.denominator) // (2 * f.denominator)
+    return Fraction(n if f >= 0 else -n, q)
+
+
+def fen_half_up(yuan: np.ndarray) -> np.ndarray:
+    """Vector form of :func:`round_fen` for float64 yuan amounts → int64 fen (ties to within 1e-6 fen).
+
+    Examples
+    --------
+    >>> fen_half_up(np.array([1050 * 10.7143, -0.005])).tolist()
+    [1125002, -1]
+    """
+    f = np.asarray(yuan, dtype=np.float64) * 100.0
+    a = np.floor(np.abs(f) + 0.5 + TIE_FEN)
+    return (np.sign(f) * a).astype(np.int64)
+
+
+def fen_to_yuan(fen: int | np.ndarray) -> str | np.ndarray:
+    """Fen as a yuan string with two decimals (one value) or float64 yuan (an array)."""
+    if isinstance(fen, np.ndarray):
+        return fen.astype(np.float64) / 100.0
+    sign = "-" if fen < 0 else ""
+    q, r = divmod(abs(int(fen)), 100)
+    return f"{sign}{q}.{r:02d}"
+
+
+def largest_remainder(total_fen: int, weights: Sequence[Fraction | int], keys: Sequence[str]) -> list[int]:
+    """Share ``total_fen`` in proportion to ``weights`` so the parts sum to the total exactly.
+
+    Floor every share to the fen, then give one more fen to the largest remainders (ties: ascending key).
+    reference/payment.md §0, vector R-1.
+
+    Examples
+    --------
+    >>> largest_remainder(1_000_000_000, [100_000, 100_000, 100_000], ["H1", "H2", "H3"])
+    [333333334, 333333333, 333333333]
+    """
+    w = [Fraction(x) for x in weights]
+    tw = sum(w, Fraction(0))
+    if tw == 0:
+        if total_fen != 0:
+            raise ValueError("cannot share a non-zero total over zero weights")
+        return [0] * len(w)
+    if any(x < 0 for x in w):
+        raise ValueError("largest_remainder needs non-negative weights")
+    exact_parts = [total_fen * x / tw for x in w]
+    floors = [p.numerator // p.denominator for p in exact_parts]
+    missing = total_fen - sum(floors)
+    order = sorted(range(len(w)), key=lambda i: (-(exact_parts[i] - floors[i]), keys[i]))
+    for i in order[:missing]:
+        floors[i] += 1
+    return floors

@@ -1,0 +1,56 @@
+"""Per-case fixed prices (单病种 / 按病种定额付费): (principal dx, main procedure) lists, level prices, exits.
+
+reference/payment.md §11, vectors E-1…E-4. A case qualifies when its principal diagnosis *and* main procedure
+are on an item's lists (prefix match, "凡主诊断主操作符合…均应纳入"); the first item in policy order wins. It
+leaves the price (exit rule) when its cost exceeds ``exit_cost_over_price_x`` × price (strict) or its LOS
+exceeds ``exit_los_over`` days, going back to the scheme or to fee-for-service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from payment._arrays import prefix_in
+
+__all__ = ["match_items", "per_case_exit", "per_case_price"]
+
+
+def match_items(dx: pa.Array, proc: pa.Array, items: Sequence) -> np.ndarray:
+    """Index of the first per-case item whose dx and procedure lists both hold the case (−1: none)."""
+    idx = np.full(len(dx), -1, dtype=np.int32)
+    for i, item in enumerate(items):
+        hit = (idx < 0) & prefix_in(dx, item["dx"]) & prefix_in(proc, item["procs"])
+        idx[hit] = i
+    return idx
+
+
+def per_case_price(item: np.ndarray, level: np.ndarray, items: Sequence) -> np.ndarray:
+    """Fixed price (定额, yuan) of each case's item at its hospital level; NaN when the level has no price."""
+    table = np.full((len(items) + 1, 4), np.nan)
+    for i, it in enumerate(items):
+        for lv in (1, 2, 3):
+            v = it[f"price_level_{lv}"]
+            table[i, lv] = np.nan if v is None else v
+    lv = np.where((level >= 1) & (level <= 3), level, 0)
+    return table[np.where(item >= 0, item, len(items)), lv] if len(items) else np.full(len(item), np.nan)
+
+
+def per_case_exit(item: np.ndarray, price: np.ndarray, cost: np.ndarray, los: np.ndarray, items: Sequence):
+    """Exit mask (leaves the fixed price) of matched cases; E-4: cost > 2 × 9,500 exits, = 19,000 stays.
+
+    Examples
+    --------
+    >>> items = [dict(exit_cost_over_price_x=2.0, exit_los_over=None)]
+    >>> per_case_exit(np.array([0, 0]), np.array([9500.0, 9500.0]), np.array([19000.0, 20000.0]),
+    ...               np.array([3, 3]), items).tolist()
+    [False, True]
+    """
+    x = np.array(
+        [np.inf if it["exit_cost_over_price_x"] is None else it["exit_cost_over_price_x"] for it in items]
+    )
+    d = np.array([np.inf if it["exit_los_over"] is None else it["exit_los_over"] for it in items])
+    safe = np.maximum(item, 0)
+    return (item >= 0) & ((cost > x[safe] * price) | (los > d[safe]))

@@ -1,0 +1,310 @@
+"""Case points (病例分值) and deviation classes (费用偏差病例) for DIP and DRG point-method payment.
+
+reference/payment.md §3 (DIP profiles, vectors P-1…P-6) and chs-drg.md §7.3–7.4 (DRG points, RW-banded
+high-ratio caps, low/high settle modes, vector DRG-RATIO). Kernels are pure numpy over arrays; every
+threshold direction comes from the policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numba import njit
+
+from payment.money import exact
+
+__all__ = [
+    "PROFILES",
+    "Deviation",
+    "DeviationProfile",
+    "DrgRule",
+    "compare",
+    "dip_points",
+    "drg_points",
+    "special_case_cap",
+]
+
+
+class Deviation(IntEnum):
+    """Deviation class (费用偏差类别) of a case; ``NONE`` for cases not paid by points."""
+
+    NONE = 0
+    NORMAL = 1  #: 正常病例
+    LOW = 2  #: 费用超低 / 低倍率
+    HIGH = 3  #: 费用超高 / 高倍率
+    EXTREME = 4  #: 费用极端异常 (expert review / 特病单议)
+    UNMATCHED = 5  #: 空白病种 KBBZ / 未入组 placeholder
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [m.name.lower() for m in cls]
+
+
+#: Profile → (low formula, high formula, extreme formula); payment.md §3.3. Formula kinds:
+#: low ``cost`` S·(C/A)·a, ``cost_k`` S·(C/A)·k·a; high ``minus_one`` S·(C/A − 1)·a, ``minus_one_k``
+#: S·(C/A − 1)·k·a, ``minus_two_plus_k`` S·(C/A − 2 + k)·a, ``normal`` S·k·a; extreme ``high`` (the high
+#: formula, paid pending expert review), ``normal`` S·k·a (sent to 特病单议), None (no extreme band).
+PROFILES: dict[str, tuple[str, str, str | None]] = {
+    "national_2020": ("cost", "minus_one", "high"),
+    "guangzhou_2018": ("cost", "minus_one", None),
+    "base": ("cost_k", "minus_one_k", None),
+    "yichang": ("cost_k", "minus_one_k", None),
+    "jining": ("cost", "minus_two_plus_k", "normal"),
+    "taian": ("cost", "minus_two_plus_k", None),
+    "national_3_0_draft": ("cost", "normal", None),
+}
+
+
+@dataclass(frozen=True)
+class DeviationProfile:
+    """Limits and boundary directions of a DIP deviation profile (费用偏差规则), from the policy."""
+
+    profile: str
+    low_ratio: float
+    low_op: str
+    high_ratio: float
+    high_op: str
+    extreme_ratio: float | None = None
+    extreme_op: str | None = None
+    kbbz_factor: float = 1.0
+
+    @classmethod
+    def from_policy(cls, deviation) -> DeviationProfile:
+        """Build from the policy's ``[deviation]`` section."""
+        return cls(
+            deviation.profile,
+            deviation.low_ratio,
+            deviation.low_op,
+            deviation.high_ratio,
+            deviation.high_op,
+            deviation.extreme_ratio if PROFILES[deviation.profile][2] else None,
+            deviation.extreme_op if PROFILES[deviation.profile][2] else None,
+            deviation.kbbz_factor,
+        )
+
+
+def compare(x: np.ndarray, limit: float, op: str) -> np.ndarray:
+    """``x op limit`` for an op written in the policy (``<``, ``<=``, ``>``, ``>=``)."""
+    if op == "<":
+        return x < limit
+    if op == "<=":
+        return x <= limit
+    if op == ">":
+        return x > limit
+    if op == ">=":
+        return x >= limit
+    raise ValueError(f"unknown comparison {op!r}")
+
+
+def dip_points(
+    score: np.ndarray,
+    k: np.ndarray,
+    a: np.ndarray,
+    cost: np.ndarray,
+    avg_cost: np.ndarray,
+    profile: DeviationProfile,
+    *,
+    unmatched: np.ndarray | None = None,
+    no_deviation: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """DIP case points (病例分值) and deviation class under a deviation profile.
+
+    Parameters
+    ----------
+    score : ndarray of float64, points        S, the group's score (病种分值)
+    k, a : ndarray of float64                 hospital coefficient (or 基层 factor) and 辅助分型系数
+    cost, avg_cost : ndarray of float64, yuan C, the case's total cost, and A, the comparison average
+    profile : DeviationProfile
+    unmatched : ndarray of bool, optional     空白病种 cases: P = S × C/A × kbbz_factor (no k, no a)
+    no_deviation : ndarray of bool, optional  cases always paid S·k·a (e.g. 中医优势病种)
+
+    Returns
+    -------
+    points : ndarray of float64; deviation : ndarray of int8 (``Deviation`` codes)
+
+    Notes
+    -----
+    payment.md §3.3–3.5. A case with no usable A (missing or ≤ 0) is classed normal.
+
+    Examples
+    --------
+    >>> p = DeviationProfile("base", 0.5, "<=", 2.0, ">=")
+    >>> one = np.ones(1)
+    >>> dip_points(one * 1000, one * 1.05, one, np.array([4000.0]), one * 10000, p)[0]
+    array([420.])
+    """
+    low_kind, high_kind, ext_kind = PROFILES[profile.profile]
+    n = len(score)
+    f64 = np.float64
+    points = np.empty(n, dtype=f64)
+    dev = np.empty(n, dtype=np.int8)
+    _dip_kernel(
+        np.ascontiguousarray(score, f64),
+        np.ascontiguousarray(k, f64),
+        np.ascontiguousarray(a, f64),
+        np.ascontiguousarray(cost, f64),
+        np.ascontiguousarray(avg_cost, f64),
+        np.zeros(n, np.bool_) if unmatched is None else np.ascontiguousarray(unmatched, np.bool_),
+        np.zeros(n, np.bool_) if no_deviation is None else np.ascontiguousarray(no_deviation, np.bool_),
+        _LOW_KINDS.index(low_kind),
+        _HIGH_KINDS.index(high_kind),
+        _EXT_KINDS.index(ext_kind),
+        profile.low_ratio,
+        _OPS.index(profile.low_op),
+        profile.high_ratio,
+        _OPS.index(profile.high_op),
+        np.inf if profile.extreme_ratio is None else profile.extreme_ratio,
+        _OPS.index(profile.extreme_op or ">"),
+        profile.kbbz_factor,
+        points,
+        dev,
+    )
+    return points, dev
+
+
+_OPS = ("<", "<=", ">", ">=")
+_LOW_KINDS = ("cost", "cost_k")
+_HIGH_KINDS = ("minus_one", "minus_one_k", "minus_two_plus_k", "normal")
+_EXT_KINDS = (None, "high", "normal")
+
+
+@njit(cache=True, inline="always")
+def _cmp(x, limit, op):
+    if op == 0:
+        return x < limit
+    if op == 1:
+        return x <= limit
+    if op == 2:
+        return x > limit
+    return x >= limit
+
+
+@njit(cache=True)
+def _dip_kernel(score, k, a, cost, avg, unmatched, no_dev, low_kind, high_kind, ext_kind,
+                low_r, low_op, high_r, high_op, ext_r, ext_op, kbbz, points, dev):  # fmt: skip
+    for i in range(score.shape[0]):
+        s, kk, aa = score[i], k[i], a[i]
+        q = cost[i] / avg[i] if avg[i] > 0 else 1.0
+        if not np.isfinite(q):
+            q = 1.0
+        normal = s * kk * aa
+        if unmatched[i]:  # 空白病种: S × C/A × factor, no k, no a (§3.5)
+            points[i], dev[i] = s * q * kbbz, 5
+        elif no_dev[i]:
+            points[i], dev[i] = normal, 1
+        elif _cmp(q, low_r, low_op):
+            points[i], dev[i] = s * q * aa * (kk if low_kind == 1 else 1.0), 2
+        elif ext_kind != 0 and _cmp(q, ext_r, ext_op):
+            points[i], dev[i] = (_high(high_kind, s, kk, aa, q) if ext_kind == 1 else normal), 4
+        elif _cmp(q, high_r, high_op):
+            points[i], dev[i] = _high(high_kind, s, kk, aa, q), 3
+        else:
+            points[i], dev[i] = normal, 1
+
+
+@njit(cache=True, inline="always")
+def _high(kind, s, k, a, q):
+    if kind == 0:
+        return s * (q - 1.0) * a
+    if kind == 1:
+        return s * (q - 1.0) * k * a
+    if kind == 2:
+        return s * (q - 2.0 + k) * a
+    return s * k * a
+
+
+@dataclass(frozen=True)
+class DrgRule:
+    """DRG point-method parameters (点数法): chs-drg.md §7.3–7.4, from the policy's ``[deviation.drg]``."""
+
+    city_avg_cost: float
+    scale: int
+    low_ratio: float
+    low_op: str
+    high_op: str
+    bands_rw_below: tuple[float, ...]  # band upper bounds (inf for the open band), ascending
+    bands_ratio: tuple[float, ...]
+    low_mode: str = "points_no_factor"
+    high_mode: str = "linear_add"
+
+    @classmethod
+    def from_policy(cls, policy) -> DrgRule:
+        """Build from a DRG policy."""
+        d, drg = policy.deviation, policy.deviation.drg
+        bands = sorted(
+            ((b["rw_below"] if b["rw_below"] is not None else np.inf), b["ratio"]) for b in drg.high_bands
+        )
+        return cls(
+            drg.city_avg_cost,
+            policy.scores.score_scale,
+            d.low_ratio,
+            d.low_op,
+            d.high_op,
+            tuple(b[0] for b in bands),
+            tuple(b[1] for b in bands),
+            drg.low_mode,
+            drg.high_mode,
+        )
+
+
+def drg_points(
+    rw: np.ndarray, k: np.ndarray, cost: np.ndarray, rule: DrgRule
+) -> tuple[np.ndarray, np.ndarray]:
+    """DRG case points (病例点数) with low/high-ratio cases (低倍率 / 高倍率).
+
+    Parameters
+    ----------
+    rw : ndarray of float64                   relative weight of the case's DRG (相对权重)
+    k : ndarray of float64                    hospital coefficient (差异/等级系数)
+    cost : ndarray of float64, yuan           the case's total cost
+    rule : DrgRule
+
+    Returns
+    -------
+    points : ndarray of float64; deviation : ndarray of int8
+
+    Notes
+    -----
+    chs-drg.md §7.4: ratio = C / (RW × 全市次均); K = the first band with RW < its upper bound. Points:
+    normal RW·k·scale; low C/全市次均·scale; high ``linear_add`` RW·k·scale + (ratio − K)·RW·scale, ``deduct``
+    (C/全市次均 − (K − 1)·RW·k)·scale, ``cap`` RW·K·k·scale (= fee / 点值, the fee being mean × K × k × cf).
+    ``by_actual`` reports the same points as ``points_no_factor``; the fee is then C × cf, which equals C only
+    when the point value equals the standard point value.
+
+    Examples
+    --------
+    >>> r = DrgRule(10000.0, 100, 0.35, "<", ">", (1, 2, 3, 5, np.inf), (3.0, 2.5, 2.0, 1.5, 1.3))
+    >>> drg_points(np.array([1.8]), np.array([1.1]), np.array([54000.0]), r)[0]
+    array([288.])
+    """
+    group_mean = rw * rule.city_avg_cost
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(group_mean > 0, cost / group_mean, 1.0)
+    big_k = np.asarray(rule.bands_ratio)[np.searchsorted(np.asarray(rule.bands_rw_below), rw, side="right")]
+    scale = float(rule.scale)
+    normal = rw * k * scale
+    low = compare(q, rule.low_ratio, rule.low_op)
+    high = ~low & compare(q, big_k, rule.high_op)
+    low_p = cost / rule.city_avg_cost * scale
+    if rule.high_mode == "linear_add":
+        high_p = normal + (q - big_k) * rw * scale
+    elif rule.high_mode == "deduct":
+        high_p = (cost / rule.city_avg_cost - (big_k - 1.0) * rw * k) * scale
+    else:
+        high_p = rw * big_k * k * scale
+    points = np.select([low, high], [low_p, high_p], normal)
+    dev = np.select([low, high], [Deviation.LOW, Deviation.HIGH], Deviation.NORMAL)
+    return points.astype(np.float64), dev.astype(np.int8)
+
+
+def special_case_cap(n_cases: int, rate: float) -> int:
+    """The region-wide cap on 特例单议 cases: floor(cases × rate) ("不超过"); payment.md §9, vector X-1.
+
+    Examples
+    --------
+    >>> special_case_cap(240_123, 0.005), special_case_cap(80_000, 0.05)
+    (1200, 4000)
+    """
+    return int((exact(n_cases) * exact(rate)).__floor__())

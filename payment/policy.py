@@ -1,0 +1,642 @@
+"""Payment policy (支付政策): one region × year of parameters, read from TOML and strictly validated.
+
+Every number is a small table ``{value, unit, source, clause?, note?}`` whose ``source`` names an entry of
+``[sources]`` (or ``"assumption"`` with a ``note``); rows of rate and price tables carry one ``source`` each.
+The loader rejects unknown keys, wrong types, unknown or mismatched units, impossible values and undeclared
+sources, naming the file and the dotted key (STYLE.md §a). The key list mirrors reference/payment.md §13.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["POOLS", "Policy", "PolicyError", "Section"]
+
+#: Closed list of units (STYLE.md §a).
+UNITS = ("yuan", "yuan/point", "yuan/day", "points", "points/day", "ratio", "share", "days", "count")
+#: Budget pools: one for all insured, or one per 险种 (payment.md §2.4).
+POOLS = ("all", "employee", "resident")
+_OPS = ("<", "<=", ">", ">=")
+
+
+class PolicyError(ValueError):
+    """A policy file that does not validate; the message names the file and the dotted key."""
+
+
+class Section(Mapping):
+    """A read-only section of a validated policy; keys are also attributes (``policy.deviation.high_ratio``)."""
+
+    def __init__(self, values: dict[str, Any]):
+        object.__setattr__(self, "_v", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._v[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a policy is read-only; use Policy.replace")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._v[key]
+
+    def __iter__(self):
+        return iter(self._v)
+
+    def __len__(self) -> int:
+        return len(self._v)
+
+    def __repr__(self) -> str:
+        return f"Section({self._v!r})"
+
+
+# --- field kinds --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Num:
+    unit: str
+    lo: float | None = None
+    hi: float | None = None
+    default: Any = None
+    required: bool = False
+    integer: bool = False
+    lo_open: bool = False
+
+    def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
+        v = ctx.valued(raw, key, unit=self.unit)
+        if self.integer:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ctx.err(key, f"expected an integer, got {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, int | float):
+            raise ctx.err(key, f"expected a number, got {v!r}")
+        if self.unit == "share" and not 0 <= v <= 1:
+            raise ctx.err(key, f"a share must lie in 0–1, got {v}")
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            raise ctx.err(key, f"must be {'>' if self.lo_open else '≥'} {self.lo}, got {v}")
+        if self.hi is not None and v > self.hi:
+            raise ctx.err(key, f"must be ≤ {self.hi}, got {v}")
+        return v
+
+
+@dataclass(frozen=True)
+class _Choice:
+    choices: tuple[str, ...]
+    default: Any = None
+    required: bool = False
+
+    def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
+        v = ctx.valued(raw, key, unit=None)
+        if v not in self.choices:
+            raise ctx.err(key, f"{v!r} is not one of {', '.join(self.choices)}")
+        return v
+
+
+@dataclass(frozen=True)
+class _Bool:
+    default: Any = None
+    required: bool = False
+
+    def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
+        v = ctx.valued(raw, key, unit=None)
+        if not isinstance(v, bool):
+            raise ctx.err(key, f"expected true or false, got {v!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class _List:
+    item: type
+    default: Any = ()
+    required: bool = False
+    unit: str | None = None
+
+    def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
+        v = ctx.valued(raw, key, unit=self.unit)
+        if not isinstance(v, list) or not all(
+            isinstance(x, self.item) and not isinstance(x, bool) for x in v
+        ):
+            raise ctx.err(key, f"expected a list of {self.item.__name__}")
+        return tuple(v)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """An array of tables; each row has plain values of the given kinds and a ``source``."""
+
+    columns: Mapping[str, Any]
+    default: Any = ()
+    required: bool = False
+
+    def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
+        if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+            raise ctx.err(key, "expected an array of tables ([[…]])")
+        rows = []
+        for i, row in enumerate(raw):
+            where = f"{key}[{i}]"
+            ctx.source(row.get("source"), where, row.get("note"))
+            unknown = set(row) - set(self.columns) - {"source", "clause", "note"}
+            if unknown:
+                raise ctx.err(
+                    f"{where}.{sorted(unknown)[0]}", f"unknown key (known: {', '.join(self.columns)})"
+                )
+            out = {}
+            for col, kind in self.columns.items():
+                if col not in row:
+                    if kind[1] is _REQUIRED:
+                        raise ctx.err(f"{where}.{col}", "missing")
+                    out[col] = kind[1]
+                    continue
+                out[col] = _plain(row[col], kind[0], f"{where}.{col}", ctx)
+            rows.append(Section(out))
+        return tuple(rows)
+
+
+@dataclass(frozen=True)
+class _Monthly:
+    """A dated series by month: ``{unit, source, values = {2025-01 = 10.50, 2025-07 = 10.72}}``."""
+
+    unit: str
+    default: Any = ()
+    required: bool = False
+
+    def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
+        if not isinstance(raw, dict) or "values" not in raw:
+            raise ctx.err(key, "expected a table {values = {YYYY-MM = …}, unit = …, source = …}")
+        v = ctx.valued({("value" if k == "values" else k): x for k, x in raw.items()}, key, unit=self.unit)
+        if not isinstance(v, dict) or not v:
+            raise ctx.err(key, "values must be a table of YYYY-MM = number")
+        out = []
+        for month, x in v.items():
+            try:
+                d = _dt.date.fromisoformat(f"{month}-01")
+            except ValueError:
+                raise ctx.err(f"{key}.values.{month}", "expected a YYYY-MM key") from None
+            if isinstance(x, bool) or not isinstance(x, int | float) or x <= 0:
+                raise ctx.err(f"{key}.values.{month}", f"expected a positive number, got {x!r}")
+            out.append((d, x))
+        return tuple(sorted(out))
+
+
+_REQUIRED = object()
+
+
+def _plain(v: Any, kind: Any, key: str, ctx: _Ctx) -> Any:
+    if kind == "num":
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+            raise ctx.err(key, f"expected a non-negative number, got {v!r}")
+    elif kind == "int":
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ctx.err(key, f"expected a non-negative integer, got {v!r}")
+    elif kind == "str":
+        if not isinstance(v, str) or not v:
+            raise ctx.err(key, f"expected a non-empty string, got {v!r}")
+    elif kind == "strs":
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ctx.err(key, "expected a list of strings")
+        v = tuple(v)
+    elif isinstance(kind, tuple) and v not in kind:
+        raise ctx.err(key, f"{v!r} is not one of {', '.join(kind)}")
+    return v
+
+
+def _R(kind: Any, default: Any = _REQUIRED) -> tuple:
+    return (kind, default)
+
+
+# --- the specification (payment.md §13) ---------------------------------------------------------------------
+
+_POOL_BUDGET = {
+    "inpatient_fund": _Num("yuan", lo=0),  # 住院统筹基金预算
+    "reserve_share": _Num("share", default=0.0),  # 区域调节金
+    "out_of_area": _Num("yuan", lo=0, default=0.0),  # 异地就医
+    "bed_day": _Num("yuan", lo=0, default=0.0),
+    "per_case": _Num("yuan", lo=0, default=0.0),
+    "fee_for_service": _Num("yuan", lo=0, default=0.0),
+    "other": _Num("yuan", lo=0, default=0.0),
+    "last_year_share": _Num("share"),  # 按比例分配
+    "last_year_total": _Num("yuan", lo=0),  # 按增长率
+    "growth": _Num("ratio", lo=-1),
+    "last_year_fund_spent": _Num("yuan", lo=0),  # for the growth indicator
+}
+_POOL_POINT_VALUE = {
+    "budget": _Num("yuan/point", lo=0, lo_open=True),  # 年初/预算点值
+    "fixed": _Num("yuan/point", lo=0, lo_open=True),  # fixed regime, elastic base
+    "normal_coef": _Num("ratio", lo=0),  # 泰安's per-险种 k
+    "monthly": _Monthly("yuan/point"),  # 该月点值 for monthly pre-settlement; other months fall back
+}
+_BANDS = {"from": _R("num"), "to": _R("num", None)}
+
+_SPEC: dict[str, Any] = {
+    "scores": {"score_scale": _Num("points", lo=1, integer=True, required=True)},
+    "budget": {
+        "design": _Choice(("carve_out", "unified"), default="carve_out"),
+        "method": _Choice(("items", "share", "growth"), default="items"),
+        **{p: dict(_POOL_BUDGET) for p in POOLS},
+    },
+    "point_value": {
+        "regime": _Choice(("fixed", "floating", "elastic"), required=True),
+        "form": _Choice(("ratio", "subtraction"), default="ratio"),
+        "fund_ratio_scope": _Choice(("region", "hospital"), default="region"),
+        "decimals": _Num("count", lo=0, hi=12, integer=True),
+        "elastic_split": _Num("share", default=0.8),
+        "elastic_cap": _Bool(default=True),
+        "budget_method": _Choice(("given", "history", "efficient_1d", "efficient_2d"), default="given"),
+        "year_weights": _List(float, default=(0.1, 0.2, 0.7), unit="share"),
+        **{p: dict(_POOL_POINT_VALUE) for p in POOLS},
+    },
+    "deviation": {
+        "profile": _Choice(
+            (
+                "national_2020",
+                "guangzhou_2018",
+                "base",
+                "yichang",
+                "jining",
+                "taian",
+                "national_3_0_draft",
+                "drg",
+            ),
+            required=True,
+        ),
+        "low_ratio": _Num("ratio", lo=0),
+        "low_op": _Choice(("<", "<=")),
+        "high_ratio": _Num("ratio", lo=0),
+        "high_op": _Choice((">", ">=")),
+        "extreme_ratio": _Num("ratio", lo=0),
+        "extreme_op": _Choice((">", ">=")),
+        "kbbz_factor": _Num("ratio", lo=0, default=1.0),
+        "avg_cost_level_1": _Num("ratio", lo=0, lo_open=True, default=1.0),
+        "avg_cost_level_2": _Num("ratio", lo=0, lo_open=True, default=1.0),
+        "avg_cost_level_3": _Num("ratio", lo=0, lo_open=True, default=1.0),
+        "drg": {
+            "city_avg_cost": _Num("yuan", lo=0, lo_open=True),
+            "low_mode": _Choice(("points_no_factor", "by_actual"), default="points_no_factor"),
+            "high_mode": _Choice(("linear_add", "deduct", "cap"), default="linear_add"),
+            "high_bands": _Rows({"rw_below": _R("num", None), "ratio": _R("num")}),
+        },
+    },
+    "hospital_coef": {
+        "method": _Choice(("table", "history", "column"), required=True),
+        "level_1": _Num("ratio", lo=0, lo_open=True),
+        "level_2": _Num("ratio", lo=0, lo_open=True),
+        "level_3": _Num("ratio", lo=0, lo_open=True),
+    },
+    "primary_care": {"groups": _List(str), "factor": _Num("ratio", lo=0, lo_open=True, default=1.0)},
+    "tcm": {
+        "groups": _List(str),
+        "factor": _Num("ratio", lo=0, lo_open=True, default=1.0),
+        "deviation": _Bool(default=False),
+    },
+    "special_case": {
+        "cap_rate": _Num("share"),
+        "eligible_ratio": _Num("ratio", lo=0, default=2.0),
+        "eligible_op": _Choice((">", ">="), default=">"),
+    },
+    "routing": {
+        "exclude_dx": _List(str),
+        "exclude_departments": _List(str),
+        "ungrouped": _Choice(("fee_for_service", "scheme"), default="fee_for_service"),
+        "trust_fee_for_service_hint": _Bool(default=False),
+    },
+    "bed_day": {
+        "readmit_merge_days": _Num("days", lo=0, integer=True, default=0),
+        "max_days": _Num("days", lo=1, integer=True),
+        "annual_cap": _Num("yuan", lo=0, lo_open=True),
+        "bands": _Rows({**_BANDS, "factor": _R("num")}),
+        "categories": _Rows(
+            {
+                "name": _R("str"),
+                "dx": _R("strs", ()),
+                "departments": _R("strs", ()),
+                "rate_level_1": _R("num"),
+                "rate_level_2": _R("num"),
+                "rate_level_3": _R("num"),
+            }
+        ),
+    },
+    "per_case": {
+        "entries": _Rows(
+            {
+                "code": _R("str"),
+                "name": _R("str", ""),
+                "dx": _R("strs"),
+                "procs": _R("strs"),
+                "price_level_1": _R("num", None),
+                "price_level_2": _R("num", None),
+                "price_level_3": _R("num", None),
+                "fund_ratio": _R("num"),
+                "exit_cost_over_price_x": _R("num", None),
+                "exit_los_over": _R("int", None),
+                "exit_to": _R(("scheme", "fee_for_service"), "scheme"),
+            }
+        )
+    },
+    "settlement": {
+        "prepay_ratio": _Num("share", required=True),
+        "quality_reserve": _Num("share", default=0.0),
+        "band_mode": _Choice(("progressive", "whole"), default="progressive"),
+        "surplus_bands": _Rows({**_BANDS, "retain": _R("num")}),
+        "overspend_bands": _Rows({**_BANDS, "fund_share": _R("num")}),
+        "spend_growth_cap": _Num("ratio", lo=0),
+        "method_share_target": _Num("share"),
+    },
+}
+_HEADER = {"region": str, "year": int, "scheme": str, "catalogue": str, "effective": dict, "description": str}
+_SOURCE_KEYS = ("title", "doc", "url", "clause", "note")
+
+
+class _Ctx:
+    def __init__(self, where: str, sources: Mapping[str, Any]):
+        self.where, self.sources = where, sources
+        self.cited: dict[str, str] = {}
+
+    def err(self, key: str, msg: str) -> PolicyError:
+        return PolicyError(f"{self.where}: {key}: {msg}")
+
+    def source(self, src: Any, key: str, note: Any) -> None:
+        if src is None:
+            raise self.err(key, 'no source (name one from [sources], or source = "assumption" with a note)')
+        if src == "assumption":
+            if not isinstance(note, str) or not note:
+                raise self.err(key, "an assumption needs a note saying why")
+        elif src not in self.sources:
+            raise self.err(key, f"source {src!r} is not declared in [sources]")
+        self.cited[key] = src
+
+    def valued(self, raw: Any, key: str, unit: str | None) -> Any:
+        if not isinstance(raw, dict) or "value" not in raw:
+            raise self.err(key, "expected a table {value = …, source = …}")
+        unknown = set(raw) - {"value", "unit", "source", "clause", "note"}
+        if "values" in unknown:
+            unknown.discard("values")
+        if unknown:
+            raise self.err(
+                f"{key}.{sorted(unknown)[0]}", "unknown key (known: value, unit, source, clause, note)"
+            )
+        self.source(raw.get("source"), key, raw.get("note"))
+        if unit is not None:
+            got = raw.get("unit")
+            if got not in UNITS:
+                raise self.err(key, f"unknown unit {got!r} (known: {', '.join(UNITS)})")
+            if got != unit:
+                raise self.err(key, f"unit must be {unit!r}, got {got!r}")
+        elif "unit" in raw:
+            raise self.err(key, "takes no unit")
+        return raw["value"]
+
+
+def _validate(spec: Mapping[str, Any], raw: Mapping[str, Any], prefix: str, ctx: _Ctx) -> dict[str, Any]:
+    unknown = [k for k in raw if k not in spec]
+    if unknown:
+        key = f"{prefix}{unknown[0]}"
+        raise ctx.err(key, f"unknown key (known: {', '.join(spec)})")
+    out: dict[str, Any] = {}
+    for name, kind in spec.items():
+        key = f"{prefix}{name}"
+        if isinstance(kind, dict):
+            sub = raw.get(name, {})
+            if not isinstance(sub, dict):
+                raise ctx.err(key, "expected a table")
+            absent_is_none = name in POOLS or name == "drg" or _has_required(kind)
+            out[name] = (
+                None if name not in raw and absent_is_none else Section(_validate(kind, sub, f"{key}.", ctx))
+            )
+            continue
+        if name not in raw:
+            if kind.required:
+                raise ctx.err(key, "missing")
+            out[name] = kind.default
+            continue
+        out[name] = kind.check(raw[name], key, ctx)
+    return out
+
+
+def _has_required(spec: Mapping[str, Any]) -> bool:
+    return any(not isinstance(k, dict) and k.required for k in spec.values())
+
+
+def _check_header(raw: Any, ctx: _Ctx) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ctx.err("policy", "missing [policy] table")
+    for k, v in raw.items():
+        if k not in _HEADER:
+            raise ctx.err(f"policy.{k}", f"unknown key (known: {', '.join(_HEADER)})")
+        if not isinstance(v, _HEADER[k]) or isinstance(v, bool):
+            raise ctx.err(f"policy.{k}", f"expected {_HEADER[k].__name__}")
+    for k in ("region", "year", "scheme", "effective"):
+        if k not in raw:
+            raise ctx.err(f"policy.{k}", "missing")
+    if raw["scheme"] not in ("dip", "drg"):
+        raise ctx.err("policy.scheme", f"{raw['scheme']!r} is not one of dip, drg")
+    eff = raw["effective"]
+    if set(eff) != {"start", "end"} or not all(isinstance(eff[x], _dt.date) for x in ("start", "end")):
+        raise ctx.err("policy.effective", "expected { start = YYYY-MM-DD, end = YYYY-MM-DD }")
+    if eff["end"] < eff["start"]:
+        raise ctx.err("policy.effective", "end is before start")
+    return dict(raw)
+
+
+def _check_sources(raw: Any, ctx: _Ctx) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ctx.err("sources", "expected a table of sources")
+    for k, v in raw.items():
+        if not isinstance(v, dict) or "title" not in v:
+            raise ctx.err(f"sources.{k}", "expected { title = …, doc = …, url = … }")
+        unknown = set(v) - set(_SOURCE_KEYS)
+        if unknown:
+            raise ctx.err(
+                f"sources.{k}.{sorted(unknown)[0]}", f"unknown key (known: {', '.join(_SOURCE_KEYS)})"
+            )
+    return raw
+
+
+def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
+    budget, pv, dev = v["budget"], v["point_value"], v["deviation"]
+    pools = [p for p in POOLS if budget is not None and budget[p] is not None]
+    if budget is None or not pools:
+        raise ctx.err("budget", "needs [budget.all] or [budget.employee] + [budget.resident]")
+    if "all" in pools and len(pools) > 1:
+        raise ctx.err(
+            "budget.all", "use either one pool (all) or one per 险种 (employee, resident), not both"
+        )
+    if "all" not in pools and set(pools) != {"employee", "resident"}:
+        raise ctx.err(f"budget.{pools[0]}", "per-险种 pools need both employee and resident")
+    need = {"items": "inpatient_fund", "share": "last_year_share", "growth": "last_year_total"}[budget.method]
+    for p in pools:
+        if budget[p][need] is None or (budget.method == "share" and budget[p]["inpatient_fund"] is None):
+            raise ctx.err(f"budget.{p}.{need}", f"missing (needed by method = {budget.method!r})")
+        if budget.method == "growth" and budget[p]["growth"] is None:
+            raise ctx.err(f"budget.{p}.growth", "missing (needed by method = 'growth')")
+        pvp = pv[p]
+        if pvp is None:
+            raise ctx.err(f"point_value.{p}", "missing (one table per budget pool)")
+        if pv.regime in ("fixed", "elastic") and pvp.fixed is None:
+            raise ctx.err(f"point_value.{p}.fixed", f"missing (needed by regime = {pv.regime!r})")
+        if pv.budget_method == "given" and pvp.budget is None:
+            raise ctx.err(f"point_value.{p}.budget", "missing (needed by budget_method = 'given')")
+    eff = header["effective"]
+    for p in pools:
+        for d, _ in pv[p].monthly:
+            if not eff["start"].replace(day=1) <= d <= eff["end"]:
+                raise ctx.err(
+                    f"point_value.{p}.monthly.values.{d:%Y-%m}", "outside the policy's effective period"
+                )
+    if len(pv.year_weights) != 3 or abs(sum(pv.year_weights) - 1) > 1e-9:
+        raise ctx.err("point_value.year_weights", "expected three weights summing to 1")
+    scheme = header["scheme"]
+    if (scheme == "drg") != (dev.profile == "drg"):
+        raise ctx.err("deviation.profile", f"profile {dev.profile!r} does not fit scheme {scheme!r}")
+    if scheme == "drg" and (dev.drg is None or dev.drg.city_avg_cost is None or not dev.drg.high_bands):
+        raise ctx.err("deviation.drg", "a DRG policy needs city_avg_cost and high_bands")
+    for k in ("low_ratio", "low_op", "high_op") + (("high_ratio",) if scheme == "dip" else ()):
+        if dev[k] is None:
+            raise ctx.err(f"deviation.{k}", "missing")
+    if dev.profile in ("national_2020", "jining") and (dev.extreme_ratio is None or dev.extreme_op is None):
+        raise ctx.err("deviation.extreme_ratio", f"missing (profile {dev.profile!r} has an extreme band)")
+    if dev.profile == "taian" and any(pv[p].normal_coef is None for p in pools):
+        raise ctx.err("point_value", "profile 'taian' needs normal_coef in every point_value pool")
+    hc = v["hospital_coef"]
+    if hc is None:
+        raise ctx.err("hospital_coef", "missing")
+    if hc.method == "table":
+        for lv in ("level_1", "level_2", "level_3"):
+            if hc[lv] is None:
+                raise ctx.err(f"hospital_coef.{lv}", "missing (needed by method = 'table')")
+    st = v["settlement"]
+    if st is None:
+        raise ctx.err("settlement", "missing")
+    if st.prepay_ratio + st.quality_reserve > 1 + 1e-12:
+        raise ctx.err("settlement.quality_reserve", "prepay_ratio + quality_reserve exceed 1")
+    for name in ("surplus_bands", "overspend_bands"):
+        for i, b in enumerate(st[name]):
+            if b["to"] is not None and b["to"] <= b["from"]:
+                raise ctx.err(f"settlement.{name}[{i}].to", "must be greater than from")
+    bd = v["bed_day"]
+    if bd is not None:
+        for i, b in enumerate(bd.bands):
+            if b["to"] is not None and b["to"] < b["from"]:
+                raise ctx.err(f"bed_day.bands[{i}].to", "must be ≥ from")
+
+
+@dataclass(frozen=True, eq=False)
+class Policy:
+    """A region's payment policy (支付政策) for one year: validated, frozen and hashed.
+
+    Attributes
+    ----------
+    header : Section
+        ``region``, ``year``, ``scheme`` (``dip``/``drg``), ``catalogue``, ``effective``.
+    scores, budget, point_value, deviation, hospital_coef, primary_care, tcm, special_case, routing, bed_day,
+    per_case, settlement : Section or None
+        Plain values (numbers, strings, tuples of rows); absent optional sections are ``None``.
+    sha256 : str
+        Hash of the canonical content (values and sources); any change gives a new hash.
+
+    Examples
+    --------
+    >>> p = Policy.load("codebooks/policies/demo-2025.toml")     # doctest: +SKIP
+    >>> p.deviation.high_ratio, p.replace({"deviation.high_ratio": 2.5}).deviation.high_ratio   # doctest: +SKIP
+    (2.0, 2.5)
+    """
+
+    raw: Mapping[str, Any]
+    path: str
+    values: Mapping[str, Any]
+    header: Section
+    sha256: str
+    cited: Mapping[str, str]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Policy:
+        """Read and validate a policy TOML file; a problem raises :class:`PolicyError` naming the key."""
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"{path}: not valid TOML: {exc}") from None
+        return cls.from_dict(raw, str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str = "<policy>") -> Policy:
+        """Validate an already-parsed TOML document."""
+        sources = raw.get("sources", {})
+        ctx = _Ctx(where, sources if isinstance(sources, dict) else {})
+        for k in raw:
+            if k not in ("policy", "sources", *_SPEC):
+                raise ctx.err(k, f"unknown key (known: policy, sources, {', '.join(_SPEC)})")
+        header = _check_header(raw.get("policy"), ctx)
+        _check_sources(sources, ctx)
+        values = _validate(_SPEC, {k: v for k, v in raw.items() if k in _SPEC}, "", ctx)
+        _cross_checks(values, header, ctx)
+        canon = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str).encode()
+        return cls(
+            raw=MappingProxyType(dict(raw)),
+            path=where,
+            values=MappingProxyType(values),
+            header=Section(header),
+            sha256=hashlib.sha256(canon).hexdigest(),
+            cited=MappingProxyType(ctx.cited),
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _SPEC:
+            return self.values[name]
+        raise AttributeError(name)
+
+    @property
+    def scheme(self) -> str:
+        """``dip`` or ``drg``."""
+        return self.header["scheme"]
+
+    @property
+    def pools(self) -> tuple[str, ...]:
+        """Budget pools in use: ``("all",)`` or ``("employee", "resident")``."""
+        return tuple(p for p in POOLS if self.budget[p] is not None)
+
+    def source_of(self, key: str) -> str:
+        """The citation behind a dotted key: title (doc) [clause], or ``assumption: note``."""
+        src = self.cited.get(key)
+        if src is None:
+            raise KeyError(f"{key}: no such valued key in {self.path}")
+        node: Any = self.raw
+        for part in key.split("."):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if src == "assumption":
+            return f"assumption: {node.get('note', '')}"
+        s = self.raw["sources"][src]
+        text = s["title"] + (f" ({s['doc']})" if "doc" in s else "")
+        clause = node.get("clause") if isinstance(node, dict) else None
+        return text + (f" {clause}" if clause else "")
+
+    def assumptions(self) -> list[str]:
+        """Dotted keys whose value no document backs (``source = "assumption"``)."""
+        return sorted(k for k, s in self.cited.items() if s == "assumption")
+
+    def replace(self, changes: Mapping[str, Any]) -> Policy:
+        """A new Policy with dotted keys' ``value`` replaced (None removes the key); re-validated, new hash."""
+        raw = copy.deepcopy(dict(self.raw))
+        for key, value in changes.items():
+            *parents, last = key.split(".")
+            node = raw
+            for part in parents:
+                node = node.setdefault(part, {})
+            if value is None:
+                node.pop(last, None)
+            elif isinstance(node.get(last), dict) and "value" in node[last]:
+                node[last]["value"] = value
+            else:
+                node[last] = value
+        return Policy.from_dict(raw, f"{self.path} (replaced {', '.join(changes)})")

@@ -1,0 +1,161 @@
+"""Payment routing (支付方式分流): every case → DRG | DIP | BED_DAY | PER_CASE | FEE_FOR_SERVICE | EXCLUDED.
+
+reference/payment.md §12, recommended order: unpaid insurance type and policy exclusions → EXCLUDED; the
+per-case list (dx + main procedure) → PER_CASE, unless an exit rule sends the case back; the bed-day categories
+(dx or department) → BED_DAY; a trusted 按项目 hint (``hi_paymtd`` 1) → FEE_FOR_SERVICE; an ungroupable case →
+the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case the grouper marked ``DUPLICATE_CASE`` is EXCLUDED. ``hi_paymtd`` is only a hint (records.md §3):
+2 and 5 never route a case that the policy's lists do not confirm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import pyarrow as pa
+
+from payment._arrays import isin, numbers, prefix_in, strings
+from payment.percase import match_items, per_case_exit, per_case_price
+
+__all__ = ["REASONS", "Route", "Routing", "route_cases"]
+
+
+class Route(IntEnum):
+    """Payment route (支付方式) of a case."""
+
+    DRG = 1
+    DIP = 2
+    BED_DAY = 3  #: 按床日
+    PER_CASE = 4  #: 单病种 / 按病种定额
+    FEE_FOR_SERVICE = 5  #: 按项目
+    EXCLUDED = 6  #: not paid by this budget (self-pay, policy exclusion, unknown hospital)
+
+
+#: Reason codes (``route_reason``), in the order the rules are tried.
+REASONS = (
+    "scheme",
+    "self_pay_or_unknown_insurance",
+    "unknown_hospital",
+    "duplicate_case",
+    "excluded_dx",
+    "excluded_department",
+    "per_case_list",
+    "per_case_exit_to_scheme",
+    "per_case_exit_to_fee_for_service",
+    "per_case_no_price_at_level",
+    "bed_day_category",
+    "fee_for_service_hint",
+    "ungrouped",
+)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Routing result: one entry per case."""
+
+    route: np.ndarray  #: int8 ``Route`` codes
+    reason: np.ndarray  #: int8 index into ``REASONS``
+    per_case_item: np.ndarray  #: int32 item index (−1 when not PER_CASE)
+    per_case_price: np.ndarray  #: float64 yuan (NaN when not PER_CASE)
+    bed_day_category: np.ndarray  #: int32 category index (−1 when not BED_DAY)
+
+
+def route_cases(
+    table: pa.Table,
+    policy,
+    level: np.ndarray,
+    grouped: np.ndarray,
+    pooled: np.ndarray,
+    duplicate: np.ndarray | None = None,
+) -> Routing:
+    """Route every case to a payment method with a reason (支付方式分流).
+
+    Parameters
+    ----------
+    table : pa.Table
+        Discharges: ``principal_dx``, ``principal_proc``, ``department``, ``los_days``, ``total_cost``,
+        ``payment_method`` (each optional).
+    policy : Policy
+    level : ndarray of int8
+        Hospital level per case (0 = hospital not in the hospitals table).
+    grouped : ndarray of bool
+        The case has a payable DIP group / DRG.
+    pooled : ndarray of bool
+        The case's 险种 has a budget pool (employee/resident); self-pay and unknown types do not.
+    duplicate : ndarray of bool, optional
+        The grouper marked the case ``DUPLICATE_CASE``: never paid twice.
+
+    Returns
+    -------
+    Routing
+    """
+    n = table.num_rows
+    scheme = Route.DIP if policy.scheme == "dip" else Route.DRG
+    rt = policy.routing
+    ungrouped_route = Route.FEE_FOR_SERVICE if rt.ungrouped == "fee_for_service" else scheme
+    route_of = np.array([_ROUTE_OF.get(why, scheme) for why in REASONS], dtype=np.int8)
+    route_of[REASONS.index("ungrouped")] = ungrouped_route
+    reason = np.zeros(n, dtype=np.int8)
+
+    # rules from the lowest priority to the highest: a later rule overwrites an earlier one
+    def rule(mask: np.ndarray, why: str, where: np.ndarray | None = None) -> None:
+        if where is None:
+            np.putmask(reason, mask, REASONS.index(why))
+        else:
+            reason[where[mask]] = REASONS.index(why)
+
+    dx, proc, dept = (
+        strings(table, "principal_dx"),
+        strings(table, "principal_proc"),
+        strings(table, "department"),
+    )
+    rule(~grouped, "ungrouped")
+    if rt.trust_fee_for_service_hint:
+        rule(isin(strings(table, "payment_method"), ["1"]), "fee_for_service_hint")
+    category = np.full(n, -1, dtype=np.int32)
+    for i, c in reversed(list(enumerate(policy.bed_day.categories))):  # the first listed category wins
+        np.putmask(category, prefix_in(dx, c["dx"]) | prefix_in(dept, c["departments"]), i)
+    rule(category >= 0, "bed_day_category")
+
+    items = policy.per_case.entries
+    item = match_items(dx, proc, items) if items else np.full(n, -1, np.int32)
+    sel = np.flatnonzero(item >= 0)
+    price = per_case_price(item[sel], level[sel], items)
+    exits = per_case_exit(item[sel], price, numbers(table, "total_cost", 0.0)[sel],
+                          numbers(table, "los_days", 0.0)[sel], items)  # fmt: skip
+    to_ffs = np.array([it["exit_to"] == "fee_for_service" for it in items], dtype=bool)[item[sel]]
+    rule(np.ones(len(sel), bool), "per_case_list", sel)
+    rule(exits, "per_case_exit_to_scheme", sel)
+    rule(exits & to_ffs, "per_case_exit_to_fee_for_service", sel)
+    rule(np.isnan(price), "per_case_no_price_at_level", sel)
+
+    rule(prefix_in(dept, rt.exclude_departments), "excluded_department")
+    rule(prefix_in(dx, rt.exclude_dx), "excluded_dx")
+    if duplicate is not None:
+        rule(duplicate, "duplicate_case")
+    rule(level == 0, "unknown_hospital")
+    rule(~pooled, "self_pay_or_unknown_insurance")
+
+    route = route_of[reason]
+    per_case_item = np.full(n, -1, dtype=np.int32)
+    per_case_price_out = np.full(n, np.nan)
+    paid = reason[sel] == REASONS.index("per_case_list")
+    per_case_item[sel[paid]] = item[sel[paid]]
+    per_case_price_out[sel[paid]] = price[paid]
+    np.putmask(category, route != Route.BED_DAY, -1)
+    return Routing(route, reason, per_case_item, per_case_price_out, category)
+
+
+#: Route of each reason that fixes one; the others fall back to the scheme (or the policy's ungrouped route).
+_ROUTE_OF = {
+    "self_pay_or_unknown_insurance": Route.EXCLUDED,
+    "unknown_hospital": Route.EXCLUDED,
+    "duplicate_case": Route.EXCLUDED,
+    "excluded_dx": Route.EXCLUDED,
+    "excluded_department": Route.EXCLUDED,
+    "per_case_list": Route.PER_CASE,
+    "per_case_exit_to_fee_for_service": Route.FEE_FOR_SERVICE,
+    "bed_day_category": Route.BED_DAY,
+    "fee_for_service_hint": Route.FEE_FOR_SERVICE,
+}

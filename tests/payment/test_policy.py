@@ -1,0 +1,90 @@
+"""Policy loader (payment.policy): shipped policies load; each broken file fails with its message."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from payment.policy import Policy, PolicyError
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = sorted((ROOT / "codebooks" / "policies").glob("*.toml"))
+INVALID = Path(__file__).parent / "invalid"
+BROKEN = sorted(p for p in INVALID.glob("*.toml") if not p.name.startswith("_"))
+
+
+def _merge(base: dict, patch: dict) -> dict:
+    out = dict(base)
+    for k, v in patch.items():
+        if v == "__delete__":
+            out.pop(k, None)
+        elif isinstance(v, dict) and "value" not in v and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+@pytest.mark.parametrize("path", POLICIES, ids=[p.name for p in POLICIES])
+def test_shipped_policy_loads_and_cites_every_number(path):
+    policy = Policy.load(path)
+    assert policy.sha256 == Policy.load(path).sha256
+    for key in policy.cited:
+        assert policy.source_of(key)
+
+
+def test_shipped_policies_cover_every_profile_and_drg():
+    profiles = {Policy.load(p).deviation.profile for p in POLICIES}
+    assert {"national_2020", "guangzhou_2018", "yichang", "jining", "taian", "drg"} <= profiles
+
+
+def test_demo_policy_reads_like_the_style_guide():
+    p = Policy.load(ROOT / "codebooks/policies/demo-2025.toml")
+    assert (p.scheme, p.header["catalogue"], p.pools) == (
+        "dip",
+        "pingdingshan-2025",
+        ("employee", "resident"),
+    )
+    assert p.deviation.high_ratio == 2.0
+    assert (
+        p.source_of("deviation.high_ratio")
+        == "国家医疗保障按病种分值付费(DIP)技术规范 (医保办发〔2020〕50号)"
+    )
+    q = p.replace({"deviation.high_ratio": 2.5})
+    assert (q.deviation.high_ratio, p.deviation.high_ratio) == (2.5, 2.0)
+    assert q.sha256 != p.sha256
+    assert "budget.employee.inpatient_fund" in p.assumptions()
+    with pytest.raises(AttributeError):
+        p.deviation.high_ratio = 3
+
+
+def test_replace_revalidates():
+    p = Policy.load(ROOT / "codebooks/policies/demo-2025.toml")
+    with pytest.raises(PolicyError, match=r"point_value\.elastic_split: a share must lie in 0–1"):
+        p.replace({"point_value.elastic_split": {"value": 8, "unit": "share", "source": "dip-2020"}})
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
+def test_broken_policy_names_the_key(path):
+    text = path.read_text(encoding="utf-8")
+    expected = text.splitlines()[0].removeprefix("# error: ")
+    raw = _merge(tomllib.loads((INVALID / "_base.toml").read_text(encoding="utf-8")), tomllib.loads(text))
+    with pytest.raises(PolicyError) as info:
+        Policy.from_dict(raw, path.name)
+    assert str(info.value).startswith(f"{path.name}: ")
+    assert expected in str(info.value)
+
+
+def test_base_of_the_broken_files_is_valid():
+    Policy.load(INVALID / "_base.toml")
+
+
+def test_unreadable_file_is_a_policy_error(tmp_path):
+    bad = tmp_path / "x.toml"
+    bad.write_text("[policy\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match="not valid TOML"):
+        Policy.load(bad)
+    with pytest.raises(PolicyError, match="cannot read"):
+        Policy.load(tmp_path / "missing.toml")
