@@ -3,7 +3,10 @@
 from grouper.batch import group_files
 from grouper.codebook import Codebook, CodebookError
 from grouper.dip import Catalogue, CatalogueError, DipStatus, group_dip, read_catalogue
+from grouper.dip.aux import AuxTyping
+from grouper.dip.catalog import DipCatalog
 from grouper.drg.group import group_drg
+from grouper.drg.weights import DrgWeights
 from grouper.io import InputError, read_discharges, write_results
 from grouper.schema import DISCHARGE_SCHEMA
 from grouper.status import Status
@@ -12,11 +15,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DISCHARGE_SCHEMA",
+    "AuxTyping",
     "Catalogue",
     "CatalogueError",
     "Codebook",
     "CodebookError",
+    "DipCatalog",
     "DipStatus",
+    "DrgWeights",
     "InputError",
     "Status",
     "__version__",

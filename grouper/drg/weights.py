@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from grouper._history import (
     TrimSpec,
     data_years,
+    describe_excluded,
     fingerprint,
     group_stats,
     params_from_meta,
@@ -161,8 +162,7 @@ class DrgWeights:
             "drg_excluded": int((in_window & cost_ok & excluded).sum()),
         }
         if not use.any():
-            reasons = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.n_excluded_.items() if v)
-            raise ValueError(f"history: no usable case ({reasons or 'empty'})")
+            raise ValueError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
         rows = pa.array(np.flatnonzero(use))
         drg = pc.take(drg_all, rows)
         if "adrg" in history.column_names:

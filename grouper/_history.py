@@ -1,0 +1,399 @@
+"""Statistics over past years of grouped cases (历史数据测算), shared by ``DipCatalog`` and ``DrgWeights``.
+
+One implementation of: the data year of a case, year weights (1:2:7, renormalised over the years present),
+per-group trimming (percentile, IQR fences, ±k SD of log cost) without a Python loop over groups,
+year-weighted group means, the coefficient of variation, and the fingerprint of a history table.
+reference/dip.md §4.3–§4.5, reference/chs-drg.md §7.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+__all__ = [
+    "TRIM_METHODS",
+    "GroupStats",
+    "TrimSpec",
+    "data_years",
+    "describe_excluded",
+    "fingerprint",
+    "group_stats",
+    "params_from_meta",
+    "params_to_meta",
+    "read_fitted",
+    "trim_keep",
+    "weighted_mean",
+    "write_fitted",
+    "year_weights",
+]
+
+#: Closed set of trimming methods.
+TRIM_METHODS = ("percentile", "iqr", "log_sd", "none")
+#: Default fence multiplier per method: Tukey 1.5 × IQR; 3 SD of log cost (reference/chs-drg.md §7.1).
+_DEFAULT_K = {"iqr": 1.5, "log_sd": 3.0}
+# Percentile limits are computed in float64 and may land a few ulps inside a data value (chs-drg.md §7.1: P97.5
+# = 43,024.99999999977); a case within this relative distance of a limit is kept (limits are inclusive).
+_REL_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class TrimSpec:
+    """How outliers are trimmed within each group (裁剪).
+
+    Parameters
+    ----------
+    method : {"percentile", "iqr", "log_sd", "none"}
+        ``percentile``: keep ``P(lo) ≤ C ≤ P(hi)`` (linear interpolation, NumPy's default);
+        ``iqr``: keep ``Q1 − k·IQR ≤ C ≤ Q3 + k·IQR``; ``log_sd``: keep ``|ln C − mean| ≤ k·SD`` (SD with n − 1).
+    limits : (float, float)
+        Lower and upper quantile for ``percentile`` (default 0.025, 0.975).
+    k : float or None
+        Fence multiplier for ``iqr`` (default 1.5) and ``log_sd`` (default 3.0).
+    min_n : int
+        Groups with fewer cases are not trimmed (default 25, reference/dip.md §4.4).
+    """
+
+    method: str = "percentile"
+    limits: tuple[float, float] = (0.025, 0.975)
+    k: float | None = None
+    min_n: int = 25
+
+    def __post_init__(self) -> None:
+        if self.method not in TRIM_METHODS:
+            raise ValueError(f"trim: unknown method {self.method!r} (known: {', '.join(TRIM_METHODS)})")
+        lo, hi = (float(x) for x in self.limits)
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"trim_limits: need 0 ≤ lo < hi ≤ 1, got {self.limits!r}")
+        if self.k is not None and not self.k > 0:
+            raise ValueError(f"trim_k: must be positive, got {self.k!r}")
+        if int(self.min_n) != self.min_n or self.min_n < 0:
+            raise ValueError(f"trim_min_n: must be a non-negative integer, got {self.min_n!r}")
+
+    @property
+    def fence(self) -> float:
+        """The fence multiplier in use (``k`` or the method's default)."""
+        return float(self.k) if self.k is not None else _DEFAULT_K.get(self.method, 0.0)
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """Per-group results of :func:`group_stats`; every array has one entry per group."""
+
+    n: np.ndarray  #: cases in the group (int64)
+    n_kept: np.ndarray  #: cases left after trimming (int64)
+    mean: np.ndarray  #: year-weighted mean of the kept cases (float64; NaN when none)
+    cv: np.ndarray  #: SD / mean over the kept cases of all years (float64; NaN when undefined)
+    overall_mean: float  #: year-weighted mean over all kept cases of all groups
+
+
+def data_years(table: pa.Table) -> np.ndarray:
+    """The data year of each case: column ``year`` if present, else the year of ``discharge_date``; −1 if null.
+
+    Returns
+    -------
+    ndarray of int32
+    """
+    if "year" in table.column_names:
+        col = table.column("year").cast(pa.int32())
+    elif "discharge_date" in table.column_names:
+        col = pc.year(table.column("discharge_date")).cast(pa.int32())
+    else:
+        raise ValueError("history: needs a `year` or a `discharge_date` column")
+    return col.fill_null(-1).to_numpy().astype(np.int32, copy=False)
+
+
+def describe_excluded(excluded: dict[str, int]) -> str:
+    """``{"cost_invalid": 2}`` → ``"cost invalid 2"`` (for messages)."""
+    return ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in excluded.items() if v) or "empty"
+
+
+def year_weights(
+    years: np.ndarray, window: tuple[int, ...] | None, weights
+) -> tuple[tuple[int, ...], np.ndarray]:
+    """The year window and its normalised weights (时间权重, 1:2:7), oldest year first.
+
+    Parameters
+    ----------
+    years : ndarray of int
+        Data years of the cases (−1 = unknown, ignored).
+    window : tuple of int or None
+        The years to use; ``None`` takes the ``len(weights)`` calendar years ending with the latest year seen.
+    weights : sequence of float
+        One weight per year of the window, oldest first; any positive scale (1:2:7 ≡ 0.1/0.2/0.7).
+
+    Returns
+    -------
+    (tuple of int, ndarray of float64)
+        The window and its weights summing to 1. Renormalisation over the years a group actually has is done
+        per group in :func:`group_stats` (reference/dip.md §4.3).
+
+    Examples
+    --------
+    >>> year_weights(np.array([2022, 2024]), None, (1, 2, 7))
+    ((2022, 2023, 2024), array([0.1, 0.2, 0.7]))
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"year_weights: need non-negative numbers with a positive sum, got {weights!r}")
+    if window is None:
+        seen = years[years >= 0]
+        if seen.size == 0:
+            raise ValueError("history: no case has a data year")
+        last = int(seen.max())
+        window = tuple(range(last - w.size + 1, last + 1))
+    window = tuple(int(y) for y in window)
+    if len(window) != w.size or len(set(window)) != len(window):
+        raise ValueError(f"years: need {w.size} distinct years (one per weight), got {window!r}")
+    order = np.argsort(window)
+    return tuple(window[i] for i in order), w[order] / w.sum()
+
+
+def _segments(gid: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    counts = np.bincount(gid, minlength=n_groups).astype(np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return starts, counts
+
+
+def _quantile(sorted_vals: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
+    """Per-group quantile with linear interpolation (NumPy's default); groups given as sorted segments."""
+    out = np.full(counts.size, np.nan)
+    ok = counts > 0
+    pos = q * (counts[ok] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, counts[ok] - 1)
+    a = sorted_vals[starts[ok] + lo]
+    b = sorted_vals[starts[ok] + hi]
+    out[ok] = a + (pos - lo) * (b - a)
+    return out
+
+
+def trim_keep(cost: np.ndarray, gid: np.ndarray, n_groups: int, spec: TrimSpec) -> np.ndarray:
+    """Which cases survive trimming within their group (vectorized over all groups at once).
+
+    Parameters
+    ----------
+    cost : ndarray of float64, yuan
+        Total cost per case (finite, > 0 for ``log_sd``).
+    gid : ndarray of int64
+        Group index per case, 0 … n_groups − 1.
+    n_groups : int
+    spec : TrimSpec
+
+    Returns
+    -------
+    ndarray of bool
+        True for a kept case. Limits are inclusive; groups with fewer than ``spec.min_n`` cases keep every case.
+
+    Examples
+    --------
+    reference/chs-drg.md §7.1 (TEST VECTOR DRG-RW): 1,000 … 39,000 and 200,000 → P2.5 = 1,975, P97.5 = 43,025,
+    so 1,000 and 200,000 are trimmed.
+
+    >>> c = np.append(np.arange(1, 40) * 1000.0, 200000.0)
+    >>> keep = trim_keep(c, np.zeros(40, dtype=np.int64), 1, TrimSpec())
+    >>> int(keep.sum()), float(c[keep].mean())
+    (38, 20500.0)
+    """
+    keep = np.ones(cost.size, dtype=bool)
+    if spec.method == "none" or cost.size == 0:
+        return keep
+    values = np.log(cost) if spec.method == "log_sd" else cost
+    starts, counts = _segments(gid, n_groups)
+    if spec.method == "log_sd":
+        mean = np.bincount(gid, values, minlength=n_groups) / np.maximum(counts, 1)
+        dev = values - mean[gid]
+        ss = np.bincount(gid, dev * dev, minlength=n_groups)
+        sd = np.sqrt(ss / np.maximum(counts - 1, 1))
+        lo_lim, hi_lim = mean - spec.fence * sd, mean + spec.fence * sd
+    else:
+        by_value = np.argsort(
+            values
+        )  # then a stable sort by group: sorted by (group, value), faster than lexsort
+        order = by_value[np.argsort(gid[by_value], kind="stable")]
+        sorted_vals = values[order]
+        if spec.method == "percentile":
+            lo_lim = _quantile(sorted_vals, starts, counts, spec.limits[0])
+            hi_lim = _quantile(sorted_vals, starts, counts, spec.limits[1])
+        else:
+            q1 = _quantile(sorted_vals, starts, counts, 0.25)
+            q3 = _quantile(sorted_vals, starts, counts, 0.75)
+            lo_lim, hi_lim = q1 - spec.fence * (q3 - q1), q3 + spec.fence * (q3 - q1)
+    lo_lim = lo_lim - _REL_TOL * np.abs(lo_lim)
+    hi_lim = hi_lim + _REL_TOL * np.abs(hi_lim)
+    inside = (values >= lo_lim[gid]) & (values <= hi_lim[gid])
+    return inside | (counts < spec.min_n)[gid]
+
+
+def _weighted(sums: np.ndarray, cnts: np.ndarray, w: np.ndarray, mode: str) -> np.ndarray:
+    """Year-weighted means from (groups × years) sums and counts; years without cases drop out of the weights."""
+    has = cnts > 0
+    if mode == "cases":
+        num = (sums * w).sum(axis=1)
+        den = (cnts * w).sum(axis=1)
+    else:
+        yearly = np.divide(sums, cnts, out=np.zeros_like(sums), where=has)
+        num = (yearly * w).sum(axis=1)
+        den = (has * w).sum(axis=1)
+    return np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
+
+
+def weighted_mean(values, gid, yid, mask, n_groups, w, mode="means") -> np.ndarray:
+    """Year-weighted mean per group over the cases in ``mask`` (reference/dip.md §4.3, TEST VECTORS DIP-W).
+
+    ``mode="means"``: ``m = Σ w_y m_y / Σ_{y with cases} w_y``; ``mode="cases"``: ``m = Σ w_y n_y m_y / Σ w_y n_y``.
+    """
+    n_years = w.size
+    cell = gid[mask] * n_years + yid[mask]
+    size = n_groups * n_years
+    sums = np.bincount(cell, values[mask], minlength=size).astype(np.float64).reshape(n_groups, n_years)
+    cnts = np.bincount(cell, minlength=size).astype(np.float64).reshape(n_groups, n_years)
+    return _weighted(sums, cnts, w, mode)
+
+
+def group_stats(
+    cost: np.ndarray,
+    gid: np.ndarray,
+    yid: np.ndarray,
+    n_groups: int,
+    w: np.ndarray,
+    *,
+    trim: TrimSpec,
+    mode: str = "means",
+    ddof: int = 1,
+) -> tuple[GroupStats, np.ndarray]:
+    """Trim each group, then year-weight its mean and compute its CV (变异系数).
+
+    Parameters
+    ----------
+    cost : ndarray of float64, yuan
+    gid : ndarray of int64            group index per case
+    yid : ndarray of int64            index of the case's year in the window (weights ``w``)
+    n_groups : int
+    w : ndarray of float64            year weights, summing to 1
+    trim : TrimSpec
+    mode : {"means", "cases"}         weights on yearly means (default) or on cases (reference/dip.md §4.3)
+    ddof : {1, 0}                     SD divisor n − ddof for the CV (default sample SD, reference/dip.md §4.5)
+
+    Returns
+    -------
+    (GroupStats, ndarray of bool)
+        The statistics and the keep mask per case.
+    """
+    keep = trim_keep(cost, gid, n_groups, trim)
+    n = np.bincount(gid, minlength=n_groups).astype(np.int64)
+    n_kept = np.bincount(gid[keep], minlength=n_groups).astype(np.int64)
+    mean = weighted_mean(cost, gid, yid, keep, n_groups, w, mode)
+    overall = weighted_mean(cost, np.zeros_like(gid), yid, keep, 1, w, mode)[0]
+    kept_gid, kept_cost = gid[keep], cost[keep]
+    plain = np.bincount(kept_gid, kept_cost, minlength=n_groups) / np.maximum(n_kept, 1)
+    dev = kept_cost - plain[kept_gid]
+    ss = np.bincount(kept_gid, dev * dev, minlength=n_groups)
+    den = n_kept - ddof
+    sd = np.sqrt(np.divide(ss, den, out=np.full(n_groups, np.nan), where=den > 0))
+    cv = np.divide(sd, plain, out=np.full(n_groups, np.nan), where=(n_kept > 0) & (plain != 0))
+    return GroupStats(n=n, n_kept=n_kept, mean=mean, cv=cv, overall_mean=float(overall)), keep
+
+
+class _HashSink:
+    """A write-only file object that feeds SHA-256."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.hash.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fingerprint(table: pa.Table, columns: list[str], years: np.ndarray) -> dict:
+    """Fingerprint of a history table: data years, rows and the SHA-256 of the columns used (Arrow IPC stream).
+
+    Returns
+    -------
+    dict
+        ``{"years": [...], "rows": int, "sha256": str, "columns": [...]}``.
+    """
+    cols = [c for c in columns if c in table.column_names]
+    part = table.select(cols).replace_schema_metadata(None)
+    sink = _HashSink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), part.schema) as writer:
+        for batch in part.to_batches(max_chunksize=1 << 20):
+            writer.write_batch(batch)
+    seen = sorted(int(y) for y in np.unique(years) if y >= 0)
+    return {"years": seen, "rows": int(table.num_rows), "sha256": sink.hash.hexdigest(), "columns": cols}
+
+
+def write_fitted(table: pa.Table, meta: dict, path, key: str) -> Path:
+    """Write a fitted table: Parquet with ``meta`` as JSON under ``key`` in the schema metadata, or CSV with
+    ``<stem>.params.toml`` beside it (by suffix). Atomic: temp file + rename. No pickle."""
+    # the catalogue module owns the atomic write and the flat TOML writer; imported here to keep grouper.dip
+    # (which imports this module) out of this module's import time
+    from grouper.dip.catalogue import _atomic, _to_toml
+
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        text = json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str).encode()
+        table = table.replace_schema_metadata({key.encode(): text})
+        _atomic(path, lambda tmp: pq.write_table(table, tmp))
+        return path
+    _atomic(path, lambda tmp: pacsv.write_csv(table, tmp))
+    params = path.with_name(f"{path.stem}.params.toml")
+    _atomic(params, lambda tmp: tmp.write_text(_to_toml(meta), encoding="utf-8"))
+    return path
+
+
+def read_fitted(path, key: str, schema: pa.Schema) -> tuple[pa.Table, dict]:
+    """Read what :func:`write_fitted` wrote: the table (cast to ``schema``) and its metadata."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {}).get(key.encode(), b"{}"))
+    else:
+        types = {f.name: f.type for f in schema}
+        table = pacsv.read_csv(
+            path, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
+        )
+        params = path.with_name(f"{path.stem}.params.toml")
+        meta = tomllib.loads(params.read_text(encoding="utf-8")) if params.exists() else {}
+    if "params" not in meta:
+        raise ValueError(f"{path}: no recorded settings (not written by drgdip)")
+    return table.select(schema.names).cast(schema), meta
+
+
+def params_from_meta(meta: dict, optional: tuple[str, ...]) -> dict:
+    """Constructor settings from saved metadata: lists back to tuples, ``""`` back to None for ``optional``."""
+    out = {}
+    for k, v in meta["params"].items():
+        out[k] = None if v == "" and k in optional else (tuple(v) if isinstance(v, list) else v)
+    return out
+
+
+def params_to_meta(params: dict) -> dict:
+    """Settings as plain TOML/JSON values: tuples to lists, None to ``""``, paths to strings."""
+
+    def plain(v):
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, Path):
+            return str(v)
+        return "" if v is None else v
+
+    return {k: plain(v) for k, v in params.items()}

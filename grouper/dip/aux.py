@@ -1,0 +1,683 @@
+"""Auxiliary typing (辅助分型): subtype levels as data, coefficients fitted on last year's cases.
+
+reference/dip.md §5. Each *family* (疾病严重程度, 恶性肿瘤严重程度, 年龄, 监护病房 days) sorts a case into at most
+one subtype: the first row of ``codebooks/dip/aux/subtypes.csv`` (by ``order``) whose condition holds. A subtype of
+a DIP group is admitted when the trigger conditions hold (group n > N, subtype n > n, the family's subtypes lower the
+within-group CV by ≥ 20 %); its coefficient is ``subtype mean cost / group mean cost`` (last year). A case takes
+the highest coefficient among its admitted subtypes; without one its coefficient is 1.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from numba import njit, prange
+
+from grouper._history import (
+    data_years,
+    fingerprint,
+    params_from_meta,
+    params_to_meta,
+    read_fitted,
+    write_fitted,
+)
+from grouper.codebook import Codebook
+from grouper.codes import normalise_codes
+from grouper.drg import _kernel
+
+__all__ = [
+    "COEFFICIENTS_SCHEMA",
+    "SUBTYPE_KINDS",
+    "AuxTyping",
+    "charlson_index",
+    "read_cci_table",
+    "read_severity_dictionary",
+    "read_subtypes",
+    "subtype_admitted",
+]
+
+_AUX = Path(__file__).resolve().parents[2] / "codebooks" / "dip" / "aux"
+#: Closed set of subtype condition kinds (the ``kind`` column of subtypes.csv).
+SUBTYPE_KINDS = (
+    "death",
+    "dx_flag",
+    "proc_flag",
+    "age_days",
+    "age_years",
+    "icu_days",
+    "cci",
+    "high_cost",
+    "any",
+)
+#: Case flags a ``dx_flag`` / ``proc_flag`` row may name.
+_DX_FLAGS = ("severe", "moderate", "metastasis")
+_PROC_FLAGS = ("radiotherapy", "chemotherapy")
+#: Levels of a 中/重度 dictionary (GX_ASSI ``DIP_ASSISTANT_CODE``, dip.md §5.3) that this module reads.
+_DICT_LEVELS = {1: "moderate", 2: "severe", 3: "metastasis"}
+_DEATH = 5  # 离院方式 5 = 死亡
+_META_KEY = "drgdip.aux"
+
+#: Columns of the fitted coefficient table (one row per admitted subtype of a DIP group).
+COEFFICIENTS_SCHEMA = pa.schema(
+    [
+        pa.field("dip_group", pa.string()),
+        pa.field("family", pa.string()),
+        pa.field("subtype", pa.string()),
+        pa.field("name", pa.string()),
+        pa.field("coef", pa.float64()),
+        pa.field("n_cases", pa.int64()),
+        pa.field("avg_cost", pa.float64()),
+        pa.field("group_n", pa.int64()),
+        pa.field("group_avg_cost", pa.float64()),
+        pa.field("group_cv", pa.float64()),
+        pa.field("family_cv", pa.float64()),
+        pa.field("cv_fall", pa.float64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class _Subtypes:
+    table: pa.Table  # rows of subtypes.csv sorted by family, order
+    families: tuple[str, ...]
+
+
+def read_subtypes(path: str | Path | None = None) -> pa.Table:
+    """Read a subtype table (辅助分型目录): ``codebooks/dip/aux/subtypes.csv`` by default.
+
+    Returns
+    -------
+    pa.Table
+        Rows sorted by family (first appearance) and ``order``; checked: known kinds and flags, unique codes.
+    """
+    p = Path(path) if path else _AUX / "subtypes.csv"
+    num = {c: pa.float64() for c in ("los_min", "los_max", "lo", "hi")}
+    strings = {c: pa.string() for c in ("family", "subtype", "name", "kind", "arg", "principal", "source")}
+    table = pacsv.read_csv(
+        p, convert_options=pacsv.ConvertOptions(column_types={**num, **strings, "order": pa.int64()})
+    )
+    for col in ("family", "order", "subtype", "kind", "arg", "principal", "los_min", "los_max", "lo", "hi"):
+        if col not in table.column_names:
+            raise ValueError(f"{p}: missing column {col!r}")
+    rows = table.to_pylist()
+    for i, r in enumerate(rows, start=2):
+        where = f"{p}: line {i}"
+        if r["kind"] not in SUBTYPE_KINDS:
+            raise ValueError(
+                f"{where}: kind {r['kind']!r} is not implemented (known: {', '.join(SUBTYPE_KINDS)})"
+            )
+        flags = {"dx_flag": _DX_FLAGS, "proc_flag": _PROC_FLAGS}.get(r["kind"])
+        if flags and r["arg"] not in flags:
+            raise ValueError(f"{where}: {r['kind']} {r['arg']!r} is not one of {', '.join(flags)}")
+        if r["principal"] not in (None, "", "malignant", "non_malignant"):
+            raise ValueError(f"{where}: principal {r['principal']!r} is not one of malignant, non_malignant")
+        if r["kind"] == "high_cost" and (r["lo"] is None or r["hi"] is None or not r["arg"]):
+            raise ValueError(
+                f"{where}: high_cost needs arg (a fee column), lo (cost multiple) and hi (fee share)"
+            )
+    codes = table.column("subtype").to_pylist()
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"{p}: a subtype code occurs more than once")
+    fam = table.column("family").to_pylist()
+    rank = {f: i for i, f in enumerate(dict.fromkeys(fam))}
+    table = table.append_column("_f", pa.array([rank[f] for f in fam], pa.int64()))
+    return table.sort_by([("_f", "ascending"), ("order", "ascending")]).drop_columns(["_f"])
+
+
+def read_severity_dictionary(path: str | Path) -> pa.Table:
+    """Read a 中/重度 dictionary: CSV or Excel, columns ``code,level`` or the GX_ASSI layout.
+
+    GX_ASSI (dip.md §5.3): the diagnosis code in ``ASSI_ITEM_ID``, the level in ``DIP_ASSISTANT_CODE``
+    (1 中度, 2 重度, 3 转移; 4 放疗 and 5 化疗 are procedure lists and are not read here).
+
+    Returns
+    -------
+    pa.Table
+        Columns ``code`` (normalised) and ``flag`` (moderate, severe, metastasis).
+    """
+    p = Path(path)
+    if p.suffix.lower() in (".xlsx", ".xls"):
+        import pandas as pd
+
+        frame = pd.read_excel(
+            p, sheet_name="GX_ASSI" if "GX_ASSI" in pd.ExcelFile(p).sheet_names else 0, dtype=str
+        )
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    else:
+        table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+    names = {"ASSI_ITEM_ID": "code", "DIP_ASSISTANT_CODE": "level"}
+    table = table.rename_columns([names.get(c.strip(), c.strip()) for c in table.column_names])
+    if "code" not in table.column_names or "level" not in table.column_names:
+        raise ValueError(f"{p}: needs columns code,level (or GX_ASSI ASSI_ITEM_ID, DIP_ASSISTANT_CODE)")
+    level = pc.cast(pc.utf8_trim_whitespace(table.column("level").cast(pa.string())), pa.int64())
+    keep = pc.is_in(level, value_set=pa.array(list(_DICT_LEVELS), pa.int64()))
+    code = normalise_codes(table.column("code").cast(pa.string()), "dx").filter(keep.combine_chunks())
+    flag = [_DICT_LEVELS[v] for v in level.filter(keep).to_pylist()]
+    return pa.table({"code": code, "flag": pa.array(flag, pa.string())}).filter(pc.is_valid(code))
+
+
+def read_cci_table(path: str | Path | None = None) -> pa.Table:
+    """Read a Charlson table (CCI 字典): ``category, prefix, weight, zeroed_if_present``.
+
+    Default ``codebooks/dip/aux/cci_quan2005.csv``: the Quan-2005 ICD-10 prefixes with Charlson weights, a
+    placeholder for the official 2,292-code DIP list (reference/dip.md §5.1), which can be given in the same
+    columns (a full code is its own prefix).
+    """
+    p = Path(path) if path else _AUX / "cci_quan2005.csv"
+    types = {
+        "category": pa.string(),
+        "prefix": pa.string(),
+        "weight": pa.int64(),
+        "zeroed_if_present": pa.string(),
+    }
+    table = pacsv.read_csv(
+        p, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
+    )
+    for col in types:
+        if col not in table.column_names:
+            raise ValueError(f"{p}: missing column {col!r}")
+    return table.select(list(types))
+
+
+def charlson_index(other_dx: pa.Array, table: pa.Table) -> np.ndarray:
+    """Charlson comorbidity index (CCI 指数) per case over its other diagnoses (reference/dip.md §5.1).
+
+    A diagnosis counts for a category when it starts with one of the category's prefixes; per category the
+    highest weight counts once; a category is zeroed when its ``zeroed_if_present`` category is present
+    (diab → diabwc, mld → msld, canc → metacanc); the index is the sum.
+
+    Parameters
+    ----------
+    other_dx : list<string> array (normalised 医保版 codes)
+    table : pa.Table from :func:`read_cci_table`
+
+    Returns
+    -------
+    ndarray of int64
+
+    Examples
+    --------
+    dip.md §5.1 TEST VECTOR DIP-CCI: chf 1 + diabwc 2 + diab 0 (zeroed) + rend 2 = 5.
+
+    >>> int(charlson_index(pa.array([["I50.900", "E11.200", "E11.900", "N18.500"]]), read_cci_table())[0])
+    5
+    """
+    n = len(other_dx)
+    cats = sorted(set(table.column("category").to_pylist()))
+    k = len(cats)
+    cat_of_row = np.array([cats.index(c) for c in table.column("category").to_pylist()], dtype=np.int64)
+    weight = np.zeros(k, dtype=np.int64)
+    np.maximum.at(weight, cat_of_row, table.column("weight").to_numpy())
+    flat = pc.list_flatten(other_dx).fill_null("")
+    row = pc.list_parent_indices(other_dx).to_numpy()
+    enc = pc.dictionary_encode(flat)
+    codes, distinct = enc.indices.to_numpy(zero_copy_only=False), enc.dictionary
+    present = np.zeros(n * k, dtype=bool)
+    prefixes = table.column("prefix")
+    lengths = pc.utf8_length(prefixes).to_numpy()
+    for length in np.unique(lengths):
+        sel = np.flatnonzero(lengths == length)
+        keys = prefixes.take(pa.array(sel))
+        hit = pc.index_in(pc.utf8_slice_codeunits(distinct, 0, int(length)), value_set=keys)
+        cat = np.where(
+            hit.is_valid().to_numpy(zero_copy_only=False), cat_of_row[sel][hit.fill_null(0).to_numpy()], -1
+        )
+        matched = cat[codes] >= 0
+        present[row[matched] * k + cat[codes][matched]] = True
+    present = present.reshape(n, k)
+    zeroed = present.copy()
+    for c, higher in zip(
+        table.column("category").to_pylist(), table.column("zeroed_if_present").to_pylist(), strict=True
+    ):
+        if higher:
+            zeroed[:, cats.index(c)] &= ~present[:, cats.index(higher)]
+    return zeroed.astype(np.int64) @ weight
+
+
+def subtype_admitted(
+    group_n, subtype_n, group_cv, family_cv, *, min_group_n=15, min_subtype_n=5, min_cv_fall=0.20
+):
+    """Trigger conditions of a subtype (辅助分型触发条件, dip.md §5.2): all three must hold.
+
+    ``group_n > min_group_n``, ``subtype_n > min_subtype_n`` and ``(group_cv − family_cv) / group_cv ≥
+    min_cv_fall``, where ``family_cv`` is the case-weighted mean CV of the family's subtypes in the group.
+
+    Examples
+    --------
+    dip.md §5.2 TEST VECTORS DIP-AUX: n 400 > 15, subtype 60 > 5, CV 0.80 → 0.60 is a fall of 25 % ≥ 20 %.
+
+    >>> bool(subtype_admitted(400, 60, 0.80, 0.60))
+    True
+    >>> bool(subtype_admitted(400, 60, 0.80, 0.65))     # 18.75 % < 20 %
+    False
+    """
+    group_cv = np.asarray(group_cv, dtype=np.float64)
+    fall = np.divide(group_cv - family_cv, group_cv, out=np.full(group_cv.shape, -np.inf), where=group_cv > 0)
+    # a float fall computed from rounded CVs may land a few ulps under the limit it equals
+    return (
+        (np.asarray(group_n) > min_group_n)
+        & (np.asarray(subtype_n) > min_subtype_n)
+        & (fall >= min_cv_fall - 1e-12)
+    )
+
+
+@njit(cache=True, parallel=True)
+def _severity_flags(tables, pdx, off, odx):
+    """Per case: 2 = an MCC, 1 = a CC, 0 = neither, among the other diagnoses after the principal's 排除表."""
+    out = np.zeros(pdx.size, np.int8)
+    for i in prange(pdx.size):
+        out[i] = _kernel._severity(tables, pdx[i], odx[off[i] : off[i + 1]])[0]
+    return out
+
+
+class AuxTyping:
+    """Auxiliary typing (辅助分型): fit subtype coefficients per DIP group, apply the highest one per case.
+
+    Parameters
+    ----------
+    subtypes : str or None
+        Subtype table; ``None`` = ``codebooks/dip/aux/subtypes.csv`` (宜昌 severity, 3.0 tumour order, age, ICU).
+    code_flags : str or None
+        Code prefixes of the malignant / metastasis / radiotherapy / chemotherapy flags;
+        ``None`` = ``codebooks/dip/aux/code_flags.csv``.
+    severity_source : str
+        ``"cc_mcc"`` (default): 重度 = an MCC, 中度 = a CC of the CHS-DRG codebook with its 排除表 (宜昌);
+        otherwise the path of a 中/重度 dictionary (:func:`read_severity_dictionary`).
+    cci_source : str or None
+        Charlson table for ``cci`` rows (:func:`read_cci_table`); ``None`` = the Quan-2005 fallback.
+    codebook : str
+        CHS-DRG codebook for ``cc_mcc`` (default ``"chs-drg-1.1"``).
+    year : int or None
+        The year the coefficients are fitted on ("last year"); ``None`` = the latest year of the history.
+    min_group_n, min_subtype_n, min_cv_fall
+        Trigger conditions N = 15, n = 5, CV fall 0.20 (dip.md §5.2 [impl] defaults).
+    kinds : tuple of str
+        Catalogue kinds eligible when the input has a ``dip_kind`` column (default core only; dip.md §5.2).
+
+    Attributes
+    ----------
+    coefficients_ : pa.Table
+        One row per admitted subtype of a group (:data:`COEFFICIENTS_SCHEMA`).
+    year_, n_cases_ : int
+    history_ : dict
+    warnings_ : list of str
+
+    Notes
+    -----
+    Input columns: ``dip_group``, ``total_cost``, ``year`` or ``discharge_date``; as the subtype table needs:
+    ``principal_dx``, ``other_dx`` (list<string>), ``other_procs``, ``principal_proc``, ``los_days``,
+    ``discharge_mode``, ``age_years``, ``age_days``, ``icu_hours`` (ICU days = ⌈hours / 24⌉), fee columns named by
+    ``high_cost`` rows (``fee_treatment``, ``fee_drug``; "group standard" = the group's mean cost). A missing
+    column makes its condition false and is reported in ``warnings_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        subtypes: str | None = None,
+        code_flags: str | None = None,
+        severity_source: str = "cc_mcc",
+        cci_source: str | None = None,
+        codebook: str = "chs-drg-1.1",
+        year: int | None = None,
+        min_group_n: int = 15,
+        min_subtype_n: int = 5,
+        min_cv_fall: float = 0.20,
+        kinds: tuple[str, ...] = ("core",),
+    ) -> None:
+        self.subtypes = subtypes
+        self.code_flags = code_flags
+        self.severity_source = severity_source
+        self.cci_source = cci_source
+        self.codebook = codebook
+        self.year = year
+        self.min_group_n = min_group_n
+        self.min_subtype_n = min_subtype_n
+        self.min_cv_fall = min_cv_fall
+        self.kinds = kinds
+
+    def get_params(self) -> dict:
+        """The settings, by name, as given to the constructor."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
+
+    # -- case flags and cells --------------------------------------------------------------------------------------
+    def _flags(self, t: pa.Table, missing: set[str]) -> dict[str, np.ndarray]:
+        n = t.num_rows
+        pdx = _codes(t, "principal_dx", "dx", missing)
+        odx = _code_list(t, "other_dx", "dx", missing)
+        procs = _code_list(t, "other_procs", "proc", missing)
+        pproc = _codes(t, "principal_proc", "proc", set())
+        flags = {f: np.zeros(n, bool) for f in (*_DX_FLAGS, *_PROC_FLAGS, "malignant")}
+        odx_flat = pc.list_flatten(odx).fill_null("")
+        odx_row = pc.list_parent_indices(odx).to_numpy()
+        proc_flat = pc.list_flatten(procs).fill_null("")
+        proc_row = pc.list_parent_indices(procs).to_numpy()
+        for r in _read_flags(self.code_flags).to_pylist():
+            prefix = r["prefix"]
+            if r["field"] == "principal_dx":
+                hit = pc.starts_with(pdx, prefix).to_numpy(zero_copy_only=False)
+            elif r["field"] == "procedure":
+                hit = pc.starts_with(pproc, prefix).to_numpy(zero_copy_only=False)
+                rows = proc_row[pc.starts_with(proc_flat, prefix).to_numpy(zero_copy_only=False)]
+                hit = hit | (np.bincount(rows, minlength=n) > 0)
+            else:
+                sel = pc.starts_with(odx_flat, prefix).to_numpy(zero_copy_only=False)
+                if r["flag"] == "metastasis":  # only in a different 类目 than the principal (dip.md §5.3)
+                    other_cat = pc.utf8_slice_codeunits(odx_flat, 0, 3)
+                    own_cat = pc.utf8_slice_codeunits(pdx, 0, 3).take(pa.array(odx_row))
+                    sel &= pc.not_equal(other_cat, own_cat).to_numpy(zero_copy_only=False)
+                hit = np.bincount(odx_row[sel], minlength=n) > 0
+            flags[r["flag"]] |= hit
+        if self.severity_source == "cc_mcc":
+            cb = Codebook.load(self.codebook)
+            tables = _kernel.Tables(**{f: cb[f] for f in _kernel.Tables._fields})
+            off = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(pc.list_value_length(odx).fill_null(0).to_numpy(zero_copy_only=False), out=off[1:])
+            ids = cb.encode_dx(pc.list_flatten(odx)).astype(np.int64)
+            sev = _severity_flags(tables, cb.encode_dx(pdx).astype(np.int64), off, ids)
+            flags["severe"] |= sev == _kernel.SEV_MCC
+            flags["moderate"] |= sev == _kernel.SEV_CC
+        else:
+            d = read_severity_dictionary(self.severity_source)
+            for flag in _DICT_LEVELS.values():
+                codes = d.filter(pc.equal(d["flag"], flag)).column("code")
+                sel = pc.is_in(odx_flat, value_set=codes.combine_chunks()).to_numpy(zero_copy_only=False)
+                flags[flag] |= np.bincount(odx_row[sel], minlength=n) > 0
+        return flags
+
+    def _cells(self, t: pa.Table, group_mean: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Per family: the index (into that family's rows) of each case's subtype, −1 for none."""
+        missing: set[str] = set()
+        n = t.num_rows
+        flags = self._flags(t, missing)
+        los = _num(t, "los_days", missing)
+        mode = _num(t, "discharge_mode", missing)
+        age_years = _num(t, "age_years", missing)
+        age_days = _num(t, "age_days", set())
+        age_days = np.where(
+            np.isfinite(age_days), age_days, np.where(age_years >= 1, age_years * 365, np.nan)
+        )
+        icu_days = np.ceil(_num(t, "icu_hours", missing) / 24.0)
+        cci = None
+        cost = _num(t, "total_cost", missing)
+        rows = read_subtypes(self.subtypes)
+        cells: dict[str, np.ndarray] = {}
+        for fam in dict.fromkeys(rows.column("family").to_pylist()):
+            cell = np.full(n, -1, dtype=np.int64)
+            for j, r in enumerate(rows.filter(pc.equal(rows["family"], fam)).to_pylist()):
+                kind, arg = r["kind"], r["arg"]
+                if kind == "death":
+                    cond = mode == _DEATH
+                elif kind == "dx_flag" or kind == "proc_flag":
+                    cond = flags[arg]
+                elif kind in ("age_days", "age_years", "icu_days"):
+                    v = {"age_days": age_days, "age_years": age_years, "icu_days": icu_days}[kind]
+                    cond = _between(v, r["lo"], r["hi"])
+                elif kind == "cci":
+                    if cci is None:
+                        odx = _code_list(t, "other_dx", "dx", missing)
+                        cci = charlson_index(odx, read_cci_table(self.cci_source)).astype(np.float64)
+                    cond = _between(cci, r["lo"], r["hi"])
+                elif kind == "high_cost":
+                    fee = _num(t, arg, missing)
+                    cond = (cost >= r["lo"] * group_mean) & (fee >= r["hi"] * cost)
+                else:
+                    cond = np.ones(n, bool)
+                if r["principal"] == "malignant":
+                    cond = cond & flags["malignant"]
+                elif r["principal"] == "non_malignant":
+                    cond = cond & ~flags["malignant"]
+                if r["los_min"] is not None or r["los_max"] is not None:
+                    cond = cond & _between(los, r["los_min"], r["los_max"])
+                cell[(cell < 0) & cond] = j
+            cells[fam] = cell
+        return cells, sorted(missing)
+
+    # -- fit / apply ---------------------------------------------------------------------------------------------
+    def fit(self, history: pa.Table) -> AuxTyping:
+        """Fit the coefficients of admitted subtypes on the cases of ``year`` (last year by default).
+
+        Returns
+        -------
+        AuxTyping
+            ``self``.
+        """
+        for col in ("dip_group", "total_cost"):
+            if col not in history.column_names:
+                raise ValueError(f"history: missing column {col!r}")
+        if not 0 <= self.min_cv_fall < 1:
+            raise ValueError(f"min_cv_fall: a share in [0, 1), got {self.min_cv_fall!r}")
+        years = data_years(history)
+        year = int(self.year if self.year is not None else years.max())
+        cost = _num(history, "total_cost", set())
+        use = (years == year) & np.isfinite(cost) & (cost > 0) & self._eligible(history)
+        t = history.filter(pa.array(use))
+        cost = cost[use]
+        enc = pc.dictionary_encode(t.column("dip_group").cast(pa.string()).combine_chunks())
+        gid, groups = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
+        ng = len(groups)
+        g_n, g_mean, g_cv = _stats(cost, gid, ng)
+        cells, missing = self._cells(t, g_mean[gid])
+        rows = read_subtypes(self.subtypes)
+        out = []
+        for fam, cell in cells.items():
+            fam_rows = rows.filter(pc.equal(rows["family"], fam)).to_pylist()
+            k = len(fam_rows) + 1  # last slot = no subtype in this family
+            key = gid * k + np.where(cell < 0, k - 1, cell)
+            c_n, c_mean, c_cv = _stats(cost, key, ng * k)
+            c_n, c_mean, c_cv = c_n.reshape(ng, k), c_mean.reshape(ng, k), c_cv.reshape(ng, k)
+            w = np.where(c_n >= 2, c_n, 0)
+            fam_cv = np.divide(
+                (w * np.nan_to_num(c_cv)).sum(1), w.sum(1), out=np.full(ng, np.nan), where=w.sum(1) > 0
+            )
+            ok = subtype_admitted(
+                g_n[:, None],
+                c_n,
+                g_cv[:, None],
+                fam_cv[:, None],
+                min_group_n=self.min_group_n,
+                min_subtype_n=self.min_subtype_n,
+                min_cv_fall=self.min_cv_fall,
+            )
+            ok[:, -1] = False
+            g, j = np.nonzero(ok)
+            out.append(
+                pa.table(
+                    {
+                        "dip_group": groups.take(pa.array(g, pa.int64())),
+                        "family": pa.array([fam] * g.size, pa.string()),
+                        "subtype": pa.array([fam_rows[x]["subtype"] for x in j], pa.string()),
+                        "name": pa.array([fam_rows[x]["name"] or "" for x in j], pa.string()),
+                        "coef": c_mean[g, j] / g_mean[g],
+                        "n_cases": c_n[g, j],
+                        "avg_cost": c_mean[g, j],
+                        "group_n": g_n[g],
+                        "group_avg_cost": g_mean[g],
+                        "group_cv": g_cv[g],
+                        "family_cv": fam_cv[g],
+                        "cv_fall": (g_cv[g] - fam_cv[g]) / g_cv[g],
+                    },
+                    schema=COEFFICIENTS_SCHEMA,
+                )
+            )
+        table = pa.concat_tables(out) if out else COEFFICIENTS_SCHEMA.empty_table()
+        self.coefficients_ = table.sort_by([("dip_group", "ascending"), ("subtype", "ascending")])
+        self.year_, self.n_cases_ = year, int(t.num_rows)
+        cols = ["year", "discharge_date", "dip_group", "total_cost", "principal_dx", "other_dx", "los_days"]
+        self.history_ = fingerprint(history, cols, years)
+        self.warnings_ = [f"column {c!r} missing: its subtype conditions are false" for c in missing]
+        return self
+
+    def _eligible(self, t: pa.Table) -> np.ndarray:
+        ok = pc.is_valid(t.column("dip_group")).to_numpy(zero_copy_only=False)
+        if "dip_kind" in t.column_names:
+            kinds = pc.is_in(
+                t.column("dip_kind").cast(pa.string()), value_set=pa.array(list(self.kinds), pa.string())
+            )
+            ok &= kinds.fill_null(False).to_numpy(zero_copy_only=False)
+        return ok
+
+    def apply(self, cases: pa.Table) -> tuple[pa.Array, np.ndarray]:
+        """The subtype and coefficient of each case; never refits.
+
+        Returns
+        -------
+        aux_type : pa.Array of string
+            The winning subtype code (null when no admitted subtype applies).
+        aux_coef : ndarray of float64
+            Its coefficient, 1.0 when none; several subtypes → the highest coefficient (dip.md §5.2).
+        """
+        coefs = self.coefficients_
+        n = cases.num_rows
+        groups, gpos, cells = self._locate(cases)
+        rows = read_subtypes(self.subtypes)
+        best = np.full(n, -np.inf)
+        best_type = np.full(n, -1, dtype=np.int64)
+        all_types = rows.column("subtype").to_pylist()
+        for fam, cell in cells.items():
+            fam_types = rows.filter(pc.equal(rows["family"], fam)).column("subtype").to_pylist()
+            lut = np.full((len(groups) + 1, len(fam_types) + 1), np.nan)
+            sel = coefs.filter(pc.equal(coefs["family"], fam))
+            gi = pc.index_in(sel.column("dip_group"), value_set=groups).to_numpy(zero_copy_only=False)
+            ti = np.array([fam_types.index(s) for s in sel.column("subtype").to_pylist()], dtype=np.int64)
+            lut[gi.astype(np.int64), ti] = sel.column("coef").to_numpy()
+            coef = lut[gpos, np.where(cell < 0, len(fam_types), cell)]
+            better = np.isfinite(coef) & (coef > best)  # ties keep the earlier family
+            best = np.where(better, coef, best)
+            type_index = np.array([all_types.index(s) for s in fam_types] + [-1], dtype=np.int64)
+            best_type = np.where(better, type_index[np.where(cell < 0, len(fam_types), cell)], best_type)
+        labels = pa.array([*all_types, None], pa.string())
+        aux_type = labels.take(pa.array(np.where(best_type < 0, len(all_types), best_type)))
+        return aux_type, np.where(np.isfinite(best), best, 1.0)
+
+    def _locate(self, cases: pa.Table) -> tuple[pa.Array, np.ndarray, dict[str, np.ndarray]]:
+        """Fitted groups, each case's position among them (−1 none or not eligible), and its cells."""
+        if not hasattr(self, "coefficients_"):
+            raise ValueError("AuxTyping: call fit() first")
+        coefs = self.coefficients_
+        groups = pc.unique(coefs.column("dip_group").combine_chunks())
+        gpos = pc.index_in(cases.column("dip_group").cast(pa.string()), value_set=groups)
+        gpos = gpos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        gpos[~self._eligible(cases)] = -1
+        first = pc.index_in(groups, value_set=coefs.column("dip_group").combine_chunks()).to_numpy()
+        group_mean = np.append(coefs.column("group_avg_cost").to_numpy()[first], np.nan)[gpos]
+        cells, _ = self._cells(cases, group_mean)
+        return groups, gpos, cells
+
+    def classify(self, cases: pa.Table) -> pa.Table:
+        """Each case's subtype in every family (null for none), whether admitted or not — to explain ``apply``.
+
+        ``high_cost`` conditions use the fitted group mean, so they hold only for groups in ``coefficients_``.
+
+        Returns
+        -------
+        pa.Table
+            One string column per family of the subtype table.
+        """
+        _, _, cells = self._locate(cases)
+        rows = read_subtypes(self.subtypes)
+        out = {}
+        for fam, cell in cells.items():
+            codes = rows.filter(pc.equal(rows["family"], fam)).column("subtype").to_pylist()
+            labels = pa.array([*codes, None], pa.string())
+            out[fam] = labels.take(pa.array(np.where(cell < 0, len(codes), cell)))
+        return pa.table(out)
+
+    # -- saving ----------------------------------------------------------------------------------------------------
+    def _meta(self) -> dict:
+        return {
+            "year": self.year_,
+            "n_cases": self.n_cases_,
+            "history": self.history_,
+            "params": params_to_meta(self.get_params()),
+            "builder": f"drgdip {_drgdip_version()} grouper.dip.aux.AuxTyping",
+        }
+
+    def to_parquet(self, path) -> Path:
+        """Write the coefficient table as Parquet (settings and fingerprint in the schema metadata)."""
+        return write_fitted(self.coefficients_, self._meta(), path, _META_KEY)
+
+    def to_csv(self, path) -> Path:
+        """Write the coefficient table as CSV with ``<stem>.params.toml`` beside it."""
+        return write_fitted(self.coefficients_, self._meta(), path, _META_KEY)
+
+    @classmethod
+    def read(cls, path) -> AuxTyping:
+        """Load a coefficient table written by :meth:`to_parquet` / :meth:`to_csv` (no refit, no pickle)."""
+        table, meta = read_fitted(path, _META_KEY, COEFFICIENTS_SCHEMA)
+        est = cls(**params_from_meta(meta, ("subtypes", "code_flags", "cci_source", "year")))
+        est.coefficients_ = table
+        est.year_, est.n_cases_ = int(meta["year"]), int(meta["n_cases"])
+        est.history_ = dict(meta["history"])
+        est.warnings_ = []
+        return est
+
+
+def _stats(cost: np.ndarray, key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n, mean and CV (sample SD) per key."""
+    n = np.bincount(key, minlength=size)
+    mean = np.divide(np.bincount(key, cost, minlength=size), n, out=np.full(size, np.nan), where=n > 0)
+    dev = cost - mean[key]
+    ss = np.bincount(key, dev * dev, minlength=size)
+    sd = np.sqrt(np.divide(ss, n - 1, out=np.full(size, np.nan), where=n > 1))
+    cv = np.divide(sd, mean, out=np.full(size, np.nan), where=(n > 1) & (mean > 0))
+    return n.astype(np.int64), mean, cv
+
+
+def _between(v: np.ndarray, lo, hi) -> np.ndarray:
+    ok = np.isfinite(v)
+    if lo is not None:
+        ok &= v >= lo
+    if hi is not None:
+        ok &= v <= hi
+    return ok
+
+
+def _num(t: pa.Table, name: str, missing: set[str]) -> np.ndarray:
+    if name not in t.column_names:
+        missing.add(name)
+        return np.full(t.num_rows, np.nan)
+    return t.column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()
+
+
+def _codes(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array:
+    if name not in t.column_names:
+        missing.add(name)
+        return pa.array([""] * t.num_rows, pa.string())
+    return normalise_codes(t.column(name).cast(pa.string()), kind).fill_null("")
+
+
+def _code_list(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array:
+    if name not in t.column_names:
+        missing.add(name)
+        return pa.array([[]] * t.num_rows, pa.list_(pa.string()))
+    col = t.column(name).combine_chunks()
+    if pa.types.is_string(col.type):
+        col = pc.split_pattern(col.fill_null(""), "|")
+    col = col.cast(pa.list_(pa.string())).fill_null(pa.scalar([], pa.list_(pa.string())))
+    return normalise_codes(col, kind)
+
+
+def _read_flags(path: str | None) -> pa.Table:
+    p = Path(path) if path else _AUX / "code_flags.csv"
+    table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(column_types={"prefix": pa.string()}))
+    for r in table.to_pylist():
+        if r["flag"] not in (*_DX_FLAGS, *_PROC_FLAGS, "malignant"):
+            raise ValueError(f"{p}: unknown flag {r['flag']!r}")
+        if r["field"] not in ("principal_dx", "other_dx", "procedure"):
+            raise ValueError(f"{p}: field {r['field']!r} is not one of principal_dx, other_dx, procedure")
+    return table
+
+
+def _drgdip_version() -> str:
+    try:
+        return version("drgdip")
+    except PackageNotFoundError:
+        return "unknown"

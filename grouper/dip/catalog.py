@@ -1,0 +1,713 @@
+"""Build a local DIP catalogue (目录库测算) from past years of cases: keys, threshold, trimming, 1:2:7, scores.
+
+reference/dip.md §4. The result is a :class:`grouper.dip.catalogue.Catalogue` (the same format as the shipped
+平顶山 catalogue), carrying every setting and a fingerprint of the history in its metadata.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from grouper._history import (
+    TrimSpec,
+    data_years,
+    describe_excluded,
+    fingerprint,
+    group_stats,
+    params_from_meta,
+    params_to_meta,
+    weighted_mean,
+    year_weights,
+)
+from grouper.codebook import Codebook
+from grouper.codes import normalise_codes
+from grouper.dip.catalogue import CATALOGUE_SCHEMA, TIERS, Catalogue, read_catalogue, write_catalogue
+from grouper.dip.group import group_dip
+from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
+
+__all__ = ["SCORE_METHODS", "THRESHOLD_KINDS", "DipCatalog", "coverage_threshold"]
+
+#: Closed set of score methods (reference/dip.md §4.6): 平均费用法, 基准病种费用法, 标准定额法.
+SCORE_METHODS = ("average_cost", "reference_group", "standard_amount")
+#: Closed set of core-threshold kinds (reference/dip.md §4.2): a fixed case count, or a coverage share.
+THRESHOLD_KINDS = ("fixed", "coverage")
+
+#: 综合病种 code suffix and name per tier, as in the 平顶山 catalogue (reference/dip.md §3.8, §6.1).
+_TIER_SUFFIX = {"surgery": "SS", "therapeutic": "ZLXCZ", "diagnostic": "ZDXCZ", "conservative": "BSZL"}
+_TIER_NAME = {
+    "surgery": "相关手术组",
+    "therapeutic": "治疗性操作组",
+    "diagnostic": "诊断性操作组",
+    "conservative": "内科诊疗组",
+}
+_CONSERVATIVE = TIERS.index("conservative")
+_ICD10 = r"^[A-Z][0-9]{2}(\.[0-9A-Za-z]+)?$"
+_BLANK_CODE = "KBBZ"
+_HISTORY_COLUMNS = (
+    "year",
+    "discharge_date",
+    "total_cost",
+    "los_days",
+    "principal_dx",
+    "principal_proc",
+    "other_procs",
+)
+# Row kinds while building: core conservative, core + main procedure, core + related set, 综合, 空白.
+_K_CONS, _K_MAIN, _K_REL, _K_COMP, _K_BLANK = range(5)
+
+
+def coverage_threshold(sizes, share: float) -> int:
+    """The largest case count t such that groups with ``n ≥ t`` hold at least ``share`` of all cases (临界值).
+
+    Parameters
+    ----------
+    sizes : array-like of int
+        Cases per candidate group.
+    share : float
+        Target coverage, 0 < share ≤ 1 (e.g. 0.95).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    reference/dip.md §4.2, TEST VECTOR DIP-THR: t = 120 covers 92 %, t = 40 covers 96 % → 40.
+
+    >>> coverage_threshold([500, 300, 120, 40, 20, 10, 6, 4], 0.95)
+    40
+    """
+    s = np.sort(np.asarray(sizes, dtype=np.int64))[::-1]
+    if s.size == 0:
+        return 1
+    covered = np.cumsum(s)
+    k = int(np.searchsorted(covered, share * covered[-1] - 1e-9 * covered[-1]))
+    return int(s[min(k, s.size - 1)])
+
+
+def _str(table: pa.Table, name: str, kind: str = "dx") -> pa.Array:
+    """A code column normalised (grouper.codes) on its distinct values; missing → ``""``."""
+    if name not in table.column_names:
+        return pa.array([""] * table.num_rows, pa.string())
+    return _clean(table.column(name).combine_chunks().cast(pa.string()), kind)
+
+
+def _clean(codes: pa.Array, kind: str) -> pa.Array:
+    enc = pc.dictionary_encode(codes)
+    return normalise_codes(enc.dictionary, kind).fill_null("").take(enc.indices).fill_null("")
+
+
+def _encode(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    enc = (
+        pc.dictionary_encode(arr).combine_chunks()
+        if isinstance(arr, pa.ChunkedArray)
+        else pc.dictionary_encode(arr)
+    )
+    return enc.indices.to_numpy().astype(np.int64), enc.dictionary
+
+
+def _procs_list(table: pa.Table) -> pa.ListArray:
+    n = table.num_rows
+    if "other_procs" not in table.column_names:
+        return pa.array([[]] * n, pa.list_(pa.string()))
+    col = table.column("other_procs").combine_chunks()
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = pc.split_pattern(col.cast(pa.string()).fill_null(""), "|")
+    return col.cast(pa.list_(pa.string()))
+
+
+class DipCatalog:
+    """Local DIP catalogue (目录库) built from past years of cases (scikit-learn style: settings, fit, ``_``).
+
+    Parameters
+    ----------
+    years : tuple of int or None
+        Data years used, oldest first; ``None`` = the ``len(year_weights)`` years ending with the latest year seen.
+        Cases of other years are not used (counted in ``n_excluded_``).
+    year_weights : tuple of float
+        Weight per year, oldest first (时间权重, default 1:2:7 = 0.1, 0.2, 0.7); renormalised over the years a
+        group actually has (reference/dip.md §4.3).
+    year_weighting : {"means", "cases"}
+        Weights on yearly group means (default) or on cases.
+    threshold : (str, number)
+        Core threshold (临界值): ``("fixed", 15)`` (default; 省级 50) or ``("coverage", 0.95)`` = the largest t such
+        that base core keys with ``n ≥ t`` cover the share (reference/dip.md §4.2). An int means ``("fixed", n)``.
+    comprehensive_threshold : int
+        Minimum cases of a 综合病种; smaller ones go to the blank group ``KBBZ`` (default 15).
+    related_max : int
+        Largest related-procedure set forming its own core group (default 5, as in 平顶山).
+    related_min_uplift : float or None
+        A related set forms its own group only if its mean cost is at least this share above the
+        主诊断 + 主手术 group's (DIP 2.0: 0.10, the default); ``None`` = no such rule.
+    tiers : str or None
+        A region's procedure tier table (CSV ``code,tier``) overriding the shipped
+        ``codebooks/dip/procedure_tiers.csv`` code by code (:func:`grouper.dip.tiers.read_procedure_tiers`).
+    interventional_as : {"surgery", "therapeutic"}
+        Which 综合 group interventional procedures join (reference/dip.md §3.8, P-1; default surgery).
+    unknown_tier : str
+        Tier of a procedure missing from the tier table (default conservative, the 宜昌 rule of §3.2).
+    main_fallback : bool
+        With no ``principal_proc``, the first other procedure is the main procedure (default True, as in
+        :func:`grouper.dip.group_dip`).
+    regroup : bool
+        After the groups are chosen on exact keys, group the history into them with
+        :func:`grouper.dip.group_dip` (subset rule for related procedures, tie-breaks) and compute the statistics
+        over the cases the grouper puts in each group (default True). Groups left empty are dropped; cases the
+        grouper cannot group are counted in ``n_excluded_["ungrouped"]``.
+    codebook : str or None
+        CHS-DRG codebook (e.g. ``"chs-drg-1.1"``) whose 医保版 dictionary checks and maps codes while regrouping,
+        as ``group_dip(codebook=...)``; ``None`` (default): a principal is valid when it looks like an ICD-10 code.
+    trim, trim_limits, trim_k, trim_min_n
+        Trimming within each group: method ``percentile`` (default, P2.5/P97.5), ``iqr`` (k 1.5), ``log_sd``
+        (k 3) or ``none``; groups under ``trim_min_n`` (default 25) are not trimmed (reference/dip.md §4.4).
+    max_trim_rate : float
+        ``warnings_`` notes an overall trimmed share above this (default 0.08).
+    cv_ddof : {1, 0}
+        SD divisor n − ddof for the CV (default 1, reference/dip.md §4.5).
+    discuss_cv : float
+        ``discuss_flag`` = 1 for groups with CV above this (default 1.0).
+    score_method : {"average_cost", "reference_group", "standard_amount"}
+        ``m_i / M × score_scale`` with M the mean of all cases (default), ``m_i / M_base × score_scale`` with
+        M_base the mean of ``reference_group``, or ``m_i / point_amount`` (reference/dip.md §4.6).
+    score_scale : int
+        Default 1000.
+    reference_group : str or None
+        dip_code of the reference group for ``reference_group``.
+    point_amount : float or None
+        Yuan per point for ``standard_amount``.
+
+    Attributes
+    ----------
+    groups_ : pa.Table
+        One row per group: the catalogue columns plus ``n_kept`` and ``n_trimmed``.
+    region_avg_cost_ : float
+        Year-weighted mean cost of all kept cases (M), yuan.
+    score_base_ : float
+        The denominator of the score.
+    threshold_ : int
+        Core threshold in cases (resolved for ``coverage``).
+    years_, weights_ : tuple
+        Year window and normalised weights.
+    n_cases_, n_excluded_, n_trimmed_ : int, dict, int
+        Cases used; cases not used by reason; cases trimmed.
+    history_ : dict
+        Fingerprint of the history: years, rows, SHA-256.
+    warnings_ : list of str
+
+    Examples
+    --------
+    >>> cat = DipCatalog(threshold=("fixed", 15)).fit(history).to_catalogue()   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        years: tuple[int, ...] | None = None,
+        year_weights: tuple[float, ...] = (0.1, 0.2, 0.7),
+        year_weighting: str = "means",
+        threshold: tuple[str, float] | int = ("fixed", 15),
+        comprehensive_threshold: int = 15,
+        related_max: int = 5,
+        related_min_uplift: float | None = 0.10,
+        tiers: str | None = None,
+        interventional_as: str = "surgery",
+        unknown_tier: str = "conservative",
+        main_fallback: bool = True,
+        regroup: bool = True,
+        codebook: str | None = None,
+        trim: str = "percentile",
+        trim_limits: tuple[float, float] = (0.025, 0.975),
+        trim_k: float | None = None,
+        trim_min_n: int = 25,
+        max_trim_rate: float = 0.08,
+        cv_ddof: int = 1,
+        discuss_cv: float = 1.0,
+        score_method: str = "average_cost",
+        score_scale: int = 1000,
+        reference_group: str | None = None,
+        point_amount: float | None = None,
+    ) -> None:
+        self.years = years
+        self.year_weights = year_weights
+        self.year_weighting = year_weighting
+        self.threshold = threshold
+        self.comprehensive_threshold = comprehensive_threshold
+        self.related_max = related_max
+        self.related_min_uplift = related_min_uplift
+        self.tiers = tiers
+        self.interventional_as = interventional_as
+        self.unknown_tier = unknown_tier
+        self.main_fallback = main_fallback
+        self.regroup = regroup
+        self.codebook = codebook
+        self.trim = trim
+        self.trim_limits = trim_limits
+        self.trim_k = trim_k
+        self.trim_min_n = trim_min_n
+        self.max_trim_rate = max_trim_rate
+        self.cv_ddof = cv_ddof
+        self.discuss_cv = discuss_cv
+        self.score_method = score_method
+        self.score_scale = score_scale
+        self.reference_group = reference_group
+        self.point_amount = point_amount
+
+    # -- settings ---------------------------------------------------------------------------------------------
+    def get_params(self) -> dict:
+        """The settings, by name, as given to the constructor."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
+
+    def set_params(self, **params) -> DipCatalog:
+        """Change settings (checked at the next ``fit``); returns ``self``."""
+        known = self.get_params()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(f"unknown setting {name!r} (known: {', '.join(known)})")
+            setattr(self, name, value)
+        return self
+
+    def _threshold_spec(self) -> tuple[str, float]:
+        th = self.threshold
+        if isinstance(th, int | np.integer) and not isinstance(th, bool):
+            return "fixed", int(th)
+        kind, value = th
+        if kind not in THRESHOLD_KINDS:
+            raise ValueError(f"threshold: unknown kind {kind!r} (known: {', '.join(THRESHOLD_KINDS)})")
+        if kind == "fixed" and (int(value) != value or value < 1):
+            raise ValueError(f"threshold: a fixed threshold is a positive case count, got {value!r}")
+        if kind == "coverage" and not 0 < value <= 1:
+            raise ValueError(f"threshold: a coverage share is in (0, 1], got {value!r}")
+        return kind, value
+
+    def _check(self) -> TrimSpec:
+        self._threshold_spec()
+        if self.year_weighting not in ("means", "cases"):
+            raise ValueError(f"year_weighting: {self.year_weighting!r} is not one of means, cases")
+        if self.score_method not in SCORE_METHODS:
+            raise ValueError(f"score_method: {self.score_method!r} is not one of {', '.join(SCORE_METHODS)}")
+        if self.score_method == "reference_group" and not self.reference_group:
+            raise ValueError("reference_group: required by score_method 'reference_group'")
+        if self.score_method == "standard_amount" and not (self.point_amount and self.point_amount > 0):
+            raise ValueError("point_amount: a positive amount is required by score_method 'standard_amount'")
+        if int(self.score_scale) != self.score_scale or self.score_scale <= 0:
+            raise ValueError(f"score_scale: must be a positive integer, got {self.score_scale!r}")
+        if self.interventional_as not in ("surgery", "therapeutic"):
+            raise ValueError(
+                f"interventional_as: {self.interventional_as!r} is not one of surgery, therapeutic"
+            )
+        if self.unknown_tier not in TIERS:
+            raise ValueError(f"unknown_tier: {self.unknown_tier!r} is not one of {', '.join(TIERS)}")
+        if self.cv_ddof not in (0, 1):
+            raise ValueError(f"cv_ddof: must be 0 or 1, got {self.cv_ddof!r}")
+        if (
+            int(self.comprehensive_threshold) != self.comprehensive_threshold
+            or self.comprehensive_threshold < 1
+        ):
+            raise ValueError(
+                f"comprehensive_threshold: a positive case count, got {self.comprehensive_threshold!r}"
+            )
+        if int(self.related_max) != self.related_max or self.related_max < 0:
+            raise ValueError(f"related_max: a non-negative integer, got {self.related_max!r}")
+        return TrimSpec(self.trim, tuple(self.trim_limits), self.trim_k, self.trim_min_n)
+
+    # -- fit ----------------------------------------------------------------------------------------------------
+    def fit(self, history: pa.Table) -> DipCatalog:
+        """Learn the catalogue from grouped or ungrouped history (one row per case).
+
+        Parameters
+        ----------
+        history : pa.Table
+            Columns ``year`` (or ``discharge_date``), ``total_cost`` (yuan), ``principal_dx``; optional
+            ``principal_proc`` (the main procedure), ``other_procs`` (list<string> or ``|``-joined) and ``los_days``.
+
+        Returns
+        -------
+        DipCatalog
+            ``self``, with the ``_`` attributes set.
+        """
+        spec = self._check()
+        for col in ("total_cost", "principal_dx"):
+            if col not in history.column_names:
+                raise ValueError(f"history: missing column {col!r}")
+        years = data_years(history)
+        window, w = year_weights(years, self.years, self.year_weights)
+        cost_all = history.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+        pdx_all = _str(history, "principal_dx")
+        in_window = np.isin(years, window)
+        cost_ok = np.isfinite(cost_all) & (cost_all > 0)
+        # a principal is usable when it looks like an ICD-10 code, as group_dip reads it without a codebook
+        dagger = pc.replace_substring_regex(pdx_all, r"\+.*$", "")
+        pdx_ok = pc.match_substring_regex(dagger, _ICD10).to_numpy(zero_copy_only=False)
+        use = in_window & cost_ok & pdx_ok
+        self.n_excluded_ = {
+            "year_outside": int((~in_window).sum()),
+            "cost_invalid": int((in_window & ~cost_ok).sum()),
+            "pdx_invalid": int((in_window & cost_ok & ~pdx_ok).sum()),
+        }
+        rows = np.flatnonzero(use)
+        if rows.size == 0:
+            raise ValueError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
+        h = history.take(pa.array(rows)) if rows.size < history.num_rows else history
+        cost = cost_all[rows]
+        yid = np.searchsorted(np.asarray(window), years[rows]).astype(np.int64)
+
+        gid, desc = self._assign(h, cost)
+        rows = _describe(desc)
+        n_groups = len(rows["dip_code"])
+
+        def stats_of(cost, gid, yid):
+            return group_stats(
+                cost, gid, yid, n_groups, w, trim=spec, mode=self.year_weighting, ddof=self.cv_ddof
+            )
+
+        stats, keep = stats_of(cost, gid, yid)
+        if self.regroup:
+            # the chosen groups' statistics over the cases group_dip will put there (subset rule, tie-breaks)
+            draft = self._table(rows, stats, np.full(n_groups, np.nan))[0]
+            gid = self._regroup(h, draft, rows)
+            grouped = gid >= 0  # an error status of group_dip (e.g. a principal the codebook does not know)
+            self.n_excluded_["ungrouped"] = int((~grouped).sum())
+            if not grouped.all():
+                h, cost, yid, gid = h.filter(pa.array(grouped)), cost[grouped], yid[grouped], gid[grouped]
+            stats, keep = stats_of(cost, gid, yid)
+        los = _los(h)
+        avg_los = weighted_mean(los, gid, yid, keep & np.isfinite(los), n_groups, w, self.year_weighting)
+        table, base = self._table(rows, stats, avg_los)
+        self.groups_ = table.filter(pc.greater(table["n_cases"], 0))
+        self.region_avg_cost_ = float(stats.overall_mean)
+        self.score_base_ = float(base)
+        self.years_, self.weights_ = tuple(window), tuple(float(x) for x in w)
+        self.n_cases_ = int(h.num_rows)
+        self.n_trimmed_ = int((stats.n - stats.n_kept).sum())
+        self.history_ = fingerprint(history, list(_HISTORY_COLUMNS), years)
+        self.warnings_ = []
+        rate = self.n_trimmed_ / max(self.n_cases_, 1)
+        if rate > self.max_trim_rate:
+            self.warnings_.append(
+                f"trimmed {rate:.1%} of cases, more than max_trim_rate {self.max_trim_rate:.1%}"
+            )
+        return self
+
+    def _regroup(self, h: pa.Table, draft: pa.Table, rows: dict) -> np.ndarray:
+        """Group index per case after grouping the history into the draft catalogue (−1: not grouped)."""
+        cases = (
+            h
+            if "case_id" in h.column_names
+            else h.append_column("case_id", pa.nulls(h.num_rows, pa.string()))
+        )
+        result = group_dip(
+            cases,
+            Catalogue(draft.select(CATALOGUE_SCHEMA.names), {}),
+            tiers=read_procedure_tiers(self.tiers, interventional_as=self.interventional_as),
+            codebook=Codebook.load(self.codebook) if self.codebook else None,
+            main_fallback=self.main_fallback,
+            duplicate=np.zeros(h.num_rows, dtype=bool),
+        )
+        pos = pc.index_in(result["dip_group"], value_set=pa.array(rows["dip_code"], pa.string()))
+        return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def _tier_ids(self, codes: pa.Array, tiers: ProcedureTiers) -> np.ndarray:
+        """Tier index (into ``TIERS``) per procedure code; a code missing from the table gets ``unknown_tier``."""
+        tier = tiers.lookup(codes).astype(np.int64)
+        tier[tier < 0] = TIERS.index(self.unknown_tier)
+        return tier
+
+    def _assign(self, h: pa.Table, cost: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Group index per case and one descriptor per group (reference/dip.md §3.6, §3.8, §4.1 steps 3–5)."""
+        n = h.num_rows
+        tiers = read_procedure_tiers(self.tiers, interventional_as=self.interventional_as)
+        pdx = _str(h, "principal_dx")
+        sub, cat = pc.utf8_slice_codeunits(pdx, 0, 5), pc.utf8_slice_codeunits(pdx, 0, 3)
+        main = _str(h, "principal_proc", "proc")
+        if self.main_fallback:
+            main = pc.if_else(pc.equal(main, ""), _first_other(h), main)
+        main_tier = self._tier_ids(main, tiers)
+        has_main = (pc.utf8_length(main).to_numpy(zero_copy_only=False) > 0) & (main_tier != _CONSERVATIVE)
+        main_tier[~has_main] = _CONSERVATIVE
+        main = pc.if_else(pa.array(has_main), main, "")
+        rel, rel_n = self._related(h, main, tiers)
+
+        sub_i, _ = _encode(sub)
+        cat_i, _ = _encode(cat)
+        main_i, main_d = _encode(main)
+        rel_i, rel_d = _encode(rel)
+        key2 = sub_i * len(main_d) + main_i
+        key3 = key2 * len(rel_d) + rel_i
+        is_rel = has_main & (rel_n > 0) & (rel_n <= self.related_max)
+        inv1, cnt1 = _uniq(sub_i, ~has_main)
+        inv2, cnt2 = _uniq(key2, has_main)
+        inv3, cnt3 = _uniq(key3, is_rel)
+
+        kind, value = self._threshold_spec()
+        t = coverage_threshold(np.concatenate([cnt1, cnt2]), value) if kind == "coverage" else int(value)
+        self.threshold_ = int(t)
+        ok3 = cnt3 >= t
+        if self.related_min_uplift is not None and cnt3.size:
+            # the "original cost" is that of the 主诊断 + 主手术 cases without related procedures (3.0 draft example)
+            # (or, when every case has some, of all its cases)
+            base = has_main & (rel_n == 0)
+            n2 = np.bincount(inv2[base], minlength=cnt2.size)
+            mean2 = np.bincount(inv2[base], cost[base], minlength=cnt2.size) / np.maximum(n2, 1)
+            all2 = np.bincount(inv2[has_main], cost[has_main], minlength=cnt2.size) / np.maximum(cnt2, 1)
+            mean2 = np.where(n2 > 0, mean2, all2)
+            mean3 = np.bincount(inv3[is_rel], cost[is_rel], minlength=cnt3.size) / np.maximum(cnt3, 1)
+            parent = np.zeros(cnt3.size, dtype=np.int64)
+            parent[inv3[is_rel]] = inv2[is_rel]
+            ok3 &= mean3 >= (1.0 + self.related_min_uplift) * mean2[parent]
+        in3 = _member(inv3, ok3)
+        rem2 = np.bincount(inv2[has_main & ~in3], minlength=cnt2.size)
+        in2 = ~in3 & _member(inv2, rem2 >= t)
+        in1 = _member(inv1, cnt1 >= t)
+        rest = ~(in1 | in2 | in3)
+        invc, cntc = _uniq(cat_i * len(TIERS) + main_tier, rest)
+        inc = _member(invc, cntc >= self.comprehensive_threshold)
+        blank = rest & ~inc
+
+        gid = np.full(n, -1, dtype=np.int64)
+        firsts, kinds, offset = [], [], 0
+        for k, mask, inv in (
+            (_K_CONS, in1, inv1),
+            (_K_MAIN, in2, inv2),
+            (_K_REL, in3, inv3),
+            (_K_COMP, inc, invc),
+            (_K_BLANK, blank, np.zeros(n, dtype=np.int64)),
+        ):
+            rows = np.flatnonzero(mask)
+            if rows.size == 0:
+                continue
+            _, first, local = np.unique(inv[rows], return_index=True, return_inverse=True)
+            gid[rows] = offset + local
+            offset += first.size
+            firsts.append(rows[first])
+            kinds.append(np.full(first.size, k, dtype=np.int64))
+        first = np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.int64)
+        take = pa.array(first)
+        desc = {
+            "kind": np.concatenate(kinds) if kinds else np.zeros(0, dtype=np.int64),
+            "sub": sub.take(take).to_pylist(),
+            "cat": cat.take(take).to_pylist(),
+            "main": main.take(take).to_pylist(),
+            "rel": rel.take(take).to_pylist(),
+            "tier": main_tier[first],
+        }
+        return gid, desc
+
+    def _related(self, h: pa.Table, main: pa.Array, tiers: ProcedureTiers) -> tuple[pa.Array, np.ndarray]:
+        """Per case: its related procedures (other procedures, not the main one, not conservative), sorted,
+        distinct and ``+``-joined; and their number."""
+        n = h.num_rows
+        lst = _procs_list(h)
+        flat = _clean(pc.list_flatten(lst), "proc")
+        parent = pc.list_parent_indices(lst).to_numpy().astype(np.int64)
+        main_of = main.take(pa.array(parent))
+        ok = (
+            (pc.utf8_length(flat).to_numpy(zero_copy_only=False) > 0)
+            & ~pc.equal(flat, main_of).to_numpy(zero_copy_only=False)
+            & (self._tier_ids(flat, tiers) != _CONSERVATIVE)
+        )
+        flat, parent = flat.filter(pa.array(ok)), parent[ok]
+        codes, dictionary = _encode(flat)
+        rank = np.empty(len(dictionary), dtype=np.int64)
+        order = pc.sort_indices(dictionary).to_numpy()
+        rank[order] = np.arange(len(dictionary))
+        pairs = np.unique(parent * max(len(dictionary), 1) + rank[codes])
+        row, code_rank = np.divmod(pairs, max(len(dictionary), 1))
+        counts = np.bincount(row, minlength=n)
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+        values = dictionary.take(pa.array(order[code_rank])) if pairs.size else pa.array([], pa.string())
+        joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), "+")
+        return joined, counts
+
+    def _table(self, rows: dict, stats, avg_los: np.ndarray) -> tuple[pa.Table, float]:
+        """The catalogue rows with their statistics and scores, sorted core → 综合 → blank, then by code."""
+        codes, mean = rows["dip_code"], stats.mean
+        if self.score_method == "average_cost":
+            base = stats.overall_mean
+        elif self.score_method == "reference_group":
+            if self.reference_group not in codes:
+                raise ValueError(f"reference_group: {self.reference_group!r} is not a group of this history")
+            base = float(mean[codes.index(self.reference_group)])
+        else:
+            base = float(self.point_amount)
+        scale = 1.0 if self.score_method == "standard_amount" else float(self.score_scale)
+        table = pa.table(
+            {
+                **rows,
+                "score": pa.array(mean / base * scale, from_pandas=True),
+                "avg_cost": pa.array(mean, from_pandas=True),
+                "cv": pa.array(stats.cv, from_pandas=True),
+                "n_cases": stats.n,
+                "avg_los": pa.array(avg_los, from_pandas=True),
+                "discuss_flag": pa.array((np.nan_to_num(stats.cv) > self.discuss_cv).astype(np.int8)),
+                "n_kept": stats.n_kept,
+                "n_trimmed": stats.n - stats.n_kept,
+            }
+        )
+        kind_order = pc.index_in(table.column("kind"), value_set=pa.array(["core", "comprehensive", "blank"]))
+        table = table.append_column("_k", kind_order)
+        return table.sort_by([("_k", "ascending"), ("dip_code", "ascending")]).drop_columns(["_k"]), base
+
+    def apply(self, cases: pa.Table, **grouping) -> pa.Table:
+        """Group cases into the fitted catalogue with :func:`grouper.dip.group_dip`; never refits.
+
+        Parameters
+        ----------
+        cases : pa.Table
+            Canonical discharges.
+        **grouping
+            Options of ``group_dip`` (``tie_break``, ``related_match``, …); the tier table and
+            ``main_fallback`` are this catalogue's settings.
+
+        Returns
+        -------
+        pa.Table
+            ``group_dip``'s result: one row per case.
+        """
+        tiers = read_procedure_tiers(self.tiers, interventional_as=self.interventional_as)
+        return group_dip(
+            cases, self.to_catalogue(), tiers=tiers, main_fallback=self.main_fallback, **grouping
+        )
+
+    # -- output -------------------------------------------------------------------------------------------------
+    def to_catalogue(self, **meta) -> Catalogue:
+        """The fitted catalogue in the shared format, with settings and history fingerprint in the metadata.
+
+        Parameters
+        ----------
+        **meta
+            Extra metadata (``name``, ``region``, …); ``year`` defaults to the year after the last data year.
+        """
+        if not hasattr(self, "groups_"):
+            raise ValueError("DipCatalog: call fit() before to_catalogue()")
+        params = params_to_meta(self.get_params())
+        info = {
+            "year": self.years_[-1] + 1,
+            "data_year": self.years_[-1],
+            "score_scale": self.score_scale if self.score_method != "standard_amount" else 1,
+            "score_method": self.score_method,
+            "region_avg_cost": self.region_avg_cost_,
+            "score_base": self.score_base_,
+            "threshold_cases": self.threshold_,
+            "years": list(self.years_),
+            "year_weights_normalised": list(self.weights_),
+            "n_cases": self.n_cases_,
+            "n_trimmed": self.n_trimmed_,
+            "n_excluded": dict(self.n_excluded_),
+            "history": self.history_,
+            "params": params,
+            "builder": f"drgdip {_drgdip_version()} grouper.dip.catalog.DipCatalog",
+        }
+        info.update(meta)
+        return Catalogue(self.groups_.select(CATALOGUE_SCHEMA.names), info)
+
+    def to_parquet(self, path, **meta) -> Path:
+        """Write the catalogue as Parquet (metadata in the schema); see :func:`write_catalogue`."""
+        return write_catalogue(self.to_catalogue(**meta), Path(path).with_suffix(".parquet"))
+
+    def to_csv(self, path, **meta) -> Path:
+        """Write the catalogue as CSV with a ``.toml`` of settings and fingerprint beside it."""
+        return write_catalogue(self.to_catalogue(**meta), Path(path).with_suffix(".csv"))
+
+    @classmethod
+    def from_catalogue(cls, catalogue: Catalogue | str | Path) -> DipCatalog:
+        """Rebuild the settings and the fitted table from a catalogue this class wrote (no refit, no pickle)."""
+        if not isinstance(catalogue, Catalogue):
+            catalogue = read_catalogue(catalogue)
+        meta = dict(catalogue.meta)
+        if "params" not in meta:
+            raise ValueError(
+                f"{catalogue.name or 'catalogue'}: no recorded settings (not built by DipCatalog)"
+            )
+        optional = (
+            "years",
+            "reference_group",
+            "point_amount",
+            "tiers",
+            "trim_k",
+            "related_min_uplift",
+            "codebook",
+        )
+        est = cls(**params_from_meta(meta, optional))
+        est.groups_ = catalogue.table
+        est.region_avg_cost_ = float(meta["region_avg_cost"])
+        est.score_base_ = float(meta["score_base"])
+        est.threshold_ = int(meta["threshold_cases"])
+        est.years_ = tuple(int(y) for y in meta["years"])
+        est.weights_ = tuple(float(x) for x in meta["year_weights_normalised"])
+        est.n_cases_, est.n_trimmed_ = int(meta["n_cases"]), int(meta["n_trimmed"])
+        est.n_excluded_ = dict(meta["n_excluded"])
+        est.history_ = dict(meta["history"])
+        est.warnings_ = []
+        return est
+
+
+def _describe(desc: dict) -> dict[str, list[str]]:
+    """Catalogue columns ``dip_code … name`` of each group (reference/dip.md §6.1 key format); a blank group
+    ``KBBZ`` is always present (possibly empty) so that regrouping has somewhere to put unmatched cases."""
+    out: dict[str, list[str]] = {c: [] for c in CATALOGUE_SCHEMA.names[:7]}
+    for k, sub, cat, main, rel, tier in zip(
+        desc["kind"], desc["sub"], desc["cat"], desc["main"], desc["rel"], desc["tier"], strict=True
+    ):
+        tier_name = TIERS[tier]
+        if k == _K_CONS:
+            row = (sub, "core", sub, "", "", "", "")
+        elif k == _K_MAIN:
+            row = (f"{sub}:{main}", "core", sub, main, "", "", "")
+        elif k == _K_REL:
+            row = (f"{sub}:{main}_{rel}", "core", sub, main, rel, "", "")
+        elif k == _K_COMP:
+            suffix, label = _TIER_SUFFIX[tier_name], _TIER_NAME[tier_name]
+            row = (f"{cat}:{suffix}", "comprehensive", cat, "", "", tier_name, f"{cat}-{label}")
+        else:
+            continue
+        for col, v in zip(out, row, strict=True):
+            out[col].append(v)
+    for col, v in zip(out, (_BLANK_CODE, "blank", "", "", "", "", "空白病种"), strict=True):
+        out[col].append(v)
+    return out
+
+
+def _first_other(h: pa.Table) -> pa.Array:
+    """The first other procedure of each case (normalised), ``""`` when none."""
+    lst = _procs_list(h)
+    flat = _clean(pc.list_flatten(lst), "proc")
+    parent = pc.list_parent_indices(lst).to_numpy()
+    rows, first = np.unique(parent, return_index=True)
+    src = np.full(h.num_rows, len(flat), dtype=np.int64)
+    src[rows] = first
+    return pa.concat_arrays([flat, pa.array([""], pa.string())]).take(pa.array(src))
+
+
+def _uniq(key: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ids of ``key`` over the rows in ``mask`` (−1 elsewhere) and the count per id."""
+    inv = np.full(key.size, -1, dtype=np.int64)
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        return inv, np.zeros(0, dtype=np.int64)
+    _, local, counts = np.unique(key[rows], return_inverse=True, return_counts=True)
+    inv[rows] = local
+    return inv, counts
+
+
+def _member(inv: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Rows whose id (−1 = none) is one of the ``ok`` ids."""
+    return np.append(ok, False)[inv]
+
+
+def _los(h: pa.Table) -> np.ndarray:
+    if "los_days" not in h.column_names:
+        return np.full(h.num_rows, np.nan)
+    return h.column("los_days").cast(pa.float64()).fill_null(np.nan).to_numpy()
+
+
+def _drgdip_version() -> str:
+    try:
+        return version("drgdip")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,164 @@
+"""``drgdip catalog`` and ``drgdip weights``: build a DIP catalogue (目录库) or DRG weights (RW) from history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import typer
+
+from grouper.codebook import Codebook, CodebookError
+from grouper.dip.catalog import DipCatalog
+from grouper.dip.catalogue import CatalogueError
+from grouper.drg.group import group_drg
+from grouper.drg.weights import DrgWeights
+from payment.cli._app import DEBUG, FORCE, OUT, QUIET, UserError, app, check_output, fail
+from payment.cli._app import stderr as console
+
+HISTORY = typer.Option(
+    ..., "--history", help="Parquet file or folder of past cases (repeatable); folders are read recursively."
+)
+YEARS = typer.Option(
+    None, "--years", help="Data years, e.g. 2022,2023,2024 (default: the last 3 years seen)."
+)
+YEAR_WEIGHTS = typer.Option("1,2,7", "--year-weights", help="Weight per year, oldest first (renormalised).")
+TRIM = typer.Option("percentile", "--trim", help="Trimming: percentile (P2.5/P97.5), iqr, log_sd or none.")
+
+_DIP_COLUMNS = (
+    "year",
+    "discharge_date",
+    "total_cost",
+    "los_days",
+    "principal_dx",
+    "principal_proc",
+    "other_procs",
+)
+
+
+@app.command()
+def catalog(
+    history: list[Path] = HISTORY,
+    out: Path = OUT,
+    years: str = YEARS,
+    year_weights: str = YEAR_WEIGHTS,
+    threshold: str = typer.Option(
+        "fixed:15", help="Core threshold: fixed:N (e.g. fixed:50) or coverage:SHARE."
+    ),
+    trim: str = TRIM,
+    tiers: Path = typer.Option(
+        None, "--tiers", help="A region's procedure tier table (code,tier) overriding ours."
+    ),
+    name: str = typer.Option("", "--name", help="Catalogue name recorded in its metadata."),
+    quiet: bool = QUIET,
+    force: bool = FORCE,
+    debug: bool = DEBUG,
+) -> None:
+    """Build a local DIP catalogue (目录库) from past years of cases; writes CSV (+ .toml) or Parquet by suffix."""
+    try:
+        check_output(out, force)
+        table = _read_history(history, _DIP_COLUMNS)
+        kind, _, value = threshold.partition(":")
+        est = DipCatalog(
+            years=_ints(years, "--years"),
+            year_weights=_floats(year_weights, "--year-weights"),
+            threshold=(kind, float(value) if kind == "coverage" else _int(value, "--threshold")),
+            trim=trim,
+            tiers=str(tiers) if tiers else None,
+        )
+        est.fit(table)
+        meta = {"name": name} if name else {}
+        written = est.to_parquet(out, **meta) if out.suffix.lower() == ".parquet" else est.to_csv(out, **meta)
+    except (UserError, ValueError, CatalogueError, OSError, pa.ArrowException) as exc:
+        fail(str(exc), debug)
+    if not quiet:
+        kinds = est.groups_.column("kind").value_counts().to_pylist()
+        summary = ", ".join(f"{k['values']} {k['counts']:,}" for k in kinds)
+        console.print(
+            f"{est.n_cases_:,} cases of {', '.join(map(str, est.years_))} → {written}: {summary}; threshold "
+            f"{est.threshold_}, mean cost {est.region_avg_cost_:,.2f}, trimmed {est.n_trimmed_:,}",
+            highlight=False,
+        )
+        for warning in est.warnings_:
+            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+@app.command()
+def weights(
+    history: list[Path] = HISTORY,
+    out: Path = OUT,
+    years: str = YEARS,
+    year_weights: str = YEAR_WEIGHTS,
+    min_n: int = typer.Option(10, "--min-n", help="DRGs with fewer cases take their ADRG's weight."),
+    trim: str = TRIM,
+    scheme: str = typer.Option("chs-drg-1.1", help="Codebook used to group cases that have no `drg` column."),
+    quiet: bool = QUIET,
+    force: bool = FORCE,
+    debug: bool = DEBUG,
+) -> None:
+    """Fit DRG relative weights (相对权重) on past years of cases; writes CSV (+ .params.toml) or Parquet."""
+    try:
+        check_output(out, force)
+        table = _read_history(history, None)
+        if "drg" not in table.column_names:
+            if not quiet:
+                console.print(
+                    f"no `drg` column: grouping {table.num_rows:,} cases with {scheme}", highlight=False
+                )
+            grouped = group_drg(table, Codebook.load(scheme))
+            table = table.append_column("drg", grouped.column("drg")).append_column(
+                "adrg", grouped.column("adrg")
+            )
+        est = DrgWeights(
+            years=_ints(years, "--years"),
+            year_weights=_floats(year_weights, "--year-weights"),
+            min_n=min_n,
+            trim=trim,
+        ).fit(table)
+        written = est.to_parquet(out) if out.suffix.lower() == ".parquet" else est.to_csv(out)
+    except (UserError, ValueError, CodebookError, OSError, pa.ArrowException) as exc:
+        fail(str(exc), debug)
+    if not quiet:
+        thin = sum(1 for b in est.weights_.column("basis").to_pylist() if b == "adrg")
+        console.print(
+            f"{est.n_cases_:,} cases → {written}: {est.weights_.num_rows:,} DRGs ({thin:,} from their ADRG), "
+            f"mean cost {est.overall_mean_:,.2f}, trimmed {est.n_trimmed_:,}",
+            highlight=False,
+        )
+        for warning in est.warnings_:
+            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def _read_history(paths: list[Path], columns: tuple[str, ...] | None) -> pa.Table:
+    """Parquet files and folders (recursively) as one table; only ``columns`` that exist (all when None)."""
+    files: list[str] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(str(f) for f in p.rglob("*.parquet"))
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            raise UserError(f"{p}: no such file or folder")
+    if not files:
+        raise UserError(f"{', '.join(map(str, paths))}: no Parquet files found")
+    dataset = ds.dataset(files, format="parquet")
+    names = dataset.schema.names if columns is None else [c for c in columns if c in dataset.schema.names]
+    return dataset.to_table(columns=names)
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    return None if not text else tuple(_int(x, option) for x in text.split(","))
+
+
+def _int(text: str, option: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{option}: {text!r} is not a whole number") from None
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"{option}: {text!r} is not a comma-separated list of numbers") from None

@@ -1,0 +1,216 @@
+"""AuxTyping (辅助分型): classification vectors, trigger conditions, coefficients, saved settings."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from grouper.dip.aux import (
+    AuxTyping,
+    charlson_index,
+    read_cci_table,
+    read_severity_dictionary,
+    read_subtypes,
+    subtype_admitted,
+)
+
+DATA = Path(__file__).parent / "data_aux"
+CASES = list(csv.DictReader((DATA / "classify.csv").open(encoding="utf-8")))
+FAMILIES = ("severity", "tumour", "age", "icu")
+
+
+def table(rows: list[dict]) -> pa.Table:
+    def num(key, typ):
+        return pa.array([float(r[key]) if r.get(key) else None for r in rows], pa.float64()).cast(typ)
+
+    return pa.table(
+        {
+            "year": pa.array([int(r.get("year") or 2024) for r in rows], pa.int32()),
+            "dip_group": [r["dip_group"] for r in rows],
+            "principal_dx": [r["principal_dx"] for r in rows],
+            "other_dx": pa.array([r["other_dx"].split("|") if r["other_dx"] else [] for r in rows]),
+            "los_days": num("los_days", pa.int32()),
+            "discharge_mode": num("discharge_mode", pa.int8()),
+            "age_years": num("age_years", pa.int16()),
+            "age_days": num("age_days", pa.int32()),
+            "icu_hours": num("icu_hours", pa.float64()),
+            "total_cost": num("total_cost", pa.float64()),
+            "fee_treatment": num("fee_treatment", pa.float64()),
+            "fee_drug": num("fee_drug", pa.float64()),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted() -> AuxTyping:
+    return AuxTyping.read(DATA / "coefficients.csv")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_classify_and_apply(fitted, case):
+    t = table([case])
+    got = fitted.classify(t).to_pylist()[0]
+    for fam in FAMILIES:
+        assert got[fam] == (case[f"expect_{fam}"] or None), (fam, case["why"])
+    aux_type, aux_coef = fitted.apply(t)
+    assert aux_type.to_pylist() == [case["expect_aux_type"] or None], case["why"]
+    assert aux_coef[0] == pytest.approx(float(case["expect_aux_coef"])), case["why"]
+
+
+def test_apply_batch_equals_row_by_row(fitted):
+    t = table(CASES)
+    aux_type, aux_coef = fitted.apply(t)
+    assert aux_type.to_pylist() == [c["expect_aux_type"] or None for c in CASES]
+    np.testing.assert_allclose(aux_coef, [float(c["expect_aux_coef"]) for c in CASES])
+    assert aux_coef.dtype == np.float64 and len(aux_type) == t.num_rows
+
+
+def test_metastasis_at_los_3_under_the_inclusive_reading():
+    # dip.md §5.2: "住院天数 3 天以上" read as ≥ 3 makes the LOS-3 case 转移; the direction is data.
+    est = AuxTyping.read(DATA / "coefficients.csv")
+    est.subtypes = str(DATA / "subtypes_los3.csv")
+    case = next(c for c in CASES if c["name"].startswith("metastasis needs LOS"))
+    assert est.classify(table([case]))["tumour"].to_pylist() == ["TUM-META"]
+    assert est.apply(table([case]))[1][0] == pytest.approx(1.4)
+
+
+def test_only_eligible_kinds_get_a_subtype(fitted):
+    case = next(c for c in CASES if c["name"].startswith("an MCC not excluded"))
+    t = table([case, case]).append_column("dip_kind", pa.array(["core", "comprehensive"]))
+    aux_type, aux_coef = fitted.apply(t)
+    assert aux_type.to_pylist() == ["SEV-III", None]
+    np.testing.assert_allclose(aux_coef, [1.5, 1.0])
+
+
+def test_trigger_vector():
+    # dip.md §5.2 DIP-AUX: group n 400 > 15, subtype n 60 > 5, CV 0.80 → 0.60: fall 25 % ≥ 20 % → admitted.
+    assert subtype_admitted(400, 60, 0.80, 0.60)
+    assert not subtype_admitted(15, 60, 0.80, 0.60)  # group n must exceed N
+    assert not subtype_admitted(400, 5, 0.80, 0.60)  # subtype n must exceed n
+    assert subtype_admitted(400, 60, 0.80, 0.64)  # exactly 20 %
+    assert not subtype_admitted(400, 60, 0.80, 0.65)
+
+
+def _group(n_severe, n_mild, severe_cost, mild_cost, group="K35.8", rng=None):
+    rows = []
+    for i in range(n_severe + n_mild):
+        severe = i < n_severe
+        cost = severe_cost if severe else mild_cost
+        if rng is not None:
+            cost = float(rng.choice([severe_cost, mild_cost]))
+        rows.append(
+            {
+                "dip_group": group,
+                "principal_dx": "K35.800",
+                "other_dx": "I50.900" if severe else "",
+                "los_days": "5",
+                "discharge_mode": "1",
+                "age_years": "40",
+                "total_cost": str(cost),
+            }
+        )
+    return rows
+
+
+def test_fit_coefficient_is_subtype_mean_over_group_mean():
+    # 80 重度 cases at 15,000 and 320 mild at 8,750: group mean 4,000,000 / 400 = 10,000 → 重度 1.5, 轻度 0.875.
+    est = AuxTyping().fit(table(_group(80, 320, 15000.0, 8750.0)))
+    rows = {r["subtype"]: r for r in est.coefficients_.to_pylist()}
+    # I50.900 is also chf (CCI 1): the cci family splits the group the same way and is admitted too
+    assert set(rows) == {"SEV-III", "SEV-I-B", "CCI-1-2", "CCI-0"}
+    assert rows["CCI-1-2"]["coef"] == pytest.approx(1.5)
+    assert rows["SEV-III"]["coef"] == pytest.approx(1.5)
+    assert rows["SEV-I-B"]["coef"] == pytest.approx(0.875)
+    assert rows["SEV-III"]["n_cases"] == 80 and rows["SEV-III"]["group_n"] == 400
+    assert rows["SEV-III"]["cv_fall"] == pytest.approx(1.0)
+    aux_type, aux_coef = est.apply(table(_group(1, 1, 1.0, 1.0)))
+    assert aux_type.to_pylist() == ["SEV-III", "SEV-I-B"]  # equal coefficients: the earlier family wins
+    np.testing.assert_allclose(aux_coef, [1.5, 0.875])
+
+
+def test_fit_admits_nothing_without_a_cv_fall_or_enough_cases():
+    rng = np.random.default_rng(3)
+    est = AuxTyping().fit(table(_group(80, 320, 15000.0, 8750.0, rng=rng)))  # cost independent of severity
+    assert est.coefficients_.num_rows == 0
+    est = AuxTyping().fit(table(_group(5, 10, 15000.0, 8750.0)))  # n = 15 is not > 15
+    assert est.coefficients_.num_rows == 0
+    est = AuxTyping(min_group_n=10).fit(table(_group(5, 10, 15000.0, 8750.0)))  # 重度 n = 5 is not > 5
+    assert set(est.coefficients_["subtype"].to_pylist()) == {"SEV-I-B", "CCI-0"}
+
+
+def test_fit_uses_the_last_year_only():
+    old = [dict(r, year="2023", total_cost="1000") for r in _group(80, 320, 0, 0)]
+    est = AuxTyping().fit(table(old + _group(80, 320, 15000.0, 8750.0)))
+    assert est.year_ == 2024 and est.n_cases_ == 400
+    assert {r["subtype"]: r["coef"] for r in est.coefficients_.to_pylist()}["SEV-III"] == pytest.approx(1.5)
+
+
+def test_severity_dictionary_replaces_cc_mcc(tmp_path):
+    d = read_severity_dictionary(DATA / "severity_dictionary.csv")
+    assert d.to_pylist() == [{"code": "R57.000", "flag": "severe"}, {"code": "K72.000", "flag": "moderate"}]
+    est = AuxTyping.read(DATA / "coefficients.csv")
+    est.severity_source = str(DATA / "severity_dictionary.csv")
+    rows = [dict(CASES[0], other_dx="R57.000"), dict(CASES[0], other_dx="K72.000"), dict(CASES[0])]
+    assert est.classify(table(rows))["severity"].to_pylist() == ["SEV-III", "SEV-II", "SEV-I-B"]
+
+
+def test_subtype_table_is_checked(tmp_path):
+    assert read_subtypes().num_rows == 26
+    bad = tmp_path / "bad.csv"
+    text = (DATA / "subtypes_los3.csv").read_text(encoding="utf-8").replace(",icu_days,", ",icu_weeks,", 1)
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match="kind 'icu_weeks' is not implemented"):
+        read_subtypes(bad)
+
+
+def test_missing_columns_are_reported_not_fatal():
+    t = table(_group(80, 320, 15000.0, 8750.0)).drop_columns(["icu_hours", "fee_drug"])
+    est = AuxTyping().fit(t)
+    assert any("icu_hours" in w for w in est.warnings_) and any("fee_drug" in w for w in est.warnings_)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_round_trip_through_the_file(tmp_path, suffix):
+    est = AuxTyping(min_cv_fall=0.3, kinds=("core", "comprehensive")).fit(
+        table(_group(80, 320, 15000.0, 8750.0))
+    )
+    path = tmp_path / f"aux{suffix}"
+    (est.to_parquet if suffix == ".parquet" else est.to_csv)(path)
+    back = AuxTyping.read(path)
+    assert back.get_params() == est.get_params()
+    assert back.coefficients_.equals(est.coefficients_)
+    assert back.history_ == est.history_
+
+
+def test_charlson_index_vector_and_band(fitted):
+    # dip.md §5.1 TEST VECTOR DIP-CCI (fallback table): I50.900 chf 1, E11.200 diabwc 2, E11.900 diab 1 zeroed
+    # because diabwc is present, N18.500 rend 2 → CCI = 1 + 2 + 0 + 2 = 5 → band ≥ 5.
+    odx = ["I50.900", "E11.200", "E11.900", "N18.500"]
+    assert charlson_index(pa.array([odx]), read_cci_table()).tolist() == [5]
+    case = dict(CASES[0], other_dx="|".join(odx))
+    assert fitted.classify(table([case]))["cci"].to_pylist() == ["CCI-5"]
+
+
+@pytest.mark.parametrize(
+    ("odx", "cci"),
+    [
+        ([], 0),
+        (["E11.900"], 1),  # diab alone counts
+        (["C18.000", "C78.700"], 6),  # canc 2 zeroed by metacanc 6
+        (["I50.900", "I50.100"], 1),  # a category counts once
+        (["K70.300", "K72.100"], 3),  # mld zeroed by msld 3
+        (["Z99.999"], 0),
+    ],
+)
+def test_charlson_index_hierarchy(odx, cci):
+    assert charlson_index(pa.array([odx], pa.list_(pa.string())), read_cci_table()).tolist() == [cci]
+
+
+def test_cci_source_is_pluggable(tmp_path):
+    own = tmp_path / "cci.csv"
+    own.write_text("category,prefix,weight,zeroed_if_present\nchf,I50.900,3,\n", encoding="utf-8")
+    assert charlson_index(pa.array([["I50.900", "I50.100"]]), read_cci_table(own)).tolist() == [3]
