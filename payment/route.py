@@ -3,7 +3,8 @@
 reference/payment.md §12, recommended order: unpaid insurance type and policy exclusions → EXCLUDED; the
 per-case list (dx + main procedure) → PER_CASE, unless an exit rule sends the case back; the bed-day categories
 (dx or department) → BED_DAY; a trusted 按项目 hint (``hi_paymtd`` 1) → FEE_FOR_SERVICE; an ungroupable case →
-the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case the grouper marked ``DUPLICATE_CASE`` is EXCLUDED. ``hi_paymtd`` is only a hint (records.md §3):
+the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case the grouper marked ``DUPLICATE_CASE``, and a
+case discharged outside the policy's effective period, is EXCLUDED. ``hi_paymtd`` is only a hint (records.md §3):
 2 and 5 never route a case that the policy's lists do not confirm.
 """
 
@@ -14,6 +15,7 @@ from enum import IntEnum
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from payment._arrays import isin, numbers, prefix_in, strings
 from payment.percase import match_items, per_case_exit, per_case_price
@@ -47,6 +49,7 @@ REASONS = (
     "bed_day_category",
     "fee_for_service_hint",
     "ungrouped",
+    "outside_settlement_period",
 )
 
 
@@ -136,6 +139,7 @@ def route_cases(
         rule(duplicate, "duplicate_case")
     rule(level == 0, "unknown_hospital")
     rule(~pooled, "self_pay_or_unknown_insurance")
+    rule(_outside_period(table, policy.header["effective"]), "outside_settlement_period")
 
     route = route_of[reason]
     per_case_item = np.full(n, -1, dtype=np.int32)
@@ -158,4 +162,15 @@ _ROUTE_OF = {
     "per_case_exit_to_fee_for_service": Route.FEE_FOR_SERVICE,
     "bed_day_category": Route.BED_DAY,
     "fee_for_service_hint": Route.FEE_FOR_SERVICE,
+    "outside_settlement_period": Route.EXCLUDED,
 }
+
+
+def _outside_period(table: pa.Table, effective: dict) -> np.ndarray:
+    """Discharged before or after the policy's effective period: another year's budget pays it."""
+    if "discharge_date" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    day = table.column("discharge_date").combine_chunks().cast(pa.date32())
+    start, end = pa.scalar(effective["start"], pa.date32()), pa.scalar(effective["end"], pa.date32())
+    outside = pc.or_(pc.less(day, start), pc.greater(day, end))
+    return outside.fill_null(False).to_numpy(zero_copy_only=False)

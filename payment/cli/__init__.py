@@ -6,7 +6,7 @@ parse options, call the public API, write.
 
 from __future__ import annotations
 
-from payment.cli import catalog, group, settle, synth  # noqa: F401  (each module registers its command)
+from payment.cli import catalog, demo, group, settle, synth  # noqa: F401  (each module registers its command)
 from payment.cli._app import app
 
 

@@ -1,0 +1,90 @@
+"""``drgdip demo``: the whole engine on a synthetic region, as the commands a user would run.
+
+synth (4 years of a 40-hospital region) → catalog (a local DIP catalogue from 2022–2024) → group (every case
+against it) → settle (2025 under ``codebooks/policies/demo-2025.toml``), then a short summary of the region.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from grouper.codebook import REPO_ROOT
+from payment.cli._app import QUIET, app
+from payment.cli._app import stderr as console
+
+DEMO_POLICY = REPO_ROOT / "codebooks" / "policies" / "demo-2025.toml"
+#: The demo policy's budget is sized to this region (codebooks/policies/demo-2025.toml, budget notes).
+DEMO_CASES, DEMO_HOSPITALS, DEMO_YEARS, DEMO_SEED = 400_000, 40, "2022,2023,2024,2025", 2025
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Folder for every file the demo writes."),
+    cases: int = typer.Option(
+        DEMO_CASES, help="Synthetic cases over 2022–2025 (the demo budget fits the default)."
+    ),
+    quiet: bool = QUIET,
+) -> None:
+    """Run synth → catalog → group → settle on a synthetic region and print the region summary."""
+    start = time.perf_counter()
+    region, grouped, catalogue, settled = (
+        out / "region",
+        out / "grouped.parquet",
+        out / "catalogue.csv",
+        out / "settlement",
+    )
+    steps = [
+        ["synth", "--cases", str(cases), "--years", DEMO_YEARS, "--hospitals", str(DEMO_HOSPITALS),
+         "--seed", str(DEMO_SEED), "--out", str(region)],
+        ["catalog", "--history", str(region / "discharges.parquet"), "--years", "2022,2023,2024",
+         "--name", "demo-2025", "--out", str(catalogue)],
+        ["group", str(region / "discharges.parquet"), "--scheme", "dip", "--catalogue", str(catalogue),
+         "--out", str(grouped)],
+        ["settle", "--cases", str(grouped), "--discharges", str(region / "discharges.parquet"),
+         "--hospitals", str(region / "hospitals.csv"), "--policy", str(DEMO_POLICY), "--catalogue", str(catalogue),
+         "--out", str(settled)],
+    ]  # fmt: skip
+    for args in steps:
+        if not quiet:
+            console.print(f"[bold]$ drgdip {' '.join(args)}[/bold]", highlight=False, soft_wrap=True)
+        code = app([*args, "--force", *(["--quiet"] if quiet else [])], standalone_mode=False)
+        if code:
+            raise typer.Exit(code)
+    if not quiet:
+        _summary(
+            json.loads((settled / "region.json").read_text(encoding="utf-8")), time.perf_counter() - start
+        )
+
+
+def _summary(region: dict, seconds: float) -> None:
+    """The region's budget, point values and indicators, one table (stderr)."""
+    table = Table(
+        title=f"{region['region']} {region['year']} ({region['scheme'].upper()}): settled in {seconds:.1f} s"
+    )
+    for head in ("pool", "budget (yuan)", "points", "point value budget/settled", "allocated (yuan)"):
+        table.add_column(head, justify="left" if head == "pool" else "right")
+    for pool, info in region["pools"].items():
+        table.add_row(
+            pool,
+            f"{float(info['cascade']['distributable']):,.0f}",
+            f"{float(info['total_points']):,.0f}",
+            f"{float(info['budget_point_value_published']):.4f} / {float(info['settlement_point_value_published']):.4f}",
+            f"{float(info['allocated']):,.2f}",
+        )
+    console.print(table)
+    routes = ", ".join(f"{k} {v:,}" for k, v in region["routes"].items() if v)
+    totals = {k: f"{float(v):,.2f}" for k, v in region["totals"].items()}
+    console.print(
+        f"routes (EXCLUDED counts self-pay and the 2022–2024 history): {routes}\n"
+        f"payment due {totals['payment_due']} yuan, prepaid {totals['prepaid']}, clearing {totals['clearing']}\n"
+        f"DRG/DIP share of inpatient cost {region['method_share']:.1%} (seed plan: ≥ 70 %); "
+        f"fund spend growth {region['fund_spend_growth']:.1%} (cap 10 %)",
+        highlight=False,
+    )
+    for warning in region["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
