@@ -5,12 +5,17 @@ one subtype: the first row of ``codebooks/dip/aux/subtypes.csv`` (by ``order``) 
 a DIP group is admitted when the trigger conditions hold (group n > N, subtype n > n, the family's subtypes lower the
 within-group CV by ≥ 20 %); its coefficient is ``subtype mean cost / group mean cost`` (last year). A case takes
 the highest coefficient among its admitted subtypes; without one its coefficient is 1.
+
+A fitted table is saved as CSV + ``<stem>.params.toml`` (or Parquet) and read back without refitting; beside a
+catalogue ``<stem>.csv`` / ``<stem>.parquet`` it is ``<stem>.aux.csv`` (:func:`aux_path`), which ``drgdip
+catalog`` writes and ``drgdip group`` picks up.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-from dataclasses import dataclass
+import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -34,8 +39,10 @@ from grouper.drg import _kernel
 
 __all__ = [
     "COEFFICIENTS_SCHEMA",
+    "INPUT_COLUMNS",
     "SUBTYPE_KINDS",
     "AuxTyping",
+    "aux_path",
     "charlson_index",
     "read_cci_table",
     "read_severity_dictionary",
@@ -63,6 +70,20 @@ _PROC_FLAGS = ("radiotherapy", "chemotherapy")
 _DICT_LEVELS = {1: "moderate", 2: "severe", 3: "metastasis"}
 _DEATH = 5  # 离院方式 5 = 死亡
 _META_KEY = "drgdip.aux"
+#: Canonical discharge columns (grouper.schema) the subtype conditions read, besides ``dip_group``/``dip_kind``;
+#: the fee columns of ``high_cost`` rows come from the subtype table (:meth:`AuxTyping.input_columns`).
+INPUT_COLUMNS = (
+    "principal_dx",
+    "other_dx",
+    "principal_proc",
+    "other_procs",
+    "los_days",
+    "discharge_mode",
+    "age_years",
+    "age_days",
+    "icu_hours",
+    "total_cost",
+)
 
 #: Columns of the fitted coefficient table (one row per admitted subtype of a DIP group).
 COEFFICIENTS_SCHEMA = pa.schema(
@@ -83,10 +104,21 @@ COEFFICIENTS_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
-class _Subtypes:
-    table: pa.Table  # rows of subtypes.csv sorted by family, order
-    families: tuple[str, ...]
+def aux_path(catalogue: str | Path) -> Path:
+    """The auxiliary-typing table that belongs to a catalogue file: ``<stem>.aux.csv`` beside it.
+
+    ``cat.csv`` and ``cat.parquet`` → ``cat.aux.csv`` (settings in ``cat.aux.params.toml``); a folder holding
+    ``catalogue.csv`` → ``catalogue.aux.csv`` in it.
+
+    Examples
+    --------
+    >>> aux_path("out/region-2025.parquet").as_posix()
+    'out/region-2025.aux.csv'
+    """
+    p = Path(catalogue)
+    if p.is_dir():
+        p = p / "catalogue.csv"
+    return p.with_name(f"{p.stem}.aux.csv")
 
 
 def read_subtypes(path: str | Path | None = None) -> pa.Table:
@@ -307,6 +339,8 @@ class AuxTyping:
         One row per admitted subtype of a group (:data:`COEFFICIENTS_SCHEMA`).
     year_, n_cases_ : int
     history_ : dict
+    meta_ : dict
+        Extra metadata saved with the table (e.g. the catalogue it was fitted against).
     warnings_ : list of str
 
     Notes
@@ -347,11 +381,16 @@ class AuxTyping:
         """The settings, by name, as given to the constructor."""
         return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
 
+    def input_columns(self) -> tuple[str, ...]:
+        """Case columns the subtype table reads: :data:`INPUT_COLUMNS` and the fee columns of ``high_cost`` rows."""
+        rows = read_subtypes(self.subtypes)
+        fees = rows.filter(pc.equal(rows["kind"], "high_cost")).column("arg").to_pylist()
+        return tuple(dict.fromkeys((*INPUT_COLUMNS, *fees)))
+
     # -- case flags and cells --------------------------------------------------------------------------------------
-    def _flags(self, t: pa.Table, missing: set[str]) -> dict[str, np.ndarray]:
+    def _flags(self, t: pa.Table, odx: pa.Array, missing: set[str]) -> dict[str, np.ndarray]:
         n = t.num_rows
         pdx = _codes(t, "principal_dx", "dx", missing)
-        odx = _code_list(t, "other_dx", "dx", missing)
         procs = _code_list(t, "other_procs", "proc", missing)
         pproc = _codes(t, "principal_proc", "proc", set())
         flags = {f: np.zeros(n, bool) for f in (*_DX_FLAGS, *_PROC_FLAGS, "malignant")}
@@ -396,7 +435,8 @@ class AuxTyping:
         """Per family: the index (into that family's rows) of each case's subtype, −1 for none."""
         missing: set[str] = set()
         n = t.num_rows
-        flags = self._flags(t, missing)
+        odx = _code_list(t, "other_dx", "dx", missing)
+        flags = self._flags(t, odx, missing)
         los = _num(t, "los_days", missing)
         mode = _num(t, "discharge_mode", missing)
         age_years = _num(t, "age_years", missing)
@@ -422,7 +462,6 @@ class AuxTyping:
                     cond = _between(v, r["lo"], r["hi"])
                 elif kind == "cci":
                     if cci is None:
-                        odx = _code_list(t, "other_dx", "dx", missing)
                         cci = charlson_index(odx, read_cci_table(self.cci_source)).astype(np.float64)
                     cond = _between(cci, r["lo"], r["hi"])
                 elif kind == "high_cost":
@@ -441,14 +480,22 @@ class AuxTyping:
         return cells, sorted(missing)
 
     # -- fit / apply ---------------------------------------------------------------------------------------------
-    def fit(self, history: pa.Table) -> AuxTyping:
+    def fit(self, history: pa.Table, groups: pa.Table | None = None) -> AuxTyping:
         """Fit the coefficients of admitted subtypes on the cases of ``year`` (last year by default).
+
+        Parameters
+        ----------
+        history : pa.Table
+            Past cases (columns in the class notes).
+        groups : pa.Table, optional
+            Their grouping (``group_dip`` result: ``dip_group``, ``dip_kind``), when ``history`` has none.
 
         Returns
         -------
         AuxTyping
             ``self``.
         """
+        history = _with_groups(history, groups)
         for col in ("dip_group", "total_cost"):
             if col not in history.column_names:
                 raise ValueError(f"history: missing column {col!r}")
@@ -512,6 +559,7 @@ class AuxTyping:
         self.year_, self.n_cases_ = year, int(t.num_rows)
         cols = ["year", "discharge_date", "dip_group", "total_cost", "principal_dx", "other_dx", "los_days"]
         self.history_ = fingerprint(history, cols, years)
+        self.meta_ = {}
         self.warnings_ = [f"column {c!r} missing: its subtype conditions are false" for c in missing]
         return self
 
@@ -524,8 +572,15 @@ class AuxTyping:
             ok &= kinds.fill_null(False).to_numpy(zero_copy_only=False)
         return ok
 
-    def apply(self, cases: pa.Table) -> tuple[pa.Array, np.ndarray]:
+    def apply(self, cases: pa.Table, groups: pa.Table | None = None) -> tuple[pa.Array, np.ndarray]:
         """The subtype and coefficient of each case; never refits.
+
+        Parameters
+        ----------
+        cases : pa.Table
+            Cases with ``dip_group`` (and ``dip_kind``), or without them and ``groups`` given.
+        groups : pa.Table, optional
+            The cases' grouping (``dip_group``, ``dip_kind``), row for row; replaces those columns of ``cases``.
 
         Returns
         -------
@@ -534,18 +589,19 @@ class AuxTyping:
         aux_coef : ndarray of float64
             Its coefficient, 1.0 when none; several subtypes → the highest coefficient (dip.md §5.2).
         """
+        cases = _with_groups(cases, groups)
         coefs = self.coefficients_
         n = cases.num_rows
-        groups, gpos, cells = self._locate(cases)
+        fitted, gpos, cells = self._locate(cases)
         rows = read_subtypes(self.subtypes)
         best = np.full(n, -np.inf)
         best_type = np.full(n, -1, dtype=np.int64)
         all_types = rows.column("subtype").to_pylist()
         for fam, cell in cells.items():
             fam_types = rows.filter(pc.equal(rows["family"], fam)).column("subtype").to_pylist()
-            lut = np.full((len(groups) + 1, len(fam_types) + 1), np.nan)
+            lut = np.full((len(fitted) + 1, len(fam_types) + 1), np.nan)
             sel = coefs.filter(pc.equal(coefs["family"], fam))
-            gi = pc.index_in(sel.column("dip_group"), value_set=groups).to_numpy(zero_copy_only=False)
+            gi = pc.index_in(sel.column("dip_group"), value_set=fitted).to_numpy(zero_copy_only=False)
             ti = np.array([fam_types.index(s) for s in sel.column("subtype").to_pylist()], dtype=np.int64)
             lut[gi.astype(np.int64), ti] = sel.column("coef").to_numpy()
             coef = lut[gpos, np.where(cell < 0, len(fam_types), cell)]
@@ -591,8 +647,9 @@ class AuxTyping:
         return pa.table(out)
 
     # -- saving ----------------------------------------------------------------------------------------------------
-    def _meta(self) -> dict:
+    def _meta(self, extra: dict) -> dict:
         return {
+            **extra,
             "year": self.year_,
             "n_cases": self.n_cases_,
             "history": self.history_,
@@ -600,13 +657,21 @@ class AuxTyping:
             "builder": f"drgdip {_drgdip_version()} grouper.dip.aux.AuxTyping",
         }
 
-    def to_parquet(self, path) -> Path:
-        """Write the coefficient table as Parquet (settings and fingerprint in the schema metadata)."""
-        return write_fitted(self.coefficients_, self._meta(), path, _META_KEY)
+    def to_parquet(self, path, **meta) -> Path:
+        """Write the coefficient table as Parquet (settings, fingerprint and ``meta`` in the schema metadata)."""
+        return write_fitted(self.coefficients_, self._meta({**self.meta_, **meta}), path, _META_KEY)
 
-    def to_csv(self, path) -> Path:
-        """Write the coefficient table as CSV with ``<stem>.params.toml`` beside it."""
-        return write_fitted(self.coefficients_, self._meta(), path, _META_KEY)
+    def to_csv(self, path, **meta) -> Path:
+        """Write the coefficient table as CSV with ``<stem>.params.toml`` (settings, ``meta``) beside it."""
+        return write_fitted(self.coefficients_, self._meta({**self.meta_, **meta}), path, _META_KEY)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over the coefficient table, its year and the settings that apply it (unchanged by saving)."""
+        table = self.coefficients_.combine_chunks()
+        rows = fingerprint(table, COEFFICIENTS_SCHEMA.names, np.array([self.year_]))["sha256"]
+        settings = {"params": params_to_meta(self.get_params()), "year": self.year_, "rows": rows}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     @classmethod
     def read(cls, path) -> AuxTyping:
@@ -616,8 +681,21 @@ class AuxTyping:
         est.coefficients_ = table
         est.year_, est.n_cases_ = int(meta["year"]), int(meta["n_cases"])
         est.history_ = dict(meta["history"])
+        own = ("year", "n_cases", "history", "params", "builder")
+        est.meta_ = {k: v for k, v in meta.items() if k not in own}
         est.warnings_ = []
         return est
+
+
+def _with_groups(t: pa.Table, groups: pa.Table | None) -> pa.Table:
+    """``t`` with the ``dip_group`` / ``dip_kind`` columns of ``groups`` (row for row) in place of its own."""
+    if groups is None:
+        return t
+    cols = [c for c in ("dip_group", "dip_kind") if c in groups.column_names]
+    t = t.drop_columns([c for c in cols if c in t.column_names])
+    for c in cols:
+        t = t.append_column(c, groups.column(c))
+    return t
 
 
 def _stats(cost: np.ndarray, key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -651,7 +729,7 @@ def _codes(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array:
     if name not in t.column_names:
         missing.add(name)
         return pa.array([""] * t.num_rows, pa.string())
-    return normalise_codes(t.column(name).cast(pa.string()), kind).fill_null("")
+    return _normalised(t.column(name).combine_chunks().cast(pa.string()), kind).fill_null("")
 
 
 def _code_list(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array:
@@ -662,7 +740,14 @@ def _code_list(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array
     if pa.types.is_string(col.type):
         col = pc.split_pattern(col.fill_null(""), "|")
     col = col.cast(pa.list_(pa.string())).fill_null(pa.scalar([], pa.list_(pa.string())))
-    return normalise_codes(col, kind)
+    offsets = pc.subtract(col.offsets, col.offsets[0])
+    return pa.ListArray.from_arrays(offsets, _normalised(pc.list_flatten(col), kind))
+
+
+def _normalised(codes: pa.Array, kind: str) -> pa.Array:
+    """:func:`grouper.codes.normalise_codes` computed once per distinct value (nulls stay null)."""
+    enc = pc.dictionary_encode(codes)
+    return normalise_codes(enc.dictionary, kind).take(enc.indices)
 
 
 def _read_flags(path: str | None) -> pa.Table:

@@ -26,7 +26,7 @@ from grouper._history import (
     year_weights,
 )
 from grouper.codebook import Codebook
-from grouper.codes import normalise_codes
+from grouper.dip.aux import AuxTyping, _normalised
 from grouper.dip.catalogue import CATALOGUE_SCHEMA, TIERS, Catalogue, read_catalogue, write_catalogue
 from grouper.dip.group import group_dip
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
@@ -99,8 +99,7 @@ def _str(table: pa.Table, name: str, kind: str = "dx") -> pa.Array:
 
 
 def _clean(codes: pa.Array, kind: str) -> pa.Array:
-    enc = pc.dictionary_encode(codes)
-    return normalise_codes(enc.dictionary, kind).fill_null("").take(enc.indices).fill_null("")
+    return _normalised(codes, kind).fill_null("")
 
 
 def _encode(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
@@ -561,8 +560,8 @@ class DipCatalog:
         cases : pa.Table
             Canonical discharges.
         **grouping
-            Options of ``group_dip`` (``tie_break``, ``related_match``, …); the tier table and
-            ``main_fallback`` are this catalogue's settings.
+            Options of ``group_dip`` (``tie_break``, ``related_match``, ``aux``, …); the tier table,
+            ``main_fallback`` and the codebook are this catalogue's settings (as when it was built).
 
         Returns
         -------
@@ -570,9 +569,32 @@ class DipCatalog:
             ``group_dip``'s result: one row per case.
         """
         tiers = read_procedure_tiers(self.tiers, interventional_as=self.interventional_as)
+        codebook = Codebook.load(self.codebook) if self.codebook else None
         return group_dip(
-            cases, self.to_catalogue(), tiers=tiers, main_fallback=self.main_fallback, **grouping
+            cases,
+            self.to_catalogue(),
+            tiers=tiers,
+            codebook=codebook,
+            main_fallback=self.main_fallback,
+            **grouping,
         )
+
+    def fit_aux(self, history: pa.Table, aux: AuxTyping | None = None) -> AuxTyping:
+        """Fit auxiliary typing (辅助分型) on the history grouped into this catalogue (reference/dip.md §5.2).
+
+        Parameters
+        ----------
+        history : pa.Table
+            Past cases, as for :meth:`fit` plus the columns :meth:`AuxTyping.input_columns` names.
+        aux : AuxTyping, optional
+            Its settings; default ``AuxTyping()`` (last data year, N 15, n 5, CV fall 20 %).
+
+        Returns
+        -------
+        AuxTyping
+            Fitted.
+        """
+        return (aux if aux is not None else AuxTyping()).fit(history, self.apply(history))
 
     # -- output -------------------------------------------------------------------------------------------------
     def to_catalogue(self, **meta) -> Catalogue:

@@ -2,7 +2,8 @@
 
 Layers (reference/dip.md §3.1): clean → 先期分组 (rules in ``codebooks/dip/priority_rules.csv``, active only
 for groups the catalogue lists with kind ``priority``) → core groups on (亚目, main procedure, related-procedure
-set) → 综合 on (类目, treatment tier) → the blank group ``KBBZ`` if the catalogue has one → unmatched.
+set) → 综合 on (类目, treatment tier) → the blank group ``KBBZ`` if the catalogue has one → unmatched; then,
+with a fitted :class:`grouper.dip.aux.AuxTyping`, each case's auxiliary subtype (辅助分型) and coefficient.
 
 Strings are handled once per distinct value (dictionary encoding); cases become integer keys and CSR procedure
 arrays, and the per-case set matching runs in a numba kernel (``grouper.dip._kernel``).
@@ -24,6 +25,8 @@ import pyarrow.compute as pc
 from grouper.batch import duplicated
 from grouper.codes import encode_values, normalise_codes
 from grouper.dip import _kernel
+from grouper.dip.aux import INPUT_COLUMNS as AUX_COLUMNS
+from grouper.dip.aux import AuxTyping
 from grouper.dip.catalogue import TIERS, Catalogue, CatalogueError, read_catalogue
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 
@@ -87,16 +90,21 @@ _L_PDX_MISSING, _L_PDX_UNKNOWN, _L_NEWBORN, _L_PRIORITY, _L_CORE, _L_CONS, _L_CO
 )
 
 
-#: The canonical columns the DIP grouper reads (readers may skip the others).
-INPUT_COLUMNS = (
-    "case_id",
-    "principal_dx",
-    "principal_proc",
-    "other_procs",
-    "age_years",
-    "age_days",
-    "birth_weight_g",
-    "total_cost",
+#: The canonical columns the DIP grouper reads, with auxiliary typing (readers may skip the others).
+INPUT_COLUMNS = tuple(
+    dict.fromkeys(
+        (
+            "case_id",
+            "principal_dx",
+            "principal_proc",
+            "other_procs",
+            "age_years",
+            "age_days",
+            "birth_weight_g",
+            "total_cost",
+            *AUX_COLUMNS,
+        )
+    )
 )
 
 
@@ -389,6 +397,7 @@ def group_dip(
     main_fallback: bool = True,
     explain: bool = False,
     duplicate: np.ndarray | None = None,
+    aux: AuxTyping | None = None,
 ) -> pa.Table:
     """Group discharge records into the DIP groups (病种) of a catalogue; one output row per input row.
 
@@ -418,6 +427,10 @@ def group_dip(
     duplicate : bool array, optional
         Rows whose case_id was already seen (from a streaming caller's ``grouper.batch.DuplicateTracker``);
         by default the repeats within ``table``.
+    aux : AuxTyping, optional
+        Fitted auxiliary typing (辅助分型, reference/dip.md §5): ``aux_type`` / ``aux_coef`` are each case's
+        highest admitted subtype and its coefficient (it reads ``other_dx``, ``los_days``, ``discharge_mode``,
+        ``icu_hours``, … :data:`grouper.dip.aux.INPUT_COLUMNS`). Without it ``""`` and 1.0.
 
     Returns
     -------
@@ -515,18 +528,28 @@ def group_dip(
 
     has_row = pa.array(row >= 0)
     take = pa.array(np.maximum(row, 0))
+    groups = pa.table(
+        {
+            "dip_group": pc.if_else(has_row, comp.dip_code.take(take), ""),
+            "dip_kind": pc.if_else(has_row, comp.kind.take(take), ""),
+        }
+    )
+    if aux is None:
+        aux_type, aux_coef = pa.repeat(pa.scalar("", pa.string()), n), np.ones(n)
+    else:
+        aux_type, aux_coef = aux.apply(table, groups)
+        aux_type = aux_type.fill_null("")
     columns = {
         "case_id": case_id,
-        "dip_group": pc.if_else(has_row, comp.dip_code.take(take), ""),
-        "dip_kind": pc.if_else(has_row, comp.kind.take(take), ""),
+        "dip_group": groups.column("dip_group"),
+        "dip_kind": groups.column("dip_kind"),
         "dip_score": pc.if_else(has_row, comp.score.take(take), pa.scalar(None, pa.float64())),
-        # 辅助分型 (auxiliary subtype) is added by grouper.dip.aux; neutral here
-        "aux_type": pa.repeat(pa.scalar("", pa.string()), n),
-        "aux_coef": pa.array(np.ones(n)),
+        "aux_type": aux_type,
+        "aux_coef": pa.array(aux_coef, pa.float64()),
         "dip_status": _STATUS_NAMES.take(pa.array(np.searchsorted(_STATUS_CODES, status))),
     }
     if explain:
-        columns["reason"] = _reasons(table, layer, has_main, case_tier)
+        columns["reason"] = _reasons(table, layer, has_main, case_tier, aux_type, aux_coef)
     return pa.table(columns, schema=_schema(explain))
 
 
@@ -582,9 +605,13 @@ def _priority(table, comp, off, pid, cat_id) -> tuple[np.ndarray, np.ndarray]:
     return prio, missing & (prio >= n_rules)
 
 
-def _reasons(table, layer, has_main, case_tier) -> pa.Array:
+def _reasons(table, layer, has_main, case_tier, aux_type, aux_coef) -> pa.Array:
     dx = normalise_codes(_column(table, "principal_dx", pa.string()), "dx")
     main = normalise_codes(_column(table, "principal_proc", pa.string()), "proc")
+    coef = pc.cast(pc.round(pa.array(aux_coef, pa.float64()), 4), pa.string())
+    aux = pc.if_else(
+        pc.equal(aux_type, ""), "", pc.binary_join_element_wise("; 辅助分型 ", aux_type, " × ", coef, "")
+    )
     return pc.binary_join_element_wise(
         pa.array(_LAYERS).take(pa.array(layer)),
         "; 亚目 ",
@@ -593,5 +620,6 @@ def _reasons(table, layer, has_main, case_tier) -> pa.Array:
         pc.if_else(pa.array(has_main), pc.fill_null(main, "(first other)"), "-"),
         ", tier ",
         pa.array(TIERS).take(pa.array(case_tier)),
+        aux,
         "",
     )

@@ -219,7 +219,7 @@ def _resolve_drg(t, a, severity, n_odx):
     return -1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def group_cases(
     t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, age_years, age_days, weight, skip
 ):

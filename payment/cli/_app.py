@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -40,6 +41,19 @@ def fail(message: str, debug: bool = False) -> None:
 def show_progress(quiet: bool) -> bool:
     """Progress bars only for a human: not with --quiet, not when stderr is not a terminal."""
     return not quiet and sys.stderr.isatty()
+
+
+def progress_bar(label: str, quiet: bool) -> Progress:
+    """A case-counting progress bar on stderr (hidden with --quiet or when stderr is not a terminal)."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.completed:,} cases"),
+        TimeElapsedColumn(),
+        console=stderr,
+        disable=not show_progress(quiet),
+        transient=True,
+    )
 
 
 def check_output(path: Path, force: bool) -> None:

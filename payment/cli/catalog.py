@@ -9,8 +9,9 @@ import pyarrow.dataset as ds
 import typer
 
 from grouper.codebook import Codebook, CodebookError
+from grouper.dip.aux import AuxTyping, aux_path
 from grouper.dip.catalog import DipCatalog
-from grouper.dip.catalogue import CatalogueError
+from grouper.dip.catalogue import CatalogueError, read_catalogue
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
 from payment.cli._app import DEBUG, FORCE, OUT, QUIET, UserError, app, check_output, fail
@@ -50,6 +51,13 @@ def catalog(
         None, "--tiers", help="A region's procedure tier table (code,tier) overriding ours."
     ),
     name: str = typer.Option("", "--name", help="Catalogue name recorded in its metadata."),
+    aux: bool = typer.Option(
+        True,
+        "--aux/--no-aux",
+        help="Also fit auxiliary typing (辅助分型) on the last data year, grouped into the new catalogue, and "
+        "write it beside the catalogue as <stem>.aux.csv (settings in <stem>.aux.params.toml), for a .csv or "
+        "a .parquet catalogue alike; `drgdip group --catalogue` picks it up from there.",
+    ),
     quiet: bool = QUIET,
     force: bool = FORCE,
     debug: bool = DEBUG,
@@ -57,7 +65,11 @@ def catalog(
     """Build a local DIP catalogue (目录库) from past years of cases; writes CSV (+ .toml) or Parquet by suffix."""
     try:
         check_output(out, force)
-        table = _read_history(history, _DIP_COLUMNS)
+        typing = AuxTyping() if aux else None
+        if typing:
+            check_output(aux_path(out), force)
+        columns = dict.fromkeys(_DIP_COLUMNS + (typing.input_columns() if typing else ()))
+        table = _read_history(history, tuple(columns))
         kind, _, value = threshold.partition(":")
         est = DipCatalog(
             years=_ints(years, "--years"),
@@ -67,8 +79,15 @@ def catalog(
             tiers=str(tiers) if tiers else None,
         )
         est.fit(table)
+        if typing:
+            est.fit_aux(table, typing)
         meta = {"name": name} if name else {}
         written = est.to_parquet(out, **meta) if out.suffix.lower() == ".parquet" else est.to_csv(out, **meta)
+        if typing:
+            cat = read_catalogue(written)
+            aux_written = typing.to_csv(
+                aux_path(written), catalogue=cat.name, catalogue_sha256=cat.fingerprint
+            )
     except (UserError, ValueError, CatalogueError, OSError, pa.ArrowException) as exc:
         fail(str(exc), debug)
     if not quiet:
@@ -79,7 +98,15 @@ def catalog(
             f"{est.threshold_}, mean cost {est.region_avg_cost_:,.2f}, trimmed {est.n_trimmed_:,}",
             highlight=False,
         )
-        for warning in est.warnings_:
+        if typing:
+            coefs = typing.coefficients_
+            groups = len(set(coefs.column("dip_group").to_pylist()))
+            console.print(
+                f"auxiliary typing on {typing.n_cases_:,} cases of {typing.year_} → {aux_written}: "
+                f"{coefs.num_rows:,} subtypes admitted in {groups:,} groups",
+                highlight=False,
+            )
+        for warning in est.warnings_ + (typing.warnings_ if typing else []):
             console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 import grouper
 from grouper.batch import group_files
 from grouper.codebook import Codebook, CodebookError
 from grouper.dip import CatalogueError, group_dip, read_catalogue, read_procedure_tiers
+from grouper.dip.aux import AuxTyping, aux_path
 from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
 from grouper.io import InputError, count_rows, write_results
@@ -26,7 +26,7 @@ from payment.cli._app import (
     app,
     check_output,
     fail,
-    show_progress,
+    progress_bar,
 )
 from payment.cli._app import stderr as console
 
@@ -48,6 +48,13 @@ def group(
         None, help="DIP: a region's procedure tier table (code,tier) over the default."
     ),
     tie_break: str = typer.Option("national", help="DIP: tie-break profile of codebooks/dip/grouping.toml."),
+    aux: Path = typer.Option(
+        None,
+        "--aux",
+        help="DIP: auxiliary typing table (辅助分型) to apply; default: <stem>.aux.csv beside the catalogue "
+        "file when it exists (as written by `drgdip catalog`; refused if fitted against another catalogue).",
+    ),
+    no_aux: bool = typer.Option(False, "--no-aux", help="DIP: no auxiliary typing (aux_coef 1.0)."),
     explain: bool = typer.Option(
         False, "--explain", help="Add a `reason` column: why each case landed there."
     ),
@@ -59,7 +66,9 @@ def group(
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
     try:
         check_output(out, force)
-        run, metadata, status_column, columns = _grouping(scheme, catalogue, tiers, tie_break, explain)
+        run, metadata, status_column, columns = _grouping(
+            scheme, catalogue, tiers, tie_break, explain, aux, no_aux
+        )
         counts: collections.Counter[str] = collections.Counter()
 
         def tally(tables):
@@ -70,15 +79,7 @@ def group(
 
         totals = [count_rows(p) for p in inputs]
         total = sum(totals) if all(x is not None for x in totals) else None
-        with Progress(
-            TextColumn("grouping"),
-            BarColumn(),
-            TextColumn("{task.completed:,} cases"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not show_progress(quiet),
-            transient=True,
-        ) as bar:
+        with progress_bar("grouping", quiet) as bar:
             task = bar.add_task("group", total=total)
             results = group_files(
                 inputs, run, encoding=encoding, columns=columns, on_batch=lambda n: bar.advance(task, n)
@@ -93,7 +94,15 @@ def group(
         )
 
 
-def _grouping(scheme: str, catalogue: str | None, tiers: Path | None, tie_break: str, explain: bool):
+def _grouping(
+    scheme: str,
+    catalogue: str | None,
+    tiers: Path | None,
+    tie_break: str,
+    explain: bool,
+    aux: Path | None,
+    no_aux: bool,
+):
     """The batch function, the output metadata, the status column and the input columns of a scheme."""
     codebook = Codebook.load("chs-drg-1.1" if scheme == "dip" else scheme)
     metadata = {
@@ -102,6 +111,8 @@ def _grouping(scheme: str, catalogue: str | None, tiers: Path | None, tie_break:
         "drgdip.codebook": codebook.scheme,
         "drgdip.codebook_sha256": codebook.fingerprint,
     }
+    if aux and (no_aux or scheme != "dip"):
+        raise UserError("--aux is for --scheme dip, without --no-aux")
     if scheme != "dip":
         if catalogue:
             raise UserError("--catalogue is for --scheme dip")
@@ -121,6 +132,9 @@ def _grouping(scheme: str, catalogue: str | None, tiers: Path | None, tie_break:
             "drgdip.tiers_sha256": proc_tiers.fingerprint,
         }
     )
+    typing = None if no_aux else _aux_typing(catalogue, cat.fingerprint, aux)
+    if typing is not None:
+        metadata["drgdip.aux_sha256"] = typing.fingerprint
 
     def run_dip(table: pa.Table, duplicate) -> pa.Table:
         return group_dip(
@@ -131,6 +145,27 @@ def _grouping(scheme: str, catalogue: str | None, tiers: Path | None, tie_break:
             tie_break=tie_break,
             explain=explain,
             duplicate=duplicate,
+            aux=typing,
         )
 
     return run_dip, metadata, "dip_status", DIP_COLUMNS
+
+
+def _aux_typing(catalogue: str, fingerprint: str, aux: Path | None) -> AuxTyping | None:
+    """The auxiliary typing (辅助分型) named by ``--aux``, else ``<stem>.aux.csv`` beside the catalogue file."""
+    path = aux or aux_path(catalogue)
+    if not aux and not (Path(catalogue).exists() and path.is_file()):
+        return None
+    try:
+        typing = AuxTyping.read(path)
+    except (ValueError, OSError, pa.ArrowException) as exc:
+        raise UserError(f"{path}: not an auxiliary typing table: {exc}") from None
+    fitted_on = typing.meta_.get("catalogue_sha256", fingerprint)
+    if fitted_on != fingerprint:
+        message = f"{path} was fitted against another catalogue than {catalogue}"
+        if not aux:
+            raise UserError(
+                f"{message}; rebuild both with `drgdip catalog`, name a table with --aux or pass --no-aux"
+            )
+        console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    return typing

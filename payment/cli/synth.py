@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from grouper.synth import RegionError, write_region
-from payment.cli._app import DEBUG, FORCE, OUT, QUIET, UserError, app, check_output, fail, show_progress
+from payment.cli._app import DEBUG, FORCE, OUT, QUIET, UserError, app, check_output, fail, progress_bar
 from payment.cli._app import stderr as console
 
 
@@ -50,15 +49,7 @@ def synth(
         for name in ("discharges.parquet", "hospitals.csv"):
             check_output(out / name, force)
         start = time.perf_counter()
-        with Progress(
-            TextColumn("generating"),
-            BarColumn(),
-            TextColumn("{task.completed:,} cases"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not show_progress(quiet),
-            transient=True,
-        ) as bar:
+        with progress_bar("generating", quiet) as bar:
             task = bar.add_task("synth", total=cases)
             write_region(
                 out, cases, year_list, hospitals, seed, region, lambda n: bar.advance(task, n), fees=fees

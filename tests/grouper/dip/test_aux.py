@@ -11,6 +11,7 @@ import pytest
 
 from grouper.dip.aux import (
     AuxTyping,
+    aux_path,
     charlson_index,
     read_cci_table,
     read_severity_dictionary,
@@ -184,6 +185,33 @@ def test_round_trip_through_the_file(tmp_path, suffix):
     assert back.get_params() == est.get_params()
     assert back.coefficients_.equals(est.coefficients_)
     assert back.history_ == est.history_
+    assert back.fingerprint == est.fingerprint and back.meta_ == {}
+
+
+def test_saved_metadata_and_fingerprint(tmp_path):
+    est = AuxTyping().fit(table(_group(80, 320, 15000.0, 8750.0)))
+    est.to_csv(tmp_path / "a.csv", catalogue="x", catalogue_sha256="abc")
+    back = AuxTyping.read(tmp_path / "a.csv")
+    assert back.meta_ == {"catalogue": "x", "catalogue_sha256": "abc"}
+    assert back.fingerprint == est.fingerprint
+    back.to_csv(tmp_path / "b.csv")  # the extra metadata is kept on saving again
+    assert AuxTyping.read(tmp_path / "b.csv").meta_ == back.meta_
+    assert (tmp_path / "b.params.toml").exists() and not (tmp_path / "b.csv.params.toml").exists()
+    changed = AuxTyping.read(tmp_path / "a.csv")
+    changed.min_cv_fall = 0.3  # a setting is part of the fingerprint
+    assert changed.fingerprint != est.fingerprint
+
+
+def test_aux_path_convention(tmp_path):
+    assert aux_path(tmp_path / "region.csv") == tmp_path / "region.aux.csv"
+    assert aux_path(tmp_path / "region.parquet") == tmp_path / "region.aux.csv"
+    assert aux_path(tmp_path) == tmp_path / "catalogue.aux.csv"  # a folder holding catalogue.csv
+
+
+def test_input_columns_add_the_fee_columns_of_high_cost_rows():
+    cols = AuxTyping().input_columns()
+    assert {"other_dx", "icu_hours", "fee_treatment", "fee_drug"} <= set(cols)
+    assert len(set(cols)) == len(cols)
 
 
 def test_charlson_index_vector_and_band(fitted):
