@@ -48,6 +48,13 @@ def normalise_codes(values: pa.Array | pa.ChunkedArray, kind: str = "dx") -> pa.
 
 
 def _normalise_strings(values: pa.Array, kind: str) -> pa.Array:
+    if len(values) > 4096:  # clean each distinct value once: a column repeats a few thousand codes
+        encoded = pc.dictionary_encode(values.cast(pa.string()))
+        return _clean(encoded.dictionary, kind).take(encoded.indices)
+    return _clean(values, kind)
+
+
+def _clean(values: pa.Array, kind: str) -> pa.Array:
     s = values.cast(pa.string())
     if not pc.all(pc.string_is_ascii(s)).as_py():
         s = pc.utf8_normalize(s, "NFKC")
