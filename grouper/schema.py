@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+#: Optional fee breakdown of the 结算清单 (医疗收费项目类别 ``med_chrgitm_type`` 01 床位费 … 14 其他费, records.md §3),
+#: yuan; ``fee_05`` is 治疗费, ``fee_09`` + ``fee_10`` + ``fee_11`` the drug fees. Header names: column_aliases.csv.
+FEE_COLUMNS = tuple(f"fee_{k:02d}" for k in range(1, 15))
+
 #: Canonical columns, in output order. Readers map aliases onto these names and cast to these types.
 DISCHARGE_SCHEMA = pa.schema(
     [
@@ -31,6 +35,7 @@ DISCHARGE_SCHEMA = pa.schema(
         pa.field("fund_paid", pa.float64()),
         pa.field("patient_paid", pa.float64()),
         pa.field("payment_method", pa.string()),
+        *(pa.field(name, pa.float64()) for name in FEE_COLUMNS),
     ]
 )
 

@@ -36,6 +36,7 @@ from grouper._history import (
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
 from grouper.drg import _kernel
+from grouper.schema import FEE_COLUMNS
 
 __all__ = [
     "COEFFICIENTS_SCHEMA",
@@ -71,7 +72,8 @@ _DICT_LEVELS = {1: "moderate", 2: "severe", 3: "metastasis"}
 _DEATH = 5  # 离院方式 5 = 死亡
 _META_KEY = "drgdip.aux"
 #: Canonical discharge columns (grouper.schema) the subtype conditions read, besides ``dip_group``/``dip_kind``;
-#: the fee columns of ``high_cost`` rows come from the subtype table (:meth:`AuxTyping.input_columns`).
+#: the fee columns (``fee_01`` … ``fee_14``) of ``high_cost`` rows come from the subtype table
+#: (:meth:`AuxTyping.input_columns`).
 INPUT_COLUMNS = (
     "principal_dx",
     "other_dx",
@@ -127,7 +129,9 @@ def read_subtypes(path: str | Path | None = None) -> pa.Table:
     Returns
     -------
     pa.Table
-        Rows sorted by family (first appearance) and ``order``; checked: known kinds and flags, unique codes.
+        Rows sorted by family (first appearance) and ``order``; checked: known kinds and flags, unique codes,
+        and the ``arg`` of a ``high_cost`` row: fee columns ``fee_01`` … ``fee_14`` joined with ``+`` whose sum
+        is the fee (``fee_05`` 治疗费; ``fee_09+fee_10+fee_11`` 药品费).
     """
     p = Path(path) if path else _AUX / "subtypes.csv"
     num = {c: pa.float64() for c in ("los_min", "los_max", "lo", "hi")}
@@ -152,7 +156,13 @@ def read_subtypes(path: str | Path | None = None) -> pa.Table:
             raise ValueError(f"{where}: principal {r['principal']!r} is not one of malignant, non_malignant")
         if r["kind"] == "high_cost" and (r["lo"] is None or r["hi"] is None or not r["arg"]):
             raise ValueError(
-                f"{where}: high_cost needs arg (a fee column), lo (cost multiple) and hi (fee share)"
+                f"{where}: high_cost needs arg (fee columns joined with +), lo (cost multiple) and hi (fee share)"
+            )
+        unknown = [c for c in _fee_parts(r) if c not in FEE_COLUMNS]
+        if unknown:
+            raise ValueError(
+                f"{where}: {r['subtype']} arg {r['arg']!r}: {unknown[0]!r} is not a fee column "
+                f"({FEE_COLUMNS[0]} … {FEE_COLUMNS[-1]}, joined with +)"
             )
     codes = table.column("subtype").to_pylist()
     if len(set(codes)) != len(codes):
@@ -347,8 +357,9 @@ class AuxTyping:
     -----
     Input columns: ``dip_group``, ``total_cost``, ``year`` or ``discharge_date``; as the subtype table needs:
     ``principal_dx``, ``other_dx`` (list<string>), ``other_procs``, ``principal_proc``, ``los_days``,
-    ``discharge_mode``, ``age_years``, ``age_days``, ``icu_hours`` (ICU days = ⌈hours / 24⌉), fee columns named by
-    ``high_cost`` rows (``fee_treatment``, ``fee_drug``; "group standard" = the group's mean cost). A missing
+    ``discharge_mode``, ``age_years``, ``age_days``, ``icu_hours`` (ICU days = ⌈hours / 24⌉), the fee columns
+    named by ``high_cost`` rows (``fee_05`` 治疗费; ``fee_09`` + ``fee_10`` + ``fee_11`` 药品费, dip.md §5.2; the fee
+    is their sum, a null part counting 0, null when all are; "group standard" = the group's mean cost). A missing
     column makes its condition false and is reported in ``warnings_``.
     """
 
@@ -383,9 +394,8 @@ class AuxTyping:
 
     def input_columns(self) -> tuple[str, ...]:
         """Case columns the subtype table reads: :data:`INPUT_COLUMNS` and the fee columns of ``high_cost`` rows."""
-        rows = read_subtypes(self.subtypes)
-        fees = rows.filter(pc.equal(rows["kind"], "high_cost")).column("arg").to_pylist()
-        return tuple(dict.fromkeys((*INPUT_COLUMNS, *fees)))
+        rows = read_subtypes(self.subtypes).to_pylist()
+        return tuple(dict.fromkeys((*INPUT_COLUMNS, *(c for r in rows for c in _fee_parts(r)))))
 
     # -- case flags and cells --------------------------------------------------------------------------------------
     def _flags(self, t: pa.Table, odx: pa.Array, missing: set[str]) -> dict[str, np.ndarray]:
@@ -465,7 +475,7 @@ class AuxTyping:
                         cci = charlson_index(odx, read_cci_table(self.cci_source)).astype(np.float64)
                     cond = _between(cci, r["lo"], r["hi"])
                 elif kind == "high_cost":
-                    fee = _num(t, arg, missing)
+                    fee = _fee_sum(t, _fee_parts(r), missing)
                     cond = (cost >= r["lo"] * group_mean) & (fee >= r["hi"] * cost)
                 else:
                     cond = np.ones(n, bool)
@@ -725,11 +735,25 @@ def _num(t: pa.Table, name: str, missing: set[str]) -> np.ndarray:
     return t.column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()
 
 
+def _fee_parts(row: dict) -> list[str]:
+    """The fee columns a ``high_cost`` subtype row sums (``fee_09+fee_10+fee_11``); none for other kinds."""
+    if row["kind"] != "high_cost" or not row["arg"]:
+        return []
+    return [c.strip() for c in row["arg"].split("+")]
+
+
+def _fee_sum(t: pa.Table, names: list[str], missing: set[str]) -> np.ndarray:
+    """Row sums of fee columns, a null part counting 0; NaN when every part is null or a column is absent."""
+    parts = np.column_stack([_num(t, c, missing) for c in names])
+    known = np.isfinite(parts).any(axis=1) & all(c in t.column_names for c in names)
+    return np.where(known, np.nansum(parts, axis=1), np.nan)
+
+
 def _codes(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array:
     if name not in t.column_names:
         missing.add(name)
         return pa.array([""] * t.num_rows, pa.string())
-    return _normalised(t.column(name).combine_chunks().cast(pa.string()), kind).fill_null("")
+    return normalise_codes(t.column(name).combine_chunks().cast(pa.string()), kind).fill_null("")
 
 
 def _code_list(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array:
@@ -741,13 +765,7 @@ def _code_list(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array
         col = pc.split_pattern(col.fill_null(""), "|")
     col = col.cast(pa.list_(pa.string())).fill_null(pa.scalar([], pa.list_(pa.string())))
     offsets = pc.subtract(col.offsets, col.offsets[0])
-    return pa.ListArray.from_arrays(offsets, _normalised(pc.list_flatten(col), kind))
-
-
-def _normalised(codes: pa.Array, kind: str) -> pa.Array:
-    """:func:`grouper.codes.normalise_codes` computed once per distinct value (nulls stay null)."""
-    enc = pc.dictionary_encode(codes)
-    return normalise_codes(enc.dictionary, kind).take(enc.indices)
+    return pa.ListArray.from_arrays(offsets, normalise_codes(pc.list_flatten(col), kind))
 
 
 def _read_flags(path: str | None) -> pa.Table:

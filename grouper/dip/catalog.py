@@ -26,7 +26,8 @@ from grouper._history import (
     year_weights,
 )
 from grouper.codebook import Codebook
-from grouper.dip.aux import AuxTyping, _normalised
+from grouper.codes import normalise_codes
+from grouper.dip.aux import AuxTyping
 from grouper.dip.catalogue import CATALOGUE_SCHEMA, TIERS, Catalogue, read_catalogue, write_catalogue
 from grouper.dip.group import group_dip
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
@@ -99,7 +100,7 @@ def _str(table: pa.Table, name: str, kind: str = "dx") -> pa.Array:
 
 
 def _clean(codes: pa.Array, kind: str) -> pa.Array:
-    return _normalised(codes, kind).fill_null("")
+    return normalise_codes(codes, kind).fill_null("")
 
 
 def _encode(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:

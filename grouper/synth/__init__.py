@@ -94,7 +94,7 @@ def iter_batches(plan: Plan, truth: bool = False, fees: bool = False) -> Iterato
     truth : bool
         Add :data:`TRUTH_FIELD`, the DIP group each row was generated for.
     fees : bool
-        Add the fee breakdown :data:`FEE_FIELDS` (``fee_01`` … ``fee_14``, summing to total_cost).
+        Fill the fee breakdown :data:`FEE_FIELDS` (``fee_01`` … ``fee_14``, summing to total_cost); else null.
     """
     for b in range(plan.n_blocks):
         yield generate_block(plan, b, truth, fees)
@@ -120,7 +120,7 @@ def generate(
     """
     plan = plan_region(cases, years, hospitals, seed, region)
     batches = list(iter_batches(plan, truth, fees))
-    return pa.Table.from_batches(batches, schema=output_schema(truth, fees)), plan.hospitals.table
+    return pa.Table.from_batches(batches, schema=output_schema(truth)), plan.hospitals.table
 
 
 def write_region(
@@ -149,7 +149,7 @@ def write_region(
     compression : str
         Parquet compression codec.
     fees : bool
-        Add the fee breakdown columns.
+        Fill the fee breakdown columns (else null).
 
     Returns
     -------
@@ -179,7 +179,7 @@ def write_parquet(
     target = Path(target)
     tmp = target.with_name(target.name + ".tmp")
     try:
-        with pq.ParquetWriter(tmp, output_schema(fees=fees), compression=compression) as writer:
+        with pq.ParquetWriter(tmp, output_schema(), compression=compression) as writer:
             for batch in iter_batches(plan, fees=fees):
                 writer.write_batch(batch, row_group_size=plan.block_size)
                 if progress is not None:

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.schema import DISCHARGE_SCHEMA
+from grouper.schema import DISCHARGE_SCHEMA, FEE_COLUMNS
 from grouper.synth.casemix import SEX_ANY
 from grouper.synth.plan import Plan
 from grouper.synth.region import DEFECT_KINDS
@@ -24,17 +24,15 @@ __all__ = ["FEE_FIELDS", "SYNTH_SCHEMA", "TRUTH_FIELD", "generate_block", "outpu
 SYNTH_SCHEMA = DISCHARGE_SCHEMA.append(pa.field("synthetic_defect", pa.string()))
 #: Extra column with the DIP group a row was generated for (null for bed-day rows), on request only.
 TRUTH_FIELD = pa.field("synthetic_dip_group", pa.string())
-#: Optional fee breakdown ``fee_01`` … ``fee_14`` (医疗收费项目类别, yuan); they sum to total_cost to the fen.
-FEE_FIELDS = tuple(pa.field(f"fee_{k:02d}", pa.float64()) for k in range(1, 15))
+#: The canonical fee breakdown ``fee_01`` … ``fee_14`` (医疗收费项目类别, yuan): filled on request (they then sum to
+#: total_cost to the fen), else null.
+FEE_FIELDS = tuple(DISCHARGE_SCHEMA.field(name) for name in FEE_COLUMNS)
 _NONE = -1
 
 
-def output_schema(truth: bool = False, fees: bool = False) -> pa.Schema:
-    """:data:`SYNTH_SCHEMA`, plus the fee columns and the truth column when asked for."""
-    schema = SYNTH_SCHEMA
-    for f in FEE_FIELDS if fees else ():
-        schema = schema.append(f)
-    return schema.append(TRUTH_FIELD) if truth else schema
+def output_schema(truth: bool = False) -> pa.Schema:
+    """:data:`SYNTH_SCHEMA`, plus the truth column when asked for."""
+    return SYNTH_SCHEMA.append(TRUTH_FIELD) if truth else SYNTH_SCHEMA
 
 
 def _lognormal(mean: np.ndarray, sigma: np.ndarray | float, z: np.ndarray) -> np.ndarray:
@@ -64,7 +62,7 @@ def generate_block(plan: Plan, b: int, truth: bool = False, fees: bool = False) 
     truth : bool
         Add :data:`TRUTH_FIELD` (the intended DIP group) for tests and benchmarks.
     fees : bool
-        Add :data:`FEE_FIELDS`, drawn from a generator of their own (the other columns do not change).
+        Fill :data:`FEE_FIELDS` (else null), drawn from a generator of their own (the other columns do not change).
 
     Returns
     -------
@@ -287,7 +285,7 @@ def _to_batch(blk: _Block, b: int, truth: bool, fees: bool) -> pa.RecordBatch:
             columns[f.name] = pa.array(split[:, k] / 100)
     if truth:
         columns[TRUTH_FIELD.name] = cm.group_code.take(pa.array(np.maximum(blk.g, 0), mask=blk.g < 0))
-    schema = output_schema(truth, fees)
+    schema = output_schema(truth)
     arrays = [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 

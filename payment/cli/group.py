@@ -148,7 +148,8 @@ def _grouping(
             aux=typing,
         )
 
-    return run_dip, metadata, "dip_status", DIP_COLUMNS
+    columns = tuple(dict.fromkeys(DIP_COLUMNS + (typing.input_columns() if typing else ())))
+    return run_dip, metadata, "dip_status", columns
 
 
 def _aux_typing(catalogue: str, fingerprint: str, aux: Path | None) -> AuxTyping | None:

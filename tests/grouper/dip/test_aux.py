@@ -18,6 +18,7 @@ from grouper.dip.aux import (
     read_subtypes,
     subtype_admitted,
 )
+from grouper.schema import FEE_COLUMNS
 
 DATA = Path(__file__).parent / "data_aux"
 CASES = list(csv.DictReader((DATA / "classify.csv").open(encoding="utf-8")))
@@ -40,8 +41,7 @@ def table(rows: list[dict]) -> pa.Table:
             "age_days": num("age_days", pa.int32()),
             "icu_hours": num("icu_hours", pa.float64()),
             "total_cost": num("total_cost", pa.float64()),
-            "fee_treatment": num("fee_treatment", pa.float64()),
-            "fee_drug": num("fee_drug", pa.float64()),
+            **{c: num(c, pa.float64()) for c in FEE_COLUMNS},  # classify.csv: 治疗费 fee_05, 西药费 fee_09
         }
     )
 
@@ -169,9 +169,9 @@ def test_subtype_table_is_checked(tmp_path):
 
 
 def test_missing_columns_are_reported_not_fatal():
-    t = table(_group(80, 320, 15000.0, 8750.0)).drop_columns(["icu_hours", "fee_drug"])
+    t = table(_group(80, 320, 15000.0, 8750.0)).drop_columns(["icu_hours", "fee_10"])
     est = AuxTyping().fit(t)
-    assert any("icu_hours" in w for w in est.warnings_) and any("fee_drug" in w for w in est.warnings_)
+    assert any("icu_hours" in w for w in est.warnings_) and any("fee_10" in w for w in est.warnings_)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -210,7 +210,7 @@ def test_aux_path_convention(tmp_path):
 
 def test_input_columns_add_the_fee_columns_of_high_cost_rows():
     cols = AuxTyping().input_columns()
-    assert {"other_dx", "icu_hours", "fee_treatment", "fee_drug"} <= set(cols)
+    assert {"other_dx", "icu_hours", "fee_05", "fee_09", "fee_10", "fee_11"} <= set(cols)
     assert len(set(cols)) == len(cols)
 
 
