@@ -5,7 +5,7 @@ from payment.money import largest_remainder, round_fen
 from payment.points import Deviation, DeviationProfile, DrgRule, dip_points, drg_points
 from payment.policy import Policy, PolicyError
 from payment.route import Route, route_cases
-from payment.settle import Settlement, settle
+from payment.settle import Settlement, settle, settle_batches
 
 __all__ = [
     "Deviation",
@@ -24,4 +24,5 @@ __all__ = [
     "round_fen",
     "route_cases",
     "settle",
+    "settle_batches",
 ]

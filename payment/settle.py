@@ -4,11 +4,14 @@ reference/payment.md §6–§9 and §12. Per case: route, points, point value, s
 Per hospital: points, the share of the distributable budget (largest remainder, so the shares add up to the
 budget to the fen), payment due after the assessment coefficient, audit deductions and 结余留用/超支分担 bands,
 monthly prepayments and the clearing payment. Hospital money is exact (fractions) and rounded once.
+
+:func:`settle_batches` streams: a reduction pass (sums per hospital × pool in row order, and the region-wide
+special-case and bed-day aggregates) then a per-case pass; :func:`settle` runs it over slices of a table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -38,7 +41,7 @@ from payment.points import (
     drg_points,
     special_case_cap,
 )
-from payment.route import REASONS, Route, route_cases
+from payment.route import REASONS, Route, Routing, route_cases
 
 __all__ = [
     "Settlement",
@@ -47,7 +50,11 @@ __all__ = [
     "hospital_shares",
     "monthly_presettlement",
     "settle",
+    "settle_batches",
 ]
+
+#: Rows per batch of the in-memory :func:`settle` (bounds the per-case intermediates).
+BATCH_SIZE = 1 << 19
 
 _ROUTE_NAMES = {int(r): r.name for r in Route}
 _DEV_NAMES = [m.name.lower() for m in Deviation]
@@ -243,6 +250,7 @@ def settle(
     weights: pa.Table | None = None,
     history: dict | None = None,
     special_cases: Sequence[str] = (),
+    batch_size: int = BATCH_SIZE,
 ) -> Settlement:
     """Settle a region's year (区域点数法总额预算结算): route, points, point values, hospital payments.
 
@@ -265,52 +273,214 @@ def settle(
         "level_coefficients": {level: k}}`` as read by the CLI from ``--history``.
     special_cases : sequence of str
         case_ids declared for 特例单议, in review-priority order; approved up to the region-wide cap.
+    batch_size : int
+        Rows per batch of :func:`settle_batches` (bounds the intermediates; results do not depend on it).
 
     Returns
     -------
     Settlement
     """
     n = cases.num_rows
-    history = history or {}
-    hosp_ids = pc.cast(hospitals.column("hospital_id"), pa.string()).combine_chunks()
-    if pc.count_distinct(hosp_ids).as_py() != len(hosp_ids):
-        raise ValueError("hospitals table: hospital_id is not unique")
-    h_level = numbers(hospitals, "level", 0).astype(np.int64)
-    bad = ~np.isin(h_level, (1, 2, 3))
-    if bad.any():
-        raise ValueError(
-            f"hospitals table: level must be 1, 2 or 3 (hospital {hosp_ids[int(np.argmax(bad))]})"
-        )
-    h_coef = _hospital_coefs(hospitals, h_level, policy, history)
-    hidx = lookup(strings(cases, "hospital_id"), hosp_ids)
+
+    def batches() -> Iterator[pa.Table]:
+        return (cases.slice(i, batch_size) for i in range(0, max(n, 1), batch_size))
+
+    parts: list[pa.Table] = []
+    hosp, region = settle_batches(
+        batches,
+        hospitals,
+        policy,
+        write=parts.append,
+        catalogue=catalogue,
+        weights=weights,
+        history=history,
+        special_cases=special_cases,
+    )
+    return Settlement(pa.concat_tables(parts), hosp, region)
+
+
+def settle_batches(
+    batches: Callable[[], Iterable[pa.Table]],
+    hospitals: pa.Table,
+    policy,
+    *,
+    write: Callable[[pa.Table], None],
+    catalogue=None,
+    weights: pa.Table | None = None,
+    history: dict | None = None,
+    special_cases: Sequence[str] = (),
+) -> tuple[pa.Table, dict]:
+    """Settle a region's year from record batches with bounded memory (the engine behind :func:`settle`).
+
+    Pass 1 reduces the batches to per hospital × pool sums (the point value depends on all cases) and to
+    the small aggregates that need the whole region: the 特例单议 approvals (region-wide cap, declared
+    order) and the bed-day episodes (re-admission merging and yearly caps per patient). When approved
+    special cases or unified bed-day points change a case's points, the sums are taken again (pass 1b).
+    Pass 2 re-reads the batches and hands each per-case table to ``write``, in input order. Sums are
+    taken in row order across batches, so the results do not depend on how the cases are cut.
+
+    Parameters
+    ----------
+    batches : callable
+        Returns a fresh iterable of case tables (the same rows, in the same order, at every call).
+    hospitals, policy, catalogue, weights, history, special_cases
+        As for :func:`settle`.
+    write : callable
+        Receives the per-case table of each batch (columns as in ``Settlement.cases``).
+
+    Returns
+    -------
+    (hospitals, region) : pa.Table, dict   as ``Settlement.hospitals`` and ``Settlement.region``
+    """
+    reg = _Region.build(hospitals, policy, catalogue, weights, history or {}, special_cases)
+    scan = _Scan(reg)
+    for t in batches():
+        scan.add(_frame(t, reg, scan.rows, None))
+    res = scan.resolve()
+    if len(res.approved) or (reg.unified and len(res.bd_rows)):
+        sums = _Sums(reg)
+        offset = 0
+        for t in batches():
+            sums.add(_frame(t, reg, offset, res))
+            offset += t.num_rows
+        scan.sums = sums
+    pools = _settle_pools(reg, scan.sums)
+    fund_by_route = np.zeros(reg.n_h * 8 + 1, dtype=np.int64)
+    offset = 0
+    for t in batches():
+        f = _frame(t, reg, offset, res)
+        write(_case_table(f, reg, pools, fund_by_route))
+        offset += t.num_rows
+    if offset != scan.rows:
+        raise ValueError(f"the batches changed between passes ({scan.rows} rows, then {offset})")
+    fund = fund_by_route[:-1].reshape(reg.n_h, 8)
+    hosp, totals = _hospital_table(reg, scan, pools, fund)
+    return hosp, _region_summary(reg, scan, pools, fund, res, totals)
+
+
+@dataclass(frozen=True)
+class _Region:
+    """What every batch needs: the policy, the hospitals and the budget point values of the pools."""
+
+    policy: object
+    catalogue: object
+    hospitals: pa.Table
+    hosp_ids: pa.Array
+    h_level: np.ndarray
+    h_coef: np.ndarray
+    pools: tuple[str, ...]
+    v_budget: list[Fraction]
+    vb_pub: list[Fraction]
+    vb_pool: np.ndarray  #: published budget point value per pool index (last entry 0.0: no pool)
+    weights: tuple[pa.Array, np.ndarray] | None  #: DRG codes and rw
+    special_cases: tuple[str, ...]
+
+    @classmethod
+    def build(cls, hospitals, policy, catalogue, weights, history, special_cases) -> _Region:
+        hosp_ids = pc.cast(hospitals.column("hospital_id"), pa.string()).combine_chunks()
+        if pc.count_distinct(hosp_ids).as_py() != len(hosp_ids):
+            raise ValueError("hospitals table: hospital_id is not unique")
+        h_level = numbers(hospitals, "level", 0).astype(np.int64)
+        bad = ~np.isin(h_level, (1, 2, 3))
+        if bad.any():
+            raise ValueError(
+                f"hospitals table: level must be 1, 2 or 3 (hospital {hosp_ids[int(np.argmax(bad))]})"
+            )
+        h_coef = _hospital_coefs(hospitals, h_level, policy, history)
+        w = None
+        if policy.scheme != "dip":
+            if weights is None:
+                raise ValueError("a DRG policy needs a weights table (drg, rw)")
+            rw = pc.cast(weights.column("rw"), pa.float64()).to_numpy(zero_copy_only=False)
+            w = (weights.column("drg").combine_chunks(), rw)
+        # budget point values per pool (given, history 1:2:7, or the 优值区间 of hospital history)
+        v_budget = [_budget_value(policy, p, history) for p in policy.pools]
+        vb_pub = [publish(v, policy.point_value.decimals) for v in v_budget]
+        return cls(
+            policy, catalogue, hospitals, hosp_ids, h_level, h_coef, policy.pools, v_budget, vb_pub,
+            np.array([float(v) for v in vb_pub] + [0.0]), w, tuple(special_cases),
+        )  # fmt: skip
+
+    @property
+    def n_h(self) -> int:
+        return len(self.hosp_ids)
+
+    @property
+    def n_pool(self) -> int:
+        return len(self.pools)
+
+    @property
+    def unified(self) -> bool:
+        return self.policy.budget.design == "unified"
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """The region-wide decisions of pass 1, by row number: approved 特例单议 cases and bed-day amounts."""
+
+    approved: np.ndarray  #: sorted row numbers
+    n_declared: int
+    cap: int
+    bd_rows: np.ndarray  #: sorted row numbers of the bed-day cases
+    bd_amount: np.ndarray  #: their standard amounts (yuan)
+
+
+@dataclass
+class _Frame:
+    """Per-case arrays of one batch (rows ``offset`` … ``offset + n − 1`` of the region)."""
+
+    table: pa.Table
+    offset: int
+    hidx: np.ndarray
+    level: np.ndarray
+    pool: np.ndarray
+    cost: np.ndarray
+    fund_paid: np.ndarray
+    patient_paid: np.ndarray
+    los: np.ndarray
+    routing: Routing
+    in_scheme: np.ndarray
+    base: np.ndarray
+    k_case: np.ndarray
+    aux: np.ndarray
+    points: np.ndarray
+    deviation: np.ndarray
+    vb_case: np.ndarray
+    special: np.ndarray
+    standard_amount: np.ndarray
+    pooled: np.ndarray  #: points paid from the pool (scheme cases; fallbacks under the unified design)
+    slot: np.ndarray  #: hospital × pool slot (last slot: outside every pool)
+
+    @property
+    def route(self) -> np.ndarray:
+        return self.routing.route
+
+
+def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) -> _Frame:
+    """Route and price one batch; ``res`` None (pass 1) = no special case approved, bed-day amounts unknown."""
+    policy, pools = reg.policy, reg.pools
+    n = cases.num_rows
+    hidx = lookup(strings(cases, "hospital_id"), reg.hosp_ids)
     known = hidx >= 0
     hsafe = np.maximum(hidx, 0)
-    level = np.where(known, h_level[hsafe], 0)
-    k = np.where(known, h_coef[hsafe], np.nan)
+    level = np.where(known, reg.h_level[hsafe], 0)
+    k = np.where(known, reg.h_coef[hsafe], np.nan)
 
-    pools = policy.pools
     pool = _pool_of(strings(cases, "insurance_type"), pools)
     cost = numbers(cases, "total_cost", 0.0)
-    fund_paid = numbers(cases, "fund_paid", 0.0)
-    patient_paid = numbers(cases, "patient_paid", 0.0)
     los = numbers(cases, "los_days", 0.0).astype(np.int64)
 
     # base points (S or RW × scale) and whether the case has a payable group
     if policy.scheme == "dip":
         score = numbers(cases, "dip_score")
         aux = numbers(cases, "aux_coef", 1.0)
-        kind = strings(cases, "dip_kind")
         grouped = np.isfinite(score) & (score > 0)
         status = strings(cases, "dip_status")
         grouped &= ~isin(status, [s.name for s in DipStatus if s.is_error])
         base = np.where(grouped, score, 0.0)
     else:
-        if weights is None:
-            raise ValueError("a DRG policy needs a weights table (drg, rw)")
-        drg = strings(cases, "drg")
-        widx = lookup(drg, weights.column("drg").combine_chunks())
-        rw_table = pc.cast(weights.column("rw"), pa.float64()).to_numpy(zero_copy_only=False)
-        rw = np.where(widx >= 0, rw_table[np.maximum(widx, 0)], np.nan)
+        widx = lookup(strings(cases, "drg"), reg.weights[0])
+        rw = np.where(widx >= 0, reg.weights[1][np.maximum(widx, 0)], np.nan)
         grouped = np.isfinite(rw) & (rw > 0)
         status = strings(cases, "drg_status")
         grouped &= ~isin(status, [s.name for s in Status if s.is_error])
@@ -319,14 +489,13 @@ def settle(
     duplicate = isin(status, ["DUPLICATE_CASE"])
     routing = route_cases(cases, policy, level.astype(np.int8), grouped, pool >= 0, duplicate)
     route = routing.route
-    scheme_route = Route.DIP if policy.scheme == "dip" else Route.DRG
-    in_scheme = route == scheme_route
+    in_scheme = route == (Route.DIP if policy.scheme == "dip" else Route.DRG)
 
     # case points
     kk = np.nan_to_num(k, nan=0.0)
     if policy.scheme == "dip":
         prof = DeviationProfile.from_policy(policy.deviation)
-        avg = _avg_cost(cases, catalogue, policy, level)
+        avg = _avg_cost(cases, reg.catalogue, policy, level)
         group = strings(cases, "dip_group")
         primary = isin(group, policy.primary_care.groups)  # 基层病种: the 基层 factor in place of k
         tcm = isin(group, policy.tcm.groups)  # 中医优势病种: own factor, no deviation unless the policy says
@@ -334,7 +503,7 @@ def settle(
         if policy.deviation.profile == "taian":  # 泰安's normal coefficient per 险种 replaces k
             tk = np.array([policy.point_value[p].normal_coef for p in pools] + [0.0])
             k_case = tk[pool]
-        unmatched = isin(kind, ["blank", "placeholder"])
+        unmatched = isin(strings(cases, "dip_kind"), ["blank", "placeholder"])
         pts, dev = dip_points(
             base,
             k_case,
@@ -346,90 +515,192 @@ def settle(
             no_deviation=tcm & (not policy.tcm.deviation),
         )
         pts = np.where(tcm, pts * policy.tcm.factor, pts)
-        aux_out = aux
     else:
-        rule = DrgRule.from_policy(policy)
         rw0 = np.nan_to_num(rw, nan=0.0)
-        pts, dev = drg_points(rw0, kk, cost, rule)
-        k_case, aux_out = kk, np.ones(n)
+        pts, dev = drg_points(rw0, kk, cost, DrgRule.from_policy(policy))
+        k_case, aux = kk, np.ones(n)
     points = np.where(in_scheme, pts, 0.0)
     deviation = np.where(in_scheme, dev, np.int8(0)).astype(np.int8)
+    vb_case = reg.vb_pool[pool]
 
-    # budget point values per pool (given, history 1:2:7, or the 优值区间 of hospital history)
-    v_budget = [_budget_value(policy, p, history) for p in pools]
-    vb_pub = [publish(v, policy.point_value.decimals) for v in v_budget]
-    vb_case = np.array([float(v) for v in vb_pub] + [0.0])[pool]
-
-    # 特例单议: declared cases costing over eligible_ratio × the standard, capped region-wide
+    # 特例单议 approved in pass 1: paid at the actual cost, converted to points at the budget point value
     special = np.zeros(n, dtype=bool)
-    sc = policy.special_case
-    cap_rate = sc.cap_rate if sc.cap_rate is not None else (0.005 if policy.scheme == "dip" else 0.05)
-    cap = special_case_cap(int(in_scheme.sum()), cap_rate)
-    n_declared = len(special_cases)
-    if n_declared:
-        pos = lookup(pa.array(list(special_cases), pa.string()), strings(cases, "case_id"))
-        pos = pos[pos >= 0]
-        _, first = np.unique(pos, return_index=True)
-        pos = pos[np.sort(first)]
-        standard = base * k_case * (aux_out if policy.scheme == "dip" else 1.0) * vb_case
-        ok = in_scheme[pos] & compare(cost[pos], sc.eligible_ratio * standard[pos], sc.eligible_op)
-        approved = pos[ok][:cap]
-        special[approved] = True
-        # approved → paid at the actual cost, converted to points at the budget point value
-        points[approved] = cost[approved] / vb_case[approved]
-
-    # bed-day and per-case standard amounts
     standard_amount = np.zeros(n)
     is_bd = route == Route.BED_DAY
-    if is_bd.any():
-        bd = policy.bed_day
-        rates = np.array(
-            [[0.0, c["rate_level_1"], c["rate_level_2"], c["rate_level_3"]] for c in bd.categories]
-        )
-        cat = routing.bed_day_category
-        sel = np.flatnonzero(is_bd)
-        rate = np.zeros(n)
-        rate[sel] = rates[cat[sel], np.clip(level[sel], 0, 3)]
-        who = "patient_id" if "patient_id" in cases.column_names else "case_id"
-        patient_np = to_str_numpy(strings(cases, who).take(pa.array(sel)))
-        prior = None
-        if bd.readmit_merge_days and {"admission_date", "discharge_date"} <= set(cases.column_names):
-            adm = _days(cases, "admission_date")[sel]
-            dis = _days(cases, "discharge_date")[sel]
-            prior = merged_prior_days(patient_np, cat[sel], adm, dis, los[sel], bd.readmit_merge_days)
-        standard_amount[sel] = bed_day_amounts(
-            los[sel],
-            rate[sel],
-            bd.bands or [{"from": 1, "to": None, "factor": 1.0}],
-            prior_days=prior,
-            max_days=bd.max_days,
-            patient=patient_np,
-            annual_cap=bd.annual_cap,
-        )
+    if res is not None:
+        special[_rows_in(res.approved, offset, n)] = True
+        points[special] = cost[special] / vb_case[special]
+        lo, hi = np.searchsorted(res.bd_rows, (offset, offset + n))
+        standard_amount[res.bd_rows[lo:hi] - offset] = res.bd_amount[lo:hi]
     is_pc = route == Route.PER_CASE
     np.copyto(standard_amount, routing.per_case_price, where=is_pc)
-    unified = np.full(n, policy.budget.design == "unified")
     fallback = is_bd | is_pc
-    if policy.budget.design == "unified":
+    if reg.unified:
         points[fallback] = standard_amount[fallback] / vb_case[fallback]
+    pooled = in_scheme | (fallback & reg.unified)
+    # one slot per hospital × pool (last slot: cases outside every pool)
+    slot = np.where(pooled, hidx * reg.n_pool + np.maximum(pool, 0), reg.n_h * reg.n_pool)
+    return _Frame(
+        cases, offset, hidx, level, pool, cost, numbers(cases, "fund_paid", 0.0),
+        numbers(cases, "patient_paid", 0.0), los, routing, in_scheme, base, k_case, aux, points, deviation,
+        vb_case, special, standard_amount, pooled, slot,
+    )  # fmt: skip
 
-    # pools: distributable money, settlement point value, hospital shares
-    n_h = hospitals.num_rows
-    pooled_pts = in_scheme | (fallback & unified)
-    region_pools = {}
+
+def _rows_in(rows: np.ndarray, offset: int, n: int) -> np.ndarray:
+    """Positions in the batch of the sorted region row numbers that fall in ``[offset, offset + n)``."""
+    lo, hi = np.searchsorted(rows, (offset, offset + n))
+    return rows[lo:hi] - offset
+
+
+class _Sums:
+    """Per hospital × pool (× month) sums in row order across batches (np.bincount's order, continued)."""
+
+    def __init__(self, reg: _Region):
+        m = reg.n_h * reg.n_pool
+        self.slot = np.zeros((4, m + 1))  # points, patient paid, total cost, fund paid
+        self.month = np.zeros((2, m * 13 + 13))  # points, patient paid per slot × month (0 = unknown)
+        self.month_count = np.zeros(m * 13 + 13, dtype=np.int64)
+
+    def add(self, f: _Frame) -> None:
+        for row, w in zip(self.slot, (f.points, f.patient_paid, f.cost, f.fund_paid), strict=True):
+            _add_in_order(row, f.slot, w)
+        if f.pooled.any():
+            key = f.slot * 13 + _months(f.table)
+            for row, w in zip(self.month, (f.points, f.patient_paid), strict=True):
+                _add_in_order(row, key, w)
+            self.month_count += np.bincount(key, minlength=len(self.month_count))
+
+    def per_slot(self, reg: _Region) -> list[np.ndarray]:
+        """points, patient paid, cost and fund paid as n_h × n_pool arrays."""
+        return [row[:-1].reshape(reg.n_h, reg.n_pool) for row in self.slot]
+
+
+@njit(cache=True)
+def _add_in_order(acc, index, weights):
+    for i in range(index.shape[0]):
+        acc[index[i]] += weights[i]
+
+
+class _Scan:
+    """Pass 1: the sums, the route counts, and the small region-wide aggregates (special cases, bed days)."""
+
+    def __init__(self, reg: _Region):
+        self.reg = reg
+        self.rows = 0
+        self.sums = _Sums(reg)
+        self.routes = np.zeros(7, dtype=np.int64)
+        self.cases_h = np.zeros(reg.n_h + 1, dtype=np.int64)
+        self.paid_cost = np.zeros(2)  # cost of the cases paid by this budget (slot 1: the others)
+        self.scheme_cost = np.zeros(2)  # cost of the cases paid by the scheme (slot 1: the others)
+        self.declared_row = np.full(len(reg.special_cases), -1, dtype=np.int64)
+        self.declared_ok = np.zeros(len(reg.special_cases), dtype=bool)
+        self.bd: list[tuple] = []
+
+    def add(self, f: _Frame) -> None:
+        reg, n = self.reg, len(f.cost)
+        self.sums.add(f)
+        self.routes += np.bincount(f.route.astype(np.int64), minlength=7)
+        self.cases_h += np.bincount(np.where(f.hidx >= 0, f.hidx, reg.n_h), minlength=reg.n_h + 1)
+        _add_in_order(self.paid_cost, (f.route == Route.EXCLUDED).astype(np.int64), f.cost)
+        _add_in_order(self.scheme_cost, (~f.in_scheme).astype(np.int64), f.cost)
+        if reg.special_cases:
+            self._declare(f)
+        if (f.route == Route.BED_DAY).any():
+            self.bd.append(_bed_day_inputs(f, reg))
+        self.rows += n
+
+    def _declare(self, f: _Frame) -> None:
+        """Row of the first case with each declared case_id, and whether it qualifies (over the ratio)."""
+        sc = self.reg.policy.special_case
+        todo = np.flatnonzero(self.declared_row < 0)
+        pos = lookup(
+            pa.array([self.reg.special_cases[i] for i in todo], pa.string()), strings(f.table, "case_id")
+        )
+        found = pos >= 0
+        todo, pos = todo[found], pos[found]
+        standard = f.base[pos] * f.k_case[pos] * (f.aux[pos] if self.reg.policy.scheme == "dip" else 1.0)
+        standard = standard * f.vb_case[pos]
+        self.declared_row[todo] = f.offset + pos
+        self.declared_ok[todo] = f.in_scheme[pos] & compare(
+            f.cost[pos], sc.eligible_ratio * standard, sc.eligible_op
+        )
+
+    def resolve(self) -> _Resolved:
+        """特例单议: the first ``cap`` qualifying declared cases, in declared order; bed-day amounts."""
+        reg = self.reg
+        policy = reg.policy
+        sc = policy.special_case
+        cap_rate = sc.cap_rate if sc.cap_rate is not None else (0.005 if policy.scheme == "dip" else 0.05)
+        scheme_route = Route.DIP if policy.scheme == "dip" else Route.DRG
+        cap = special_case_cap(int(self.routes[scheme_route]), cap_rate)
+        found = self.declared_row >= 0
+        pos, ok = self.declared_row[found], self.declared_ok[found]
+        _, first = np.unique(pos, return_index=True)
+        keep = np.sort(first)
+        approved = np.sort(pos[keep][ok[keep]][:cap])
+        rows, amount = _bed_day_resolve(self.bd, reg)
+        return _Resolved(approved, len(reg.special_cases), cap, rows, amount)
+
+
+def _bed_day_inputs(f: _Frame, reg: _Region) -> tuple:
+    """What the bed-day amounts need of one batch's BED_DAY cases (they depend on a patient's other stays)."""
+    bd = reg.policy.bed_day
+    cases = f.table
+    sel = np.flatnonzero(f.route == Route.BED_DAY)
+    rates = np.array([[0.0, c["rate_level_1"], c["rate_level_2"], c["rate_level_3"]] for c in bd.categories])
+    cat = f.routing.bed_day_category[sel]
+    rate = rates[cat, np.clip(f.level[sel], 0, 3)]
+    who = "patient_id" if "patient_id" in cases.column_names else "case_id"
+    patient = to_str_numpy(strings(cases, who).take(pa.array(sel)))
+    dates = None
+    if bd.readmit_merge_days and {"admission_date", "discharge_date"} <= set(cases.column_names):
+        dates = (_days(cases, "admission_date")[sel], _days(cases, "discharge_date")[sel])
+    return f.offset + sel, cat, rate, patient, f.los[sel], dates
+
+
+def _bed_day_resolve(parts: list[tuple], reg: _Region) -> tuple[np.ndarray, np.ndarray]:
+    """Bed-day standard amounts of all BED_DAY cases of the region (row numbers, yuan)."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    bd = reg.policy.bed_day
+    rows, cat, rate, patient, los = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    prior = None
+    if all(p[5] is not None for p in parts):
+        adm, dis = (np.concatenate([p[5][i] for p in parts]) for i in range(2))
+        prior = merged_prior_days(patient, cat, adm, dis, los, bd.readmit_merge_days)
+    amount = bed_day_amounts(
+        los,
+        rate,
+        bd.bands or [{"from": 1, "to": None, "factor": 1.0}],
+        prior_days=prior,
+        max_days=bd.max_days,
+        patient=patient,
+        annual_cap=bd.annual_cap,
+    )
+    return rows, amount
+
+
+@dataclass(frozen=True)
+class _Pools:
+    """Settlement point values and hospital shares of the pools."""
+
+    value: np.ndarray  #: published settlement point value per pool index (last: 0.0)
+    ratio: np.ndarray  #: fund ratio r per pool index (last: 0.0)
+    allocated: list[int]  #: fen per hospital
+    standard: list[Fraction]  #: Σ P_h × V per hospital (yuan)
+    summary: dict
+
+
+def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
+    """Per pool: distributable money, settlement point value, hospital shares (payment.md §1–§2, §7)."""
+    policy, pools, n_h = reg.policy, reg.pools, reg.n_h
+    hp_all, hpat_all, hcost_all, hfund_all = sums.per_slot(reg)
+    v_pool = np.zeros(reg.n_pool + 1)
+    r_pool = np.zeros(reg.n_pool + 1)
     h_alloc = [0] * n_h
     h_std = [Fraction(0)] * n_h
-    n_pool = len(pools)
-    # one slot per hospital × pool (last slot: cases outside every pool); float sums in a fixed order
-    slot = np.where(pooled_pts, hidx * n_pool + np.maximum(pool, 0), n_h * n_pool)
-
-    def per_slot(w: np.ndarray) -> np.ndarray:
-        return np.bincount(slot, weights=w, minlength=n_h * n_pool + 1)[:-1].reshape(n_h, n_pool)
-
-    hp_all, hpat_all = per_slot(points), per_slot(patient_paid)
-    hcost_all, hfund_all = per_slot(cost), per_slot(fund_paid)
-    v_pool = np.zeros(n_pool + 1)
-    r_pool = np.zeros(n_pool + 1)
+    region_pools = {}
     for pi, p in enumerate(pools):
         bud = policy.budget[p]
         casc = budget_cascade(bud, method=policy.budget.method, design=policy.budget.design)
@@ -466,7 +737,7 @@ def settle(
             [Fraction(float(x)) for x in hp],
             v_pub,
             r,
-            keys=hosp_ids.to_pylist(),
+            keys=reg.hosp_ids.to_pylist(),
             form=form,
             scope=policy.point_value.fund_ratio_scope,
             patient=[Fraction(float(x)) for x in hpat],
@@ -487,8 +758,8 @@ def settle(
             "fund_ratio": _fmt_value(r),
             "total_points": _fmt_value(P),
             "patient_paid": fen_to_yuan(round_fen(pat_total)),
-            "budget_point_value": _fmt_value(v_budget[pi]),
-            "budget_point_value_published": _fmt_value(vb_pub[pi]),
+            "budget_point_value": _fmt_value(reg.v_budget[pi]),
+            "budget_point_value_published": _fmt_value(reg.vb_pub[pi]),
             "settlement_point_value": _fmt_value(v),
             "settlement_point_value_exact": f"{v.numerator}/{v.denominator}",
             "settlement_point_value_published": _fmt_value(v_pub),
@@ -496,74 +767,111 @@ def settle(
             "kept_by_fund": fen_to_yuan(round_fen(kept)),
             "elastic_increment_value": None if elastic is None else _fmt_value(elastic.increment_value),
         }
+    return _Pools(v_pool, r_pool, h_alloc, h_std, region_pools)
 
-    # per-case money (informational; hospital totals above are exact)
-    point_value = v_pool[pool]
-    carve = fallback & ~unified
-    pc_ratio = np.array([it["fund_ratio"] for it in policy.per_case.entries] + [0.0])[routing.per_case_item]
+
+def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarray) -> pa.Table:
+    """Pass 2: the per-case money of one batch (informational; hospital totals are exact) and its table.
+
+    Adds the fund payments of the cases outside the pools to ``fund_by_route`` (hospital × route, fen).
+    """
+    policy, route = reg.policy, f.route
+    point_value = pools.value[f.pool]
+    is_bd, is_pc = route == Route.BED_DAY, route == Route.PER_CASE
+    carve = (is_bd | is_pc) & (not reg.unified)
+    pc_ratio = np.array([it["fund_ratio"] for it in policy.per_case.entries] + [0.0])[f.routing.per_case_item]
     kind = np.select(
-        [pooled_pts, carve & is_pc, carve & is_bd, route == Route.FEE_FOR_SERVICE], [1, 2, 3, 4], 0
+        [f.pooled, carve & is_pc, carve & is_bd, route == Route.FEE_FOR_SERVICE], [1, 2, 3, 4], 0
     ).astype(np.int8)
     std_fen, fund_fen = _case_money(
-        kind, points, point_value, r_pool[pool], standard_amount, pc_ratio, cost, fund_paid, patient_paid,
-        policy.point_value.form == "subtraction",
+        kind, f.points, point_value, pools.ratio[f.pool], f.standard_amount, pc_ratio, f.cost, f.fund_paid,
+        f.patient_paid, policy.point_value.form == "subtraction",
     )  # fmt: skip
+    by_route = np.where((f.hidx >= 0) & ~f.pooled, f.hidx * 8 + route, reg.n_h * 8)
+    fund_by_route += np.bincount(by_route, weights=fund_fen, minlength=len(fund_by_route)).astype(np.int64)
+    cases, in_scheme = f.table, f.in_scheme
+    return pa.table(
+        {
+            "case_id": cases.column("case_id"),
+            "hospital_id": cases.column("hospital_id"),
+            "insurance_type": strings(cases, "insurance_type"),
+            "route": pa.DictionaryArray.from_arrays(
+                pa.array(route.astype(np.int8) - 1), pa.array([r_.name for r_ in Route])
+            ),
+            "route_reason": pa.DictionaryArray.from_arrays(
+                pa.array(f.routing.reason), pa.array(list(REASONS))
+            ),
+            "deviation": pa.DictionaryArray.from_arrays(pa.array(f.deviation), pa.array(_DEV_NAMES)),
+            "special_case": pa.array(f.special),
+            "base_points": pa.array(np.where(in_scheme, f.base, 0.0)),
+            "hospital_coef": pa.array(np.asarray(f.k_case, dtype=np.float64), mask=~in_scheme),
+            "aux_coef": pa.array(np.asarray(f.aux, dtype=np.float64), mask=~in_scheme),
+            "points": pa.array(f.points),
+            "point_value": pa.array(point_value, mask=~f.pooled),
+            "standard_payment": pa.array(std_fen / 100.0),
+            "fund_payment": pa.array(fund_fen / 100.0),
+        }
+    )
 
-    # monthly pre-settlement per hospital × pool × month at the budget point value
-    month = _months(cases)
-    st = policy.settlement
-    prepaid = [0] * n_h
-    prepay = exact(st.prepay_ratio)
-    if pooled_pts.any():
-        key = slot * 13 + month  # the outside slot's months land past the end and are dropped
-        size = n_h * n_pool * 13
-        count = np.bincount(key, minlength=size + 13)[:size]
-        mp = np.bincount(key, weights=points, minlength=size + 13)[:size]
-        mpat = np.bincount(key, weights=patient_paid, minlength=size + 13)[:size]
-        for j in np.flatnonzero(count):
-            h, pi = divmod(int(j) // 13, len(pools))
-            # V is in total-cost terms, so points × V − patient payments is the fund's part in either form
-            value = _month_value(policy.point_value[pools[pi]].monthly, int(j) % 13, vb_pub[pi])
-            prepaid[h] += _monthly_fen(float(mp[j]), value, float(mpat[j]), prepay)
 
-    # annual clearing per hospital
+def _prepaid(reg: _Region, sums: _Sums) -> list[int]:
+    """Monthly pre-settlement per hospital × pool × month at the budget point value, summed per hospital."""
+    pools = reg.pools
+    prepaid = [0] * reg.n_h
+    prepay = exact(reg.policy.settlement.prepay_ratio)
+    size = reg.n_h * reg.n_pool * 13  # the outside slot's months lie past the end and are dropped
+    mp, mpat = sums.month[0], sums.month[1]
+    for j in np.flatnonzero(sums.month_count[:size]):
+        h, pi = divmod(int(j) // 13, len(pools))
+        # V is in total-cost terms, so points × V − patient payments is the fund's part in either form
+        value = _month_value(reg.policy.point_value[pools[pi]].monthly, int(j) % 13, reg.vb_pub[pi])
+        prepaid[h] += _monthly_fen(float(mp[j]), value, float(mpat[j]), prepay)
+    return prepaid
+
+
+_HOSPITAL_COLUMNS = (
+    "hospital_id",
+    "name",
+    "level",
+    "points",
+    "standard_amount",
+    "billed",
+    "allocated",
+    "assessment_coef",
+    "audit_deduction",
+    "surplus_or_overspend",
+    "band_adjustment",
+    "payment_due",
+    "prepaid",
+    "clearing",
+    "bed_day_fund",
+    "per_case_fund",
+    "fee_for_service_fund",
+    "cases",
+)
+_FALLBACK_FUNDS = (
+    (Route.BED_DAY, "bed_day_fund"),
+    (Route.PER_CASE, "per_case_fund"),
+    (Route.FEE_FOR_SERVICE, "fee_for_service_fund"),
+)
+
+
+def _hospital_table(reg: _Region, scan: _Scan, pools: _Pools, fund: np.ndarray) -> tuple[pa.Table, dict]:
+    """Annual clearing per hospital (payment.md §7–§8); also the region totals (fen)."""
+    st, hospitals = reg.policy.settlement, reg.hospitals
+    hp_all, _, hcost_all, _ = scan.sums.per_slot(reg)
+    prepaid = _prepaid(reg, scan.sums)
     assess = numbers(hospitals, "assessment_coef", 1.0)
     deduct = numbers(hospitals, "audit_deduction", 0.0)
     billed = hcost_all.sum(axis=1)
-    rows = {
-        k2: []
-        for k2 in (
-            "hospital_id",
-            "name",
-            "level",
-            "points",
-            "standard_amount",
-            "billed",
-            "allocated",
-            "assessment_coef",
-            "audit_deduction",
-            "surplus_or_overspend",
-            "band_adjustment",
-            "payment_due",
-            "prepaid",
-            "clearing",
-            "bed_day_fund",
-            "per_case_fund",
-            "fee_for_service_fund",
-            "cases",
-        )
-    }
     pts_h = hp_all.sum(axis=1)
-    n_cases_h = np.bincount(np.where(known, hidx, n_h), minlength=n_h + 1)[:-1]
-    by_route = np.where(known & ~pooled_pts, hidx * 8 + route, n_h * 8)
-    fund_by_route = np.bincount(by_route, weights=fund_fen, minlength=n_h * 8 + 1)[:-1].reshape(n_h, 8)
-    fb = {r_: fund_by_route[:, int(r_)] for r_ in (Route.BED_DAY, Route.PER_CASE, Route.FEE_FOR_SERVICE)}
     names = strings(hospitals, "name").to_pylist()
+    rows: dict[str, list] = {k2: [] for k2 in _HOSPITAL_COLUMNS}
     totals = {"allocated": 0, "payment_due": 0, "prepaid": 0, "clearing": 0}
-    for i in range(n_h):
-        a_fen = h_alloc[i]
+    for i in range(reg.n_h):
+        a_fen = pools.allocated[i]
         gap, adj = band_adjustment(
-            h_std[i], Fraction(float(billed[i])), st.surplus_bands, st.overspend_bands, st.band_mode
+            pools.standard[i], Fraction(float(billed[i])), st.surplus_bands, st.overspend_bands, st.band_mode
         )
         due, clearing = clearing_payment(a_fen, float(assess[i]), float(deduct[i]), adj, prepaid[i])
         for k2, v2 in (
@@ -573,11 +881,11 @@ def settle(
             ("clearing", clearing),
         ):
             totals[k2] += v2
-        rows["hospital_id"].append(hosp_ids[i].as_py())
+        rows["hospital_id"].append(reg.hosp_ids[i].as_py())
         rows["name"].append(names[i] or "")
-        rows["level"].append(int(h_level[i]))
+        rows["level"].append(int(reg.h_level[i]))
         rows["points"].append(_fmt_value(Fraction(float(pts_h[i]))))
-        rows["standard_amount"].append(fen_to_yuan(round_fen(h_std[i])))
+        rows["standard_amount"].append(fen_to_yuan(round_fen(pools.standard[i])))
         rows["billed"].append(fen_to_yuan(round_fen(Fraction(float(billed[i])))))
         rows["allocated"].append(fen_to_yuan(a_fen))
         rows["assessment_coef"].append(repr(float(assess[i])))
@@ -587,46 +895,24 @@ def settle(
         rows["payment_due"].append(fen_to_yuan(due))
         rows["prepaid"].append(fen_to_yuan(prepaid[i]))
         rows["clearing"].append(fen_to_yuan(clearing))
-        for r_, col in (
-            (Route.BED_DAY, "bed_day_fund"),
-            (Route.PER_CASE, "per_case_fund"),
-            (Route.FEE_FOR_SERVICE, "fee_for_service_fund"),
-        ):
-            rows[col].append(fen_to_yuan(int(fb[r_][i])))
-        rows["cases"].append(int(n_cases_h[i]))
-    hosp_table = pa.table(rows)
+        for r_, col in _FALLBACK_FUNDS:
+            rows[col].append(fen_to_yuan(int(fund[i, int(r_)])))
+        rows["cases"].append(int(scan.cases_h[i]))
+    return pa.table(rows), totals
 
-    # per-case table
-    case_table = pa.table(
-        {
-            "case_id": cases.column("case_id"),
-            "hospital_id": cases.column("hospital_id"),
-            "insurance_type": strings(cases, "insurance_type"),
-            "route": pa.DictionaryArray.from_arrays(
-                pa.array(route.astype(np.int8) - 1), pa.array([r_.name for r_ in Route])
-            ),
-            "route_reason": pa.DictionaryArray.from_arrays(pa.array(routing.reason), pa.array(list(REASONS))),
-            "deviation": pa.DictionaryArray.from_arrays(pa.array(deviation), pa.array(_DEV_NAMES)),
-            "special_case": pa.array(special),
-            "base_points": pa.array(np.where(in_scheme, base, 0.0)),
-            "hospital_coef": pa.array(np.asarray(k_case, dtype=np.float64), mask=~in_scheme),
-            "aux_coef": pa.array(np.asarray(aux_out, dtype=np.float64), mask=~in_scheme),
-            "points": pa.array(points),
-            "point_value": pa.array(point_value, mask=~pooled_pts),
-            "standard_payment": pa.array(std_fen / 100.0),
-            "fund_payment": pa.array(fund_fen / 100.0),
-        }
-    )
 
-    # region summary
-    counts = np.bincount(route.astype(np.int64), minlength=7)
-    paid_all = np.sum(cost, where=route != Route.EXCLUDED)
-    scheme_cost = np.sum(cost, where=in_scheme)
-    fund_spent = totals["payment_due"] + int(sum(int(v.sum()) for v in fb.values()))
+def _region_summary(
+    reg: _Region, scan: _Scan, pools: _Pools, fund: np.ndarray, res: _Resolved, totals: dict
+) -> dict:
+    """region.json: route counts, special cases, pools, totals, fund spend growth and warnings."""
+    policy, st = reg.policy, reg.policy.settlement
+    counts = scan.routes
+    paid_all, scheme_cost = float(scan.paid_cost[0]), float(scan.scheme_cost[0])
+    fund_spent = totals["payment_due"] + sum(int(fund[:, int(r_)].sum()) for r_, _ in _FALLBACK_FUNDS)
     last = sum(
         (
             exact(policy.budget[p].last_year_fund_spent)
-            for p in pools
+            for p in reg.pools
             if policy.budget[p].last_year_fund_spent
         ),
         Fraction(0),
@@ -645,16 +931,16 @@ def settle(
             f"share of inpatient cost paid by {policy.scheme.upper()} {method_share:.4f} is below "
             f"the target {st.method_share_target}"
         )
-    region = {
+    return {
         "region": policy.header["region"],
         "year": policy.header["year"],
         "scheme": policy.scheme,
         "policy_sha256": policy.sha256,
-        "catalogue_fingerprint": getattr(catalogue, "fingerprint", None),
-        "cases": n,
+        "catalogue_fingerprint": getattr(reg.catalogue, "fingerprint", None),
+        "cases": scan.rows,
         "routes": {r_.name: int(counts[int(r_)]) for r_ in Route},
-        "special_cases": {"declared": n_declared, "cap": cap, "approved": int(special.sum())},
-        "pools": region_pools,
+        "special_cases": {"declared": res.n_declared, "cap": res.cap, "approved": len(res.approved)},
+        "pools": pools.summary,
         "totals": {k2: fen_to_yuan(v2) for k2, v2 in totals.items()},
         "fund_spent": fen_to_yuan(fund_spent),
         "method_share": None if method_share is None else round(float(method_share), 6),
@@ -662,7 +948,6 @@ def settle(
         "assumptions": policy.assumptions(),
         "warnings": warnings,
     }
-    return Settlement(case_table, hosp_table, region)
 
 
 def _budget_value(policy, pool: str, history: dict) -> Fraction:

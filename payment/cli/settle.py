@@ -1,4 +1,9 @@
-"""``drgdip settle``: settle a region's year from grouped cases, a hospitals table and a policy."""
+"""``drgdip settle``: settle a region's year from grouped cases, a hospitals table and a policy.
+
+The cases are streamed (:func:`payment.settle.settle_batches`): ``--cases`` (and ``--discharges``) are read
+batch by batch, twice, and ``cases.parquet`` is written row group by row group to a temporary file that
+replaces the output at the end, so memory does not grow with the file.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,13 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
@@ -19,7 +28,12 @@ from payment.budget import level_coefficients
 from payment.cli._app import DEBUG, FORCE, QUIET, UserError, app, check_output, fail
 from payment.cli._app import stderr as console
 from payment.policy import Policy, PolicyError
-from payment.settle import settle as settle_region
+from payment.settle import BATCH_SIZE, settle_batches
+
+#: Rows per row group of cases.parquet (fixed, so the file does not depend on how the input was read).
+ROW_GROUP = 1 << 19
+#: Per-case columns copied from the input: their dictionaries are the input's, cut as the input was read.
+_FROM_INPUT = ("case_id", "hospital_id", "insurance_type")
 
 
 def _read_table(path: Path, strings: tuple[str, ...] = ()) -> pa.Table:
@@ -108,6 +122,134 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _batches(path: Path, batch_size: int) -> Iterator[pa.Table]:
+    """Read cases batch by batch (Parquet row batches; CSV blocks, every column as text), at least one table."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".parquet":
+            pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read
+            tables = (pa.Table.from_batches([b]) for b in pf.iter_batches(batch_size=batch_size))
+            empty = pf.schema_arrow.empty_table()
+        else:
+            names = pacsv.open_csv(path).schema.names
+            opts = pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in names}, strings_can_be_null=True
+            )
+            reader = pacsv.open_csv(
+                path, read_options=pacsv.ReadOptions(block_size=1 << 24), convert_options=opts
+            )
+            tables = (pa.Table.from_batches([b]) for b in reader)
+            empty = pa.schema([(c, pa.string()) for c in names]).empty_table()
+        seen = False
+        for t in tables:
+            seen = True
+            yield t
+        if not seen:
+            yield empty
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+
+
+def _columns(*paths: Path | None) -> set[str]:
+    """Column names of the case files (Parquet schema or CSV header)."""
+    names: set[str] = set()
+    for path in paths:
+        if path is not None:
+            names.update(next(_batches(path, 1)).column_names)
+    return names
+
+
+def _aligned(a: Iterator[pa.Table], b: Iterator[pa.Table], a_path: Path, b_path: Path):
+    """Pairs of equal-length slices of two row streams, however each stream was cut into batches."""
+    ta, tb = next(a, None), next(b, None)
+    while ta is not None and tb is not None:
+        n = min(ta.num_rows, tb.num_rows)
+        yield ta.slice(0, n), tb.slice(0, n)
+        ta = ta.slice(n) if ta.num_rows > n else next(a, None)
+        tb = tb.slice(n) if tb.num_rows > n else next(b, None)
+    if (ta is not None and ta.num_rows) or (tb is not None and tb.num_rows):
+        raise UserError(f"{b_path}: rows do not line up with {a_path} (same case_ids, same order needed)")
+
+
+def _prefetched(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The same items, the next one read in a background thread while the current one is used."""
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(next, items, None)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(next, items, None)
+            yield item
+
+
+def _first_seen(column: pa.ChunkedArray) -> pa.Array:
+    """A dictionary column as one array whose dictionary lists the values in order of first appearance.
+
+    Parquet stores the Arrow dictionary as it is, so this makes a row group's bytes depend only on its values.
+    """
+    code: dict = {}
+    parts = [np.zeros(0, dtype=np.int32)]
+    for chunk in column.chunks:
+        idx = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        remap = np.full(len(chunk.dictionary) + 1, -1, dtype=np.int32)  # the last entry: null
+        used = pc.unique(pa.array(idx)).to_numpy()  # in order of first appearance
+        used = used[used >= 0]
+        for i, value in zip(used.tolist(), chunk.dictionary.take(pa.array(used)).to_pylist(), strict=True):
+            remap[i] = code.setdefault(value, len(code))
+        parts.append(remap[idx])
+    new = np.concatenate(parts)
+    indices = pa.array(new, mask=new < 0).cast(column.type.index_type)  # no more values than the input's
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(code), column.type.value_type))
+
+
+class _CaseWriter:
+    """Per-case tables → Parquet in row groups of ``ROW_GROUP`` rows whatever the batches (byte-stable);
+    each row group is written in a background thread while the next batches are settled."""
+
+    def __init__(self, path: Path, metadata: dict[str, str]):
+        self.path, self.metadata = path, metadata
+        self.writer: pq.ParquetWriter | None = None
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+        self.pool = ThreadPoolExecutor(1)
+        self.busy: Future | None = None  # the row group being written
+
+    def __call__(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.rows += table.num_rows
+        while self.rows >= ROW_GROUP:
+            self._flush(ROW_GROUP)
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self.pending)
+        group, rest = table.slice(0, n), table.slice(n)
+        self.pending, self.rows = [rest], rest.num_rows
+        cols = [
+            _first_seen(c) if pa.types.is_dictionary(c.type) and name in _FROM_INPUT else c
+            for name, c in zip(group.column_names, group.columns, strict=True)
+        ]
+        group = pa.table(cols, names=group.column_names).replace_schema_metadata(self.metadata)
+        if self.busy is not None:
+            self.busy.result()
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, group.schema, compression="zstd")
+        self.busy = self.pool.submit(self.writer.write_table, group, row_group_size=ROW_GROUP)
+
+    def close(self) -> None:
+        """Write the last row group (or the empty table) and close the file."""
+        if self.rows or self.writer is None:
+            self._flush(self.rows)
+        self.busy.result()
+        self.pool.shutdown()
+        self.writer.close()
+
+    def discard(self) -> None:
+        """Close and delete the unfinished file."""
+        self.pool.shutdown()
+        if self.writer is not None:
+            self.writer.close()
+        self.path.unlink(missing_ok=True)
+
+
 @app.command()
 def settle(
     cases: Path = typer.Option(
@@ -132,6 +274,9 @@ def settle(
     catalogue: str = typer.Option(
         None, "--catalogue", help="DIP catalogue (default: the policy's catalogue)."
     ),
+    batch_size: int = typer.Option(
+        BATCH_SIZE, "--batch-size", help="Cases per batch (memory; not results).", min=1
+    ),
     quiet: bool = QUIET,
     force: bool = FORCE,
     debug: bool = DEBUG,
@@ -143,15 +288,21 @@ def settle(
             raise UserError(f"{out} exists and is not a folder")
         for name in ("cases.parquet", "hospitals.csv", "region.json"):
             check_output(out / name, force)
-        table = _read_table(cases, ("case_id", "hospital_id", "dip_group", "drg"))
-        if discharges is not None:
-            table = _join(_read_table(discharges, ("case_id", "hospital_id")), table, discharges, cases)
-        _need(table, cases, ("case_id", "hospital_id", "insurance_type", "total_cost"))
+
+        def batches() -> Iterator[pa.Table]:
+            grouped = _prefetched(_batches(cases, batch_size))
+            if discharges is not None:
+                pairs = _aligned(_prefetched(_batches(discharges, batch_size)), grouped, discharges, cases)
+                grouped = (_join(d, g, discharges, cases) for d, g in pairs)
+            for t in grouped:
+                _need(t, cases, ("case_id", "hospital_id", "insurance_type", "total_cost"))
+                yield t
+
         hosp = _read_table(hospitals, ("hospital_id", "name", "region", "type"))
         _need(hosp, hospitals, ("hospital_id", "level"))
         cat = None
         name = catalogue or pol.header.get("catalogue")
-        if pol.scheme == "dip" and "dip_avg_cost" not in table.column_names and name:
+        if pol.scheme == "dip" and "dip_avg_cost" not in _columns(cases, discharges) and name:
             cat = read_catalogue(name)
         w = None
         if weights is not None:
@@ -163,36 +314,46 @@ def settle(
             sc = _read_table(special_cases, ("case_id",))
             _need(sc, special_cases, ("case_id",))
             declared = [x for x in sc.column("case_id").to_pylist() if x]
-        try:
-            result = settle_region(
-                table, hosp, pol, catalogue=cat, weights=w, history=hist, special_cases=declared
-            )
-        except ValueError as exc:
-            raise UserError(f"{cases}: {exc}") from None
         hashes = {
             "policy_sha256": pol.sha256,
             "catalogue_fingerprint": getattr(cat, "fingerprint", None),
             "weights_sha256": None if weights is None else hashlib.sha256(weights.read_bytes()).hexdigest(),
         }
-        result.region.update(hashes)
         out.mkdir(parents=True, exist_ok=True)
-        meta = {f"drgdip.{k}": str(v) for k, v in hashes.items() if v}
-        buf = pa.BufferOutputStream()
-        pq.write_table(result.cases.replace_schema_metadata(meta), buf, compression="zstd")
-        _atomic_bytes(out / "cases.parquet", buf.getvalue().to_pybytes())
+        tmp = out / ".cases.parquet.tmp"
+        writer = _CaseWriter(tmp, {f"drgdip.{k}": str(v) for k, v in hashes.items() if v})
+        try:
+            hosp_table, region = settle_batches(
+                batches,
+                hosp,
+                pol,
+                write=writer,
+                catalogue=cat,
+                weights=w,
+                history=hist,
+                special_cases=declared,
+            )
+            writer.close()
+        except BaseException as exc:
+            writer.discard()
+            if isinstance(exc, ValueError):
+                raise UserError(f"{cases}: {exc}") from None
+            raise
+        region.update(hashes)
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(result.hospitals.column_names)
-        writer.writerows(
-            zip(*(result.hospitals.column(c).to_pylist() for c in result.hospitals.column_names), strict=True)
+        csv_out = csv.writer(text, lineterminator="\n")
+        csv_out.writerow(hosp_table.column_names)
+        csv_out.writerows(
+            zip(*(hosp_table.column(c).to_pylist() for c in hosp_table.column_names), strict=True)
         )
+        os.replace(tmp, out / "cases.parquet")
         _atomic_bytes(out / "hospitals.csv", text.getvalue().encode("utf-8"))
-        js = json.dumps(result.region, ensure_ascii=False, indent=2) + "\n"
+        js = json.dumps(region, ensure_ascii=False, indent=2) + "\n"
         _atomic_bytes(out / "region.json", js.encode("utf-8"))
     except (PolicyError, CatalogueError, UserError) as exc:
         fail(str(exc), debug)
     if not quiet:
-        r = result.region
+        r = region
         console.print(
             f"{r['cases']:,} cases settled for {r['region']} {r['year']} → {out}: "
             + ", ".join(f"{k} {v:,}" for k, v in r["routes"].items() if v)

@@ -1,0 +1,198 @@
+"""Streaming settlement (payment.settle.settle_batches): the results do not depend on how cases are batched."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+import payment.cli.settle  # noqa: F401  (registers the command)
+from payment.cli._app import app
+from payment.policy import Policy
+from payment.settle import settle, settle_batches
+from tests.payment import payment_synth as synth
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_PATH = ROOT / "codebooks/policies/demo-2025.toml"
+DEMO = Policy.load(DEMO_PATH)
+EXACT = DEMO.replace({"point_value.decimals": None})
+
+
+@pytest.fixture(scope="module")
+def region() -> tuple[pa.Table, pa.Table, list[str]]:
+    """6,000 cases with per-case and bed-day routes, re-admissions (admission dates) and declared 特例单议."""
+    cases, hospitals = synth.region(6_000, 7, seed=4, codes=True)
+    admit = pc.subtract(cases.column("discharge_date").cast(pa.int32()), cases.column("los_days"))
+    cases = cases.append_column("admission_date", admit.cast(pa.date32()))
+    cost, avg = cases.column("total_cost").to_numpy(), cases.column("dip_avg_cost").to_numpy()
+    declared = [f"C{i}" for i in np.flatnonzero(cost > 4 * avg * 1.07)][::-1]
+    return cases, hospitals, [*declared, "nope", *declared[:2]]
+
+
+def _same(a, b) -> None:
+    assert a.cases.to_pylist() == b.cases.to_pylist()
+    assert a.hospitals.equals(b.hospitals)
+    assert a.region == b.region
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        DEMO,
+        EXACT.replace({"budget.design": "unified"}),  # bed-day points enter the pools: sums taken again
+        EXACT.replace({"point_value.form": "subtraction", "special_case.cap_rate": 0.001}),  # the cap binds
+    ],
+    ids=["demo", "unified", "subtraction-capped"],
+)
+def test_small_batches_give_the_same_settlement(region, policy):
+    cases, hospitals, declared = region
+    whole = settle(cases, hospitals, policy, special_cases=declared, batch_size=cases.num_rows)
+    assert whole.region["special_cases"]["approved"] > 0
+    assert whole.region["routes"]["BED_DAY"] > 0
+    _same(settle(cases, hospitals, policy, special_cases=declared, batch_size=613), whole)
+
+
+def test_one_case_per_batch():
+    cases, hospitals = synth.region(60, 3, seed=1, codes=True)
+    _same(settle(cases, hospitals, DEMO, batch_size=1), settle(cases, hospitals, DEMO, batch_size=60))
+
+
+def test_drg_settlement_streams_too():
+    policy = Policy.load(ROOT / "codebooks/policies/example-drg-2025.toml")
+    cases, hospitals = synth.region(3_000, 4, seed=2)
+    cases = cases.append_column("drg", pa.array(np.where(np.arange(3_000) % 3, "GB11", "ES23")))
+    weights = pa.table({"drg": ["GB11", "ES23"], "rw": [1.8, 0.6]})
+    _same(
+        settle(cases, hospitals, policy, weights=weights, batch_size=250),
+        settle(cases, hospitals, policy, weights=weights, batch_size=3_000),
+    )
+
+
+def test_no_cases_still_settles():
+    cases, hospitals = synth.region(0, 2)
+    result = settle(cases, hospitals, DEMO)
+    assert result.cases.num_rows == 0 and result.region["cases"] == 0
+    assert result.hospitals.column("cases").to_pylist() == [0, 0]
+
+
+def test_batches_are_read_twice_and_written_once_in_order(region):
+    cases, hospitals, _ = region
+    reads: list[int] = []
+    written: list[pa.Table] = []
+
+    def batches():
+        reads.append(1)
+        return (cases.slice(i, 1_000) for i in range(0, cases.num_rows, 1_000))
+
+    hosp, info = settle_batches(batches, hospitals, DEMO, write=written.append)
+    assert hosp.equals(settle(cases, hospitals, DEMO).hospitals)
+    assert len(reads) == 2 and len(written) == 6  # no special case, no unified bed days: two passes
+    assert pa.concat_tables(written).column("case_id").to_pylist() == cases.column("case_id").to_pylist()
+    assert info == settle(cases, hospitals, DEMO).region
+
+
+def test_batches_that_change_between_passes_are_an_error(region):
+    cases, hospitals, _ = region
+    calls: list[int] = []
+
+    def batches():
+        calls.append(1)
+        return [cases if len(calls) == 1 else cases.slice(1)]
+
+    with pytest.raises(ValueError, match="changed between passes"):
+        settle_batches(batches, hospitals, DEMO, write=lambda t: None)
+
+
+def _cli(args: list[str]):
+    return CliRunner().invoke(app, ["settle", *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, region) -> Path:
+    d = tmp_path_factory.mktemp("stream")
+    cases, hospitals, declared = region
+    pq.write_table(cases, d / "cases.parquet", row_group_size=1_500)
+    plain = pa.table([c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in cases.columns],
+                     names=cases.column_names)  # fmt: skip
+    grouping = ["case_id", "dip_group", "dip_kind", "dip_score", "aux_coef", "dip_avg_cost"]
+    pacsv.write_csv(plain.select(grouping), d / "grouped.csv")
+    pacsv.write_csv(plain.drop_columns(grouping[1:]), d / "discharges.csv")
+    pacsv.write_csv(hospitals, d / "hospitals.csv")
+    pacsv.write_csv(pa.table({"case_id": declared}), d / "special.csv")
+    return d
+
+
+@pytest.mark.parametrize("source", ["parquet", "csv"])
+def test_cli_outputs_are_byte_identical_whatever_the_batch_size(files, source):
+    if source == "parquet":
+        given = ["--cases", str(files / "cases.parquet")]
+    else:
+        given = ["--cases", str(files / "grouped.csv"), "--discharges", str(files / "discharges.csv")]
+    common = [*given, "--hospitals", str(files / "hospitals.csv"), "--policy", str(DEMO_PATH),
+              "--special-cases", str(files / "special.csv"), "-q"]  # fmt: skip
+    for size in ("100000", "457"):
+        r = _cli([*common, "--batch-size", size, "--out", str(files / f"{source}-{size}")])
+        assert r.exit_code == 0, r.output
+    for name in ("cases.parquet", "hospitals.csv", "region.json"):
+        assert (files / f"{source}-100000" / name).read_bytes() == (
+            files / f"{source}-457" / name
+        ).read_bytes()
+    out = pq.read_table(files / f"{source}-457" / "cases.parquet")
+    assert out.column("case_id").to_pylist() == [f"C{i}" for i in range(6_000)]
+    assert not list((files / f"{source}-457").glob(".*"))  # no temporary file left behind
+
+
+def test_cli_csv_and_parquet_inputs_settle_alike(files, tmp_path):
+    common = ["--hospitals", str(files / "hospitals.csv"), "--policy", str(DEMO_PATH), "-q"]
+    r = _cli(["--cases", str(files / "cases.parquet"), *common, "--out", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    r = _cli(["--cases", str(files / "grouped.csv"), "--discharges", str(files / "discharges.csv"), *common,
+              "--out", str(tmp_path / "c"), "--batch-size", "1000"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    for name in ("hospitals.csv", "region.json"):
+        assert (tmp_path / "p" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
+
+
+def test_cli_reports_discharges_that_run_out(files, tmp_path):
+    short = tmp_path / "short.csv"
+    lines = (files / "discharges.csv").read_text(encoding="utf-8").splitlines()
+    short.write_text("\n".join(lines[:-10]) + "\n", encoding="utf-8")
+    r = _cli(["--cases", str(files / "grouped.csv"), "--discharges", str(short), "--hospitals",
+              str(files / "hospitals.csv"), "--policy", str(DEMO_PATH), "--out", str(tmp_path / "o"),
+              "--batch-size", "500"])  # fmt: skip
+    assert r.exit_code == 1 and "rows do not line up" in r.output
+    assert not (tmp_path / "o" / "cases.parquet").exists()
+    assert not list((tmp_path / "o").glob(".*"))
+
+
+def _peak_bytes(n_batches: int) -> int:
+    """Peak traced memory (numpy and Python) of settling ``n_batches`` generated batches of 2,000 cases."""
+    hospitals = synth.region(1, 20, seed=0)[1]
+
+    def batches():
+        for k in range(n_batches):
+            cases = synth.region(2_000, 20, seed=k, codes=True)[0]
+            ids = pc.binary_join_element_wise(
+                "C", pc.cast(pa.array(range(k * 2_000, (k + 1) * 2_000)), pa.string()), ""
+            )
+            yield cases.set_column(0, "case_id", ids)
+
+    settle_batches(batches, hospitals, DEMO, write=lambda t: None)  # warm-up: numba, caches
+    tracemalloc.start()
+    try:
+        settle_batches(batches, hospitals, DEMO, write=lambda t: None)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_number_of_cases():
+    small, large = _peak_bytes(2), _peak_bytes(20)
+    assert large < 1.5 * small
