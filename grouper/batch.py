@@ -71,8 +71,9 @@ class DuplicateTracker:
     def _add(self, run: np.ndarray) -> None:
         self._runs.append(run)  # runs are disjoint and sorted: a stable sort of two runs is a merge
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            last = self._runs.pop()
-            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]), kind="stable")
+            merged = np.concatenate([self._runs.pop(-2), self._runs.pop()])
+            merged.sort(kind="stable")  # in place: no third copy while merging
+            self._runs.append(merged)
 
 
 def _read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:

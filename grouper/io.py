@@ -121,7 +121,7 @@ def count_rows(path: str | os.PathLike) -> int | None:
 
 def _parquet_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
     try:
-        reader = pq.ParquetFile(path)
+        reader = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     names = select(reader.schema_arrow.names)
