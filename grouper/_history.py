@@ -9,6 +9,7 @@ reference/dip.md §4.3–§4.5, reference/chs-drg.md §7.1.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import tomllib
 from dataclasses import dataclass
@@ -44,6 +45,23 @@ _DEFAULT_K = {"iqr": 1.5, "log_sd": 3.0}
 # Percentile limits are computed in float64 and may land a few ulps inside a data value (chs-drg.md §7.1: P97.5
 # = 43,024.99999999977); a case within this relative distance of a limit is kept (limits are inclusive).
 _REL_TOL = 1e-9
+
+
+class Estimator:
+    """Settings protocol of the fit/apply objects (scikit-learn's shape): the constructor's keyword arguments."""
+
+    def get_params(self) -> dict:
+        """The settings, by name, as given to the constructor."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
+
+    def set_params(self, **params):
+        """Change settings (checked at the next ``fit``); returns ``self``."""
+        known = self.get_params()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(f"unknown setting {name!r} (known: {', '.join(known)})")
+            setattr(self, name, value)
+        return self
 
 
 @dataclass(frozen=True)

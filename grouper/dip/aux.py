@@ -14,7 +14,6 @@ catalog`` writes and ``drgdip group`` picks up.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -26,6 +25,7 @@ import pyarrow.csv as pacsv
 from numba import njit, prange
 
 from grouper._history import (
+    Estimator,
     data_years,
     fingerprint,
     params_from_meta,
@@ -319,7 +319,7 @@ def _severity_flags(tables, pdx, off, odx):
     return out
 
 
-class AuxTyping:
+class AuxTyping(Estimator):
     """Auxiliary typing (辅助分型): fit subtype coefficients per DIP group, apply the highest one per case.
 
     Parameters
@@ -387,10 +387,6 @@ class AuxTyping:
         self.min_subtype_n = min_subtype_n
         self.min_cv_fall = min_cv_fall
         self.kinds = kinds
-
-    def get_params(self) -> dict:
-        """The settings, by name, as given to the constructor."""
-        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
 
     def input_columns(self) -> tuple[str, ...]:
         """Case columns the subtype table reads: :data:`INPUT_COLUMNS` and the fee columns of ``high_cost`` rows."""

@@ -6,7 +6,6 @@ reference/dip.md §4. The result is a :class:`grouper.dip.catalogue.Catalogue` (
 
 from __future__ import annotations
 
-import inspect
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._history import (
+    Estimator,
     TrimSpec,
     data_years,
     describe_excluded,
@@ -50,7 +50,8 @@ _TIER_NAME = {
 _CONSERVATIVE = TIERS.index("conservative")
 _ICD10 = r"^[A-Z][0-9]{2}(\.[0-9A-Za-z]+)?$"
 _BLANK_CODE = "KBBZ"
-_HISTORY_COLUMNS = (
+#: The canonical columns DipCatalog.fit reads (readers may skip the others).
+HISTORY_COLUMNS = (
     "year",
     "discharge_date",
     "total_cost",
@@ -122,7 +123,7 @@ def _procs_list(table: pa.Table) -> pa.ListArray:
     return col.cast(pa.list_(pa.string()))
 
 
-class DipCatalog:
+class DipCatalog(Estimator):
     """Local DIP catalogue (目录库) built from past years of cases (scikit-learn style: settings, fit, ``_``).
 
     Parameters
@@ -259,19 +260,6 @@ class DipCatalog:
         self.point_amount = point_amount
 
     # -- settings ---------------------------------------------------------------------------------------------
-    def get_params(self) -> dict:
-        """The settings, by name, as given to the constructor."""
-        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
-
-    def set_params(self, **params) -> DipCatalog:
-        """Change settings (checked at the next ``fit``); returns ``self``."""
-        known = self.get_params()
-        for name, value in params.items():
-            if name not in known:
-                raise ValueError(f"unknown setting {name!r} (known: {', '.join(known)})")
-            setattr(self, name, value)
-        return self
-
     def _threshold_spec(self) -> tuple[str, float]:
         th = self.threshold
         if isinstance(th, int | np.integer) and not isinstance(th, bool):
@@ -385,7 +373,7 @@ class DipCatalog:
         self.years_, self.weights_ = tuple(window), tuple(float(x) for x in w)
         self.n_cases_ = int(h.num_rows)
         self.n_trimmed_ = int((stats.n - stats.n_kept).sum())
-        self.history_ = fingerprint(history, list(_HISTORY_COLUMNS), years)
+        self.history_ = fingerprint(history, list(HISTORY_COLUMNS), years)
         self.warnings_ = []
         rate = self.n_trimmed_ / max(self.n_cases_, 1)
         if rate > self.max_trim_rate:

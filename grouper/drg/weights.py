@@ -5,7 +5,6 @@ reference/chs-drg.md §7.1: ``RW_g = mean_cost(DRG g, trimmed) / mean_cost(all c
 
 from __future__ import annotations
 
-import inspect
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._history import (
+    Estimator,
     TrimSpec,
     data_years,
     describe_excluded,
@@ -46,7 +46,7 @@ WEIGHTS_SCHEMA = pa.schema(
 _META_KEY = "drgdip.weights"
 
 
-class DrgWeights:
+class DrgWeights(Estimator):
     """DRG relative weights (相对权重) fitted on grouped history (scikit-learn style: settings, fit, ``_``).
 
     Parameters
@@ -115,10 +115,6 @@ class DrgWeights:
         self.trim_min_n = trim_min_n
         self.max_trim_rate = max_trim_rate
         self.cv_ddof = cv_ddof
-
-    def get_params(self) -> dict:
-        """The settings, by name, as given to the constructor."""
-        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
 
     def _check(self) -> TrimSpec:
         if self.year_weighting not in ("means", "cases"):

@@ -10,7 +10,7 @@ import typer
 
 from grouper.codebook import Codebook, CodebookError
 from grouper.dip.aux import AuxTyping, aux_path
-from grouper.dip.catalog import DipCatalog
+from grouper.dip.catalog import HISTORY_COLUMNS, DipCatalog
 from grouper.dip.catalogue import CatalogueError, read_catalogue
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
@@ -25,16 +25,6 @@ YEARS = typer.Option(
 )
 YEAR_WEIGHTS = typer.Option("1,2,7", "--year-weights", help="Weight per year, oldest first (renormalised).")
 TRIM = typer.Option("percentile", "--trim", help="Trimming: percentile (P2.5/P97.5), iqr, log_sd or none.")
-
-_DIP_COLUMNS = (
-    "year",
-    "discharge_date",
-    "total_cost",
-    "los_days",
-    "principal_dx",
-    "principal_proc",
-    "other_procs",
-)
 
 
 @app.command()
@@ -68,7 +58,7 @@ def catalog(
         typing = AuxTyping() if aux else None
         if typing:
             check_output(aux_path(out), force)
-        columns = dict.fromkeys(_DIP_COLUMNS + (typing.input_columns() if typing else ()))
+        columns = dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ()))
         table = _read_history(history, tuple(columns))
         kind, _, value = threshold.partition(":")
         est = DipCatalog(
