@@ -7,6 +7,7 @@ reference/payment.md §1 (cascade, B-1), §2 (point values V-1…V-6), §4 (hosp
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,9 +26,12 @@ __all__ = [
     "elastic_point_value",
     "group_coefficients",
     "level_coefficients",
+    "percentile_keep",
     "ratio_point_value",
     "subtraction_point_value",
+    "trimmed_budget_point_value",
     "trimmed_point_value",
+    "trimmed_totals",
 ]
 
 
@@ -241,10 +245,50 @@ def efficient_point_value_2d(
     return float(y[0])
 
 
-def trimmed_point_value(cost: np.ndarray, points: np.ndarray, lower: float = 0.025, upper: float = 0.975):
-    """Point value after percentile trimming (分位数法): drop cases whose C/P lies outside [P_lower, P_upper].
+def percentile_keep(ratio: np.ndarray, lower, upper) -> np.ndarray:
+    """Cases inside the percentile band ``[P_lower, P_upper]`` of ``ratio`` (分位数法), decided exactly.
 
-    Percentiles by linear interpolation (NumPy default). Returns Σ cost / Σ points over the kept cases.
+    Percentiles interpolate linearly between order statistics (NumPy's default) at the exact positions
+    ``q · (n − 1)``; a case is kept when ``P_lower ≤ ratio ≤ P_upper``. An interpolated bound lies strictly
+    between two neighbouring order statistics, so it is replaced by the nearer one inside the band and no
+    float rounding can move a case across it (chs-drg.md §7.1: NumPy's P97.5 may come out a hair low).
+
+    Examples
+    --------
+    >>> r = np.r_[np.arange(1.0, 40.0), 200.0]          # chs-drg.md §7.1 DRG-RW: P2.5 = 1.975, P97.5 = 43.025
+    >>> keep = percentile_keep(r, 0.025, 0.975)
+    >>> int(keep.sum()), float(r[keep].min()), float(r[keep].max())
+    (38, 2.0, 39.0)
+    """
+    n = len(ratio)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    ordered = np.sort(ratio)
+    lo_pos, hi_pos = exact(lower) * (n - 1), exact(upper) * (n - 1)
+    lo_k, hi_k = lo_pos.numerator // lo_pos.denominator, hi_pos.numerator // hi_pos.denominator
+    lo = ordered[lo_k if lo_pos == lo_k else lo_k + 1]
+    return (ratio >= lo) & (ratio <= ordered[hi_k])
+
+
+def trimmed_totals(cost: np.ndarray, points: np.ndarray, lower, upper) -> tuple[Fraction, Fraction, int]:
+    """Σ cost, Σ points and the number of cases kept after trimming ``cost / points`` at the percentiles.
+
+    Sums are correctly rounded (``math.fsum``), so they do not depend on the order of the cases.
+
+    Examples
+    --------
+    >>> trimmed_totals(np.r_[np.full(38, 10.0), 1.0, 1000.0], np.ones(40), 0.025, 0.975)
+    (Fraction(380, 1), Fraction(38, 1), 38)
+    """
+    cost, points = np.asarray(cost, dtype=np.float64), np.asarray(points, dtype=np.float64)
+    keep = percentile_keep(cost / points, lower, upper)
+    kept_cost, kept_points = cost[keep], points[keep]
+    return Fraction(math.fsum(kept_cost)), Fraction(math.fsum(kept_points)), int(keep.sum())
+
+
+def trimmed_point_value(cost: np.ndarray, points: np.ndarray, lower=0.025, upper=0.975) -> Fraction:
+    """Point value after percentile trimming (分位数法): Σ cost / Σ points over the cases whose C/P lies
+    inside ``[P_lower, P_upper]`` (:func:`percentile_keep`). payment.md §2.6, last paragraph.
 
     Examples
     --------
@@ -252,10 +296,49 @@ def trimmed_point_value(cost: np.ndarray, points: np.ndarray, lower: float = 0.0
     >>> float(trimmed_point_value(c, np.ones(40)))
     10.0
     """
-    ratio = cost / points
-    lo, hi = np.percentile(ratio, [lower * 100, upper * 100])
-    keep = (ratio >= lo) & (ratio <= hi)
-    return Fraction(float(cost[keep].sum())) / Fraction(float(points[keep].sum()))
+    c, p, _ = trimmed_totals(cost, points, lower, upper)
+    return c / p
+
+
+def trimmed_budget_point_value(
+    cost: np.ndarray, points: np.ndarray, year: np.ndarray, weights: Sequence, lower, upper
+) -> tuple[Fraction, list[dict]]:
+    """Budget point value (年初点值) from case-level history, trimmed per year, then weighted 1:2:7.
+
+    For each of the three years (oldest first) drop the cases whose C/P lies outside that year's
+    ``[P_lower, P_upper]``, total the cost and points of the rest, and apply :func:`budget_point_value`.
+    payment.md §2.1 and §2.6 (last paragraph: "drop cases … before forming cost and points totals").
+
+    Returns
+    -------
+    (value, years) : Fraction, list of dict   ``years`` = ``{year, cases, kept, total_cost, total_points}``
+
+    Examples
+    --------
+    >>> y = np.repeat([2022, 2023, 2024], 3)
+    >>> c = np.array([9.0, 10, 11, 9, 10, 11, 9, 10, 11])
+    >>> trimmed_budget_point_value(c, np.ones(9), y, (0.1, 0.2, 0.7), 0.5, 0.5)[0]
+    Fraction(10, 1)
+    """
+    cost, points, year = np.asarray(cost, np.float64), np.asarray(points, np.float64), np.asarray(year)
+    bad = ~(np.isfinite(cost) & (cost >= 0) & np.isfinite(points) & (points > 0))
+    if bad.any():
+        raise ValueError(f"has {int(bad.sum())} case(s) with a missing or negative cost or points ≤ 0")
+    years = np.unique(year)
+    if len(years) != 3:
+        raise ValueError(
+            f"needs exactly three years of cases, got {len(years)} ({', '.join(map(str, years))})"
+        )
+    costs, pts, info = [], [], []
+    for y in years:
+        sel = year == y
+        c, p, kept = trimmed_totals(cost[sel], points[sel], lower, upper)
+        costs.append(c)
+        pts.append(p)
+        info.append(
+            {"year": int(y), "cases": int(sel.sum()), "kept": kept, "total_cost": c, "total_points": p}
+        )
+    return budget_point_value(costs, pts, weights), info
 
 
 def level_coefficients(

@@ -251,8 +251,12 @@ _SPEC: dict[str, Any] = {
         "decimals": _Num("count", lo=0, hi=12, integer=True),
         "elastic_split": _Num("share", default=0.8),
         "elastic_cap": _Bool(default=True),
-        "budget_method": _Choice(("given", "history", "efficient_1d", "efficient_2d"), default="given"),
+        "budget_method": _Choice(
+            ("given", "history", "history_trimmed", "efficient_1d", "efficient_2d"), default="given"
+        ),
         "year_weights": _List(float, default=(0.1, 0.2, 0.7), unit="share"),
+        "budget_trim_lower": _Num("share"),  # 分位数法: P2.5 …
+        "budget_trim_upper": _Num("share"),  # … P97.5 of C/P (payment.md §2.6)
         **{p: dict(_POOL_POINT_VALUE) for p in POOLS},
     },
     "deviation": {
@@ -492,6 +496,12 @@ def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
                 raise ctx.err(
                     f"point_value.{p}.monthly.values.{d:%Y-%m}", "outside the policy's effective period"
                 )
+    if pv.budget_method == "history_trimmed":
+        for k in ("budget_trim_lower", "budget_trim_upper"):
+            if pv[k] is None:
+                raise ctx.err(f"point_value.{k}", "missing (needed by budget_method = 'history_trimmed')")
+        if pv.budget_trim_lower >= pv.budget_trim_upper:
+            raise ctx.err("point_value.budget_trim_upper", "must be greater than budget_trim_lower")
     if len(pv.year_weights) != 3 or abs(sum(pv.year_weights) - 1) > 1e-9:
         raise ctx.err("point_value.year_weights", "expected three weights summing to 1")
     scheme = header["scheme"]

@@ -11,8 +11,11 @@ special-case and bed-day aggregates) then a per-case pass; :func:`settle` runs i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import datetime as _dt
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 import numpy as np
@@ -30,6 +33,7 @@ from payment.budget import (
     efficient_point_value_1d,
     efficient_point_value_2d,
     elastic_point_value,
+    trimmed_budget_point_value,
 )
 from payment.money import TIE_FEN, exact, fen_to_yuan, largest_remainder, publish, round_fen
 from payment.points import (
@@ -49,6 +53,7 @@ __all__ = [
     "clearing_payment",
     "hospital_shares",
     "monthly_presettlement",
+    "parse_deductions",
     "settle",
     "settle_batches",
 ]
@@ -250,6 +255,7 @@ def settle(
     weights: pa.Table | None = None,
     history: dict | None = None,
     special_cases: Sequence[str] = (),
+    deductions: Mapping[tuple[str, int], int] | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> Settlement:
     """Settle a region's year (区域点数法总额预算结算): route, points, point values, hospital payments.
@@ -270,9 +276,15 @@ def settle(
         DRG weights (``drg``, ``rw``), required for a DRG policy.
     history : dict, optional
         ``{"pools": {pool: (costs[3], points[3])}, "hospitals": {pool: (costs, points, own_costs | None)},
-        "level_coefficients": {level: k}}`` as read by the CLI from ``--history``.
+        "cases": pa.Table, "level_coefficients": {level: k}}`` as read by the CLI from ``--history``;
+        ``cases`` (``pool`` or ``insurance_type``, ``year``, ``total_cost``, ``points``) feeds
+        ``budget_method = "history_trimmed"``.
     special_cases : sequence of str
         case_ids declared for 特例单议, in review-priority order; approved up to the region-wide cap.
+    deductions : mapping, optional
+        Monthly audit deductions (该月审核扣款) in fen by ``(hospital_id, month 1–12)``, as
+        :func:`parse_deductions` returns them: taken off the monthly pre-settlement (so off ``prepaid``) and
+        counted in the year's ``audit_deduction``, so that the clearing takes them once.
     batch_size : int
         Rows per batch of :func:`settle_batches` (bounds the intermediates; results do not depend on it).
 
@@ -295,6 +307,7 @@ def settle(
         weights=weights,
         history=history,
         special_cases=special_cases,
+        deductions=deductions,
     )
     return Settlement(pa.concat_tables(parts), hosp, region)
 
@@ -309,6 +322,7 @@ def settle_batches(
     weights: pa.Table | None = None,
     history: dict | None = None,
     special_cases: Sequence[str] = (),
+    deductions: Mapping[tuple[str, int], int] | None = None,
 ) -> tuple[pa.Table, dict]:
     """Settle a region's year from record batches with bounded memory (the engine behind :func:`settle`).
 
@@ -323,7 +337,7 @@ def settle_batches(
     ----------
     batches : callable
         Returns a fresh iterable of case tables (the same rows, in the same order, at every call).
-    hospitals, policy, catalogue, weights, history, special_cases
+    hospitals, policy, catalogue, weights, history, special_cases, deductions
         As for :func:`settle`.
     write : callable
         Receives the per-case table of each batch (columns as in ``Settlement.cases``).
@@ -332,7 +346,7 @@ def settle_batches(
     -------
     (hospitals, region) : pa.Table, dict   as ``Settlement.hospitals`` and ``Settlement.region``
     """
-    reg = _Region.build(hospitals, policy, catalogue, weights, history or {}, special_cases)
+    reg = _Region.build(hospitals, policy, catalogue, weights, history or {}, special_cases, deductions)
     scan = _Scan(reg)
     for t in batches():
         scan.add(_frame(t, reg, scan.rows, None))
@@ -374,9 +388,11 @@ class _Region:
     vb_pool: np.ndarray  #: published budget point value per pool index (last entry 0.0: no pool)
     weights: tuple[pa.Array, np.ndarray] | None  #: DRG codes and rw
     special_cases: tuple[str, ...]
+    budget_trim: list[dict | None]  #: per pool: the trimmed years behind the budget point value, if trimmed
+    deduct_fen: np.ndarray | None  #: monthly audit deductions, hospital × month (1–12), fen
 
     @classmethod
-    def build(cls, hospitals, policy, catalogue, weights, history, special_cases) -> _Region:
+    def build(cls, hospitals, policy, catalogue, weights, history, special_cases, deductions) -> _Region:
         hosp_ids = pc.cast(hospitals.column("hospital_id"), pa.string()).combine_chunks()
         if pc.count_distinct(hosp_ids).as_py() != len(hosp_ids):
             raise ValueError("hospitals table: hospital_id is not unique")
@@ -393,12 +409,13 @@ class _Region:
                 raise ValueError("a DRG policy needs a weights table (drg, rw)")
             rw = pc.cast(weights.column("rw"), pa.float64()).to_numpy(zero_copy_only=False)
             w = (weights.column("drg").combine_chunks(), rw)
-        # budget point values per pool (given, history 1:2:7, or the 优值区间 of hospital history)
-        v_budget = [_budget_value(policy, p, history) for p in policy.pools]
+        # budget point values per pool (given, history 1:2:7, trimmed case history, or the 优值区间)
+        v_budget, trim = zip(*(_budget_value(policy, p, history) for p in policy.pools), strict=True)
         vb_pub = [publish(v, policy.point_value.decimals) for v in v_budget]
         return cls(
-            policy, catalogue, hospitals, hosp_ids, h_level, h_coef, policy.pools, v_budget, vb_pub,
-            np.array([float(v) for v in vb_pub] + [0.0]), w, tuple(special_cases),
+            policy, catalogue, hospitals, hosp_ids, h_level, h_coef, policy.pools, list(v_budget), vb_pub,
+            np.array([float(v) for v in vb_pub] + [0.0]), w, tuple(special_cases), list(trim),
+            _deduction_grid(deductions, hosp_ids),
         )  # fmt: skip
 
     @property
@@ -767,6 +784,8 @@ def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
             "kept_by_fund": fen_to_yuan(round_fen(kept)),
             "elastic_increment_value": None if elastic is None else _fmt_value(elastic.increment_value),
         }
+        if reg.budget_trim[pi] is not None:
+            region_pools[p]["budget_trim"] = reg.budget_trim[pi]
     return _Pools(v_pool, r_pool, h_alloc, h_std, region_pools)
 
 
@@ -826,6 +845,8 @@ def _prepaid(reg: _Region, sums: _Sums) -> list[int]:
         # V is in total-cost terms, so points × V − patient payments is the fund's part in either form
         value = _month_value(reg.policy.point_value[pools[pi]].monthly, int(j) % 13, reg.vb_pub[pi])
         prepaid[h] += _monthly_fen(float(mp[j]), value, float(mpat[j]), prepay)
+    if reg.deduct_fen is not None:  # − 该月审核扣款 (whole fen, so after the rounding of each month)
+        prepaid = [a - int(d) for a, d in zip(prepaid, reg.deduct_fen.sum(axis=1), strict=True)]
     return prepaid
 
 
@@ -865,15 +886,22 @@ def _hospital_table(reg: _Region, scan: _Scan, pools: _Pools, fund: np.ndarray) 
     deduct = numbers(hospitals, "audit_deduction", 0.0)
     billed = hcost_all.sum(axis=1)
     pts_h = hp_all.sum(axis=1)
+    monthly = np.zeros(reg.n_h, np.int64) if reg.deduct_fen is None else reg.deduct_fen.sum(axis=1)
     names = strings(hospitals, "name").to_pylist()
-    rows: dict[str, list] = {k2: [] for k2 in _HOSPITAL_COLUMNS}
+    columns = _HOSPITAL_COLUMNS
+    if reg.deduct_fen is not None:
+        at = columns.index("prepaid") + 1
+        columns = (*columns[:at], "monthly_deduction", *columns[at:])
+    rows: dict[str, list] = {k2: [] for k2 in columns}
     totals = {"allocated": 0, "payment_due": 0, "prepaid": 0, "clearing": 0}
     for i in range(reg.n_h):
         a_fen = pools.allocated[i]
         gap, adj = band_adjustment(
             pools.standard[i], Fraction(float(billed[i])), st.surplus_bands, st.overspend_bands, st.band_mode
         )
-        due, clearing = clearing_payment(a_fen, float(assess[i]), float(deduct[i]), adj, prepaid[i])
+        # the year's audit deductions: those left to the clearing plus those already taken month by month
+        deduct_i = exact(float(deduct[i])) + Fraction(int(monthly[i]), 100)
+        due, clearing = clearing_payment(a_fen, float(assess[i]), deduct_i, adj, prepaid[i])
         for k2, v2 in (
             ("allocated", a_fen),
             ("payment_due", due),
@@ -889,15 +917,19 @@ def _hospital_table(reg: _Region, scan: _Scan, pools: _Pools, fund: np.ndarray) 
         rows["billed"].append(fen_to_yuan(round_fen(Fraction(float(billed[i])))))
         rows["allocated"].append(fen_to_yuan(a_fen))
         rows["assessment_coef"].append(repr(float(assess[i])))
-        rows["audit_deduction"].append(fen_to_yuan(round_fen(exact(float(deduct[i])))))
+        rows["audit_deduction"].append(fen_to_yuan(round_fen(deduct_i)))
         rows["surplus_or_overspend"].append(fen_to_yuan(round_fen(gap)))
         rows["band_adjustment"].append(fen_to_yuan(round_fen(adj)))
         rows["payment_due"].append(fen_to_yuan(due))
         rows["prepaid"].append(fen_to_yuan(prepaid[i]))
+        if reg.deduct_fen is not None:
+            rows["monthly_deduction"].append(fen_to_yuan(int(monthly[i])))
         rows["clearing"].append(fen_to_yuan(clearing))
         for r_, col in _FALLBACK_FUNDS:
             rows[col].append(fen_to_yuan(int(fund[i, int(r_)])))
         rows["cases"].append(int(scan.cases_h[i]))
+    if reg.deduct_fen is not None:
+        totals["monthly_deduction"] = int(monthly.sum())
     return pa.table(rows), totals
 
 
@@ -950,7 +982,52 @@ def _region_summary(
     }
 
 
-def _budget_value(policy, pool: str, history: dict) -> Fraction:
+def _budget_value(policy, pool: str, history: dict) -> tuple[Fraction, dict | None]:
+    """The pool's budget point value and, when trimmed, the per-year record for region.json."""
+    method = policy.point_value.budget_method
+    if method == "history_trimmed":
+        return _trimmed_budget_value(policy, pool, history.get("cases"))
+    return _untrimmed_budget_value(policy, pool, history), None
+
+
+def _trimmed_budget_value(policy, pool: str, cases: pa.Table | None) -> tuple[Fraction, dict]:
+    """1:2:7 budget point value from case history trimmed at the policy's percentiles (payment.md §2.1, §2.6)."""
+    if cases is None:
+        raise ValueError(
+            "budget_method 'history_trimmed' needs case history (history_cases.parquet or .csv in --history)"
+        )
+    if "pool" in cases.column_names:
+        sel = np.asarray(isin(strings(cases, "pool"), [pool]))
+    else:
+        sel = _pool_of(strings(cases, "insurance_type"), policy.pools) == policy.pools.index(pool)
+    if not sel.any():
+        raise ValueError(f"budget_method 'history_trimmed': case history has no cases of pool {pool!r}")
+    pv = policy.point_value
+    cost, pts, year = (numbers(cases, c)[sel] for c in ("total_cost", "points", "year"))
+    if not np.isfinite(year).all():
+        raise ValueError(f"budget_method 'history_trimmed', pool {pool!r}: history_cases has a missing year")
+    try:
+        v, years = trimmed_budget_point_value(
+            cost, pts, year.astype(np.int64), pv.year_weights, pv.budget_trim_lower, pv.budget_trim_upper
+        )
+    except ValueError as exc:
+        raise ValueError(f"budget_method 'history_trimmed', pool {pool!r}: history_cases {exc}") from None
+    record = {
+        "lower": pv.budget_trim_lower,
+        "upper": pv.budget_trim_upper,
+        "years": [
+            y
+            | {
+                "total_cost": fen_to_yuan(round_fen(y["total_cost"])),
+                "total_points": _fmt_value(y["total_points"]),
+            }
+            for y in years
+        ],
+    }
+    return v, record
+
+
+def _untrimmed_budget_value(policy, pool: str, history: dict) -> Fraction:
     method = policy.point_value.budget_method
     if method == "given":
         if policy.point_value[pool].budget is None:
@@ -973,6 +1050,88 @@ def _budget_value(policy, pool: str, history: dict) -> Fraction:
     c, q, o = (np.asarray(x, dtype=np.float64) for x in (costs, pts, own))
     v = efficient_point_value_2d(c / q, o / q, c.sum() / q.sum(), o.sum() / q.sum())
     return exact(v)
+
+
+_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
+def parse_deductions(table: pa.Table, hospital_ids: Sequence[str], policy, *, first_row: int = 1) -> dict:
+    """Monthly audit deductions (该月审核扣款) in fen by ``(hospital_id, month)``, validated and summed.
+
+    ``table`` has ``hospital_id``, ``month`` (``YYYY-MM`` inside the policy's effective period) and ``amount``
+    (yuan, ≥ 0, at most two decimals, read exactly: text, integers, decimals or floats as written), and may
+    have ``reason``. Rows of the same hospital and month add up. A bad row raises ``ValueError`` naming it
+    (``row first_row + i``) and the column. payment.md §6: the deduction comes off the month's pre-settlement.
+
+    Examples
+    --------
+    >>> from payment.policy import Policy
+    >>> p = Policy.load("codebooks/policies/demo-2025.toml")          # doctest: +SKIP
+    >>> t = pa.table({"hospital_id": ["A", "A"], "month": ["2025-03", "2025-03"], "amount": ["100.25", "5"]})
+    >>> parse_deductions(t, ["A", "B"], p)                             # doctest: +SKIP
+    {('A', 3): 10525}
+    """
+    missing = [c for c in ("hospital_id", "month", "amount") if c not in table.column_names]
+    if missing:
+        raise ValueError(f"missing column(s) {', '.join(missing)}")
+    known = set(hospital_ids)
+    eff = policy.header["effective"]
+    first, last = eff["start"].replace(day=1), eff["end"]
+    out: dict[tuple[str, int], int] = {}
+    cols = [table.column(c).to_pylist() for c in ("hospital_id", "month", "amount")]
+    for i, (h, m, a) in enumerate(zip(*cols, strict=True)):
+        where = f"row {first_row + i}"
+        h = None if h is None else str(h).strip()
+        if h not in known:
+            raise ValueError(
+                f"{where}, column hospital_id: unknown hospital {h!r} (not in the hospitals table)"
+            )
+        m = None if m is None else str(m).strip()
+        try:
+            d = _dt.date.fromisoformat(f"{m}-01") if m and _MONTH.fullmatch(m) else None
+        except ValueError:
+            d = None
+        if d is None:
+            raise ValueError(f"{where}, column month: {m!r} is not a month YYYY-MM")
+        if not first <= d <= last:
+            raise ValueError(
+                f"{where}, column month: {m} is outside the policy period {first:%Y-%m} … {last:%Y-%m}"
+            )
+        out[(h, d.month)] = out.get((h, d.month), 0) + _amount_fen(a, f"{where}, column amount")
+    return out
+
+
+def _amount_fen(value, where: str) -> int:
+    """A yuan amount as written (text, int, Decimal or float's shortest repr) → whole fen, or ValueError."""
+    try:
+        d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
+    except InvalidOperation:
+        d = None
+    if value is None or d is None or not d.is_finite():
+        raise ValueError(f"{where}: {value!r} is not an amount in yuan")
+    if d < 0:
+        raise ValueError(f"{where}: negative amount {value} (a deduction is ≥ 0)")
+    fen = d * 100
+    if fen != fen.to_integral_value():
+        raise ValueError(f"{where}: {value} has more than two decimals (amounts are in yuan to the fen)")
+    return int(fen)
+
+
+def _deduction_grid(
+    deductions: Mapping[tuple[str, int], int] | None, hosp_ids: pa.Array
+) -> np.ndarray | None:
+    """Deductions as a hospital × month (0–12) array of fen; ``None`` when there are none."""
+    if deductions is None:
+        return None
+    index = {h: i for i, h in enumerate(hosp_ids.to_pylist())}
+    grid = np.zeros((len(index), 13), dtype=np.int64)
+    for (h, month), fen in deductions.items():
+        if h not in index:
+            raise ValueError(f"deductions: unknown hospital {h!r} (not in the hospitals table)")
+        if not 1 <= month <= 12:
+            raise ValueError(f"deductions: month {month} of hospital {h!r} is not 1–12")
+        grid[index[h], month] += int(fen)
+    return grid
 
 
 def _month_value(series, month: int, fallback: Fraction) -> Fraction:

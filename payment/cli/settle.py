@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -24,11 +25,12 @@ import pyarrow.parquet as pq
 import typer
 
 from grouper.dip.catalogue import CatalogueError, read_catalogue
+from payment._arrays import to_str_numpy
 from payment.budget import level_coefficients
 from payment.cli._app import DEBUG, FORCE, QUIET, UserError, app, check_output, fail
 from payment.cli._app import stderr as console
-from payment.policy import Policy, PolicyError
-from payment.settle import BATCH_SIZE, settle_batches
+from payment.policy import POOLS, Policy, PolicyError
+from payment.settle import BATCH_SIZE, parse_deductions, settle_batches
 
 #: Rows per row group of cases.parquet (fixed, so the file does not depend on how the input was read).
 ROW_GROUP = 1 << 19
@@ -56,9 +58,14 @@ def _need(table: pa.Table, path: Path, columns: tuple[str, ...]) -> None:
 
 def read_history(folder: Path) -> dict:
     """Read ``--history DIR``: ``region_years.csv`` (pool, year, total_cost, total_points) for the 1:2:7 budget
-    point value; ``hospital_years.csv`` (pool, hospital_id, total_cost, total_points[, total_own_cost]) for the
-    优值区间; ``level_years.csv`` (year, level, mean_cost; level 0 = the city) for level coefficients."""
+    point value; ``history_cases.parquet`` or ``.csv`` (pool or insurance_type, year, total_cost, points; one
+    row per case) for the trimmed 1:2:7 value; ``hospital_years.csv`` (pool, hospital_id, total_cost,
+    total_points[, total_own_cost]) for the 优值区间; ``level_years.csv`` (year, level, mean_cost; level 0 =
+    the city) for level coefficients."""
     out: dict = {}
+    cases = _history_cases(folder)
+    if cases is not None:
+        out["cases"] = cases
     ry = folder / "region_years.csv"
     if ry.exists():
         t = _read_table(ry, ("pool",)).sort_by([("pool", "ascending"), ("year", "ascending")]).to_pylist()
@@ -97,6 +104,45 @@ def read_history(folder: Path) -> dict:
         city = means.pop(0)
         out["level_coefficients"] = level_coefficients(means, city)
     return out
+
+
+def _history_cases(folder: Path) -> pa.Table | None:
+    """``history_cases.parquet`` (or ``.csv``), checked row by row: a bad value names its row and column."""
+    found = [
+        folder / f"history_cases.{ext}"
+        for ext in ("parquet", "csv")
+        if (folder / f"history_cases.{ext}").exists()
+    ]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise UserError(f"{folder}: both history_cases.parquet and history_cases.csv; keep one")
+    path = found[0]
+    t = _read_table(path, ("pool", "insurance_type"))
+    key = "pool" if "pool" in t.column_names else "insurance_type"
+    _need(t, path, (key, "year", "total_cost", "points"))
+    first = 2 if path.suffix == ".csv" else 1  # CSV rows counted as lines (the header is line 1)
+    if key == "pool":
+        bad = ~np.isin(to_str_numpy(t.column("pool").combine_chunks()), POOLS)
+        _bad_row(path, "pool", bad, first, f"is not one of {', '.join(POOLS)}", t)
+    checks = (
+        ("year", lambda x: np.isfinite(x) & (x == np.round(x)), "is not a year"),
+        ("total_cost", lambda x: np.isfinite(x) & (x >= 0), "is not an amount ≥ 0"),
+        ("points", lambda x: np.isfinite(x) & (x > 0), "is not a number of points > 0"),
+    )
+    for name, ok, what in checks:
+        values = pd.to_numeric(t.column(name).to_pandas(), errors="coerce").to_numpy(np.float64)
+        _bad_row(path, name, ~ok(values), first, what, t)
+        t = t.set_column(t.schema.get_field_index(name), name, pa.array(values))
+    return t
+
+
+def _bad_row(path: Path, column: str, bad: np.ndarray, first: int, what: str, table: pa.Table) -> None:
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise UserError(
+            f"{path}: row {first + i}, column {column}: {table.column(column)[i].as_py()!r} {what}"
+        )
 
 
 def _join(base: pa.Table, grouped: pa.Table, base_path: Path, grouped_path: Path) -> pa.Table:
@@ -268,7 +314,17 @@ def settle(
         help="The discharges that were grouped (same rows, same order) when --cases holds "
         "only grouping columns, as `drgdip group` writes them.",
     ),
-    history: Path = typer.Option(None, "--history", help="Folder with region_years.csv / level_years.csv."),
+    history: Path = typer.Option(
+        None,
+        "--history",
+        help="Folder with region_years.csv, history_cases.parquet|csv, hospital_years.csv, level_years.csv.",
+    ),
+    deductions: Path = typer.Option(
+        None,
+        "--deductions",
+        help="Monthly audit deductions (审核扣款) CSV/Parquet: hospital_id, month (YYYY-MM), amount (yuan)"
+        "[, reason]; taken off the monthly pre-settlement.",
+    ),
     special_cases: Path = typer.Option(None, "--special-cases", help="CSV with a case_id column (特例单议)."),
     weights: Path = typer.Option(None, "--weights", help="DRG weights (drg, rw) for a DRG policy."),
     catalogue: str = typer.Option(
@@ -309,6 +365,16 @@ def settle(
             w = _read_table(weights, ("drg",))
             _need(w, weights, ("drg", "rw"))
         hist = read_history(history) if history is not None else None
+        deducted = None
+        if deductions is not None:
+            table = _read_table(deductions, ("hospital_id", "month", "amount", "reason"))
+            first = 2 if deductions.suffix.lower() != ".parquet" else 1
+            try:
+                deducted = parse_deductions(
+                    table, hosp.column("hospital_id").cast(pa.string()).to_pylist(), pol, first_row=first
+                )
+            except ValueError as exc:
+                raise UserError(f"{deductions}: {exc}") from None
         declared: list[str] = []
         if special_cases is not None:
             sc = _read_table(special_cases, ("case_id",))
@@ -332,6 +398,7 @@ def settle(
                 weights=w,
                 history=hist,
                 special_cases=declared,
+                deductions=deducted,
             )
             writer.close()
         except BaseException as exc:

@@ -8,15 +8,26 @@ fractions as ``n/d``); expected numbers compare to 1e-9 (points are not money).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import tomllib
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from payment import bedday, budget, money, percase, points
-from payment.settle import band_adjustment, clearing_payment, hospital_shares, monthly_presettlement
+from payment.policy import Policy
+from payment.settle import (
+    band_adjustment,
+    clearing_payment,
+    hospital_shares,
+    monthly_presettlement,
+    parse_deductions,
+    settle,
+)
 
 
 def _frac(x) -> Fraction:
@@ -263,6 +274,55 @@ def _unified(g, i):
     }
 
 
+def _trim(g, i):
+    if i["function"] == "keep":
+        r = np.array(i["ratios"], dtype=np.float64)
+        keep = budget.percentile_keep(r, i["lower"], i["upper"])
+        return {"kept": int(keep.sum()), "min_kept": float(r[keep].min()), "max_kept": float(r[keep].max())}
+    rows = np.array(i["cases"], dtype=np.float64)  # year, total_cost, points
+    v, years = budget.trimmed_budget_point_value(
+        rows[:, 1], rows[:, 2], rows[:, 0].astype(np.int64), g["year_weights"], i["lower"], i["upper"]
+    )
+    return {
+        "kept": [y["kept"] for y in years],
+        "total_cost": [str(y["total_cost"]) for y in years],
+        "total_points": [str(y["total_points"]) for y in years],
+    } | _value(v, g)
+
+
+def _prepaid(g, i):
+    """Monthly pre-settlement of a tiny region through :func:`payment.settle.settle` (demo policy)."""
+    policy = Policy.load(Path(__file__).resolve().parents[2] / "codebooks/policies/demo-2025.toml")
+    hospitals = pa.table(g["hospitals"])
+    cases = pa.table(g["cases"])
+    n = cases.num_rows
+    cost, patient = (np.array(g["cases"][k], dtype=np.float64) for k in ("total_cost", "patient_paid"))
+    cases = cases.set_column(
+        cases.schema.get_field_index("discharge_date"),
+        "discharge_date",
+        pa.array([dt.date.fromisoformat(d) for d in g["cases"]["discharge_date"]]),
+    )
+    for name, values in (
+        ("principal_dx", ["K35.800"] * n),
+        ("department", ["外科"] * n),
+        ("los_days", pa.array([5] * n, pa.int32())),
+        ("fund_paid", cost - patient),
+        ("dip_group", ["K35.8"] * n),
+        ("dip_kind", ["core"] * n),
+        ("aux_coef", [1.0] * n),
+        ("dip_avg_cost", cost),  # C = A: every case is normal, P = S × k
+    ):
+        cases = cases.append_column(name, pa.array(values))
+    deductions = None
+    if "deductions" in i:
+        table = pa.table(i["deductions"])
+        deductions = parse_deductions(table, g["hospitals"]["hospital_id"], policy)
+    h = settle(cases, hospitals, policy, deductions=deductions).hospitals.to_pydict()
+    cols = ("prepaid", "audit_deduction", "payment_due", "clearing")
+    cols += ("monthly_deduction",) if deductions else ()
+    return {col: dict(zip(h["hospital_id"], h[col], strict=True)) for col in cols}
+
+
 HARNESSES = {
     "dip_points": _dip,
     "drg_points": _drg,
@@ -280,6 +340,8 @@ HARNESSES = {
     "special_case": _special,
     "coefficients": _coefficients,
     "unified": _unified,
+    "trim": _trim,
+    "prepaid": _prepaid,
 }
 
 
