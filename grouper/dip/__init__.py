@@ -1,4 +1,4 @@
-"""DIP (按病种分值付费) grouping: catalogue format, procedure treatment tiers and the vectorized grouper."""
+"""DIP (按病种分值付费) grouping: catalogue format, procedure treatment tiers, exclusion lists and the grouper."""
 
 from grouper.dip.catalogue import (
     CATALOGUE_SCHEMA,
@@ -9,6 +9,7 @@ from grouper.dip.catalogue import (
     read_catalogue,
     write_catalogue,
 )
+from grouper.dip.exclusions import Exclusions, read_exclusions
 from grouper.dip.group import DIP_RESULT_SCHEMA, DipStatus, group_dip, tie_break_profiles
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 
@@ -20,9 +21,11 @@ __all__ = [
     "Catalogue",
     "CatalogueError",
     "DipStatus",
+    "Exclusions",
     "ProcedureTiers",
     "group_dip",
     "read_catalogue",
+    "read_exclusions",
     "read_procedure_tiers",
     "tie_break_profiles",
     "write_catalogue",

@@ -1,9 +1,11 @@
 """Vectorized DIP grouper (DIP 分组): cases → 先期分组 / 核心病种 / 综合病种 / 空白病种 of a catalogue.
 
-Layers (reference/dip.md §3.1): clean → 先期分组 (rules in ``codebooks/dip/priority_rules.csv``, active only
-for groups the catalogue lists with kind ``priority``) → core groups on (亚目, main procedure, related-procedure
-set) → 综合 on (类目, treatment tier) → the blank group ``KBBZ`` if the catalogue has one → unmatched; then,
-with a fitted :class:`grouper.dip.aux.AuxTyping`, each case's auxiliary subtype (辅助分型) and coefficient.
+Layers (reference/dip.md §3.1): clean + exclusion lists (``codebooks/dip/exclusions.csv``, grouper.dip.exclusions:
+principal diagnoses that cannot be grouped, procedures that cannot be the main one) → 先期分组 (rules in
+``codebooks/dip/priority_rules.csv``, active only for groups the catalogue lists with kind ``priority``) → core
+groups on (亚目, main procedure, related-procedure set) → 综合 on (类目, treatment tier) → the blank group
+``KBBZ`` if the catalogue has one → unmatched; then, with a fitted :class:`grouper.dip.aux.AuxTyping`, each
+case's auxiliary subtype (辅助分型) and coefficient.
 
 Strings are handled once per distinct value (dictionary encoding); cases become integer keys and CSR procedure
 arrays, and the per-case set matching runs in a numba kernel (``grouper.dip._kernel``).
@@ -28,6 +30,7 @@ from grouper.dip import _kernel
 from grouper.dip.aux import INPUT_COLUMNS as AUX_COLUMNS
 from grouper.dip.aux import AuxTyping
 from grouper.dip.catalogue import TIERS, Catalogue, CatalogueError, read_catalogue
+from grouper.dip.exclusions import Exclusions, read_exclusions
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 
 __all__ = ["DIP_RESULT_SCHEMA", "DipStatus", "group_dip", "tie_break_profiles"]
@@ -47,7 +50,10 @@ class DipStatus(IntEnum):
     CODE_UNKNOWN = 11  #: a procedure is not in the dictionary; it was left out of grouping
     BLANK = 20  #: no core or 综合 group; put in the catalogue's 空白病种 ``KBBZ``
     UNMATCHED = 31  #: no group at all (the catalogue has no ``KBBZ``); 未入组
-    PDX_UNKNOWN = 33  #: principal diagnosis not a known code (or an asterisk code) after normalisation
+    #: principal diagnosis on the 《不能作为主诊断》 list or an asterisk (*) code (records.md §5 Q04); no group.
+    #: DIP only: grouper.status.Status uses 32 for the DRG-only SEX_CONFLICT
+    PDX_INVALID = 32
+    PDX_UNKNOWN = 33  #: principal diagnosis not a known code after normalisation
     PDX_MISSING = 34  #: no principal diagnosis
     NEWBORN_DATA_MISSING = (
         37  #: a low-birth-weight 先期分组 could apply but birth weight or age in days is missing
@@ -77,6 +83,7 @@ DIP_RESULT_SCHEMA = pa.schema(
 _LAYERS = (
     "error: no principal diagnosis",
     "error: principal diagnosis is not a known code",
+    "error: principal diagnosis cannot be the principal (exclusion list: 不能作为主诊断, asterisk code)",
     "error: newborn principal diagnosis of a low-birth-weight group without birth weight or age in days",
     "先期分组: priority rule",
     "core: 亚目 + main procedure + all related procedures of the group present",
@@ -85,9 +92,8 @@ _LAYERS = (
     "blank KBBZ: no core or 综合 group",
     "unmatched: no core or 综合 group and no KBBZ in the catalogue",
 )
-_L_PDX_MISSING, _L_PDX_UNKNOWN, _L_NEWBORN, _L_PRIORITY, _L_CORE, _L_CONS, _L_COMP, _L_BLANK, _L_NONE = range(
-    9
-)
+(_L_PDX_MISSING, _L_PDX_UNKNOWN, _L_PDX_INVALID, _L_NEWBORN, _L_PRIORITY, _L_CORE, _L_CONS, _L_COMP, _L_BLANK,
+ _L_NONE) = range(10)  # fmt: skip
 
 
 #: The canonical columns the DIP grouper reads, with auxiliary typing (readers may skip the others).
@@ -292,45 +298,48 @@ def _column(table: pa.Table, name: str, type_: pa.DataType) -> pa.Array:
     return (col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col).cast(type_)
 
 
-def _dx_lookup(comp: _Compiled, codebook):
-    """Distinct principal diagnoses → packed ``(cat + 1) * (n_subs + 1) + sub + 1``; -2 unknown, -1 empty."""
+def _principal(table: pa.Table, comp: _Compiled, codebook, exclusions: Exclusions):
+    """Principal diagnosis of each case: ``(dx, dx_row, in_scope)``.
 
-    def lookup(distinct: pa.Array) -> np.ndarray:
-        clean = normalise_codes(distinct, "dx")
-        if codebook is not None:
-            ids = codebook.encode_dx(distinct)
-            canon = pa.array(codebook["dx_codes"]).take(pa.array(np.where(ids >= 0, ids, 0)))
-            known = ids >= 0
-        else:
-            # the dagger code of a dagger/asterisk pair is the principal; a lone asterisk code is not valid
-            canon = pc.replace_substring_regex(clean, r"\+.*$", "")
-            known = pc.match_substring_regex(canon, r"^[A-Z][0-9]{2}(\.[0-9A-Za-z]+)?$").to_numpy(
-                zero_copy_only=False
-            )
-            known = np.asarray(known, dtype=bool) & ~np.asarray(
-                pc.is_null(canon).to_numpy(zero_copy_only=False)
-            )
-        sub = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 5)), value_set=comp.subs).fill_null(
-            -1
+    ``dx`` is packed ``(cat + 1) * (n_subs + 1) + sub + 1``, -1 empty, -2 unknown, -3 on the exclusion list
+    (``PDX_INVALID``, also when the dictionary lacks the code: a lone asterisk code is one); ``in_scope[dx_row]``
+    tells which ``main_in_scope`` prefix lists of the exclusions hold the case's principal.
+    """
+    encoded = pc.dictionary_encode(_column(table, "principal_dx", pa.string()))
+    distinct = encoded.dictionary
+    dx_row = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
+    clean = normalise_codes(distinct, "dx")
+    if codebook is not None:
+        ids = codebook.encode_dx(distinct)
+        canon = pa.array(codebook["dx_codes"]).take(pa.array(np.where(ids >= 0, ids, 0)))
+        known = ids >= 0
+    else:
+        canon = pc.replace_substring_regex(clean, r"\+.*$", "")
+        known = pc.match_substring_regex(canon, r"^[A-Z][0-9]{2}(\.[0-9A-Za-z]+)?$").to_numpy(
+            zero_copy_only=False
         )
-        cat = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 3)), value_set=comp.cats).fill_null(
-            -1
-        )
-        packed = (cat.to_numpy(zero_copy_only=False).astype(np.int64) + 1) * (len(comp.subs) + 1) + (
-            sub.to_numpy(zero_copy_only=False) + 1
-        )
-        empty = pc.is_null(clean).to_numpy(zero_copy_only=False)
-        return np.where(empty, -1, np.where(known, packed, -2))
+        known = np.asarray(known, dtype=bool) & ~np.asarray(pc.is_null(canon).to_numpy(zero_copy_only=False))
+    # the dagger code of a dagger/asterisk pair is the principal; it is what the exclusion lists see
+    code = pc.replace_substring_regex(pc.if_else(pa.array(known), canon, clean), r"\+.*$", "")
+    sub = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 5)), value_set=comp.subs).fill_null(-1)
+    cat = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 3)), value_set=comp.cats).fill_null(-1)
+    packed = (cat.to_numpy(zero_copy_only=False).astype(np.int64) + 1) * (len(comp.subs) + 1) + (
+        sub.to_numpy(zero_copy_only=False) + 1
+    )
+    empty = pc.is_null(clean).to_numpy(zero_copy_only=False)
+    invalid = exclusions.invalid_principal(code)
+    dx = np.where(empty, -1, np.where(invalid, -3, np.where(known, packed, -2)))
+    in_scope = exclusions.in_scope(code)
+    return np.append(dx, -1)[dx_row], dx_row, np.vstack([in_scope, np.zeros((1, in_scope.shape[1]), bool)])
 
-    return lookup
 
-
-def _proc_lookup(comp: _Compiled, tiers: ProcedureTiers, codebook):
-    """Distinct procedures → packed ``(pid + 1) * 8 + tier``; -2 unknown, -1 empty.
+def _proc_lookup(comp: _Compiled, tiers: ProcedureTiers, codebook, exclusions: Exclusions):
+    """Distinct procedures → packed ``(main_scope * stride + pid + 1) * 8 + tier``; -2 unknown, -1 empty.
 
     A code is known when the dictionary (codebook, else the tier table) or the catalogue lists it. A known
     code without a tier is conservative, unless the catalogue lists it (then it is surgery, so that it can
-    head its group).
+    head its group). A code listed 按保守治疗入组 gets the tier ``conservative``, as a tier-table override
+    would; ``main_scope`` is :meth:`grouper.dip.exclusions.Exclusions.procedure_rules`'s.
     """
 
     def lookup(distinct: pa.Array) -> np.ndarray:
@@ -347,7 +356,9 @@ def _proc_lookup(comp: _Compiled, tiers: ProcedureTiers, codebook):
         tier = tiers.lookup(canon)
         pid = pc.index_in(canon, value_set=comp.pvocab).fill_null(-1).to_numpy(zero_copy_only=False)
         tier = np.where(tier >= 0, tier, np.where(pid >= 0, _SURGERY, _CONSERVATIVE))
-        packed = (pid.astype(np.int64) + 1) * 8 + tier
+        conservative, main_scope = exclusions.procedure_rules(canon)
+        tier = np.where(conservative, _CONSERVATIVE, tier)
+        packed = (main_scope * comp.stride + pid.astype(np.int64) + 1) * 8 + tier
         empty = pc.is_null(clean).to_numpy(zero_copy_only=False)
         return np.where(empty, -1, np.where(in_dictionary | (pid >= 0), packed, -2))
 
@@ -385,6 +396,22 @@ def _procedures(table: pa.Table, lookup) -> tuple[np.ndarray, np.ndarray, np.nda
     return off, flat, has_p, unknown
 
 
+def _main_procedure(off, main_scope, ptier, dx_row, in_scope) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each case's main procedure in the CSR (``len(flat)`` = none) and the tiers that count.
+
+    The main procedure is the first listed one (principal first) that may be main: ``main_scope`` 0, or
+    ``2 + j`` with the case's principal in scope ``j`` (限范围可作主要手术操作); 1 never (不可作为主要手术操作).
+    A procedure that may not be main sets no tier either (it counts as conservative).
+    """
+    n_flat = len(main_scope)
+    if not main_scope.any():  # no procedure rule: the first listed procedure is the main one
+        return np.where(np.diff(off) > 0, off[:-1], n_flat), ptier
+    case = np.repeat(np.arange(len(off) - 1), np.diff(off))
+    allowed = (main_scope == 0) | ((main_scope >= 2) & in_scope[dx_row[case], np.maximum(main_scope - 2, 0)])
+    at = _kernel.segment_min(off, np.where(allowed, np.arange(n_flat), n_flat), n_flat)
+    return at, np.where(allowed, ptier, _CONSERVATIVE).astype(np.int8)
+
+
 def group_dip(
     table: pa.Table,
     catalogue: Catalogue | str | Path,
@@ -395,6 +422,7 @@ def group_dip(
     related_match: str = "subset",
     tier_from: str = "main",
     main_fallback: bool = True,
+    exclusions: Exclusions | str | Path | None = None,
     explain: bool = False,
     duplicate: np.ndarray | None = None,
     aux: AuxTyping | None = None,
@@ -421,7 +449,11 @@ def group_dip(
     tier_from : {"main", "highest"}
         The main procedure's tier (default) or the highest over all procedures picks the 综合 group.
     main_fallback : bool
-        With no ``principal_proc``, the first other procedure is the main procedure (default True).
+        With no ``principal_proc``, the first other procedure is the main procedure (default True). A
+        flagged principal that may not be main (exclusion list) always passes to the next listed procedure.
+    exclusions : Exclusions or path, optional
+        Exclusion lists (排除表, :mod:`grouper.dip.exclusions`); default the shipped
+        ``codebooks/dip/exclusions.csv`` (asterisk principal codes only); a path is a region's table added to it.
     explain : bool
         Add a ``reason`` column: the layer that decided and the keys it used.
     duplicate : bool array, optional
@@ -443,7 +475,10 @@ def group_dip(
     reference/dip.md §3. Core: the case's 亚目 (``K35.800x001`` → ``K35.8``, compared case-insensitively)
     and main procedure select the candidate groups; no main procedure, or one of tier ``conservative``,
     selects the 亚目's conservative group. 综合: the 类目 (``K35``) × the case's tier, that tier only
-    (dip.md §6.5 P7).
+    (dip.md §6.5 P7). Exclusion lists (dip.md §3.2): a principal on the ``dx`` list (or an asterisk code) ends
+    in ``PDX_INVALID`` without a group; the main procedure is the first listed procedure that may be main
+    (``not_main`` never, ``main_in_scope`` only for its principal diagnoses), none → conservative; a code
+    listed ``conservative`` (按保守治疗入组) has that tier.
 
     Examples
     --------
@@ -454,31 +489,34 @@ def group_dip(
     """
     cat = catalogue if isinstance(catalogue, Catalogue) else read_catalogue(catalogue)
     tiers = tiers if tiers is not None else read_procedure_tiers()
+    if not isinstance(exclusions, Exclusions):
+        exclusions = read_exclusions(exclusions)
     crit = _criteria(tie_break)
     if related_match not in ("subset", "partial"):
         raise CatalogueError(f"related_match: {related_match!r} is not one of subset, partial")
     if tier_from not in ("main", "highest"):
         raise CatalogueError(f"tier_from: {tier_from!r} is not one of main, highest")
     comp = _compile(cat, tiers)
+    if (len(exclusions.scopes) + 2) * comp.stride * 8 >= 2**31:
+        raise CatalogueError("exclusions: too many distinct pdx_scope lists for this catalogue")
     n = table.num_rows
 
-    # principal diagnosis → 亚目 id, 类目 id
-    dx = encode_values(_column(table, "principal_dx", pa.string()), _dx_lookup(comp, codebook)).astype(
-        np.int64
-    )
+    # principal diagnosis → 亚目 id, 类目 id (or an error code)
+    dx, dx_row, in_scope = _principal(table, comp, codebook, exclusions)
     width = len(comp.subs) + 1
     sub_id = np.where(dx >= 0, dx % width - 1, -1)
     cat_id = np.where(dx >= 0, dx // width - 1, -1)
 
     # procedures → CSR of catalogue procedure ids and tiers; the main procedure is listed first
-    off, flat, has_p, unknown = _procedures(table, _proc_lookup(comp, tiers, codebook))
-    pid = (flat // 8 - 1).astype(np.int32)
+    off, flat, has_p, unknown = _procedures(table, _proc_lookup(comp, tiers, codebook, exclusions))
+    pid = (flat // 8 % comp.stride - 1).astype(np.int32)
     ptier = (flat % 8).astype(np.int8)
-    n_proc = np.diff(off)
-    first = np.minimum(off[:-1], max(len(flat) - 1, 0))
-    main_tier = np.where(n_proc > 0, ptier[first] if len(flat) else 0, _CONSERVATIVE)
-    has_main = (n_proc > 0) & (has_p | main_fallback) & (main_tier != _CONSERVATIVE)
-    main_pid = np.where(has_main, pid[first] if len(flat) else -1, -1).astype(np.int32)
+    main_at, ptier = _main_procedure(off, flat // 8 // comp.stride, ptier, dx_row, in_scope)
+    found = main_at < len(flat)
+    at = np.minimum(main_at, max(len(flat) - 1, 0))
+    main_tier = np.where(found, ptier[at] if len(flat) else 0, _CONSERVATIVE)
+    has_main = found & (has_p | main_fallback) & (main_tier != _CONSERVATIVE)
+    main_pid = np.where(has_main, pid[at] if len(flat) else -1, -1).astype(np.int32)
     if tier_from == "main":
         case_tier = np.where(has_main, main_tier, _CONSERVATIVE).astype(np.int8)
     else:
@@ -515,7 +553,13 @@ def group_dip(
     rest = row < 0
     row[rest] = comp.blank_row
     layer[rest] = _L_BLANK if comp.blank_row >= 0 else _L_NONE
-    for mask, code in ((dx == -1, _L_PDX_MISSING), (dx == -2, _L_PDX_UNKNOWN), (newborn_missing, _L_NEWBORN)):
+    errors = (
+        (dx == -1, _L_PDX_MISSING),
+        (dx == -2, _L_PDX_UNKNOWN),
+        (dx == -3, _L_PDX_INVALID),
+        (newborn_missing, _L_NEWBORN),
+    )
+    for mask, code in errors:
         row[mask] = -1
         layer[mask] = code
 
@@ -549,7 +593,8 @@ def group_dip(
         "dip_status": _STATUS_NAMES.take(pa.array(np.searchsorted(_STATUS_CODES, status))),
     }
     if explain:
-        columns["reason"] = _reasons(table, layer, has_main, case_tier, aux_type, aux_coef)
+        promoted = found & (main_at != off[:-1])
+        columns["reason"] = _reasons(table, layer, has_main, promoted, case_tier, aux_type, aux_coef)
     return pa.table(columns, schema=_schema(explain))
 
 
@@ -559,6 +604,7 @@ _STATUS_OF_LAYER = np.array(
     [
         DipStatus.PDX_MISSING,
         DipStatus.PDX_UNKNOWN,
+        DipStatus.PDX_INVALID,
         DipStatus.NEWBORN_DATA_MISSING,
         DipStatus.OK,
         DipStatus.OK,
@@ -605,7 +651,7 @@ def _priority(table, comp, off, pid, cat_id) -> tuple[np.ndarray, np.ndarray]:
     return prio, missing & (prio >= n_rules)
 
 
-def _reasons(table, layer, has_main, case_tier, aux_type, aux_coef) -> pa.Array:
+def _reasons(table, layer, has_main, promoted, case_tier, aux_type, aux_coef) -> pa.Array:
     dx = normalise_codes(_column(table, "principal_dx", pa.string()), "dx")
     main = normalise_codes(_column(table, "principal_proc", pa.string()), "proc")
     coef = pc.cast(pc.round(pa.array(aux_coef, pa.float64()), 4), pa.string())
@@ -617,7 +663,13 @@ def _reasons(table, layer, has_main, case_tier, aux_type, aux_coef) -> pa.Array:
         "; 亚目 ",
         pc.fill_null(pc.utf8_slice_codeunits(dx, 0, 5), "-"),
         ", main ",
-        pc.if_else(pa.array(has_main), pc.fill_null(main, "(first other)"), "-"),
+        pc.if_else(
+            pa.array(has_main),
+            pc.if_else(
+                pa.array(promoted), "(next listed: exclusion list)", pc.fill_null(main, "(first other)")
+            ),
+            "-",
+        ),
         ", tier ",
         pa.array(TIERS).take(pa.array(case_tier)),
         aux,

@@ -11,7 +11,7 @@ import typer
 import grouper
 from grouper.batch import group_files
 from grouper.codebook import Codebook, CodebookError
-from grouper.dip import CatalogueError, group_dip, read_catalogue, read_procedure_tiers
+from grouper.dip import CatalogueError, group_dip, read_catalogue, read_exclusions, read_procedure_tiers
 from grouper.dip.aux import AuxTyping, aux_path
 from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
@@ -48,6 +48,12 @@ def group(
         None, help="DIP: a region's procedure tier table (code,tier) over the default."
     ),
     tie_break: str = typer.Option("national", help="DIP: tie-break profile of codebooks/dip/grouping.toml."),
+    exclusions: Path = typer.Option(
+        None,
+        "--exclusions",
+        help="DIP: a region's exclusion lists (排除表: kind,code,match,rule,pdx_scope,source,note) added to "
+        "codebooks/dip/exclusions.csv.",
+    ),
     aux: Path = typer.Option(
         None,
         "--aux",
@@ -67,7 +73,7 @@ def group(
     try:
         check_output(out, force)
         run, metadata, status_column, columns = _grouping(
-            scheme, catalogue, tiers, tie_break, explain, aux, no_aux
+            scheme, catalogue, tiers, tie_break, explain, aux, no_aux, exclusions
         )
         counts: collections.Counter[str] = collections.Counter()
 
@@ -102,6 +108,7 @@ def _grouping(
     explain: bool,
     aux: Path | None,
     no_aux: bool,
+    exclusions: Path | None = None,
 ):
     """The batch function, the output metadata, the status column and the input columns of a scheme."""
     codebook = Codebook.load("chs-drg-1.1" if scheme == "dip" else scheme)
@@ -114,8 +121,8 @@ def _grouping(
     if aux and (no_aux or scheme != "dip"):
         raise UserError("--aux is for --scheme dip, without --no-aux")
     if scheme != "dip":
-        if catalogue:
-            raise UserError("--catalogue is for --scheme dip")
+        if catalogue or exclusions:
+            raise UserError("--catalogue and --exclusions are for --scheme dip")
 
         def run_drg(table: pa.Table, duplicate) -> pa.Table:
             return grouper.group_drg(table, codebook, explain=explain, duplicate=duplicate)
@@ -125,11 +132,13 @@ def _grouping(
         raise UserError("--scheme dip needs --catalogue (e.g. pingdingshan-2025, or a catalogue file)")
     cat = read_catalogue(catalogue)
     proc_tiers = read_procedure_tiers(tiers)
+    excluded = read_exclusions(exclusions)
     metadata.update(
         {
             "drgdip.catalogue": cat.name,
             "drgdip.catalogue_sha256": cat.fingerprint,
             "drgdip.tiers_sha256": proc_tiers.fingerprint,
+            "drgdip.exclusions_sha256": excluded.fingerprint,
         }
     )
     typing = None if no_aux else _aux_typing(catalogue, cat.fingerprint, aux)
@@ -143,6 +152,7 @@ def _grouping(
             tiers=proc_tiers,
             codebook=codebook,
             tie_break=tie_break,
+            exclusions=excluded,
             explain=explain,
             duplicate=duplicate,
             aux=typing,
