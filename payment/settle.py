@@ -11,11 +11,8 @@ special-case and bed-day aggregates) then a per-case pass; :func:`settle` runs i
 
 from __future__ import annotations
 
-import datetime as _dt
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 import numpy as np
@@ -35,7 +32,9 @@ from payment.budget import (
     elastic_point_value,
     trimmed_budget_point_value,
 )
-from payment.money import TIE_FEN, exact, fen_to_yuan, largest_remainder, publish, round_fen
+from payment.clearing import band_adjustment, clearing_payment, hospital_shares
+from payment.deductions import deduction_grid
+from payment.money import TIE_FEN, exact, fen_to_yuan, publish, round_fen
 from payment.points import (
     Deviation,
     DeviationProfile,
@@ -49,11 +48,6 @@ from payment.route import REASONS, Route, Routing, route_cases
 
 __all__ = [
     "Settlement",
-    "band_adjustment",
-    "clearing_payment",
-    "hospital_shares",
-    "monthly_presettlement",
-    "parse_deductions",
     "settle",
     "settle_batches",
 ]
@@ -63,125 +57,6 @@ BATCH_SIZE = 1 << 19
 
 _ROUTE_NAMES = {int(r): r.name for r in Route}
 _DEV_NAMES = [m.name.lower() for m in Deviation]
-
-
-def monthly_presettlement(points, point_value, patient_paid, prepay_ratio, deduction=0) -> Fraction:
-    """医疗机构月度预结费用 = (月度总分值 × 该月点值 − 该月患者支付总额) × 预拨比例 − 该月审核扣款.
-
-    payment.md §6, vector M-1: (100,000 × 10.5 − 300,000) × 0.9 − 5,000 = 670,000.
-
-    Examples
-    --------
-    >>> monthly_presettlement(100_000, 10.5, 300_000, 0.9, 5_000)
-    Fraction(670000, 1)
-    """
-    gross = exact(points) * exact(point_value) - exact(patient_paid)
-    return gross * exact(prepay_ratio) - exact(deduction)
-
-
-def band_adjustment(
-    due, billed, surplus_bands: Sequence, overspend_bands: Sequence, mode: str = "progressive"
-):
-    """结余留用 / 合理超支分担: money added to (+) or recovered from (−) a hospital's payment.
-
-    ``rate = due / billed`` (DIP 应支付额 / 项目记账金额). A surplus slice is kept at its band's ``retain``
-    share (the rest is recovered); an overspend slice is covered at its band's ``fund_share``. Bands are
-    half-open ``[from, to)``; ``progressive`` prices each slice at its own band, ``whole`` prices the whole
-    gap at the band of the final rate. A slice outside every band keeps the surplus and bears the overspend.
-    payment.md §8, vector S-1.
-
-    Returns
-    -------
-    (gap, adjustment) : Fraction, Fraction   gap = due − billed (surplus > 0, overspend < 0)
-
-    Examples
-    --------
-    >>> sb = [{"from": 1.0, "to": 1.1, "retain": 1.0}, {"from": 1.1, "to": None, "retain": 0.5}]
-    >>> ob = [{"from": 0.9, "to": 1.0, "fund_share": 0.5}, {"from": 0.0, "to": 0.9, "fund_share": 0.0}]
-    >>> band_adjustment(11_500_000, 10_000_000, sb, ob)
-    (Fraction(1500000, 1), Fraction(-250000, 1))
-    >>> band_adjustment(8_500_000, 10_000_000, sb, ob)
-    (Fraction(-1500000, 1), Fraction(500000, 1))
-    """
-    due, billed = exact(due), exact(billed)
-    gap = due - billed
-    if billed <= 0 or gap == 0:
-        return gap, Fraction(0)
-    rate = due / billed
-    surplus = gap > 0
-    bands = surplus_bands if surplus else overspend_bands
-    if not bands:
-        return gap, Fraction(0)
-    key = "retain" if surplus else "fund_share"
-    lo, hi = (Fraction(1), rate) if surplus else (rate, Fraction(1))
-    covered = Fraction(0)  # Σ slice × share, in rate units
-    if mode == "whole":
-        for b in bands:
-            f, t = exact(b["from"]), (None if b.get("to") is None else exact(b.get("to")))
-            if f <= rate and (t is None or rate < t):
-                covered = (hi - lo) * exact(b[key])
-                break
-        else:
-            covered = (hi - lo) if surplus else Fraction(0)
-    else:
-        width = Fraction(0)
-        for b in bands:
-            f, t = exact(b["from"]), (None if b.get("to") is None else exact(b.get("to")))
-            a, z = max(lo, f), (hi if t is None else min(hi, t))
-            if z > a:
-                covered += (z - a) * exact(b[key])
-                width += z - a
-        if surplus:
-            covered += (hi - lo) - width  # slices outside every band are kept
-    if surplus:
-        return gap, -(gap - covered * billed)
-    return gap, covered * billed
-
-
-def hospital_shares(
-    points, point_value, fund_ratio, *, keys, form="ratio", scope="region", patient=None, hospital_ratio=None
-):
-    """Hospital standard amounts and fund amounts (fen) of one pool; payment.md §7, vectors C-1 and C-2.
-
-    Ratio form with the regional r: the fund total Σ P_h × V × r is shared by the largest-remainder rule, so
-    the parts add up to it (to the budget itself when V is the full-precision floating value). Subtraction
-    form: the gross Σ P_h × V is shared, then each hospital's patient payments are subtracted. With
-    hospital-specific ratios the parts do not reconcile to a fixed total and each is rounded half-up.
-
-    Returns
-    -------
-    (gross, fund_fen) : list of Fraction (yuan, P_h × V), list of int (fen)
-
-    Examples
-    --------
-    >>> v = Fraction(100_000_000) / Fraction(7, 10) / 8_500_000
-    >>> hospital_shares([5_000_000, 2_500_000, 1_000_000], v, Fraction(7, 10), keys=["H1", "H2", "H3"])[1]
-    [5882352941, 2941176471, 1176470588]
-    """
-    pts = [exact(x) for x in points]
-    v, r = exact(point_value), exact(fund_ratio)
-    gross = [x * v for x in pts]
-    if scope == "hospital":
-        return gross, [round_fen(g * exact(rr)) for g, rr in zip(gross, hospital_ratio, strict=True)]
-    if form == "ratio":
-        return gross, largest_remainder(round_fen(sum(gross, Fraction(0)) * r), gross, keys)
-    g_fen = largest_remainder(round_fen(sum(gross, Fraction(0))), gross, keys)
-    return gross, [g - round_fen(exact(x)) for g, x in zip(g_fen, patient, strict=True)]
-
-
-def clearing_payment(allocated_fen, assessment_coef=1, audit_deduction=0, band_adjust=0, prepaid_fen=0):
-    """Annual clearing (年度清算): (allocated × 考核系数 − 审核扣减 + band adjustment) → payment due, then
-    clearing = due − prepaid; both in fen, rounded once. payment.md §7.1/§7.5, vector C-3.
-
-    Examples
-    --------
-    >>> clearing_payment(5882352941, 0.98, 120_000, 0, 5_200_000_000)
-    (5752705882, 552705882)
-    """
-    due = round_fen(
-        Fraction(allocated_fen, 100) * exact(assessment_coef) - exact(audit_deduction) + exact(band_adjust)
-    )
-    return due, due - prepaid_fen
 
 
 @dataclass(frozen=True)
@@ -283,7 +158,7 @@ def settle(
         case_ids declared for 特例单议, in review-priority order; approved up to the region-wide cap.
     deductions : mapping, optional
         Monthly audit deductions (该月审核扣款) in fen by ``(hospital_id, month 1–12)``, as
-        :func:`parse_deductions` returns them: taken off the monthly pre-settlement (so off ``prepaid``) and
+        :func:`payment.deductions.parse_deductions` returns them: taken off the monthly pre-settlement (so off ``prepaid``) and
         counted in the year's ``audit_deduction``, so that the clearing takes them once.
     batch_size : int
         Rows per batch of :func:`settle_batches` (bounds the intermediates; results do not depend on it).
@@ -415,7 +290,7 @@ class _Region:
         return cls(
             policy, catalogue, hospitals, hosp_ids, h_level, h_coef, policy.pools, list(v_budget), vb_pub,
             np.array([float(v) for v in vb_pub] + [0.0]), w, tuple(special_cases), list(trim),
-            _deduction_grid(deductions, hosp_ids),
+            deduction_grid(deductions, hosp_ids),
         )  # fmt: skip
 
     @property
@@ -1050,88 +925,6 @@ def _untrimmed_budget_value(policy, pool: str, history: dict) -> Fraction:
     c, q, o = (np.asarray(x, dtype=np.float64) for x in (costs, pts, own))
     v = efficient_point_value_2d(c / q, o / q, c.sum() / q.sum(), o.sum() / q.sum())
     return exact(v)
-
-
-_MONTH = re.compile(r"\d{4}-\d{2}")
-
-
-def parse_deductions(table: pa.Table, hospital_ids: Sequence[str], policy, *, first_row: int = 1) -> dict:
-    """Monthly audit deductions (该月审核扣款) in fen by ``(hospital_id, month)``, validated and summed.
-
-    ``table`` has ``hospital_id``, ``month`` (``YYYY-MM`` inside the policy's effective period) and ``amount``
-    (yuan, ≥ 0, at most two decimals, read exactly: text, integers, decimals or floats as written), and may
-    have ``reason``. Rows of the same hospital and month add up. A bad row raises ``ValueError`` naming it
-    (``row first_row + i``) and the column. payment.md §6: the deduction comes off the month's pre-settlement.
-
-    Examples
-    --------
-    >>> from payment.policy import Policy
-    >>> p = Policy.load("codebooks/policies/demo-2025.toml")          # doctest: +SKIP
-    >>> t = pa.table({"hospital_id": ["A", "A"], "month": ["2025-03", "2025-03"], "amount": ["100.25", "5"]})
-    >>> parse_deductions(t, ["A", "B"], p)                             # doctest: +SKIP
-    {('A', 3): 10525}
-    """
-    missing = [c for c in ("hospital_id", "month", "amount") if c not in table.column_names]
-    if missing:
-        raise ValueError(f"missing column(s) {', '.join(missing)}")
-    known = set(hospital_ids)
-    eff = policy.header["effective"]
-    first, last = eff["start"].replace(day=1), eff["end"]
-    out: dict[tuple[str, int], int] = {}
-    cols = [table.column(c).to_pylist() for c in ("hospital_id", "month", "amount")]
-    for i, (h, m, a) in enumerate(zip(*cols, strict=True)):
-        where = f"row {first_row + i}"
-        h = None if h is None else str(h).strip()
-        if h not in known:
-            raise ValueError(
-                f"{where}, column hospital_id: unknown hospital {h!r} (not in the hospitals table)"
-            )
-        m = None if m is None else str(m).strip()
-        try:
-            d = _dt.date.fromisoformat(f"{m}-01") if m and _MONTH.fullmatch(m) else None
-        except ValueError:
-            d = None
-        if d is None:
-            raise ValueError(f"{where}, column month: {m!r} is not a month YYYY-MM")
-        if not first <= d <= last:
-            raise ValueError(
-                f"{where}, column month: {m} is outside the policy period {first:%Y-%m} … {last:%Y-%m}"
-            )
-        out[(h, d.month)] = out.get((h, d.month), 0) + _amount_fen(a, f"{where}, column amount")
-    return out
-
-
-def _amount_fen(value, where: str) -> int:
-    """A yuan amount as written (text, int, Decimal or float's shortest repr) → whole fen, or ValueError."""
-    try:
-        d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
-    except InvalidOperation:
-        d = None
-    if value is None or d is None or not d.is_finite():
-        raise ValueError(f"{where}: {value!r} is not an amount in yuan")
-    if d < 0:
-        raise ValueError(f"{where}: negative amount {value} (a deduction is ≥ 0)")
-    fen = d * 100
-    if fen != fen.to_integral_value():
-        raise ValueError(f"{where}: {value} has more than two decimals (amounts are in yuan to the fen)")
-    return int(fen)
-
-
-def _deduction_grid(
-    deductions: Mapping[tuple[str, int], int] | None, hosp_ids: pa.Array
-) -> np.ndarray | None:
-    """Deductions as a hospital × month (0–12) array of fen; ``None`` when there are none."""
-    if deductions is None:
-        return None
-    index = {h: i for i, h in enumerate(hosp_ids.to_pylist())}
-    grid = np.zeros((len(index), 13), dtype=np.int64)
-    for (h, month), fen in deductions.items():
-        if h not in index:
-            raise ValueError(f"deductions: unknown hospital {h!r} (not in the hospitals table)")
-        if not 1 <= month <= 12:
-            raise ValueError(f"deductions: month {month} of hospital {h!r} is not 1–12")
-        grid[index[h], month] += int(fen)
-    return grid
 
 
 def _month_value(series, month: int, fallback: Fraction) -> Fraction:

@@ -29,8 +29,9 @@ from payment._arrays import to_str_numpy
 from payment.budget import level_coefficients
 from payment.cli._app import DEBUG, FORCE, QUIET, UserError, app, check_output, fail
 from payment.cli._app import stderr as console
+from payment.deductions import parse_deductions
 from payment.policy import POOLS, Policy, PolicyError
-from payment.settle import BATCH_SIZE, parse_deductions, settle_batches
+from payment.settle import BATCH_SIZE, settle_batches
 
 #: Rows per row group of cases.parquet (fixed, so the file does not depend on how the input was read).
 ROW_GROUP = 1 << 19

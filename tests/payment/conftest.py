@@ -19,15 +19,10 @@ import pyarrow as pa
 import pytest
 
 from payment import bedday, budget, money, percase, points
+from payment.clearing import band_adjustment, clearing_payment, hospital_shares, monthly_presettlement
+from payment.deductions import parse_deductions
 from payment.policy import Policy
-from payment.settle import (
-    band_adjustment,
-    clearing_payment,
-    hospital_shares,
-    monthly_presettlement,
-    parse_deductions,
-    settle,
-)
+from payment.settle import settle
 
 
 def _frac(x) -> Fraction:

@@ -278,7 +278,8 @@ def test_cli_reports_a_missing_column(files, tmp_path):
     ratio=st.sampled_from([Fraction(9, 10), Fraction(95, 100), Fraction(1)]),
 )
 def test_fast_monthly_rounding_matches_the_exact_formula(pts, pat, v, ratio):
-    from payment.settle import _monthly_fen, monthly_presettlement
+    from payment.clearing import monthly_presettlement
+    from payment.settle import _monthly_fen
 
     exact_value = monthly_presettlement(Fraction(pts), v, Fraction(pat), ratio)  # the floats' binary values
     assert _monthly_fen(pts, v, pat, ratio) == round_fen(exact_value)

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 import payment.cli.settle  # noqa: F401  (registers the command)
 from payment.cli._app import app
+from payment.deductions import parse_deductions
 from payment.policy import Policy
-from payment.settle import parse_deductions, settle
+from payment.settle import settle
 from tests.payment import payment_synth as synth
 
 ROOT = Path(__file__).resolve().parents[2]
