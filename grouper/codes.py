@@ -1,6 +1,7 @@
 """Code normalisation and encoding (编码清洗): diagnosis and procedure strings → integer ids.
 
-Normalisation is syntactic and the same for every scheme: Unicode NFKC (full-width characters), trim,
+Normalisation is syntactic and the same for every scheme: Unicode NFKC (full-width characters), the dagger sign
+``†`` written as ``+`` with no spaces around it, trim,
 upper-case letters but keep the 医保版 lower-case ``x`` extension (``i10.X05`` → ``I10.x05``), and restore a
 dropped leading zero of a procedure chapter (``3.3101`` → ``03.3101``). Which cleaned string is which code
 (dagger/asterisk pairs, 国临版 → 医保版 remaps) is the codebook's job: see ``Codebook.encode_dx``.
@@ -57,7 +58,8 @@ def _normalise_strings(values: pa.Array, kind: str) -> pa.Array:
 def _clean(values: pa.Array, kind: str) -> pa.Array:
     s = values.cast(pa.string())
     if not pc.all(pc.string_is_ascii(s)).as_py():
-        s = pc.utf8_normalize(s, "NFKC")
+        s = pc.replace_substring(pc.utf8_normalize(s, "NFKC"), "†", "+")  # the printed dagger sign
+    s = pc.replace_substring_regex(s, r"\s*\+\s*", "+")  # A18.000x047 + M49.0*
     s = pc.utf8_upper(pc.utf8_trim_whitespace(s))
     # the 医保版 extension letter is a lower-case x after a digit or the dot; a leading X is ICD-10 chapter X
     s = pc.replace_substring_regex(s, r"([0-9.])X", r"\1x")

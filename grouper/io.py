@@ -34,6 +34,9 @@ BATCH_SIZE = 1 << 18
 _RECORDS = REPO_ROOT / "codebooks" / "records"
 _NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$"
 _EXCEL_MAX_ROWS = 1_048_575
+#: Separators between codes in a flat list column: `|` (canonical), and the , ; ， ； 、 and line breaks that
+#: hand-made exports use. No ICD code contains any of them.
+_LIST_SEPARATORS = r"[|,;，；、\r\n]"
 
 
 class InputError(ValueError):
@@ -41,16 +44,18 @@ class InputError(ValueError):
 
 
 @cache
-def _aliases() -> dict[str, str]:
+def _aliases() -> dict[str, tuple[str, int]]:
+    """Header key → (canonical column, rank): when a file has two aliases of one column, the lower rank (the
+    earlier row of column_aliases.csv, e.g. setl_id before mdtrt_id) wins."""
     table = pd.read_csv(_RECORDS / "column_aliases.csv", dtype=str, keep_default_na=False)
-    return {_key(a): c for a, c in zip(table.alias, table.column, strict=True)}
+    return {_key(a): (c, rank) for rank, (a, c) in enumerate(zip(table.alias, table.column, strict=True))}
 
 
 @cache
 def _value_maps() -> dict[str, tuple[pa.Array, pa.Array]]:
     table = pd.read_csv(_RECORDS / "value_maps.csv", dtype=str, keep_default_na=False)
     return {
-        col: (pa.array(list(g.value)), pa.array(list(g.canonical)))
+        col: (pa.array([v.lower() for v in g.value]), pa.array(list(g.canonical)))
         for col, g in table.groupby("column", sort=False)
     }
 
@@ -124,6 +129,7 @@ def _parquet_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
         reader = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    _check_unique(path, reader.schema_arrow.names)
     names = select(reader.schema_arrow.names)
     empty = True
     for batch in reader.iter_batches(batch_size=batch_size, columns=names):
@@ -139,12 +145,23 @@ def _excel_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
     except Exception as exc:  # openpyxl raises many types for a broken workbook
         raise InputError(f"{path}: not a readable Excel workbook ({exc})") from None
     frame.columns = [str(c) for c in frame.columns]
+    mangled = [
+        c for c in frame.columns if re.fullmatch(r"(.+)\.\d+", c) and c.rsplit(".", 1)[0] in frame.columns
+    ]
+    if mangled:  # pandas renames a repeated header "X" to "X.1"
+        raise InputError(f"{path}: column {mangled[0].rsplit('.', 1)[0]!r} appears twice in the header")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.select(select(table.column_names))
     if table.num_rows == 0:
         yield table
     for start in range(0, table.num_rows, batch_size):
         yield table.slice(start, batch_size)
+
+
+def _check_unique(path: Path, names: list[str]) -> None:
+    dupes = sorted({h for h in names if names.count(h) > 1})
+    if dupes:
+        raise InputError(f"{path}: column {dupes[0]!r} appears twice in the header")
 
 
 def _detect_encoding(path: Path) -> str:
@@ -171,18 +188,24 @@ def _csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> I
         codecs.lookup(encoding)
     except LookupError:
         raise InputError(f"{path}: unknown encoding {encoding!r}") from None
-    try:
-        with path.open(encoding=encoding, newline="") as f:
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    try:  # utf-8-sig: a BOM must not glue itself to a quoted first header
+        with path.open(encoding="utf-8-sig" if utf8 else encoding, newline="") as f:
             header = next(csv.reader([f.readline()]), [])
     except UnicodeDecodeError:
         raise InputError(f"{path}: line 1 is not valid {encoding}; try --encoding gbk or utf-8") from None
-    header = [h.lstrip("\ufeff") for h in header]
     if not header or not any(h.strip() for h in header):
         raise InputError(f"{path}: the file has no header row")
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise InputError(f"{path}: column {dupes[0]!r} appears twice in the header")
-    read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 22, column_names=header, skip_rows=1)
+    header = [h if h.strip() else f"(blank column {i + 1})" for i, h in enumerate(header)]
+    _check_unique(path, header)
+    # a legacy-encoded export may carry stray bytes in free-text columns: decode them as U+FFFD rather than
+    # refusing the file (a damaged code then gets its own status); UTF-8 is validated by the parser itself
+    read = pacsv.ReadOptions(
+        encoding=encoding if utf8 else _lenient(encoding),
+        block_size=1 << 22,
+        column_names=header,
+        skip_rows=1,
+    )
     names = select(header)
     convert = pacsv.ConvertOptions(
         include_columns=names,
@@ -191,7 +214,12 @@ def _csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> I
         quoted_strings_can_be_null=False,
     )
     try:
-        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+        reader = pacsv.open_csv(
+            path,
+            read_options=read,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=convert,
+        )
         empty = True
         pending: list[pa.RecordBatch] = []
         rows = 0
@@ -209,8 +237,33 @@ def _csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> I
         elif empty:
             yield pa.schema([(h, pa.string()) for h in names]).empty_table()
     except pa.ArrowInvalid as exc:
+        if "Could not skip initial" in str(exc):  # a header line and nothing else
+            yield pa.schema([(h, pa.string()) for h in names]).empty_table()
+            return
         hint = "; hospital exports are often GBK: add --encoding gbk" if "UTF8" in str(exc) else ""
         raise InputError(f"{path}: {exc}{hint}") from None
+
+
+def _lenient(encoding: str) -> str:
+    """The name of a codec that decodes ``encoding`` with undecodable bytes replaced (registered on first use)."""
+    name = f"drgdip_lenient_{codecs.lookup(encoding).name.replace('-', '_')}"
+    if name not in _LENIENT:
+        base = codecs.lookup(encoding)
+        _LENIENT[name] = codecs.CodecInfo(
+            name=name,
+            encode=base.encode,
+            decode=lambda data, errors="strict": base.decode(data, "replace"),
+            incrementalencoder=base.incrementalencoder,
+            incrementaldecoder=lambda errors="strict": base.incrementaldecoder("replace"),
+            streamreader=base.streamreader,
+            streamwriter=base.streamwriter,
+        )
+        if len(_LENIENT) == 1:
+            codecs.register(_LENIENT.get)
+    return name
+
+
+_LENIENT: dict[str, codecs.CodecInfo] = {}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -220,24 +273,29 @@ def _csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> I
 def _column_mapping(path: Path, headers: list[str]) -> dict[str, list[str]]:
     """Canonical column → the file's header(s) that feed it; numbered list headers are gathered in order."""
     aliases = _aliases()
-    mapping: dict[str, list[str]] = {}
-    numbered: dict[str, list[tuple[int, str]]] = {}
+    chosen: dict[str, tuple[int, str]] = {}
+    lists: dict[str, list[tuple[int, str]]] = {}
+    seen: dict[str, str] = {}
     for h in headers:
         key = _key(h)
+        if key in seen:
+            raise InputError(f"{path}: columns {seen[key]!r} and {h!r} are the same column; keep one")
+        seen[key] = h
         if key in aliases:
-            col = aliases[key]
-            if col in mapping and col not in LIST_COLUMNS:
-                continue  # the first of two aliases wins (e.g. setl_id before mdtrt_id in file order)
-            mapping.setdefault(col, []).append(h)
+            col, rank = aliases[key]
+            if col in LIST_COLUMNS:
+                lists.setdefault(col, []).append((0, h))
+            elif col not in chosen or rank < chosen[col][0]:
+                chosen[col] = (rank, h)
             continue
         m = re.fullmatch(r"(.*?)(\d+)", key)
-        if m and aliases.get(m.group(1)) in LIST_COLUMNS:
-            numbered.setdefault(aliases[m.group(1)], []).append((int(m.group(2)), h))
-    for col, items in numbered.items():
-        mapping.setdefault(col, []).extend(h for _, h in sorted(items))
+        if m and aliases.get(m.group(1), ("", 0))[0] in LIST_COLUMNS:
+            lists.setdefault(aliases[m.group(1)][0], []).append((int(m.group(2)), h))
+    mapping = {col: [h] for col, (_, h) in chosen.items()}
+    mapping.update({col: [h for _, h in sorted(items, key=lambda x: x[0])] for col, items in lists.items()})
     for col in REQUIRED_COLUMNS:
         if col not in mapping:
-            known = sorted(a for a, c in aliases.items() if c == col)
+            known = sorted(a for a, (c, _) in aliases.items() if c == col)
             raise InputError(
                 f"{path}: required column {col!r} is missing (accepted headers: {', '.join(known)})"
             )
@@ -276,7 +334,7 @@ def _code_list(parts: list[pa.ChunkedArray]) -> pa.Array:
         for a in arrays
     ]
     text = pc.binary_join_element_wise(*(t.fill_null("") for t in texts), "|") if len(texts) > 1 else texts[0]
-    split = pc.split_pattern(text.fill_null(""), "|")
+    split = pc.split_pattern_regex(text.fill_null(""), _LIST_SEPARATORS)
     flat = pc.utf8_trim_whitespace(pc.list_flatten(split))
     keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
     owner = pc.list_parent_indices(split).to_numpy(zero_copy_only=False)
@@ -290,13 +348,13 @@ def _convert(field: pa.Field, column: pa.ChunkedArray) -> pa.Array:
     if field.name in _value_maps():
         text = _strings(arr)
         keys, values = _value_maps()[field.name]
-        idx = pc.index_in(text, value_set=keys)
+        idx = pc.index_in(pc.utf8_lower(text), value_set=keys)
         arr = pc.if_else(pc.is_valid(idx), pc.take(values, idx), text)
     if arr.type == field.type and field.type != pa.string():
         return arr
     t = field.type
     if pa.types.is_integer(t):
-        return _numbers(arr, pa.float64(), bad=-1).cast(pa.int64()).cast(t, safe=False)
+        return _integers(arr, t)
     if pa.types.is_floating(t):
         if field.name in ("icu_hours", "vent_hours"):
             arr = _duration_hours(_strings(arr))
@@ -306,16 +364,30 @@ def _convert(field: pa.Field, column: pa.ChunkedArray) -> pa.Array:
     return _strings(arr)
 
 
+def _integers(arr: pa.Array, typ: pa.DataType) -> pa.Array:
+    """Whole numbers, floored like the reference's ``intValue`` (``65.7`` → 65); a value present but unreadable or
+    outside the type's range becomes -1 (the grouper turns it into a status), an empty one null."""
+    values = pc.floor(_numbers(arr, pa.float64(), bad=-1))
+    info = np.iinfo(typ.to_pandas_dtype())
+    bad = pc.or_(pc.less(values, float(info.min)), pc.greater(values, float(info.max)))
+    return pc.if_else(bad, pa.scalar(-1.0), values).cast(typ)
+
+
 def _numbers(arr: pa.Array, typ: pa.DataType, bad: int | None) -> pa.Array:
-    """Numbers from text; a present but unreadable value becomes ``bad`` (-1 or null), an empty one null."""
-    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
-        return arr.cast(typ)
+    """Numbers from text or numeric columns; a present but unreadable value becomes ``bad`` (-1 or null), an
+    empty one (or NaN) null. Full-width digits are read (NFKC)."""
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type):
+        values = arr.cast(pa.float64())
+        values = pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
+        return values.cast(typ)
     text = _strings(arr)
+    if not pc.all(pc.string_is_ascii(text)).as_py():
+        text = pc.utf8_normalize(text, "NFKC")
     ok = pc.match_substring_regex(text, _NUMBER)
     parsed = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
     if bad is not None:
         parsed = pc.if_else(pc.and_(pc.is_valid(text), pc.invert(ok)), pa.scalar(float(bad)), parsed)
-    return parsed.cast(typ) if pa.types.is_floating(typ) else pc.floor(parsed)
+    return parsed.cast(typ)
 
 
 def _duration_hours(text: pa.Array) -> pa.Array:

@@ -30,6 +30,7 @@ class Status(IntEnum):
     NEWBORN_DATA_MISSING = 37  #: age 0, age_days ≤ 28 and no birth weight → 0000 (reference check)
     SEX_MISSING = 38  #: sex empty → 0000 (reference check)
     DUPLICATE_CASE = 39  #: case_id seen earlier in the run; grouped, but never paid twice
+    CASE_ID_MISSING = 40  #: no case_id: grouped, but the row cannot be matched, paid or audited
 
     @property
     def is_error(self) -> bool:

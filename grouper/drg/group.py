@@ -77,7 +77,8 @@ def group_drg(
     status = np.zeros(n, np.int8)
     blocking = [
         (sex == -128, Status.SEX_MISSING),
-        ((age_years == 0) & (age_days <= 28) & (weight == 0), Status.NEWBORN_DATA_MISSING),
+        # weight 0 = empty (the reference's default); -1 = present but unreadable, which the reference rejects too
+        ((age_years == 0) & (age_days <= 28) & (weight <= 0), Status.NEWBORN_DATA_MISSING),
         (age_years == -32768, Status.AGE_MISSING),
         (
             (age_years != -32768) & ((age_years < 0) | (age_years > _AGE_MAX_YEARS) | (age_days < 0)),
@@ -114,6 +115,9 @@ def group_drg(
     if duplicate is None:
         duplicate = duplicated(col["case_id"])
     _raise(status, duplicate, Status.DUPLICATE_CASE)
+    _raise(
+        status, ~pc.is_valid(_strings(col["case_id"])).to_numpy(zero_copy_only=False), Status.CASE_ID_MISSING
+    )
 
     out = {
         "case_id": col["case_id"].cast(pa.string()),

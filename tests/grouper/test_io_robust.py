@@ -1,0 +1,137 @@
+"""Real-world file shapes found by adversarial QA: each gets a precise row status or one clear file error."""
+
+from __future__ import annotations
+
+import codecs
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import grouper
+from grouper.io import InputError
+
+HEAD = "case_id,sex,age_years,principal_dx,other_dx,discharge_mode,birth_weight_g,age_days\n"
+
+
+def _group(codebook, path, **kw) -> list[tuple[str, str, str]]:
+    table = pa.concat_tables(grouper.read_discharges(path, **kw))
+    out = grouper.group_drg(table, codebook)
+    return list(
+        zip(out["case_id"].to_pylist(), out["drg"].to_pylist(), out["drg_status"].to_pylist(), strict=True)
+    )
+
+
+def test_numbers_are_floored_and_out_of_range_values_get_statuses(tmp_path, codebook):
+    path = tmp_path / "n.csv"
+    path.write_text(
+        HEAD
+        + "a,2,65.7,K22.301,,1,,\n"  # 65.7 → 65, as the reference's intValue
+        + "b,2,65601,K22.301,,1,,\n"  # beyond int16: never wrapped into 65
+        + "c,257,60,K22.301,,1,,\n"  # beyond int8: sex unreadable, not male
+        + "d,2,60,K22.301,,261,,\n"  # discharge mode 261 is not 5 (death)
+        + "e,2,８８,K22.301,,1,,\n"  # full-width digits
+        + "f,2,0,P07.200,,1,3200g,10\n"  # unreadable birth weight: the newborn check stops the case
+        + ",2,60,K22.301,,1,,\n",  # no case id
+        encoding="utf-8",
+    )
+    got = {c: (d, s) for c, d, s in _group(codebook, path)}
+    assert got["a"] == ("GZ15", "OK")
+    assert got["b"] == ("0000", "AGE_INVALID")
+    assert got["c"] == ("GZ15", "SEX_UNKNOWN")
+    assert got["d"] == ("GZ15", "DISCHARGE_MODE_UNKNOWN")
+    assert got["e"] == ("GZ15", "OK")
+    assert got["f"] == ("0000", "NEWBORN_DATA_MISSING")
+    assert got[None] == ("GZ15", "CASE_ID_MISSING")
+
+
+def test_float_and_nan_parquet_columns(tmp_path, codebook):
+    path = tmp_path / "f.parquet"
+    pq.write_table(
+        pa.table({"case_id": ["a", "b"], "sex": [2.0, 2.0], "age_years": [65.5, float("nan")],
+                  "principal_dx": ["K22.301", "K22.301"]}),
+        path,
+    )  # fmt: skip
+    assert _group(codebook, path) == [("a", "GZ15", "OK"), ("b", "0000", "AGE_MISSING")]
+
+
+def test_lists_split_on_the_separators_exports_use_and_the_dagger_sign(tmp_path, codebook):
+    path = tmp_path / "l.csv"
+    path.write_text(
+        HEAD + 'a,2,88,K22.301,"K11.901,E11.900",1,,\n' + "b,2,88,K22.301,K11.901；E11.900,1,,\n"
+        "c,2,60,A18.000x047†M49.0*,,1,,\nd,2,60,A18.000x047 + M49.0*,,1,,\n",
+        encoding="utf-8",
+    )
+    got = _group(codebook, path)
+    assert [g[1] for g in got[:2]] == ["GZ13", "GZ13"]
+    assert got[2][1:] == got[3][1:] and got[2][2] == "OK"
+
+
+def test_bom_with_quoted_headers_and_crlf(tmp_path, codebook):
+    path = tmp_path / "b.csv"
+    path.write_bytes(
+        codecs.BOM_UTF8 + b'"case_id","sex","age_years","principal_dx"\r\n"1","2","88","K22.301"\r\n'
+    )
+    assert _group(codebook, path) == [("1", "GZ15", "OK")]
+
+
+def test_gbk_with_stray_bytes_deep_in_a_free_text_column(tmp_path, codebook):
+    rows = "".join(f"c{i},女,88,K22.301,备注{i}\n" for i in range(120_000))
+    data = ("case_id,性别,年龄,主要诊断编码,备注\n" + rows).encode("gbk")
+    data = data[:-1] + b"\xff\xfe\n"  # broken bytes at the end of the last row's note
+    path = tmp_path / "g.csv"
+    path.write_bytes(data)
+    got = _group(codebook, path)
+    assert len(got) == 120_000 and {s for _, _, s in got} == {"OK"}
+
+
+def test_quoted_newlines_in_a_large_file(tmp_path, codebook):
+    path = tmp_path / "q.csv"
+    path.write_text(
+        "case_id,sex,age_years,principal_dx,note\n"
+        + "".join(f'c{i},2,88,K22.301,"line one\nline two, with comma"\n' for i in range(80_000)),
+        encoding="utf-8",
+    )
+    got = _group(codebook, path)
+    assert len(got) == 80_000 and got[-1] == ("c79999", "GZ15", "OK")
+
+
+def test_case_id_alias_priority_does_not_depend_on_column_order(tmp_path, codebook):
+    path = tmp_path / "i.csv"
+    path.write_text(
+        "病案号,结算ID,性别,年龄,主要诊断编码\nMR001,S1,女,88,K22.301\nMR001,S2,女,88,K22.301\n", "utf-8"
+    )
+    assert [s for _, _, s in _group(codebook, path)] == ["OK", "OK"]
+    assert [c for c, _, _ in _group(codebook, path)] == ["S1", "S2"]
+
+
+def test_text_values_of_sex_and_discharge_mode(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "case_id,性别,离院方式,principal_dx\n1,男性,死亡,K35.8\n2,Female,医嘱离院,K35.8\n", "utf-8"
+    )
+    t = pa.concat_tables(grouper.read_discharges(path))
+    assert t["sex"].to_pylist() == [1, 2] and t["discharge_mode"].to_pylist() == [5, 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "message"),
+    [
+        ("k.csv", lambda p: p.write_text("case_id,principal_dx,Principal_DX\n1,K35.8,K35.8\n"), "same column"),
+        ("p.parquet", lambda p: pq.write_table(
+            pa.Table.from_arrays([pa.array(["1"]), pa.array(["K"]), pa.array(["K"])],
+                                 names=["case_id", "principal_dx", "principal_dx"]), p), "appears twice"),
+    ],
+)  # fmt: skip
+def test_duplicate_headers_are_one_clear_error(tmp_path, name, write, message):
+    path = tmp_path / name
+    write(path)
+    with pytest.raises(InputError, match=message):
+        list(grouper.read_discharges(path))
+
+
+def test_header_only_files_give_an_empty_result(tmp_path):
+    for text in ("case_id,principal_dx\n", "case_id,principal_dx"):
+        path = tmp_path / "h.csv"
+        path.write_text(text)
+        assert pa.concat_tables(grouper.read_discharges(path)).num_rows == 0
