@@ -119,17 +119,23 @@ def _grouping(
         "drgdip.codebook_sha256": codebook.fingerprint,
     }
     if aux and (no_aux or scheme != "dip"):
-        raise UserError("--aux is for --scheme dip, without --no-aux")
+        raise typer.BadParameter(
+            "--aux is for --scheme dip, without --no-aux"
+        )  # a command-line mistake: exit 2
     if scheme != "dip":
         if catalogue or exclusions:
-            raise UserError("--catalogue and --exclusions are for --scheme dip")
+            raise typer.BadParameter(
+                "--catalogue and --exclusions are for --scheme dip"
+            )  # a command-line mistake: exit 2
 
         def run_drg(table: pa.Table, duplicate) -> pa.Table:
             return grouper.group_drg(table, codebook, explain=explain, duplicate=duplicate)
 
         return run_drg, metadata, "drg_status", DRG_COLUMNS
     if not catalogue:
-        raise UserError("--scheme dip needs --catalogue (e.g. pingdingshan-2025, or a catalogue file)")
+        raise typer.BadParameter(
+            "--scheme dip needs --catalogue (e.g. pingdingshan-2025, or a catalogue file)"
+        )  # a command-line mistake: exit 2
     cat = read_catalogue(catalogue)
     proc_tiers = read_procedure_tiers(tiers)
     excluded = read_exclusions(exclusions)

@@ -83,7 +83,7 @@ def test_aux_named_explicitly_and_a_stale_one(files):
     assert result.exit_code == 1 and "fitted against another catalogue" in result.output
     assert not (files / "h.parquet").exists()
     result = group(files, "bare.csv", "h.parquet", *named, "--no-aux")
-    assert result.exit_code == 1 and "--aux is for --scheme dip, without --no-aux" in result.output
+    assert result.exit_code == 2 and "--aux is for --scheme dip, without --no-aux" in result.output
     result = group(files, "bare.csv", "h.parquet", "--aux", str(files / "cases.csv"))
     assert result.exit_code == 1 and "not an auxiliary typing table" in result.output
 

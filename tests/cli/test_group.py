@@ -70,7 +70,7 @@ def test_dip_scheme_groups_against_the_shipped_catalogue(tmp_path):
     assert "dip_group" in table.column_names and table.num_rows > 30
     assert table.schema.metadata[b"drgdip.catalogue"] == b"pingdingshan-2025"
     result = runner.invoke(app, ["group", str(CASES), "-o", str(tmp_path / "x.csv"), "--scheme", "dip"])
-    assert result.exit_code == 1 and "needs --catalogue" in result.output
+    assert result.exit_code == 2 and "needs --catalogue" in result.output
 
 
 def test_command_line_mistake_exits_2():
