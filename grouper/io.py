@@ -10,13 +10,17 @@ a status), other fields null. Whole-file problems raise ``InputError`` naming th
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import json
 import os
 import re
+import sys
+import zipfile
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -433,17 +437,24 @@ def write_results(
 
     The file appears only when everything was written (temp file + rename). ``metadata`` (codebook, policy
     hashes, drgdip version) goes into the Parquet schema metadata, or a ``<file>.meta.json`` beside CSV/Excel.
+    ``path`` ``"-"`` writes CSV to standard output (no metadata).
     """
+    if isinstance(tables, pa.Table):
+        tables = [tables]
+    if str(path) == "-":
+        return _write_csv(tables, sys.stdout.buffer)
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists; pass --force to replace it")
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv", ".xlsx"):
         raise InputError(f"{path}: unknown output format {suffix!r} (use .parquet, .csv or .xlsx)")
-    if isinstance(tables, pa.Table):
-        tables = [tables]
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.touch()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write here ({exc.strerror}); choose another --out") from None
     rows = 0
     try:
         if suffix == ".parquet":
@@ -489,9 +500,9 @@ def _write_parquet(tables: Iterable[pa.Table], tmp: Path, metadata: dict[str, st
     return rows
 
 
-def _write_csv(tables: Iterable[pa.Table], tmp: Path) -> int:
+def _write_csv(tables: Iterable[pa.Table], target: Path | BinaryIO) -> int:
     writer, rows = None, 0
-    with tmp.open("wb") as sink:
+    with target.open("wb") if isinstance(target, Path) else contextlib.nullcontext(target) as sink:
         for t in tables:
             t = _decoded(t)
             if writer is None:
@@ -515,4 +526,18 @@ def _write_excel(tables: Iterable[pa.Table], tmp: Path, path: Path) -> int:
         frames.append(_decoded(t).to_pandas())
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     frame.to_excel(tmp, index=False, engine="openpyxl")
+    _fix_workbook_dates(tmp)
     return rows
+
+
+def _fix_workbook_dates(path: Path) -> None:
+    """Give a workbook fixed zip timestamps and document dates, so that a rerun writes the same bytes."""
+    with zipfile.ZipFile(path) as z:
+        parts = [(info.filename, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts:
+            if name == "docProps/core.xml":
+                data = re.sub(
+                    rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>1980-01-01T00:00:00Z", data
+                )
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)

@@ -75,3 +75,19 @@ def test_dip_scheme_groups_against_the_shipped_catalogue(tmp_path):
 
 def test_command_line_mistake_exits_2():
     assert runner.invoke(app, ["group"]).exit_code == 2
+
+
+def test_excel_output_is_byte_identical_on_rerun(tmp_path):
+    a, b = tmp_path / "a.xlsx", tmp_path / "b.xlsx"
+    for out in (a, b):
+        assert runner.invoke(app, ["group", str(CASES), "-o", str(out), "-q"]).exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_dash_writes_csv_to_stdout_and_an_unwritable_path_is_one_error(tmp_path):
+    result = runner.invoke(app, ["group", str(CASES), "-o", "-", "-q"])
+    assert result.exit_code == 0 and result.stdout.startswith('"case_id","mdc","adrg","drg","drg_status"')
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    result = runner.invoke(app, ["group", str(CASES), "-o", str(blocker / "out.csv")])
+    assert result.exit_code == 1 and "cannot write here" in result.output
