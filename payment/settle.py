@@ -488,11 +488,20 @@ class _Scan:
         self.declared_row = np.full(len(reg.special_cases), -1, dtype=np.int64)
         self.declared_ok = np.zeros(len(reg.special_cases), dtype=bool)
         self.bd: list[tuple] = []
+        self.reasons = np.zeros(len(REASONS), dtype=np.int64)
+        self.no_date = 0  #: cases without a (readable) discharge date
+        self.unknown_hospitals: set[str | None] = set()  # hospital_ids missing from the hospitals table
 
     def add(self, f: _Frame) -> None:
         reg, n = self.reg, len(f.cost)
         self.sums.add(f)
         self.routes += np.bincount(f.route.astype(np.int64), minlength=7)
+        self.reasons += np.bincount(f.routing.reason.astype(np.int64), minlength=len(REASONS))
+        if "discharge_date" in f.table.column_names:
+            self.no_date += f.table.column("discharge_date").null_count
+        if (f.hidx < 0).any():
+            ids = pc.filter(strings(f.table, "hospital_id"), pa.array(f.hidx < 0))
+            self.unknown_hospitals.update(pc.unique(pc.cast(ids, pa.string())).to_pylist())
         self.cases_h += np.bincount(np.where(f.hidx >= 0, f.hidx, reg.n_h), minlength=reg.n_h + 1)
         _add_in_order(self.paid_cost, (f.route == Route.EXCLUDED).astype(np.int64), f.cost)
         _add_in_order(self.scheme_cost, (~f.in_scheme).astype(np.int64), f.cost)
@@ -543,11 +552,16 @@ def _bed_day_inputs(f: _Frame, reg: _Region) -> tuple:
     rates = np.array([[0.0, c["rate_level_1"], c["rate_level_2"], c["rate_level_3"]] for c in bd.categories])
     cat = f.routing.bed_day_category[sel]
     rate = rates[cat, np.clip(f.level[sel], 0, 3)]
-    who = "patient_id" if "patient_id" in cases.column_names else "case_id"
-    patient = to_str_numpy(strings(cases, who).take(pa.array(sel)))
+    own = pc.binary_join_element_wise("\x1f", strings(cases, "case_id"), "")  # apart from every patient_id
+    who = pc.coalesce(strings(cases, "patient_id"), own) if "patient_id" in cases.column_names else own
+    patient = to_str_numpy(who.take(pa.array(sel)))
     dates = None
     if bd.readmit_merge_days and {"admission_date", "discharge_date"} <= set(cases.column_names):
-        dates = (_days(cases, "admission_date")[sel], _days(cases, "discharge_date")[sel])
+        # a missing date never continues a stay nor is continued (admitted late, discharged early)
+        dates = (
+            _days(cases, "admission_date", 1 << 40)[sel],
+            _days(cases, "discharge_date", -(1 << 40))[sel],
+        )
     return f.offset + sel, cat, rate, patient, f.los[sel], dates
 
 
@@ -657,6 +671,7 @@ def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
             "settlement_point_value_published": _fmt_value(v_pub),
             "allocated": fen_to_yuan(sum(alloc)),
             "kept_by_fund": fen_to_yuan(round_fen(kept)),
+            **_publication_difference(sum(alloc), kept, D),
             "elastic_increment_value": None if elastic is None else _fmt_value(elastic.increment_value),
         }
         if reg.budget_trim[pi] is not None:
@@ -706,6 +721,16 @@ def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarra
             "fund_payment": pa.array(fund_fen / 100.0),
         }
     )
+
+
+def _publication_difference(allocated: int, kept: Fraction, distributable: Fraction) -> dict:
+    """Allocated (+ kept by the fund) − distributable: hospitals are paid points × the *published* point value
+    (``point_value.decimals``), so the pool's money differs from its budget by the rounding (payment.md §0)."""
+    diff = round_fen(Fraction(allocated, 100) + kept - distributable)
+    return {
+        "publication_difference": fen_to_yuan(diff),
+        "publication_difference_is": "over" if diff > 0 else "under" if diff < 0 else "none",
+    }
 
 
 def _prepaid(reg: _Region, sums: _Sums) -> list[int]:
@@ -828,6 +853,7 @@ def _region_summary(
     warnings = []
     if growth is not None and st.spend_growth_cap is not None and growth > exact(st.spend_growth_cap):
         warnings.append(f"fund spend growth {float(growth):.4f} exceeds the cap {st.spend_growth_cap}")
+    warnings += _case_warnings(reg, scan, res)
     method_share = scheme_cost / paid_all if paid_all else None
     if (
         method_share is not None
@@ -855,6 +881,40 @@ def _region_summary(
         "assumptions": policy.assumptions(),
         "warnings": warnings,
     }
+
+
+def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
+    """Cases left out silently otherwise: hospitals not in the table, discharges outside the policy's period,
+    declared special cases that are not among the cases."""
+    out = []
+    n, unknown = scan.rows, int(scan.cases_h[reg.n_h])
+    if unknown:
+        ids = sorted(scan.unknown_hospitals, key=lambda x: (x is None, x or ""))
+        shown = ", ".join("(no hospital_id)" if x is None else x for x in ids[:5]) + (
+            ", …" if len(ids) > 5 else ""
+        )
+        out.append(
+            f"{unknown:,} cases ({unknown / n:.1%}) of {len(ids):,} hospital_ids not in the hospitals table "
+            f"({shown}) are EXCLUDED (unknown_hospital); the budget goes to the hospitals listed"
+        )
+    outside = int(scan.reasons[REASONS.index("outside_settlement_period")])
+    if outside:
+        eff = reg.policy.header["effective"]
+        out.append(
+            f"{outside:,} cases ({outside / n:.1%}) were discharged outside the policy's effective period "
+            f"{eff['start']} – {eff['end']} and are EXCLUDED (outside_settlement_period)"
+        )
+    if scan.no_date:
+        out.append(
+            f"{scan.no_date:,} cases have no readable discharge date: settled in the policy's year, "
+            "month of the pre-settlement unknown"
+        )
+    missing = int((scan.declared_row < 0).sum())
+    if missing:
+        out.append(
+            f"{missing:,} of the {res.n_declared:,} declared special cases (特例单议) are not among the cases"
+        )
+    return out
 
 
 def _budget_value(policy, pool: str, history: dict) -> tuple[Fraction, dict | None]:
@@ -977,9 +1037,9 @@ def _monthly_fen(points: float, value: Fraction, patient: float, ratio: Fraction
     return q if num >= 0 else -q
 
 
-def _days(table: pa.Table, name: str) -> np.ndarray:
-    col = pc.cast(table.column(name), pa.date32()).combine_chunks()
-    return pc.fill_null(pc.cast(col, pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+def _days(table: pa.Table, name: str, missing: int) -> np.ndarray:
+    col = pc.cast(pc.cast(table.column(name), pa.date32()), pa.int32()).combine_chunks()
+    return pc.fill_null(pc.cast(col, pa.int64()), missing).to_numpy(zero_copy_only=False)
 
 
 def _months(table: pa.Table) -> np.ndarray:

@@ -56,6 +56,15 @@ def progress_bar(label: str, quiet: bool) -> Progress:
     )
 
 
+def check_folder(path: Path) -> None:
+    """Refuse an output folder that is a file or lies under one (one error line, not a traceback)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"{path}: {'it' if p == path else p} is a file, not a folder")
+            return
+
+
 def check_output(path: Path, force: bool) -> None:
     """Refuse to replace an existing output unless --force."""
     if str(path) != "-" and path.exists() and not force:

@@ -14,11 +14,26 @@ from grouper.dip.catalog import HISTORY_COLUMNS, DipCatalog
 from grouper.dip.catalogue import CatalogueError, read_catalogue
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
-from payment.cli._app import DEBUG, FORCE, OUT, QUIET, UserError, app, check_output, fail
+from grouper.io import InputError, read_discharges
+from payment.cli._app import (
+    DEBUG,
+    ENCODING,
+    FORCE,
+    OUT,
+    QUIET,
+    UserError,
+    app,
+    check_folder,
+    check_output,
+    fail,
+)
 from payment.cli._app import stderr as console
 
 HISTORY = typer.Option(
-    ..., "--history", help="Parquet file or folder of past cases (repeatable); folders are read recursively."
+    ...,
+    "--history",
+    help="Parquet file or folder of past cases (repeatable; folders are read recursively for *.parquet), "
+    "or discharge files (CSV/Excel, read like `drgdip group` reads them; the year from discharge_date).",
 )
 YEARS = typer.Option(
     None, "--years", help="Data years, e.g. 2022,2023,2024 (default: the last 3 years seen)."
@@ -48,6 +63,7 @@ def catalog(
         "write it beside the catalogue as <stem>.aux.csv (settings in <stem>.aux.params.toml), for a .csv or "
         "a .parquet catalogue alike; `drgdip group --catalogue` picks it up from there.",
     ),
+    encoding: str = ENCODING,
     quiet: bool = QUIET,
     force: bool = FORCE,
     debug: bool = DEBUG,
@@ -55,20 +71,21 @@ def catalog(
     """Build a local DIP catalogue (目录库) from past years of cases; writes CSV (+ .toml) or Parquet by suffix."""
     try:
         check_output(out, force)
+        threshold_ = _threshold(threshold)
         typing = AuxTyping() if aux else None
         if typing:
             check_output(aux_path(out), force)
         columns = dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ()))
-        table = _read_history(history, tuple(columns))
-        kind, _, value = threshold.partition(":")
+        table = _read_history(history, tuple(columns), encoding)
         est = DipCatalog(
             years=_ints(years, "--years"),
             year_weights=_floats(year_weights, "--year-weights"),
-            threshold=(kind, float(value) if kind == "coverage" else _int(value, "--threshold")),
+            threshold=threshold_,
             trim=trim,
             tiers=str(tiers) if tiers else None,
         )
         est.fit(table)
+        _make_folder(out)
         if typing:
             est.fit_aux(table, typing)
         meta = {"name": name} if name else {}
@@ -109,6 +126,7 @@ def weights(
     min_n: int = typer.Option(10, "--min-n", help="DRGs with fewer cases take their ADRG's weight."),
     trim: str = TRIM,
     scheme: str = typer.Option("chs-drg-1.1", help="Codebook used to group cases that have no `drg` column."),
+    encoding: str = ENCODING,
     quiet: bool = QUIET,
     force: bool = FORCE,
     debug: bool = DEBUG,
@@ -116,7 +134,7 @@ def weights(
     """Fit DRG relative weights (相对权重) on past years of cases; writes CSV (+ .params.toml) or Parquet."""
     try:
         check_output(out, force)
-        table = _read_history(history, None)
+        table = _read_history(history, None, encoding)
         if "drg" not in table.column_names:
             if not quiet:
                 console.print(
@@ -132,6 +150,7 @@ def weights(
             min_n=min_n,
             trim=trim,
         ).fit(table)
+        _make_folder(out)
         written = est.to_parquet(out) if out.suffix.lower() == ".parquet" else est.to_csv(out)
     except (UserError, ValueError, CodebookError, OSError, pa.ArrowException) as exc:
         fail(str(exc), debug)
@@ -146,21 +165,56 @@ def weights(
             console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
-def _read_history(paths: list[Path], columns: tuple[str, ...] | None) -> pa.Table:
-    """Parquet files and folders (recursively) as one table; only ``columns`` that exist (all when None)."""
-    files: list[str] = []
+def _read_history(paths: list[Path], columns: tuple[str, ...] | None, encoding: str | None) -> pa.Table:
+    """Parquet files and folders (recursively) as one table, only ``columns`` that exist (all when None); or,
+    when a file is CSV or Excel, every file through the grouper's discharge reader (canonical columns)."""
+    files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(str(f) for f in p.rglob("*.parquet"))
+            files += sorted(p.rglob("*.parquet"))
         elif p.is_file():
-            files.append(str(p))
+            files.append(p)
         else:
             raise UserError(f"{p}: no such file or folder")
+    named = ", ".join(map(str, paths))
     if not files:
-        raise UserError(f"{', '.join(map(str, paths))}: no Parquet files found")
-    dataset = ds.dataset(files, format="parquet")
-    names = dataset.schema.names if columns is None else [c for c in columns if c in dataset.schema.names]
-    return dataset.to_table(columns=names)
+        raise UserError(f"{named}: no Parquet files found")
+    if all(f.suffix.lower() == ".parquet" for f in files):
+        dataset = ds.dataset([str(f) for f in files], format="parquet")
+        names = dataset.schema.names if columns is None else [c for c in columns if c in dataset.schema.names]
+        table = dataset.to_table(columns=names)
+    else:
+        try:
+            table = pa.concat_tables(
+                t for f in files for t in read_discharges(f, encoding=encoding, columns=columns)
+            )
+        except InputError as exc:
+            raise UserError(str(exc)) from None
+    if table.num_rows == 0:
+        raise UserError(f"{named}: no cases in the history")
+    return table
+
+
+def _make_folder(out: Path) -> None:
+    """The output's folder, created if need be (as `drgdip group` does)."""
+
+    check_folder(out.parent)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _threshold(text: str) -> tuple[str, float | int]:
+    """``fixed:N`` or ``coverage:SHARE`` (0 < SHARE ≤ 1)."""
+    kind, _, value = text.partition(":")
+    if kind == "fixed":
+        return kind, _int(value, "--threshold fixed")
+    if kind == "coverage":
+        try:
+            return kind, float(value)
+        except ValueError:
+            pass
+    raise UserError(
+        f"--threshold: {text!r} is not fixed:N (e.g. fixed:15) or coverage:SHARE (e.g. coverage:0.95)"
+    )
 
 
 def _ints(text: str | None, option: str) -> tuple[int, ...] | None:

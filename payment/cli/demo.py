@@ -1,7 +1,8 @@
 """``drgdip demo``: the whole engine on a synthetic region, as the commands a user would run.
 
-synth (4 years of a 40-hospital region) → catalog (a local DIP catalogue from 2022–2024) → group (every case
-against it) → settle (2025 under ``codebooks/policies/demo-2025.toml``), then a short summary of the region.
+synth (4 years of a 40-hospital region, split by discharge year) → catalog (a local DIP catalogue from 2022–2024)
+→ group (the 2025 cases against it) → settle (2025 under ``codebooks/policies/demo-2025.toml``), then a short
+summary of the region.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ import json
 import time
 from pathlib import Path
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
 from grouper.codebook import REPO_ROOT
-from payment.cli._app import QUIET, app
+from payment.cli._app import QUIET, UserError, app, check_folder, fail
 from payment.cli._app import stderr as console
 
 DEMO_POLICY = REPO_ROOT / "codebooks" / "policies" / "demo-2025.toml"
 #: The demo policy's budget is sized to this region (codebooks/policies/demo-2025.toml, budget notes).
 DEMO_CASES, DEMO_HOSPITALS, DEMO_YEARS, DEMO_SEED = 400_000, 40, "2022,2023,2024,2025", 2025
+#: Fewest cases for which every step has data (a catalogue from three years of 40 hospitals, then a year to settle).
+DEMO_MIN_CASES = 2_000
 
 
 @app.command()
@@ -31,6 +36,12 @@ def demo(
     quiet: bool = QUIET,
 ) -> None:
     """Run synth → catalog → group → settle on a synthetic region and print the region summary."""
+    try:
+        check_folder(out)
+        if cases < DEMO_MIN_CASES:
+            raise UserError(f"--cases {cases:,}: the demo needs at least {DEMO_MIN_CASES:,} cases")
+    except UserError as exc:
+        fail(str(exc))
     start = time.perf_counter()
     region, grouped, catalogue, settled = (
         out / "region",
@@ -38,18 +49,25 @@ def demo(
         out / "catalogue.csv",
         out / "settlement",
     )
+    history, current = region / "history-2022-2024.parquet", region / "discharges-2025.parquet"
     steps = [
         ["synth", "--cases", str(cases), "--years", DEMO_YEARS, "--hospitals", str(DEMO_HOSPITALS),
          "--seed", str(DEMO_SEED), "--out", str(region)],
-        ["catalog", "--history", str(region / "discharges.parquet"), "--years", "2022,2023,2024",
-         "--name", "demo-2025", "--out", str(catalogue)],
-        ["group", str(region / "discharges.parquet"), "--scheme", "dip", "--catalogue", str(catalogue),
-         "--out", str(grouped)],
-        ["settle", "--cases", str(grouped), "--discharges", str(region / "discharges.parquet"),
-         "--hospitals", str(region / "hospitals.csv"), "--policy", str(DEMO_POLICY), "--catalogue", str(catalogue),
-         "--out", str(settled)],
+        None,  # split the region by discharge year
+        ["catalog", "--history", str(history), "--years", "2022,2023,2024", "--name", "demo-2025",
+         "--out", str(catalogue)],
+        ["group", str(current), "--scheme", "dip", "--catalogue", str(catalogue), "--out", str(grouped)],
+        ["settle", "--cases", str(grouped), "--discharges", str(current), "--hospitals", str(region / "hospitals.csv"),
+         "--policy", str(DEMO_POLICY), "--catalogue", str(catalogue), "--out", str(settled)],
     ]  # fmt: skip
     for args in steps:
+        if args is None:
+            if not quiet:
+                console.print(
+                    f"[bold]# split {region / 'discharges.parquet'} by year[/bold]", highlight=False
+                )
+            _split_by_year(region / "discharges.parquet", history, current, settle_year=2025)
+            continue
         if not quiet:
             console.print(f"[bold]$ drgdip {' '.join(args)}[/bold]", highlight=False, soft_wrap=True)
         code = app([*args, "--force", *(["--quiet"] if quiet else [])], standalone_mode=False)
@@ -61,12 +79,33 @@ def demo(
         )
 
 
+def _split_by_year(source: Path, history: Path, current: Path, settle_year: int) -> None:
+    """Stream ``source`` into the cases discharged before ``settle_year`` and the others (in it, or undated)."""
+    reader = pq.ParquetFile(source, pre_buffer=False)
+    with (
+        pq.ParquetWriter(history, reader.schema_arrow) as past,
+        pq.ParquetWriter(current, reader.schema_arrow) as now,
+    ):
+        for batch in reader.iter_batches():
+            year = pc.year(batch.column("discharge_date"))
+            past.write_batch(batch.filter(pc.fill_null(pc.less(year, settle_year), False)))
+            now.write_batch(batch.filter(pc.fill_null(pc.equal(year, settle_year), True)))  # no date: settled
+
+
 def _summary(region: dict, seconds: float) -> None:
     """The region's budget, point values and indicators, one table (stderr)."""
     table = Table(
         title=f"{region['region']} {region['year']} ({region['scheme'].upper()}): settled in {seconds:.1f} s"
     )
-    for head in ("pool", "budget (yuan)", "points", "point value budget/settled", "allocated (yuan)"):
+    heads = (
+        "pool",
+        "budget (yuan)",
+        "points",
+        "point value budget/settled",
+        "allocated (yuan)",
+        "difference",
+    )
+    for head in heads:
         table.add_column(head, justify="left" if head == "pool" else "right")
     for pool, info in region["pools"].items():
         table.add_row(
@@ -75,12 +114,18 @@ def _summary(region: dict, seconds: float) -> None:
             f"{float(info['total_points']):,.0f}",
             f"{float(info['budget_point_value_published']):.4f} / {float(info['settlement_point_value_published']):.4f}",
             f"{float(info['allocated']):,.2f}",
+            f"{float(info['publication_difference']):+,.2f} {info['publication_difference_is']}",
         )
     console.print(table)
+    console.print(
+        "difference: allocated (+ kept by the fund) − budget; hospitals are paid points × the published point "
+        "value, rounded to its decimals (payment.md §0)",
+        highlight=False,
+    )
     routes = ", ".join(f"{k} {v:,}" for k, v in region["routes"].items() if v)
     totals = {k: f"{float(v):,.2f}" for k, v in region["totals"].items()}
     console.print(
-        f"routes (EXCLUDED counts self-pay and the 2022–2024 history): {routes}\n"
+        f"routes (EXCLUDED: self-pay, duplicates): {routes}\n"
         f"payment due {totals['payment_due']} yuan, prepaid {totals['prepaid']}, clearing {totals['clearing']}\n"
         f"DRG/DIP share of inpatient cost {region['method_share']:.1%} (seed plan: ≥ 70 %); "
         f"fund spend growth {region['fund_spend_growth']:.1%} (cap 10 %)",

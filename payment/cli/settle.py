@@ -7,11 +7,14 @@ replaces the output at the end, so memory does not grow with the file.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import json
 import os
+import re
+import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,10 +27,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
 
+import grouper
 from grouper.dip.catalogue import CatalogueError, read_catalogue
+from grouper.io import InputError, read_discharges
 from payment._arrays import to_str_numpy
 from payment.budget import level_coefficients
-from payment.cli._app import DEBUG, FORCE, QUIET, UserError, app, check_output, fail
+from payment.cli._app import DEBUG, ENCODING, FORCE, QUIET, UserError, app, check_folder, check_output, fail
 from payment.cli._app import stderr as console
 from payment.deductions import parse_deductions
 from payment.policy import POOLS, Policy, PolicyError
@@ -39,16 +44,32 @@ ROW_GROUP = 1 << 19
 _FROM_INPUT = ("case_id", "hospital_id", "insurance_type")
 
 
-def _read_table(path: Path, strings: tuple[str, ...] = ()) -> pa.Table:
-    if not path.exists():
+def _read_table(path: Path, strings: tuple[str, ...] = (), encoding: str | None = None) -> pa.Table:
+    """A small table (hospitals, weights, deductions, …): Parquet, Excel or CSV by suffix."""
+    if not path.is_file():
         raise UserError(f"{path}: no such file")
+    suffix = path.suffix.lower()
     try:
-        if path.suffix.lower() == ".parquet":
+        if suffix == ".parquet":
             return pq.read_table(path)
+        if suffix in (".xlsx", ".xlsm"):
+            return _excel(path)
         opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in strings}, strings_can_be_null=True)
-        return pacsv.read_csv(path, convert_options=opts)
+        read = pacsv.ReadOptions(encoding=encoding or "utf8")
+        return pacsv.read_csv(path, read_options=read, convert_options=opts)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
+        hint = "; pass --encoding gbk" if "UTF8" in str(exc) else ""
+        raise UserError(f"{path}: cannot read: {exc}{hint}") from None
+
+
+def _excel(path: Path) -> pa.Table:
+    """The first sheet of a workbook, every column as text (empty cells null)."""
+    try:
+        frame = pd.read_excel(path, dtype=str, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises many types for a broken workbook
+        raise UserError(f"{path}: not a readable Excel workbook ({exc})") from None
+    frame.columns = [str(c) for c in frame.columns]
+    return pa.Table.from_pandas(frame.astype(object).where(frame.notna(), None), preserve_index=False)
 
 
 def _need(table: pa.Table, path: Path, columns: tuple[str, ...]) -> None:
@@ -146,11 +167,27 @@ def _bad_row(path: Path, column: str, bad: np.ndarray, first: int, what: str, ta
         )
 
 
-def _join(base: pa.Table, grouped: pa.Table, base_path: Path, grouped_path: Path) -> pa.Table:
-    """Discharges + grouping columns, row by row; the two files must list the same case_ids in the same order."""
-    if base.num_rows != grouped.num_rows or not base.column("case_id").equals(grouped.column("case_id")):
+def _ids(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """case_ids as the discharge reader gives them: text, trimmed, empty → null."""
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    text = pc.utf8_trim_whitespace(pc.cast(col, pa.string()))
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _join(base: pa.Table, grouped: pa.Table, base_path: Path, grouped_path: Path, row: int) -> pa.Table:
+    """Discharges + grouping columns, row by row; the two files must list the same case_ids in the same order.
+
+    ``row``: the row number (from 1) of the slice's first case, for the error message.
+    """
+    a = _ids(base.column("case_id"))
+    b = _ids(grouped.column("case_id")) if "case_id" in grouped.column_names else a
+    if not a.equals(b):
+        same = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
+        same |= pc.and_(a.is_null(), b.is_null()).to_numpy(zero_copy_only=False)
+        i = int(np.argmin(same))
         raise UserError(
-            f"{grouped_path}: rows do not line up with {base_path} (same case_ids, same order needed)"
+            f"{grouped_path}: rows do not line up with {base_path} (same case_ids, same order needed): "
+            f"row {row + i}: case_id {b[i].as_py()!r} here, {a[i].as_py()!r} in {base_path}"
         )
     for name in grouped.column_names:
         if name != "case_id":
@@ -169,23 +206,28 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _batches(path: Path, batch_size: int) -> Iterator[pa.Table]:
-    """Read cases batch by batch (Parquet row batches; CSV blocks, every column as text), at least one table."""
-    if not path.exists():
+def _batches(path: Path, batch_size: int, encoding: str | None = None) -> Iterator[pa.Table]:
+    """Read a table batch by batch as it is (Parquet row batches; Excel; CSV blocks, every column as text),
+    at least one table: grouped outputs as `drgdip group` writes them, and full case tables."""
+    if not path.is_file():
         raise UserError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        table = _excel(path)
+        yield from (table.slice(i, batch_size) for i in range(0, max(table.num_rows, 1), batch_size))
+        return
     try:
-        if path.suffix.lower() == ".parquet":
+        if suffix == ".parquet":
             pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read
             tables = (pa.Table.from_batches([b]) for b in pf.iter_batches(batch_size=batch_size))
             empty = pf.schema_arrow.empty_table()
         else:
-            names = pacsv.open_csv(path).schema.names
+            read = pacsv.ReadOptions(encoding=encoding or "utf8", block_size=1 << 24)
+            names = pacsv.open_csv(path, read_options=read).schema.names
             opts = pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in names}, strings_can_be_null=True
             )
-            reader = pacsv.open_csv(
-                path, read_options=pacsv.ReadOptions(block_size=1 << 24), convert_options=opts
-            )
+            reader = pacsv.open_csv(path, read_options=read, convert_options=opts)
             tables = (pa.Table.from_batches([b]) for b in reader)
             empty = pa.schema([(c, pa.string()) for c in names]).empty_table()
         seen = False
@@ -194,17 +236,76 @@ def _batches(path: Path, batch_size: int) -> Iterator[pa.Table]:
             yield t
         if not seen:
             yield empty
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        hint = "; pass --encoding gbk" if "UTF8" in str(exc) or "utf-8" in str(exc) else ""
+        raise UserError(f"{path}: cannot read: {exc}{hint}") from None
 
 
-def _columns(*paths: Path | None) -> set[str]:
-    """Column names of the case files (Parquet schema or CSV header)."""
-    names: set[str] = set()
-    for path in paths:
-        if path is not None:
-            names.update(next(_batches(path, 1)).column_names)
-    return names
+#: The canonical columns the settlement reads (routes, points, money, bed days); the others are not parsed.
+_SETTLE_COLUMNS = (
+    "case_id", "patient_id", "hospital_id", "insurance_type", "admission_date", "discharge_date", "los_days",
+    "department", "principal_dx", "principal_proc", "total_cost", "fund_paid", "patient_paid", "payment_method",
+)  # fmt: skip
+
+
+def _discharges(path: Path, batch_size: int, encoding: str | None) -> Iterator[pa.Table]:
+    """Discharges through the grouper's reader (aliases, encodings, dates, trimming; a bad value → null)."""
+    try:
+        yield from read_discharges(path, encoding=encoding, batch_size=batch_size, columns=_SETTLE_COLUMNS)
+    except InputError as exc:
+        raise UserError(str(exc)) from None
+
+
+#: The columns of a grouped output (`drgdip group`, DIP or DRG, with --explain) besides case_id.
+_GROUPING = frozenset(
+    ("dip_group", "dip_kind", "dip_score", "aux_type", "aux_coef", "dip_status", "dip_avg_cost", "mdc",
+     "adrg", "drg", "drg_status", "reason")
+)  # fmt: skip
+#: Canonical columns a case table must hold under their own names to be read as it is.
+_CASE_COLUMNS = ("case_id", "hospital_id", "insurance_type", "total_cost")
+
+
+def _as_it_is(path: Path) -> bool:
+    """A Parquet file with the canonical names is typed already: read as it is (no alias, text or date to map)."""
+    if path.suffix.lower() != ".parquet":
+        return False
+    return set(_CASE_COLUMNS) <= set(next(_batches(path, 1)).column_names)
+
+
+def _case_batches(cases: Path, discharges: Path | None, batch_size: int, encoding: str | None):
+    """The function that returns a fresh stream of case tables (canonical + grouping columns), and the
+    column names of ``--cases``.
+
+    ``--discharges`` (or a ``--cases`` file that is not a grouped output) go through the grouper's reader,
+    unless :func:`_as_it_is`; a grouped output is read as `drgdip group` writes it and joined row by row.
+    """
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise UserError(f"--encoding: unknown encoding {encoding!r} (utf-8, gbk, gb18030)") from None
+    names = next(_batches(cases, 1, None if discharges else encoding)).column_names
+    if discharges is None and set(names) <= _GROUPING | {"case_id"}:
+        raise UserError(
+            f"{cases} holds only grouping columns: pass the discharges that were grouped with --discharges"
+        )
+    if discharges is None and _as_it_is(cases):
+        return lambda: _prefetched(_batches(cases, batch_size)), names
+    base_path = discharges or cases
+    extra = [n for n in names if n in _GROUPING] if discharges is None else None  # same file: rows align
+    raw = discharges is not None and _as_it_is(discharges)
+
+    def stream() -> Iterator[pa.Table]:
+        grouped = _batches(cases, batch_size, None if discharges else encoding)
+        if extra is not None:
+            grouped = (t.select(extra) for t in grouped)
+        base = _batches(base_path, batch_size) if raw else _discharges(base_path, batch_size, encoding)
+        row = 1
+        for d, g in _aligned(_prefetched(base), _prefetched(grouped), base_path, cases):
+            yield _join(d, g, base_path, cases, row)
+            row += d.num_rows
+
+    return stream, names
 
 
 def _aligned(a: Iterator[pa.Table], b: Iterator[pa.Table], a_path: Path, b_path: Path):
@@ -297,12 +398,74 @@ class _CaseWriter:
         self.path.unlink(missing_ok=True)
 
 
-@app.command()
+#: Hospital levels as exports write them: 1–3, 一级/二级/三级 (with 甲/乙/丙等), 3级 (full-width digits too).
+_LEVEL = r"^\s*(?:([123])(?:\.0*)?|([123一二三])\s*[级級]?\s*(?:[甲乙丙]等?)?)\s*$"
+_NUMERALS = {"1": 1, "2": 2, "3": 3, "一": 1, "二": 2, "三": 3}
+
+
+def _hospitals(path: Path, encoding: str | None) -> pa.Table:
+    """The hospitals table, checked: at least one row, unique trimmed hospital_id, level 1–3 (三级 → 3)."""
+    table = _read_table(path, ("hospital_id", "name", "region", "type", "level"), encoding)
+    _need(table, path, ("hospital_id", "level"))
+    if table.num_rows == 0:
+        raise UserError(f"{path}: no hospital rows (only a header)")
+    first = 1 if path.suffix.lower() == ".parquet" else 2
+    ids = _ids(table.column("hospital_id"))
+    if ids.null_count:
+        i = int(np.argmax(ids.is_null().to_numpy(zero_copy_only=False)))
+        raise UserError(f"{path}: row {first + i}, column hospital_id: empty")
+    text = to_str_numpy(ids)
+    values, counts = np.unique(text, return_counts=True)
+    if (counts > 1).any():
+        dup = values[counts > 1][0]
+        rows = ", ".join(str(first + int(i)) for i in np.flatnonzero(text == dup)[:5])
+        raise UserError(f"{path}: hospital_id {str(dup)!r} is listed more than once (rows {rows})")
+    digits = []
+    for i, value in enumerate(table.column("level").to_pylist()):  # a few hundred hospitals
+        found = re.match(_LEVEL, unicodedata.normalize("NFKC", str(value or "")))
+        if not found:
+            raise UserError(
+                f"{path}: row {first + i}, column level: {value!r} is not a hospital level "
+                "(1, 2 or 3; 一级/二级/三级)"
+            )
+        digits.append(_NUMERALS[found.group(1) or found.group(2)])
+    table = table.set_column(table.schema.get_field_index("level"), "level", pa.array(digits, pa.int8()))
+    return table.set_column(table.schema.get_field_index("hospital_id"), "hospital_id", ids)
+
+
+def _which_file(message: str, cases: Path, hospitals: Path) -> str:
+    """An engine error with the file it is about (the hospitals table, the cases, or none: the policy's)."""
+    if message.startswith("hospitals table"):
+        return f"{hospitals}: {message}"
+    if "batches changed" in message or "comparison average" in message:
+        return f"{cases}: {message}"
+    return message
+
+
+_HELP = (
+    "Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments.\n\n"
+    "Hospitals are paid points × the published point value (rounded to the policy's point_value.decimals), "
+    "so a pool allocates a little more or less than its distributable budget (payment.md §0): region.json "
+    "records it per pool as publication_difference (allocated + kept by the fund − distributable) and "
+    "publication_difference_is (over, under or none).\n\n"
+    "Cases of hospitals missing from --hospitals, cases discharged outside the policy's effective period and "
+    "declared special cases that are not among the cases are reported as warnings (stderr and region.json)."
+)
+
+
+@app.command(help=_HELP)
 def settle(
     cases: Path = typer.Option(
-        ..., "--cases", help="Grouped cases: Parquet or CSV (canonical + grouping columns)."
+        ...,
+        "--cases",
+        help="Grouped cases: the output of `drgdip group` (.parquet/.csv/.xlsx) with --discharges, or one "
+        "table with the discharge and grouping columns.",
     ),
-    hospitals: Path = typer.Option(..., "--hospitals", help="Hospitals CSV: hospital_id, name, level, …"),
+    hospitals: Path = typer.Option(
+        ...,
+        "--hospitals",
+        help="Hospitals CSV/Excel/Parquet: hospital_id (unique), name, level (1–3 or 一级/二级/三级), …",
+    ),
     policy: Path = typer.Option(
         ..., "--policy", help="Policy TOML (codebooks/policies/<region>-<year>.toml)."
     ),
@@ -312,8 +475,8 @@ def settle(
     discharges: Path = typer.Option(
         None,
         "--discharges",
-        help="The discharges that were grouped (same rows, same order) when --cases holds "
-        "only grouping columns, as `drgdip group` writes them.",
+        help="The discharges that were grouped (same rows, same order), read as `drgdip group` reads them "
+        "(CSV UTF-8/GBK, Excel, Parquet; header aliases), when --cases holds only grouping columns.",
     ),
     history: Path = typer.Option(
         None,
@@ -326,6 +489,7 @@ def settle(
         help="Monthly audit deductions (审核扣款) CSV/Parquet: hospital_id, month (YYYY-MM), amount (yuan)"
         "[, reason]; taken off the monthly pre-settlement.",
     ),
+    encoding: str = ENCODING,
     special_cases: Path = typer.Option(None, "--special-cases", help="CSV with a case_id column (特例单议)."),
     weights: Path = typer.Option(None, "--weights", help="DRG weights (drg, rw) for a DRG policy."),
     catalogue: str = typer.Option(
@@ -341,34 +505,24 @@ def settle(
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
     try:
         pol = Policy.load(policy)
-        if out.exists() and not out.is_dir():
-            raise UserError(f"{out} exists and is not a folder")
+        check_folder(out)
         for name in ("cases.parquet", "hospitals.csv", "region.json"):
             check_output(out / name, force)
+        batches, names = _case_batches(cases, discharges, batch_size, encoding)
 
-        def batches() -> Iterator[pa.Table]:
-            grouped = _prefetched(_batches(cases, batch_size))
-            if discharges is not None:
-                pairs = _aligned(_prefetched(_batches(discharges, batch_size)), grouped, discharges, cases)
-                grouped = (_join(d, g, discharges, cases) for d, g in pairs)
-            for t in grouped:
-                _need(t, cases, ("case_id", "hospital_id", "insurance_type", "total_cost"))
-                yield t
-
-        hosp = _read_table(hospitals, ("hospital_id", "name", "region", "type"))
-        _need(hosp, hospitals, ("hospital_id", "level"))
+        hosp = _hospitals(hospitals, encoding)
         cat = None
         name = catalogue or pol.header.get("catalogue")
-        if pol.scheme == "dip" and "dip_avg_cost" not in _columns(cases, discharges) and name:
+        if pol.scheme == "dip" and "dip_avg_cost" not in names and name:
             cat = read_catalogue(name)
         w = None
         if weights is not None:
-            w = _read_table(weights, ("drg",))
+            w = _read_table(weights, ("drg",), encoding)
             _need(w, weights, ("drg", "rw"))
         hist = read_history(history) if history is not None else None
         deducted = None
         if deductions is not None:
-            table = _read_table(deductions, ("hospital_id", "month", "amount", "reason"))
+            table = _read_table(deductions, ("hospital_id", "month", "amount", "reason"), encoding)
             first = 2 if deductions.suffix.lower() != ".parquet" else 1
             try:
                 deducted = parse_deductions(
@@ -378,17 +532,23 @@ def settle(
                 raise UserError(f"{deductions}: {exc}") from None
         declared: list[str] = []
         if special_cases is not None:
-            sc = _read_table(special_cases, ("case_id",))
+            sc = _read_table(special_cases, ("case_id",), encoding)
             _need(sc, special_cases, ("case_id",))
-            declared = [x for x in sc.column("case_id").to_pylist() if x]
+            declared = [x for x in _ids(sc.column("case_id")).to_pylist() if x]
         hashes = {
+            "drgdip_version": grouper.__version__,
             "policy_sha256": pol.sha256,
             "catalogue_fingerprint": getattr(cat, "fingerprint", None),
             "weights_sha256": None if weights is None else hashlib.sha256(weights.read_bytes()).hexdigest(),
         }
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / ".cases.parquet.tmp"
-        writer = _CaseWriter(tmp, {f"drgdip.{k}": str(v) for k, v in hashes.items() if v})
+        meta = {
+            "drgdip.version" if k == "drgdip_version" else f"drgdip.{k}": str(v)
+            for k, v in hashes.items()
+            if v
+        }
+        writer = _CaseWriter(tmp, meta)
         try:
             hosp_table, region = settle_batches(
                 batches,
@@ -405,7 +565,7 @@ def settle(
         except BaseException as exc:
             writer.discard()
             if isinstance(exc, ValueError):
-                raise UserError(f"{cases}: {exc}") from None
+                raise UserError(_which_file(str(exc), cases, hospitals)) from None
             raise
         region.update(hashes)
         text = io.StringIO()
