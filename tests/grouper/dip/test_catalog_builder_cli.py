@@ -44,6 +44,6 @@ def test_catalog_command_reports_a_bad_option_in_one_line(tmp_path):
     pq.write_table(history(VECTORS[0]["history"]), tmp_path / "h.parquet")
     args = ["catalog", "--history", str(tmp_path / "h.parquet"), "--out", str(tmp_path / "c.parquet")]
     result = CliRunner().invoke(app, [*args, "--threshold", "median:3"])
-    assert result.exit_code == 1 and "unknown kind" in result.output
+    assert result.exit_code == 1 and "is not fixed:N" in result.output
     result = CliRunner().invoke(app, [*args, "--history", str(tmp_path / "nope")])
     assert result.exit_code == 1 and "no such file" in result.output
