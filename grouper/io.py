@@ -18,6 +18,7 @@ import re
 import sys
 import zipfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
@@ -371,8 +372,13 @@ def _convert(field: pa.Field, column: pa.ChunkedArray) -> pa.Array:
 def _integers(arr: pa.Array, typ: pa.DataType) -> pa.Array:
     """Whole numbers, floored like the reference's ``intValue`` (``65.7`` → 65); a value present but unreadable or
     outside the type's range becomes -1 (the grouper turns it into a status), an empty one null."""
-    values = pc.floor(_numbers(arr, pa.float64(), bad=-1))
     info = np.iinfo(typ.to_pandas_dtype())
+    if pa.types.is_integer(arr.type):  # already whole numbers: only the range is checked
+        bad = pc.or_(pc.less(arr, info.min), pc.greater(arr, info.max))
+        return (
+            pc.if_else(bad, pa.scalar(-1, arr.type), arr).cast(typ) if pc.any(bad).as_py() else arr.cast(typ)
+        )
+    values = pc.floor(_numbers(arr, pa.float64(), bad=-1))
     bad = pc.or_(pc.less(values, float(info.min)), pc.greater(values, float(info.max)))
     return pc.if_else(bad, pa.scalar(-1.0), values).cast(typ)
 
@@ -482,19 +488,27 @@ def _decoded(table: pa.Table) -> pa.Table:
 
 
 def _write_parquet(tables: Iterable[pa.Table], tmp: Path, metadata: dict[str, str]) -> int:
-    writer, rows = None, 0
-    try:
-        for t in tables:
-            if writer is None:
-                schema = t.schema.with_metadata(
-                    {**(t.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
-                )
-                writer = pq.ParquetWriter(tmp, schema, compression="snappy")
-            writer.write_table(t.replace_schema_metadata(writer.schema.metadata))
-            rows += t.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
+    """Each table is written in a background thread while the next one is produced (pyarrow releases the GIL)."""
+    writer, rows, pending = None, 0, None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            for t in tables:
+                if writer is None:
+                    schema = t.schema.with_metadata(
+                        {**(t.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
+                    )
+                    writer = pq.ParquetWriter(tmp, schema, compression="snappy")
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write_table, t.replace_schema_metadata(writer.schema.metadata))
+                rows += t.num_rows
+            if pending is not None:
+                pending.result()
+        finally:
+            if writer is not None:
+                if pending is not None:
+                    pending.exception()  # wait for the last write before closing, whatever happened
+                writer.close()
     if writer is None:
         raise InputError("nothing to write")
     return rows

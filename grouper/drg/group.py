@@ -115,9 +115,8 @@ def group_drg(
     if duplicate is None:
         duplicate = duplicated(col["case_id"])
     _raise(status, duplicate, Status.DUPLICATE_CASE)
-    _raise(
-        status, ~pc.is_valid(_strings(col["case_id"])).to_numpy(zero_copy_only=False), Status.CASE_ID_MISSING
-    )
+    no_id = pc.fill_null(pc.equal(pc.binary_length(col["case_id"]), 0), True)  # readers make blank ids null
+    _raise(status, no_id.to_numpy(zero_copy_only=False), Status.CASE_ID_MISSING)
 
     out = {
         "case_id": col["case_id"].cast(pa.string()),
