@@ -3,8 +3,8 @@
 reference/payment.md §12, recommended order: unpaid insurance type and policy exclusions → EXCLUDED; the
 per-case list (dx + main procedure) → PER_CASE, unless an exit rule sends the case back; the bed-day categories
 (dx or department) → BED_DAY; a trusted 按项目 hint (``hi_paymtd`` 1) → FEE_FOR_SERVICE; an ungroupable case →
-the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case the grouper marked ``DUPLICATE_CASE``, and a
-case discharged outside the policy's effective period, is EXCLUDED. ``hi_paymtd`` is only a hint (records.md §3):
+the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case the grouper marked ``DUPLICATE_CASE`` or
+``CASE_ID_MISSING``, and a case discharged outside the policy's effective period, is EXCLUDED. ``hi_paymtd`` is only a hint (records.md §3):
 2 and 5 never route a case that the policy's lists do not confirm.
 """
 
@@ -50,6 +50,7 @@ REASONS = (
     "fee_for_service_hint",
     "ungrouped",
     "outside_settlement_period",
+    "case_id_missing",
 )
 
 
@@ -71,6 +72,7 @@ def route_cases(
     grouped: np.ndarray,
     pooled: np.ndarray,
     duplicate: np.ndarray | None = None,
+    no_case_id: np.ndarray | None = None,
 ) -> Routing:
     """Route every case to a payment method with a reason (支付方式分流).
 
@@ -88,6 +90,8 @@ def route_cases(
         The case's 险种 has a budget pool (employee/resident); self-pay and unknown types do not.
     duplicate : ndarray of bool, optional
         The grouper marked the case ``DUPLICATE_CASE``: never paid twice.
+    no_case_id : ndarray of bool, optional
+        The grouper marked the case ``CASE_ID_MISSING``: a case nobody can identify or audit is not paid.
 
     Returns
     -------
@@ -140,6 +144,8 @@ def route_cases(
     rule(level == 0, "unknown_hospital")
     rule(~pooled, "self_pay_or_unknown_insurance")
     rule(_outside_period(table, policy.header["effective"]), "outside_settlement_period")
+    if no_case_id is not None:
+        rule(no_case_id, "case_id_missing")
 
     route = route_of[reason]
     per_case_item = np.full(n, -1, dtype=np.int32)
@@ -163,6 +169,7 @@ _ROUTE_OF = {
     "bed_day_category": Route.BED_DAY,
     "fee_for_service_hint": Route.FEE_FOR_SERVICE,
     "outside_settlement_period": Route.EXCLUDED,
+    "case_id_missing": Route.EXCLUDED,
 }
 
 

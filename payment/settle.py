@@ -379,7 +379,8 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
         base = np.where(grouped, rw * policy.scores.score_scale, 0.0)
 
     duplicate = isin(status, ["DUPLICATE_CASE"])
-    routing = route_cases(cases, policy, level.astype(np.int8), grouped, pool >= 0, duplicate)
+    no_id = isin(status, ["CASE_ID_MISSING"])
+    routing = route_cases(cases, policy, level.astype(np.int8), grouped, pool >= 0, duplicate, no_id)
     route = routing.route
     in_scheme = route == (Route.DIP if policy.scheme == "dip" else Route.DRG)
 

@@ -59,6 +59,7 @@ class DipStatus(IntEnum):
         37  #: a low-birth-weight 先期分组 could apply but birth weight or age in days is missing
     )
     DUPLICATE_CASE = 39  #: case_id seen earlier in the table; grouped, but never paid twice
+    CASE_ID_MISSING = 40  #: no case_id: grouped, but the row cannot be matched, paid or audited
 
     @property
     def is_error(self) -> bool:
@@ -569,6 +570,8 @@ def group_dip(
     if duplicate is None:
         duplicate = duplicated(case_id)
     status = np.maximum(status, np.where(duplicate, DipStatus.DUPLICATE_CASE, 0))
+    no_id = pc.fill_null(pc.equal(pc.binary_length(case_id), 0), True).to_numpy(zero_copy_only=False)
+    status = np.maximum(status, np.where(no_id, DipStatus.CASE_ID_MISSING, 0))
 
     has_row = pa.array(row >= 0)
     take = pa.array(np.maximum(row, 0))
