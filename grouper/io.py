@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import datetime
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -145,22 +147,52 @@ def _parquet_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
 
 
 def _excel_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
+    """The first sheet, streamed row by row (openpyxl read-only mode), every cell as text."""
     try:
-        frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        header = [_cell_text(v) for v in next(rows, ())]
     except Exception as exc:  # openpyxl raises many types for a broken workbook
         raise InputError(f"{path}: not a readable Excel workbook ({exc})") from None
-    frame.columns = [str(c) for c in frame.columns]
-    mangled = [
-        c for c in frame.columns if re.fullmatch(r"(.+)\.\d+", c) and c.rsplit(".", 1)[0] in frame.columns
-    ]
-    if mangled:  # pandas renames a repeated header "X" to "X.1"
-        raise InputError(f"{path}: column {mangled[0].rsplit('.', 1)[0]!r} appears twice in the header")
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.select(select(table.column_names))
-    if table.num_rows == 0:
-        yield table
-    for start in range(0, table.num_rows, batch_size):
-        yield table.slice(start, batch_size)
+    try:
+        while header and header[-1] == "":  # formatting often extends a sheet's width with empty columns
+            header.pop()
+        if not header:
+            raise InputError(f"{path}: the first sheet has no header row")
+        header = [h if h else f"(blank column {i + 1})" for i, h in enumerate(header)]
+        _check_unique(path, header)
+        names = select(header)
+        keep = [header.index(h) for h in names]
+        batch: list[tuple] = []
+        emitted = False
+        for row in rows:
+            if any(v is not None and v != "" for v in row):  # Excel keeps formatted but empty rows
+                batch.append(row)
+            if len(batch) == batch_size:
+                yield _excel_table(batch, names, keep)
+                batch, emitted = [], True
+        if batch or not emitted:
+            yield _excel_table(batch, names, keep)
+    finally:
+        book.close()
+
+
+def _excel_table(rows: list[tuple], names: list[str], keep: list[int]) -> pa.Table:
+    columns = {
+        n: [_cell_text(r[k]) if k < len(r) else "" for r in rows] for n, k in zip(names, keep, strict=True)
+    }
+    return pa.table({n: pa.array(v, pa.string()) for n, v in columns.items()})
+
+
+def _cell_text(value) -> str:
+    """A cell as the text a CSV export would hold: numbers as written (65 / 65.5), dates ISO, empty as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat()
+    return str(value).strip()
 
 
 def _check_unique(path: Path, names: list[str]) -> None:
