@@ -50,7 +50,15 @@ class DuplicateTracker:
 
     def flag(self, case_id: pa.Array) -> np.ndarray:
         """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier)."""
-        h, valid = _hashes(case_id)
+        h_all, valid = _hashes(case_id)
+        rows = np.flatnonzero(valid)  # a null id is never a duplicate, whatever bytes its slot hides
+        flags = np.zeros(len(h_all), np.bool_)
+        flags[rows] = self._flag_hashes(h_all[rows])
+        return flags
+
+    def _flag_hashes(self, h: np.ndarray) -> np.ndarray:
+        if len(h) == 0:
+            return np.zeros(0, np.bool_)
         order = np.argsort(h)
         s = h[order]
         dup = np.zeros(len(h), np.bool_)
@@ -63,10 +71,10 @@ class DuplicateTracker:
         for run in self._runs:
             pos = np.minimum(np.searchsorted(run, h), len(run) - 1)
             seen |= run[pos] == h
-        new = s[np.r_[True, ~repeat] & ~seen[order] & valid[order]]  # sorted, distinct, unseen
+        new = s[np.r_[True, ~repeat] & ~seen[order]]  # sorted, distinct, unseen
         if len(new):
             self._add(new)
-        return (dup | seen) & valid
+        return dup | seen
 
     def _add(self, run: np.ndarray) -> None:
         self._runs.append(run)  # runs are disjoint and sorted: a stable sort of two runs is a merge

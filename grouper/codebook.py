@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,10 @@ class CodebookError(ValueError):
 def codebook_dir(scheme: str | os.PathLike) -> Path:
     """The folder of a codebook given by name (under ``codebooks/``) or by path."""
     path = Path(scheme)
-    if path.is_dir():
+    if (path / "codebook.toml").is_file():
         return path
+    if len(path.parts) > 1 or path.is_absolute():
+        raise CodebookError(f"{path}: not a codebook folder (no codebook.toml)")
     root = Path(os.environ.get("DRGDIP_CODEBOOKS", REPO_ROOT / "codebooks"))
     path = root / str(scheme)
     if not (path / "codebook.toml").is_file():
@@ -84,7 +87,7 @@ class Codebook:
             try:
                 with np.load(cached, allow_pickle=False) as z:
                     arrays = {k: z[k] for k in z.files}
-            except (OSError, ValueError):
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # a damaged cache is rebuilt
                 arrays = None
         if arrays is None:
             arrays = _compile(folder, meta.get("options", {}))
@@ -127,8 +130,8 @@ def _save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache folder only costs a recompile next time
+    except OSError:  # a read-only cache folder only costs a recompile next time
+        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------------------

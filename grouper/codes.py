@@ -43,6 +43,8 @@ def normalise_codes(values: pa.Array | pa.ChunkedArray, kind: str = "dx") -> pa.
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        if values.offset:  # a slice: rebase its offsets to 0 first
+            values = pa.concat_arrays([values])
         flat = _normalise_strings(values.values, kind)
         return type(values).from_arrays(values.offsets, flat, mask=values.is_null())
     return _normalise_strings(values, kind)

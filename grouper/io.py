@@ -31,6 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from grouper.codebook import REPO_ROOT
 from grouper.schema import DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
@@ -112,8 +114,17 @@ def read_discharges(
         batches = _excel_batches(path, batch_size, select)
     else:
         batches = _csv_batches(path, encoding, batch_size, select)
-    for raw in batches:
-        yield _canonical(raw, mapping)
+    while True:
+        try:  # a damaged data page or an unconvertible column type is a whole-file problem: one clear line
+            raw = next(batches, None)
+            table = None if raw is None else _canonical(raw, mapping)
+        except InputError:
+            raise
+        except (OSError, pa.ArrowException, ValueError, TypeError) as exc:
+            raise InputError(f"{path}: cannot read the file past its header: {exc}") from None
+        if table is None:
+            return
+        yield table
 
 
 def count_rows(path: str | os.PathLike) -> int | None:
@@ -165,7 +176,13 @@ def _excel_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
         keep = [header.index(h) for h in names]
         batch: list[tuple] = []
         emitted = False
-        for row in rows:
+        while True:
+            try:
+                row = next(rows, None)
+            except Exception as exc:  # a damaged sheet part
+                raise InputError(f"{path}: the workbook is damaged past its header ({exc})") from None
+            if row is None:
+                break
             if any(v is not None and v != "" for v in row):  # Excel keeps formatted but empty rows
                 batch.append(row)
             if len(batch) == batch_size:
@@ -205,13 +222,16 @@ def _detect_encoding(path: Path) -> str:
     head = path.read_bytes()[: 1 << 20] if path.stat().st_size <= 1 << 20 else _head(path)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8"
-    for candidate in ("utf-8", "gb18030"):
-        try:
-            codecs.getincrementaldecoder(candidate)().decode(head, final=False)
-            return candidate
-        except UnicodeDecodeError:
-            continue
-    raise InputError(f"{path}: neither UTF-8 nor GBK/GB18030 text; pass --encoding")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # GBK/GB18030 exports may carry a few stray bytes (decoded as U+FFFD later); anything else is not text
+    text = codecs.getincrementaldecoder("gb18030")("replace").decode(head, final=False)
+    if text.count("\ufffd") <= max(3, len(text) // 1000) and "\x00" not in text:
+        return "gb18030"
+    raise InputError(f"{path}: neither UTF-8 nor GBK/GB18030 text; pass --encoding (or convert the file)")
 
 
 def _head(path: Path) -> bytes:
@@ -226,9 +246,10 @@ def _csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> I
     except LookupError:
         raise InputError(f"{path}: unknown encoding {encoding!r}") from None
     utf8 = codecs.lookup(encoding).name == "utf-8"
-    try:  # utf-8-sig: a BOM must not glue itself to a quoted first header
-        with path.open(encoding="utf-8-sig" if utf8 else encoding, newline="") as f:
-            header = next(csv.reader([f.readline()]), [])
+    try:  # line 1 only (a stray byte further down is the data's business); utf-8-sig drops a BOM first
+        with path.open("rb") as f:
+            first = f.readline().decode("utf-8-sig" if utf8 else encoding)
+        header = next(csv.reader([first.rstrip("\r\n")]), [])
     except UnicodeDecodeError:
         raise InputError(f"{path}: line 1 is not valid {encoding}; try --encoding gbk or utf-8") from None
     if not header or not any(h.strip() for h in header):
@@ -344,12 +365,18 @@ def _canonical(raw: pa.Table, mapping: dict[str, list[str]]) -> pa.Table:
     columns = []
     for field in DISCHARGE_SCHEMA:
         sources = mapping.get(field.name)
-        if not sources:
-            columns.append(pa.nulls(n, field.type))
-        elif field.name in LIST_COLUMNS:
-            columns.append(_code_list([raw.column(s) for s in sources]))
-        else:
-            columns.append(_convert(field, raw.column(sources[0])))
+        try:
+            if not sources:
+                columns.append(pa.nulls(n, field.type))
+            elif field.name in LIST_COLUMNS:
+                columns.append(_code_list([raw.column(s) for s in sources]))
+            else:
+                columns.append(_convert(field, raw.column(sources[0])))
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            kind = raw.schema.field(sources[0]).type
+            raise ValueError(
+                f"column {sources[0]!r} ({kind}) cannot be read as {field.name}: {exc}"
+            ) from None
     return pa.Table.from_arrays(columns, schema=DISCHARGE_SCHEMA)
 
 
@@ -450,14 +477,21 @@ def _duration_hours(text: pa.Array) -> pa.Array:
 
 
 def _dates(arr: pa.Array) -> pa.Array:
-    """Dates from ``YYYY-MM-DD[ hh:mm:ss]``, ``YYYY/MM/DD``, ``YYYYMMDD``; unreadable → null."""
-    if pa.types.is_timestamp(arr.type):
+    """Dates from ``YYYY-MM-DD[ hh:mm[:ss]]``, ``YYYY/M/D``, ``YYYY.MM.DD``, ``YYYYMMDD``, ``YYYY年M月D日``;
+    unreadable or impossible dates (2025-02-30) → null."""
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
         return arr.cast(pa.date32())
-    text = _strings(arr)
-    dashed = pc.utf8_slice_codeunits(pc.replace_substring_regex(text, r"[/.]", "-"), 0, 10)
-    iso = pc.strptime(dashed, format="%Y-%m-%d", unit="s", error_is_null=True)
-    compact = pc.strptime(pc.utf8_slice_codeunits(text, 0, 8), format="%Y%m%d", unit="s", error_is_null=True)
-    return pc.coalesce(iso, compact).cast(pa.date32())
+    text = pc.replace_substring_regex(_strings(arr), r"[ T].*$", "")  # drop a time part
+    text = pc.replace_substring_regex(pc.replace_substring(text, "日", ""), r"[/.年月]", "-")
+    text = pc.replace_substring_regex(text, r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3")
+    parts = pc.extract_regex(text, r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$")
+    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    # strptime rolls 02-30 over into March: keep a date only when its month and day are the ones written
+    same = pc.and_(
+        pc.equal(pc.month(parsed), pc.struct_field(parts, "m").cast(pa.int64())),
+        pc.equal(pc.day(parsed), pc.struct_field(parts, "d").cast(pa.int64())),
+    )
+    return pc.if_else(pc.fill_null(same, False), parsed, pa.scalar(None, parsed.type)).cast(pa.date32())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -561,19 +595,34 @@ def _write_csv(tables: Iterable[pa.Table], target: Path | BinaryIO) -> int:
 
 
 def _write_excel(tables: Iterable[pa.Table], tmp: Path, path: Path) -> int:
-    frames = []
-    rows = 0
+    """One sheet, streamed (openpyxl write-only); text stays text, so an id such as ``=1+1`` is never a formula."""
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("results")
+    rows, header = 0, False
     for t in tables:
         rows += t.num_rows
         if rows > _EXCEL_MAX_ROWS:
             raise InputError(
                 f"{path}: more than {_EXCEL_MAX_ROWS:,} rows do not fit in Excel; write .parquet or .csv"
             )
-        frames.append(_decoded(t).to_pandas())
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    frame.to_excel(tmp, index=False, engine="openpyxl")
+        if not header:
+            sheet.append(t.column_names)
+            header = True
+        for row in zip(*(c.to_pylist() for c in _decoded(t).columns), strict=True):
+            sheet.append([_excel_cell(sheet, v) for v in row])
+    book.save(tmp)
     _fix_workbook_dates(tmp)
     return rows
+
+
+def _excel_cell(sheet, value):
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(
+        sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value)
+    )  # control characters Excel refuses
+    cell.data_type = "s"
+    return cell
 
 
 def _fix_workbook_dates(path: Path) -> None:

@@ -1,8 +1,9 @@
 """Case status (病例状态): the one documented list of outcomes a case can end with.
 
 Every output row carries exactly one status, the most severe one found. ``ERROR`` statuses mean the
-group is not usable for payment (the DRG is ``0000`` unless noted); ``WARNING`` statuses mean the case
-was grouped but the record has a defect the hospital should fix.
+group is not usable for payment (the DRG is ``0000``, except where the reference still groups the case by its
+principal procedure in MDCA, or for the run-level DUPLICATE_CASE / CASE_ID_MISSING); ``WARNING`` statuses mean
+the case was grouped but the record has a defect the hospital should fix.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ class Status(IntEnum):
     NO_ADRG = 30  #: an MDC gate admitted the case but no ADRG of any MDC matched → 0000
     NO_MDC = 31  #: no MDC gate admits the case (principal in no list, or age/trauma gates refuse) → 0000
     SEX_CONFLICT = 32  #: the principal is in a sex-gated MDC only and the sex is the other one → 0000
-    PDX_UNKNOWN = 33  #: principal diagnosis not in the dictionary after normalisation → 0000
+    PDX_UNKNOWN = (
+        33  #: principal diagnosis not in the dictionary after normalisation (may still group in MDCA)
+    )
     PDX_MISSING = 34  #: no principal diagnosis (may still group in MDCA by its procedure)
     AGE_INVALID = 35  #: age negative, over 150, or not a number → 0000
     AGE_MISSING = 36  #: age in years missing → 0000

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper.codes import normalise_codes
 from payment._arrays import isin, numbers, prefix_in, strings
 from payment.percase import match_items, per_case_exit, per_case_price
 
@@ -112,9 +113,9 @@ def route_cases(
         else:
             reason[where[mask]] = REASONS.index(why)
 
-    dx, proc, dept = (
-        strings(table, "principal_dx"),
-        strings(table, "principal_proc"),
+    dx, proc, dept = (  # codes cleaned exactly as the groupers clean them before matching the policy's lists
+        normalise_codes(strings(table, "principal_dx"), "dx"),
+        normalise_codes(strings(table, "principal_proc"), "proc"),
         strings(table, "department"),
     )
     rule(~grouped, "ungrouped")
@@ -148,6 +149,8 @@ def route_cases(
         rule(no_case_id, "case_id_missing")
 
     route = route_of[reason]
+    # a rule that sends a case back to the scheme cannot pay a case the scheme cannot price
+    np.putmask(route, (route == scheme) & ~grouped, ungrouped_route)
     per_case_item = np.full(n, -1, dtype=np.int32)
     per_case_price_out = np.full(n, np.nan)
     paid = reason[sel] == REASONS.index("per_case_list")

@@ -114,6 +114,7 @@ def group_drg(
     _raise(status, warn & mode_bad, Status.DISCHARGE_MODE_UNKNOWN)
     if duplicate is None:
         duplicate = duplicated(col["case_id"])
+    grouping_status = status.copy()  # why the group is what it is, before the run-level statuses
     _raise(status, duplicate, Status.DUPLICATE_CASE)
     no_id = pc.fill_null(pc.equal(pc.binary_length(col["case_id"]), 0), True)  # readers make blank ids null
     _raise(status, no_id.to_numpy(zero_copy_only=False), Status.CASE_ID_MISSING)
@@ -130,7 +131,9 @@ def group_drg(
         "drg_status": _labels(status, np.array([s.name for s in Status]), "", index=[int(s) for s in Status]),
     }
     if explain:
-        out["reason"] = _reasons(codebook, col, out, status, pdx, first_gate, adrg, severity, severity_dx)
+        out["reason"] = _reasons(
+            codebook, col, out, grouping_status, pdx, first_gate, adrg, severity, severity_dx
+        )
     return pa.table(out)
 
 

@@ -80,7 +80,8 @@ def demo(
 
 
 def _split_by_year(source: Path, history: Path, current: Path, settle_year: int) -> None:
-    """Stream ``source`` into the cases discharged before ``settle_year`` and the others (in it, or undated)."""
+    """Stream ``source`` into the cases discharged before ``settle_year`` and all the others (later or undated
+    ones too: settle routes them by the policy period, so no case is lost)."""
     reader = pq.ParquetFile(source, pre_buffer=False)
     with (
         pq.ParquetWriter(history, reader.schema_arrow) as past,
@@ -89,7 +90,7 @@ def _split_by_year(source: Path, history: Path, current: Path, settle_year: int)
         for batch in reader.iter_batches():
             year = pc.year(batch.column("discharge_date"))
             past.write_batch(batch.filter(pc.fill_null(pc.less(year, settle_year), False)))
-            now.write_batch(batch.filter(pc.fill_null(pc.equal(year, settle_year), True)))  # no date: settled
+            now.write_batch(batch.filter(pc.fill_null(pc.greater_equal(year, settle_year), True)))
 
 
 def _summary(region: dict, seconds: float) -> None:

@@ -88,3 +88,11 @@ def test_enabled_qy_sends_an_unrelated_procedure_to_the_ambiguous_group(tmp_path
     )
     got = grouper.group_drg(t, cb).to_pydict()
     assert got["drg"] == ["GQY", "GZ15"] and got["adrg"] == ["QY", "GZ1"] and got["mdc"] == ["MDCG", "MDCG"]
+
+
+def test_a_folder_named_like_the_scheme_in_the_working_directory_is_not_taken_for_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chs-drg-1.1").mkdir()
+    assert grouper.Codebook.load("chs-drg-1.1").scheme == "chs-drg-1.1"
+    with pytest.raises(CodebookError, match="not a codebook folder"):
+        grouper.Codebook.load(tmp_path / "chs-drg-1.1")

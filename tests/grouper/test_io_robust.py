@@ -135,3 +135,49 @@ def test_header_only_files_give_an_empty_result(tmp_path):
         path = tmp_path / "h.csv"
         path.write_text(text)
         assert pa.concat_tables(grouper.read_discharges(path)).num_rows == 0
+
+
+def test_dates_in_the_shapes_exports_use_and_impossible_dates(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text(
+        "case_id,principal_dx,discharge_date\n1,K35.8,2024/12/3 9:15\n2,K35.8,2025-02-30\n3,K35.8,2024年1月5日\n"
+        "4,K35.8,20230914\n5,K35.8,2025.03.01\n",
+        encoding="utf-8",
+    )
+    got = [
+        str(d) if d else None
+        for d in pa.concat_tables(grouper.read_discharges(path))["discharge_date"].to_pylist()
+    ]
+    assert got == ["2024-12-03", None, "2024-01-05", "2023-09-14", "2025-03-01"]
+
+
+def test_a_stray_gbk_byte_near_the_top_is_tolerated_too(tmp_path, codebook):
+    data = (
+        "case_id,性别,年龄,主要诊断编码,备注\n" + "".join(f"c{i},女,88,K22.301,备注\n" for i in range(50))
+    ).encode("gbk")
+    head, rest = data.split(b"\n", 3)[:3], data.split(b"\n", 3)[3]
+    path = tmp_path / "g.csv"
+    path.write_bytes(b"\n".join(head) + b"\xff\n" + rest)  # a stray byte at the end of the third line
+    got = _group(codebook, path)
+    assert len(got) == 50 and {s for _, _, s in got} == {"OK"}
+
+
+def test_a_damaged_parquet_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "c.parquet"
+    pq.write_table(
+        pa.table({"case_id": [str(i) for i in range(5000)], "principal_dx": ["K35.8"] * 5000}), path
+    )
+    data = bytearray(path.read_bytes())
+    data[200:400] = b"\x00" * 200  # inside the first data page
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"c\.parquet"):
+        list(grouper.read_discharges(path))
+
+
+def test_excel_output_keeps_text_as_text(tmp_path):
+    import openpyxl
+
+    out = tmp_path / "x.xlsx"
+    grouper.write_results(pa.table({"case_id": ["=1+1", "A\x01B"], "drg": ["GZ15", "GZ13"]}), out)
+    cells = [[c.value for c in r] for r in openpyxl.load_workbook(out).active.iter_rows()]
+    assert cells == [["case_id", "drg"], ["=1+1", "GZ15"], ["AB", "GZ13"]]

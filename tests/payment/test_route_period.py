@@ -41,3 +41,21 @@ def test_a_case_without_id_is_excluded_with_its_own_reason():
     )
     assert [Route(x).name for x in r.route] == ["DIP", "EXCLUDED"]
     assert REASONS[r.reason[1]] == "case_id_missing"
+
+
+def test_routing_cleans_codes_like_the_grouper_and_never_pays_an_ungrouped_case_by_the_scheme():
+    policy = Policy.load(ROOT / "codebooks/policies/demo-2025.toml")
+    item = policy.per_case.entries[0]  # J35.3 + 28.3 (tonsillectomy) in the demo policy
+    dx, proc = item["dx"][0], item["procs"][0]
+    table = pa.table(
+        {
+            "discharge_date": pa.array([dt.date(2025, 3, 1)] * 2, pa.date32()),
+            "principal_dx": [dx, dx.lower()],
+            "principal_proc": [proc, proc.upper()],
+        }
+    )
+    n = table.num_rows
+    r = route_cases(table, policy, np.full(n, 3, np.int8), np.ones(n, bool), np.ones(n, bool))
+    assert r.route[0] == r.route[1]  # the lower-case code meets the same per-case list
+    ungrouped = route_cases(table, policy, np.full(n, 3, np.int8), np.zeros(n, bool), np.ones(n, bool))
+    assert not np.isin(ungrouped.route, [Route.DIP, Route.DRG]).any()
