@@ -299,7 +299,9 @@ def _csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> I
             yield pa.schema([(h, pa.string()) for h in names]).empty_table()
             return
         hint = "; hospital exports are often GBK: add --encoding gbk" if "UTF8" in str(exc) else ""
-        raise InputError(f"{path}: {exc}{hint}") from None
+        # pyarrow quotes the offending row; it holds patient data, which an error line must not repeat
+        message = re.sub(r"(Expected \d+ columns, got \d+): .*", r"\1 in a row (check its quoting)", str(exc))
+        raise InputError(f"{path}: {message}{hint}") from None
 
 
 def _lenient(encoding: str) -> str:
@@ -429,7 +431,7 @@ def _convert(field: pa.Field, column: pa.ChunkedArray) -> pa.Array:
 
 
 def _integers(arr: pa.Array, typ: pa.DataType) -> pa.Array:
-    """Whole numbers, floored like the reference's ``intValue`` (``65.7`` → 65); a value present but unreadable or
+    """Whole numbers, truncated like the reference's ``intValue`` (``65.7`` → 65); a value present but unreadable or
     outside the type's range becomes -1 (the grouper turns it into a status), an empty one null."""
     info = np.iinfo(typ.to_pandas_dtype())
     if pa.types.is_integer(arr.type):  # already whole numbers: only the range is checked
@@ -437,7 +439,7 @@ def _integers(arr: pa.Array, typ: pa.DataType) -> pa.Array:
         return (
             pc.if_else(bad, pa.scalar(-1, arr.type), arr).cast(typ) if pc.any(bad).as_py() else arr.cast(typ)
         )
-    values = pc.floor(_numbers(arr, pa.float64(), bad=-1))
+    values = pc.trunc(_numbers(arr, pa.float64(), bad=-1))
     bad = pc.or_(pc.less(values, float(info.min)), pc.greater(values, float(info.max)))
     return pc.if_else(bad, pa.scalar(-1.0), values).cast(typ)
 

@@ -18,7 +18,7 @@ class Status(IntEnum):
     # warnings: the case is grouped
     SEX_UNKNOWN = 10  #: sex is 0/9 or unreadable; grouped, but never enters sex-gated MDCs (M/N)
     CODE_UNKNOWN = 11  #: an other diagnosis or procedure is not in the dictionary; it matches no list
-    LOS_INVALID = 12  #: LOS missing, negative or contradicting the dates; not used by grouping
+    LOS_INVALID = 12  #: LOS negative or contradicting the dates; not used by CHS-DRG 1.1 grouping
     DISCHARGE_MODE_UNKNOWN = 13  #: 离院方式 not in {1, 2, 3, 4, 5, 9}
     # errors: no payable group
     NO_ADRG = 30  #: an MDC gate admitted the case but no ADRG of any MDC matched → 0000

@@ -181,3 +181,11 @@ def test_excel_output_keeps_text_as_text(tmp_path):
     grouper.write_results(pa.table({"case_id": ["=1+1", "A\x01B"], "drg": ["GZ15", "GZ13"]}), out)
     cells = [[c.value for c in r] for r in openpyxl.load_workbook(out).active.iter_rows()]
     assert cells == [["case_id", "drg"], ["=1+1", "GZ15"], ["AB", "GZ13"]]
+
+
+def test_a_ragged_row_is_reported_without_repeating_its_patient_data(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("case_id,principal_dx,name\n1,K35.8,张三\n2,K35.8,李四,extra\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"Expected 3 columns, got 4 in a row") as err:
+        list(grouper.read_discharges(path))
+    assert "李四" not in str(err.value)
