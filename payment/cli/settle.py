@@ -32,7 +32,18 @@ from grouper.dip.catalogue import CatalogueError, read_catalogue
 from grouper.io import InputError, read_discharges
 from payment._arrays import to_str_numpy
 from payment.budget import level_coefficients
-from payment.cli._app import DEBUG, ENCODING, FORCE, QUIET, UserError, app, check_folder, check_output, fail
+from payment.cli._app import (
+    DEBUG,
+    ENCODING,
+    FORCE,
+    QUIET,
+    UserError,
+    app,
+    check_folder,
+    check_output,
+    fail,
+    progress_bar,
+)
 from payment.cli._app import stderr as console
 from payment.deductions import parse_deductions
 from payment.policy import POOLS, Policy, PolicyError
@@ -549,18 +560,26 @@ def settle(
             if v
         }
         writer = _CaseWriter(tmp, meta)
+
+        def counted():  # settle reads the cases twice (or three times): the bar counts every row read
+            for t in batches():
+                bar.advance(task, t.num_rows)
+                yield t
+
         try:
-            hosp_table, region = settle_batches(
-                batches,
-                hosp,
-                pol,
-                write=writer,
-                catalogue=cat,
-                weights=w,
-                history=hist,
-                special_cases=declared,
-                deductions=deducted,
-            )
+            with progress_bar("settling (cases read over all passes)", quiet) as bar:
+                task = bar.add_task("settle", total=None)
+                hosp_table, region = settle_batches(
+                    counted,
+                    hosp,
+                    pol,
+                    write=writer,
+                    catalogue=cat,
+                    weights=w,
+                    history=hist,
+                    special_cases=declared,
+                    deductions=deducted,
+                )
             writer.close()
         except BaseException as exc:
             writer.discard()
