@@ -103,6 +103,13 @@ class TrimSpec:
         return float(self.k) if self.k is not None else _DEFAULT_K.get(self.method, 0.0)
 
 
+def checked_trim(est) -> TrimSpec:
+    """The trimming of a fit object (``trim``, ``trim_limits``, ``trim_k``, ``trim_min_n``), after checking its CV divisor."""
+    if est.cv_ddof not in (0, 1):
+        raise ValueError(f"cv_ddof: must be 0 or 1, got {est.cv_ddof!r}")
+    return TrimSpec(est.trim, tuple(est.trim_limits), est.trim_k, est.trim_min_n)
+
+
 @dataclass(frozen=True)
 class GroupStats:
     """Per-group results of :func:`group_stats`; every array has one entry per group."""

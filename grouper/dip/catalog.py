@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from grouper._history import (
     Estimator,
     TrimSpec,
+    checked_trim,
     data_years,
     describe_excluded,
     fingerprint,
@@ -291,8 +292,6 @@ class DipCatalog(Estimator):
             )
         if self.unknown_tier not in TIERS:
             raise ValueError(f"unknown_tier: {self.unknown_tier!r} is not one of {', '.join(TIERS)}")
-        if self.cv_ddof not in (0, 1):
-            raise ValueError(f"cv_ddof: must be 0 or 1, got {self.cv_ddof!r}")
         if (
             int(self.comprehensive_threshold) != self.comprehensive_threshold
             or self.comprehensive_threshold < 1
@@ -302,7 +301,7 @@ class DipCatalog(Estimator):
             )
         if int(self.related_max) != self.related_max or self.related_max < 0:
             raise ValueError(f"related_max: a non-negative integer, got {self.related_max!r}")
-        return TrimSpec(self.trim, tuple(self.trim_limits), self.trim_k, self.trim_min_n)
+        return checked_trim(self)
 
     # -- fit ----------------------------------------------------------------------------------------------------
     def fit(self, history: pa.Table) -> DipCatalog:

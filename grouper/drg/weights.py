@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from grouper._history import (
     Estimator,
     TrimSpec,
+    checked_trim,
     data_years,
     describe_excluded,
     fingerprint,
@@ -121,9 +122,7 @@ class DrgWeights(Estimator):
             raise ValueError(f"year_weighting: {self.year_weighting!r} is not one of means, cases")
         if int(self.min_n) != self.min_n or self.min_n < 1:
             raise ValueError(f"min_n: a positive case count, got {self.min_n!r}")
-        if self.cv_ddof not in (0, 1):
-            raise ValueError(f"cv_ddof: must be 0 or 1, got {self.cv_ddof!r}")
-        return TrimSpec(self.trim, tuple(self.trim_limits), self.trim_k, self.trim_min_n)
+        return checked_trim(self)
 
     def fit(self, history: pa.Table) -> DrgWeights:
         """Learn the weights.
