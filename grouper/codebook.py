@@ -22,15 +22,12 @@ import pyarrow.compute as pc
 
 from grouper.codes import encode_values, normalise_codes
 from grouper.drg.rules import GateKind, QyTrigger, RuleKind, SeverityRule
+from grouper.errors import CodebookError
+from grouper.resources import data_root
 
 __all__ = ["Codebook", "CodebookError", "codebook_dir"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 _CACHE_FORMAT = 2
-
-
-class CodebookError(ValueError):
-    """A codebook that cannot be loaded: the message names the file, row and column."""
 
 
 def codebook_dir(scheme: str | os.PathLike) -> Path:
@@ -40,7 +37,7 @@ def codebook_dir(scheme: str | os.PathLike) -> Path:
         return path
     if len(path.parts) > 1 or path.is_absolute():
         raise CodebookError(f"{path}: not a codebook folder (no codebook.toml)")
-    root = Path(os.environ.get("DRGDIP_CODEBOOKS", REPO_ROOT / "codebooks"))
+    root = data_root()
     path = root / str(scheme)
     if not (path / "codebook.toml").is_file():
         known = sorted(p.parent.name for p in root.glob("*/codebook.toml"))

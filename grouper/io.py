@@ -34,13 +34,13 @@ import pyarrow.parquet as pq
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from grouper.codebook import REPO_ROOT
+from grouper.errors import InputError
+from grouper.resources import data_path
 from grouper.schema import DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
 
 __all__ = ["InputError", "count_rows", "read_discharges", "write_results"]
 
 BATCH_SIZE = 1 << 18
-_RECORDS = REPO_ROOT / "codebooks" / "records"
 _NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$"
 _EXCEL_MAX_ROWS = 1_048_575
 #: Separators between codes in a flat list column: `|` (canonical), and the , ; ， ； 、 and line breaks that
@@ -48,21 +48,17 @@ _EXCEL_MAX_ROWS = 1_048_575
 _LIST_SEPARATORS = r"[|,;，；、\r\n]"
 
 
-class InputError(ValueError):
-    """A file that cannot be read as discharges: the message names the file (and column) and what to do."""
-
-
 @cache
 def _aliases() -> dict[str, tuple[str, int]]:
     """Header key → (canonical column, rank): when a file has two aliases of one column, the lower rank (the
     earlier row of column_aliases.csv, e.g. setl_id before mdtrt_id) wins."""
-    table = pd.read_csv(_RECORDS / "column_aliases.csv", dtype=str, keep_default_na=False)
+    table = pd.read_csv(data_path("records", "column_aliases.csv"), dtype=str, keep_default_na=False)
     return {_key(a): (c, rank) for rank, (a, c) in enumerate(zip(table.alias, table.column, strict=True))}
 
 
 @cache
 def _value_maps() -> dict[str, tuple[pa.Array, pa.Array]]:
-    table = pd.read_csv(_RECORDS / "value_maps.csv", dtype=str, keep_default_na=False)
+    table = pd.read_csv(data_path("records", "value_maps.csv"), dtype=str, keep_default_na=False)
     return {
         col: (pa.array([v.lower() for v in g.value]), pa.array(list(g.canonical)))
         for col, g in table.groupby("column", sort=False)

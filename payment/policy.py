@@ -19,6 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from grouper.errors import PolicyError
+
 __all__ = ["POOLS", "Policy", "PolicyError", "Section"]
 
 #: Closed list of units (STYLE.md §a).
@@ -26,10 +28,6 @@ UNITS = ("yuan", "yuan/point", "yuan/day", "points", "points/day", "ratio", "sha
 #: Budget pools: one for all insured, or one per 险种 (payment.md §2.4).
 POOLS = ("all", "employee", "resident")
 _OPS = ("<", "<=", ">", ">=")
-
-
-class PolicyError(ValueError):
-    """A policy file that does not validate; the message names the file and the dotted key."""
 
 
 class Section(Mapping):

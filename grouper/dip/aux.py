@@ -36,6 +36,7 @@ from grouper._history import (
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
 from grouper.drg import _kernel
+from grouper.resources import data_path
 from grouper.schema import FEE_COLUMNS
 
 __all__ = [
@@ -51,7 +52,6 @@ __all__ = [
     "subtype_admitted",
 ]
 
-_AUX = Path(__file__).resolve().parents[2] / "codebooks" / "dip" / "aux"
 #: Closed set of subtype condition kinds (the ``kind`` column of subtypes.csv).
 SUBTYPE_KINDS = (
     "death",
@@ -133,7 +133,7 @@ def read_subtypes(path: str | Path | None = None) -> pa.Table:
         and the ``arg`` of a ``high_cost`` row: fee columns ``fee_01`` … ``fee_14`` joined with ``+`` whose sum
         is the fee (``fee_05`` 治疗费; ``fee_09+fee_10+fee_11`` 药品费).
     """
-    p = Path(path) if path else _AUX / "subtypes.csv"
+    p = Path(path) if path else data_path("dip", "aux", "subtypes.csv")
     num = {c: pa.float64() for c in ("los_min", "los_max", "lo", "hi")}
     strings = {c: pa.string() for c in ("family", "subtype", "name", "kind", "arg", "principal", "source")}
     table = pacsv.read_csv(
@@ -212,7 +212,7 @@ def read_cci_table(path: str | Path | None = None) -> pa.Table:
     placeholder for the official 2,292-code DIP list (reference/dip.md §5.1), which can be given in the same
     columns (a full code is its own prefix).
     """
-    p = Path(path) if path else _AUX / "cci_quan2005.csv"
+    p = Path(path) if path else data_path("dip", "aux", "cci_quan2005.csv")
     types = {
         "category": pa.string(),
         "prefix": pa.string(),
@@ -765,7 +765,7 @@ def _code_list(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array
 
 
 def _read_flags(path: str | None) -> pa.Table:
-    p = Path(path) if path else _AUX / "code_flags.csv"
+    p = Path(path) if path else data_path("dip", "aux", "code_flags.csv")
     table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(column_types={"prefix": pa.string()}))
     for r in table.to_pylist():
         if r["flag"] not in (*_DX_FLAGS, *_PROC_FLAGS, "malignant"):

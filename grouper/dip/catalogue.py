@@ -33,6 +33,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from grouper.errors import CatalogueError
+from grouper.resources import data_path
+
 __all__ = [
     "CATALOGUE_SCHEMA",
     "KINDS",
@@ -66,13 +69,7 @@ KINDS = ("core", "comprehensive", "priority", "blank", "placeholder", "export_on
 #: Closed set of treatment tiers, lowest first (保守 < 诊断性 < 治疗性 < 介入 < 手术).
 TIERS = ("conservative", "diagnostic", "therapeutic", "interventional", "surgery")
 
-_ROOT = Path(__file__).resolve().parents[2]
-_CODEBOOKS = _ROOT / "codebooks" / "dip"
 _META_KEY = b"drgdip.catalogue"
-
-
-class CatalogueError(ValueError):
-    """A catalogue file or table that does not follow the format; the message names file, row and column."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,12 +159,13 @@ def _fingerprint(table: pa.Table, meta: dict) -> str:
 
 def _resolve(path_or_name: str | Path) -> Path:
     path = Path(path_or_name)
-    if not path.exists() and len(path.parts) == 1 and (_CODEBOOKS / path.name).is_dir():
-        path = _CODEBOOKS / path.name
+    shipped = data_path("dip")
+    if not path.exists() and len(path.parts) == 1 and (shipped / path.name).is_dir():
+        path = shipped / path.name
     if path.is_dir():
         path = path / "catalogue.csv"
     if not path.exists():
-        known = sorted(p.parent.name for p in _CODEBOOKS.glob("*/catalogue.csv"))
+        known = sorted(p.parent.name for p in shipped.glob("*/catalogue.csv"))
         raise CatalogueError(f"{path_or_name}: no such catalogue file or name (shipped: {', '.join(known)})")
     return path
 

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from grouper.codes import normalise_codes
 from grouper.dip.catalogue import CatalogueError
+from grouper.resources import data_path
 
 __all__ = ["EXCLUSION_COLUMNS", "EXCLUSION_RULES", "MATCHES", "Exclusions", "read_exclusions"]
 
@@ -50,7 +51,6 @@ EXCLUSION_RULES = {"dx": ("not_principal",), "proc": ("conservative", "not_main"
 #: Match kinds, most specific first.
 MATCHES = ("exact", "prefix", "suffix")
 
-_DEFAULT = Path(__file__).resolve().parents[2] / "codebooks" / "dip" / "exclusions.csv"
 _KEY = ("kind", "match", "code")
 
 
@@ -217,7 +217,7 @@ def read_exclusions(path: str | Path | None = None) -> Exclusions:
     >>> ex.invalid_principal(pa.array(["M49.0*", "A18.000x047", "K35.800x001"])).tolist()
     [True, False, False]
     """
-    rows = _read(_DEFAULT)
+    rows = _read(data_path("dip", "exclusions.csv"))
     if path is not None:
         own = _read(Path(path))
         keys = {tuple(r[k] for k in _KEY) for r in own}

@@ -32,10 +32,10 @@ from grouper.dip.aux import AuxTyping
 from grouper.dip.catalogue import TIERS, Catalogue, CatalogueError, read_catalogue
 from grouper.dip.exclusions import Exclusions, read_exclusions
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
+from grouper.resources import data_path
 
 __all__ = ["DIP_RESULT_SCHEMA", "DipStatus", "group_dip", "tie_break_profiles"]
 
-_CODEBOOKS = Path(__file__).resolve().parents[2] / "codebooks" / "dip"
 _CONSERVATIVE, _SURGERY = TIERS.index("conservative"), TIERS.index("surgery")
 
 
@@ -117,7 +117,7 @@ INPUT_COLUMNS = tuple(
 
 def tie_break_profiles() -> dict[str, tuple[str, ...]]:
     """Tie-break profiles of ``codebooks/dip/grouping.toml``: name → criterion kinds, in order."""
-    data = tomllib.loads((_CODEBOOKS / "grouping.toml").read_text(encoding="utf-8"))
+    data = tomllib.loads(data_path("dip", "grouping.toml").read_text(encoding="utf-8"))
     return {name: tuple(crit) for name, crit in data["tie_break"].items()}
 
 
@@ -178,7 +178,7 @@ def _floats(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
 
 
 def _read_priority_rules() -> list[dict]:
-    with (_CODEBOOKS / "priority_rules.csv").open(encoding="utf-8", newline="") as f:
+    with data_path("dip", "priority_rules.csv").open(encoding="utf-8", newline="") as f:
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["order"]))
     for r in rows:
         if r["kind"] not in ("proc_any", "low_birth_weight"):

@@ -23,13 +23,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from grouper.dip.catalogue import TIERS, CatalogueError
+from grouper.resources import data_path
 
 __all__ = ["INTERVENTIONAL_AS", "ProcedureTiers", "read_procedure_tiers"]
 
 #: Allowed values of the ``interventional_as`` policy switch (reference/dip.md §3.8, open choice P-1).
 INTERVENTIONAL_AS = ("surgery", "therapeutic", "interventional")
-
-_DEFAULT = Path(__file__).resolve().parents[2] / "codebooks" / "dip" / "procedure_tiers.csv"
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,13 +106,14 @@ def read_procedure_tiers(
     """
     if interventional_as not in INTERVENTIONAL_AS:
         raise CatalogueError(f"interventional_as {interventional_as!r} is not one of {INTERVENTIONAL_AS}")
-    table = _read(_DEFAULT)
+    default = data_path("dip", "procedure_tiers.csv")
+    table = _read(default)
     if region is not None:
         own = _read(Path(region))
         table = pa.concat_tables([table.filter(pc.invert(pc.is_in(table["code"], own["code"]))), own])
     codes = table["code"].combine_chunks()
     if len(pc.unique(codes)) != len(codes):
-        raise CatalogueError(f"{region or _DEFAULT}: a procedure code occurs more than once")
+        raise CatalogueError(f"{region or default}: a procedure code occurs more than once")
     tier = (
         pc.index_in(table["tier"], value_set=pa.array(TIERS)).to_numpy(zero_copy_only=False).astype(np.int8)
     )

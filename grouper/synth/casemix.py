@@ -22,11 +22,11 @@ import pandas as pd
 import pyarrow as pa
 
 from grouper.dip import read_catalogue
+from grouper.resources import data_path
 from grouper.synth.region import Region, RegionError
 
 __all__ = ["SEX_ANY", "SEX_FEMALE", "SEX_MALE", "CaseMix", "build_casemix"]
 
-_CODEBOOKS = Path(__file__).resolve().parents[2] / "codebooks"
 #: Sex a principal diagnosis allows (from the sex-gated CHS-DRG MDCs M, N and the obstetric MDC O).
 SEX_ANY, SEX_MALE, SEX_FEMALE = 0, 1, 2
 #: Largest number of (diagnosis, procedure) pairs kept per comprehensive group.
@@ -134,12 +134,12 @@ def build_casemix(region: Region) -> CaseMix:
     -------
     CaseMix
     """
-    book = _CODEBOOKS / region["codebook"]
+    book = data_path(region["codebook"])
     dx = _csv(book / "dx.csv")["code"]
     proc = _csv(book / "proc.csv")["code"]
     dx_id = {c: i for i, c in enumerate(dx)}
     proc_id = {c: i for i, c in enumerate(proc)}
-    tiers = _csv(_CODEBOOKS / "dip" / "procedure_tiers.csv")
+    tiers = _csv(data_path("dip", "procedure_tiers.csv"))
     proc_tier = dict(zip(tiers["code"], tiers["tier"], strict=True))
 
     # Principal diagnoses: by preference codes that open a CHS-DRG MDC (a 亚目 whose codes open none keeps all).

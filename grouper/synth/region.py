@@ -14,11 +14,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["DEFAULT_REGION", "DEFECT_KINDS", "Region", "RegionError", "load_region"]
+from grouper.errors import SettingsError
+from grouper.resources import data_path
 
-_SYNTH = Path(__file__).resolve().parents[2] / "codebooks" / "synth"
-#: The shipped default region file.
-DEFAULT_REGION = _SYNTH / "region-default.toml"
+__all__ = ["DEFECT_KINDS", "Region", "RegionError", "load_region"]
+
 #: Closed set of defect kinds (``synthetic_defect`` values).
 DEFECT_KINDS = ("invalid_code", "missing_pdx", "sex_conflict", "los_negative", "duplicate_case_id")
 #: Tables whose keys are free (any chapter letter), checked only for the type of their values.
@@ -58,7 +58,7 @@ _PROBABILITIES = (
 )
 
 
-class RegionError(ValueError):
+class RegionError(SettingsError):
     """A region file that does not follow the format; the message names the file and the key."""
 
 
@@ -98,19 +98,21 @@ def load_region(path: str | Path | None = None) -> Region:
         Unreadable file, missing or unknown key, wrong type, or an impossible value.
     """
     file = _resolve(path)
-    template = _read(DEFAULT_REGION)
-    params = _read(file) if file != DEFAULT_REGION else template
+    default = _resolve(None)
+    template = _read(default)
+    params = _read(file) if file != default else template
     _check_shape(template, params, "", file)
     _check_values(params, file)
     return Region(MappingProxyType(params), file)
 
 
 def _resolve(path: str | Path | None) -> Path:
+    shipped = data_path("synth")
     if path is None:
-        return DEFAULT_REGION
+        return (shipped / "region-default.toml").resolve()
     file = Path(path)
-    if not file.exists() and (_SYNTH / f"{file.name}.toml").exists():
-        file = _SYNTH / f"{file.name}.toml"
+    if not file.exists() and (shipped / f"{file.name}.toml").exists():
+        file = shipped / f"{file.name}.toml"
     if not file.exists():
         raise RegionError(f"{path}: no such region file")
     return file.resolve()

@@ -71,6 +71,18 @@ def check_output(path: Path, force: bool) -> None:
         raise UserError(f"{path} already exists; pass --force to replace it")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"drgdip {version('drgdip')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main() -> None:
+def _main(
+    _version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the drgdip version and exit."
+    ),
+) -> None:
     """drgdip: CHS-DRG / DIP grouping and regional point-method payment (区域点数法总额预算)."""

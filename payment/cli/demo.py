@@ -16,11 +16,10 @@ import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from grouper.codebook import REPO_ROOT
+from grouper.resources import data_path
 from payment.cli._app import QUIET, UserError, app, check_folder, fail
 from payment.cli._app import stderr as console
 
-DEMO_POLICY = REPO_ROOT / "codebooks" / "policies" / "demo-2025.toml"
 #: The demo policy's budget is sized to this region (codebooks/policies/demo-2025.toml, budget notes).
 DEMO_CASES, DEMO_HOSPITALS, DEMO_YEARS, DEMO_SEED = 400_000, 40, "2022,2023,2024,2025", 2025
 #: Fewest cases for which every step has data (a catalogue from three years of 40 hospitals, then a year to settle).
@@ -58,7 +57,7 @@ def demo(
          "--out", str(catalogue)],
         ["group", str(current), "--scheme", "dip", "--catalogue", str(catalogue), "--out", str(grouped)],
         ["settle", "--cases", str(grouped), "--discharges", str(current), "--hospitals", str(region / "hospitals.csv"),
-         "--policy", str(DEMO_POLICY), "--catalogue", str(catalogue), "--out", str(settled)],
+         "--policy", str(data_path("policies", "demo-2025.toml")), "--catalogue", str(catalogue), "--out", str(settled)],
     ]  # fmt: skip
     for args in steps:
         if args is None:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import payment.cli.synth  # noqa: F401  (registers the command)
 from grouper.dip import read_catalogue
+from grouper.resources import data_path
 from grouper.schema import DISCHARGE_SCHEMA, FEE_COLUMNS
 from grouper.synth import (
     DEFECT_KINDS,
@@ -24,7 +25,6 @@ from grouper.synth import (
     write_region,
 )
 from grouper.synth.blocks import generate_block
-from grouper.synth.region import DEFAULT_REGION
 from payment.cli._app import app
 
 N, YEARS, HOSPITALS, SEED = 300_000, [2022, 2023, 2024], 40, 11
@@ -64,7 +64,7 @@ def ordinary(df):
 
 
 def _dx_codes() -> set[str]:
-    return set(pd.read_csv(DEFAULT_REGION.parents[1] / "chs-drg-1.1" / "dx.csv", dtype=str)["code"])
+    return set(pd.read_csv(data_path("chs-drg-1.1", "dx.csv"), dtype=str)["code"])
 
 
 # ---------------------------------------------------------------- schema and determinism
@@ -279,7 +279,7 @@ def test_secondary_diagnoses_carry_cc_and_mcc(data):
     table, _ = data
     other = pa.compute.list_flatten(table["other_dx"]).to_pandas()
     assert len(other) / table.num_rows > 1
-    book = DEFAULT_REGION.parents[1] / "chs-drg-1.1"
+    book = data_path("chs-drg-1.1")
     cc = set(pd.read_csv(book / "cc.csv", dtype=str)["code"])
     mcc = set(pd.read_csv(book / "mcc.csv", dtype=str)["code"])
     assert 0.15 < other.isin(cc).mean() < 0.45
@@ -365,7 +365,7 @@ def test_generated_cases_regroup_into_their_dip_group(data):
 
 
 def test_region_file_is_validated(tmp_path):
-    text = DEFAULT_REGION.read_text(encoding="utf-8")
+    text = data_path("synth", "region-default.toml").read_text(encoding="utf-8")
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace("cost = 0.04", "cots = 0.04"), encoding="utf-8")
     with pytest.raises(RegionError, match=r"unknown key growth\.cots"):
