@@ -2,14 +2,14 @@
 
 from payment.budget import budget_cascade, budget_point_value, elastic_point_value
 from payment.money import largest_remainder, round_fen
-from payment.points import Deviation, DeviationProfile, DrgRule, dip_points, drg_points
+from payment.points import Deviation, DeviationRule, DrgRule, dip_points, drg_points
 from payment.policy import Policy, PolicyError
 from payment.route import Route, route_cases
 from payment.settle import Settlement, settle, settle_batches
 
 __all__ = [
     "Deviation",
-    "DeviationProfile",
+    "DeviationRule",
     "DrgRule",
     "Policy",
     "PolicyError",

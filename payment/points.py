@@ -13,12 +13,14 @@ from enum import IntEnum
 import numpy as np
 from numba import njit
 
+from grouper.errors import SettingsError
 from payment.money import exact
 
 __all__ = [
-    "PROFILES",
+    "BOUNDARIES",
+    "FORMULAS",
     "Deviation",
-    "DeviationProfile",
+    "DeviationRule",
     "DrgRule",
     "compare",
     "dip_points",
@@ -42,45 +44,87 @@ class Deviation(IntEnum):
         return [m.name.lower() for m in cls]
 
 
-#: Profile → (low formula, high formula, extreme formula); payment.md §3.3. Formula kinds:
-#: low ``cost`` S·(C/A)·a, ``cost_k`` S·(C/A)·k·a; high ``minus_one`` S·(C/A − 1)·a, ``minus_one_k``
-#: S·(C/A − 1)·k·a, ``minus_two_plus_k`` S·(C/A − 2 + k)·a, ``normal`` S·k·a; extreme ``high`` (the high
-#: formula, paid pending expert review), ``normal`` S·k·a (sent to 特病单议), None (no extreme band).
-PROFILES: dict[str, tuple[str, str, str | None]] = {
-    "national_2020": ("cost", "minus_one", "high"),
-    "guangzhou_2018": ("cost", "minus_one", None),
-    "base": ("cost_k", "minus_one_k", None),
-    "yichang": ("cost_k", "minus_one_k", None),
-    "jining": ("cost", "minus_two_plus_k", "normal"),
-    "taian": ("cost", "minus_two_plus_k", None),
-    "national_3_0_draft": ("cost", "normal", None),
+#: Deviation formula kinds a policy chooses from, per scheme and band (docs/deviation.md gives each formula).
+#: DIP (payment.md §3.3), with S the group score, k the case's coefficient, a the auxiliary coefficient and q = C/A:
+#: low ``cost`` S·q·a, ``cost_k`` S·q·k·a; normal ``standard`` S·k·a; high ``minus_one`` S·(q − 1)·a,
+#: ``minus_one_k`` S·(q − 1)·k·a, ``minus_two_plus_k`` S·(q − 2 + k)·a, ``standard`` S·k·a; extreme ``high`` (the
+#: high formula, paid pending expert review), ``standard`` S·k·a (sent to 特病单议).
+#: DRG (chs-drg.md §7.4): low ``points_no_factor`` C/全市次均·scale, ``by_actual`` (same points, fee C × cf);
+#: normal ``standard`` RW·k·scale; high ``linear_add``, ``deduct``, ``cap`` (see :func:`drg_points`).
+FORMULAS: dict[str, dict[str, tuple[str, ...]]] = {
+    "dip": {
+        "low": ("cost", "cost_k"),
+        "normal": ("standard",),
+        "high": ("minus_one", "minus_one_k", "minus_two_plus_k", "standard"),
+        "extreme": ("high", "standard"),
+    },
+    "drg": {
+        "low": ("points_no_factor", "by_actual"),
+        "normal": ("standard",),
+        "high": ("linear_add", "deduct", "cap"),
+    },
 }
+#: Boundary kinds per band: the comparison of q = C/A with the band's ratio that puts a case in the band.
+BOUNDARIES: dict[str, tuple[str, ...]] = {"low": ("<", "<="), "high": (">", ">="), "extreme": (">", ">=")}
+
+
+def _check_kind(scheme: str, band: str, formula: str | None, boundary: str | None) -> None:
+    if formula not in FORMULAS[scheme][band]:
+        raise SettingsError(
+            f"{scheme} {band} formula {formula!r} is not one of {', '.join(FORMULAS[scheme][band])}",
+            key=f"deviation.{band}.formula",
+        )
+    if band != "normal" and boundary not in BOUNDARIES[band]:
+        raise SettingsError(
+            f"{band} boundary {boundary!r} is not one of {', '.join(BOUNDARIES[band])}",
+            key=f"deviation.{band}.boundary",
+        )
 
 
 @dataclass(frozen=True)
-class DeviationProfile:
-    """Limits and boundary directions of a DIP deviation profile (费用偏差规则), from the policy."""
+class DeviationRule:
+    """A DIP deviation rule (费用偏差规则): one formula kind, ratio and boundary per band, from the policy.
 
-    profile: str
+    ``extreme_formula`` None means the rule has no extreme band. Kinds are checked against :data:`FORMULAS`
+    and :data:`BOUNDARIES`; an unknown kind raises :class:`~grouper.errors.SettingsError`.
+    """
+
+    low_formula: str
     low_ratio: float
     low_op: str
+    high_formula: str
     high_ratio: float
     high_op: str
+    extreme_formula: str | None = None
     extreme_ratio: float | None = None
     extreme_op: str | None = None
+    normal_formula: str = "standard"
     kbbz_factor: float = 1.0
 
+    def __post_init__(self) -> None:
+        _check_kind("dip", "low", self.low_formula, self.low_op)
+        _check_kind("dip", "normal", self.normal_formula, None)
+        _check_kind("dip", "high", self.high_formula, self.high_op)
+        if self.extreme_formula is not None:
+            _check_kind("dip", "extreme", self.extreme_formula, self.extreme_op)
+            if self.extreme_ratio is None:
+                raise SettingsError("an extreme band needs a ratio", key="deviation.extreme.ratio")
+
     @classmethod
-    def from_policy(cls, deviation) -> DeviationProfile:
-        """Build from the policy's ``[deviation]`` section."""
+    def from_policy(cls, deviation) -> DeviationRule:
+        """Build from a DIP policy's ``[deviation]`` section."""
+        ext = deviation.extreme
         return cls(
-            deviation.profile,
-            deviation.low_ratio,
-            deviation.low_op,
-            deviation.high_ratio,
-            deviation.high_op,
-            deviation.extreme_ratio if PROFILES[deviation.profile][2] else None,
-            deviation.extreme_op if PROFILES[deviation.profile][2] else None,
+            deviation.low.formula,
+            deviation.low.ratio,
+            deviation.low.boundary,
+            deviation.high.formula,
+            deviation.high.ratio,
+            deviation.high.boundary,
+            None if ext is None else ext.formula,
+            None if ext is None else ext.ratio,
+            None if ext is None else ext.boundary,
+            deviation.normal.formula,
             deviation.kbbz_factor,
         )
 
@@ -104,19 +148,19 @@ def dip_points(
     a: np.ndarray,
     cost: np.ndarray,
     avg_cost: np.ndarray,
-    profile: DeviationProfile,
+    rule: DeviationRule,
     *,
     unmatched: np.ndarray | None = None,
     no_deviation: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """DIP case points (病例分值) and deviation class under a deviation profile.
+    """DIP case points (病例分值) and deviation class under a deviation rule.
 
     Parameters
     ----------
     score : ndarray of float64, points        S, the group's score (病种分值)
     k, a : ndarray of float64                 hospital coefficient (or 基层 factor) and 辅助分型系数
     cost, avg_cost : ndarray of float64, yuan C, the case's total cost, and A, the comparison average
-    profile : DeviationProfile
+    rule : DeviationRule
     unmatched : ndarray of bool, optional     空白病种 cases: P = S × C/A × kbbz_factor (no k, no a)
     no_deviation : ndarray of bool, optional  cases always paid S·k·a (e.g. 中医优势病种)
 
@@ -130,12 +174,11 @@ def dip_points(
 
     Examples
     --------
-    >>> p = DeviationProfile("base", 0.5, "<=", 2.0, ">=")
+    >>> p = DeviationRule("cost_k", 0.5, "<=", "minus_one_k", 2.0, ">=")
     >>> one = np.ones(1)
     >>> dip_points(one * 1000, one * 1.05, one, np.array([4000.0]), one * 10000, p)[0]
     array([420.])
     """
-    low_kind, high_kind, ext_kind = PROFILES[profile.profile]
     n = len(score)
     f64 = np.float64
     points = np.empty(n, dtype=f64)
@@ -148,16 +191,16 @@ def dip_points(
         np.ascontiguousarray(avg_cost, f64),
         np.zeros(n, np.bool_) if unmatched is None else np.ascontiguousarray(unmatched, np.bool_),
         np.zeros(n, np.bool_) if no_deviation is None else np.ascontiguousarray(no_deviation, np.bool_),
-        _LOW_KINDS.index(low_kind),
-        _HIGH_KINDS.index(high_kind),
-        _EXT_KINDS.index(ext_kind),
-        profile.low_ratio,
-        _OPS.index(profile.low_op),
-        profile.high_ratio,
-        _OPS.index(profile.high_op),
-        np.inf if profile.extreme_ratio is None else profile.extreme_ratio,
-        _OPS.index(profile.extreme_op or ">"),
-        profile.kbbz_factor,
+        _LOW_KINDS.index(rule.low_formula),
+        _HIGH_KINDS.index(rule.high_formula),
+        _EXT_KINDS.index(rule.extreme_formula),
+        rule.low_ratio,
+        _OPS.index(rule.low_op),
+        rule.high_ratio,
+        _OPS.index(rule.high_op),
+        np.inf if rule.extreme_ratio is None else rule.extreme_ratio,
+        _OPS.index(rule.extreme_op or ">"),
+        rule.kbbz_factor,
         points,
         dev,
     )
@@ -165,9 +208,9 @@ def dip_points(
 
 
 _OPS = ("<", "<=", ">", ">=")
-_LOW_KINDS = ("cost", "cost_k")
-_HIGH_KINDS = ("minus_one", "minus_one_k", "minus_two_plus_k", "normal")
-_EXT_KINDS = (None, "high", "normal")
+_LOW_KINDS = FORMULAS["dip"]["low"]  # kernel codes: the index in each closed set
+_HIGH_KINDS = FORMULAS["dip"]["high"]
+_EXT_KINDS = (None, *FORMULAS["dip"]["extreme"])
 
 
 @njit(cache=True, inline="always")
@@ -217,7 +260,7 @@ def _high(kind, s, k, a, q):
 
 @dataclass(frozen=True)
 class DrgRule:
-    """DRG point-method parameters (点数法): chs-drg.md §7.3–7.4, from the policy's ``[deviation.drg]``."""
+    """DRG point-method parameters (点数法): chs-drg.md §7.3–7.4, from a DRG policy's ``[deviation]``."""
 
     city_avg_cost: float
     scale: int
@@ -226,8 +269,12 @@ class DrgRule:
     high_op: str
     bands_rw_below: tuple[float, ...]  # band upper bounds (inf for the open band), ascending
     bands_ratio: tuple[float, ...]
-    low_mode: str = "points_no_factor"
-    high_mode: str = "linear_add"
+    low_formula: str = "points_no_factor"
+    high_formula: str = "linear_add"
+
+    def __post_init__(self) -> None:
+        _check_kind("drg", "low", self.low_formula, self.low_op)
+        _check_kind("drg", "high", self.high_formula, self.high_op)
 
     @classmethod
     def from_policy(cls, policy) -> DrgRule:
@@ -239,13 +286,13 @@ class DrgRule:
         return cls(
             drg.city_avg_cost,
             policy.scores.score_scale,
-            d.low_ratio,
-            d.low_op,
-            d.high_op,
+            d.low.ratio,
+            d.low.boundary,
+            d.high.boundary,
             tuple(b[0] for b in bands),
             tuple(b[1] for b in bands),
-            drg.low_mode,
-            drg.high_mode,
+            d.low.formula,
+            d.high.formula,
         )
 
 
@@ -288,9 +335,9 @@ def drg_points(
     low = compare(q, rule.low_ratio, rule.low_op)
     high = ~low & compare(q, big_k, rule.high_op)
     low_p = cost / rule.city_avg_cost * scale
-    if rule.high_mode == "linear_add":
+    if rule.high_formula == "linear_add":
         high_p = normal + (q - big_k) * rw * scale
-    elif rule.high_mode == "deduct":
+    elif rule.high_formula == "deduct":
         high_p = (cost / rule.city_avg_cost - (big_k - 1.0) * rw * k) * scale
     else:
         high_p = rw * big_k * k * scale

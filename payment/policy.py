@@ -19,9 +19,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from grouper.errors import PolicyError
+import numpy as np
 
-__all__ = ["POOLS", "Policy", "PolicyError", "Section"]
+from grouper.errors import PolicyError
+from payment.points import BOUNDARIES, FORMULAS
+
+__all__ = ["POOLS", "ByKey", "Policy", "PolicyError", "Section"]
 
 #: Closed list of units (STYLE.md §a).
 UNITS = ("yuan", "yuan/point", "yuan/day", "points", "points/day", "ratio", "share", "days", "count")
@@ -31,7 +34,7 @@ _OPS = ("<", "<=", ">", ">=")
 
 
 class Section(Mapping):
-    """A read-only section of a validated policy; keys are also attributes (``policy.deviation.high_ratio``)."""
+    """A read-only section of a validated policy; keys are also attributes (``policy.deviation.high.ratio``)."""
 
     def __init__(self, values: dict[str, Any]):
         object.__setattr__(self, "_v", dict(values))
@@ -186,7 +189,75 @@ class _Monthly:
         return tuple(sorted(out))
 
 
+@dataclass(frozen=True)
+class _ByKey:
+    """A value per hospital level or per budget pool: ``{by_level = {1 = …, 2 = …, 3 = …}, unit, source}``."""
+
+    field: str  # "by_level" or "by_pool"
+    keys: tuple
+    unit: str
+    default: Any = None
+    required: bool = False
+
+    def check(self, raw: Any, key: str, ctx: _Ctx) -> ByKey:
+        if not isinstance(raw, dict) or self.field not in raw:
+            raise ctx.err(key, f"expected a table {{{self.field} = {{…}}, unit = …, source = …}}")
+        v = ctx.valued({("value" if k == self.field else k): x for k, x in raw.items()}, key, unit=self.unit)
+        if not isinstance(v, dict) or not v:
+            raise ctx.err(key, f"{self.field} must be a table of key = number")
+        out = {}
+        for name, x in v.items():
+            k = int(name) if isinstance(self.keys[0], int) and name.isdigit() else name
+            if k not in self.keys:
+                raise ctx.err(
+                    f"{key}.{self.field}.{name}", f"unknown key (known: {', '.join(map(str, self.keys))})"
+                )
+            if isinstance(x, bool) or not isinstance(x, int | float) or x <= 0:
+                raise ctx.err(f"{key}.{self.field}.{name}", f"expected a positive number, got {x!r}")
+            out[k] = x
+        return ByKey(out)
+
+
+class ByKey(Mapping):
+    """Values by hospital level (``1``–``3``) or by budget pool, read-only; :meth:`at` looks up a whole array."""
+
+    def __init__(self, values: Mapping[Any, float]):
+        object.__setattr__(self, "_v", dict(values))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a policy is read-only; use Policy.replace")
+
+    def __getitem__(self, key: Any) -> float:
+        return self._v[key]
+
+    def __iter__(self):
+        return iter(self._v)
+
+    def __len__(self) -> int:
+        return len(self._v)
+
+    def __repr__(self) -> str:
+        return f"ByKey({self._v!r})"
+
+    def at(self, keys: np.ndarray, missing: float = np.nan) -> np.ndarray:
+        """The value for each key of an integer array (a hospital level per case); ``missing`` elsewhere.
+
+        Examples
+        --------
+        >>> ByKey({1: 0.8, 2: 0.9, 3: 1.0}).at(np.array([3, 1, 0], np.int8))
+        array([1. , 0.8, nan])
+        """
+        keys = np.asarray(keys)
+        hi = max(self._v, default=0)
+        table = np.full(hi + 2, missing, dtype=np.float64)
+        for k, x in self._v.items():
+            table[k] = x
+        return table[np.where((keys >= 0) & (keys <= hi), keys, hi + 1)]
+
+
 _REQUIRED = object()
+#: Sub-tables whose absence means "not used" (None), even though none of their keys is required.
+_OPTIONAL_SECTIONS = ("drg",)
 
 
 def _plain(v: Any, kind: Any, key: str, ctx: _Ctx) -> Any:
@@ -230,10 +301,22 @@ _POOL_BUDGET = {
 _POOL_POINT_VALUE = {
     "budget": _Num("yuan/point", lo=0, lo_open=True),  # 年初/预算点值
     "fixed": _Num("yuan/point", lo=0, lo_open=True),  # fixed regime, elastic base
-    "normal_coef": _Num("ratio", lo=0),  # 泰安's per-险种 k
     "monthly": _Monthly("yuan/point"),  # 该月点值 for monthly pre-settlement; other months fall back
 }
 _BANDS = {"from": _R("num"), "to": _R("num", None)}
+_ALL_FORMULAS = tuple(
+    dict.fromkeys(f for bands in FORMULAS.values() for kinds in bands.values() for f in kinds)
+)
+
+
+def _band(boundaries: tuple[str, ...]) -> dict[str, Any]:
+    """A deviation band: formula kind (checked against the scheme's set), boundary kind, ratio of C to A."""
+    return {
+        "formula": _Choice(_ALL_FORMULAS, required=True),
+        "boundary": _Choice(boundaries, required=True),
+        "ratio": _Num("ratio", lo=0),
+    }
+
 
 _SPEC: dict[str, Any] = {
     "scores": {"score_scale": _Num("points", lo=1, integer=True, required=True)},
@@ -257,34 +340,19 @@ _SPEC: dict[str, Any] = {
         "budget_trim_upper": _Num("share"),  # … P97.5 of C/P (payment.md §2.6)
         **{p: dict(_POOL_POINT_VALUE) for p in POOLS},
     },
-    "deviation": {
-        "profile": _Choice(
-            (
-                "national_2020",
-                "guangzhou_2018",
-                "base",
-                "yichang",
-                "jining",
-                "taian",
-                "national_3_0_draft",
-                "drg",
-            ),
-            required=True,
-        ),
-        "low_ratio": _Num("ratio", lo=0),
-        "low_op": _Choice(("<", "<=")),
-        "high_ratio": _Num("ratio", lo=0),
-        "high_op": _Choice((">", ">=")),
-        "extreme_ratio": _Num("ratio", lo=0),
-        "extreme_op": _Choice((">", ">=")),
+    "deviation": {  # 费用偏差病例: formula and boundary kinds from payment.points (docs/deviation.md)
+        "low": _band(BOUNDARIES["low"]),
+        "normal": {"formula": _Choice(_ALL_FORMULAS, default="standard")},
+        "high": _band(BOUNDARIES["high"]),
+        "extreme": _band(BOUNDARIES["extreme"]),
+        "k": _Choice(("hospital", "by_pool"), default="hospital"),
+        "k_by_pool": _ByKey("by_pool", POOLS, "ratio"),
         "kbbz_factor": _Num("ratio", lo=0, default=1.0),
         "avg_cost_level_1": _Num("ratio", lo=0, lo_open=True, default=1.0),
         "avg_cost_level_2": _Num("ratio", lo=0, lo_open=True, default=1.0),
         "avg_cost_level_3": _Num("ratio", lo=0, lo_open=True, default=1.0),
         "drg": {
             "city_avg_cost": _Num("yuan", lo=0, lo_open=True),
-            "low_mode": _Choice(("points_no_factor", "by_actual"), default="points_no_factor"),
-            "high_mode": _Choice(("linear_add", "deduct", "cap"), default="linear_add"),
             "high_bands": _Rows({"rw_below": _R("num", None), "ratio": _R("num")}),
         },
     },
@@ -410,7 +478,7 @@ def _validate(spec: Mapping[str, Any], raw: Mapping[str, Any], prefix: str, ctx:
             sub = raw.get(name, {})
             if not isinstance(sub, dict):
                 raise ctx.err(key, "expected a table")
-            absent_is_none = name in POOLS or name == "drg" or _has_required(kind)
+            absent_is_none = name in POOLS or name in _OPTIONAL_SECTIONS or _has_required(kind)
             out[name] = (
                 None if name not in raw and absent_is_none else Section(_validate(kind, sub, f"{key}.", ctx))
             )
@@ -463,6 +531,45 @@ def _check_sources(raw: Any, ctx: _Ctx) -> dict[str, Any]:
     return raw
 
 
+def _check_deviation(dev: Section | None, scheme: str, pools: list[str], ctx: _Ctx) -> None:
+    """Each band's formula kind in the scheme's closed set; the bands the scheme needs; k by pool if declared."""
+    if dev is None:
+        raise ctx.err("deviation", "missing")
+    kinds = FORMULAS[scheme]
+    for band in ("low", "high"):
+        if dev[band] is None:
+            raise ctx.err(f"deviation.{band}", "missing")
+    for band in ("low", "normal", "high", "extreme"):
+        if dev[band] is None:
+            continue
+        if band not in kinds:
+            raise ctx.err(f"deviation.{band}", f"a {scheme} policy has no {band} band")
+        if dev[band].formula not in kinds[band]:
+            raise ctx.err(
+                f"deviation.{band}.formula",
+                f"{dev[band].formula!r} is not a {scheme} {band} formula (known: {', '.join(kinds[band])})",
+            )
+    need_ratio = ("low", "high", "extreme") if scheme == "dip" else ("low",)
+    for band in need_ratio:
+        if dev[band] is not None and dev[band].ratio is None:
+            raise ctx.err(f"deviation.{band}.ratio", "missing")
+    if scheme == "drg":
+        if dev.high.ratio is not None:
+            raise ctx.err(
+                "deviation.high.ratio", "a DRG policy takes the high ratio from deviation.drg.high_bands"
+            )
+        if dev.drg is None or dev.drg.city_avg_cost is None or not dev.drg.high_bands:
+            raise ctx.err("deviation.drg", "a DRG policy needs city_avg_cost and high_bands")
+    elif dev.drg is not None:
+        raise ctx.err("deviation.drg", "only a DRG policy takes this section")
+    if dev.k == "by_pool":
+        missing = [p for p in pools if p not in (dev.k_by_pool or {})]
+        if missing:
+            raise ctx.err("deviation.k_by_pool", f"missing pool {missing[0]} (needed by k = 'by_pool')")
+    elif dev.k_by_pool:
+        raise ctx.err("deviation.k_by_pool", "given but k is not 'by_pool'")
+
+
 def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
     budget, pv, dev = v["budget"], v["point_value"], v["deviation"]
     pools = [p for p in POOLS if budget is not None and budget[p] is not None]
@@ -503,17 +610,7 @@ def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
     if len(pv.year_weights) != 3 or abs(sum(pv.year_weights) - 1) > 1e-9:
         raise ctx.err("point_value.year_weights", "expected three weights summing to 1")
     scheme = header["scheme"]
-    if (scheme == "drg") != (dev.profile == "drg"):
-        raise ctx.err("deviation.profile", f"profile {dev.profile!r} does not fit scheme {scheme!r}")
-    if scheme == "drg" and (dev.drg is None or dev.drg.city_avg_cost is None or not dev.drg.high_bands):
-        raise ctx.err("deviation.drg", "a DRG policy needs city_avg_cost and high_bands")
-    for k in ("low_ratio", "low_op", "high_op") + (("high_ratio",) if scheme == "dip" else ()):
-        if dev[k] is None:
-            raise ctx.err(f"deviation.{k}", "missing")
-    if dev.profile in ("national_2020", "jining") and (dev.extreme_ratio is None or dev.extreme_op is None):
-        raise ctx.err("deviation.extreme_ratio", f"missing (profile {dev.profile!r} has an extreme band)")
-    if dev.profile == "taian" and any(pv[p].normal_coef is None for p in pools):
-        raise ctx.err("point_value", "profile 'taian' needs normal_coef in every point_value pool")
+    _check_deviation(dev, scheme, pools, ctx)
     hc = v["hospital_coef"]
     if hc is None:
         raise ctx.err("hospital_coef", "missing")
@@ -554,7 +651,7 @@ class Policy:
     Examples
     --------
     >>> p = Policy.load("codebooks/policies/demo-2025.toml")     # doctest: +SKIP
-    >>> p.deviation.high_ratio, p.replace({"deviation.high_ratio": 2.5}).deviation.high_ratio   # doctest: +SKIP
+    >>> p.deviation.high.ratio, p.replace({"deviation.high.ratio": 2.5}).deviation.high.ratio   # doctest: +SKIP
     (2.0, 2.5)
     """
 
@@ -621,7 +718,7 @@ class Policy:
             raise KeyError(f"{key}: no such valued key in {self.path}")
         node: Any = self.raw
         for part in key.split("."):
-            node = node.get(part, {}) if isinstance(node, dict) else {}
+            node = node.get(part, {}) if isinstance(node, Mapping) else {}
         if src == "assumption":
             return f"assumption: {node.get('note', '')}"
         s = self.raw["sources"][src]

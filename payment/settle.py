@@ -37,7 +37,7 @@ from payment.deductions import deduction_grid
 from payment.money import TIE_FEN, exact, fen_to_yuan, publish, round_fen
 from payment.points import (
     Deviation,
-    DeviationProfile,
+    DeviationRule,
     DrgRule,
     compare,
     dip_points,
@@ -387,15 +387,14 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     # case points
     kk = np.nan_to_num(k, nan=0.0)
     if policy.scheme == "dip":
-        prof = DeviationProfile.from_policy(policy.deviation)
+        rule = DeviationRule.from_policy(policy.deviation)
         avg = _avg_cost(cases, reg.catalogue, policy, level)
         group = strings(cases, "dip_group")
         primary = isin(group, policy.primary_care.groups)  # 基层病种: the 基层 factor in place of k
         tcm = isin(group, policy.tcm.groups)  # 中医优势病种: own factor, no deviation unless the policy says
         k_case = np.where(primary, policy.primary_care.factor, kk)
-        if policy.deviation.profile == "taian":  # 泰安's normal coefficient per 险种 replaces k
-            tk = np.array([policy.point_value[p].normal_coef for p in pools] + [0.0])
-            k_case = tk[pool]
+        if policy.deviation.k == "by_pool":  # a k per 险种 replaces the hospital coefficient (§3.3)
+            k_case = np.array([policy.deviation.k_by_pool[p] for p in pools] + [0.0])[pool]
         unmatched = isin(strings(cases, "dip_kind"), ["blank", "placeholder"])
         pts, dev = dip_points(
             base,
@@ -403,7 +402,7 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
             aux,
             cost,
             avg,
-            prof,
+            rule,
             unmatched=unmatched,
             no_deviation=tcm & (not policy.tcm.deviation),
         )

@@ -38,15 +38,17 @@ def _yuan(fen: int) -> str:
 
 def _dip(g, i):
     g = g | {k: v for k, v in i.items() if k != "total_cost"}
-    prof = points.DeviationProfile(
-        g["profile"],
+    rule = points.DeviationRule(
+        g["low_formula"],
         g["low_ratio"],
         g["low_op"],
+        g["high_formula"],
         g["high_ratio"],
         g["high_op"],
+        g.get("extreme_formula"),
         g.get("extreme_ratio"),
         g.get("extreme_op"),
-        g.get("kbbz_factor", 1.0),
+        kbbz_factor=g.get("kbbz_factor", 1.0),
     )
     a = np.array([i.get("aux_coef", g.get("aux_coef", 1.0))])
     pts, dev = points.dip_points(
@@ -55,7 +57,7 @@ def _dip(g, i):
         a,
         np.array([float(i["total_cost"])]),
         np.array([float(i.get("avg_cost", g.get("avg_cost", 0)))]),
-        prof,
+        rule,
         unmatched=np.array([i.get("unmatched", False)]),
     )
     return {"points": float(pts[0]), "deviation": points.Deviation(int(dev[0])).name.lower()}
@@ -71,8 +73,8 @@ def _drg(g, i):
         g["high_op"],
         tuple(math.inf if b[0] is None or b[0] == "inf" else b[0] for b in bands),
         tuple(b[1] for b in bands),
-        i.get("low_mode", "points_no_factor"),
-        i.get("high_mode", "linear_add"),
+        i.get("low_formula", "points_no_factor"),
+        i.get("high_formula", "linear_add"),
     )
     pts, dev = points.drg_points(
         np.array([g["rw"]]), np.array([g["k"]]), np.array([float(i["total_cost"])]), rule

@@ -35,9 +35,52 @@ def test_shipped_policy_loads_and_cites_every_number(path):
         assert policy.source_of(key)
 
 
+def _rule(policy: Policy) -> tuple:
+    d = policy.deviation
+    return (
+        policy.scheme,
+        d.low.formula,
+        d.high.formula,
+        None if d.extreme is None else d.extreme.formula,
+        d.k,
+    )
+
+
 def test_shipped_policies_cover_every_profile_and_drg():
-    profiles = {Policy.load(p).deviation.profile for p in POLICIES}
-    assert {"national_2020", "guangzhou_2018", "yichang", "jining", "taian", "drg"} <= profiles
+    """The payment.md §3.3 profiles national_2020, guangzhou_2018 (same kinds, no extreme band), yichang, jining,
+    taian (k by 险种) and a DRG rule are each shipped as formula kinds."""
+    rules = {_rule(Policy.load(p)) for p in POLICIES}
+    assert {
+        ("dip", "cost", "minus_one", "high", "hospital"),
+        ("dip", "cost", "minus_one", None, "hospital"),
+        ("dip", "cost_k", "minus_one_k", None, "hospital"),
+        ("dip", "cost", "minus_two_plus_k", "standard", "hospital"),
+        ("dip", "cost", "minus_two_plus_k", None, "by_pool"),
+        ("drg", "points_no_factor", "linear_add", None, "hospital"),
+    } <= rules
+
+
+def test_deviation_kinds_come_from_the_kernel():
+    """A policy's formula kinds are the kernel's closed set: no region name anywhere in the loader or kernel."""
+    from payment import points
+
+    p = Policy.load(ROOT / "codebooks/policies/demo-2025.toml")
+    for band in ("low", "high", "extreme"):
+        formula = p.deviation[band].formula
+        assert formula in points.FORMULAS["dip"][band]
+        with pytest.raises(PolicyError, match=rf"deviation\.{band}\.formula"):
+            p.replace({f"deviation.{band}.formula": "linear_add"})
+    with pytest.raises(points.SettingsError, match="is not one of"):
+        points.DeviationRule("cost", 0.5, "<", "bogus", 2.0, ">")
+    with pytest.raises(points.SettingsError, match="boundary"):
+        points.DeviationRule("cost", 0.5, ">", "minus_one", 2.0, ">")
+
+
+def test_k_by_pool_replaces_the_hospital_coefficient():
+    p = Policy.load(ROOT / "codebooks/policies/taian-2025.toml")
+    assert p.deviation.k == "by_pool"
+    assert dict(p.deviation.k_by_pool) == {"employee": 0.611, "resident": 0.631}
+    assert "职工 0.611" in p.source_of("deviation.k_by_pool")
 
 
 def test_demo_policy_reads_like_the_style_guide():
@@ -47,17 +90,17 @@ def test_demo_policy_reads_like_the_style_guide():
         "pingdingshan-2025",
         ("employee", "resident"),
     )
-    assert p.deviation.high_ratio == 2.0
+    assert p.deviation.high.ratio == 2.0
     assert (
-        p.source_of("deviation.high_ratio")
+        p.source_of("deviation.high.ratio")
         == "国家医疗保障按病种分值付费(DIP)技术规范 (医保办发〔2020〕50号)"
     )
-    q = p.replace({"deviation.high_ratio": 2.5})
-    assert (q.deviation.high_ratio, p.deviation.high_ratio) == (2.5, 2.0)
+    q = p.replace({"deviation.high.ratio": 2.5})
+    assert (q.deviation.high.ratio, p.deviation.high.ratio) == (2.5, 2.0)
     assert q.sha256 != p.sha256
     assert "budget.employee.inpatient_fund" in p.assumptions()
     with pytest.raises(AttributeError):
-        p.deviation.high_ratio = 3
+        p.deviation.high.ratio = 3
 
 
 def test_replace_revalidates():
