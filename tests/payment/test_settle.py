@@ -406,3 +406,14 @@ def test_cli_joins_grouping_columns_onto_the_discharges(files, tmp_path):
     r = _cli(["--cases", str(tmp_path / "short.parquet"), "--discharges", str(tmp_path / "discharges.parquet"),
               *common, "--out", str(tmp_path / "bad")])  # fmt: skip
     assert r.exit_code == 1 and "rows do not line up" in r.output
+
+
+def test_a_k_per_pool_replaces_the_hospital_coefficient_in_every_formula():
+    """k = "by_pool" (payment.md §3.3, 泰安's 0.611 职工 / 0.631 居民): normal S·k, high S·(q − 2 + k)."""
+    policy = Policy.load(ROOT / "codebooks/policies/taian-2025.toml")
+    cases, hospitals = _small_cases()
+    out = settle(cases, hospitals, policy).cases.to_pydict()
+    pts = dict(zip(out["case_id"], out["points"], strict=True))
+    assert pts["c1"] == pytest.approx(1000 * 0.611)  # employee, q = 1: normal
+    assert pts["c3"] == pytest.approx(800 * (4 - 2 + 0.611))  # employee, q = 4: high
+    assert pts["c4"] == pytest.approx(900 * (4 - 2 + 0.631))  # resident, q = 4: high
