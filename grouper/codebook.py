@@ -21,13 +21,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.codes import encode_values, normalise_codes
-from grouper.drg.rules import GateKind, QyTrigger, RuleKind, SeverityRule
+from grouper.drg.expr import Instr, Op, compile_condition, required_pdx_list, required_sex, stack_depth
+from grouper.drg.rules import Check, NumberReading, SeverityRule
 from grouper.errors import CodebookError
 from grouper.resources import data_root
 
-__all__ = ["Codebook", "CodebookError", "codebook_dir"]
+__all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "codebook_dir"]
 
-_CACHE_FORMAT = 2
+_QY_NAME = "歧义组"
+
+_CACHE_FORMAT = 3  # 3: conditions compiled to postfix programs
 
 
 def codebook_dir(scheme: str | os.PathLike) -> Path:
@@ -52,29 +55,78 @@ def _cache_dir() -> Path:
     return Path(base)
 
 
+#: The scheme in force (国家医保局 CHS-DRG 2.0, 2024): the default of ``Codebook.load`` and ``drgdip group``.
+DEFAULT_SCHEME = "chs-drg-1.1"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What differs between schemes and is not grouping data (``[engine]`` of codebook.toml).
+
+    Attributes
+    ----------
+    checks : tuple[Check, ...]        blocking record checks (病案校验), in order
+    numbers : NumberReading            how ages and birth weight are read (RULES.md §1.3)
+    severity_includes_principal : bool whether the principal dx takes part in its own MCC/CC scan (2.0: yes)
+    """
+
+    checks: tuple[Check, ...] = (Check.SEX_MISSING,)
+    numbers: NumberReading = NumberReading.JAVA
+    severity_includes_principal: bool = False
+
+    @classmethod
+    def from_toml(cls, table: dict, path: Path) -> EngineSettings:
+        known = {"checks", "numbers", "severity_includes_principal"}
+        for key in table:
+            if key not in known:
+                raise CodebookError(
+                    f"{path}: [engine] {key}: unknown setting (known: {', '.join(sorted(known))})"
+                )
+        try:
+            checks = tuple(Check(c) for c in table.get("checks", [Check.SEX_MISSING]))
+        except ValueError as exc:
+            raise CodebookError(f"{path}: [engine] checks: {exc} (known: {', '.join(Check)})") from None
+        try:
+            numbers = NumberReading(table.get("numbers", "java"))
+        except ValueError as exc:
+            raise CodebookError(
+                f"{path}: [engine] numbers: {exc} (known: {', '.join(NumberReading)})"
+            ) from None
+        principal = table.get("severity_includes_principal", False)
+        if not isinstance(principal, bool):
+            raise CodebookError(f"{path}: [engine] severity_includes_principal: expected true or false")
+        return cls(checks, numbers, principal)
+
+
 @dataclass(frozen=True, eq=False)
 class Codebook:
     """A compiled CHS-DRG codebook.
 
     Attributes
     ----------
-    scheme : str                       e.g. ``"chs-drg-1.1"``
+    scheme : str                       e.g. ``"chs-drg-2.0"``
     fingerprint : str                  SHA-256 of the source tables (recorded in every output)
     arrays : dict[str, ndarray]        the compiled tables (see ``_compile``); kernels read these only
+    settings : EngineSettings          the scheme's engine settings
+    folder : Path                      the codebook's folder (for the tables grouping does not read)
     """
 
     scheme: str
     fingerprint: str
     arrays: dict[str, np.ndarray] = field(repr=False)
+    settings: EngineSettings = field(default_factory=EngineSettings)
+    folder: Path | None = field(default=None, repr=False)
     _lookups: dict[str, tuple[pd.Index, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, scheme: str | os.PathLike = "chs-drg-1.1", *, cache: bool = True) -> Codebook:
+    def load(cls, scheme: str | os.PathLike = DEFAULT_SCHEME, *, cache: bool = True) -> Codebook:
         """Load a codebook by name or folder, compiling it (and caching the result) when needed."""
         folder = codebook_dir(scheme)
-        meta = tomllib.loads((folder / "codebook.toml").read_text(encoding="utf-8"))
+        toml_path = folder / "codebook.toml"
+        meta = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        settings = EngineSettings.from_toml(meta.get("engine", {}), toml_path)
         digest = hashlib.sha256()
-        for path in [*sorted(folder.glob("*.csv")), folder / "codebook.toml"]:
+        for path in [*sorted(folder.glob("*.csv")), toml_path]:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
         fingerprint = digest.hexdigest()
         name = meta["codebook"]["scheme"]
@@ -90,7 +142,39 @@ class Codebook:
             arrays = _compile(folder, meta.get("options", {}))
             if cache:
                 _save_cache(cached, arrays)
-        return cls(scheme=name, fingerprint=fingerprint, arrays=arrays)
+        return cls(scheme=name, fingerprint=fingerprint, arrays=arrays, settings=settings, folder=folder)
+
+    def names(self, level: str, codes) -> np.ndarray:
+        """Names (中文名称) of MDC, ADRG or DRG codes of this scheme; ``""`` for codes it does not know.
+
+        Parameters
+        ----------
+        level : ``"mdc"``, ``"adrg"`` or ``"drg"``
+        codes : sequence or array of codes (``xQY`` and ``QY`` are the ambiguous group 歧义组)
+
+        Examples
+        --------
+        >>> cb = Codebook.load("chs-drg-1.1")
+        >>> cb.names("drg", ["GZ13", "XXXX"]).tolist()
+        ['其他消化系统诊断，伴并发症或合并症', '']
+        """
+        if level not in ("mdc", "adrg", "drg"):
+            raise ValueError(f"level must be mdc, adrg or drg, not {level!r}")
+        labels, names = self.arrays[f"{level}_labels"], self.arrays[f"{level}_names"]
+        if level == "drg":
+            labels = np.append(labels, self.arrays["qy_labels"])
+            names = np.append(names, np.full(len(self.arrays["qy_labels"]), _QY_NAME))
+        elif level == "adrg":
+            labels, names = np.append(labels, "QY"), np.append(names, _QY_NAME)
+        index = pd.Index(labels)
+        pos = index.get_indexer(np.asarray(codes, dtype=object).astype(str))
+        return np.where(pos >= 0, np.append(names, "")[pos], "").astype(str)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A table of the codebook folder read as text, e.g. the QC lists ``dx_gray.csv`` (医保灰码)."""
+        if self.folder is None:
+            raise CodebookError(f"{self.scheme}: no codebook folder")
+        return _read(self.folder, name)
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
@@ -150,16 +234,6 @@ def _kind(enum: type, value: str, where: str) -> int:
         raise CodebookError(f"{where}: kind {value!r} is not implemented (known: {known})") from None
 
 
-def _params(text: str, where: str) -> dict[str, str]:
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise CodebookError(f"{where}: params {text!r} is not key=value;…")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def _alias_table(
     codes: np.ndarray, maps: pd.DataFrame, max_steps: int, pairs: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -209,13 +283,75 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
     mcc, cc, cce = _read(folder, "mcc.csv"), _read(folder, "cc.csv"), _read(folder, "cc_exclusion.csv")
     valid, qy = _read(folder, "proc_valid.csv"), _read(folder, "qy.csv")
 
-    lists = adrg_codes.groupby("list")["code"]
+    # MDCs in seq order; ADRGs by (MDC seq, ADRG seq); enabled QY rows by (MDC, seq)
+    mdc = mdc.assign(seq=mdc.seq.astype(int)).sort_values("seq", kind="stable").reset_index(drop=True)
+    if len(mdc) > 32:
+        raise CodebookError(f"{folder / 'mdc.csv'}: more than 32 MDCs")
+    mdc_index = pd.Series(np.arange(len(mdc)), index=mdc.mdc)
+    adrg = adrg.reset_index().assign(m=mdc_index.reindex(adrg.mdc).to_numpy(), seq=adrg.seq.astype(int))
+    if adrg.m.isna().any():
+        row = adrg[adrg.m.isna()].iloc[0]
+        raise CodebookError(
+            f"{folder / 'adrg.csv'}: row {row['index'] + 2}: ADRG {row.adrg} of an unknown MDC"
+        )
+    adrg = adrg.sort_values(["m", "seq"], kind="stable").reset_index(drop=True)
+    n_adrg = len(adrg)
+    adrg_index = pd.Series(np.arange(n_adrg), index=adrg.adrg)
+    qy = qy.reset_index()
+    qy = qy[qy.enabled.str.strip().str.lower() == "true"]
+    unknown = qy[~qy.mdc.isin(mdc.mdc) | ~qy.after_adrg.isin(["", *adrg.adrg])]
+    if len(unknown):
+        raise CodebookError(
+            f"{folder / 'qy.csv'}: row {unknown['index'].iloc[0] + 2}: unknown MDC or after_adrg"
+        )
+
+    # every condition parsed and compiled; errors name file, row and position (grouper.errors.CodebookError)
+    gate_progs = [
+        compile_condition(text, f"{folder / 'mdc.csv'}: row {i + 2} ({m})", owner=m)
+        for i, (text, m) in enumerate(zip(mdc.gate, mdc.mdc, strict=True))
+    ]
+    adrg_progs = [
+        compile_condition(text, f"{folder / 'adrg.csv'}: row {i + 2} ({a})", owner=a)
+        for i, a, text in zip(adrg["index"], adrg.adrg, adrg.condition, strict=True)
+    ]
+    qy_progs = [
+        compile_condition(text, f"{folder / 'qy.csv'}: row {i + 2} ({q})", owner=q)
+        for i, q, text in zip(qy["index"], qy.qy_drg, qy.condition, strict=True)
+    ]
+    wheres = (
+        [f"{folder / 'mdc.csv'}: row {i + 2}" for i in range(len(mdc))]
+        + [f"{folder / 'adrg.csv'}: row {i + 2}" for i in adrg["index"]]
+        + [f"{folder / 'qy.csv'}: row {i + 2}" for i in qy["index"]]
+    )
+    programs = gate_progs + adrg_progs + qy_progs
+
+    # the lists the programs name: (owner, name) → codes; MDCx.zd is mdc_dx, the rest adrg_codes
+    listed = {k: g.to_numpy().astype(str) for k, g in adrg_codes.groupby(["adrg", "list"])["code"]}
+    listed.update({(m, "zd"): g.to_numpy().astype(str) for m, g in mdc_dx.groupby("mdc")["code"]})
+    dx_refs: dict[tuple[str, str], None] = {}
+    proc_refs: dict[tuple[str, str], None] = {("", "valid"): None}
+    for prog, where in zip(programs, wheres, strict=True):
+        for ins in prog:
+            if ins.list is None or ins.list == ("", "valid"):
+                continue
+            if ins.list not in listed:
+                owner, name = ins.list
+                raise CodebookError(
+                    f"{where}: unknown list {owner}.{name} at position {ins.pos + 1} (no adrg_codes.csv rows with "
+                    f"adrg={owner}, list={name})"
+                )
+            (proc_refs if ins.op == Op.PROC_IN else dx_refs)[ins.list] = None
+    listed[("", "valid")] = valid.code.to_numpy().astype(str)
+
     dx_codes = _strings(
-        dx_dict.code, mdc_dx.code, mcc.code, cc.code, cce.principal_code, lists.get_group("zd")
+        dx_dict.code,
+        mdc_dx.code,
+        mcc.code,
+        cc.code,
+        cce.principal_code,
+        *(pd.Series(listed[r]) for r in dx_refs),
     )
-    proc_codes = _strings(
-        proc_dict.code, valid.code, *(lists.get_group(k) for k in ("ss", "ss1") if k in lists.groups)
-    )
+    proc_codes = _strings(proc_dict.code, *(pd.Series(listed[r]) for r in proc_refs))
     dx_id = pd.Series(np.arange(len(dx_codes), dtype=np.int32), index=dx_codes)
     proc_id = pd.Series(np.arange(len(proc_codes), dtype=np.int32), index=proc_codes)
     remap, max_steps = bool(options.get("remap_invalid_codes", True)), int(options.get("remap_max_steps", 1))
@@ -227,24 +363,89 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
         proc_codes, _read(folder, "proc_map.csv") if remap else no_map, max_steps, pairs=False
     )
 
-    # MDCs in seq order, their gates and dx lists (bit m of dx_mdc_mask = code in the list of MDC m)
-    mdc = mdc.assign(seq=mdc.seq.astype(int)).sort_values("seq", kind="stable").reset_index(drop=True)
-    if len(mdc) > 32:
-        raise CodebookError(f"{folder / 'mdc.csv'}: more than 32 MDCs")
-    mdc_index = pd.Series(np.arange(len(mdc)), index=mdc.mdc)
-    gate = np.array(
-        [_kind(GateKind, g, f"{folder / 'mdc.csv'}: row {i + 2}") for i, g in enumerate(mdc.gate)]
-    )
-    gate_param = np.zeros(len(mdc), np.int32)
-    for i, text in enumerate(mdc.params):
-        p = _params(text, f"{folder / 'mdc.csv'}: row {i + 2}")
-        gate_param[i] = int(p.get("sex", p.get("min_parts", 0)))
+    # list ids and membership bit sets: bit L of row c = code c is in list L (one test per predicate)
+    prefixes = sorted({ins.prefix for prog in programs for ins in prog if ins.prefix})
+    dx_list_id = {ref: i for i, ref in enumerate(dx_refs)}
+    dx_list_id.update({("^", p): len(dx_refs) + i for i, p in enumerate(prefixes)})
+    proc_list_id = {ref: i for i, ref in enumerate(proc_refs)}
+    dx_bits = np.zeros((len(dx_codes), max(1, -(-len(dx_list_id) // 64))), np.uint64)
+    proc_bits = np.zeros((len(proc_codes), max(1, -(-len(proc_list_id) // 64))), np.uint64)
+    for bits, ids, refs in ((dx_bits, dx_id, dx_refs), (proc_bits, proc_id, proc_refs)):
+        ids_of = ids.to_numpy()
+        for ref in refs:
+            lid = (dx_list_id if bits is dx_bits else proc_list_id)[ref]
+            rows = ids_of[ids.index.get_indexer(listed[ref])]
+            bits[rows, lid >> 6] |= np.uint64(1) << np.uint64(lid & 63)
+    for p in prefixes:
+        lid = dx_list_id[("^", p)]
+        dx_bits[np.char.startswith(dx_codes, p), lid >> 6] |= np.uint64(1) << np.uint64(lid & 63)
+
+    # programs → flat instruction arrays (opcode, selector, argument, constant)
+    def arg(ins: Instr) -> int:
+        if ins.prefix:
+            return dx_list_id[("^", ins.prefix)]
+        if ins.op == Op.PROC_IN:
+            return proc_list_id[ins.list]
+        if ins.op in (Op.DX_IN, Op.PARTS):
+            return dx_list_id[ins.list]
+        return ins.arg
+
+    for prog, where in zip(programs, wheres, strict=True):
+        if stack_depth(prog) > 64:
+            raise CodebookError(f"{where}: condition nests deeper than 64 values")
+    flat = [ins for prog in programs for ins in prog]
+    prog_off = np.zeros(len(programs) + 1, np.int64)
+    np.cumsum([len(p) for p in programs], out=prog_off[1:])
+    required = [required_pdx_list(p) for p in programs]
+    prog_pdx_list = np.array([dx_list_id[r] if r else -1 for r in required], np.int32)
+
+    n_mdc = len(mdc)
+    n_gate, n_adrg_prog = len(gate_progs), len(adrg_progs)
+    qy_labels = np.unique(qy.qy_drg.to_numpy().astype(str)) if len(qy) else np.array([], dtype="<U4")
+    qy_mdc = np.array([mdc_index.get(f"MDC{q[0]}", -1) for q in qy_labels], np.int32)
+    if (qy_mdc < 0).any():
+        raise CodebookError(f"{folder / 'qy.csv'}: QY group {qy_labels[qy_mdc < 0][0]} of no MDC of mdc.csv")
+    qy_label_of = np.searchsorted(qy_labels, qy.qy_drg.to_numpy().astype(str)).astype(np.int32)
+    qy_m = mdc_index[qy.mdc].to_numpy()
+    qy_seq = qy.seq.astype(int).to_numpy()
+    pre = [k for k in np.lexsort((qy_seq, qy_m)) if qy.stage.iloc[k] == "pre_gate"]
+    bad_stage = set(qy.stage) - {"pre_gate", "in_mdc"}
+    if bad_stage:
+        raise CodebookError(f"{folder / 'qy.csv'}: unknown stage {sorted(bad_stage)[0]!r} (pre_gate, in_mdc)")
+    pre_off = np.zeros(n_mdc + 1, np.int64)
+    np.cumsum(np.bincount(qy_m[pre], minlength=n_mdc) if pre else np.zeros(n_mdc, np.int64), out=pre_off[1:])
+    # the items of each MDC: its ADRGs in order, each in_mdc QY row right after its after_adrg
+    item_prog, item_target, item_off = [], [], np.zeros(n_mdc + 1, np.int64)
+    for m in range(n_mdc):
+        rows = [k for k in np.lexsort((qy_seq, qy_m)) if qy_m[k] == m and qy.stage.iloc[k] == "in_mdc"]
+        after = {}
+        for k in rows:
+            after.setdefault(qy.after_adrg.iloc[k], []).append(k)
+        for k in after.get("", []):
+            item_prog.append(n_gate + n_adrg_prog + k)
+            item_target.append(-2 - int(qy_label_of[k]))
+        for a in np.flatnonzero(adrg.m.to_numpy() == m):
+            item_prog.append(n_gate + int(a))
+            item_target.append(int(a))
+            for k in after.get(adrg.adrg.iloc[a], []):
+                item_prog.append(n_gate + n_adrg_prog + k)
+                item_target.append(-2 - int(qy_label_of[k]))
+        item_off[m + 1] = len(item_prog)
+
+    # MDCs a principal can open: bit m when the gate and pre-gate rows need no list or the code is in it
     dx_mdc_mask = np.zeros(len(dx_codes), np.uint32)
-    np.bitwise_or.at(
-        dx_mdc_mask,
-        dx_id[mdc_dx.code].to_numpy(),
-        (np.uint32(1) << mdc_index[mdc_dx.mdc].to_numpy().astype(np.uint32)),
-    )
+    open_mdcs = np.uint32(0)
+    mdc_gate_sex = np.zeros(n_mdc, np.int8)
+    for m in range(n_mdc):
+        need = {required[m], *(required[n_gate + n_adrg_prog + k] for k in pre if qy_m[k] == m)}
+        mdc_gate_sex[m] = required_sex(gate_progs[m])
+        if len(need) == 1 and None not in need:
+            (ref,) = need
+            dx_mdc_mask[dx_id.reindex(listed[ref]).dropna().astype(int).to_numpy()] |= np.uint32(
+                1
+            ) << np.uint32(m)
+        else:
+            open_mdcs |= np.uint32(1) << np.uint32(m)
     parts = mdc_dx[mdc_dx.part != ""]
     part_names = np.unique(parts.part)
     dx_part = np.full(len(dx_codes), -1, np.int8)
@@ -255,62 +456,11 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
         out[dx_id[frame[key]].to_numpy()] = frame.table.astype(int).to_numpy()
         return out
 
-    # ADRGs ordered by (MDC seq, ADRG seq); their rule kinds and parameters
-    adrg = adrg.assign(m=mdc_index.reindex(adrg.mdc).to_numpy(), seq=adrg.seq.astype(int))
-    if adrg.m.isna().any():
-        raise CodebookError(
-            f"{folder / 'adrg.csv'}: ADRG of an unknown MDC: {adrg[adrg.m.isna()].adrg.iloc[0]}"
-        )
-    adrg = adrg.sort_values(["m", "seq"], kind="stable").reset_index(drop=True)
-    n_adrg = len(adrg)
-    adrg_index = pd.Series(np.arange(n_adrg), index=adrg.adrg)
-    rule = np.zeros(n_adrg, np.int8)
-    age_days_max = np.full(n_adrg, np.iinfo(np.int32).max, np.int32)
-    bw_min = np.zeros(n_adrg, np.int32)
-    bw_lt = np.full(n_adrg, np.iinfo(np.int32).max, np.int32)
-    dnf_terms: list[list[int]] = []
-    for i, row in adrg.iterrows():
-        where = f"{folder / 'adrg.csv'}: row {i + 2} ({row.adrg})"
-        rule[i] = _kind(RuleKind, row.rule, where)
-        p = _params(row.params, where)
-        if p.get("age_days_max"):
-            age_days_max[i] = int(p["age_days_max"])
-        if p.get("bw_min"):
-            bw_min[i] = int(p["bw_min"])
-        if p.get("bw_lt"):
-            bw_lt[i] = int(p["bw_lt"])
-        terms = []
-        if rule[i] == RuleKind.PDX_PROC_GROUPS:
-            if "groups" not in p:
-                raise CodebookError(f"{where}: PDX_PROC_GROUPS needs params groups=…")
-            for conj in p["groups"].split("|"):
-                terms.append(sum(1 << int(g) for g in conj.split("&")))
-        dnf_terms.append(terms)
-    dnf_off = np.zeros(n_adrg + 1, np.int64)
-    np.cumsum([len(t) for t in dnf_terms], out=dnf_off[1:])
-    dnf_mask = np.array([m for t in dnf_terms for m in t], dtype=np.uint32)
-    mdc_adrg_off = np.zeros(len(mdc) + 1, np.int64)
-    np.cumsum(np.bincount(adrg.m.astype(int), minlength=len(mdc)), out=mdc_adrg_off[1:])
-
-    unknown_adrg = set(adrg_codes.adrg) - set(adrg.adrg)
+    unknown_adrg = (
+        set(adrg_codes.adrg) - set(adrg.adrg) - set(qy.qy_drg) - {o for o, _ in dx_refs | proc_refs}
+    )
     if unknown_adrg:
         raise CodebookError(f"{folder / 'adrg_codes.csv'}: codes for unknown ADRG {sorted(unknown_adrg)[0]}")
-    # list memberships stored by code: the ADRGs (and procedure group numbers) whose list holds each code,
-    # so that a kernel test "code ∈ list of ADRG a" scans the one to three entries of that code
-    out = {}
-    for lst, ids in (("zd", dx_id), ("ss", proc_id), ("ss1", proc_id)):
-        rows = adrg_codes[adrg_codes.list == lst]
-        code = ids[rows.code].to_numpy()
-        a = adrg_index[rows.adrg].to_numpy().astype(np.int16)
-        grp = pd.to_numeric(rows.grp, errors="coerce").fillna(0).astype(np.int8).to_numpy()
-        order = np.lexsort((a, code))
-        off, adrgs, grps = _csr(code[order], len(ids), a[order], grp[order])
-        out[f"{lst}_off"], out[f"{lst}_adrg"] = off, adrgs
-        if lst == "ss":
-            out["ss_grp"] = grps
-    unknown_lists = set(adrg_codes.list) - {"zd", "ss", "ss1"}
-    if unknown_lists:
-        raise CodebookError(f"{folder / 'adrg_codes.csv'}: unknown list {sorted(unknown_lists)[0]!r}")
 
     # DRGs of each ADRG in seq order
     drg = drg.assign(a=adrg_index.reindex(drg.adrg).to_numpy(), seq=drg.seq.astype(int))
@@ -324,19 +474,7 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
     adrg_drg_off = np.zeros(n_adrg + 1, np.int64)
     np.cumsum(np.bincount(drg.a.astype(int), minlength=n_adrg), out=adrg_drg_off[1:])
 
-    # QY: position inside each MDC after which the test runs (-1 disabled)
-    qy_after = np.full(len(mdc), -1, np.int32)
-    qy_trigger = np.zeros(len(mdc), np.int8)
-    for i, row in qy.iterrows():
-        where = f"{folder / 'qy.csv'}: row {i + 2}"
-        if row.enabled.strip().lower() != "true":
-            continue
-        m = int(mdc_index[row.mdc])
-        qy_trigger[m] = _kind(QyTrigger, row.trigger, where)
-        qy_after[m] = int(adrg_index[row.after_adrg]) - int(mdc_adrg_off[m])
-
     return {
-        **out,
         "dx_codes": dx_codes,
         "proc_codes": proc_codes,
         "dx_alias": dx_alias,
@@ -346,26 +484,38 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
         "dx_known": np.isin(dx_codes, _strings(dx_dict.code)),
         "proc_known": np.isin(proc_codes, _strings(proc_dict.code)),
         "proc_valid": np.isin(proc_codes, _strings(valid.code)),
+        "dx_bits": dx_bits,
+        "proc_bits": proc_bits,
+        "prog_off": prog_off,
+        "ins_op": np.array([int(i.op) for i in flat], np.int8),
+        "ins_sel": np.array([int(i.sel) for i in flat], np.int8),
+        "ins_arg": np.array([arg(i) for i in flat], np.int32),
+        "ins_const": np.array([i.const for i in flat], np.float64),
+        "prog_pdx_list": prog_pdx_list,
         "mdc_labels": mdc.mdc.to_numpy().astype(str),
-        "mdc_gate": gate.astype(np.int8),
-        "mdc_gate_param": gate_param,
+        "mdc_names": mdc.name.to_numpy().astype(str),
+        "mdc_gate_prog": np.arange(n_gate, dtype=np.int32),
+        "mdc_gate_sex": mdc_gate_sex,
+        "mdc_open": np.array([open_mdcs], np.uint32),
+        "mdc_pre_off": pre_off,
+        "pre_prog": np.array([n_gate + n_adrg_prog + k for k in pre], np.int32),
+        "pre_qy": qy_label_of[pre] if pre else np.zeros(0, np.int32),
+        "mdc_item_off": item_off,
+        "item_prog": np.array(item_prog, np.int32),
+        "item_target": np.array(item_target, np.int32),
+        "qy_labels": qy_labels,
+        "qy_mdc": qy_mdc,
         "dx_mdc_mask": dx_mdc_mask,
         "dx_part": dx_part,
         "mcc_table": table_of(mcc, "code"),
         "cc_table": table_of(cc, "code"),
         "cce_table": table_of(cce.rename(columns={"principal_code": "code"}), "code"),
         "adrg_labels": adrg.adrg.to_numpy().astype(str),
+        "adrg_names": adrg.name.to_numpy().astype(str),
+        "adrg_condition": adrg.condition.to_numpy().astype(str),
         "adrg_mdc": adrg.m.astype(np.int32).to_numpy(),
-        "adrg_rule": rule,
-        "adrg_age_days_max": age_days_max,
-        "adrg_bw_min": bw_min,
-        "adrg_bw_lt": bw_lt,
-        "adrg_dnf_off": dnf_off,
-        "adrg_dnf_mask": dnf_mask,
-        "mdc_adrg_off": mdc_adrg_off,
         "drg_labels": drg.drg.to_numpy().astype(str),
+        "drg_names": drg.name.to_numpy().astype(str),
         "drg_rule": drg_rule,
         "adrg_drg_off": adrg_drg_off,
-        "qy_after": qy_after,
-        "qy_trigger": qy_trigger,
     }

@@ -34,6 +34,7 @@ class Status(IntEnum):
     SEX_MISSING = 38  #: sex empty → 0000 (reference check)
     DUPLICATE_CASE = 39  #: case_id seen earlier in the run; grouped, but never paid twice
     CASE_ID_MISSING = 40  #: no case_id: grouped, but the row cannot be matched, paid or audited
+    SEX_INVALID = 41  #: sex not 1 or 2 under a scheme whose reference check refuses it (chs-drg-2.0) → 0000
 
     @property
     def is_error(self) -> bool:

@@ -422,7 +422,7 @@ class AuxTyping(Estimator):
             flags[r["flag"]] |= hit
         if self.severity_source == "cc_mcc":
             cb = Codebook.load(self.codebook)
-            tables = _kernel.Tables(**{f: cb[f] for f in _kernel.Tables._fields})
+            tables = _kernel.tables(cb, severity_includes_principal=False)
             off = np.zeros(n + 1, dtype=np.int64)
             np.cumsum(pc.list_value_length(odx).fill_null(0).to_numpy(zero_copy_only=False), out=off[1:])
             ids = cb.encode_dx(pc.list_flatten(odx)).astype(np.int64)

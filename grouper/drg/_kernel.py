@@ -1,8 +1,9 @@
-"""Numba kernel of the CHS-DRG grouper: one small function per rule kind, a loop over cases in parallel.
+"""Numba kernel of the CHS-DRG grouper: postfix condition programs on a stack of booleans, cases in parallel.
 
 Reads only the flat arrays of a compiled ``Codebook`` (packed into the ``Tables`` named tuple) and the encoded
-case arrays (ids, CSR offsets). The flow is RULES.md §2–§4: MDCs in seq order, each gate, ADRGs in table order
-with the optional QY test, fall-through to the next MDC, then the severity suffix.
+case arrays (ids, CSR offsets). The flow is RULES.md §2 of chs-drg-2.0, for every scheme: MDCs in seq order;
+per MDC its pre-gate QY rows, its gate, then its items (ADRGs and in-MDC QY rows) in order; the first true item
+wins; an MDC whose items all fail falls through to the next; then the severity suffix of the ADRG's DRGs.
 """
 
 from __future__ import annotations
@@ -12,190 +13,144 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 
-from grouper.drg.rules import GateKind, QyTrigger, RuleKind, SeverityRule
+from grouper.drg.expr import Cmp, Op, Sel
+from grouper.drg.rules import SeverityRule
 
 Tables = namedtuple(
     "Tables",
-    "dx_mdc_mask dx_part mcc_table cc_table cce_table proc_valid mdc_gate mdc_gate_param mdc_adrg_off "
-    "adrg_rule adrg_age_days_max adrg_bw_min adrg_bw_lt adrg_dnf_off adrg_dnf_mask "
-    "zd_off zd_adrg ss_off ss_adrg ss_grp ss1_off ss1_adrg adrg_drg_off drg_rule qy_after qy_trigger",
+    "dx_bits proc_bits prog_off ins_op ins_sel ins_arg ins_const prog_pdx_list mdc_gate_prog mdc_open "
+    "mdc_pre_off pre_prog pre_qy mdc_item_off item_prog item_target qy_mdc dx_mdc_mask dx_part "
+    "mcc_table cc_table cce_table adrg_drg_off drg_rule severity_all",
 )
 
-#: adrg index of a case sent to the MDC's ambiguous group (歧义组)
+
+def tables(codebook, severity_includes_principal: bool | None = None) -> Tables:
+    """The kernel's view of a compiled codebook; the severity scan follows the codebook unless told otherwise."""
+    if severity_includes_principal is None:
+        severity_includes_principal = codebook.settings.severity_includes_principal
+    arrays = {f: codebook[f] for f in Tables._fields if f != "severity_all"}
+    return Tables(**arrays, severity_all=np.array([severity_includes_principal]))
+
+
+#: adrg index of a case sent to an ambiguous group (歧义组); its ``drg`` is then the QY group's index
 QY_ADRG = -2
 
-_G_PPROC_VALID, _G_PDX, _G_PDX_INFANT = int(GateKind.PPROC_VALID), int(GateKind.PDX), int(GateKind.PDX_INFANT)
-_G_PDX_SEX, _G_TRAUMA = int(GateKind.PDX_SEX), int(GateKind.PDX_TRAUMA_PARTS)
-_R = {k.name: int(k) for k in RuleKind}
-_R_PDX, _R_PPROC, _R_PDX_PPROC = _R["PDX"], _R["PPROC"], _R["PDX_PPROC"]
-_R_ANYPROC_BOTH, _R_PDX_ANYPROC_BOTH, _R_GROUPS = (
-    _R["ANYPROC_BOTH"],
-    _R["PDX_ANYPROC_BOTH"],
-    _R["PDX_PROC_GROUPS"],
-)
-_R_PPROC_VALID, _R_ANYDX_PPROC_VALID = _R["PPROC_VALID"], _R["ANYDX_PPROC_VALID"]
-_R_NO_VALID_PROC, _R_NB_PPROC, _R_NB_PDX = _R["NO_VALID_PROC"], _R["NEWBORN_PPROC"], _R["NEWBORN_PDX"]
-_R_NB_ANYDX_BW, _R_ALWAYS = _R["NEWBORN_ANYDX_BW"], _R["ALWAYS"]
+_TRUE, _AND, _OR, _NOT = int(Op.TRUE), int(Op.AND), int(Op.OR), int(Op.NOT)
+_DX_IN, _PROC_IN, _NUM, _SEX, _PARTS = int(Op.DX_IN), int(Op.PROC_IN), int(Op.NUM), int(Op.SEX), int(Op.PARTS)
+_PDX, _ODX, _PPROC = int(Sel.PDX), int(Sel.ODX), int(Sel.PPROC)
+_LT, _LE, _GT, _GE, _EQ = int(Cmp.LT), int(Cmp.LE), int(Cmp.GT), int(Cmp.GE), int(Cmp.EQ)
 _S_MCC, _S_MCC_OR_CC = int(SeverityRule.MCC), int(SeverityRule.MCC_OR_CC)
-_Q_ANY, _Q_PPROC = int(QyTrigger.ANYPROC_VALID), int(QyTrigger.PPROC_VALID)
 
 #: severity of a case: no CC/MCC, CC, MCC (排除表 applied)
 SEV_NONE, SEV_CC, SEV_MCC = 0, 1, 2
+_ONE = np.uint64(1)
 
 
 @njit(cache=True, inline="always")
-def _in_list(off, adrgs, a, code):
-    """Whether ``code`` is in ADRG ``a``'s list: a scan of the few ADRGs listing that code."""
+def _has(bits, code, lid):
+    """Whether code id ``code`` (-1 = unknown or empty) is in list ``lid``."""
     if code < 0:
         return False
-    for k in range(off[code], off[code + 1]):
-        if adrgs[k] == a:
+    return (bits[code, lid >> 6] >> np.uint64(lid & 63)) & _ONE == _ONE
+
+
+@njit(cache=True, inline="always")
+def _compare(x, cmp, c):
+    """IEEE comparison: every comparison with NaN is false except ``!=``."""
+    if cmp == _LT:
+        return x < c
+    if cmp == _LE:
+        return x <= c
+    if cmp == _GT:
+        return x > c
+    if cmp == _GE:
+        return x >= c
+    if cmp == _EQ:
+        return x == c
+    return x != c
+
+
+@njit(cache=True, inline="always")
+def _parts(t, lid, pdx, odx):
+    """Distinct body parts of the diagnoses (any position) found in list ``lid``."""
+    seen = np.uint32(0)
+    n = 0
+    for k in range(-1, odx.shape[0]):
+        d = pdx if k < 0 else odx[k]
+        if _has(t.dx_bits, d, lid) and t.dx_part[d] >= 0:
+            bit = np.uint32(1) << np.uint32(t.dx_part[d])
+            if not seen & bit:
+                seen |= bit
+                n += 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def _leaf(t, k, pdx, odx, pproc, oprocs, sex, nums):
+    op, sel, lid = t.ins_op[k], t.ins_sel[k], t.ins_arg[k]
+    if op == _DX_IN:
+        if sel != _ODX and _has(t.dx_bits, pdx, lid):
             return True
-    return False
-
-
-@njit(cache=True, inline="always")
-def _any_proc_in(off, adrgs, a, pproc, oprocs):
-    if _in_list(off, adrgs, a, pproc):
-        return True
-    for p in oprocs:
-        if _in_list(off, adrgs, a, p):
-            return True
-    return False
-
-
-@njit(cache=True, inline="always")
-def _any_dx_in(t, a, pdx, odx):
-    if _in_list(t.zd_off, t.zd_adrg, a, pdx):
-        return True
-    for d in odx:
-        if _in_list(t.zd_off, t.zd_adrg, a, d):
-            return True
-    return False
-
-
-@njit(cache=True, inline="always")
-def _valid(t, p):
-    return p >= 0 and t.proc_valid[p]
-
-
-@njit(cache=True, inline="always")
-def _groups_of(t, a, code):
-    """Bit set of the procedure groups (params.groups numbers) that ``code`` carries in ADRG ``a``'s ss list."""
-    bits = np.uint32(0)
-    if code < 0:
-        return bits
-    for k in range(t.ss_off[code], t.ss_off[code + 1]):
-        if t.ss_adrg[k] == a:
-            bits |= np.uint32(1) << np.uint32(t.ss_grp[k])
-    return bits
-
-
-@njit(cache=True, inline="always")
-def _proc_groups_match(t, a, pproc, oprocs):
-    found = _groups_of(t, a, pproc)
-    for p in oprocs:
-        found |= _groups_of(t, a, p)
-    for k in range(t.adrg_dnf_off[a], t.adrg_dnf_off[a + 1]):
-        need = t.adrg_dnf_mask[k]
-        if found & need == need:
-            return True
-    return False
-
-
-@njit(cache=True, inline="always")
-def _adrg_matches(t, a, pdx, odx, pproc, oprocs, age_days, weight):
-    """One branch per rule kind (RuleKind); RULES.md §3."""
-    r = t.adrg_rule[a]
-    if r == _R_PDX:
-        return _in_list(t.zd_off, t.zd_adrg, a, pdx)
-    if r == _R_PPROC:
-        return _in_list(t.ss_off, t.ss_adrg, a, pproc)
-    if r == _R_PDX_PPROC:
-        return _in_list(t.zd_off, t.zd_adrg, a, pdx) and _in_list(t.ss_off, t.ss_adrg, a, pproc)
-    if r == _R_ANYPROC_BOTH or r == _R_PDX_ANYPROC_BOTH:
-        if r == _R_PDX_ANYPROC_BOTH and not _in_list(t.zd_off, t.zd_adrg, a, pdx):
-            return False
-        return _any_proc_in(t.ss_off, t.ss_adrg, a, pproc, oprocs) and _any_proc_in(
-            t.ss1_off, t.ss1_adrg, a, pproc, oprocs
-        )
-    if r == _R_GROUPS:
-        return _in_list(t.zd_off, t.zd_adrg, a, pdx) and _proc_groups_match(t, a, pproc, oprocs)
-    if r == _R_PPROC_VALID:
-        return _valid(t, pproc)
-    if r == _R_ANYDX_PPROC_VALID:
-        return _valid(t, pproc) and _any_dx_in(t, a, pdx, odx)
-    if r == _R_NO_VALID_PROC:
-        if _valid(t, pproc):
-            return False
-        for p in oprocs:
-            if _valid(t, p):
-                return False
-        return True
-    if r == _R_NB_PPROC:
-        return age_days <= t.adrg_age_days_max[a] and _in_list(t.ss_off, t.ss_adrg, a, pproc)
-    if r == _R_NB_PDX:
-        return age_days <= t.adrg_age_days_max[a] and _in_list(t.zd_off, t.zd_adrg, a, pdx)
-    if r == _R_NB_ANYDX_BW:
-        return (
-            age_days <= t.adrg_age_days_max[a]
-            and weight > 0
-            and t.adrg_bw_min[a] <= weight < t.adrg_bw_lt[a]
-            and _any_dx_in(t, a, pdx, odx)
-        )
-    return r == _R_ALWAYS
-
-
-@njit(cache=True, inline="always")
-def _gate_passes(t, m, pdx, odx, pproc, sex, age_years):
-    """One branch per MDC gate kind (GateKind); RULES.md §2."""
-    g = t.mdc_gate[m]
-    if g == _G_PPROC_VALID:
-        return _valid(t, pproc)
-    if pdx < 0 or not (t.dx_mdc_mask[pdx] >> np.uint32(m)) & np.uint32(1):
+        if sel != _PDX:
+            for d in odx:
+                if _has(t.dx_bits, d, lid):
+                    return True
         return False
-    if g == _G_PDX:
-        return True
-    if g == _G_PDX_INFANT:
-        return age_years == 0
-    if g == _G_PDX_SEX:
-        return sex == t.mdc_gate_param[m]
-    if g == _G_TRAUMA:
-        seen = np.uint32(0)
-        n = 0
-        for d in np.concatenate((np.array([pdx], np.int32), odx)):
-            if d >= 0 and (t.dx_mdc_mask[d] >> np.uint32(m)) & np.uint32(1) and t.dx_part[d] >= 0:
-                bit = np.uint32(1) << np.uint32(t.dx_part[d])
-                if not seen & bit:
-                    seen |= bit
-                    n += 1
-        return n >= t.mdc_gate_param[m]
-    return False
+    if op == _PROC_IN:
+        if _has(t.proc_bits, pproc, lid):
+            return True
+        if sel != _PPROC:
+            for p in oprocs:
+                if _has(t.proc_bits, p, lid):
+                    return True
+        return False
+    if op == _NUM:
+        return _compare(nums[lid], sel, t.ins_const[k])
+    if op == _SEX:
+        return _compare(float(sex), sel, t.ins_const[k])
+    if op == _PARTS:
+        return _compare(float(_parts(t, lid, pdx, odx)), sel, t.ins_const[k])
+    return op == _TRUE
 
 
 @njit(cache=True, inline="always")
-def _qy_triggered(t, m, pproc, oprocs):
-    if t.qy_trigger[m] == _Q_PPROC:
-        return _valid(t, pproc)
-    if _valid(t, pproc):
-        return True
-    for p in oprocs:
-        if _valid(t, p):
-            return True
-    return False
+def _run(t, p, pdx, odx, pproc, oprocs, sex, nums):
+    """Value of program ``p``: its instructions on a stack of booleans held in the bits of one integer."""
+    need = t.prog_pdx_list[p]
+    if need >= 0 and not _has(t.dx_bits, pdx, need):
+        return False  # a top-level "pdx in L and …" whose principal is not in L
+    stack = np.uint64(0)
+    for k in range(t.prog_off[p], t.prog_off[p + 1]):
+        op = t.ins_op[k]
+        if op == _AND or op == _OR:
+            a = stack & _ONE
+            stack >>= _ONE
+            b = stack & _ONE
+            stack = (stack & ~_ONE) | ((a & b) if op == _AND else (a | b))
+        elif op == _NOT:
+            stack ^= _ONE
+        else:
+            stack = (stack << _ONE) | (
+                _ONE if _leaf(t, k, pdx, odx, pproc, oprocs, sex, nums) else np.uint64(0)
+            )
+    return stack & _ONE == _ONE
 
 
 @njit(cache=True, inline="always")
 def _severity(t, pdx, odx):
-    """(severity, dx id that set it): MCC/CC over the other diagnoses, excluding the principal's 排除表."""
+    """(severity, dx id that set it): MCC/CC excluding the principal's 排除表 (RULES.md §6.2)."""
     excl = t.cce_table[pdx] if pdx >= 0 else -1
     cc_code = -1
-    for d in odx:
+    start = -1 if t.severity_all[0] else 0
+    for k in range(start, odx.shape[0]):
+        d = pdx if k < 0 else odx[k]
         if d < 0:
             continue
         tm = t.mcc_table[d]
-        if tm >= 0 and not (excl >= 0 and tm == excl):
-            return SEV_MCC, d
+        if tm >= 0:
+            if not (excl >= 0 and tm == excl):
+                return SEV_MCC, d
+            continue  # an excluded MCC does not fall back to CC
         tc = t.cc_table[d]
         if cc_code < 0 and tc >= 0 and not (excl >= 0 and tc == excl):
             cc_code = d
@@ -220,13 +175,12 @@ def _resolve_drg(t, a, severity, n_odx):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def group_cases(
-    t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, age_years, age_days, weight, skip
-):
+def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums, skip):
     """Group every case; returns (mdc, adrg, drg, severity, severity_dx, first_gated_mdc) arrays.
 
+    ``nums`` holds age_years, age_days and birth_weight_g per case (float64, columns in ``expr.NUMVARS`` order).
     ``skip`` marks cases that failed a blocking check: they keep -1 everywhere. ``adrg == QY_ADRG`` marks a case
-    sent to its MDC's ambiguous group.
+    sent to an ambiguous group; its ``drg`` is the index of the QY group and ``mdc`` that group's MDC.
     """
     n = pdx.shape[0]
     mdc = np.full(n, -1, np.int8)
@@ -235,42 +189,41 @@ def group_cases(
     severity = np.zeros(n, np.int8)
     severity_dx = np.full(n, -1, np.int32)
     first_gate = np.full(n, -1, np.int8)
-    n_mdc = t.mdc_gate.shape[0]
-    # every gate but PPROC_VALID needs the principal in the MDC's list: only those MDCs (and MDCA) are candidates
-    pproc_gated = np.uint32(0)
-    for m in range(n_mdc):
-        if t.mdc_gate[m] == _G_PPROC_VALID:
-            pproc_gated |= np.uint32(1) << np.uint32(m)
+    n_mdc = t.mdc_gate_prog.shape[0]
     for i in prange(n):
         if skip[i]:
             continue
         odx = odx_ids[odx_off[i] : odx_off[i + 1]]
         oprocs = oproc_ids[oproc_off[i] : oproc_off[i + 1]]
-        p, pp = pdx[i], pproc[i]
-        candidates = (t.dx_mdc_mask[p] if p >= 0 else np.uint32(0)) | (
-            pproc_gated if _valid(t, pp) else np.uint32(0)
-        )
+        p, pp, s, v = pdx[i], pproc[i], sex[i], nums[i]
+        candidates = t.mdc_open[0] | (t.dx_mdc_mask[p] if p >= 0 else np.uint32(0))
         for m in range(n_mdc):
             if not (candidates >> np.uint32(m)) & np.uint32(1):
                 continue
-            if not _gate_passes(t, m, p, odx, pp, sex[i], age_years[i]):
-                continue
-            if first_gate[i] < 0:
-                first_gate[i] = m
-            lo, hi = t.mdc_adrg_off[m], t.mdc_adrg_off[m + 1]
             hit = -1
-            for a in range(lo, hi):
-                if _adrg_matches(t, a, p, odx, pp, oprocs, age_days[i], weight[i]):
-                    hit = a
-                    break
-                if t.qy_after[m] == a - lo and _qy_triggered(t, m, pp, oprocs):
-                    hit = QY_ADRG
+            for k in range(t.mdc_pre_off[m], t.mdc_pre_off[m + 1]):
+                if _run(t, t.pre_prog[k], p, odx, pp, oprocs, s, v):
+                    hit = -2 - t.pre_qy[k]
                     break
             if hit == -1:
-                continue  # fall through to the next MDC (RULES.md §2)
-            mdc[i] = m
-            adrg[i] = hit
-            if hit >= 0:
+                if not _run(t, t.mdc_gate_prog[m], p, odx, pp, oprocs, s, v):
+                    continue
+                if first_gate[i] < 0:
+                    first_gate[i] = m
+                for k in range(t.mdc_item_off[m], t.mdc_item_off[m + 1]):
+                    if _run(t, t.item_prog[k], p, odx, pp, oprocs, s, v):
+                        hit = t.item_target[k]
+                        break
+                if hit == -1:
+                    continue  # fall through to the next MDC (RULES.md §2)
+            if hit < 0:  # an ambiguous group: its own MDC (MDCN's wrong-sex row reports MQY in MDCM)
+                q = -2 - hit
+                mdc[i] = t.qy_mdc[q]
+                adrg[i] = QY_ADRG
+                drg[i] = q
+            else:
+                mdc[i] = m
+                adrg[i] = hit
                 sev, code = _severity(t, p, odx)
                 severity[i] = sev
                 severity_dx[i] = code

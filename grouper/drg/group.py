@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 from grouper.batch import duplicated
 from grouper.codebook import Codebook
 from grouper.drg import _kernel
-from grouper.drg.rules import GateKind, RuleKind
+from grouper.drg.rules import Check, NumberReading
 from grouper.schema import DISCHARGE_SCHEMA
 from grouper.status import UNGROUPED_ADRG, UNGROUPED_DRG, UNGROUPED_MDC, Status
 
@@ -72,27 +72,20 @@ def group_drg(
     age_years = col["age_years"].fill_null(-32768).to_numpy(zero_copy_only=False).astype(np.int16)
     age_days = col["age_days"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
     weight = col["birth_weight_g"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+    settings = codebook.settings
+    nums = _numbers(col, settings.numbers)
 
-    # blocking checks, in the reference's order (RULES.md §1): each sets a status and skips grouping
+    # blocking checks of the scheme (codebook.toml [engine] checks), in its order: each sets a status, skips grouping
     status = np.zeros(n, np.int8)
-    blocking = [
-        (sex == -128, Status.SEX_MISSING),
-        # weight 0 = empty (the reference's default); -1 = present but unreadable, which the reference rejects too
-        ((age_years == 0) & (age_days <= 28) & (weight <= 0), Status.NEWBORN_DATA_MISSING),
-        (age_years == -32768, Status.AGE_MISSING),
-        (
-            (age_years != -32768) & ((age_years < 0) | (age_years > _AGE_MAX_YEARS) | (age_days < 0)),
-            Status.AGE_INVALID,
-        ),
-    ]
     skip = np.zeros(n, np.bool_)
-    for mask, code in blocking:
-        _raise(status, mask, code)
+    for check in settings.checks:
+        mask, code = _check(check, col, sex, age_years, age_days, weight)
+        _raise(status, mask & ~skip, code)
         skip |= mask
 
-    tables = _kernel.Tables(**{f: codebook[f] for f in _kernel.Tables._fields})
+    tables = _kernel.tables(codebook)
     mdc, adrg, drg, severity, severity_dx, first_gate = _kernel.group_cases(
-        tables, pdx, odx_off, odx, pproc, oproc_off, oproc, sex, age_years, age_days, weight, skip
+        tables, pdx, odx_off, odx, pproc, oproc_off, oproc, sex, nums, skip
     )
 
     grouped = mdc >= 0
@@ -127,7 +120,7 @@ def group_drg(
             np.append(codebook["adrg_labels"], "QY"),
             UNGROUPED_ADRG,
         ),
-        "drg": _drg_labels(codebook, mdc, adrg, drg),
+        "drg": _drg_labels(codebook, adrg, drg),
         "drg_status": _labels(status, np.array([s.name for s in Status]), "", index=[int(s) for s in Status]),
     }
     if explain:
@@ -135,6 +128,40 @@ def group_drg(
             codebook, col, out, grouping_status, pdx, first_gate, adrg, severity, severity_dx
         )
     return pa.table(out)
+
+
+def _numbers(col: dict[str, pa.Array], reading: NumberReading) -> np.ndarray:
+    """age_years, age_days, birth_weight_g per case as float64 (columns in ``expr.NUMVARS`` order).
+
+    Both readings take an empty value as 0 (RULES.md §1.3); the ECMAScript one makes a present but unreadable
+    value (``-1`` from the readers) NaN, which fails every comparison but ``!=``.
+    """
+    out = np.empty((len(col["age_years"]), 3), np.float64)
+    for k, name in enumerate(("age_years", "age_days", "birth_weight_g")):
+        values = col[name].fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64)
+        if reading == NumberReading.ECMASCRIPT:
+            values[values == -1] = np.nan
+        out[:, k] = values
+    return out
+
+
+def _check(check: Check, col, sex, age_years, age_days, weight) -> tuple[np.ndarray, Status]:
+    """Cases a blocking check stops, and their status."""
+    if check == Check.SEX_MISSING:
+        return sex == -128, Status.SEX_MISSING
+    if check == Check.SEX_INVALID:
+        return (sex != 1) & (sex != 2), Status.SEX_INVALID
+    if check == Check.DX_MISSING:
+        no_pdx = ~pc.is_valid(_strings(col["principal_dx"])).to_numpy(zero_copy_only=False)
+        no_odx = pc.list_value_length(col["other_dx"]).fill_null(0).to_numpy(zero_copy_only=False) == 0
+        return no_pdx & no_odx, Status.PDX_MISSING
+    if check == Check.NEWBORN_DATA_MISSING:
+        # weight 0 = empty (the reference's default); -1 = present but unreadable, which the reference rejects too
+        return (age_years == 0) & (age_days <= 28) & (weight <= 0), Status.NEWBORN_DATA_MISSING
+    if check == Check.AGE_MISSING:
+        return age_years == -32768, Status.AGE_MISSING
+    missing = age_years == -32768
+    return ~missing & ((age_years < 0) | (age_years > _AGE_MAX_YEARS) | (age_days < 0)), Status.AGE_INVALID
 
 
 def _columns(table: pa.Table) -> dict[str, pa.Array]:
@@ -180,11 +207,11 @@ def _sex_conflict(codebook: Codebook, mask_of_pdx: np.ndarray, sex: np.ndarray) 
     """The principal's MDC lists are all sex-gated and none admits this sex (RULES.md §2, project SEX_CONFLICT)."""
     gated = np.uint32(0)
     refused = np.zeros(len(sex), np.uint32)
-    for m, (gate, param) in enumerate(zip(codebook["mdc_gate"], codebook["mdc_gate_param"], strict=True)):
-        if gate == GateKind.PDX_SEX:
+    for m, need in enumerate(codebook["mdc_gate_sex"]):
+        if need:  # a top-level sex == "n" in the MDC's gate
             bit = np.uint32(1) << np.uint32(m)
             gated |= bit
-            refused |= np.where(sex != param, bit, np.uint32(0))
+            refused |= np.where(sex != need, bit, np.uint32(0))
     return (mask_of_pdx != 0) & (mask_of_pdx & ~gated == 0) & (mask_of_pdx & ~refused == 0)
 
 
@@ -209,36 +236,19 @@ def _labels(idx: np.ndarray, labels: np.ndarray, missing: str, index: list[int] 
     return pa.DictionaryArray.from_arrays(pa.array(idx), pa.array(np.append(labels, missing).tolist()))
 
 
-def _drg_labels(codebook: Codebook, mdc: np.ndarray, adrg: np.ndarray, drg: np.ndarray) -> pa.Array:
-    mdcs = codebook["mdc_labels"]
-    qy = np.char.add(np.array([m[-1] for m in mdcs]), "QY")  # MDCG → GQY
-    labels = np.concatenate([codebook["drg_labels"], qy])
-    idx = np.where(adrg == _kernel.QY_ADRG, len(codebook["drg_labels"]) + mdc.astype(np.int32), drg)
+def _drg_labels(codebook: Codebook, adrg: np.ndarray, drg: np.ndarray) -> pa.Array:
+    labels = np.concatenate([codebook["drg_labels"], codebook["qy_labels"]])
+    idx = np.where(adrg == _kernel.QY_ADRG, len(codebook["drg_labels"]) + drg.astype(np.int32), drg)
     return _labels(idx, labels, UNGROUPED_DRG)
 
 
-_RULE_TEXT = {
-    RuleKind.PDX: "principal dx in list",
-    RuleKind.PPROC: "principal procedure in list",
-    RuleKind.PDX_PPROC: "principal dx and principal procedure in lists",
-    RuleKind.ANYPROC_BOTH: "procedures in both lists",
-    RuleKind.PDX_ANYPROC_BOTH: "principal dx in list and procedures in both lists",
-    RuleKind.PDX_PROC_GROUPS: "principal dx in list and procedure groups",
-    RuleKind.PPROC_VALID: "valid principal procedure",
-    RuleKind.ANYDX_PPROC_VALID: "a dx in list and a valid principal procedure",
-    RuleKind.NO_VALID_PROC: "no valid procedure",
-    RuleKind.NEWBORN_PPROC: "newborn, principal procedure in list",
-    RuleKind.NEWBORN_PDX: "newborn, principal dx in list",
-    RuleKind.NEWBORN_ANYDX_BW: "newborn, dx in list, birth-weight band",
-    RuleKind.ALWAYS: "catch-all",
-}
-
 _STATUS_TEXT = {
     Status.SEX_MISSING: "sex is empty: the reference check stops the case",
+    Status.SEX_INVALID: "sex is not 1 or 2: the reference check of this scheme stops the case",
     Status.NEWBORN_DATA_MISSING: "newborn (age 0, ≤ 28 days) without birth weight: the reference check stops the case",
     Status.AGE_MISSING: "age in years is missing",
     Status.AGE_INVALID: "age is negative, over 150 or unreadable",
-    Status.PDX_MISSING: "no principal diagnosis",
+    Status.PDX_MISSING: "no principal diagnosis (no diagnosis at all stops the case under chs-drg-2.0)",
     Status.PDX_UNKNOWN: "principal diagnosis is not a code of this codebook",
     Status.SEX_CONFLICT: "principal diagnosis belongs to a sex-specific MDC that refuses this sex",
     Status.NO_MDC: "no MDC admits the principal diagnosis (not in any list, or the age/trauma gate refuses)",
@@ -252,7 +262,7 @@ def _text(values: np.ndarray) -> pa.Array:
 
 def _reasons(codebook, col, out, status, pdx, first_gate, adrg, severity, severity_dx) -> pa.Array:
     """One line per case: the MDC and rule that took it, the CC/MCC that set the suffix, or why it failed."""
-    rule_text = np.array([_RULE_TEXT[RuleKind(r)] for r in codebook["adrg_rule"]] + ["ambiguous group (QY)"])
+    rule_text = np.append(codebook["adrg_condition"], "ambiguous group (QY)")
     a = np.where(adrg == _kernel.QY_ADRG, len(rule_text) - 1, np.maximum(adrg, 0))
     dx_codes = np.append(codebook["dx_codes"], "")
     sev_text = np.array(["no CC/MCC", "CC ", "MCC "])[severity]

@@ -39,24 +39,49 @@ def _copy(tmp_path: Path) -> Path:
     return folder
 
 
-def test_unknown_rule_kind_stops_the_load(tmp_path):
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_unknown_predicate_stops_the_load_naming_file_row_and_position(tmp_path):
     folder = _copy(tmp_path)
-    adrg = folder / "adrg.csv"
-    adrg.write_text(
-        adrg.read_text(encoding="utf-8").replace(",PPROC,", ",TWO_PROC_LISTS,", 1), encoding="utf-8"
+    _edit(
+        folder / "adrg.csv",
+        "MDCA,AA1,心脏移植,1,surgical,pproc in ss",
+        "MDCA,AA1,心脏移植,1,surgical,pproc twice ss",
     )
     with pytest.raises(
-        CodebookError,
-        match=r"adrg\.csv: row 2 \(AA1\): kind 'TWO_PROC_LISTS' is not implemented \(known: PDX",
+        CodebookError, match=r"adrg\.csv: row 2 \(AA1\): 'pproc' cannot be followed by 'twice' at position 7"
     ):
         grouper.Codebook.load(folder, cache=False)
 
 
-def test_unknown_gate_kind_stops_the_load(tmp_path):
+def test_unknown_list_stops_the_load(tmp_path):
     folder = _copy(tmp_path)
-    mdc = folder / "mdc.csv"
-    mdc.write_text(mdc.read_text(encoding="utf-8").replace("PDX_INFANT", "PDX_BABY"), encoding="utf-8")
-    with pytest.raises(CodebookError, match=r"mdc\.csv: row 3: kind 'PDX_BABY' is not implemented"):
+    _edit(
+        folder / "adrg.csv",
+        "MDCA,AA1,心脏移植,1,surgical,pproc in ss",
+        "MDCA,AA1,心脏移植,1,surgical,pproc in ss9",
+    )
+    with pytest.raises(CodebookError, match=r"adrg\.csv: row 2: unknown list AA1\.ss9 at position 1"):
+        grouper.Codebook.load(folder, cache=False)
+
+
+def test_syntax_error_in_a_gate_stops_the_load(tmp_path):
+    folder = _copy(tmp_path)
+    _edit(folder / "mdc.csv", "pdx in MDCP.zd and age_years == 0", "pdx in MDCP.zd and (age_years == 0")
+    with pytest.raises(
+        CodebookError, match=r"mdc\.csv: row 3 \(MDCP\): expected \), found the end at position 35"
+    ):
+        grouper.Codebook.load(folder, cache=False)
+
+
+def test_unknown_engine_setting_stops_the_load(tmp_path):
+    folder = _copy(tmp_path)
+    _edit(folder / "codebook.toml", 'numbers = "java"', 'numbers = "cobol"')
+    with pytest.raises(CodebookError, match=r"codebook\.toml: \[engine\] numbers: 'cobol'"):
         grouper.Codebook.load(folder, cache=False)
 
 
@@ -73,7 +98,7 @@ def test_enabled_qy_sends_an_unrelated_procedure_to_the_ambiguous_group(tmp_path
     """RULES.md §3 QY: with the test on, a case failing the surgical/non-OR ADRGs but with a valid procedure → xQY."""
     folder = _copy(tmp_path)
     qy = folder / "qy.csv"
-    qy.write_text(qy.read_text(encoding="utf-8").replace("MDCG,false", "MDCG,true"), encoding="utf-8")
+    _edit(qy, "GQY,1,in_mdc,GK3,anyproc valid,false", "GQY,1,in_mdc,GK3,anyproc valid,true")
     cb = grouper.Codebook.load(folder, cache=False)
     import pyarrow as pa
 

@@ -2,6 +2,9 @@
 
 Written only from ``codebooks/chs-drg-1.1/RULES.md`` §1–§4 and the CSV tables, without looking at
 ``grouper/drg``, so that ``test_reference_crosscheck.py`` is an independent check of the vectorized grouper.
+It reads the MDC gates and ADRG rules as the 13 rule kinds of RULES.md §3 (``data/kinds_1_1/``: mdc.csv,
+adrg.csv and adrg_codes.csv as the 1.1 source states them), not the condition expressions the codebook now
+holds, so the cross-check also checks the rewrite of the kinds into expressions.
 Oracle mode: codes match verbatim (no normalisation, no 国临→医保 mapping); feed it clean 医保版 codes.
 Speed does not matter.
 """
@@ -30,8 +33,8 @@ def _params(text: str) -> dict[str, str]:
 class ReferenceGrouper:
     """CHS-DRG 1.1 grouping of one record at a time (RULES.md §1–§4)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.mdcs = sorted(_rows(folder, "mdc.csv"), key=lambda r: int(r["seq"]))
+    def __init__(self, folder: Path, kinds: Path) -> None:
+        self.mdcs = sorted(_rows(kinds, "mdc.csv"), key=lambda r: int(r["seq"]))
         self.mdc_dx: dict[str, set[str]] = defaultdict(set)
         self.part: dict[str, str] = {}  # MDCZ code -> body part
         for row in _rows(folder, "mdc_dx.csv"):
@@ -39,11 +42,11 @@ class ReferenceGrouper:
             if row["mdc"] == "MDCZ":
                 self.part[row["code"]] = row["part"]
         self.adrgs: dict[str, list[dict[str, str]]] = defaultdict(list)
-        for row in sorted(_rows(folder, "adrg.csv"), key=lambda r: int(r["seq"])):
+        for row in sorted(_rows(kinds, "adrg.csv"), key=lambda r: int(r["seq"])):
             self.adrgs[row["mdc"]].append(row)
         self.lists: dict[tuple[str, str], set[str]] = defaultdict(set)
         self.group_of: dict[tuple[str, str], str] = {}  # (adrg, ss code) -> procedure group number
-        for row in _rows(folder, "adrg_codes.csv"):
+        for row in _rows(kinds, "adrg_codes.csv"):
             self.lists[row["adrg"], row["list"]].add(row["code"])
             if row["grp"]:
                 self.group_of[row["adrg"], row["code"]] = row["grp"]

@@ -27,6 +27,7 @@ import grouper
 from tests.grouper.drg.reference_grouper import ReferenceGrouper
 
 FOLDER = Path(__file__).resolve().parents[3] / "codebooks" / "chs-drg-1.1"
+KINDS = Path(__file__).with_name("data") / "kinds_1_1"
 SEED = 20261123
 N_RANDOM = 1500
 ATTEMPTS = 60
@@ -365,7 +366,7 @@ def _table(cases: list[Case]) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def crosscheck(codebook):
-    ref = ReferenceGrouper(FOLDER)
+    ref = ReferenceGrouper(FOLDER, KINDS)
     cases = _Generator(ref).build()
     expected = [case.reference(ref) for case in cases]
     out = grouper.group_drg(_table(cases), codebook)
