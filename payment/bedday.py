@@ -7,29 +7,23 @@ episode pays rate × Σ factor(day index) for the days up to ``max_days``; a pat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+
+from payment.bands import Bands
 
 __all__ = ["band_day_sum", "bed_day_amounts", "merged_prior_days"]
 
 
-def band_day_sum(day: np.ndarray, bands: Sequence) -> np.ndarray:
-    """Σ factor(d) for d = 1 … day, with bands ``[from, to]`` inclusive in days (``to`` None = open).
+def band_day_sum(day: np.ndarray, bands: Bands) -> np.ndarray:
+    """Σ factor(d) for d = 1 … day: the integral of the day bands over elapsed days ``[0, day)``.
 
     Examples
     --------
-    >>> bands = [{"from": 1, "to": 60, "factor": 1.0}, {"from": 61, "to": 90, "factor": 0.9}, {"from": 91, "to": None, "factor": 0.8}]
-    >>> band_day_sum(np.array([100, 61]), bands).tolist()
+    >>> rows = [{"from": 0, "to": 60, "factor": 1.0}, {"from": 60, "to": 90, "factor": 0.9}, {"from": 90, "factor": 0.8}]
+    >>> band_day_sum(np.array([100, 61]), Bands.from_rows(rows, "factor")).tolist()
     [95.0, 60.9]
     """
-    day = np.asarray(day, dtype=np.float64)
-    total = np.zeros_like(day)
-    for b in bands:
-        lo = float(b["from"])
-        hi = np.inf if b.get("to") is None else float(b.get("to"))
-        total += np.clip(np.minimum(day, hi) - lo + 1.0, 0.0, None) * float(b["factor"])
-    return total
+    return bands.integral(0.0, np.asarray(day, dtype=np.float64))[0]
 
 
 def merged_prior_days(
@@ -77,7 +71,7 @@ def merged_prior_days(
 def bed_day_amounts(
     los: np.ndarray,
     rate: np.ndarray,
-    bands: Sequence,
+    bands: Bands,
     *,
     prior_days: np.ndarray | None = None,
     max_days: int | None = None,
@@ -90,14 +84,15 @@ def bed_day_amounts(
     ----------
     los : ndarray of int, days            length of stay of the episode
     rate : ndarray of float64, yuan/day   daily rate of the case's category at its hospital's level
-    bands : rows with ``from``, ``to``, ``factor``
+    bands : Bands                         day bands (``factor``) over elapsed days, :mod:`payment.bands`
     prior_days : ndarray of int, optional days already counted in a merged stay (:func:`merged_prior_days`)
     max_days : int, optional              day index beyond which nothing is paid
     patient : ndarray, optional           with ``annual_cap``: a patient's episodes (in input order) share the cap
 
     Examples
     --------
-    >>> bands = [{"from": 1, "to": 60, "factor": 1.0}, {"from": 61, "to": 90, "factor": 0.9}, {"from": 91, "to": None, "factor": 0.8}]
+    >>> rows = [{"from": 0, "to": 60, "factor": 1.0}, {"from": 60, "to": 90, "factor": 0.9}, {"from": 90, "factor": 0.8}]
+    >>> bands = Bands.from_rows(rows, "factor")
     >>> bed_day_amounts(np.array([100, 100]), np.array([300.0, 300.0]), bands, max_days=90).tolist()
     [26100.0, 26100.0]
     """

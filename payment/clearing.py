@@ -6,9 +6,9 @@ reference/payment.md §6–§8. Pure functions on exact numbers (fractions, fen)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from fractions import Fraction
 
+from payment.bands import Bands
 from payment.money import exact, largest_remainder, round_fen
 
 __all__ = ["band_adjustment", "clearing_payment", "hospital_shares", "monthly_presettlement"]
@@ -28,14 +28,12 @@ def monthly_presettlement(points, point_value, patient_paid, prepay_ratio, deduc
     return gross * exact(prepay_ratio) - exact(deduction)
 
 
-def band_adjustment(
-    due, billed, surplus_bands: Sequence, overspend_bands: Sequence, mode: str = "progressive"
-):
+def band_adjustment(due, billed, surplus_bands: Bands, overspend_bands: Bands, mode: str = "progressive"):
     """结余留用 / 合理超支分担: money added to (+) or recovered from (−) a hospital's payment.
 
     ``rate = due / billed`` (DIP 应支付额 / 项目记账金额). A surplus slice is kept at its band's ``retain``
-    share (the rest is recovered); an overspend slice is covered at its band's ``fund_share``. Bands are
-    half-open ``[from, to)``; ``progressive`` prices each slice at its own band, ``whole`` prices the whole
+    share (the rest is recovered); an overspend slice is covered at its band's ``fund_share``
+    (:class:`~payment.bands.Bands`, half-open ``[from, to)``); ``progressive`` prices each slice at its own band, ``whole`` prices the whole
     gap at the band of the final rate. A slice outside every band keeps the surplus and bears the overspend.
     payment.md §8, vector S-1.
 
@@ -45,8 +43,9 @@ def band_adjustment(
 
     Examples
     --------
-    >>> sb = [{"from": 1.0, "to": 1.1, "retain": 1.0}, {"from": 1.1, "to": None, "retain": 0.5}]
+    >>> sb = Bands.from_rows([{"from": 1.0, "to": 1.1, "retain": 1.0}, {"from": 1.1, "retain": 0.5}], "retain")
     >>> ob = [{"from": 0.9, "to": 1.0, "fund_share": 0.5}, {"from": 0.0, "to": 0.9, "fund_share": 0.0}]
+    >>> ob = Bands.from_rows(ob, "fund_share")
     >>> band_adjustment(11_500_000, 10_000_000, sb, ob)
     (Fraction(1500000, 1), Fraction(-250000, 1))
     >>> band_adjustment(8_500_000, 10_000_000, sb, ob)
@@ -61,25 +60,14 @@ def band_adjustment(
     bands = surplus_bands if surplus else overspend_bands
     if not bands:
         return gap, Fraction(0)
-    key = "retain" if surplus else "fund_share"
     lo, hi = (Fraction(1), rate) if surplus else (rate, Fraction(1))
-    covered = Fraction(0)  # Σ slice × share, in rate units
     if mode == "whole":
-        for b in bands:
-            f, t = exact(b["from"]), (None if b.get("to") is None else exact(b.get("to")))
-            if f <= rate and (t is None or rate < t):
-                covered = (hi - lo) * exact(b[key])
-                break
-        else:
-            covered = (hi - lo) if surplus else Fraction(0)
+        share = bands.value_at(rate)
+        if share is None:  # outside every band: the hospital keeps the surplus and bears the overspend
+            share = Fraction(1 if surplus else 0)
+        covered = (hi - lo) * share  # Σ slice × share, in rate units
     else:
-        width = Fraction(0)
-        for b in bands:
-            f, t = exact(b["from"]), (None if b.get("to") is None else exact(b.get("to")))
-            a, z = max(lo, f), (hi if t is None else min(hi, t))
-            if z > a:
-                covered += (z - a) * exact(b[key])
-                width += z - a
+        covered, width = bands.integral(lo, hi)
         if surplus:
             covered += (hi - lo) - width  # slices outside every band are kept
     if surplus:

@@ -29,13 +29,10 @@ def match_items(dx: pa.Array, proc: pa.Array, items: Sequence) -> np.ndarray:
 
 def per_case_price(item: np.ndarray, level: np.ndarray, items: Sequence) -> np.ndarray:
     """Fixed price (定额, yuan) of each case's item at its hospital level; NaN when the level has no price."""
-    table = np.full((len(items) + 1, 4), np.nan)
+    price = np.full(len(item), np.nan)
     for i, it in enumerate(items):
-        for lv in (1, 2, 3):
-            v = it[f"price_level_{lv}"]
-            table[i, lv] = np.nan if v is None else v
-    lv = np.where((level >= 1) & (level <= 3), level, 0)
-    return table[np.where(item >= 0, item, len(items)), lv] if len(items) else np.full(len(item), np.nan)
+        np.copyto(price, it["price"].at(level), where=item == i)
+    return price
 
 
 def per_case_exit(item: np.ndarray, price: np.ndarray, cost: np.ndarray, los: np.ndarray, items: Sequence):

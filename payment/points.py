@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from grouper.errors import SettingsError
+from payment.bands import Bands
 from payment.money import exact
 
 __all__ = [
@@ -267,8 +268,7 @@ class DrgRule:
     low_ratio: float
     low_op: str
     high_op: str
-    bands_rw_below: tuple[float, ...]  # band upper bounds (inf for the open band), ascending
-    bands_ratio: tuple[float, ...]
+    high_bands: Bands  # high-ratio limit K by RW, [from, to)
     low_formula: str = "points_no_factor"
     high_formula: str = "linear_add"
 
@@ -280,17 +280,13 @@ class DrgRule:
     def from_policy(cls, policy) -> DrgRule:
         """Build from a DRG policy."""
         d, drg = policy.deviation, policy.deviation.drg
-        bands = sorted(
-            ((b["rw_below"] if b["rw_below"] is not None else np.inf), b["ratio"]) for b in drg.high_bands
-        )
         return cls(
             drg.city_avg_cost,
             policy.scores.score_scale,
             d.low.ratio,
             d.low.boundary,
             d.high.boundary,
-            tuple(b[0] for b in bands),
-            tuple(b[1] for b in bands),
+            drg.high_bands,
             d.low.formula,
             d.high.formula,
         )
@@ -314,7 +310,7 @@ def drg_points(
 
     Notes
     -----
-    chs-drg.md §7.4: ratio = C / (RW × 全市次均); K = the first band with RW < its upper bound. Points:
+    chs-drg.md §7.4: ratio = C / (RW × 全市次均); K = the ratio of the RW band ``[from, to)`` holding RW. Points:
     normal RW·k·scale; low C/全市次均·scale; high ``linear_add`` RW·k·scale + (ratio − K)·RW·scale, ``deduct``
     (C/全市次均 − (K − 1)·RW·k)·scale, ``cap`` RW·K·k·scale (= fee / 点值, the fee being mean × K × k × cf).
     ``by_actual`` reports the same points as ``points_no_factor``; the fee is then C × cf, which equals C only
@@ -322,14 +318,15 @@ def drg_points(
 
     Examples
     --------
-    >>> r = DrgRule(10000.0, 100, 0.35, "<", ">", (1, 2, 3, 5, np.inf), (3.0, 2.5, 2.0, 1.5, 1.3))
+    >>> k = [{"from": f, "to": t, "ratio": r} for f, t, r in [(0, 1, 3.0), (1, 2, 2.5), (2, None, 2.0)]]
+    >>> r = DrgRule(10000.0, 100, 0.35, "<", ">", Bands.from_rows(k, "ratio"))
     >>> drg_points(np.array([1.8]), np.array([1.1]), np.array([54000.0]), r)[0]
     array([288.])
     """
     group_mean = rw * rule.city_avg_cost
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(group_mean > 0, cost / group_mean, 1.0)
-    big_k = np.asarray(rule.bands_ratio)[np.searchsorted(np.asarray(rule.bands_rw_below), rw, side="right")]
+    big_k = rule.high_bands.at(rw)
     scale = float(rule.scale)
     normal = rw * k * scale
     low = compare(q, rule.low_ratio, rule.low_op)

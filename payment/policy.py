@@ -22,12 +22,15 @@ from typing import Any
 import numpy as np
 
 from grouper.errors import PolicyError
+from payment.bands import Bands
 from payment.points import BOUNDARIES, FORMULAS
 
-__all__ = ["POOLS", "ByKey", "Policy", "PolicyError", "Section"]
+__all__ = ["LEVELS", "POOLS", "ByKey", "Policy", "PolicyError", "Section"]
 
 #: Closed list of units (STYLE.md §a).
 UNITS = ("yuan", "yuan/point", "yuan/day", "points", "points/day", "ratio", "share", "days", "count")
+#: Hospital levels (医院等级) that values by level are keyed by.
+LEVELS = (1, 2, 3)
 #: Budget pools: one for all insured, or one per 险种 (payment.md §2.4).
 POOLS = ("all", "employee", "resident")
 _OPS = ("<", "<=", ">", ">=")
@@ -270,6 +273,15 @@ def _plain(v: Any, kind: Any, key: str, ctx: _Ctx) -> Any:
     elif kind == "str":
         if not isinstance(v, str) or not v:
             raise ctx.err(key, f"expected a non-empty string, got {v!r}")
+    elif kind == "by_level":
+        if not isinstance(v, dict) or not v:
+            raise ctx.err(key, "expected a table {1 = …, 2 = …, 3 = …} by hospital level")
+        out = {}
+        for lv, x in v.items():
+            if not lv.isdigit() or int(lv) not in LEVELS:
+                raise ctx.err(f"{key}.{lv}", f"unknown hospital level (known: {', '.join(map(str, LEVELS))})")
+            out[int(lv)] = _plain(x, "num", f"{key}.{lv}", ctx)
+        v = ByKey(out)
     elif kind == "strs":
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
             raise ctx.err(key, "expected a list of strings")
@@ -303,7 +315,30 @@ _POOL_POINT_VALUE = {
     "fixed": _Num("yuan/point", lo=0, lo_open=True),  # fixed regime, elastic base
     "monthly": _Monthly("yuan/point"),  # 该月点值 for monthly pre-settlement; other months fall back
 }
-_BANDS = {"from": _R("num"), "to": _R("num", None)}
+
+
+_NO_BANDS = Bands((), (), ())
+
+
+@dataclass(frozen=True)
+class _Banded:
+    """Banded rate rows ``{from, to, <value>, source}`` over ``[from, to)`` (:mod:`payment.bands`)."""
+
+    value: str
+    default: Any = _NO_BANDS
+    required: bool = False
+
+    def check(self, raw: Any, key: str, ctx: _Ctx) -> Bands:
+        rows = _Rows({"from": _R("num"), "to": _R("num", None), self.value: _R("num")}).check(raw, key, ctx)
+        for i, b in enumerate(rows):
+            if b["to"] is not None and b["to"] <= b["from"]:
+                raise ctx.err(f"{key}[{i}].to", "must be greater than from")
+        bands = Bands.from_rows(rows, self.value)
+        if (i := bands.overlap()) is not None:
+            raise ctx.err(key, f"bands overlap at from = {float(bands.lo[i])} (each is [from, to))")
+        return bands
+
+
 _ALL_FORMULAS = tuple(
     dict.fromkeys(f for bands in FORMULAS.values() for kinds in bands.values() for f in kinds)
 )
@@ -348,19 +383,15 @@ _SPEC: dict[str, Any] = {
         "k": _Choice(("hospital", "by_pool"), default="hospital"),
         "k_by_pool": _ByKey("by_pool", POOLS, "ratio"),
         "kbbz_factor": _Num("ratio", lo=0, default=1.0),
-        "avg_cost_level_1": _Num("ratio", lo=0, lo_open=True, default=1.0),
-        "avg_cost_level_2": _Num("ratio", lo=0, lo_open=True, default=1.0),
-        "avg_cost_level_3": _Num("ratio", lo=0, lo_open=True, default=1.0),
+        "avg_cost_factor": _ByKey("by_level", LEVELS, "ratio", default=ByKey(dict.fromkeys(LEVELS, 1.0))),
         "drg": {
             "city_avg_cost": _Num("yuan", lo=0, lo_open=True),
-            "high_bands": _Rows({"rw_below": _R("num", None), "ratio": _R("num")}),
+            "high_bands": _Banded("ratio"),  # high-ratio limit K by RW
         },
     },
     "hospital_coef": {
         "method": _Choice(("table", "history", "column"), required=True),
-        "level_1": _Num("ratio", lo=0, lo_open=True),
-        "level_2": _Num("ratio", lo=0, lo_open=True),
-        "level_3": _Num("ratio", lo=0, lo_open=True),
+        "table": _ByKey("by_level", LEVELS, "ratio"),  # 医疗机构等级系数
     },
     "primary_care": {"groups": _List(str), "factor": _Num("ratio", lo=0, lo_open=True, default=1.0)},
     "tcm": {
@@ -383,15 +414,13 @@ _SPEC: dict[str, Any] = {
         "readmit_merge_days": _Num("days", lo=0, integer=True, default=0),
         "max_days": _Num("days", lo=1, integer=True),
         "annual_cap": _Num("yuan", lo=0, lo_open=True),
-        "bands": _Rows({**_BANDS, "factor": _R("num")}),
+        "bands": _Banded("factor"),  # over elapsed days: day d is [d − 1, d)
         "categories": _Rows(
             {
                 "name": _R("str"),
                 "dx": _R("strs", ()),
                 "departments": _R("strs", ()),
-                "rate_level_1": _R("num"),
-                "rate_level_2": _R("num"),
-                "rate_level_3": _R("num"),
+                "rate": _R("by_level"),  # yuan/day by hospital level
             }
         ),
     },
@@ -402,9 +431,7 @@ _SPEC: dict[str, Any] = {
                 "name": _R("str", ""),
                 "dx": _R("strs"),
                 "procs": _R("strs"),
-                "price_level_1": _R("num", None),
-                "price_level_2": _R("num", None),
-                "price_level_3": _R("num", None),
+                "price": _R("by_level"),  # yuan by hospital level; a level without a price is not covered
                 "fund_ratio": _R("num"),
                 "exit_cost_over_price_x": _R("num", None),
                 "exit_los_over": _R("int", None),
@@ -416,8 +443,8 @@ _SPEC: dict[str, Any] = {
         "prepay_ratio": _Num("share", required=True),
         "quality_reserve": _Num("share", default=0.0),
         "band_mode": _Choice(("progressive", "whole"), default="progressive"),
-        "surplus_bands": _Rows({**_BANDS, "retain": _R("num")}),
-        "overspend_bands": _Rows({**_BANDS, "fund_share": _R("num")}),
+        "surplus_bands": _Banded("retain"),
+        "overspend_bands": _Banded("fund_share"),
         "spend_growth_cap": _Num("ratio", lo=0),
         "method_share_target": _Num("share"),
     },
@@ -560,6 +587,9 @@ def _check_deviation(dev: Section | None, scheme: str, pools: list[str], ctx: _C
             )
         if dev.drg is None or dev.drg.city_avg_cost is None or not dev.drg.high_bands:
             raise ctx.err("deviation.drg", "a DRG policy needs city_avg_cost and high_bands")
+        b = dev.drg.high_bands
+        if b.lo[0] != 0 or b.hi[-1] is not None or any(t != f for t, f in zip(b.hi, b.lo[1:], strict=False)):
+            raise ctx.err("deviation.drg.high_bands", "must cover every RW from 0 up, without gaps")
     elif dev.drg is not None:
         raise ctx.err("deviation.drg", "only a DRG policy takes this section")
     if dev.k == "by_pool":
@@ -615,23 +645,14 @@ def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
     if hc is None:
         raise ctx.err("hospital_coef", "missing")
     if hc.method == "table":
-        for lv in ("level_1", "level_2", "level_3"):
-            if hc[lv] is None:
-                raise ctx.err(f"hospital_coef.{lv}", "missing (needed by method = 'table')")
+        missing = [lv for lv in LEVELS if lv not in (hc.table or {})]
+        if missing:
+            raise ctx.err("hospital_coef.table", f"level {missing[0]} missing (needed by method = 'table')")
     st = v["settlement"]
     if st is None:
         raise ctx.err("settlement", "missing")
     if st.prepay_ratio + st.quality_reserve > 1 + 1e-12:
         raise ctx.err("settlement.quality_reserve", "prepay_ratio + quality_reserve exceed 1")
-    for name in ("surplus_bands", "overspend_bands"):
-        for i, b in enumerate(st[name]):
-            if b["to"] is not None and b["to"] <= b["from"]:
-                raise ctx.err(f"settlement.{name}[{i}].to", "must be greater than from")
-    bd = v["bed_day"]
-    if bd is not None:
-        for i, b in enumerate(bd.bands):
-            if b["to"] is not None and b["to"] < b["from"]:
-                raise ctx.err(f"bed_day.bands[{i}].to", "must be ≥ from")
 
 
 @dataclass(frozen=True, eq=False)

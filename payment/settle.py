@@ -23,6 +23,7 @@ from numba import njit
 from grouper.dip.group import DipStatus
 from grouper.status import Status
 from payment._arrays import isin, lookup, numbers, strings, to_str_numpy
+from payment.bands import Bands
 from payment.bedday import bed_day_amounts, merged_prior_days
 from payment.budget import (
     budget_cascade,
@@ -44,6 +45,7 @@ from payment.points import (
     drg_points,
     special_case_cap,
 )
+from payment.policy import ByKey
 from payment.route import REASONS, Route, Routing, route_cases
 
 __all__ = [
@@ -82,10 +84,10 @@ def _hospital_coefs(hospitals: pa.Table, level: np.ndarray, policy, history) -> 
     if hc.method == "history":
         if history is None or "level_coefficients" not in history:
             raise ValueError("hospital_coef.method = 'history' needs level history (--history DIR)")
-        table = {int(lv): float(v) for lv, v in history["level_coefficients"].items()}
+        table = ByKey({int(lv): float(v) for lv, v in history["level_coefficients"].items()})
     else:
-        table = {1: hc.level_1, 2: hc.level_2, 3: hc.level_3}
-    return np.array([table.get(int(lv), np.nan) for lv in level], dtype=np.float64)
+        table = hc.table
+    return table.at(level)
 
 
 def _avg_cost(cases: pa.Table, catalogue, policy, level: np.ndarray) -> np.ndarray:
@@ -99,9 +101,7 @@ def _avg_cost(cases: pa.Table, catalogue, policy, level: np.ndarray) -> np.ndarr
         a = np.where(idx >= 0, avg[np.maximum(idx, 0)], np.nan)
     else:
         raise ValueError("no comparison average: give a dip_avg_cost column or a catalogue")
-    d = policy.deviation
-    factor = np.array([1.0, d.avg_cost_level_1, d.avg_cost_level_2, d.avg_cost_level_3])
-    return a * factor[np.clip(level, 0, 3)]
+    return a * policy.deviation.avg_cost_factor.at(level, missing=1.0)
 
 
 def _pool_of(ins: pa.Array, pools: tuple[str, ...]) -> np.ndarray:
@@ -549,9 +549,10 @@ def _bed_day_inputs(f: _Frame, reg: _Region) -> tuple:
     bd = reg.policy.bed_day
     cases = f.table
     sel = np.flatnonzero(f.route == Route.BED_DAY)
-    rates = np.array([[0.0, c["rate_level_1"], c["rate_level_2"], c["rate_level_3"]] for c in bd.categories])
     cat = f.routing.bed_day_category[sel]
-    rate = rates[cat, np.clip(f.level[sel], 0, 3)]
+    rate = np.zeros(len(sel))
+    for i, c in enumerate(bd.categories):
+        np.copyto(rate, c["rate"].at(f.level[sel], missing=0.0), where=cat == i)
     own = pc.binary_join_element_wise("\x1f", strings(cases, "case_id"), "")  # apart from every patient_id
     who = pc.coalesce(strings(cases, "patient_id"), own) if "patient_id" in cases.column_names else own
     patient = to_str_numpy(who.take(pa.array(sel)))
@@ -563,6 +564,10 @@ def _bed_day_inputs(f: _Frame, reg: _Region) -> tuple:
             _days(cases, "discharge_date", -(1 << 40))[sel],
         )
     return f.offset + sel, cat, rate, patient, f.los[sel], dates
+
+
+#: Bed days without day bands: every day at the full rate.
+_FLAT_DAYS = Bands.from_rows([{"from": 0, "factor": 1}], "factor")
 
 
 def _bed_day_resolve(parts: list[tuple], reg: _Region) -> tuple[np.ndarray, np.ndarray]:
@@ -578,7 +583,7 @@ def _bed_day_resolve(parts: list[tuple], reg: _Region) -> tuple[np.ndarray, np.n
     amount = bed_day_amounts(
         los,
         rate,
-        bd.bands or [{"from": 1, "to": None, "factor": 1.0}],
+        bd.bands if len(bd.bands) else _FLAT_DAYS,
         prior_days=prior,
         max_days=bd.max_days,
         patient=patient,

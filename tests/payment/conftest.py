@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 
 from payment import bedday, budget, money, percase, points
+from payment.bands import Bands
 from payment.clearing import band_adjustment, clearing_payment, hospital_shares, monthly_presettlement
 from payment.deductions import parse_deductions
 from payment.policy import Policy
@@ -64,15 +65,13 @@ def _dip(g, i):
 
 
 def _drg(g, i):
-    bands = g["high_bands"]
     rule = points.DrgRule(
         g["city_avg_cost"],
         g["scale"],
         g["low_ratio"],
         g["low_op"],
         g["high_op"],
-        tuple(math.inf if b[0] is None or b[0] == "inf" else b[0] for b in bands),
-        tuple(b[1] for b in bands),
+        Bands.from_rows(g["high_bands"], "ratio"),
         i.get("low_formula", "points_no_factor"),
         i.get("high_formula", "linear_add"),
     )
@@ -186,7 +185,11 @@ def _clearing(g, i):
 
 
 def _bands(g, i):
-    gap, adj = band_adjustment(i["due"], g["billed"], g["surplus_bands"], g["overspend_bands"], i["mode"])
+    surplus, overspend = (
+        Bands.from_rows(g["surplus_bands"], "retain"),
+        Bands.from_rows(g["overspend_bands"], "fund_share"),
+    )
+    gap, adj = band_adjustment(i["due"], g["billed"], surplus, overspend, i["mode"])
     return {"gap": _yuan(money.round_fen(gap)), "adjustment": _yuan(money.round_fen(adj))}
 
 
@@ -213,7 +216,7 @@ def _bed_day(g, i):
     amt = bedday.bed_day_amounts(
         los,
         rate,
-        g["bands"],
+        Bands.from_rows(g["bands"], "factor"),
         prior_days=prior,
         max_days=i.get("max_days"),
         patient=np.array(i.get("patient", list(range(len(los))))),

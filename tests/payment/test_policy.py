@@ -131,3 +131,34 @@ def test_unreadable_file_is_a_policy_error(tmp_path):
         Policy.load(bad)
     with pytest.raises(PolicyError, match="cannot read"):
         Policy.load(tmp_path / "missing.toml")
+
+
+def test_values_by_level_have_one_shape_and_one_accessor():
+    import numpy as np
+
+    p = Policy.load(ROOT / "codebooks/policies/demo-2025.toml")
+    level = np.array([3, 1, 2, 0], np.int8)
+    assert np.array_equal(p.hospital_coef.table.at(level), [1.07, 0.82, 0.95, np.nan], equal_nan=True)
+    assert p.deviation.avg_cost_factor.at(level, missing=1.0).tolist() == [1.0] * 4
+    cat = p.bed_day.categories[0]
+    assert cat["rate"].at(level, missing=0.0).tolist() == [300.0, 200.0, 250.0, 0.0]
+    price = p.per_case.entries[0]["price"].at(level)  # no 一级 price: not covered there
+    assert np.array_equal(price, [9500.0, np.nan, 8500.0, np.nan], equal_nan=True)
+    with pytest.raises(PolicyError, match=r"hospital_coef\.table\.by_level\.4: unknown key"):
+        p.replace({"hospital_coef.table": {"by_level": {"4": 1.0}, "unit": "ratio", "source": "dip-2020"}})
+
+
+def test_bands_are_half_open_everywhere():
+    """One convention: a band holds [from, to); days count as elapsed days (day d is [d − 1, d))."""
+    import numpy as np
+
+    from payment.bedday import band_day_sum
+
+    drg = Policy.load(ROOT / "codebooks/policies/example-drg-2025.toml").deviation.drg.high_bands
+    assert drg.at(np.array([0.0, 0.999, 1.0, 4.99, 5.0, 40.0])).tolist() == [3.0, 3.0, 2.5, 1.5, 1.3, 1.3]
+    days = Policy.load(ROOT / "codebooks/policies/demo-2025.toml").bed_day.bands
+    assert band_day_sum(np.array([60, 61, 90, 91]), days).tolist() == [60.0, 60.9, 87.0, 87.8]
+    with pytest.raises(PolicyError, match="must cover every RW from 0 up"):
+        Policy.load(ROOT / "codebooks/policies/example-drg-2025.toml").replace(
+            {"deviation.drg.high_bands": [{"from": 1, "ratio": 2.0, "source": "drgx-fee"}]}
+        )
