@@ -400,7 +400,7 @@ _SPEC: dict[str, Any] = {
         "deviation": _Bool(default=False),
     },
     "special_case": {
-        "cap_rate": _Num("share"),
+        "cap_rate": _Num("share"),  # default by scheme: _CAP_RATE
         "eligible_ratio": _Num("ratio", lo=0, default=2.0),
         "eligible_op": _Choice((">", ">="), default=">"),
     },
@@ -449,6 +449,54 @@ _SPEC: dict[str, Any] = {
         "method_share_target": _Num("share"),
     },
 }
+#: Defaults the engine applies when a policy is silent, with where each comes from, and when it matters (a
+#: predicate on the validated values). Policy.assumptions() lists every default that was applied and matters, so
+#: a region's outputs name each number no document of theirs backs. Defaults that only switch something off
+#: (zero amounts, empty lists) are not listed.
+_DEFAULT_SOURCES: dict[str, tuple[str, Any]] = {
+    "budget.design": ("payment.md §12: carve-outs paid outside the points pool", None),
+    "budget.method": ("payment.md §1: the budget given item by item", None),
+    "point_value.form": ("payment.md §2.2: ratio form", None),
+    "point_value.fund_ratio_scope": ("payment.md §7.3: one fund ratio for the region", None),
+    "point_value.elastic_split": (
+        "payment.md §2.5: base:increment 8:2",
+        lambda v, scheme: v["point_value"].regime == "elastic",
+    ),
+    "point_value.elastic_cap": (
+        "payment.md §2.5: the increment value capped at the fixed value",
+        lambda v, scheme: v["point_value"].regime == "elastic",
+    ),
+    "point_value.year_weights": (
+        "payment.md §2.1: years weighted 1:2:7",
+        lambda v, scheme: v["point_value"].budget_method != "given",
+    ),
+    "deviation.kbbz_factor": (
+        "payment.md §3.5: 空白病种 paid S × C/A without a discount",
+        lambda v, scheme: scheme == "dip",
+    ),
+    "deviation.avg_cost_factor": (
+        "payment.md §3.2: A not adjusted by hospital level",
+        lambda v, scheme: scheme == "dip",
+    ),
+    "primary_care.factor": (
+        "payment.md §3.6: 基层病种 earn their score",
+        lambda v, scheme: bool(v["primary_care"].groups),
+    ),
+    "tcm.factor": ("中医优势病种 earn their score", lambda v, scheme: bool(v["tcm"].groups)),
+    "tcm.deviation": ("中医优势病种 paid S·k·a whatever their cost", lambda v, scheme: bool(v["tcm"].groups)),
+    "special_case.cap_rate": ("payment.md §9: DIP ≤ 5 ‰, DRG ≤ 5 % of the scheme's cases", None),
+    "special_case.eligible_ratio": ("payment.md §9: 超过平均支付标准 2 倍以上", None),
+    "special_case.eligible_op": ("payment.md §9: strictly above (以上 read as >)", None),
+    "routing.ungrouped": ("payment.md §12: ungroupable cases paid by item", None),
+    "settlement.band_mode": (
+        "payment.md §8: progressive",
+        lambda v, scheme: bool(v["settlement"].surplus_bands or v["settlement"].overspend_bands),
+    ),
+    "bed_day.bands": ("every bed day at the full rate", lambda v, scheme: bool(v["bed_day"].categories)),
+}
+#: 特例单议 cap by scheme when the policy does not set it (payment.md §9).
+_CAP_RATE = {"dip": 0.005, "drg": 0.05}
+
 _HEADER = {"region": str, "year": int, "scheme": str, "catalogue": str, "effective": dict, "description": str}
 _SOURCE_KEYS = ("title", "doc", "url", "clause", "note")
 
@@ -457,6 +505,7 @@ class _Ctx:
     def __init__(self, where: str, sources: Mapping[str, Any]):
         self.where, self.sources = where, sources
         self.cited: dict[str, str] = {}
+        self.defaulted: list[str] = []
 
     def err(self, key: str, msg: str) -> PolicyError:
         return PolicyError(f"{self.where}: {key}: {msg}")
@@ -514,9 +563,23 @@ def _validate(spec: Mapping[str, Any], raw: Mapping[str, Any], prefix: str, ctx:
             if kind.required:
                 raise ctx.err(key, "missing")
             out[name] = kind.default
+            ctx.defaulted.append(key)
             continue
         out[name] = kind.check(raw[name], key, ctx)
     return out
+
+
+def _show(value: Any) -> str:
+    """A default value as a policy would write it."""
+    if isinstance(value, Bands):
+        return "[]"
+    if isinstance(value, ByKey):
+        return "{" + ", ".join(f"{k} = {v}" for k, v in value.items()) + "}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(str, value)) + "]"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _has_required(spec: Mapping[str, Any]) -> bool:
@@ -682,6 +745,7 @@ class Policy:
     header: Section
     sha256: str
     cited: Mapping[str, str]
+    defaults: Mapping[str, str]
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
@@ -707,6 +771,15 @@ class Policy:
         _check_sources(sources, ctx)
         values = _validate(_SPEC, {k: v for k, v in raw.items() if k in _SPEC}, "", ctx)
         _cross_checks(values, header, ctx)
+        if values["special_case"].cap_rate is None:
+            sc = dict(values["special_case"]) | {"cap_rate": _CAP_RATE[header["scheme"]]}
+            values["special_case"] = Section(sc)
+        defaults = {}
+        for key in ctx.defaulted:
+            why, matters = _DEFAULT_SOURCES.get(key, (None, None))
+            if why is not None and (matters is None or matters(values, header["scheme"])):
+                section, name = key.split(".", 1)
+                defaults[key] = f"{_show(values[section][name])} (engine default: {why})"
         canon = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str).encode()
         return cls(
             raw=MappingProxyType(dict(raw)),
@@ -715,6 +788,7 @@ class Policy:
             header=Section(header),
             sha256=hashlib.sha256(canon).hexdigest(),
             cited=MappingProxyType(ctx.cited),
+            defaults=MappingProxyType(defaults),
         )
 
     def __getattr__(self, name: str) -> Any:
@@ -748,8 +822,10 @@ class Policy:
         return text + (f" {clause}" if clause else "")
 
     def assumptions(self) -> list[str]:
-        """Dotted keys whose value no document backs (``source = "assumption"``)."""
-        return sorted(k for k, s in self.cited.items() if s == "assumption")
+        """Dotted keys whose value no document backs (``source = "assumption"``), then each engine default
+        applied where the policy is silent and it matters, as ``key = value (engine default: source)``."""
+        written = sorted(k for k, s in self.cited.items() if s == "assumption")
+        return written + [f"{k} = {v}" for k, v in sorted(self.defaults.items())]
 
     def replace(self, changes: Mapping[str, Any]) -> Policy:
         """A new Policy with dotted keys' ``value`` replaced (None removes the key); re-validated, new hash."""

@@ -532,9 +532,8 @@ class _Scan:
         reg = self.reg
         policy = reg.policy
         sc = policy.special_case
-        cap_rate = sc.cap_rate if sc.cap_rate is not None else (0.005 if policy.scheme == "dip" else 0.05)
         scheme_route = Route.DIP if policy.scheme == "dip" else Route.DRG
-        cap = special_case_cap(int(self.routes[scheme_route]), cap_rate)
+        cap = special_case_cap(int(self.routes[scheme_route]), sc.cap_rate)
         found = self.declared_row >= 0
         pos, ok = self.declared_row[found], self.declared_ok[found]
         _, first = np.unique(pos, return_index=True)

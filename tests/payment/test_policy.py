@@ -162,3 +162,15 @@ def test_bands_are_half_open_everywhere():
         Policy.load(ROOT / "codebooks/policies/example-drg-2025.toml").replace(
             {"deviation.drg.high_bands": [{"from": 1, "ratio": 2.0, "source": "drgx-fee"}]}
         )
+
+
+def test_every_engine_default_applied_is_listed_as_an_assumption():
+    p = Policy.load(INVALID / "_base.toml")  # silent on nearly everything
+    listed = {a.split(" = ")[0]: a for a in p.assumptions()}
+    assert listed["special_case.eligible_ratio"].startswith("special_case.eligible_ratio = 2.0 (engine default")
+    assert p.special_case.cap_rate == 0.005 and "special_case.cap_rate" in listed
+    assert "point_value.year_weights" not in listed  # only matters for a budget point value from history
+    q = p.replace({"point_value.budget_method": {"value": "history", "source": "s"}})
+    assert "point_value.year_weights = [0.1, 0.2, 0.7]" in " ".join(q.assumptions())
+    demo = Policy.load(ROOT / "codebooks/policies/demo-2025.toml")  # writes eligible_ratio with its source
+    assert not any(a.startswith("special_case.eligible_ratio") for a in demo.assumptions())
