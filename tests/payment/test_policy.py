@@ -167,7 +167,9 @@ def test_bands_are_half_open_everywhere():
 def test_every_engine_default_applied_is_listed_as_an_assumption():
     p = Policy.load(INVALID / "_base.toml")  # silent on nearly everything
     listed = {a.split(" = ")[0]: a for a in p.assumptions()}
-    assert listed["special_case.eligible_ratio"].startswith("special_case.eligible_ratio = 2.0 (engine default")
+    assert listed["special_case.eligible_ratio"].startswith(
+        "special_case.eligible_ratio = 2.0 (engine default"
+    )
     assert p.special_case.cap_rate == 0.005 and "special_case.cap_rate" in listed
     assert "point_value.year_weights" not in listed  # only matters for a budget point value from history
     q = p.replace({"point_value.budget_method": {"value": "history", "source": "s"}})
