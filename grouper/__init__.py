@@ -2,7 +2,7 @@
 
 from grouper.batch import group_files
 from grouper.codebook import Codebook, CodebookError
-from grouper.dip import Catalogue, CatalogueError, DipStatus, group_dip, read_catalogue
+from grouper.dip import Catalogue, CatalogueError, group_dip, read_catalogue
 from grouper.dip.aux import AuxTyping
 from grouper.dip.catalog import DipCatalog
 from grouper.drg.group import group_drg
@@ -21,7 +21,6 @@ __all__ = [
     "Codebook",
     "CodebookError",
     "DipCatalog",
-    "DipStatus",
     "DrgWeights",
     "InputError",
     "Status",

@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from grouper.dip.group import DipStatus
 from grouper.status import Status
 from payment._arrays import isin, lookup, numbers, strings, to_str_numpy
 from payment.bands import Bands
@@ -368,7 +367,7 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
         aux = numbers(cases, "aux_coef", 1.0)
         grouped = np.isfinite(score) & (score > 0)
         status = strings(cases, "dip_status")
-        grouped &= ~isin(status, [s.name for s in DipStatus if s.is_error])
+        grouped &= ~isin(status, [s.name for s in Status if s.is_error])
         base = np.where(grouped, score, 0.0)
     else:
         widx = lookup(strings(cases, "drg"), reg.weights[0])

@@ -10,7 +10,7 @@ from grouper.dip.catalogue import (
     write_catalogue,
 )
 from grouper.dip.exclusions import Exclusions, read_exclusions
-from grouper.dip.group import DIP_RESULT_SCHEMA, DipStatus, group_dip, tie_break_profiles
+from grouper.dip.group import DIP_RESULT_SCHEMA, group_dip, tie_break_profiles
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 
 __all__ = [
@@ -20,7 +20,6 @@ __all__ = [
     "TIERS",
     "Catalogue",
     "CatalogueError",
-    "DipStatus",
     "Exclusions",
     "ProcedureTiers",
     "group_dip",

@@ -17,7 +17,6 @@ import csv
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
@@ -33,38 +32,11 @@ from grouper.dip.catalogue import TIERS, Catalogue, CatalogueError, read_catalog
 from grouper.dip.exclusions import Exclusions, read_exclusions
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 from grouper.resources import data_path
+from grouper.status import Status
 
-__all__ = ["DIP_RESULT_SCHEMA", "DipStatus", "group_dip", "tie_break_profiles"]
+__all__ = ["DIP_RESULT_SCHEMA", "group_dip", "tie_break_profiles"]
 
 _CONSERVATIVE, _SURGERY = TIERS.index("conservative"), TIERS.index("surgery")
-
-
-class DipStatus(IntEnum):
-    """DIP case status (DIP 入组状态). Lower value = less severe; a case reports its highest code.
-
-    Codes shared with :class:`grouper.status.Status` keep its numbers.
-    """
-
-    OK = 0  #: grouped into a core (核心病种) or priority (先期分组) group
-    COMPREHENSIVE = 1  #: grouped into a 综合病种 (类目 × treatment tier)
-    CODE_UNKNOWN = 11  #: a procedure is not in the dictionary; it was left out of grouping
-    BLANK = 20  #: no core or 综合 group; put in the catalogue's 空白病种 ``KBBZ``
-    UNMATCHED = 31  #: no group at all (the catalogue has no ``KBBZ``); 未入组
-    #: principal diagnosis on the 《不能作为主诊断》 list or an asterisk (*) code (records.md §5 Q04); no group.
-    #: DIP only: grouper.status.Status uses 32 for the DRG-only SEX_CONFLICT
-    PDX_INVALID = 32
-    PDX_UNKNOWN = 33  #: principal diagnosis not a known code after normalisation
-    PDX_MISSING = 34  #: no principal diagnosis
-    NEWBORN_DATA_MISSING = (
-        37  #: a low-birth-weight 先期分组 could apply but birth weight or age in days is missing
-    )
-    DUPLICATE_CASE = 39  #: case_id seen earlier in the table; grouped, but never paid twice
-    CASE_ID_MISSING = 40  #: no case_id: grouped, but the row cannot be matched, paid or audited
-
-    @property
-    def is_error(self) -> bool:
-        """True when the case has no payable regular group."""
-        return self >= 30
 
 
 #: Columns of the grouping result, in order (``reason`` only with ``explain=True``).
@@ -469,7 +441,7 @@ def group_dip(
     -------
     pa.Table
         :data:`DIP_RESULT_SCHEMA`: ``case_id, dip_group, dip_kind, dip_score, aux_type, aux_coef,
-        dip_status`` (+ ``reason``), in input order; ``dip_status`` is a :class:`DipStatus` name.
+        dip_status`` (+ ``reason``), in input order; ``dip_status`` is a :class:`Status` name.
 
     Notes
     -----
@@ -566,12 +538,12 @@ def group_dip(
 
     case_id = _column(table, "case_id", pa.string())
     status = _STATUS_OF_LAYER[layer]
-    status = np.maximum(status, np.where(unknown, DipStatus.CODE_UNKNOWN, 0))
+    status = np.maximum(status, np.where(unknown, Status.CODE_UNKNOWN, 0))
     if duplicate is None:
         duplicate = duplicated(case_id)
-    status = np.maximum(status, np.where(duplicate, DipStatus.DUPLICATE_CASE, 0))
+    status = np.maximum(status, np.where(duplicate, Status.DUPLICATE_CASE, 0))
     no_id = pc.fill_null(pc.equal(pc.binary_length(case_id), 0), True).to_numpy(zero_copy_only=False)
-    status = np.maximum(status, np.where(no_id, DipStatus.CASE_ID_MISSING, 0))
+    status = np.maximum(status, np.where(no_id, Status.CASE_ID_MISSING, 0))
 
     has_row = pa.array(row >= 0)
     take = pa.array(np.maximum(row, 0))
@@ -601,20 +573,20 @@ def group_dip(
     return pa.table(columns, schema=_schema(explain))
 
 
-_STATUS_CODES = np.array(sorted(int(s) for s in DipStatus))
-_STATUS_NAMES = pa.array([DipStatus(c).name for c in _STATUS_CODES])
+_STATUS_CODES = np.array(sorted(int(s) for s in Status.of_scheme("dip")))
+_STATUS_NAMES = pa.array([Status(c).name for c in _STATUS_CODES])
 _STATUS_OF_LAYER = np.array(
     [
-        DipStatus.PDX_MISSING,
-        DipStatus.PDX_UNKNOWN,
-        DipStatus.PDX_INVALID,
-        DipStatus.NEWBORN_DATA_MISSING,
-        DipStatus.OK,
-        DipStatus.OK,
-        DipStatus.OK,
-        DipStatus.COMPREHENSIVE,
-        DipStatus.BLANK,
-        DipStatus.UNMATCHED,
+        Status.PDX_MISSING,
+        Status.PDX_UNKNOWN,
+        Status.PDX_INVALID,
+        Status.NEWBORN_DATA_MISSING,
+        Status.OK,
+        Status.OK,
+        Status.OK,
+        Status.COMPREHENSIVE,
+        Status.BLANK,
+        Status.UNMATCHED,
     ],
     np.int16,
 )

@@ -121,7 +121,9 @@ def group_drg(
             UNGROUPED_ADRG,
         ),
         "drg": _drg_labels(codebook, adrg, drg),
-        "drg_status": _labels(status, np.array([s.name for s in Status]), "", index=[int(s) for s in Status]),
+        "drg_status": _labels(
+            status, np.array([s.name for s in _STATUSES]), "", index=[int(s) for s in _STATUSES]
+        ),
     }
     if explain:
         out["reason"] = _reasons(
@@ -223,6 +225,10 @@ def _los_invalid(col: dict[str, pa.Array]) -> np.ndarray:
     bad = pc.or_kleene(pc.less(los, 0), pc.less(span, 0))
     bad = pc.or_kleene(bad, pc.not_equal(expected, los.cast(expected.type)))
     return bad.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+#: Statuses the DRG grouper reports (the dictionary of ``drg_status``).
+_STATUSES = Status.of_scheme("drg")
 
 
 def _labels(idx: np.ndarray, labels: np.ndarray, missing: str, index: list[int] | None = None) -> pa.Array:

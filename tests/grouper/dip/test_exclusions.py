@@ -17,13 +17,13 @@ from grouper.codebook import Codebook
 from grouper.dip import (
     Catalogue,
     CatalogueError,
-    DipStatus,
     group_dip,
     read_catalogue,
     read_exclusions,
     read_procedure_tiers,
 )
 from grouper.dip.exclusions import EXCLUSION_COLUMNS
+from grouper.status import Status
 
 HEADER = ",".join(EXCLUSION_COLUMNS)
 SRC = "hand-made test row"
@@ -134,15 +134,15 @@ def test_one_row_per_input_row_in_order(pds, tmp_path):
     single = {c["name"]: group_dip(_table([c]), pds, exclusions=ex)["dip_group"][0].as_py() for c in CASES}
     assert out["dip_group"].to_pylist() == [single[c["name"]] for c in picked]
     statuses = set(out["dip_status"].to_pylist())
-    assert "PDX_INVALID" in statuses and statuses <= {s.name for s in DipStatus}
+    assert "PDX_INVALID" in statuses and statuses <= {s.name for s in Status.of_scheme("dip")}
     reasons = out["reason"].to_pylist()
     assert any("(next listed: exclusion list)" in r for r in reasons)
     assert any(r.startswith("error: principal diagnosis cannot be the principal") for r in reasons)
 
 
 def test_pdx_invalid_status():
-    assert DipStatus.PDX_INVALID.is_error
-    assert DipStatus.UNMATCHED < DipStatus.PDX_INVALID < DipStatus.PDX_UNKNOWN < DipStatus.DUPLICATE_CASE
+    assert Status.PDX_INVALID.is_error
+    assert Status.UNMATCHED < Status.PDX_INVALID < Status.PDX_UNKNOWN < Status.DUPLICATE_CASE
 
 
 def test_shipped_table_is_the_asterisk_rule_only():

@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 import pytest
 
 from grouper.codebook import Codebook
-from grouper.dip import Catalogue, CatalogueError, DipStatus, group_dip, read_catalogue, read_procedure_tiers
+from grouper.dip import Catalogue, CatalogueError, group_dip, read_catalogue, read_procedure_tiers
+from grouper.status import Status
 
 DATA = Path(__file__).parent / "data"
 with (DATA / "group_pingdingshan.csv").open(encoding="utf-8", newline="") as f:
@@ -131,11 +132,11 @@ def test_policy_errors_name_the_option(pds):
 
 
 def test_status_enum():
-    assert DipStatus.OK < DipStatus.COMPREHENSIVE < DipStatus.CODE_UNKNOWN < DipStatus.BLANK
-    assert not DipStatus.BLANK.is_error and DipStatus.UNMATCHED.is_error
-    # codes shared with grouper.status.Status keep its numbers
-    from grouper.status import Status
-
+    assert Status.OK < Status.COMPREHENSIVE < Status.CODE_UNKNOWN < Status.BLANK
+    assert not Status.BLANK.is_error and Status.UNMATCHED.is_error
+    # one enum for DRG and DIP: every code has one meaning; the statuses both schemes report are shared
+    assert len({int(s) for s in Status}) == len(Status)
+    dip, drg = set(Status.of_scheme("dip")), set(Status.of_scheme("drg"))
     for name in (
         "OK",
         "CODE_UNKNOWN",
@@ -144,4 +145,5 @@ def test_status_enum():
         "NEWBORN_DATA_MISSING",
         "DUPLICATE_CASE",
     ):
-        assert DipStatus[name] == Status[name]
+        assert Status[name] in dip and Status[name] in drg
+    assert Status.PDX_INVALID in dip - drg and Status.SEX_CONFLICT in drg - dip
