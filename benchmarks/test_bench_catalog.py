@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from grouper.dip.catalog import DipCatalog
+from grouper.dip.catalogue_builder import DipCatalog
 from grouper.dip.tiers import read_procedure_tiers
 from grouper.drg.weights import DrgWeights
 

@@ -4,14 +4,16 @@ from grouper.batch import group_files
 from grouper.codebook import Codebook, CodebookError
 from grouper.dip import Catalogue, CatalogueError, group_dip, read_catalogue
 from grouper.dip.aux import AuxTyping
-from grouper.dip.catalog import DipCatalog
+from grouper.dip.catalogue_builder import DipCatalog
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
 from grouper.io import InputError, read_discharges, write_results
 from grouper.schema import DISCHARGE_SCHEMA
 from grouper.status import Status
+from grouper.version import drgdip_version
 
-__version__ = "0.1.0"
+#: The version of this drgdip (from the package metadata, so ``pyproject.toml`` is its one source).
+__version__ = drgdip_version()
 
 __all__ = [
     "DISCHARGE_SCHEMA",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from grouper.codes import normalise_codes
 from grouper.drg import _kernel
 from grouper.resources import data_path
 from grouper.schema import FEE_COLUMNS
+from grouper.version import drgdip_version
 
 __all__ = [
     "COEFFICIENTS_SCHEMA",
@@ -660,7 +660,7 @@ class AuxTyping(Estimator):
             "n_cases": self.n_cases_,
             "history": self.history_,
             "params": params_to_meta(self.get_params()),
-            "builder": f"drgdip {_drgdip_version()} grouper.dip.aux.AuxTyping",
+            "builder": f"drgdip {drgdip_version()} grouper.dip.aux.AuxTyping",
         }
 
     def to_parquet(self, path, **meta) -> Path:
@@ -773,10 +773,3 @@ def _read_flags(path: str | None) -> pa.Table:
         if r["field"] not in ("principal_dx", "other_dx", "procedure"):
             raise ValueError(f"{p}: field {r['field']!r} is not one of principal_dx, other_dx, procedure")
     return table
-
-
-def _drgdip_version() -> str:
-    try:
-        return version("drgdip")
-    except PackageNotFoundError:
-        return "unknown"

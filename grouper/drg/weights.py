@@ -5,7 +5,6 @@ reference/chs-drg.md §7.1: ``RW_g = mean_cost(DRG g, trimmed) / mean_cost(all c
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from grouper._history import (
     write_fitted,
     year_weights,
 )
+from grouper.version import drgdip_version
 
 __all__ = ["WEIGHTS_SCHEMA", "DrgWeights"]
 
@@ -247,7 +247,7 @@ class DrgWeights(Estimator):
             "n_excluded": dict(self.n_excluded_),
             "history": self.history_,
             "params": params_to_meta(self.get_params()),
-            "builder": f"drgdip {_drgdip_version()} grouper.drg.weights.DrgWeights",
+            "builder": f"drgdip {drgdip_version()} grouper.drg.weights.DrgWeights",
         }
 
     def to_parquet(self, path) -> Path:
@@ -272,10 +272,3 @@ class DrgWeights(Estimator):
         est.history_ = dict(meta["history"])
         est.warnings_ = []
         return est
-
-
-def _drgdip_version() -> str:
-    try:
-        return version("drgdip")
-    except PackageNotFoundError:
-        return "unknown"

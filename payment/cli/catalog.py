@@ -10,8 +10,8 @@ import typer
 
 from grouper.codebook import Codebook, CodebookError
 from grouper.dip.aux import AuxTyping, aux_path
-from grouper.dip.catalog import HISTORY_COLUMNS, DipCatalog
 from grouper.dip.catalogue import CatalogueError, read_catalogue
+from grouper.dip.catalogue_builder import HISTORY_COLUMNS, DipCatalog
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
 from grouper.io import InputError, read_discharges

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 
 from grouper._history import TrimSpec, trim_keep, year_weights
-from grouper.dip.catalog import DipCatalog, coverage_threshold
 from grouper.dip.catalogue import read_catalogue
+from grouper.dip.catalogue_builder import DipCatalog, coverage_threshold
 
 DATA = Path(__file__).parent / "data_builder"
 TIERS = str(DATA / "procedure_tiers.csv")

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
-from grouper.dip.catalog import DipCatalog
 from grouper.dip.catalogue import read_catalogue
+from grouper.dip.catalogue_builder import DipCatalog
 
 N_TARGET = 200_000
 THRESHOLD = 5

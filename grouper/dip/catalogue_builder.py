@@ -6,7 +6,6 @@ reference/dip.md §4. The result is a :class:`grouper.dip.catalogue.Catalogue` (
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from grouper.dip.aux import AuxTyping
 from grouper.dip.catalogue import CATALOGUE_SCHEMA, TIERS, Catalogue, read_catalogue, write_catalogue
 from grouper.dip.group import group_dip
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
+from grouper.version import drgdip_version
 
 __all__ = ["SCORE_METHODS", "THRESHOLD_KINDS", "DipCatalog", "coverage_threshold"]
 
@@ -611,7 +611,7 @@ class DipCatalog(Estimator):
             "n_excluded": dict(self.n_excluded_),
             "history": self.history_,
             "params": params,
-            "builder": f"drgdip {_drgdip_version()} grouper.dip.catalog.DipCatalog",
+            "builder": f"drgdip {drgdip_version()} grouper.dip.catalogue_builder.DipCatalog",
         }
         info.update(meta)
         return Catalogue(self.groups_.select(CATALOGUE_SCHEMA.names), info)
@@ -714,10 +714,3 @@ def _los(h: pa.Table) -> np.ndarray:
     if "los_days" not in h.column_names:
         return np.full(h.num_rows, np.nan)
     return h.column("los_days").cast(pa.float64()).fill_null(np.nan).to_numpy()
-
-
-def _drgdip_version() -> str:
-    try:
-        return version("drgdip")
-    except PackageNotFoundError:
-        return "unknown"
