@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from grouper.errors import InputError
+from grouper.io.writer import PARQUET_OPTIONS, IfExists, write_text, write_with
 
 __all__ = [
     "TRIM_METHODS",
@@ -366,41 +370,58 @@ def fingerprint(table: pa.Table, columns: list[str], years: np.ndarray) -> dict:
     return {"years": seen, "rows": int(table.num_rows), "sha256": sink.hash.hexdigest(), "columns": cols}
 
 
-def write_fitted(table: pa.Table, meta: dict, path, key: str) -> Path:
+def write_fitted(table: pa.Table, meta: dict, path, key: str, *, if_exists: IfExists = "replace") -> Path:
     """Write a fitted table: Parquet with ``meta`` as JSON under ``key`` in the schema metadata, or CSV with
-    ``<stem>.params.toml`` beside it (by suffix). Atomic: temp file + rename. No pickle."""
-    # the catalogue module owns the atomic write and the flat TOML writer; imported here to keep grouper.dip
-    # (which imports this module) out of this module's import time
-    from grouper.dip.catalogue import _atomic, _to_toml
+    ``<stem>.params.toml`` beside it (by suffix), through the one writer (atomic). No pickle."""
+    # the catalogue module owns the flat TOML writer; imported here to keep grouper.dip (which imports this
+    # module) out of this module's import time
+    from grouper.dip.catalogue import _to_toml
 
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         text = json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str).encode()
         table = table.replace_schema_metadata({key.encode(): text})
-        _atomic(path, lambda tmp: pq.write_table(table, tmp))
-        return path
-    _atomic(path, lambda tmp: pacsv.write_csv(table, tmp))
-    params = path.with_name(f"{path.stem}.params.toml")
-    _atomic(params, lambda tmp: tmp.write_text(_to_toml(meta), encoding="utf-8"))
+        return write_with(
+            path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS), if_exists=if_exists
+        )
+    write_with(path, lambda tmp: pacsv.write_csv(table, tmp), if_exists=if_exists)
+    write_text(_to_toml(meta), path.with_name(f"{path.stem}.params.toml"), if_exists=if_exists)
     return path
 
 
+#: What a fitted table is called in an error, by its metadata key.
+_FITTED = {"drgdip.aux": "an auxiliary typing table", "drgdip.weights": "a DRG weights table"}
+
+
 def read_fitted(path, key: str, schema: pa.Schema) -> tuple[pa.Table, dict]:
-    """Read what :func:`write_fitted` wrote: the table (cast to ``schema``) and its metadata."""
+    """Read what :func:`write_fitted` wrote: the table (cast to ``schema``) and its metadata.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable, or not a table of this kind written by drgdip.
+    """
     path = Path(path)
-    if path.suffix.lower() == ".parquet":
-        table = pq.read_table(path)
-        meta = json.loads((table.schema.metadata or {}).get(key.encode(), b"{}"))
-    else:
-        types = {f.name: f.type for f in schema}
-        table = pacsv.read_csv(
-            path, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
-        )
-        params = path.with_name(f"{path.stem}.params.toml")
-        meta = tomllib.loads(params.read_text(encoding="utf-8")) if params.exists() else {}
-    if "params" not in meta:
-        raise ValueError(f"{path}: no recorded settings (not written by drgdip)")
-    return table.select(schema.names).cast(schema), meta
+    what = _FITTED.get(key, "a table fitted by drgdip")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file", path=path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            table = pq.read_table(path, page_checksum_verification=True)
+            meta = json.loads((table.schema.metadata or {}).get(key.encode(), b"{}"))
+        else:
+            types = {f.name: f.type for f in schema}
+            table = pacsv.read_csv(
+                path, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
+            )
+            params = path.with_name(f"{path.stem}.params.toml")
+            meta = tomllib.loads(params.read_text(encoding="utf-8")) if params.exists() else {}
+        if "params" not in meta:
+            raise InputError(f"{path}: not {what}: no recorded settings (not written by drgdip)", path=path)
+        return table.select(schema.names).cast(schema), meta
+    except (OSError, pa.ArrowException, KeyError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        detail = re.sub(r"\s+", " ", str(exc))[:200]
+        raise InputError(f"{path}: not {what}: {detail}", path=path) from None
 
 
 def params_from_meta(meta: dict, optional: tuple[str, ...]) -> dict:

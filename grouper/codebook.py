@@ -8,6 +8,7 @@ second load only reads one ``.npz``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tomllib
@@ -23,7 +24,8 @@ import pyarrow.compute as pc
 from grouper.codes import encode_values, normalise_codes
 from grouper.drg.expr import Instr, Op, compile_condition, required_pdx_list, required_sex, stack_depth
 from grouper.drg.rules import Check, NumberReading, SeverityRule
-from grouper.errors import CodebookError
+from grouper.errors import CodebookError, OutputError
+from grouper.io.writer import write_with
 from grouper.resources import data_root
 
 __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "codebook_dir"]
@@ -206,13 +208,12 @@ def _index_in(values: pa.Array, keys: pd.Index, ids: np.ndarray) -> np.ndarray:
 
 
 def _save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except OSError:  # a read-only cache folder only costs a recompile next time
-        tmp.unlink(missing_ok=True)
+    def save(tmp: Path) -> None:
+        with tmp.open("wb") as f:  # a file object: np.savez would append .npz to a path
+            np.savez(f, **arrays)
+
+    with contextlib.suppress(OutputError):  # a read-only cache folder only costs a recompile next time
+        write_with(path, save, if_exists="replace")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ reference/payment.md §6: the deduction comes off the month's pre-settlement.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -13,18 +14,28 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pyarrow as pa
 
+from grouper.errors import InputError
+
 __all__ = ["deduction_grid", "parse_deductions"]
 
 _MONTH = re.compile(r"\d{4}-\d{2}")
 
 
-def parse_deductions(table: pa.Table, hospital_ids: Sequence[str], policy, *, first_row: int = 1) -> dict:
+def parse_deductions(
+    table: pa.Table,
+    hospital_ids: Sequence[str],
+    policy,
+    *,
+    first_row: int = 1,
+    path: str | os.PathLike | None = None,
+) -> dict:
     """Monthly audit deductions (该月审核扣款) in fen by ``(hospital_id, month)``, validated and summed.
 
     ``table`` has ``hospital_id``, ``month`` (``YYYY-MM`` inside the policy's effective period) and ``amount``
     (yuan, ≥ 0, at most two decimals, read exactly: text, integers, decimals or floats as written), and may
-    have ``reason``. Rows of the same hospital and month add up. A bad row raises ``ValueError`` naming it
-    (``row first_row + i``) and the column. payment.md §6: the deduction comes off the month's pre-settlement.
+    have ``reason``. Rows of the same hospital and month add up. A bad row raises ``InputError`` naming the file
+    (``path``, when read from one), the row (``first_row + i``) and the column. payment.md §6: the deduction comes
+    off the month's pre-settlement.
 
     Examples
     --------
@@ -34,49 +45,57 @@ def parse_deductions(table: pa.Table, hospital_ids: Sequence[str], policy, *, fi
     >>> parse_deductions(t, ["A", "B"], p)                             # doctest: +SKIP
     {('A', 3): 10525}
     """
+    where_file = "" if path is None else f"{path}: "
+
+    def bad(row: int, column: str, what: str) -> InputError:
+        return InputError(
+            f"{where_file}row {row}, column {column}: {what}", path=path, row=row, column=column
+        )
+
     missing = [c for c in ("hospital_id", "month", "amount") if c not in table.column_names]
     if missing:
-        raise ValueError(f"missing column(s) {', '.join(missing)}")
+        raise InputError(f"{where_file}missing column(s) {', '.join(missing)}", path=path, column=missing[0])
     known = set(hospital_ids)
     eff = policy.header["effective"]
     first, last = eff["start"].replace(day=1), eff["end"]
     out: dict[tuple[str, int], int] = {}
     cols = [table.column(c).to_pylist() for c in ("hospital_id", "month", "amount")]
     for i, (h, m, a) in enumerate(zip(*cols, strict=True)):
-        where = f"row {first_row + i}"
+        row = first_row + i
         h = None if h is None else str(h).strip()
         if h not in known:
-            raise ValueError(
-                f"{where}, column hospital_id: unknown hospital {h!r} (not in the hospitals table)"
-            )
+            raise bad(row, "hospital_id", f"unknown hospital {h!r} (not in the hospitals table)")
         m = None if m is None else str(m).strip()
         try:
             d = _dt.date.fromisoformat(f"{m}-01") if m and _MONTH.fullmatch(m) else None
         except ValueError:
             d = None
         if d is None:
-            raise ValueError(f"{where}, column month: {m!r} is not a month YYYY-MM")
+            raise bad(row, "month", f"{m!r} is not a month YYYY-MM")
         if not first <= d <= last:
-            raise ValueError(
-                f"{where}, column month: {m} is outside the policy period {first:%Y-%m} … {last:%Y-%m}"
-            )
-        out[(h, d.month)] = out.get((h, d.month), 0) + _amount_fen(a, f"{where}, column amount")
+            raise bad(row, "month", f"{m} is outside the policy period {first:%Y-%m} … {last:%Y-%m}")
+        try:
+            fen = _amount_fen(a)
+        except ValueError as exc:  # _amount_fen's own signal, turned into the file's error here
+            raise bad(row, "amount", str(exc)) from None
+        out[(h, d.month)] = out.get((h, d.month), 0) + fen
     return out
 
 
-def _amount_fen(value, where: str) -> int:
-    """A yuan amount as written (text, int, Decimal or float's shortest repr) → whole fen, or ValueError."""
+def _amount_fen(value) -> int:
+    """A yuan amount as written (text, int, Decimal or float's shortest repr) → whole fen, or ValueError (the
+    reason, without the place)."""
     try:
         d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
     except InvalidOperation:
         d = None
     if value is None or d is None or not d.is_finite():
-        raise ValueError(f"{where}: {value!r} is not an amount in yuan")
+        raise ValueError(f"{value!r} is not an amount in yuan")
     if d < 0:
-        raise ValueError(f"{where}: negative amount {value} (a deduction is ≥ 0)")
+        raise ValueError(f"negative amount {value} (a deduction is ≥ 0)")
     fen = d * 100
     if fen != fen.to_integral_value():
-        raise ValueError(f"{where}: {value} has more than two decimals (amounts are in yuan to the fen)")
+        raise ValueError(f"{value} has more than two decimals (amounts are in yuan to the fen)")
     return int(fen)
 
 
@@ -88,8 +107,10 @@ def deduction_grid(deductions: Mapping[tuple[str, int], int] | None, hosp_ids: p
     grid = np.zeros((len(index), 13), dtype=np.int64)
     for (h, month), fen in deductions.items():
         if h not in index:
-            raise ValueError(f"deductions: unknown hospital {h!r} (not in the hospitals table)")
+            raise InputError(
+                f"deductions: unknown hospital {h!r} (not in the hospitals table)", column="hospital_id"
+            )
         if not 1 <= month <= 12:
-            raise ValueError(f"deductions: month {month} of hospital {h!r} is not 1–12")
+            raise InputError(f"deductions: month {month} of hospital {h!r} is not 1–12", column="month")
         grid[index[h], month] += int(fen)
     return grid

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from grouper.errors import InputError, PolicyError
 from grouper.status import Status
 from payment._arrays import isin, lookup, numbers, strings, to_str_numpy
 from payment.bands import Bands
@@ -73,16 +74,20 @@ def _hospital_coefs(hospitals: pa.Table, level: np.ndarray, policy, history) -> 
     hc = policy.hospital_coef
     if hc.method == "column":
         if "coefficient" not in hospitals.column_names:
-            raise ValueError(
-                "hospital_coef.method = 'column' but the hospitals table has no coefficient column"
+            raise InputError(
+                "hospitals table: hospital_coef.method = 'column' but the table has no coefficient column",
+                column="coefficient",
             )
         k = numbers(hospitals, "coefficient")
         if np.isnan(k).any():
-            raise ValueError("hospitals table: coefficient is empty for some hospital")
+            raise InputError("hospitals table: coefficient is empty for some hospital", column="coefficient")
         return k
     if hc.method == "history":
         if history is None or "level_coefficients" not in history:
-            raise ValueError("hospital_coef.method = 'history' needs level history (--history DIR)")
+            raise InputError(
+                "hospital_coef.method = 'history' needs level history (level_years.csv in the history folder)",
+                key="hospital_coef.method",
+            )
         table = ByKey({int(lv): float(v) for lv, v in history["level_coefficients"].items()})
     else:
         table = hc.table
@@ -99,7 +104,9 @@ def _avg_cost(cases: pa.Table, catalogue, policy, level: np.ndarray) -> np.ndarr
         avg = cat.column("avg_cost").to_numpy(zero_copy_only=False).astype(np.float64)
         a = np.where(idx >= 0, avg[np.maximum(idx, 0)], np.nan)
     else:
-        raise ValueError("no comparison average: give a dip_avg_cost column or a catalogue")
+        raise InputError(
+            "cases: no comparison average: give a dip_avg_cost column or a catalogue", column="dip_avg_cost"
+        )
     return a * policy.deviation.avg_cost_factor.at(level, missing=1.0)
 
 
@@ -240,7 +247,7 @@ def settle_batches(
         write(_case_table(f, reg, pools, fund_by_route))
         offset += t.num_rows
     if offset != scan.rows:
-        raise ValueError(f"the batches changed between passes ({scan.rows} rows, then {offset})")
+        raise InputError(f"cases: the batches changed between passes ({scan.rows} rows, then {offset})")
     fund = fund_by_route[:-1].reshape(reg.n_h, 8)
     hosp, totals = _hospital_table(reg, scan, pools, fund)
     return hosp, _region_summary(reg, scan, pools, fund, res, totals)
@@ -269,18 +276,19 @@ class _Region:
     def build(cls, hospitals, policy, catalogue, weights, history, special_cases, deductions) -> _Region:
         hosp_ids = pc.cast(hospitals.column("hospital_id"), pa.string()).combine_chunks()
         if pc.count_distinct(hosp_ids).as_py() != len(hosp_ids):
-            raise ValueError("hospitals table: hospital_id is not unique")
+            raise InputError("hospitals table: hospital_id is not unique", column="hospital_id")
         h_level = numbers(hospitals, "level", 0).astype(np.int64)
         bad = ~np.isin(h_level, (1, 2, 3))
         if bad.any():
-            raise ValueError(
-                f"hospitals table: level must be 1, 2 or 3 (hospital {hosp_ids[int(np.argmax(bad))]})"
+            raise InputError(
+                f"hospitals table: level must be 1, 2 or 3 (hospital {hosp_ids[int(np.argmax(bad))]})",
+                column="level",
             )
         h_coef = _hospital_coefs(hospitals, h_level, policy, history)
         w = None
         if policy.scheme != "dip":
             if weights is None:
-                raise ValueError("a DRG policy needs a weights table (drg, rw)")
+                raise InputError("a DRG policy needs a weights table (drg, rw)", key="scheme")
             rw = pc.cast(weights.column("rw"), pa.float64()).to_numpy(zero_copy_only=False)
             w = (weights.column("drg").combine_chunks(), rw)
         # budget point values per pool (given, history 1:2:7, trimmed case history, or the 优值区间)
@@ -931,25 +939,31 @@ def _budget_value(policy, pool: str, history: dict) -> tuple[Fraction, dict | No
 def _trimmed_budget_value(policy, pool: str, cases: pa.Table | None) -> tuple[Fraction, dict]:
     """1:2:7 budget point value from case history trimmed at the policy's percentiles (payment.md §2.1, §2.6)."""
     if cases is None:
-        raise ValueError(
-            "budget_method 'history_trimmed' needs case history (history_cases.parquet or .csv in --history)"
+        raise InputError(
+            "budget_method 'history_trimmed' needs case history (history_cases.parquet or .csv in the history "
+            "folder)",
+            key="point_value.budget_method",
         )
     if "pool" in cases.column_names:
         sel = np.asarray(isin(strings(cases, "pool"), [pool]))
     else:
         sel = _pool_of(strings(cases, "insurance_type"), policy.pools) == policy.pools.index(pool)
     if not sel.any():
-        raise ValueError(f"budget_method 'history_trimmed': case history has no cases of pool {pool!r}")
+        raise InputError(
+            f"budget_method 'history_trimmed': case history has no cases of pool {pool!r}", column="pool"
+        )
     pv = policy.point_value
     cost, pts, year = (numbers(cases, c)[sel] for c in ("total_cost", "points", "year"))
     if not np.isfinite(year).all():
-        raise ValueError(f"budget_method 'history_trimmed', pool {pool!r}: history_cases has a missing year")
+        raise InputError(
+            f"budget_method 'history_trimmed', pool {pool!r}: history_cases has a missing year", column="year"
+        )
     try:
         v, years = trimmed_budget_point_value(
             cost, pts, year.astype(np.int64), pv.year_weights, pv.budget_trim_lower, pv.budget_trim_upper
         )
     except ValueError as exc:
-        raise ValueError(f"budget_method 'history_trimmed', pool {pool!r}: history_cases {exc}") from None
+        raise InputError(f"budget_method 'history_trimmed', pool {pool!r}: history_cases {exc}") from None
     record = {
         "lower": pv.budget_trim_lower,
         "upper": pv.budget_trim_upper,
@@ -969,24 +983,40 @@ def _untrimmed_budget_value(policy, pool: str, history: dict) -> Fraction:
     method = policy.point_value.budget_method
     if method == "given":
         if policy.point_value[pool].budget is None:
-            raise ValueError(f"point_value.{pool}.budget: no budget point value")
+            raise PolicyError(
+                f"point_value.{pool}.budget: no budget point value", key=f"point_value.{pool}.budget"
+            )
         return exact(policy.point_value[pool].budget)
     if method == "history":
         if pool not in history.get("pools", {}):
-            raise ValueError(f"budget_method 'history' needs three years of pool {pool!r} (region_years.csv)")
+            raise InputError(
+                f"budget_method 'history' needs three years of pool {pool!r} (region_years.csv)",
+                key="point_value",
+            )
         costs, pts = history["pools"][pool]
         return budget_point_value(costs, pts, policy.point_value.year_weights)
     if pool not in history.get("hospitals", {}):
-        raise ValueError(
-            f"budget_method {method!r} needs hospital history of pool {pool!r} (hospital_years.csv)"
+        raise InputError(
+            f"budget_method {method!r} needs hospital history of pool {pool!r} (hospital_years.csv)",
+            key="point_value.budget_method",
         )
     costs, pts, own = history["hospitals"][pool]
     if method == "efficient_1d":
-        return efficient_point_value_1d(costs, pts)
+        try:
+            return efficient_point_value_1d(costs, pts)
+        except ValueError as exc:  # the formula's refusal of these data: an input error
+            raise InputError(
+                f"budget_method 'efficient_1d', pool {pool!r}: hospital_years.csv {exc}"
+            ) from None
     if own is None:
-        raise ValueError("budget_method 'efficient_2d' needs total_own_cost in hospital_years.csv")
+        raise InputError(
+            "budget_method 'efficient_2d' needs total_own_cost in hospital_years.csv", column="total_own_cost"
+        )
     c, q, o = (np.asarray(x, dtype=np.float64) for x in (costs, pts, own))
-    v = efficient_point_value_2d(c / q, o / q, c.sum() / q.sum(), o.sum() / q.sum())
+    try:
+        v = efficient_point_value_2d(c / q, o / q, c.sum() / q.sum(), o.sum() / q.sum())
+    except ValueError as exc:  # the formula's refusal of these data: an input error
+        raise InputError(f"budget_method 'efficient_2d', pool {pool!r}: hospital_years.csv {exc}") from None
     return exact(v)
 
 

@@ -34,6 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from grouper.errors import CatalogueError
+from grouper.io.writer import PARQUET_OPTIONS, IfExists, write_text, write_with
 from grouper.resources import data_path
 
 __all__ = [
@@ -216,10 +217,11 @@ def read_catalogue(path_or_name: str | Path) -> Catalogue:
     return Catalogue(_conform(table, str(path)), meta)
 
 
-def write_catalogue(catalogue: Catalogue, path: str | Path) -> Path:
+def write_catalogue(catalogue: Catalogue, path: str | Path, *, if_exists: IfExists = "replace") -> Path:
     """Write a catalogue as CSV with a ``.toml`` of the same stem beside it, or as Parquet (by suffix).
 
-    Files are written to a temporary name and renamed, so a crash never leaves half a catalogue.
+    Files go through the one writer (grouper.io.writer: temp file + rename), so a crash never leaves half a
+    catalogue.
 
     Returns
     -------
@@ -232,20 +234,12 @@ def write_catalogue(catalogue: Catalogue, path: str | Path) -> Path:
         table = catalogue.table.replace_schema_metadata(
             {_META_KEY: json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str).encode()}
         )
-        _atomic(path, lambda tmp: pq.write_table(table, tmp))
-        return path
-    _atomic(path, lambda tmp: pacsv.write_csv(catalogue.table, tmp))
-    _atomic(path.with_suffix(".toml"), lambda tmp: tmp.write_text(_to_toml(meta), encoding="utf-8"))
+        return write_with(
+            path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS), if_exists=if_exists
+        )
+    write_with(path, lambda tmp: pacsv.write_csv(catalogue.table, tmp), if_exists=if_exists)
+    write_text(_to_toml(meta), path.with_suffix(".toml"), if_exists=if_exists)
     return path
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _toml_value(v: Any) -> str:

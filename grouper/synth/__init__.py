@@ -17,14 +17,15 @@ Examples
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from grouper.io.writer import PARQUET_OPTIONS, IfExists, atomic_file, atomic_folder
 from grouper.synth.blocks import FEE_FIELDS, SYNTH_SCHEMA, TRUTH_FIELD, generate_block, output_schema
 from grouper.synth.casemix import CaseMix, build_casemix
 from grouper.synth.hospitals import HOSPITAL_SCHEMA, Hospitals, make_hospitals
@@ -47,6 +48,7 @@ __all__ = [
     "load_region",
     "output_schema",
     "plan_region",
+    "split_by_year",
     "write_parquet",
     "write_region",
 ]
@@ -133,10 +135,12 @@ def write_region(
     progress: Callable[[int], None] | None = None,
     compression: str = "zstd",
     fees: bool = False,
+    *,
+    if_exists: IfExists = "replace",
 ) -> tuple[Path, Path]:
     """Write ``discharges.parquet`` and ``hospitals.csv`` into the folder ``out``, streaming block by block.
 
-    Each file is written to a temporary name and renamed when complete.
+    Both files are written into a temporary folder and moved in together when complete (grouper.io.writer).
 
     Parameters
     ----------
@@ -158,14 +162,11 @@ def write_region(
     """
     plan = plan_region(cases, years, hospitals, seed, region)
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "discharges.parquet"
-    write_parquet(plan, target, progress, compression, fees)
-    hosp = folder / "hospitals.csv"
-    tmp = hosp.with_name(hosp.name + ".tmp")
-    pacsv.write_csv(plan.hospitals.table, tmp, pacsv.WriteOptions(quoting_style="needed"))
-    os.replace(tmp, hosp)
-    return target, hosp
+    names = ("discharges.parquet", "hospitals.csv")
+    with atomic_folder(folder, names, if_exists=if_exists) as tmp:
+        _write_discharges(plan, tmp / names[0], progress, compression, fees)
+        pacsv.write_csv(plan.hospitals.table, tmp / names[1], pacsv.WriteOptions(quoting_style="needed"))
+    return folder / names[0], folder / names[1]
 
 
 def write_parquet(
@@ -176,15 +177,34 @@ def write_parquet(
     fees: bool = False,
 ) -> Path:
     """Write the plan's discharges to one Parquet file (one row group per block), atomically."""
-    target = Path(target)
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        with pq.ParquetWriter(tmp, output_schema(), compression=compression) as writer:
-            for batch in iter_batches(plan, fees=fees):
-                writer.write_batch(batch, row_group_size=plan.block_size)
-                if progress is not None:
-                    progress(batch.num_rows)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    with atomic_file(target, if_exists="replace") as tmp:
+        _write_discharges(plan, tmp, progress, compression, fees)
+    return Path(target)
+
+
+def _write_discharges(plan: Plan, path: Path, progress, compression: str, fees: bool) -> None:
+    with pq.ParquetWriter(path, output_schema(), compression=compression, **PARQUET_OPTIONS) as writer:
+        for batch in iter_batches(plan, fees=fees):
+            writer.write_batch(batch, row_group_size=plan.block_size)
+            if progress is not None:
+                progress(batch.num_rows)
+
+
+def split_by_year(
+    source: str | Path, year: int, before: str | Path, rest: str | Path, *, if_exists: IfExists = "error"
+) -> tuple[Path, Path]:
+    """Stream a discharges Parquet file into the cases discharged before ``year`` and all the others (later or
+    undated ones too: settlement routes them by the policy period, so no case is lost); both files atomically.
+    """
+    reader = pq.ParquetFile(source, pre_buffer=False)
+    with (
+        atomic_file(before, if_exists=if_exists) as tmp_before,
+        atomic_file(rest, if_exists=if_exists) as tmp_rest,
+        pq.ParquetWriter(tmp_before, reader.schema_arrow, **PARQUET_OPTIONS) as past,
+        pq.ParquetWriter(tmp_rest, reader.schema_arrow, **PARQUET_OPTIONS) as now,
+    ):
+        for batch in reader.iter_batches():
+            y = pc.year(batch.column("discharge_date"))
+            past.write_batch(batch.filter(pc.fill_null(pc.less(y, year), False)))
+            now.write_batch(batch.filter(pc.fill_null(pc.greater_equal(y, year), True)))
+    return Path(before), Path(rest)

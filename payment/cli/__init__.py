@@ -6,10 +6,17 @@ parse options, call the public API, write.
 
 from __future__ import annotations
 
+import signal
+
 from payment.cli import catalog, demo, group, settle, synth  # noqa: F401  (each module registers its command)
 from payment.cli._app import app
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point. SIGTERM ends the run as Ctrl-C does: outputs being written are removed."""
+    signal.signal(signal.SIGTERM, _terminate)
     app()
+
+
+def _terminate(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)

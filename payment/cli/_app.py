@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from grouper.errors import DrgdipError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -26,16 +32,50 @@ FORCE = typer.Option(False, "--force", help="Replace an existing output.")
 DEBUG = typer.Option(False, "--debug", help="Show the traceback of an error.")
 
 
-class UserError(Exception):
-    """An error the user can fix: printed as one line, exit code 1."""
+INTERNAL = "internal error, please report (rerun with --debug)"
 
 
-def fail(message: str, debug: bool = False) -> None:
-    """Print one error line to stderr and exit 1 (with the traceback under --debug)."""
+class UserError(DrgdipError):
+    """A mistake in the command's options that only the CLI can see (it may name an option)."""
+
+
+def fail(message: str, debug: bool = False) -> NoReturn:
+    """Print one error line to stderr and exit 1 (with the traceback under --debug).
+
+    The message is printed as plain text on one line: a path, a header or an id holding ``[/b]`` is not markup.
+    """
     if debug:
         stderr.print_exception(show_locals=False)
-    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    line = " ".join(str(message).splitlines())
+    stderr.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def warn(message: str) -> None:
+    """Print one warning line to stderr (plain text, as :func:`fail`)."""
+    stderr.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def command(*args, **kwargs) -> Callable[[Callable], Callable]:
+    """``app.command`` for a drgdip command: an error of the family (:class:`DrgdipError`) is one line and exit 1;
+    anything else is a bug: its traceback with ``--debug``, else one line asking for a report (exit 1)."""
+
+    def register(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(*a, **k):
+            debug = bool(k.get("debug", False))
+            try:
+                return fn(*a, **k)
+            except DrgdipError as exc:
+                fail(str(exc), debug)
+            except (typer.Exit, typer.Abort, typer.BadParameter):  # typer's own: exit codes and usage errors
+                raise
+            except Exception:
+                fail(INTERNAL, debug)
+
+        return app.command(*args, **kwargs)(run)
+
+    return register
 
 
 def show_progress(quiet: bool) -> bool:
@@ -56,18 +96,31 @@ def progress_bar(label: str, quiet: bool) -> Progress:
     )
 
 
+def if_exists(force: bool) -> str:
+    """The writers' ``if_exists`` for ``--force``."""
+    return "replace" if force else "error"
+
+
 def check_folder(path: Path) -> None:
     """Refuse an output folder that is a file or lies under one (one error line, not a traceback)."""
     for p in (path, *path.parents):
-        if p.exists():
+        try:
+            found = p.exists()
+        except OSError:  # a name too long…: the writer reports it
+            return
+        if found:
             if not p.is_dir():
                 raise UserError(f"{path}: {'it' if p == path else p} is a file, not a folder")
             return
 
 
 def check_output(path: Path, force: bool) -> None:
-    """Refuse to replace an existing output unless --force."""
-    if str(path) != "-" and path.exists() and not force:
+    """Refuse to replace an existing output unless --force (checked before any work, with the option's name)."""
+    try:
+        exists = str(path) != "-" and path.exists() and not path.is_dir()
+    except OSError:  # a name too long…: the writer reports it
+        return
+    if exists and not force:
         raise UserError(f"{path} already exists; pass --force to replace it")
 
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.dataset as ds
 import typer
 
-from grouper.codebook import Codebook, CodebookError
+from grouper.codebook import Codebook
 from grouper.dip.aux import AuxTyping, aux_path
-from grouper.dip.catalogue import CatalogueError, read_catalogue
+from grouper.dip.catalogue import read_catalogue
 from grouper.dip.catalogue_builder import HISTORY_COLUMNS, DipCatalog
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
-from grouper.io import InputError, read_discharges
+from grouper.io import read_cases
 from payment.cli._app import (
     DEBUG,
     ENCODING,
@@ -22,10 +20,9 @@ from payment.cli._app import (
     OUT,
     QUIET,
     UserError,
-    app,
-    check_folder,
     check_output,
-    fail,
+    command,
+    warn,
 )
 from payment.cli._app import stderr as console
 
@@ -42,7 +39,7 @@ YEAR_WEIGHTS = typer.Option("1,2,7", "--year-weights", help="Weight per year, ol
 TRIM = typer.Option("percentile", "--trim", help="Trimming: percentile (P2.5/P97.5), iqr, log_sd or none.")
 
 
-@app.command()
+@command()
 def catalog(
     history: list[Path] = HISTORY,
     out: Path = OUT,
@@ -69,34 +66,28 @@ def catalog(
     debug: bool = DEBUG,
 ) -> None:
     """Build a local DIP catalogue (目录库) from past years of cases; writes CSV (+ .toml) or Parquet by suffix."""
-    try:
-        check_output(out, force)
-        threshold_ = _threshold(threshold)
-        typing = AuxTyping() if aux else None
-        if typing:
-            check_output(aux_path(out), force)
-        columns = dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ()))
-        table = _read_history(history, tuple(columns), encoding)
-        est = DipCatalog(
-            years=_ints(years, "--years"),
-            year_weights=_floats(year_weights, "--year-weights"),
-            threshold=threshold_,
-            trim=trim,
-            tiers=str(tiers) if tiers else None,
-        )
-        est.fit(table)
-        _make_folder(out)
-        if typing:
-            est.fit_aux(table, typing)
-        meta = {"name": name} if name else {}
-        written = est.to_parquet(out, **meta) if out.suffix.lower() == ".parquet" else est.to_csv(out, **meta)
-        if typing:
-            cat = read_catalogue(written)
-            aux_written = typing.to_csv(
-                aux_path(written), catalogue=cat.name, catalogue_sha256=cat.fingerprint
-            )
-    except (UserError, ValueError, CatalogueError, OSError, pa.ArrowException) as exc:
-        fail(str(exc), debug)
+    check_output(out, force)
+    threshold_ = _threshold(threshold)
+    typing = AuxTyping() if aux else None
+    if typing:
+        check_output(aux_path(out), force)
+    columns = dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ()))
+    table = read_cases(history, columns=tuple(columns), encoding=encoding)
+    est = DipCatalog(
+        years=_ints(years, "--years"),
+        year_weights=_floats(year_weights, "--year-weights"),
+        threshold=threshold_,
+        trim=trim,
+        tiers=str(tiers) if tiers else None,
+    )
+    est.fit(table)
+    if typing:
+        est.fit_aux(table, typing)
+    meta = {"name": name} if name else {}
+    written = est.to_parquet(out, **meta) if out.suffix.lower() == ".parquet" else est.to_csv(out, **meta)
+    if typing:
+        cat = read_catalogue(written)
+        aux_written = typing.to_csv(aux_path(written), catalogue=cat.name, catalogue_sha256=cat.fingerprint)
     if not quiet:
         kinds = est.groups_.column("kind").value_counts().to_pylist()
         summary = ", ".join(f"{k['values']} {k['counts']:,}" for k in kinds)
@@ -114,10 +105,10 @@ def catalog(
                 highlight=False,
             )
         for warning in est.warnings_ + (typing.warnings_ if typing else []):
-            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+            warn(warning)
 
 
-@app.command()
+@command()
 def weights(
     history: list[Path] = HISTORY,
     out: Path = OUT,
@@ -132,28 +123,24 @@ def weights(
     debug: bool = DEBUG,
 ) -> None:
     """Fit DRG relative weights (相对权重) on past years of cases; writes CSV (+ .params.toml) or Parquet."""
-    try:
-        check_output(out, force)
-        table = _read_history(history, None, encoding)
-        if "drg" not in table.column_names:
-            if not quiet:
-                console.print(
-                    f"no `drg` column: grouping {table.num_rows:,} cases with {scheme}", highlight=False
-                )
-            grouped = group_drg(table, Codebook.load(scheme))
-            table = table.append_column("drg", grouped.column("drg")).append_column(
-                "adrg", grouped.column("adrg")
+    check_output(out, force)
+    table = read_cases(history, encoding=encoding)
+    if "drg" not in table.column_names:
+        if not quiet:
+            console.print(
+                f"no `drg` column: grouping {table.num_rows:,} cases with {scheme}", highlight=False
             )
-        est = DrgWeights(
-            years=_ints(years, "--years"),
-            year_weights=_floats(year_weights, "--year-weights"),
-            min_n=min_n,
-            trim=trim,
-        ).fit(table)
-        _make_folder(out)
-        written = est.to_parquet(out) if out.suffix.lower() == ".parquet" else est.to_csv(out)
-    except (UserError, ValueError, CodebookError, OSError, pa.ArrowException) as exc:
-        fail(str(exc), debug)
+        grouped = group_drg(table, Codebook.load(scheme))
+        table = table.append_column("drg", grouped.column("drg")).append_column(
+            "adrg", grouped.column("adrg")
+        )
+    est = DrgWeights(
+        years=_ints(years, "--years"),
+        year_weights=_floats(year_weights, "--year-weights"),
+        min_n=min_n,
+        trim=trim,
+    ).fit(table)
+    written = est.to_parquet(out) if out.suffix.lower() == ".parquet" else est.to_csv(out)
     if not quiet:
         thin = sum(1 for b in est.weights_.column("basis").to_pylist() if b == "adrg")
         console.print(
@@ -162,44 +149,7 @@ def weights(
             highlight=False,
         )
         for warning in est.warnings_:
-            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-
-
-def _read_history(paths: list[Path], columns: tuple[str, ...] | None, encoding: str | None) -> pa.Table:
-    """Parquet files and folders (recursively) as one table, only ``columns`` that exist (all when None); or,
-    when a file is CSV or Excel, every file through the grouper's discharge reader (canonical columns)."""
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(p.rglob("*.parquet"))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UserError(f"{p}: no such file or folder")
-    named = ", ".join(map(str, paths))
-    if not files:
-        raise UserError(f"{named}: no Parquet files found")
-    if all(f.suffix.lower() == ".parquet" for f in files):
-        dataset = ds.dataset([str(f) for f in files], format="parquet")
-        names = dataset.schema.names if columns is None else [c for c in columns if c in dataset.schema.names]
-        table = dataset.to_table(columns=names)
-    else:
-        try:
-            table = pa.concat_tables(
-                t for f in files for t in read_discharges(f, encoding=encoding, columns=columns)
-            )
-        except InputError as exc:
-            raise UserError(str(exc)) from None
-    if table.num_rows == 0:
-        raise UserError(f"{named}: no cases in the history")
-    return table
-
-
-def _make_folder(out: Path) -> None:
-    """The output's folder, created if need be (as `drgdip group` does)."""
-
-    check_folder(out.parent)
-    out.parent.mkdir(parents=True, exist_ok=True)
+            warn(warning)
 
 
 def _threshold(text: str) -> tuple[str, float | int]:

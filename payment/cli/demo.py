@@ -11,13 +11,13 @@ import json
 import time
 from pathlib import Path
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from grouper.resources import data_path
-from payment.cli._app import QUIET, UserError, app, check_folder, fail
+from grouper.synth import split_by_year
+from payment.cli._app import DEBUG, QUIET, UserError, app, check_folder, command, warn
 from payment.cli._app import stderr as console
 
 #: The demo policy's budget is sized to this region (codebooks/policies/demo-2025.toml, budget notes).
@@ -26,21 +26,19 @@ DEMO_CASES, DEMO_HOSPITALS, DEMO_YEARS, DEMO_SEED = 400_000, 40, "2022,2023,2024
 DEMO_MIN_CASES = 2_000
 
 
-@app.command()
+@command()
 def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Folder for every file the demo writes."),
     cases: int = typer.Option(
         DEMO_CASES, help="Synthetic cases over 2022–2025 (the demo budget fits the default)."
     ),
     quiet: bool = QUIET,
+    debug: bool = DEBUG,
 ) -> None:
     """Run synth → catalog → group → settle on a synthetic region and print the region summary."""
-    try:
-        check_folder(out)
-        if cases < DEMO_MIN_CASES:
-            raise UserError(f"--cases {cases:,}: the demo needs at least {DEMO_MIN_CASES:,} cases")
-    except UserError as exc:
-        fail(str(exc))
+    check_folder(out)
+    if cases < DEMO_MIN_CASES:
+        raise UserError(f"--cases {cases:,}: the demo needs at least {DEMO_MIN_CASES:,} cases")
     start = time.perf_counter()
     region, grouped, catalogue, settled = (
         out / "region",
@@ -63,33 +61,21 @@ def demo(
         if args is None:
             if not quiet:
                 console.print(
-                    f"[bold]# split {region / 'discharges.parquet'} by year[/bold]", highlight=False
+                    f"[bold]# split {escape(str(region / 'discharges.parquet'))} by year[/bold]",
+                    highlight=False,
                 )
-            _split_by_year(region / "discharges.parquet", history, current, settle_year=2025)
+            split_by_year(region / "discharges.parquet", 2025, history, current, if_exists="replace")
             continue
         if not quiet:
-            console.print(f"[bold]$ drgdip {' '.join(args)}[/bold]", highlight=False, soft_wrap=True)
-        code = app([*args, "--force", *(["--quiet"] if quiet else [])], standalone_mode=False)
+            console.print(f"[bold]$ drgdip {escape(' '.join(args))}[/bold]", highlight=False, soft_wrap=True)
+        flags = ["--force", *(["--quiet"] if quiet else []), *(["--debug"] if debug else [])]
+        code = app([*args, *flags], standalone_mode=False)
         if code:
             raise typer.Exit(code)
     if not quiet:
         _summary(
             json.loads((settled / "region.json").read_text(encoding="utf-8")), time.perf_counter() - start
         )
-
-
-def _split_by_year(source: Path, history: Path, current: Path, settle_year: int) -> None:
-    """Stream ``source`` into the cases discharged before ``settle_year`` and all the others (later or undated
-    ones too: settle routes them by the policy period, so no case is lost)."""
-    reader = pq.ParquetFile(source, pre_buffer=False)
-    with (
-        pq.ParquetWriter(history, reader.schema_arrow) as past,
-        pq.ParquetWriter(current, reader.schema_arrow) as now,
-    ):
-        for batch in reader.iter_batches():
-            year = pc.year(batch.column("discharge_date"))
-            past.write_batch(batch.filter(pc.fill_null(pc.less(year, settle_year), False)))
-            now.write_batch(batch.filter(pc.fill_null(pc.greater_equal(year, settle_year), True)))
 
 
 def _summary(region: dict, seconds: float) -> None:
@@ -132,4 +118,4 @@ def _summary(region: dict, seconds: float) -> None:
         highlight=False,
     )
     for warning in region["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(warning)

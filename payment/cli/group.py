@@ -10,12 +10,12 @@ import typer
 
 import grouper
 from grouper.batch import group_files
-from grouper.codebook import Codebook, CodebookError
-from grouper.dip import CatalogueError, group_dip, read_catalogue, read_exclusions, read_procedure_tiers
+from grouper.codebook import Codebook
+from grouper.dip import group_dip, read_catalogue, read_exclusions, read_procedure_tiers
 from grouper.dip.aux import AuxTyping, aux_path
 from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
-from grouper.io import InputError, count_rows, write_results
+from grouper.io import count_rows, write_results
 from payment.cli._app import (
     DEBUG,
     ENCODING,
@@ -23,15 +23,16 @@ from payment.cli._app import (
     OUT,
     QUIET,
     UserError,
-    app,
     check_output,
-    fail,
+    command,
+    if_exists,
     progress_bar,
+    warn,
 )
 from payment.cli._app import stderr as console
 
 
-@app.command()
+@command()
 def group(
     inputs: list[Path] = typer.Argument(
         ..., help="Discharge files: CSV (UTF-8 or GBK), Excel (.xlsx) or Parquet."
@@ -70,29 +71,26 @@ def group(
     debug: bool = DEBUG,
 ) -> None:
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
-    try:
-        check_output(out, force)
-        run, metadata, status_column, columns = _grouping(
-            scheme, catalogue, tiers, tie_break, explain, aux, no_aux, exclusions
+    check_output(out, force)
+    run, metadata, status_column, columns = _grouping(
+        scheme, catalogue, tiers, tie_break, explain, aux, no_aux, exclusions
+    )
+    counts: collections.Counter[str] = collections.Counter()
+
+    def tally(tables):
+        for t in tables:
+            vc = t.column(status_column).combine_chunks().cast(pa.string()).value_counts()
+            counts.update({str(v["values"]): int(v["counts"]) for v in vc.to_pylist()})
+            yield t
+
+    totals = [count_rows(p) for p in inputs]
+    total = sum(totals) if all(x is not None for x in totals) else None
+    with progress_bar("grouping", quiet) as bar:
+        task = bar.add_task("group", total=total)
+        results = group_files(
+            inputs, run, encoding=encoding, columns=columns, on_batch=lambda n: bar.advance(task, n)
         )
-        counts: collections.Counter[str] = collections.Counter()
-
-        def tally(tables):
-            for t in tables:
-                vc = t.column(status_column).combine_chunks().cast(pa.string()).value_counts()
-                counts.update({str(v["values"]): int(v["counts"]) for v in vc.to_pylist()})
-                yield t
-
-        totals = [count_rows(p) for p in inputs]
-        total = sum(totals) if all(x is not None for x in totals) else None
-        with progress_bar("grouping", quiet) as bar:
-            task = bar.add_task("group", total=total)
-            results = group_files(
-                inputs, run, encoding=encoding, columns=columns, on_batch=lambda n: bar.advance(task, n)
-            )
-            rows = write_results(tally(results), out, overwrite=force, metadata=metadata)
-    except (InputError, CodebookError, CatalogueError, UserError) as exc:
-        fail(str(exc), debug)
+        rows = write_results(tally(results), out, if_exists=if_exists(force), metadata=metadata)
     if not quiet:
         summary = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         console.print(
@@ -173,10 +171,7 @@ def _aux_typing(catalogue: str, fingerprint: str, aux: Path | None) -> AuxTyping
     path = aux or aux_path(catalogue)
     if not aux and not (Path(catalogue).exists() and path.is_file()):
         return None
-    try:
-        typing = AuxTyping.read(path)
-    except (ValueError, OSError, pa.ArrowException) as exc:
-        raise UserError(f"{path}: not an auxiliary typing table: {exc}") from None
+    typing = AuxTyping.read(path)
     fitted_on = typing.meta_.get("catalogue_sha256", fingerprint)
     if fitted_on != fingerprint:
         message = f"{path} was fitted against another catalogue than {catalogue}"
@@ -184,5 +179,5 @@ def _aux_typing(catalogue: str, fingerprint: str, aux: Path | None) -> AuxTyping
             raise UserError(
                 f"{message}; rebuild both with `drgdip catalog`, name a table with --aux or pass --no-aux"
             )
-        console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+        warn(message)
     return typing

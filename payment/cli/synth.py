@@ -7,8 +7,18 @@ from pathlib import Path
 
 import typer
 
-from grouper.synth import RegionError, write_region
-from payment.cli._app import DEBUG, FORCE, OUT, QUIET, UserError, app, check_output, fail, progress_bar
+from grouper.synth import write_region
+from payment.cli._app import (
+    DEBUG,
+    FORCE,
+    OUT,
+    QUIET,
+    UserError,
+    check_output,
+    command,
+    if_exists,
+    progress_bar,
+)
 from payment.cli._app import stderr as console
 
 
@@ -22,7 +32,7 @@ def _years(text: str) -> list[int]:
     return years
 
 
-@app.command()
+@command()
 def synth(
     out: Path = OUT,
     cases: int = typer.Option(100_000, "--cases", help="Number of discharges over all years."),
@@ -40,23 +50,28 @@ def synth(
     debug: bool = DEBUG,
 ) -> None:
     """Generate a synthetic region: discharges.parquet (canonical columns + synthetic_defect) and hospitals.csv."""
-    try:
-        year_list = _years(years)
-        if cases < 0 or hospitals < 1 or seed < 0:
-            raise UserError("--cases must be ≥ 0, --hospitals ≥ 1 and --seed ≥ 0")
-        if out.exists() and not out.is_dir():
-            raise UserError(f"{out} is a file; --out names a folder")
-        for name in ("discharges.parquet", "hospitals.csv"):
-            check_output(out / name, force)
-        start = time.perf_counter()
-        with progress_bar("generating", quiet) as bar:
-            task = bar.add_task("synth", total=cases)
-            write_region(
-                out, cases, year_list, hospitals, seed, region, lambda n: bar.advance(task, n), fees=fees
-            )
-        seconds = time.perf_counter() - start
-    except (RegionError, UserError) as exc:
-        fail(str(exc), debug)
+    year_list = _years(years)
+    if cases < 0 or hospitals < 1 or seed < 0:
+        raise UserError("--cases must be ≥ 0, --hospitals ≥ 1 and --seed ≥ 0")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; --out names a folder")
+    for name in ("discharges.parquet", "hospitals.csv"):
+        check_output(out / name, force)
+    start = time.perf_counter()
+    with progress_bar("generating", quiet) as bar:
+        task = bar.add_task("synth", total=cases)
+        write_region(
+            out,
+            cases,
+            year_list,
+            hospitals,
+            seed,
+            region,
+            lambda n: bar.advance(task, n),
+            fees=fees,
+            if_exists=if_exists(force),
+        )
+    seconds = time.perf_counter() - start
     if not quiet:
         console.print(
             f"{cases:,} cases × {hospitals} hospitals, years {','.join(map(str, year_list))}, seed {seed} → {out} "

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import grouper
-from grouper.io import InputError
+from grouper.io import InputError, OutputError
 
 CHINESE = (
     "结算ID,性别,年龄,年龄(天),新生儿出生体重(克),主要诊断编码,其他诊断编码1,其他诊断编码2,主要手术操作编码,"
@@ -119,7 +119,7 @@ def test_write_results_is_atomic_and_refuses_to_overwrite(tmp_path):
     table = pa.table({"case_id": ["1"], "drg": ["GZ15"]})
     grouper.write_results(table, out, metadata={"drgdip.codebook": "chs-drg-1.1"})
     assert pq.read_schema(out).metadata[b"drgdip.codebook"] == b"chs-drg-1.1"
-    with pytest.raises(InputError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists"):
         grouper.write_results(table, out)
 
     def broken():

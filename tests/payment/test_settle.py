@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import payment.cli.settle  # noqa: F401  (registers the command)
+from grouper.errors import InputError
 from payment.budget import budget_cascade
 from payment.cli._app import app
 from payment.money import round_fen
@@ -380,7 +381,7 @@ def test_monthly_point_values_change_the_prepayment():
 def test_a_hospital_level_outside_1_to_3_is_an_error():
     cases, hospitals = _small_cases()
     hospitals = hospitals.set_column(2, "level", pa.array([3, 4]))
-    with pytest.raises(ValueError, match="level must be 1, 2 or 3 \\(hospital B\\)"):
+    with pytest.raises(InputError, match="level must be 1, 2 or 3 \\(hospital B\\)"):
         settle(cases, hospitals, DEMO)
 
 

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import payment.cli.settle  # noqa: F401  (registers the command)
+from grouper.errors import InputError
 from payment.cli._app import app
 from payment.policy import Policy
 from payment.settle import settle, settle_batches
@@ -106,7 +107,7 @@ def test_batches_that_change_between_passes_are_an_error(region):
         calls.append(1)
         return [cases if len(calls) == 1 else cases.slice(1)]
 
-    with pytest.raises(ValueError, match="changed between passes"):
+    with pytest.raises(InputError, match="changed between passes"):
         settle_batches(batches, hospitals, DEMO, write=lambda t: None)
 
 

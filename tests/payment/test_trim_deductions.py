@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import payment.cli.settle  # noqa: F401  (registers the command)
+from grouper.errors import InputError
 from payment.cli._app import app
 from payment.deductions import parse_deductions
 from payment.policy import Policy
@@ -191,7 +192,7 @@ def test_bad_deductions_name_the_file_row_and_column(files, tmp_path, row, messa
 
 def test_deductions_for_an_unknown_hospital_are_refused_by_the_engine_too():
     cases, hospitals = synth.region(100, 2, seed=1)
-    with pytest.raises(ValueError, match="unknown hospital 'X'"):
+    with pytest.raises(InputError, match="unknown hospital 'X'"):
         settle(cases, hospitals, DEMO, deductions={("X", 3): 100})
 
 

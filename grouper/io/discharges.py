@@ -1,0 +1,268 @@
+"""Discharge files (结算清单 exports) and in-memory tables onto the canonical schema (grouper/schema.py).
+
+Header aliases (4101A field names, Chinese export headers; data in ``codebooks/records/column_aliases.csv``),
+numbered list columns (``其他诊断编码1…n``), ``|``-separated lists, value maps (``男``→1, ``310``→employee),
+numbers and dates are applied the same way to every batch of every format (grouper.io.formats reads CSV, Excel
+and Parquet) and to an in-memory table (:func:`canonicalise`). A value that is present but unreadable never stops
+a batch: integer fields get ``-1`` (the grouper turns it into a status), other fields null. Whole-file problems
+raise ``InputError`` naming the file and the column.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from grouper.errors import InputError
+from grouper.io.formats import PARQUET_SUFFIXES, one_line, raw_batches
+from grouper.io.values import code_list, convert
+from grouper.resources import data_path
+from grouper.schema import DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
+
+__all__ = ["BATCH_SIZE", "canonicalise", "count_rows", "read_cases", "read_discharges", "to_arrow"]
+
+BATCH_SIZE = 1 << 18
+#: What an in-memory table is called in an error.
+_IN_MEMORY = "the table"
+
+
+@cache
+def _aliases() -> dict[str, tuple[str, int]]:
+    """Header key → (canonical column, rank): when a file has two aliases of one column, the lower rank (the
+    earlier row of column_aliases.csv, e.g. setl_id before mdtrt_id) wins."""
+    table = pd.read_csv(data_path("records", "column_aliases.csv"), dtype=str, keep_default_na=False)
+    return {_key(a): (c, rank) for rank, (a, c) in enumerate(zip(table.alias, table.column, strict=True))}
+
+
+def _key(header: str) -> str:
+    """Header comparison key: NFKC-like folding of full-width brackets, no spaces, lower case."""
+    return re.sub(r"\s+", "", str(header)).replace("（", "(").replace("）", ")").lower()
+
+
+def read_discharges(
+    path: str | os.PathLike,
+    *,
+    encoding: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    columns: Iterable[str] | None = None,
+) -> Iterator[pa.Table]:
+    """Read a discharge file (出院病例) as canonical tables, one per batch; memory is bounded by ``batch_size``.
+
+    Parameters
+    ----------
+    path : CSV (``|``-separated list columns), ``.xlsx`` or ``.parquet`` file
+    encoding : CSV encoding (``utf-8``, ``gbk``, ``gb18030``); detected from the first MiB when None
+    batch_size : rows per batch
+    columns : canonical columns to read (the rest stay null and are not parsed); all when None
+
+    Yields
+    ------
+    pa.Table with the columns of ``DISCHARGE_SCHEMA`` (absent ones all-null), rows in file order.
+    """
+    path = Path(path)
+    keep = None if columns is None else set(columns) | set(REQUIRED_COLUMNS)
+    mapping: dict[str, list[str]] = {}
+
+    def select(headers: list[str]) -> list[str]:
+        """Map the file's headers; returns the headers to read, in file order."""
+        found = _column_mapping(path, headers)
+        mapping.update({c: h for c, h in found.items() if keep is None or c in keep})
+        wanted = {h for hs in mapping.values() for h in hs}
+        return [h for h in headers if h in wanted]
+
+    batches = raw_batches(path, encoding=encoding, batch_size=batch_size, select=select)
+    while True:
+        try:  # a damaged data page or an unconvertible column type is a whole-file problem: one clear line
+            raw = next(batches, None)
+            table = None if raw is None else _canonical(raw, mapping, path)
+        except InputError:
+            raise
+        except (OSError, pa.ArrowException, ValueError, TypeError) as exc:
+            raise InputError(
+                f"{path}: cannot read the file past its header: {one_line(exc)}", path=path
+            ) from None
+        if table is None:
+            return
+        yield table
+
+
+def to_arrow(data) -> pa.Table:
+    """Anything Arrow-compatible as an Arrow table: a ``pa.Table``, a record batch or a list of them, a record
+    batch reader, a pandas DataFrame (index dropped) or any object with the Arrow PyCapsule interface."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    if isinstance(data, pd.DataFrame):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if isinstance(data, list | tuple) and data and all(isinstance(b, pa.RecordBatch) for b in data):
+        return pa.Table.from_batches(list(data))
+    try:
+        return pa.table(data)
+    except (TypeError, ValueError, pa.ArrowException) as exc:
+        raise InputError(f"not an Arrow-compatible table ({type(data).__name__}): {one_line(exc)}") from None
+
+
+def canonicalise(table) -> pa.Table:
+    """Apply to an in-memory table exactly what :func:`read_discharges` applies to a file.
+
+    Header aliases (``结算ID`` → ``case_id``), numbered and ``|``-separated code lists, value maps (``男`` → 1,
+    ``310`` → employee), trimmed text, numbers and dates.
+
+    Parameters
+    ----------
+    table : pa.Table, pandas.DataFrame, record batches, or any Arrow-compatible table
+
+    Returns
+    -------
+    pa.Table with the columns of ``DISCHARGE_SCHEMA`` (absent ones all-null), rows in the same order.
+
+    Raises
+    ------
+    InputError
+        A required column (``case_id``, ``principal_dx``) is missing under every accepted header, or a column
+        cannot be read as its canonical type.
+    """
+    raw = to_arrow(table)
+    mapping = _column_mapping(_IN_MEMORY, raw.column_names)
+    raw = raw.select(sorted({h for hs in mapping.values() for h in hs}, key=raw.column_names.index))
+    try:
+        return _canonical(raw, mapping, _IN_MEMORY)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise InputError(f"{_IN_MEMORY}: {one_line(exc)}") from None
+
+
+def read_cases(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    columns: Iterable[str] | None = None,
+    encoding: str | None = None,
+) -> pa.Table:
+    """Past cases (历史病例) for building a catalogue or weights, as one table.
+
+    Parquet files and folders (read recursively for ``*.parquet``) are read as they are, keeping only
+    ``columns`` that exist (all when None); when a file is CSV or Excel, every file goes through
+    :func:`read_discharges` (canonical columns).
+
+    Raises
+    ------
+    InputError
+        A path that does not exist, no Parquet file in the folders, or no case at all.
+    """
+    paths = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(p.rglob("*.parquet"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder", path=p)
+    named = ", ".join(map(str, paths))
+    if not files:
+        raise InputError(f"{named}: no Parquet files found", path=paths[0] if paths else None)
+    if all(f.suffix.lower() in PARQUET_SUFFIXES for f in files):
+        try:
+            dataset = ds.dataset([str(f) for f in files], format="parquet")
+            names = dataset.schema.names
+            keep = names if columns is None else [c for c in columns if c in names]
+            table = dataset.to_table(columns=keep)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{named}: not readable Parquet ({one_line(exc)})", path=paths[0]) from None
+    else:
+        cols = None if columns is None else tuple(columns)
+        table = pa.concat_tables(
+            t for f in files for t in read_discharges(f, encoding=encoding, columns=cols)
+        )
+    if table.num_rows == 0:
+        raise InputError(f"{named}: no cases in the history", path=paths[0])
+    return table
+
+
+def count_rows(path: str | os.PathLike) -> int | None:
+    """Rows of a file when known without reading it (Parquet), else None (for progress bars)."""
+    path = Path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (OSError, pa.ArrowException):
+            return None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# mapping onto the canonical schema
+
+
+def _column_mapping(path: Path | str, headers: list[str]) -> dict[str, list[str]]:
+    """Canonical column → the file's header(s) that feed it; numbered list headers are gathered in order."""
+    aliases = _aliases()
+    chosen: dict[str, tuple[int, str]] = {}
+    lists: dict[str, list[tuple[int, str]]] = {}
+    seen: dict[str, str] = {}
+    for h in headers:
+        key = _key(h)
+        if key in seen:
+            raise InputError(
+                f"{path}: columns {seen[key]!r} and {h!r} are the same column; keep one",
+                path=_file(path),
+                column=h,
+            )
+        seen[key] = h
+        if key in aliases:
+            col, rank = aliases[key]
+            if col in LIST_COLUMNS:
+                lists.setdefault(col, []).append((0, h))
+            elif col not in chosen or rank < chosen[col][0]:
+                chosen[col] = (rank, h)
+            continue
+        m = re.fullmatch(r"(.*?)(\d+)", key)
+        if m and aliases.get(m.group(1), ("", 0))[0] in LIST_COLUMNS:
+            lists.setdefault(aliases[m.group(1)][0], []).append((int(m.group(2)), h))
+    mapping = {col: [h] for col, (_, h) in chosen.items()}
+    mapping.update({col: [h for _, h in sorted(items, key=lambda x: x[0])] for col, items in lists.items()})
+    for col in REQUIRED_COLUMNS:
+        if col not in mapping:
+            known = sorted(a for a, (c, _) in aliases.items() if c == col)
+            raise InputError(
+                f"{path}: required column {col!r} is missing (accepted headers: {', '.join(known)})",
+                path=_file(path),
+                column=col,
+            )
+    return mapping
+
+
+def _file(path: Path | str) -> Path | None:
+    return None if path == _IN_MEMORY else Path(path)
+
+
+def _canonical(raw: pa.Table, mapping: dict[str, list[str]], path: Path | str) -> pa.Table:
+    n = raw.num_rows
+    columns = []
+    for field in DISCHARGE_SCHEMA:
+        sources = mapping.get(field.name)
+        try:
+            if not sources:
+                columns.append(pa.nulls(n, field.type))
+            elif field.name in LIST_COLUMNS:
+                columns.append(code_list([raw.column(s) for s in sources]))
+            else:
+                columns.append(convert(field, raw.column(sources[0])))
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            kind = raw.schema.field(sources[0]).type
+            raise InputError(
+                f"{path}: column {sources[0]!r} ({kind}) cannot be read as {field.name}: {one_line(exc)}",
+                path=_file(path),
+                column=sources[0],
+            ) from None
+    return pa.Table.from_arrays(columns, schema=DISCHARGE_SCHEMA)

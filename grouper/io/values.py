@@ -1,0 +1,164 @@
+"""Values onto the canonical types: trimmed text, value maps as data (``codebooks/records/value_maps.csv``:
+``男``→1, ``310``→employee, ``三级甲等``→3), code lists, whole numbers, numbers, durations and dates.
+
+Every function is vectorised (Arrow compute) and takes text or typed columns alike, so a Parquet file, an Excel
+sheet, a CSV file and an in-memory table get the same values.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from grouper.resources import data_path
+
+__all__ = ["code_list", "convert", "dates", "integers", "map_values", "numbers", "strings"]
+
+_NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$"
+#: Separators between codes in a flat list column: `|` (canonical), and the , ; ， ； 、 and line breaks that
+#: hand-made exports use. No ICD code contains any of them.
+_LIST_SEPARATORS = r"[|,;，；、\r\n]"
+
+
+@cache
+def _value_maps() -> dict[str, tuple[pa.Array, pa.Array]]:
+    """Column → (spelling keys, canonical values); keys folded as :func:`_fold` folds the data."""
+    table = pd.read_csv(data_path("records", "value_maps.csv"), dtype=str, keep_default_na=False)
+    return {
+        col: (_fold(pa.array(list(g.value))), pa.array(list(g.canonical)))
+        for col, g in table.groupby("column", sort=False)
+    }
+
+
+def _fold(text: pa.Array) -> pa.Array:
+    """Comparison key of a spelling: NFKC (full-width digits), no white space, lower case."""
+    if not pc.all(pc.string_is_ascii(text)).as_py():
+        text = pc.utf8_normalize(text, "NFKC")
+    return pc.utf8_lower(pc.replace_substring_regex(text, r"\s+", ""))
+
+
+def map_values(name: str, arr: pa.Array) -> pa.Array:
+    """Trimmed text of ``arr`` with the spellings of column ``name`` replaced by their canonical values
+    (``value_maps.csv``); other values stay as written."""
+    text = strings(arr)
+    if name not in _value_maps():
+        return text
+    keys, values = _value_maps()[name]
+    idx = pc.index_in(_fold(text), value_set=keys)
+    return pc.if_else(pc.is_valid(idx), pc.take(values, idx), text)
+
+
+def strings(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    s = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
+
+
+def code_list(parts: list[pa.ChunkedArray]) -> pa.Array:
+    """One list<string> column from list columns or ``|``-separated text; numbered columns are joined in order."""
+    arrays = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
+    if len(arrays) == 1 and (pa.types.is_list(arrays[0].type) or pa.types.is_large_list(arrays[0].type)):
+        return arrays[0].cast(pa.list_(pa.string())).fill_null(pa.scalar([], pa.list_(pa.string())))
+    texts = [
+        pc.binary_join(a.cast(pa.list_(pa.string())), "|")
+        if pa.types.is_list(a.type)
+        else a.cast(pa.string())
+        for a in arrays
+    ]
+    text = pc.binary_join_element_wise(*(t.fill_null("") for t in texts), "|") if len(texts) > 1 else texts[0]
+    split = pc.split_pattern_regex(text.fill_null(""), _LIST_SEPARATORS)
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(split))
+    keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
+    owner = pc.list_parent_indices(split).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(text) + 1, np.int32)
+    np.cumsum(np.bincount(owner[keep], minlength=len(text)), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pc.filter(flat, pa.array(keep)))
+
+
+def convert(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A column as the canonical type of ``field`` (value maps, trimmed text, numbers, durations, dates)."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if field.name in _value_maps():
+        arr = map_values(field.name, arr)
+    if arr.type == field.type and field.type != pa.string():
+        return arr
+    t = field.type
+    if pa.types.is_integer(t):
+        return integers(arr, t)
+    if pa.types.is_floating(t):
+        if field.name in ("icu_hours", "vent_hours"):
+            arr = _duration_hours(strings(arr))
+        return numbers(arr, t, bad=None)
+    if pa.types.is_date(t):
+        return dates(arr)
+    return strings(arr)
+
+
+def integers(arr: pa.Array, typ: pa.DataType) -> pa.Array:
+    """Whole numbers, truncated like the reference's ``intValue`` (``65.7`` → 65); a value present but unreadable or
+    outside the type's range becomes -1 (the grouper turns it into a status), an empty one null."""
+    info = np.iinfo(typ.to_pandas_dtype())
+    if pa.types.is_integer(arr.type):  # already whole numbers: only the range is checked
+        bad = pc.or_(pc.less(arr, info.min), pc.greater(arr, info.max))
+        return (
+            pc.if_else(bad, pa.scalar(-1, arr.type), arr).cast(typ) if pc.any(bad).as_py() else arr.cast(typ)
+        )
+    values = pc.trunc(numbers(arr, pa.float64(), bad=-1))
+    bad = pc.or_(pc.less(values, float(info.min)), pc.greater(values, float(info.max)))
+    return pc.if_else(bad, pa.scalar(-1.0), values).cast(typ)
+
+
+def numbers(arr: pa.Array, typ: pa.DataType, bad: int | None) -> pa.Array:
+    """Numbers from text or numeric columns; a present but unreadable value becomes ``bad`` (-1 or null), an
+    empty one (or NaN) null. Full-width digits are read (NFKC)."""
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type):
+        values = arr.cast(pa.float64())
+        values = pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
+        return values.cast(typ)
+    text = strings(arr)
+    if not pc.all(pc.string_is_ascii(text)).as_py():
+        text = pc.utf8_normalize(text, "NFKC")
+    ok = pc.match_substring_regex(text, _NUMBER)
+    parsed = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
+    if bad is not None:
+        parsed = pc.if_else(pc.and_(pc.is_valid(text), pc.invert(ok)), pa.scalar(float(bad)), parsed)
+    return parsed.cast(typ)
+
+
+def _duration_hours(text: pa.Array) -> pa.Array:
+    """``天/小时/分钟`` text (``1/13/24`` = 37.4 h, records.md §2) to hours; plain numbers are hours already."""
+    parts = pc.split_pattern(text, "/")
+    n = pc.list_value_length(parts)
+    is_dhm = pc.fill_null(pc.equal(n, 3), False)
+    if not pc.any(is_dhm).as_py():
+        return text
+
+    def part(k):
+        return numbers(
+            pc.list_element(pc.if_else(is_dhm, parts, pa.scalar(["0", "0", "0"])), k), pa.float64(), None
+        )
+
+    hours = pc.add(pc.add(pc.multiply(part(0), 24.0), part(1)), pc.divide(part(2), 60.0))
+    return pc.if_else(is_dhm, hours.cast(pa.string()), text)
+
+
+def dates(arr: pa.Array) -> pa.Array:
+    """Dates from ``YYYY-MM-DD[ hh:mm[:ss]]``, ``YYYY/M/D``, ``YYYY.MM.DD``, ``YYYYMMDD``, ``YYYY年M月D日``;
+    unreadable or impossible dates (2025-02-30) → null."""
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+        return arr.cast(pa.date32())
+    text = pc.replace_substring_regex(strings(arr), r"[ T].*$", "")  # drop a time part
+    text = pc.replace_substring_regex(pc.replace_substring(text, "日", ""), r"[/.年月]", "-")
+    text = pc.replace_substring_regex(text, r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3")
+    parts = pc.extract_regex(text, r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$")
+    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    # strptime rolls 02-30 over into March: keep a date only when its month and day are the ones written
+    same = pc.and_(
+        pc.equal(pc.month(parsed), pc.struct_field(parts, "m").cast(pa.int64())),
+        pc.equal(pc.day(parsed), pc.struct_field(parts, "d").cast(pa.int64())),
+    )
+    return pc.if_else(pc.fill_null(same, False), parsed, pa.scalar(None, parsed.type)).cast(pa.date32())

@@ -1,0 +1,377 @@
+"""The one writer module (STYLE.md §i): every file drgdip writes goes through :func:`atomic_file` or
+:func:`atomic_folder`.
+
+A file is written to a temporary name in its target folder, created exclusively (``O_EXCL | O_NOFOLLOW``: a link
+planted at that name is never followed), and renamed over the target (``os.replace``) only when it is complete; on
+any failure, Ctrl-C or SIGTERM (the CLI turns it into an exit) the temporary file is removed, and temporary files
+left by a killed run are removed by the next write to the same folder. A multi-file output (a settlement folder)
+is written into a temporary folder and moved in at the end, so a failure leaves nothing new at the destination.
+``if_exists="error"`` (the default) refuses an existing target, ``"replace"`` replaces it. Environment failures
+(a folder that is a file, a read-only folder, a full disk, a name too long) are :class:`OutputError` naming the
+path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import openpyxl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+from grouper.errors import OutputError
+
+__all__ = [
+    "PARQUET_OPTIONS",
+    "IfExists",
+    "atomic_file",
+    "atomic_folder",
+    "check_target",
+    "write_bytes",
+    "write_json",
+    "write_results",
+    "write_text",
+    "write_with",
+]
+
+IfExists = Literal["error", "replace"]
+#: Options of every Parquet file drgdip writes: page checksums, so that a damaged page is detected on reading.
+PARQUET_OPTIONS = {"write_page_checksum": True}
+_EXCEL_MAX_ROWS = 1_048_575
+_TMP = ".drgdip-tmp"  # suffix of every temporary file or folder
+_FORMATS = (".parquet", ".csv", ".xlsx", ".json")
+
+
+def check_target(path: str | os.PathLike, if_exists: IfExists = "error") -> Path:
+    """Refuse ``path`` before any work is done: an existing file unless ``if_exists="replace"``, a folder, or a
+    parent that is a file. Returns ``path`` as a Path."""
+    path = Path(path)
+    if if_exists not in ("error", "replace"):
+        raise ValueError(f"if_exists must be 'error' or 'replace', not {if_exists!r}")
+    try:
+        if path.is_dir():
+            raise OutputError(f"{path}: is a folder, not a file", path=path)
+        if path.exists() and if_exists == "error":
+            raise OutputError(f"{path} already exists", path=path)
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise OutputError(
+                        f"{path}: cannot write here ({parent} is a file, not a folder)", path=path
+                    )
+                break
+    except OSError as exc:  # a name too long, a loop of links…
+        raise _output_error(path, exc) from None
+    return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, *, if_exists: IfExists = "error") -> Iterator[Path]:
+    """A temporary path beside ``path`` (an empty file, created exclusively) that replaces ``path`` when the
+    ``with`` block ends without an error; removed otherwise.
+
+    Examples
+    --------
+    >>> with atomic_file("out/catalogue.csv", if_exists="replace") as tmp:   # doctest: +SKIP
+    ...     pyarrow.csv.write_csv(table, tmp)
+    """
+    path = check_target(path, if_exists)
+    folder = _make_folder(path.parent, path)
+    _remove_stale(folder, path.name)
+    tmp = _exclusive(folder, path.name, path)
+    try:
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _output_error(path, exc) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(
+    folder: str | os.PathLike, names: Iterable[str], *, if_exists: IfExists = "error"
+) -> Iterator[Path]:
+    """A temporary folder whose files ``names`` move into ``folder`` together when the ``with`` block ends
+    without an error (all-or-nothing: on failure nothing new appears in ``folder``).
+
+    A new ``folder`` is created by renaming the temporary folder; into an existing one the files are moved one
+    by one after all of them were written (the renames, not the writes, are what is left at the end).
+    """
+    folder, names = Path(folder), list(names)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: is a file, not a folder", path=folder)
+    for name in names:
+        check_target(folder / name, if_exists)
+    exists = folder.is_dir()
+    parent = _make_folder(folder if exists else folder.parent, folder)
+    _remove_stale(parent, folder.name)
+    tmp = parent / f".{folder.name}.{os.getpid()}-{secrets.token_hex(4)}{_TMP}"
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        raise _output_error(folder, exc) from None
+    try:
+        try:
+            yield tmp
+            missing = [n for n in names if not (tmp / n).is_file()]
+            if missing:
+                raise RuntimeError(f"{folder}: {', '.join(missing)} not written")
+            if not exists and not folder.exists():
+                os.rename(tmp, folder)
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
+                for name in names:
+                    os.replace(tmp / name, folder / name)
+        except OSError as exc:
+            raise _output_error(folder, exc) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_bytes(data: bytes, path: str | os.PathLike, *, if_exists: IfExists = "error") -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    with atomic_file(path, if_exists=if_exists) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(text: str, path: str | os.PathLike, *, if_exists: IfExists = "error") -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically (``\\n`` line ends on every platform); returns the path."""
+    return write_bytes(text.encode("utf-8"), path, if_exists=if_exists)
+
+
+def write_json(obj, path: str | os.PathLike, *, if_exists: IfExists = "error") -> Path:
+    """Write ``obj`` as indented UTF-8 JSON (non-ASCII as written, a final line break) atomically."""
+    return write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", path, if_exists=if_exists)
+
+
+def write_with(
+    path: str | os.PathLike, write: Callable[[Path], None], *, if_exists: IfExists = "error"
+) -> Path:
+    """Call ``write(tmp)`` on a temporary path and move it to ``path`` (for writers that take a path)."""
+    with atomic_file(path, if_exists=if_exists) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+def write_results(
+    tables: pa.Table | Iterable[pa.Table],
+    path: str | os.PathLike,
+    *,
+    if_exists: IfExists = "error",
+    metadata: dict[str, str] | None = None,
+) -> int:
+    """Write result tables to ``.parquet``, ``.csv``, ``.xlsx`` or ``.json`` (by suffix) atomically; returns the
+    row count.
+
+    ``tables``: one Arrow table or an iterable of them (streamed: memory does not grow with the row count). The
+    file appears only when everything was written. ``metadata`` (codebook, policy hashes, drgdip version) goes
+    into the Parquet schema metadata, or a ``<file>.meta.json`` beside the other formats. ``path`` ``"-"`` writes
+    CSV to standard output (no metadata). JSON holds a list of row objects (for small tables).
+    """
+    if isinstance(tables, pa.Table):
+        tables = [tables]
+    if str(path) == "-":
+        return _write_csv(tables, sys.stdout.buffer)
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _FORMATS:
+        raise OutputError(f"{path}: unknown output format {suffix!r} (use {', '.join(_FORMATS)})", path=path)
+    check_target(path, if_exists)
+    with atomic_file(path, if_exists=if_exists) as tmp:
+        if suffix == ".parquet":
+            rows = _write_parquet(tables, tmp, metadata or {}, path)
+        elif suffix == ".csv":
+            rows = _write_csv(tables, tmp)
+        elif suffix == ".json":
+            rows = _write_json_rows(tables, tmp)
+        else:
+            rows = _write_excel(tables, tmp, path)
+        if suffix != ".parquet" and metadata:
+            write_json(
+                dict(sorted(metadata.items())), path.with_name(path.name + ".meta.json"), if_exists="replace"
+            )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# temporary names
+
+
+def _make_folder(folder: Path, target: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(target, exc) from None
+    return folder
+
+
+def _exclusive(folder: Path, name: str, target: Path) -> Path:
+    """A new empty file ``.<name>.<pid>-<random>.drgdip-tmp`` in ``folder``, created exclusively (no link
+    followed, no existing file reused)."""
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(8):
+        tmp = folder / f".{name}.{os.getpid()}-{secrets.token_hex(4)}{_TMP}"
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _output_error(target, exc) from None
+    raise OutputError(f"{target}: cannot create a temporary file beside it", path=target)
+
+
+def _remove_stale(folder: Path, name: str) -> None:
+    """Remove temporary files or folders for ``name`` left in ``folder`` by runs that no longer exist."""
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)-[0-9a-f]{{8}}{re.escape(_TMP)}$")
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        found = pattern.match(entry.name)
+        if found and not _alive(int(found.group(1))):
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or a platform without signals: leave it alone
+    return True
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    reason = exc.strerror or str(exc)
+    return OutputError(f"{path}: cannot write here ({reason})", path=path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# formats
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """Dictionary columns as plain strings (for CSV, Excel and JSON)."""
+    cols = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pa.table(cols, names=table.column_names)
+
+
+def _write_parquet(tables: Iterable[pa.Table], tmp: Path, metadata: dict[str, str], path: Path) -> int:
+    """Each table is written in a background thread while the next one is produced (pyarrow releases the GIL)."""
+    writer, rows, pending = None, 0, None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            for t in tables:
+                if writer is None:
+                    schema = t.schema.with_metadata(
+                        {**(t.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
+                    )
+                    writer = pq.ParquetWriter(tmp, schema, compression="snappy", **PARQUET_OPTIONS)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write_table, t.replace_schema_metadata(writer.schema.metadata))
+                rows += t.num_rows
+            if pending is not None:
+                pending.result()
+        finally:
+            if writer is not None:
+                if pending is not None:
+                    pending.exception()  # wait for the last write before closing, whatever happened
+                writer.close()
+    if writer is None:
+        raise OutputError(f"{path}: nothing to write (no table)", path=path)
+    return rows
+
+
+def _write_csv(tables: Iterable[pa.Table], target: Path | BinaryIO) -> int:
+    writer, rows = None, 0
+    with target.open("wb") if isinstance(target, Path) else contextlib.nullcontext(target) as sink:
+        for t in tables:
+            t = _decoded(t)
+            if writer is None:
+                writer = pacsv.CSVWriter(sink, t.schema)
+            writer.write_table(t)
+            rows += t.num_rows
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _write_json_rows(tables: Iterable[pa.Table], tmp: Path) -> int:
+    rows: list[dict] = []
+    for t in tables:
+        rows += _decoded(t).to_pylist()
+    tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+    return len(rows)
+
+
+def _write_excel(tables: Iterable[pa.Table], tmp: Path, path: Path) -> int:
+    """One sheet, streamed (openpyxl write-only); text stays text, so an id such as ``=1+1`` is never a formula."""
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("results")
+    rows, header = 0, False
+    for t in tables:
+        rows += t.num_rows
+        if rows > _EXCEL_MAX_ROWS:
+            raise OutputError(
+                f"{path}: more than {_EXCEL_MAX_ROWS:,} rows do not fit in Excel; write .parquet or .csv",
+                path=path,
+            )
+        if not header:
+            sheet.append(t.column_names)
+            header = True
+        for row in zip(*(c.to_pylist() for c in _decoded(t).columns), strict=True):
+            sheet.append([_excel_cell(sheet, v) for v in row])
+    book.save(tmp)
+    _fix_workbook_dates(tmp)
+    return rows
+
+
+def _excel_cell(sheet, value):
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(
+        sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value)
+    )  # control characters Excel refuses
+    cell.data_type = "s"
+    return cell
+
+
+def _fix_workbook_dates(path: Path) -> None:
+    """Give a workbook fixed zip timestamps and document dates, so that a rerun writes the same bytes."""
+    with zipfile.ZipFile(path) as z:
+        parts = [(info.filename, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts:
+            if name == "docProps/core.xml":
+                data = re.sub(
+                    rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>1980-01-01T00:00:00Z", data
+                )
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)

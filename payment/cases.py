@@ -1,0 +1,351 @@
+"""The cases a settlement reads: grouped results joined with their discharges by ``case_id``, streamed.
+
+Three shapes of input, read batch by batch as often as :func:`payment.settle.settle_batches` asks:
+
+- one file with the discharge and the grouping columns: a Parquet file with the canonical names is read as it
+  is, with the values normalised as every reader normalises them (value maps, trimmed ids, dates and numbers
+  from text; dictionary columns on their dictionaries only), any other file through the discharge reader;
+- grouped results (``drgdip group`` output) and the discharges that were grouped: joined by ``case_id``. When
+  both list the same ids in the same order (what ``drgdip group`` writes) they are streamed side by side (memory
+  bounded by the batch size); otherwise the grouping columns are looked up by ``case_id`` (memory: the grouping
+  columns), and a case_id missing on either side, repeated, or empty is an :class:`InputError` — never a silent
+  match by position.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from grouper.batch import _hashes
+from grouper.errors import InputError
+from grouper.io.discharges import BATCH_SIZE, read_discharges
+from grouper.io.formats import PARQUET_SUFFIXES, raw_batches
+from grouper.io.values import convert, strings
+from grouper.schema import DISCHARGE_SCHEMA
+
+__all__ = ["GROUPING_COLUMNS", "SETTLE_COLUMNS", "CaseSource", "grouping_only"]
+
+#: The canonical columns the settlement reads (routes, points, money, bed days); the others are not parsed.
+SETTLE_COLUMNS = (
+    "case_id", "patient_id", "hospital_id", "insurance_type", "admission_date", "discharge_date", "los_days",
+    "department", "principal_dx", "principal_proc", "total_cost", "fund_paid", "patient_paid", "payment_method",
+)  # fmt: skip
+#: The columns of a grouped output (`drgdip group`, DIP or DRG, with explanations) besides case_id.
+GROUPING_COLUMNS = frozenset(
+    ("dip_group", "dip_kind", "dip_score", "aux_type", "aux_coef", "dip_status", "dip_avg_cost", "mdc",
+     "adrg", "drg", "drg_status", "reason")
+)  # fmt: skip
+#: Canonical columns a case table must hold under their own names to be read as it is.
+_CASE_COLUMNS = ("case_id", "hospital_id", "insurance_type", "total_cost")
+
+
+def _names(path: Path, encoding: str | None) -> list[str]:
+    return next(raw_batches(path, encoding=encoding, batch_size=1)).column_names
+
+
+def grouping_only(path: str | os.PathLike, *, encoding: str | None = None) -> bool:
+    """Whether a file holds only ``case_id`` and grouping columns (so its discharges are needed too)."""
+    return set(_names(Path(path), encoding)) <= GROUPING_COLUMNS | {"case_id"}
+
+
+class CaseSource:
+    """A re-readable stream of case tables (canonical + grouping columns), for
+    :func:`payment.settle.settle_batches`: each call returns a fresh iterator over the same rows in the same order.
+
+    Parameters
+    ----------
+    cases : a grouped output, or one table with the discharge and grouping columns (CSV, Excel, Parquet)
+    discharges : the discharges that were grouped, when ``cases`` holds only grouping columns
+    batch_size : rows per batch (memory; not results)
+    encoding : CSV encoding; detected when None
+
+    Attributes
+    ----------
+    names : list of str   the columns of ``cases``
+    """
+
+    def __init__(
+        self,
+        cases: str | os.PathLike,
+        discharges: str | os.PathLike | None = None,
+        *,
+        batch_size: int = BATCH_SIZE,
+        encoding: str | None = None,
+    ):
+        self.cases = Path(cases)
+        self.discharges = None if discharges is None else Path(discharges)
+        self.batch_size, self.encoding = batch_size, encoding
+        self.names = _names(self.cases, None if discharges else encoding)
+        if discharges is None and set(self.names) <= GROUPING_COLUMNS | {"case_id"}:
+            raise InputError(
+                f"{self.cases} holds only grouping columns: the discharges that were grouped are needed too",
+                path=self.cases,
+            )
+        self._keyed: _Keyed | None = None
+        self._calls = 0
+
+    def __call__(self) -> Iterator[pa.Table]:
+        self._calls += 1
+        if self.discharges is None:
+            if _as_it_is(self.cases):
+                return _prefetched(_normalised(self.cases, self.batch_size))
+            return self._same_file()
+        return self._joined()
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _base(self, path: Path) -> Iterator[pa.Table]:
+        if _as_it_is(path):
+            return _normalised(path, self.batch_size)
+        return read_discharges(
+            path, encoding=self.encoding, batch_size=self.batch_size, columns=SETTLE_COLUMNS
+        )
+
+    def _same_file(self) -> Iterator[pa.Table]:
+        """Canonical columns through the discharge reader, grouping columns as written, from one file."""
+        extra = [n for n in self.names if n in GROUPING_COLUMNS]
+        grouped = (_text_as_null(t.select(extra)) for t in self._raw(self.cases, self.encoding))
+        for d, g in _aligned(_prefetched(self._base(self.cases)), _prefetched(grouped)):
+            yield _attach(d, g)
+
+    def _raw(self, path: Path, encoding: str | None) -> Iterator[pa.Table]:
+        return raw_batches(path, encoding=encoding, batch_size=self.batch_size)
+
+    def _joined(self) -> Iterator[pa.Table]:
+        """Discharges + grouping columns by case_id: side by side while the ids line up, else by lookup."""
+        base = _prefetched(self._base(self.discharges))
+        if self._keyed is not None:
+            yield from self._keyed.join(base)
+            return
+        grouped = _prefetched(_text_as_null(t) for t in self._raw(self.cases, None))
+        row = 1
+        for d, g in _aligned(base, grouped, strict=False):
+            differ = _first_difference(d, g)
+            if differ is not None:
+                if self._calls > 1:
+                    raise InputError(f"{self.cases}: the cases changed between passes", path=self.cases)
+                i, here, there = differ
+                where = f"row {row + i}: case_id {here!r} here, {there!r} in {self.discharges}"
+                raise _NotAligned(where if here or there else f"row {row + i}: one file ends first")
+            yield _attach(d, g)
+            row += d.num_rows
+
+    def keyed(self, first_difference: str) -> None:
+        """Switch to the lookup by case_id (``first_difference``: where the ids stopped lining up)."""
+        self._keyed = _Keyed(self.cases, self.discharges, self.batch_size, self.encoding, first_difference)
+        self._calls = 0
+
+    def read_with_restart(self, run):
+        """``run(self)``, run again with the lookup by case_id if the ids do not line up (first pass only)."""
+        try:
+            return run(self)
+        except _NotAligned as exc:
+            self.keyed(exc.where)
+            return run(self)
+
+
+class _NotAligned(Exception):
+    """The grouped rows do not line up with the discharges (internal: the join switches to a lookup)."""
+
+    def __init__(self, where: str):
+        super().__init__(where)
+        self.where = where
+
+
+class _Keyed:
+    """Grouping columns looked up by case_id: every discharge's id once in the grouped file, and the reverse."""
+
+    def __init__(self, grouped: Path, discharges: Path, batch_size: int, encoding: str | None, first: str):
+        self.grouped_path, self.discharges_path = grouped, discharges
+        table = pa.concat_tables(_text_as_null(t) for t in raw_batches(grouped, batch_size=batch_size))
+        if "case_id" not in table.column_names:
+            raise InputError(f"{grouped}: no case_id column to match the discharges by", path=grouped)
+        ids = _ids(table.column("case_id"))
+        if ids.null_count:
+            raise InputError(
+                f"{grouped}: {ids.null_count:,} rows have no case_id; rows cannot be matched to {discharges}",
+                path=grouped,
+                column="case_id",
+            )
+        h, _ = _hashes(ids)
+        order = np.argsort(h, kind="stable")
+        self.hash, self.order, self.ids = h[order], order, ids
+        repeated = self.hash[1:] == self.hash[:-1]
+        if repeated.any():  # equal hashes: confirm exactly
+            for k in np.flatnonzero(repeated):
+                a, b = self.order[k], self.order[k + 1]
+                if ids[int(a)].as_py() == ids[int(b)].as_py():
+                    raise InputError(
+                        f"{grouped}: case_id {ids[int(a)].as_py()!r} is listed more than once (rows {int(a) + 1} "
+                        f"and {int(b) + 1}); rows cannot be matched to {discharges} by case_id",
+                        path=grouped,
+                        row=int(b) + 1,
+                        column="case_id",
+                    )
+        self.columns = table.drop_columns(["case_id"])
+        self.first_difference = first
+        self.seen = np.zeros(len(ids), np.bool_)
+
+    def join(self, base: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        self.seen[:] = False
+        row = 1
+        for d in base:
+            idx = self._find(_ids(d.column("case_id")))
+            missing = idx < 0
+            if missing.any():
+                i = int(np.argmax(missing))
+                raise self._error(
+                    f"row {row + i} of {self.discharges_path} has no grouped row "
+                    f"({int(missing.sum()):,} in this batch)"
+                )
+            if self.seen[idx].any() or len(np.unique(idx)) != len(idx):
+                raise self._error(f"a case_id of {self.discharges_path} is listed more than once")
+            self.seen[idx] = True
+            yield _attach(d, self.columns.take(pa.array(idx)))
+            row += d.num_rows
+        if not self.seen.all():
+            raise self._error(f"{int((~self.seen).sum()):,} grouped rows are not among the discharges")
+
+    def _find(self, ids: pa.Array) -> np.ndarray:
+        if ids.null_count:
+            return np.where(ids.is_null().to_numpy(zero_copy_only=False), -1, self._find(ids.fill_null("")))
+        h, _ = _hashes(ids)
+        pos = np.searchsorted(self.hash, h)
+        out = np.full(len(h), -1, np.int64)
+        for shift in range(4):  # a run of equal hashes: confirm each candidate exactly
+            k = np.minimum(pos + shift, len(self.hash) - 1) if len(self.hash) else pos
+            if not len(self.hash):
+                break
+            cand = self.order[k]
+            hit = (self.hash[k] == h) & (out < 0)
+            if not hit.any():
+                break
+            same = pc.equal(self.ids.take(pa.array(cand[hit])), ids.filter(pa.array(hit)))
+            rows = np.flatnonzero(hit)[pc.fill_null(same, False).to_numpy(zero_copy_only=False)]
+            out[rows] = cand[rows]
+        return out
+
+    def _error(self, what: str) -> InputError:
+        return InputError(
+            f"{self.grouped_path}: rows do not line up with {self.discharges_path} and cannot be matched by "
+            f"case_id (each case_id once on each side needed): {self.first_difference}; {what}",
+            path=self.grouped_path,
+            column="case_id",
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _as_it_is(path: Path) -> bool:
+    """A Parquet file with the canonical names is typed already: read as it is (values normalised)."""
+    if path.suffix.lower() not in PARQUET_SUFFIXES:
+        return False
+    return set(_CASE_COLUMNS) <= set(_names(path, None))
+
+
+_CANONICAL = {f.name: f for f in DISCHARGE_SCHEMA}
+
+
+def _normalised(path: Path, batch_size: int) -> Iterator[pa.Table]:
+    """A canonical Parquet file batch by batch, its values normalised as the discharge reader normalises them."""
+    for t in raw_batches(path, batch_size=batch_size):
+        yield _normalise(t)
+
+
+def _normalise(table: pa.Table) -> pa.Table:
+    """The canonical columns of a typed table normalised in place (other columns and types kept): text is trimmed
+    and value-mapped (``310`` → employee), text dates and numbers parsed; a dictionary column is converted on its
+    dictionary only (cheap, and its type is kept)."""
+    for i, name in enumerate(table.column_names):
+        field = _CANONICAL.get(name)
+        if field is None or name in GROUPING_COLUMNS or name not in SETTLE_COLUMNS:
+            continue
+        col = table.column(i).combine_chunks()
+        typ = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+        if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+            continue  # typed already
+        if pa.types.is_dictionary(col.type) and pa.types.is_string(field.type):
+            new = pa.DictionaryArray.from_arrays(col.indices, convert(field, col.dictionary))
+        else:
+            new = convert(field, col.cast(typ) if pa.types.is_dictionary(col.type) else col)
+        table = table.set_column(i, name, new)
+    return table
+
+
+def _text_as_null(table: pa.Table) -> pa.Table:
+    """Text columns of a grouped file as written, empty cells null (CSV and Excel give "")."""
+    cols = [
+        strings(c) if pa.types.is_string(c.type) or pa.types.is_large_string(c.type) else c
+        for c in table.columns
+    ]
+    return pa.table(cols, names=table.column_names)
+
+
+def _ids(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """case_ids as the discharge reader gives them: text, trimmed, empty → null."""
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return strings(col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col)
+
+
+def _first_difference(d: pa.Table | None, g: pa.Table | None) -> tuple[int, str | None, str | None] | None:
+    """(index, grouped id, discharge id) of the first row whose case_ids differ; None when all agree."""
+    if d is None or g is None:
+        return 0, None, None
+    if "case_id" not in g.column_names:
+        return None
+    a, b = _ids(d.column("case_id")), _ids(g.column("case_id"))
+    if a.equals(b):
+        return None
+    same = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
+    same |= pc.and_(a.is_null(), b.is_null()).to_numpy(zero_copy_only=False)
+    if same.all():
+        return None
+    i = int(np.argmin(same))
+    return i, b[i].as_py(), a[i].as_py()
+
+
+def _attach(base: pa.Table, grouped: pa.Table) -> pa.Table:
+    """The grouping columns set on (or added to) the discharge columns, row for row."""
+    for name in grouped.column_names:
+        if name != "case_id":
+            col = grouped.column(name)
+            if name in base.column_names:
+                base = base.set_column(base.schema.get_field_index(name), name, col)
+            else:
+                base = base.append_column(name, col)
+    return base
+
+
+def _aligned(a: Iterator[pa.Table], b: Iterator[pa.Table], *, strict: bool = True):
+    """Pairs of equal-length slices of two row streams, however each stream was cut into batches; with
+    ``strict=False`` a stream that ends first gives ``None`` on its side (once)."""
+    ta, tb = next(a, None), next(b, None)
+    while ta is not None and tb is not None:
+        n = min(ta.num_rows, tb.num_rows)
+        yield ta.slice(0, n), tb.slice(0, n)
+        ta = ta.slice(n) if ta.num_rows > n else next(a, None)
+        tb = tb.slice(n) if tb.num_rows > n else next(b, None)
+    if (ta is not None and ta.num_rows) or (tb is not None and tb.num_rows):
+        if strict:
+            raise InputError("the two streams of one file do not have the same rows")
+        yield (
+            (ta if ta is not None and ta.num_rows else None),
+            (tb if tb is not None and tb.num_rows else None),
+        )
+
+
+def _prefetched(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The same items, the next one read in a background thread while the current one is used."""
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(next, items, None)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(next, items, None)
+            yield item

@@ -1,0 +1,223 @@
+"""File-to-file pipelines, one per command (DESIGN.md §5): what ``drgdip settle`` does, callable from Python.
+
+:func:`settle_files` reads the grouped cases (joined with their discharges by ``case_id``), the hospitals table,
+the policy and the optional history folder, deductions, special cases, weights and catalogue, settles the year
+with bounded memory (:func:`payment.settle.settle_batches`) and writes the settlement folder all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import grouper
+from grouper.dip.catalogue import read_catalogue
+from grouper.io.writer import PARQUET_OPTIONS, IfExists, atomic_folder
+from payment.cases import CaseSource
+from payment.history import read_history
+from payment.inputs import read_deductions, read_hospitals, read_special_cases, read_weights
+from payment.policy import Policy
+from payment.settle import BATCH_SIZE, settle_batches
+
+__all__ = ["SETTLEMENT_FILES", "settle_files"]
+
+#: The files of a settlement folder.
+SETTLEMENT_FILES = ("cases.parquet", "hospitals.csv", "region.json")
+#: Rows per row group of cases.parquet (fixed, so the file does not depend on how the input was read).
+ROW_GROUP = 1 << 19
+#: Per-case columns copied from the input: their dictionaries are the input's, cut as the input was read.
+_FROM_INPUT = ("case_id", "hospital_id", "insurance_type")
+
+
+def settle_files(
+    cases: str | os.PathLike,
+    hospitals: str | os.PathLike,
+    policy: str | os.PathLike | Policy,
+    out: str | os.PathLike,
+    *,
+    discharges: str | os.PathLike | None = None,
+    history: str | os.PathLike | None = None,
+    deductions: str | os.PathLike | None = None,
+    special_cases: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
+    catalogue: str | os.PathLike | None = None,
+    encoding: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    if_exists: IfExists = "error",
+    on_rows: Callable[[int], None] | None = None,
+) -> dict:
+    """Settle a region's year from files (区域点数法总额预算结算) into the folder ``out``.
+
+    Parameters
+    ----------
+    cases : grouped cases (``drgdip group`` output, with ``discharges``), or one table with the discharge and
+        grouping columns (CSV, Excel, Parquet)
+    hospitals : hospitals table (``hospital_id``, ``level``, …; payment.inputs.read_hospitals)
+    policy : a policy TOML file or a loaded :class:`~payment.policy.Policy`
+    out : output folder: ``cases.parquet``, ``hospitals.csv``, ``region.json`` (written together, all or nothing)
+    discharges : the discharges that were grouped, joined to ``cases`` by ``case_id``
+    history : history folder (docs/history.md; payment.history.read_history)
+    deductions : monthly audit deductions (``hospital_id``, ``month``, ``amount``)
+    special_cases : declared special cases (``case_id``), in review-priority order
+    weights : DRG weights (``drg``, ``rw``) for a DRG policy
+    catalogue : DIP catalogue name or file (default: the policy's), when the cases carry no ``dip_avg_cost``
+    encoding : encoding of CSV inputs; detected when None
+    batch_size : cases per batch (memory; not results)
+    if_exists : ``"error"`` (an existing output file is refused) or ``"replace"``
+    on_rows : called with the rows of every batch read (over all passes), for progress bars
+
+    Returns
+    -------
+    dict
+        The region summary written to ``region.json``.
+    """
+    pol = policy if isinstance(policy, Policy) else Policy.load(policy)
+    with atomic_folder(out, SETTLEMENT_FILES, if_exists=if_exists) as tmp:
+        source = CaseSource(cases, discharges, batch_size=batch_size, encoding=encoding)
+        hosp = read_hospitals(hospitals, encoding=encoding)
+        cat = None
+        name = catalogue or pol.header.get("catalogue")
+        if pol.scheme == "dip" and "dip_avg_cost" not in source.names and name:
+            cat = read_catalogue(name)
+        w = read_weights(weights, encoding=encoding) if weights is not None else None
+        hist = read_history(history) if history is not None else None
+        deducted = (
+            read_deductions(deductions, hosp.column("hospital_id"), pol, encoding=encoding)
+            if deductions is not None
+            else None
+        )
+        declared = read_special_cases(special_cases, encoding=encoding) if special_cases is not None else []
+        hashes = {
+            "drgdip_version": grouper.__version__,
+            "policy_sha256": pol.sha256,
+            "catalogue_fingerprint": getattr(cat, "fingerprint", None),
+            "weights_sha256": None
+            if weights is None
+            else hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
+        }
+        meta = {
+            "drgdip.version" if k == "drgdip_version" else f"drgdip.{k}": str(v)
+            for k, v in hashes.items()
+            if v
+        }
+
+        def run(src: CaseSource) -> tuple[pa.Table, dict]:
+            def counted():
+                for t in src():
+                    on_rows(t.num_rows)
+                    yield t
+
+            writer = _CaseWriter(tmp / "cases.parquet", meta)
+            try:
+                result = settle_batches(
+                    counted if on_rows is not None else src,
+                    hosp,
+                    pol,
+                    write=writer,
+                    catalogue=cat,
+                    weights=w,
+                    history=hist,
+                    special_cases=declared,
+                    deductions=deducted,
+                )
+                writer.close()
+            except BaseException:
+                writer.discard()
+                raise
+            return result
+
+        hosp_table, region = source.read_with_restart(run)
+        region.update(hashes)
+        (tmp / "hospitals.csv").write_bytes(_hospitals_csv(hosp_table))
+        text = json.dumps(region, ensure_ascii=False, indent=2) + "\n"
+        (tmp / "region.json").write_bytes(text.encode("utf-8"))
+    return region
+
+
+def _hospitals_csv(table: pa.Table) -> bytes:
+    """The hospitals table as CSV text (money as the decimal strings the engine wrote)."""
+    text = io.StringIO()
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(table.column_names)
+    out.writerows(zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True))
+    return text.getvalue().encode("utf-8")
+
+
+def _first_seen(column: pa.ChunkedArray) -> pa.Array:
+    """A dictionary column as one array whose dictionary lists the values in order of first appearance.
+
+    Parquet stores the Arrow dictionary as it is, so this makes a row group's bytes depend only on its values.
+    """
+    code: dict = {}
+    parts = [np.zeros(0, dtype=np.int32)]
+    for chunk in column.chunks:
+        idx = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        remap = np.full(len(chunk.dictionary) + 1, -1, dtype=np.int32)  # the last entry: null
+        used = pc.unique(pa.array(idx)).to_numpy()  # in order of first appearance
+        used = used[used >= 0]
+        for i, value in zip(used.tolist(), chunk.dictionary.take(pa.array(used)).to_pylist(), strict=True):
+            remap[i] = code.setdefault(value, len(code))
+        parts.append(remap[idx])
+    new = np.concatenate(parts)
+    indices = pa.array(new, mask=new < 0).cast(column.type.index_type)  # no more values than the input's
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(code), column.type.value_type))
+
+
+class _CaseWriter:
+    """Per-case tables → Parquet in row groups of ``ROW_GROUP`` rows whatever the batches (byte-stable);
+    each row group is written in a background thread while the next batches are settled."""
+
+    def __init__(self, path: Path, metadata: dict[str, str]):
+        self.path, self.metadata = path, metadata
+        self.writer: pq.ParquetWriter | None = None
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+        self.pool = ThreadPoolExecutor(1)
+        self.busy: Future | None = None  # the row group being written
+
+    def __call__(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.rows += table.num_rows
+        while self.rows >= ROW_GROUP:
+            self._flush(ROW_GROUP)
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self.pending)
+        group, rest = table.slice(0, n), table.slice(n)
+        self.pending, self.rows = [rest], rest.num_rows
+        cols = [
+            _first_seen(c) if pa.types.is_dictionary(c.type) and name in _FROM_INPUT else c
+            for name, c in zip(group.column_names, group.columns, strict=True)
+        ]
+        group = pa.table(cols, names=group.column_names).replace_schema_metadata(self.metadata)
+        if self.busy is not None:
+            self.busy.result()
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, group.schema, compression="zstd", **PARQUET_OPTIONS)
+        self.busy = self.pool.submit(self.writer.write_table, group, row_group_size=ROW_GROUP)
+
+    def close(self) -> None:
+        """Write the last row group (or the empty table) and close the file."""
+        if self.rows or self.writer is None:
+            self._flush(self.rows)
+        self.busy.result()
+        self.pool.shutdown()
+        self.writer.close()
+
+    def discard(self) -> None:
+        """Close and delete the unfinished file."""
+        self.pool.shutdown()
+        if self.writer is not None:
+            self.writer.close()
+        self.path.unlink(missing_ok=True)
