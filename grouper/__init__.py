@@ -7,7 +7,8 @@ from grouper.dip.aux import AuxTyping
 from grouper.dip.catalogue_builder import DipCatalog
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
-from grouper.io import InputError, read_discharges, write_results
+from grouper.errors import DrgdipError, OutputError
+from grouper.io import InputError, canonicalise, read_cases, read_discharges, to_arrow, write_results
 from grouper.schema import DISCHARGE_SCHEMA
 from grouper.status import Status
 from grouper.version import drgdip_version
@@ -24,13 +25,18 @@ __all__ = [
     "CodebookError",
     "DipCatalog",
     "DrgWeights",
+    "DrgdipError",
     "InputError",
+    "OutputError",
     "Status",
     "__version__",
+    "canonicalise",
     "group_dip",
     "group_drg",
     "group_files",
+    "read_cases",
     "read_catalogue",
     "read_discharges",
+    "to_arrow",
     "write_results",
 ]

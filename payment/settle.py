@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from grouper.errors import InputError, PolicyError
+from grouper.io.discharges import to_arrow
 from grouper.status import Status
 from payment._arrays import isin, lookup, numbers, strings, to_str_numpy
 from payment.bands import Bands
@@ -143,11 +144,11 @@ def settle(
 
     Parameters
     ----------
-    cases : pa.Table
+    cases : pa.Table, pandas DataFrame or any Arrow-compatible table
         Grouped discharges: canonical columns (``case_id``, ``hospital_id``, ``insurance_type``, ``los_days``,
         ``discharge_date``, ``total_cost``, ``fund_paid``, ``patient_paid``, …) plus, for DIP, ``dip_group``,
         ``dip_kind``, ``dip_score``, ``aux_coef`` (``dip_avg_cost`` optional) or, for DRG, ``drg``.
-    hospitals : pa.Table
+    hospitals : pa.Table, pandas DataFrame or any Arrow-compatible table
         ``hospital_id``, ``name``, ``level`` (1/2/3); optional ``coefficient``, ``assessment_coef``,
         ``audit_deduction`` (yuan).
     policy : Policy
@@ -173,6 +174,8 @@ def settle(
     -------
     Settlement
     """
+    cases, hospitals = to_arrow(cases), to_arrow(hospitals)
+    weights = None if weights is None else to_arrow(weights)
     n = cases.num_rows
 
     def batches() -> Iterator[pa.Table]:

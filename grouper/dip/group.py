@@ -31,6 +31,7 @@ from grouper.dip.aux import AuxTyping
 from grouper.dip.catalogue import TIERS, Catalogue, CatalogueError, read_catalogue
 from grouper.dip.exclusions import Exclusions, read_exclusions
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
+from grouper.io.discharges import as_discharges
 from grouper.resources import data_path
 from grouper.status import Status
 
@@ -404,8 +405,9 @@ def group_dip(
 
     Parameters
     ----------
-    table : pa.Table
-        Canonical discharges (``grouper.schema.DISCHARGE_SCHEMA``). Used: ``case_id``, ``principal_dx``,
+    table : pa.Table, pandas DataFrame or any Arrow-compatible table
+        Canonical discharges (``grouper.schema.DISCHARGE_SCHEMA``; ``grouper.canonicalise`` maps an export's
+        headers and values). Used: ``case_id``, ``principal_dx``,
         ``principal_proc``, ``other_procs`` (list<string> or ``|``-joined), ``age_years``, ``age_days``,
         ``birth_weight_g``, ``total_cost`` (yuan, for ``closest_cost``); missing columns read as empty.
     catalogue : Catalogue, path or shipped name (``"pingdingshan-2025"``)
@@ -472,6 +474,7 @@ def group_dip(
     comp = _compile(cat, tiers)
     if (len(exclusions.scopes) + 2) * comp.stride * 8 >= 2**31:
         raise CatalogueError("exclusions: too many distinct pdx_scope lists for this catalogue")
+    table = as_discharges(table)
     n = table.num_rows
 
     # principal diagnosis → 亚目 id, 类目 id (or an error code)

@@ -10,6 +10,7 @@ from grouper.batch import duplicated
 from grouper.codebook import Codebook
 from grouper.drg import _kernel
 from grouper.drg.rules import Check, NumberReading
+from grouper.io.discharges import as_discharges
 from grouper.schema import DISCHARGE_SCHEMA
 from grouper.status import UNGROUPED_ADRG, UNGROUPED_DRG, UNGROUPED_MDC, Status
 
@@ -42,7 +43,9 @@ def group_drg(
 
     Parameters
     ----------
-    table : pa.Table       canonical discharge columns (grouper.schema); absent optional columns count as null
+    table : pa.Table, pandas DataFrame or any Arrow-compatible table
+        Canonical discharge columns (grouper.schema; ``grouper.canonicalise`` maps an export's headers and
+        values); absent optional columns count as null.
     codebook : Codebook    e.g. ``Codebook.load("chs-drg-1.1")``
     explain : bool         add a ``reason`` column: one line saying why the case landed where it did
     duplicate : bool array, optional
@@ -61,6 +64,7 @@ def group_drg(
     >>> group_drg(t, cb).column("drg").to_pylist()
     ['GZ13']
     """
+    table = as_discharges(table)
     n = table.num_rows
     col = _columns(table)
     pdx = codebook.encode_dx(col["principal_dx"])

@@ -5,13 +5,22 @@
 """
 
 from grouper.errors import InputError, OutputError
-from grouper.io.discharges import BATCH_SIZE, canonicalise, count_rows, read_cases, read_discharges, to_arrow
+from grouper.io.discharges import (
+    BATCH_SIZE,
+    as_discharges,
+    canonicalise,
+    count_rows,
+    read_cases,
+    read_discharges,
+    to_arrow,
+)
 from grouper.io.writer import atomic_file, atomic_folder, write_json, write_results
 
 __all__ = [
     "BATCH_SIZE",
     "InputError",
     "OutputError",
+    "as_discharges",
     "atomic_file",
     "atomic_folder",
     "canonicalise",

@@ -27,7 +27,15 @@ from grouper.io.values import code_list, convert
 from grouper.resources import data_path
 from grouper.schema import DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
 
-__all__ = ["BATCH_SIZE", "canonicalise", "count_rows", "read_cases", "read_discharges", "to_arrow"]
+__all__ = [
+    "BATCH_SIZE",
+    "as_discharges",
+    "canonicalise",
+    "count_rows",
+    "read_cases",
+    "read_discharges",
+    "to_arrow",
+]
 
 BATCH_SIZE = 1 << 18
 #: What an in-memory table is called in an error.
@@ -111,6 +119,27 @@ def to_arrow(data) -> pa.Table:
         return pa.table(data)
     except (TypeError, ValueError, pa.ArrowException) as exc:
         raise InputError(f"not an Arrow-compatible table ({type(data).__name__}): {one_line(exc)}") from None
+
+
+def as_discharges(table) -> pa.Table:
+    """An Arrow-compatible table (pandas DataFrame, Arrow table or batches) as the groupers take it.
+
+    Values are used as they are (absent optional columns count as null). A table whose headers are an export's
+    (``结算ID``, ``主要诊断编码``…: aliases of canonical columns) and that lacks ``case_id`` or ``principal_dx`` is
+    refused with an :class:`InputError` pointing to :func:`canonicalise`, never grouped as ``CASE_ID_MISSING``.
+    """
+    t = to_arrow(table)
+    missing = [c for c in REQUIRED_COLUMNS if c not in t.column_names]
+    if missing:
+        aliases = _aliases()
+        exported = [h for h in t.column_names if _key(h) in aliases and aliases[_key(h)][0] != h]
+        if exported:
+            raise InputError(
+                f"{_IN_MEMORY} has no {missing[0]!r} column but export headers ({', '.join(exported[:3])}…): "
+                "canonicalise(table) maps them",
+                column=missing[0],
+            )
+    return t
 
 
 def canonicalise(table) -> pa.Table:
