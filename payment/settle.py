@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from grouper.errors import InputError, PolicyError
+from grouper.errors import DrgdipError, InputError, PolicyError
 from grouper.io.discharges import to_arrow
 from grouper.status import Status
 from payment._arrays import isin, lookup, numbers, strings, to_str_numpy
@@ -36,7 +36,16 @@ from payment.budget import (
 )
 from payment.clearing import band_adjustment, clearing_payment, hospital_shares
 from payment.deductions import deduction_grid
-from payment.money import TIE_FEN, exact, fen_to_yuan, publish, round_fen
+from payment.money import (
+    POINT_UNITS,
+    exact,
+    fen_exact,
+    fen_half_up,
+    fen_to_yuan,
+    publish,
+    round_fen,
+    to_point_units,
+)
 from payment.points import (
     Deviation,
     DeviationRule,
@@ -339,13 +348,17 @@ class _Frame:
     cost: np.ndarray
     fund_paid: np.ndarray
     patient_paid: np.ndarray
+    cost_fen: np.ndarray  #: the case's money in fen (int64): sums of it are exact
+    fund_fen: np.ndarray
+    patient_fen: np.ndarray
     los: np.ndarray
     routing: Routing
     in_scheme: np.ndarray
     base: np.ndarray
     k_case: np.ndarray
     aux: np.ndarray
-    points: np.ndarray
+    points: np.ndarray  #: float64 points, = units / POINT_UNITS
+    units: np.ndarray  #: int64 points in 1e-9 point (money.POINT_UNITS): what the money is computed from
     deviation: np.ndarray
     vb_case: np.ndarray
     special: np.ndarray
@@ -442,10 +455,13 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     pooled = in_scheme | (fallback & reg.unified)
     # one slot per hospital × pool (last slot: cases outside every pool)
     slot = np.where(pooled, hidx * reg.n_pool + np.maximum(pool, 0), reg.n_h * reg.n_pool)
+    units = to_point_units(points)
+    fund_paid, patient_paid = numbers(cases, "fund_paid", 0.0), numbers(cases, "patient_paid", 0.0)
     return _Frame(
-        cases, offset, hidx, level, pool, cost, numbers(cases, "fund_paid", 0.0),
-        numbers(cases, "patient_paid", 0.0), los, routing, in_scheme, base, k_case, aux, points, deviation,
-        vb_case, special, standard_amount, pooled, slot,
+        cases, offset, hidx, level, pool, cost, fund_paid, patient_paid, fen_half_up(np.nan_to_num(cost)),
+        fen_half_up(np.nan_to_num(fund_paid)), fen_half_up(np.nan_to_num(patient_paid)), los, routing,
+        in_scheme, base, k_case, aux, units / POINT_UNITS, units, deviation, vb_case, special,
+        standard_amount, pooled, slot,
     )  # fmt: skip
 
 
@@ -456,32 +472,51 @@ def _rows_in(rows: np.ndarray, offset: int, n: int) -> np.ndarray:
 
 
 class _Sums:
-    """Per hospital × pool (× month) sums in row order across batches (np.bincount's order, continued)."""
+    """Exact per hospital × pool (× month) sums: points in 1e-9 point, money in fen (int64)."""
 
     def __init__(self, reg: _Region):
         m = reg.n_h * reg.n_pool
-        self.slot = np.zeros((4, m + 1))  # points, patient paid, total cost, fund paid
-        self.month = np.zeros((2, m * 13 + 13))  # points, patient paid per slot × month (0 = unknown)
+        self.slot = np.zeros((4, m + 1), np.int64)  # points, patient paid, total cost, fund paid
+        self.month = np.zeros(
+            (2, m * 13 + 13), np.int64
+        )  # points, patient paid per slot × month (0 = unknown)
         self.month_count = np.zeros(m * 13 + 13, dtype=np.int64)
 
     def add(self, f: _Frame) -> None:
-        for row, w in zip(self.slot, (f.points, f.patient_paid, f.cost, f.fund_paid), strict=True):
-            _add_in_order(row, f.slot, w)
+        for row, w in zip(self.slot, (f.units, f.patient_fen, f.cost_fen, f.fund_fen), strict=True):
+            _add_exact(row, f.slot, w)
         if f.pooled.any():
             key = f.slot * 13 + _months(f.table)
-            for row, w in zip(self.month, (f.points, f.patient_paid), strict=True):
-                _add_in_order(row, key, w)
+            for row, w in zip(self.month, (f.units, f.patient_fen), strict=True):
+                _add_exact(row, key, w)
             self.month_count += np.bincount(key, minlength=len(self.month_count))
 
     def per_slot(self, reg: _Region) -> list[np.ndarray]:
-        """points, patient paid, cost and fund paid as n_h × n_pool arrays."""
+        """points (1e-9 point), patient paid, cost and fund paid (fen) as n_h × n_pool int64 arrays."""
         return [row[:-1].reshape(reg.n_h, reg.n_pool) for row in self.slot]
 
 
+def _add_exact(acc: np.ndarray, index: np.ndarray, weights: np.ndarray) -> None:
+    """``acc[index[i]] += weights[i]`` in int64; a sum beyond int64 is an error, never a wrap-around."""
+    at = _add_kernel(acc, index, weights)
+    if at >= 0:
+        raise DrgdipError(
+            f"a hospital's sum of case points or money exceeds the int64 range (slot {at}): split the region"
+        )
+
+
+_I64_MAX = np.iinfo(np.int64).max
+
+
 @njit(cache=True)
-def _add_in_order(acc, index, weights):
+def _add_kernel(acc, index, weights):
     for i in range(index.shape[0]):
-        acc[index[i]] += weights[i]
+        j, w = index[i], weights[i]
+        a = acc[j]
+        if (w > 0 and a > _I64_MAX - w) or (w < 0 and a < -_I64_MAX - w):
+            return j
+        acc[j] = a + w
+    return -1
 
 
 class _Scan:
@@ -493,8 +528,8 @@ class _Scan:
         self.sums = _Sums(reg)
         self.routes = np.zeros(7, dtype=np.int64)
         self.cases_h = np.zeros(reg.n_h + 1, dtype=np.int64)
-        self.paid_cost = np.zeros(2)  # cost of the cases paid by this budget (slot 1: the others)
-        self.scheme_cost = np.zeros(2)  # cost of the cases paid by the scheme (slot 1: the others)
+        self.paid_cost = np.zeros(2, np.int64)  # cost (fen) of the cases paid by this budget (1: the others)
+        self.scheme_cost = np.zeros(2, np.int64)  # cost (fen) of the cases paid by the scheme (1: the others)
         self.declared_row = np.full(len(reg.special_cases), -1, dtype=np.int64)
         self.declared_ok = np.zeros(len(reg.special_cases), dtype=bool)
         self.bd: list[tuple] = []
@@ -513,8 +548,8 @@ class _Scan:
             ids = pc.filter(strings(f.table, "hospital_id"), pa.array(f.hidx < 0))
             self.unknown_hospitals.update(pc.unique(pc.cast(ids, pa.string())).to_pylist())
         self.cases_h += np.bincount(np.where(f.hidx >= 0, f.hidx, reg.n_h), minlength=reg.n_h + 1)
-        _add_in_order(self.paid_cost, (f.route == Route.EXCLUDED).astype(np.int64), f.cost)
-        _add_in_order(self.scheme_cost, (~f.in_scheme).astype(np.int64), f.cost)
+        _add_exact(self.paid_cost, (f.route == Route.EXCLUDED).astype(np.int64), f.cost_fen)
+        _add_exact(self.scheme_cost, (~f.in_scheme).astype(np.int64), f.cost_fen)
         if reg.special_cases:
             self._declare(f)
         if (f.route == Route.BED_DAY).any():
@@ -607,6 +642,8 @@ class _Pools:
 
     value: np.ndarray  #: published settlement point value per pool index (last: 0.0)
     ratio: np.ndarray  #: fund ratio r per pool index (last: 0.0)
+    value_exact: list[Fraction]  #: the same, exact (last: 0)
+    ratio_exact: list[Fraction]
     allocated: list[int]  #: fen per hospital
     standard: list[Fraction]  #: Σ P_h × V per hospital (yuan)
     summary: dict
@@ -618,6 +655,8 @@ def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
     hp_all, hpat_all, hcost_all, hfund_all = sums.per_slot(reg)
     v_pool = np.zeros(reg.n_pool + 1)
     r_pool = np.zeros(reg.n_pool + 1)
+    v_exact = [Fraction(0)] * (reg.n_pool + 1)
+    r_exact = [Fraction(0)] * (reg.n_pool + 1)
     h_alloc = [0] * n_h
     h_std = [Fraction(0)] * n_h
     region_pools = {}
@@ -625,11 +664,11 @@ def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
         bud = policy.budget[p]
         casc = budget_cascade(bud, method=policy.budget.method, design=policy.budget.design)
         hp, hpat, hcost, hfund = hp_all[:, pi], hpat_all[:, pi], hcost_all[:, pi], hfund_all[:, pi]
-        P = sum((Fraction(float(x)) for x in hp), Fraction(0))
-        pat_total = sum((Fraction(float(x)) for x in hpat), Fraction(0))
-        cost_total = sum((Fraction(float(x)) for x in hcost), Fraction(0))
-        fund_total = sum((Fraction(float(x)) for x in hfund), Fraction(0))
-        r = fund_total / cost_total if cost_total else Fraction(1)
+        P = Fraction(sum(int(x) for x in hp), POINT_UNITS)
+        pat_total = Fraction(sum(int(x) for x in hpat), 100)
+        cost_total = sum(int(x) for x in hcost)
+        fund_total = sum(int(x) for x in hfund)
+        r = Fraction(fund_total, cost_total) if cost_total else Fraction(1)
         form, regime = policy.point_value.form, policy.point_value.regime
         D = casc.distributable
         kept = Fraction(0)
@@ -652,15 +691,16 @@ def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
             v = elastic.blended_value
         v_pub = publish(v, policy.point_value.decimals)
         v_pool[pi], r_pool[pi] = float(v_pub), float(r)
-        hr = [Fraction(float(f)) / Fraction(float(c)) if c else r for f, c in zip(hfund, hcost, strict=True)]
+        v_exact[pi], r_exact[pi] = v_pub, r
+        hr = [Fraction(int(f), int(c)) if c else r for f, c in zip(hfund, hcost, strict=True)]
         gross, alloc = hospital_shares(
-            [Fraction(float(x)) for x in hp],
+            [Fraction(int(x), POINT_UNITS) for x in hp],
             v_pub,
             r,
             keys=reg.hosp_ids.to_pylist(),
             form=form,
             scope=policy.point_value.fund_ratio_scope,
-            patient=[Fraction(float(x)) for x in hpat],
+            patient=[Fraction(int(x), 100) for x in hpat],
             hospital_ratio=hr,
         )
         for i in range(n_h):
@@ -690,7 +730,7 @@ def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
         }
         if reg.budget_trim[pi] is not None:
             region_pools[p]["budget_trim"] = reg.budget_trim[pi]
-    return _Pools(v_pool, r_pool, h_alloc, h_std, region_pools)
+    return _Pools(v_pool, r_pool, v_exact, r_exact, h_alloc, h_std, region_pools)
 
 
 def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarray) -> pa.Table:
@@ -707,9 +747,8 @@ def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarra
         [f.pooled, carve & is_pc, carve & is_bd, route == Route.FEE_FOR_SERVICE], [1, 2, 3, 4], 0
     ).astype(np.int8)
     std_fen, fund_fen = _case_money(
-        kind, f.points, point_value, pools.ratio[f.pool], f.standard_amount, pc_ratio, f.cost, f.fund_paid,
-        f.patient_paid, policy.point_value.form == "subtraction",
-    )  # fmt: skip
+        f, kind, pools, pc_ratio, subtraction=policy.point_value.form == "subtraction"
+    )
     by_route = np.where((f.hidx >= 0) & ~f.pooled, f.hidx * 8 + route, reg.n_h * 8)
     fund_by_route += np.bincount(by_route, weights=fund_fen, minlength=len(fund_by_route)).astype(np.int64)
     cases, in_scheme = f.table, f.in_scheme
@@ -758,7 +797,7 @@ def _prepaid(reg: _Region, sums: _Sums) -> list[int]:
         h, pi = divmod(int(j) // 13, len(pools))
         # V is in total-cost terms, so points × V − patient payments is the fund's part in either form
         value = _month_value(reg.policy.point_value[pools[pi]].monthly, int(j) % 13, reg.vb_pub[pi])
-        prepaid[h] += _monthly_fen(float(mp[j]), value, float(mpat[j]), prepay)
+        prepaid[h] += _monthly_fen(int(mp[j]), value, int(mpat[j]), prepay)
     if reg.deduct_fen is not None:  # − 该月审核扣款 (whole fen, so after the rounding of each month)
         prepaid = [a - int(d) for a, d in zip(prepaid, reg.deduct_fen.sum(axis=1), strict=True)]
     return prepaid
@@ -811,7 +850,11 @@ def _hospital_table(reg: _Region, scan: _Scan, pools: _Pools, fund: np.ndarray) 
     for i in range(reg.n_h):
         a_fen = pools.allocated[i]
         gap, adj = band_adjustment(
-            pools.standard[i], Fraction(float(billed[i])), st.surplus_bands, st.overspend_bands, st.band_mode
+            pools.standard[i],
+            Fraction(int(billed[i]), 100),
+            st.surplus_bands,
+            st.overspend_bands,
+            st.band_mode,
         )
         # the year's audit deductions: those left to the clearing plus those already taken month by month
         deduct_i = exact(float(deduct[i])) + Fraction(int(monthly[i]), 100)
@@ -826,9 +869,9 @@ def _hospital_table(reg: _Region, scan: _Scan, pools: _Pools, fund: np.ndarray) 
         rows["hospital_id"].append(reg.hosp_ids[i].as_py())
         rows["name"].append(names[i] or "")
         rows["level"].append(int(reg.h_level[i]))
-        rows["points"].append(_fmt_value(Fraction(float(pts_h[i]))))
+        rows["points"].append(_fmt_value(Fraction(int(pts_h[i]), POINT_UNITS)))
         rows["standard_amount"].append(fen_to_yuan(round_fen(pools.standard[i])))
-        rows["billed"].append(fen_to_yuan(round_fen(Fraction(float(billed[i])))))
+        rows["billed"].append(fen_to_yuan(int(billed[i])))
         rows["allocated"].append(fen_to_yuan(a_fen))
         rows["assessment_coef"].append(repr(float(assess[i])))
         rows["audit_deduction"].append(fen_to_yuan(round_fen(deduct_i)))
@@ -1032,43 +1075,48 @@ def _month_value(series, month: int, fallback: Fraction) -> Fraction:
     return value
 
 
-@njit(cache=True)
-def _case_money(kind, points, value, ratio, standard, pc_ratio, cost, fund_paid, patient, subtraction):
+def _case_money(
+    f: _Frame, kind: np.ndarray, pools: _Pools, pc_ratio: np.ndarray, *, subtraction: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-case standard and fund payments in fen (kind: 1 pooled points, 2 per-case price, 3 bed-day
-    standard, 4 fee-for-service, 0 nothing); one half-up rounding each (money.fen_half_up)."""
-    n = kind.shape[0]
-    std = np.zeros(n, dtype=np.int64)
-    fund = np.zeros(n, dtype=np.int64)
-    for i in range(n):
-        k = kind[i]
-        if k == 1:
-            std[i] = _fen(points[i] * value[i])
-            fund[i] = std[i] - _fen(patient[i]) if subtraction else _fen(std[i] / 100.0 * ratio[i])
-        elif k == 2:
-            std[i] = _fen(standard[i])
-            fund[i] = _fen(standard[i] * pc_ratio[i])
-        elif k == 3:
-            std[i] = _fen(standard[i])
-            fund[i] = _fen(standard[i] * ratio[i])
-        elif k == 4:
-            std[i] = _fen(cost[i])
-            fund[i] = _fen(fund_paid[i])
+    standard, 4 fee-for-service, 0 nothing), each rounded once, half-up, from its exact value: pooled
+    P × V and P × V × r (ratio form) or P × V − patient payments (subtraction form), price × the item's
+    fund ratio, the bed-day standard × r."""
+    pool, units = f.pool, f.units
+    value, ratio = pools.value[pool], pools.ratio[pool]
+    pts = units.astype(np.float64) / POINT_UNITS
+    std_yuan = np.select([kind == 1, (kind == 2) | (kind == 3)], [pts * value, f.standard_amount], 0.0)
+    fund_yuan = np.select([kind == 1, kind == 2, kind == 3], [pts * value * ratio,
+                          f.standard_amount * pc_ratio, f.standard_amount * ratio], 0.0)  # fmt: skip
+    std_yuan = np.nan_to_num(std_yuan)
+    fund_yuan = np.nan_to_num(fund_yuan)
+
+    def pooled(i: int) -> Fraction:
+        return Fraction(int(units[i]), POINT_UNITS) * pools.value_exact[pool[i]]
+
+    def std_of(i: int) -> Fraction:
+        return pooled(i) if kind[i] == 1 else exact(float(f.standard_amount[i]))
+
+    def fund_of(i: int) -> Fraction:
+        if kind[i] == 1:
+            return pooled(i) * pools.ratio_exact[pool[i]]
+        r = exact(float(pc_ratio[i])) if kind[i] == 2 else pools.ratio_exact[pool[i]]
+        return exact(float(f.standard_amount[i])) * r
+
+    std = fen_exact(std_yuan, std_of)
+    fund = fen_exact(fund_yuan, fund_of)
+    ffs = kind == 4
+    std[ffs], fund[ffs] = f.cost_fen[ffs], f.fund_fen[ffs]
+    if subtraction:
+        np.copyto(fund, std - f.patient_fen, where=kind == 1)
     return std, fund
 
 
-@njit(cache=True, inline="always")
-def _fen(yuan):
-    f = yuan * 100.0
-    a = np.floor(abs(f) + 0.5 + TIE_FEN)
-    return np.int64(a if f >= 0 else -a)
-
-
-def _monthly_fen(points: float, value: Fraction, patient: float, ratio: Fraction) -> int:
-    """``round_fen(monthly_presettlement(points, value, patient, ratio))`` in plain integer arithmetic."""
-    pn, pd = points.as_integer_ratio()
-    an, ad = patient.as_integer_ratio()
-    num = (pn * value.numerator * ad - an * pd * value.denominator) * ratio.numerator * 100
-    den = pd * value.denominator * ad * ratio.denominator
+def _monthly_fen(units: int, value: Fraction, patient_fen: int, ratio: Fraction) -> int:
+    """``round_fen(monthly_presettlement(units / POINT_UNITS, value, patient_fen / 100, ratio))`` in plain
+    integer arithmetic (points in 1e-9 point, patient payments in fen)."""
+    num = (units * value.numerator * 100 - patient_fen * POINT_UNITS * value.denominator) * ratio.numerator
+    den = POINT_UNITS * value.denominator * ratio.denominator
     q = (2 * abs(num) + den) // (2 * den)
     return q if num >= 0 else -q
 

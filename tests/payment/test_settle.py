@@ -273,17 +273,18 @@ def test_cli_reports_a_missing_column(files, tmp_path):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    pts=st.floats(0, 1e7, allow_nan=False),
-    pat=st.floats(0, 1e8, allow_nan=False),
+    units=st.integers(0, 10**16),
+    pat=st.integers(0, 10**10),
     v=st.fractions(Fraction(1, 100), Fraction(100)),
     ratio=st.sampled_from([Fraction(9, 10), Fraction(95, 100), Fraction(1)]),
 )
-def test_fast_monthly_rounding_matches_the_exact_formula(pts, pat, v, ratio):
+def test_fast_monthly_rounding_matches_the_exact_formula(units, pat, v, ratio):
     from payment.clearing import monthly_presettlement
+    from payment.money import POINT_UNITS
     from payment.settle import _monthly_fen
 
-    exact_value = monthly_presettlement(Fraction(pts), v, Fraction(pat), ratio)  # the floats' binary values
-    assert _monthly_fen(pts, v, pat, ratio) == round_fen(exact_value)
+    exact_value = monthly_presettlement(Fraction(units, POINT_UNITS), v, Fraction(pat, 100), ratio)
+    assert _monthly_fen(units, v, pat, ratio) == round_fen(exact_value)
 
 
 def _pooled_points(result, pool: str) -> Fraction:
