@@ -105,25 +105,33 @@ def to_point_units(points: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(points, dtype=np.float64) * POINT_UNITS).astype(np.int64)
 
 
-def fen_exact(approx_yuan: np.ndarray, exact_of: Callable[[int], Fraction]) -> np.ndarray:
+def fen_exact(
+    approx_yuan: np.ndarray, exact_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
     """Half-up fen of amounts known exactly, fast: the float approximation decides, except within 1e-5 fen
-    of a half fen, where ``exact_of(i)`` (the exact yuan amount of element ``i``) is rounded by :func:`round_fen`.
+    of a half fen, where the exact amounts decide: ``exact_of(positions)`` gives their numerators and positive
+    denominators (yuan; object arrays of Python ints), rounded as :func:`round_fen` does.
 
     The float approximation must be within 1e-6 fen of the exact amount (float64 products of a few factors
     carry ~1e-15 relative error, so amounts up to 1e8 yuan qualify).
 
     Examples
     --------
-    >>> pts = Fraction(12005, 100)                      # 120.05 points × 0.1 yuan = 12.005 yuan exactly
-    >>> fen_exact(np.array([120.05 * 0.1]), lambda i: pts * Fraction(1, 10)).tolist()
+    >>> def parts(at):                                  # 120.05 points × 0.1 yuan = 12.005 yuan exactly
+    ...     return np.full(len(at), 12005, dtype=object), np.full(len(at), 1000, dtype=object)
+    >>> fen_exact(np.array([120.05 * 0.1]), parts).tolist()
     [1201]
     """
     f = np.asarray(approx_yuan, dtype=np.float64) * 100.0
     a = np.abs(f)
     out = np.floor(a + 0.5)
     out = np.where(f < 0, -out, out).astype(np.int64)
-    for i in np.flatnonzero(np.abs(a - np.floor(a) - 0.5) < _NEAR_FEN):
-        out[i] = round_fen(exact_of(int(i)))
+    near = np.flatnonzero(np.abs(a - np.floor(a) - 0.5) < _NEAR_FEN)
+    if len(near):
+        num, den = exact_of(near)
+        num = num * 100
+        q = (2 * np.abs(num) + den) // (2 * den)
+        out[near] = np.where(num < 0, -q, q).astype(np.int64)
     return out
 
 

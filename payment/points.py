@@ -101,6 +101,7 @@ class DeviationRule:
     extreme_op: str | None = None
     normal_formula: str = "standard"
     kbbz_factor: float = 1.0
+    aux_on_deviation: bool = True  #: a multiplies low/high/extreme points (False: only normal cases carry a)
 
     def __post_init__(self) -> None:
         _check_kind("dip", "low", self.low_formula, self.low_op)
@@ -127,6 +128,7 @@ class DeviationRule:
             None if ext is None else ext.boundary,
             deviation.normal.formula,
             deviation.kbbz_factor,
+            deviation.aux_on_deviation,
         )
 
 
@@ -161,7 +163,7 @@ def dip_points(
     score : ndarray of float64, points        S, the group's score (病种分值)
     k, a : ndarray of float64                 hospital coefficient (or 基层 factor) and 辅助分型系数
     cost, avg_cost : ndarray of float64, yuan C, the case's total cost, and A, the comparison average
-    rule : DeviationRule
+    rule : DeviationRule                      ``aux_on_deviation`` False: a multiplies normal cases only
     unmatched : ndarray of bool, optional     空白病种 cases: P = S × C/A × kbbz_factor (no k, no a)
     no_deviation : ndarray of bool, optional  cases always paid S·k·a (e.g. 中医优势病种)
 
@@ -202,6 +204,7 @@ def dip_points(
         np.inf if rule.extreme_ratio is None else rule.extreme_ratio,
         _OPS.index(rule.extreme_op or ">"),
         rule.kbbz_factor,
+        rule.aux_on_deviation,
         points,
         dev,
     )
@@ -227,13 +230,14 @@ def _cmp(x, limit, op):
 
 @njit(cache=True)
 def _dip_kernel(score, k, a, cost, avg, unmatched, no_dev, low_kind, high_kind, ext_kind,
-                low_r, low_op, high_r, high_op, ext_r, ext_op, kbbz, points, dev):  # fmt: skip
+                low_r, low_op, high_r, high_op, ext_r, ext_op, kbbz, aux_dev, points, dev):  # fmt: skip
     for i in range(score.shape[0]):
-        s, kk, aa = score[i], k[i], a[i]
+        s, kk = score[i], k[i]
         q = cost[i] / avg[i] if avg[i] > 0 else 1.0
         if not np.isfinite(q):
             q = 1.0
-        normal = s * kk * aa
+        normal = s * kk * a[i]
+        aa = a[i] if aux_dev else 1.0  # a on the deviation formulas
         if unmatched[i]:  # 空白病种: S × C/A × factor, no k, no a (§3.5)
             points[i], dev[i] = s * q * kbbz, 5
         elif no_dev[i]:

@@ -383,6 +383,7 @@ _SPEC: dict[str, Any] = {
         "k": _Choice(("hospital", "by_pool"), default="hospital"),
         "k_by_pool": _ByKey("by_pool", POOLS, "ratio"),
         "kbbz_factor": _Num("ratio", lo=0, default=1.0),
+        "aux_on_deviation": _Bool(default=None),  # default by formula kinds: _aux_on_deviation_default
         "avg_cost_factor": _ByKey("by_level", LEVELS, "ratio", default=ByKey(dict.fromkeys(LEVELS, 1.0))),
         "drg": {
             "city_avg_cost": _Num("yuan", lo=0, lo_open=True),
@@ -403,11 +404,14 @@ _SPEC: dict[str, Any] = {
         "cap_rate": _Num("share"),  # default by scheme: _CAP_RATE
         "eligible_ratio": _Num("ratio", lo=0, default=2.0),
         "eligible_op": _Choice((">", ">="), default=">"),
+        "eligible_basis": _Choice(("group_standard", "case_standard"), default="group_standard"),
+        "payment": _Choice(("cost_points", "fee_for_service"), default="cost_points"),
     },
     "routing": {
         "exclude_dx": _List(str),
         "exclude_departments": _List(str),
         "ungrouped": _Choice(("fee_for_service", "scheme"), default="fee_for_service"),
+        "invalid": _Choice(("fee_for_service", "excluded"), default="fee_for_service"),
         "trust_fee_for_service_hint": _Bool(default=False),
     },
     "bed_day": {
@@ -447,6 +451,8 @@ _SPEC: dict[str, Any] = {
         "overspend_bands": _Banded("fund_share"),
         "spend_growth_cap": _Num("ratio", lo=0),
         "method_share_target": _Num("share"),
+        "clearing_share_limit": _Num("ratio", lo=0, default=0.1),
+        "hospital_share_limit": _Num("share", default=0.9),
     },
 }
 #: Defaults the engine applies when a policy is silent, with where each comes from, and when it matters (a
@@ -487,13 +493,48 @@ _DEFAULT_SOURCES: dict[str, tuple[str, Any]] = {
     "special_case.cap_rate": ("payment.md §9: DIP ≤ 5 ‰, DRG ≤ 5 % of the scheme's cases", None),
     "special_case.eligible_ratio": ("payment.md §9: 超过平均支付标准 2 倍以上", None),
     "special_case.eligible_op": ("payment.md §9: strictly above (以上 read as >)", None),
+    "special_case.eligible_basis": (
+        "payment.md §9: against the group's 平均支付标准 = 分值 × 点值 (S × V_budget; no k, no a)",
+        None,
+    ),
+    "special_case.payment": (
+        "payment.md §9: approved → an adjusted standard in the year's clearing, points = C / V_budget",
+        None,
+    ),
+    "deviation.aux_on_deviation": (
+        "payment.md §3.3/§3.6: a multiplies low/high/extreme points as the profile's table shows "
+        "(not under the 2020 national / 广州 kinds low cost + high minus_one)",
+        lambda v, scheme: scheme == "dip",
+    ),
+    "routing.invalid": (
+        "records.md Q10: a case discharged before its admission (DATE_CONFLICT) is an error, paid by item",
+        None,
+    ),
     "routing.ungrouped": ("payment.md §12: ungroupable cases paid by item", None),
     "settlement.band_mode": (
         "payment.md §8: progressive",
         lambda v, scheme: bool(v["settlement"].surplus_bands or v["settlement"].overspend_bands),
     ),
     "bed_day.bands": ("every bed day at the full rate", lambda v, scheme: bool(v["bed_day"].categories)),
+    "settlement.clearing_share_limit": (
+        "payment.md §7.6: clearing funds about 3–5 % of the year's payments; warned beyond twice that: a budget "
+        "point value more than 10 % from the settlement value",
+        None,
+    ),
+    "settlement.hospital_share_limit": (
+        "a warning guard, no document: one hospital taking ≥ 90 % of a pool shared by several",
+        None,
+    ),
 }
+
+
+def _aux_on_deviation_default(dev: Mapping[str, Any]) -> bool:
+    """payment.md §3.3: the 2020 national and 广州 profiles (low ``cost``, high ``minus_one``) pay deviation
+    cases S · C/A and S · (C/A − 1) without a; every other profile's table carries a."""
+    low, high = dev["low"], dev["high"]
+    return not (low is not None and high is not None and (low.formula, high.formula) == ("cost", "minus_one"))
+
+
 #: 特例单议 cap by scheme when the policy does not set it (payment.md §9).
 _CAP_RATE = {"dip": 0.005, "drg": 0.05}
 
@@ -623,8 +664,10 @@ def _check_sources(raw: Any, ctx: _Ctx) -> dict[str, Any]:
 
 def _check_deviation(dev: Section | None, scheme: str, pools: list[str], ctx: _Ctx) -> None:
     """Each band's formula kind in the scheme's closed set; the bands the scheme needs; k by pool if declared."""
-    if dev is None:
-        raise ctx.err("deviation", "missing")
+    if dev is None or (dev.low is None and dev.high is None):
+        raise ctx.err(
+            "deviation", "missing: the [deviation] section (the deviation rule's low and high bands)"
+        )
     kinds = FORMULAS[scheme]
     for band in ("low", "high"):
         if dev[band] is None:
@@ -771,6 +814,9 @@ class Policy:
         _check_sources(sources, ctx)
         values = _validate(_SPEC, {k: v for k, v in raw.items() if k in _SPEC}, "", ctx)
         _cross_checks(values, header, ctx)
+        if values["deviation"].aux_on_deviation is None:
+            dev = dict(values["deviation"])
+            values["deviation"] = Section(dev | {"aux_on_deviation": _aux_on_deviation_default(dev)})
         if values["special_case"].cap_rate is None:
             sc = dict(values["special_case"]) | {"cap_rate": _CAP_RATE[header["scheme"]]}
             values["special_case"] = Section(sc)

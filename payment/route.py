@@ -3,7 +3,9 @@
 reference/payment.md §12, recommended order: unpaid insurance type and policy exclusions → EXCLUDED; the
 per-case list (dx + main procedure) → PER_CASE, unless an exit rule sends the case back; the bed-day categories
 (dx or department) → BED_DAY; a trusted 按项目 hint (``hi_paymtd`` 1) → FEE_FOR_SERVICE; an ungroupable case →
-the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case the grouper marked ``DUPLICATE_CASE`` or
+the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case discharged before its admission
+(records.md Q10 ``DATE_CONFLICT``) takes the policy's ``routing.invalid`` (fee-for-service by default), after the
+lists and before the exclusions. A case the grouper marked ``DUPLICATE_CASE`` or
 ``CASE_ID_MISSING``, and a case discharged outside the policy's effective period, is EXCLUDED. ``hi_paymtd`` is only a hint (records.md §3):
 2 and 5 never route a case that the policy's lists do not confirm.
 """
@@ -21,7 +23,7 @@ from grouper.codes import normalise_codes
 from payment._arrays import isin, numbers, prefix_in, strings
 from payment.percase import match_items, per_case_exit, per_case_price
 
-__all__ = ["REASONS", "Route", "Routing", "route_cases"]
+__all__ = ["REASONS", "Route", "Routing", "date_conflict", "route_cases"]
 
 
 class Route(IntEnum):
@@ -52,6 +54,8 @@ REASONS = (
     "ungrouped",
     "outside_settlement_period",
     "case_id_missing",
+    "date_conflict",
+    "special_case_fee_for_service",
 )
 
 
@@ -104,6 +108,9 @@ def route_cases(
     ungrouped_route = Route.FEE_FOR_SERVICE if rt.ungrouped == "fee_for_service" else scheme
     route_of = np.array([_ROUTE_OF.get(why, scheme) for why in REASONS], dtype=np.int8)
     route_of[REASONS.index("ungrouped")] = ungrouped_route
+    route_of[REASONS.index("date_conflict")] = (
+        Route.FEE_FOR_SERVICE if rt.invalid == "fee_for_service" else Route.EXCLUDED
+    )
     reason = np.zeros(n, dtype=np.int8)
 
     # rules from the lowest priority to the highest: a later rule overwrites an earlier one
@@ -138,6 +145,8 @@ def route_cases(
     rule(exits & to_ffs, "per_case_exit_to_fee_for_service", sel)
     rule(np.isnan(price), "per_case_no_price_at_level", sel)
 
+    # records.md Q10: discharged before admitted (DATE_CONFLICT) is an invalid record, never paid by points
+    rule(date_conflict(table), "date_conflict")
     rule(prefix_in(dept, rt.exclude_departments), "excluded_department")
     rule(prefix_in(dx, rt.exclude_dx), "excluded_dx")
     if duplicate is not None:
@@ -173,7 +182,18 @@ _ROUTE_OF = {
     "fee_for_service_hint": Route.FEE_FOR_SERVICE,
     "outside_settlement_period": Route.EXCLUDED,
     "case_id_missing": Route.EXCLUDED,
+    "special_case_fee_for_service": Route.FEE_FOR_SERVICE,
 }
+
+
+def date_conflict(table: pa.Table) -> np.ndarray:
+    """Discharged before admitted (records.md Q10 ``DATE_CONFLICT``); False where either date is missing."""
+    if not {"admission_date", "discharge_date"} <= set(table.column_names):
+        return np.zeros(table.num_rows, dtype=bool)
+    adm, dis = (
+        table.column(c).combine_chunks().cast(pa.date32()) for c in ("admission_date", "discharge_date")
+    )
+    return pc.less(dis, adm).fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def _outside_period(table: pa.Table, effective: dict) -> np.ndarray:

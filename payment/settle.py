@@ -405,6 +405,13 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     no_id = isin(status, ["CASE_ID_MISSING"])
     routing = route_cases(cases, policy, level.astype(np.int8), grouped, pool >= 0, duplicate, no_id)
     route = routing.route
+    # 特例单议 approved in pass 1 (payment.md §9): paid by item, or at the actual cost in points (below)
+    special = np.zeros(n, dtype=bool)
+    if res is not None:
+        special[_rows_in(res.approved, offset, n)] = True
+        if policy.special_case.payment == "fee_for_service":
+            np.putmask(route, special, Route.FEE_FOR_SERVICE)
+            np.putmask(routing.reason, special, REASONS.index("special_case_fee_for_service"))
     in_scheme = route == (Route.DIP if policy.scheme == "dip" else Route.DRG)
 
     # case points
@@ -438,13 +445,12 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     deviation = np.where(in_scheme, dev, np.int8(0)).astype(np.int8)
     vb_case = reg.vb_pool[pool]
 
-    # 特例单议 approved in pass 1: paid at the actual cost, converted to points at the budget point value
-    special = np.zeros(n, dtype=bool)
+    # 特例单议 paid in points: the actual cost converted to points at the budget point value
     standard_amount = np.zeros(n)
     is_bd = route == Route.BED_DAY
     if res is not None:
-        special[_rows_in(res.approved, offset, n)] = True
-        points[special] = cost[special] / vb_case[special]
+        cost_points = special & in_scheme
+        points[cost_points] = cost[cost_points] / vb_case[cost_points]
         lo, hi = np.searchsorted(res.bd_rows, (offset, offset + n))
         standard_amount[res.bd_rows[lo:hi] - offset] = res.bd_amount[lo:hi]
     is_pc = route == Route.PER_CASE
@@ -532,6 +538,8 @@ class _Scan:
         self.scheme_cost = np.zeros(2, np.int64)  # cost (fen) of the cases paid by the scheme (1: the others)
         self.declared_row = np.full(len(reg.special_cases), -1, dtype=np.int64)
         self.declared_ok = np.zeros(len(reg.special_cases), dtype=bool)
+        self.declared_reason = np.zeros(len(reg.special_cases), dtype=np.int64)
+        self.declared_cost = np.zeros(len(reg.special_cases), dtype=np.int64)  # fen
         self.bd: list[tuple] = []
         self.reasons = np.zeros(len(REASONS), dtype=np.int64)
         self.no_date = 0  #: cases without a (readable) discharge date
@@ -565,9 +573,13 @@ class _Scan:
         )
         found = pos >= 0
         todo, pos = todo[found], pos[found]
-        standard = f.base[pos] * f.k_case[pos] * (f.aux[pos] if self.reg.policy.scheme == "dip" else 1.0)
-        standard = standard * f.vb_case[pos]
+        # the group's average standard S × V (payment.md §9), or the case's own S · k · a × V
+        standard = f.base[pos] * f.vb_case[pos]
+        if sc.eligible_basis == "case_standard":
+            standard = standard * f.k_case[pos] * f.aux[pos]
         self.declared_row[todo] = f.offset + pos
+        self.declared_reason[todo] = f.routing.reason[pos]
+        self.declared_cost[todo] = f.cost_fen[pos]
         self.declared_ok[todo] = f.in_scheme[pos] & compare(
             f.cost[pos], sc.eligible_ratio * standard, sc.eligible_op
         )
@@ -583,7 +595,15 @@ class _Scan:
         pos, ok = self.declared_row[found], self.declared_ok[found]
         _, first = np.unique(pos, return_index=True)
         keep = np.sort(first)
-        approved = np.sort(pos[keep][ok[keep]][:cap])
+        chosen = np.flatnonzero(found)[keep][ok[keep]][:cap]  # declared indices of the approved cases
+        approved = np.sort(self.declared_row[chosen])
+        if policy.special_case.payment == "fee_for_service":  # counted as paid by item from here on
+            self.routes[scheme_route] -= len(chosen)
+            self.routes[Route.FEE_FOR_SERVICE] += len(chosen)
+            np.subtract.at(self.reasons, self.declared_reason[chosen], 1)
+            self.reasons[REASONS.index("special_case_fee_for_service")] += len(chosen)
+            moved = int(self.declared_cost[chosen].sum())
+            self.scheme_cost += (-moved, moved)
         rows, amount = _bed_day_resolve(self.bd, reg)
         return _Resolved(approved, len(reg.special_cases), cap, rows, amount)
 
@@ -647,6 +667,7 @@ class _Pools:
     allocated: list[int]  #: fen per hospital
     standard: list[Fraction]  #: Σ P_h × V per hospital (yuan)
     summary: dict
+    warnings: list[str]  #: wrong clearings that would otherwise pass in silence
 
 
 def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
@@ -660,6 +681,7 @@ def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
     h_alloc = [0] * n_h
     h_std = [Fraction(0)] * n_h
     region_pools = {}
+    warnings: list[str] = []
     for pi, p in enumerate(pools):
         bud = policy.budget[p]
         casc = budget_cascade(bud, method=policy.budget.method, design=policy.budget.design)
@@ -730,7 +752,53 @@ def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
         }
         if reg.budget_trim[pi] is not None:
             region_pools[p]["budget_trim"] = reg.budget_trim[pi]
-    return _Pools(v_pool, r_pool, v_exact, r_exact, h_alloc, h_std, region_pools)
+        gap = _point_value_gap(P, reg.vb_pub[pi], v_pub)
+        region_pools[p]["point_value_gap"] = None if gap is None else round(float(gap), 6)
+        warnings += _pool_warnings(reg, p, casc, gap, alloc)
+    return _Pools(v_pool, r_pool, v_exact, r_exact, h_alloc, h_std, region_pools, warnings)
+
+
+def _point_value_gap(points: Fraction, v_budget: Fraction, v_settle: Fraction) -> Fraction | None:
+    """|P × (V_budget − V_settlement)| / (P × V_settlement): the share of the pool's money that the clearing
+    moves because the prepayments used the budget point value (None when nothing is paid)."""
+    if points == 0 or v_settle == 0:
+        return None
+    return abs(v_budget - v_settle) / v_settle
+
+
+def _pool_warnings(reg: _Region, pool: str, casc, gap: Fraction | None, alloc: list[int]) -> list[str]:
+    """Carve-outs nobody is paid from, a clearing that moves a large share of the budget, one hospital
+    taking (nearly) the whole pool."""
+    policy, st = reg.policy, reg.policy.settlement
+    out = []
+    if casc.design == "carve_out":
+        for item, routed in (
+            ("bed_day", bool(policy.bed_day.categories)),
+            ("per_case", bool(policy.per_case.entries)),
+        ):
+            money = getattr(casc, item)
+            if money and not routed:
+                what = "bed-day categories" if item == "bed_day" else "per-case entries"
+                out.append(
+                    f"budget.{pool}.{item} carves {fen_to_yuan(round_fen(money))} yuan out of the pool, but the "
+                    f"policy defines no {what}: no case is paid from that money"
+                )
+    if gap is not None and gap > exact(st.clearing_share_limit):
+        out.append(
+            f"pool {pool}: the budget point value {_fmt_value(reg.vb_pub[reg.pools.index(pool)])} is "
+            f"{float(gap):.1%} away from the settlement value, so the clearing moves about that share of the "
+            f"pool's money (settlement.clearing_share_limit {st.clearing_share_limit})"
+        )
+    total = sum(alloc)
+    if reg.n_h > 1 and total > 0:
+        top = max(range(reg.n_h), key=lambda i: alloc[i])
+        share = Fraction(alloc[top], total)
+        if share >= exact(st.hospital_share_limit):
+            out.append(
+                f"pool {pool}: hospital {reg.hosp_ids[top].as_py()} receives {float(share):.1%} of the pool "
+                f"among {reg.n_h} hospitals (settlement.hospital_share_limit {st.hospital_share_limit})"
+            )
+    return out
 
 
 def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarray) -> pa.Table:
@@ -910,6 +978,7 @@ def _region_summary(
     warnings = []
     if growth is not None and st.spend_growth_cap is not None and growth > exact(st.spend_growth_cap):
         warnings.append(f"fund spend growth {float(growth):.4f} exceeds the cap {st.spend_growth_cap}")
+    warnings += pools.warnings
     warnings += _case_warnings(reg, scan, res)
     method_share = scheme_cost / paid_all if paid_all else None
     if (
@@ -930,6 +999,10 @@ def _region_summary(
         "cases": scan.rows,
         "routes": {r_.name: int(counts[int(r_)]) for r_ in Route},
         "special_cases": {"declared": res.n_declared, "cap": res.cap, "approved": len(res.approved)},
+        "invalid_cases": {
+            "DATE_CONFLICT": int(scan.reasons[REASONS.index("date_conflict")]),
+            "route": policy.routing.invalid,
+        },
         "pools": pools.summary,
         "totals": {k2: fen_to_yuan(v2) for k2, v2 in totals.items()},
         "fund_spent": fen_to_yuan(fund_spent),
@@ -945,7 +1018,14 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
     declared special cases that are not among the cases."""
     out = []
     n, unknown = scan.rows, int(scan.cases_h[reg.n_h])
-    if unknown:
+    if n and unknown == n:
+        what = (
+            "have no hospital_id"
+            if scan.unknown_hospitals == {None}
+            else "name no hospital of the hospitals table"
+        )
+        out.append(f"every case ({n:,}) is EXCLUDED: the cases {what}, so nothing is paid to any hospital")
+    elif unknown:
         ids = sorted(scan.unknown_hospitals, key=lambda x: (x is None, x or ""))
         shown = ", ".join("(no hospital_id)" if x is None else x for x in ids[:5]) + (
             ", …" if len(ids) > 5 else ""
@@ -953,6 +1033,13 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
         out.append(
             f"{unknown:,} cases ({unknown / n:.1%}) of {len(ids):,} hospital_ids not in the hospitals table "
             f"({shown}) are EXCLUDED (unknown_hospital); the budget goes to the hospitals listed"
+        )
+    conflict = int(scan.reasons[REASONS.index("date_conflict")])
+    if conflict:
+        paid = "paid by item" if reg.policy.routing.invalid == "fee_for_service" else "EXCLUDED"
+        out.append(
+            f"{conflict:,} cases ({conflict / n:.1%}) were discharged before their admission (DATE_CONFLICT, "
+            f"records.md Q10): {paid} (routing.invalid), not by points"
         )
     outside = int(scan.reasons[REASONS.index("outside_settlement_period")])
     if outside:
@@ -1090,21 +1177,28 @@ def _case_money(
                           f.standard_amount * pc_ratio, f.standard_amount * ratio], 0.0)  # fmt: skip
     std_yuan = np.nan_to_num(std_yuan)
     fund_yuan = np.nan_to_num(fund_yuan)
+    vn, vd, rn, rd = (
+        np.array([getattr(x, part) for x in xs], dtype=object)
+        for xs in (pools.value_exact, pools.ratio_exact)
+        for part in ("numerator", "denominator")
+    )
 
-    def pooled(i: int) -> Fraction:
-        return Fraction(int(units[i]), POINT_UNITS) * pools.value_exact[pool[i]]
+    def exact_parts(at: np.ndarray, with_ratio: bool) -> tuple[np.ndarray, np.ndarray]:
+        p = pool[at]
+        num = units[at].astype(object) * vn[p]
+        den = vd[p] * POINT_UNITS
+        if with_ratio:
+            num, den = num * rn[p], den * rd[p]
+        for j in np.flatnonzero(kind[at] != 1):  # a price or bed-day standard (× a ratio): few, one by one
+            i = at[j]
+            x = exact(float(f.standard_amount[i]))
+            if with_ratio:
+                x *= exact(float(pc_ratio[i])) if kind[i] == 2 else pools.ratio_exact[pool[i]]
+            num[j], den[j] = x.numerator, x.denominator
+        return num, den
 
-    def std_of(i: int) -> Fraction:
-        return pooled(i) if kind[i] == 1 else exact(float(f.standard_amount[i]))
-
-    def fund_of(i: int) -> Fraction:
-        if kind[i] == 1:
-            return pooled(i) * pools.ratio_exact[pool[i]]
-        r = exact(float(pc_ratio[i])) if kind[i] == 2 else pools.ratio_exact[pool[i]]
-        return exact(float(f.standard_amount[i])) * r
-
-    std = fen_exact(std_yuan, std_of)
-    fund = fen_exact(fund_yuan, fund_of)
+    std = fen_exact(std_yuan, lambda at: exact_parts(at, False))
+    fund = fen_exact(fund_yuan, lambda at: exact_parts(at, True))
     ffs = kind == 4
     std[ffs], fund[ffs] = f.cost_fen[ffs], f.fund_fen[ffs]
     if subtraction:

@@ -31,7 +31,12 @@ def _fixed(policy: Policy, pools: tuple[str, ...]) -> Policy:
         "settlement.overspend_bands": None,
     }
     for p in pools:
-        changes[f"point_value.{p}.fixed"] = {"value": 0.1, "unit": "yuan/point", "source": "assumption", "note": "t"}
+        changes[f"point_value.{p}.fixed"] = {
+            "value": 0.1,
+            "unit": "yuan/point",
+            "source": "assumption",
+            "note": "t",
+        }
         changes[f"point_value.{p}.budget"] = 0.1
     return policy.replace(changes)
 
