@@ -9,7 +9,6 @@ reference/dip.md §4.3–§4.5, reference/chs-drg.md §7.1.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
 import tomllib
@@ -22,11 +21,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from grouper.errors import InputError
+from grouper.errors import InputError, SettingsError
 from grouper.io.writer import PARQUET_OPTIONS, IfExists, write_text, write_with
+from grouper.settings import Choice, Num, Seq
 
 __all__ = [
     "TRIM_METHODS",
+    "TRIM_SETTINGS",
+    "YEAR_SETTINGS",
     "GroupStats",
     "TrimSpec",
     "data_years",
@@ -37,6 +39,7 @@ __all__ = [
     "params_to_meta",
     "read_fitted",
     "trim_keep",
+    "trim_of",
     "weighted_mean",
     "write_fitted",
     "year_weights",
@@ -49,23 +52,6 @@ _DEFAULT_K = {"iqr": 1.5, "log_sd": 3.0}
 # Percentile limits are computed in float64 and may land a few ulps inside a data value (chs-drg.md §7.1: P97.5
 # = 43,024.99999999977); a case within this relative distance of a limit is kept (limits are inclusive).
 _REL_TOL = 1e-9
-
-
-class Estimator:
-    """Settings protocol of the fit/apply objects (scikit-learn's shape): the constructor's keyword arguments."""
-
-    def get_params(self) -> dict:
-        """The settings, by name, as given to the constructor."""
-        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
-
-    def set_params(self, **params):
-        """Change settings (checked at the next ``fit``); returns ``self``."""
-        known = self.get_params()
-        for name, value in params.items():
-            if name not in known:
-                raise ValueError(f"unknown setting {name!r} (known: {', '.join(known)})")
-            setattr(self, name, value)
-        return self
 
 
 @dataclass(frozen=True)
@@ -92,14 +78,18 @@ class TrimSpec:
 
     def __post_init__(self) -> None:
         if self.method not in TRIM_METHODS:
-            raise ValueError(f"trim: unknown method {self.method!r} (known: {', '.join(TRIM_METHODS)})")
+            raise SettingsError(
+                f"trim: unknown method {self.method!r} (known: {', '.join(TRIM_METHODS)})", key="trim"
+            )
         lo, hi = (float(x) for x in self.limits)
         if not 0.0 <= lo < hi <= 1.0:
-            raise ValueError(f"trim_limits: need 0 ≤ lo < hi ≤ 1, got {self.limits!r}")
+            raise SettingsError(f"trim_limits: need 0 ≤ lo < hi ≤ 1, got {self.limits!r}", key="trim_limits")
         if self.k is not None and not self.k > 0:
-            raise ValueError(f"trim_k: must be positive, got {self.k!r}")
+            raise SettingsError(f"trim_k: must be positive, got {self.k!r}", key="trim_k")
         if int(self.min_n) != self.min_n or self.min_n < 0:
-            raise ValueError(f"trim_min_n: must be a non-negative integer, got {self.min_n!r}")
+            raise SettingsError(
+                f"trim_min_n: must be a non-negative integer, got {self.min_n!r}", key="trim_min_n"
+            )
 
     @property
     def fence(self) -> float:
@@ -107,11 +97,26 @@ class TrimSpec:
         return float(self.k) if self.k is not None else _DEFAULT_K.get(self.method, 0.0)
 
 
-def checked_trim(est) -> TrimSpec:
-    """The trimming of a fit object (``trim``, ``trim_limits``, ``trim_k``, ``trim_min_n``), after checking its CV divisor."""
-    if est.cv_ddof not in (0, 1):
-        raise ValueError(f"cv_ddof: must be 0 or 1, got {est.cv_ddof!r}")
+def trim_of(est) -> TrimSpec:
+    """The trimming settings of a fit object (``trim``, ``trim_limits``, ``trim_k``, ``trim_min_n``)."""
     return TrimSpec(est.trim, tuple(est.trim_limits), est.trim_k, est.trim_min_n)
+
+
+#: Field kinds of the trimming and CV settings DipCatalog and DrgWeights share (grouper.settings).
+TRIM_SETTINGS = {
+    "trim": Choice(TRIM_METHODS, noun="method"),
+    "trim_limits": Seq(Num(share=True), length=2),
+    "trim_k": Num(lo=0, lo_open=True, optional=True),
+    "trim_min_n": Num(lo=0, integer=True),
+    "max_trim_rate": Num(share=True),
+    "cv_ddof": Choice((1, 0)),
+}
+#: Field kinds of the year settings (时间权重).
+YEAR_SETTINGS = {
+    "years": Seq(Num(integer=True), min_length=1, optional=True),
+    "year_weights": Seq(Num(lo=0), min_length=1),
+    "year_weighting": Choice(("means", "cases")),
+}
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ def year_weights(
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise ValueError(f"year_weights: need non-negative numbers with a positive sum, got {weights!r}")
+        raise SettingsError(f"year_weights: need non-negative numbers with a positive sum, got {weights!r}")
     if window is None:
         seen = years[years >= 0]
         if seen.size == 0:
@@ -370,15 +375,17 @@ def fingerprint(table: pa.Table, columns: list[str], years: np.ndarray) -> dict:
     return {"years": seen, "rows": int(table.num_rows), "sha256": sink.hash.hexdigest(), "columns": cols}
 
 
-def write_fitted(table: pa.Table, meta: dict, path, key: str, *, if_exists: IfExists = "replace") -> Path:
-    """Write a fitted table: Parquet with ``meta`` as JSON under ``key`` in the schema metadata, or CSV with
-    ``<stem>.params.toml`` beside it (by suffix), through the one writer (atomic). No pickle."""
+def write_fitted(
+    table: pa.Table, meta: dict, path, key: str, fmt: str, *, if_exists: IfExists = "replace"
+) -> Path:
+    """Write a fitted table: ``fmt`` ``parquet`` with ``meta`` as JSON under ``key`` in the schema metadata, or
+    ``csv`` with ``<stem>.params.toml`` beside it, through the one writer (atomic). No pickle."""
     # the catalogue module owns the flat TOML writer; imported here to keep grouper.dip (which imports this
     # module) out of this module's import time
     from grouper.dip.catalogue import _to_toml
 
     path = Path(path)
-    if path.suffix.lower() == ".parquet":
+    if fmt == "parquet":
         text = json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str).encode()
         table = table.replace_schema_metadata({key.encode(): text})
         return write_with(
@@ -393,8 +400,8 @@ def write_fitted(table: pa.Table, meta: dict, path, key: str, *, if_exists: IfEx
 _FITTED = {"drgdip.aux": "an auxiliary typing table", "drgdip.weights": "a DRG weights table"}
 
 
-def read_fitted(path, key: str, schema: pa.Schema) -> tuple[pa.Table, dict]:
-    """Read what :func:`write_fitted` wrote: the table (cast to ``schema``) and its metadata.
+def read_fitted(path, key: str, schema: pa.Schema, fmt: str) -> tuple[pa.Table, dict]:
+    """Read what :func:`write_fitted` wrote in ``fmt``: the table (cast to ``schema``) and its metadata.
 
     Raises
     ------
@@ -406,7 +413,7 @@ def read_fitted(path, key: str, schema: pa.Schema) -> tuple[pa.Table, dict]:
     if not path.is_file():
         raise InputError(f"{path}: no such file", path=path)
     try:
-        if path.suffix.lower() == ".parquet":
+        if fmt == "parquet":
             table = pq.read_table(path, page_checksum_verification=True)
             meta = json.loads((table.schema.metadata or {}).get(key.encode(), b"{}"))
         else:

@@ -1,5 +1,7 @@
 """Payment policy (支付政策): one region × year of parameters, read from TOML and strictly validated.
 
+Values are checked by the field kinds of :mod:`grouper.settings`, the same checks the estimators' settings use.
+
 Every number is a small table ``{value, unit, source, clause?, note?}`` whose ``source`` names an entry of
 ``[sources]`` (or ``"assumption"`` with a ``note``); rows of rate and price tables carry one ``source`` each.
 The loader rejects unknown keys, wrong types, unknown or mismatched units, impossible values and undeclared
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from grouper.errors import PolicyError
+from grouper.settings import Choice, Flag, Num
 from payment.bands import Bands
 from payment.points import BOUNDARIES, FORMULAS
 
@@ -79,17 +82,9 @@ class _Num:
 
     def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
         v = ctx.valued(raw, key, unit=self.unit)
-        if self.integer:
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ctx.err(key, f"expected an integer, got {v!r}")
-        elif isinstance(v, bool) or not isinstance(v, int | float):
-            raise ctx.err(key, f"expected a number, got {v!r}")
-        if self.unit == "share" and not 0 <= v <= 1:
-            raise ctx.err(key, f"a share must lie in 0–1, got {v}")
-        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
-            raise ctx.err(key, f"must be {'>' if self.lo_open else '≥'} {self.lo}, got {v}")
-        if self.hi is not None and v > self.hi:
-            raise ctx.err(key, f"must be ≤ {self.hi}, got {v}")
+        kind = Num(self.lo, self.hi, self.integer, self.lo_open, share=self.unit == "share")
+        if (problem := kind.problem(v)) is not None:
+            raise ctx.err(key, problem)
         return v
 
 
@@ -101,8 +96,8 @@ class _Choice:
 
     def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
         v = ctx.valued(raw, key, unit=None)
-        if v not in self.choices:
-            raise ctx.err(key, f"{v!r} is not one of {', '.join(self.choices)}")
+        if (problem := Choice(self.choices).problem(v)) is not None:
+            raise ctx.err(key, problem)
         return v
 
 
@@ -113,8 +108,8 @@ class _Bool:
 
     def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
         v = ctx.valued(raw, key, unit=None)
-        if not isinstance(v, bool):
-            raise ctx.err(key, f"expected true or false, got {v!r}")
+        if (problem := Flag().problem(v)) is not None:
+            raise ctx.err(key, problem)
         return v
 
 

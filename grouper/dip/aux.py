@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
@@ -23,20 +24,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from numba import njit, prange
 
-from grouper._history import (
-    Estimator,
-    data_years,
-    fingerprint,
-    params_from_meta,
-    params_to_meta,
-    read_fitted,
-    write_fitted,
-)
+from grouper._history import data_years, fingerprint, params_to_meta
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
 from grouper.drg import _kernel
+from grouper.errors import SettingsError
+from grouper.estimator import Estimator
 from grouper.resources import data_path
 from grouper.schema import FEE_COLUMNS
+from grouper.settings import Num, Seq, Text
 from grouper.version import drgdip_version
 
 __all__ = [
@@ -70,7 +66,6 @@ _PROC_FLAGS = ("radiotherapy", "chemotherapy")
 #: Levels of a 中/重度 dictionary (GX_ASSI ``DIP_ASSISTANT_CODE``, dip.md §5.3) that this module reads.
 _DICT_LEVELS = {1: "moderate", 2: "severe", 3: "metastasis"}
 _DEATH = 5  # 离院方式 5 = 死亡
-_META_KEY = "drgdip.aux"
 #: Canonical discharge columns (grouper.schema) the subtype conditions read, besides ``dip_group``/``dip_kind``;
 #: the fee columns (``fee_01`` … ``fee_14``) of ``high_cost`` rows come from the subtype table
 #: (:meth:`AuxTyping.input_columns`).
@@ -388,6 +383,30 @@ class AuxTyping(Estimator):
         self.min_cv_fall = min_cv_fall
         self.kinds = kinds
 
+    SETTINGS = MappingProxyType(
+        {
+            "subtypes": Text(optional=True),
+            "code_flags": Text(optional=True),
+            "severity_source": Text(),
+            "cci_source": Text(optional=True),
+            "codebook": Text(),
+            "year": Num(integer=True, optional=True),
+            "min_group_n": Num(lo=1, integer=True),
+            "min_subtype_n": Num(lo=1, integer=True),
+            "min_cv_fall": Num(share=True),
+            "kinds": Seq(Text(), min_length=1),
+        }
+    )
+    FITTED = "coefficients_"
+    SCHEMA = COEFFICIENTS_SCHEMA
+    META_KEY = "drgdip.aux"
+
+    def _check_together(self) -> None:
+        if not self.min_cv_fall < 1:
+            raise SettingsError(
+                f"AuxTyping: min_cv_fall: a share in [0, 1), got {self.min_cv_fall!r}", key="min_cv_fall"
+            )
+
     def input_columns(self) -> tuple[str, ...]:
         """Case columns the subtype table reads: :data:`INPUT_COLUMNS` and the fee columns of ``high_cost`` rows."""
         rows = read_subtypes(self.subtypes).to_pylist()
@@ -501,12 +520,11 @@ class AuxTyping(Estimator):
         AuxTyping
             ``self``.
         """
+        self.check_settings()
         history = _with_groups(history, groups)
         for col in ("dip_group", "total_cost"):
             if col not in history.column_names:
                 raise ValueError(f"history: missing column {col!r}")
-        if not 0 <= self.min_cv_fall < 1:
-            raise ValueError(f"min_cv_fall: a share in [0, 1), got {self.min_cv_fall!r}")
         years = data_years(history)
         year = int(self.year if self.year is not None else years.max())
         cost = _num(history, "total_cost", set())
@@ -578,7 +596,7 @@ class AuxTyping(Estimator):
             ok &= kinds.fill_null(False).to_numpy(zero_copy_only=False)
         return ok
 
-    def apply(self, cases: pa.Table, groups: pa.Table | None = None) -> tuple[pa.Array, np.ndarray]:
+    def apply(self, cases: pa.Table, groups: pa.Table | None = None) -> pa.Table:
         """The subtype and coefficient of each case; never refits.
 
         Parameters
@@ -590,10 +608,9 @@ class AuxTyping(Estimator):
 
         Returns
         -------
-        aux_type : pa.Array of string
-            The winning subtype code (null when no admitted subtype applies).
-        aux_coef : ndarray of float64
-            Its coefficient, 1.0 when none; several subtypes → the highest coefficient (dip.md §5.2).
+        pa.Table
+            ``aux_type`` (string): the winning subtype code, null when no admitted subtype applies;
+            ``aux_coef`` (float64): its coefficient, 1.0 when none; several subtypes → the highest (dip.md §5.2).
         """
         cases = _with_groups(cases, groups)
         coefs = self.coefficients_
@@ -617,12 +634,12 @@ class AuxTyping(Estimator):
             best_type = np.where(better, type_index[np.where(cell < 0, len(fam_types), cell)], best_type)
         labels = pa.array([*all_types, None], pa.string())
         aux_type = labels.take(pa.array(np.where(best_type < 0, len(all_types), best_type)))
-        return aux_type, np.where(np.isfinite(best), best, 1.0)
+        aux_coef = pa.array(np.where(np.isfinite(best), best, 1.0), pa.float64())
+        return pa.table({"aux_type": aux_type, "aux_coef": aux_coef})
 
     def _locate(self, cases: pa.Table) -> tuple[pa.Array, np.ndarray, dict[str, np.ndarray]]:
         """Fitted groups, each case's position among them (−1 none or not eligible), and its cells."""
-        if not hasattr(self, "coefficients_"):
-            raise ValueError("AuxTyping: call fit() first")
+        self._require_fitted()
         coefs = self.coefficients_
         groups = pc.unique(coefs.column("dip_group").combine_chunks())
         gpos = pc.index_in(cases.column("dip_group").cast(pa.string()), value_set=groups)
@@ -663,13 +680,8 @@ class AuxTyping(Estimator):
             "builder": f"drgdip {drgdip_version()} grouper.dip.aux.AuxTyping",
         }
 
-    def to_parquet(self, path, **meta) -> Path:
-        """Write the coefficient table as Parquet (settings, fingerprint and ``meta`` in the schema metadata)."""
-        return write_fitted(self.coefficients_, self._meta({**self.meta_, **meta}), path, _META_KEY)
-
-    def to_csv(self, path, **meta) -> Path:
-        """Write the coefficient table as CSV with ``<stem>.params.toml`` (settings, ``meta``) beside it."""
-        return write_fitted(self.coefficients_, self._meta({**self.meta_, **meta}), path, _META_KEY)
+    def _saved(self, meta: dict) -> tuple[pa.Table, dict]:
+        return self.coefficients_, self._meta({**self.meta_, **meta})
 
     @property
     def fingerprint(self) -> str:
@@ -679,18 +691,13 @@ class AuxTyping(Estimator):
         settings = {"params": params_to_meta(self.get_params()), "year": self.year_, "rows": rows}
         return hashlib.sha256(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
-    @classmethod
-    def read(cls, path) -> AuxTyping:
-        """Load a coefficient table written by :meth:`to_parquet` / :meth:`to_csv` (no refit, no pickle)."""
-        table, meta = read_fitted(path, _META_KEY, COEFFICIENTS_SCHEMA)
-        est = cls(**params_from_meta(meta, ("subtypes", "code_flags", "cci_source", "year")))
-        est.coefficients_ = table
-        est.year_, est.n_cases_ = int(meta["year"]), int(meta["n_cases"])
-        est.history_ = dict(meta["history"])
+    def _restore(self, table: pa.Table, meta: dict) -> None:
+        self.coefficients_ = table
+        self.year_, self.n_cases_ = int(meta["year"]), int(meta["n_cases"])
+        self.history_ = dict(meta["history"])
         own = ("year", "n_cases", "history", "params", "builder")
-        est.meta_ = {k: v for k, v in meta.items() if k not in own}
-        est.warnings_ = []
-        return est
+        self.meta_ = {k: v for k, v in meta.items() if k not in own}
+        self.warnings_ = []
 
 
 def _with_groups(t: pa.Table, groups: pa.Table | None) -> pa.Table:

@@ -171,7 +171,7 @@ def _resolve(path_or_name: str | Path) -> Path:
     return path
 
 
-def read_catalogue(path_or_name: str | Path) -> Catalogue:
+def read_catalogue(path_or_name: str | Path, fmt: str | None = None) -> Catalogue:
     """Read a DIP catalogue (病种目录库) from a CSV (+ ``.toml``) or Parquet file, or by shipped name.
 
     Parameters
@@ -179,6 +179,8 @@ def read_catalogue(path_or_name: str | Path) -> Catalogue:
     path_or_name : str or Path
         A ``.csv`` or ``.parquet`` file, a directory holding ``catalogue.csv``, or the name of a catalogue
         shipped under ``codebooks/dip/`` (e.g. ``"pingdingshan-2025"``).
+    fmt : {"csv", "parquet"}, optional
+        The file format; by default the file's suffix decides.
 
     Returns
     -------
@@ -191,7 +193,7 @@ def read_catalogue(path_or_name: str | Path) -> Catalogue:
     (5718.153489, 4536)
     """
     path = _resolve(path_or_name)
-    if path.suffix.lower() == ".parquet":
+    if (fmt or path.suffix.lower().lstrip(".")) == "parquet":
         try:
             table = pq.read_table(path)
         except (OSError, pa.ArrowInvalid) as exc:
@@ -217,8 +219,11 @@ def read_catalogue(path_or_name: str | Path) -> Catalogue:
     return Catalogue(_conform(table, str(path)), meta)
 
 
-def write_catalogue(catalogue: Catalogue, path: str | Path, *, if_exists: IfExists = "replace") -> Path:
-    """Write a catalogue as CSV with a ``.toml`` of the same stem beside it, or as Parquet (by suffix).
+def write_catalogue(
+    catalogue: Catalogue, path: str | Path, fmt: str | None = None, *, if_exists: IfExists = "replace"
+) -> Path:
+    """Write a catalogue as CSV with a ``.toml`` of the same stem beside it, or as Parquet (``fmt``, by default
+    the suffix).
 
     Files go through the one writer (grouper.io.writer: temp file + rename), so a crash never leaves half a
     catalogue.
@@ -230,7 +235,7 @@ def write_catalogue(catalogue: Catalogue, path: str | Path, *, if_exists: IfExis
     """
     path = Path(path)
     meta = dict(catalogue.meta)
-    if path.suffix.lower() == ".parquet":
+    if (fmt or path.suffix.lower().lstrip(".")) == "parquet":
         table = catalogue.table.replace_schema_metadata(
             {_META_KEY: json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str).encode()}
         )

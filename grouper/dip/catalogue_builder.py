@@ -7,30 +7,41 @@ reference/dip.md §4. The result is a :class:`grouper.dip.catalogue.Catalogue` (
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._history import (
-    Estimator,
-    TrimSpec,
-    checked_trim,
+    TRIM_SETTINGS,
+    YEAR_SETTINGS,
     data_years,
     describe_excluded,
     fingerprint,
     group_stats,
     params_from_meta,
     params_to_meta,
+    trim_of,
     weighted_mean,
     year_weights,
 )
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
 from grouper.dip.aux import AuxTyping
-from grouper.dip.catalogue import CATALOGUE_SCHEMA, TIERS, Catalogue, read_catalogue, write_catalogue
+from grouper.dip.catalogue import (
+    CATALOGUE_SCHEMA,
+    TIERS,
+    Catalogue,
+    CatalogueError,
+    read_catalogue,
+    write_catalogue,
+)
 from grouper.dip.group import group_dip
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
+from grouper.errors import SettingsError
+from grouper.estimator import Estimator
+from grouper.settings import Choice, Flag, Num, Text
 from grouper.version import drgdip_version
 
 __all__ = ["SCORE_METHODS", "THRESHOLD_KINDS", "DipCatalog", "coverage_threshold"]
@@ -122,6 +133,30 @@ def _procs_list(table: pa.Table) -> pa.ListArray:
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         col = pc.split_pattern(col.cast(pa.string()).fill_null(""), "|")
     return col.cast(pa.list_(pa.string()))
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+class _Threshold:
+    """Field kind of the core threshold: a case count, ``("fixed", n)`` or ``("coverage", share)``."""
+
+    optional = False
+
+    def problem(self, v) -> str | None:
+        if _is_count(v):
+            v = ("fixed", v)
+        if not isinstance(v, tuple | list) or len(v) != 2:
+            return f"expected a case count or (kind, value), got {v!r}"
+        kind, value = v
+        if kind not in THRESHOLD_KINDS:
+            return f"unknown kind {kind!r} (known: {', '.join(THRESHOLD_KINDS)})"
+        if kind == "fixed" and not (_is_count(value) and value >= 1):
+            return f"a fixed threshold is a positive case count, got {value!r}"
+        if kind == "coverage" and not (isinstance(value, int | float) and 0 < value <= 1):
+            return f"a coverage share is in (0, 1], got {value!r}"
+        return None
 
 
 class DipCatalog(Estimator):
@@ -260,48 +295,46 @@ class DipCatalog(Estimator):
         self.reference_group = reference_group
         self.point_amount = point_amount
 
+    SETTINGS = MappingProxyType(
+        {
+            **YEAR_SETTINGS,
+            "threshold": _Threshold(),
+            "comprehensive_threshold": Num(lo=1, integer=True),
+            "related_max": Num(lo=0, integer=True),
+            "related_min_uplift": Num(lo=0, optional=True),
+            "tiers": Text(optional=True),
+            "interventional_as": Choice(("surgery", "therapeutic")),
+            "unknown_tier": Choice(TIERS),
+            "main_fallback": Flag(),
+            "regroup": Flag(),
+            "codebook": Text(optional=True),
+            **TRIM_SETTINGS,
+            "discuss_cv": Num(lo=0),
+            "score_method": Choice(SCORE_METHODS),
+            "score_scale": Num(lo=1, integer=True),
+            "reference_group": Text(optional=True),
+            "point_amount": Num(lo=0, lo_open=True, optional=True),
+        }
+    )
+    FITTED = "groups_"
+    SCHEMA = CATALOGUE_SCHEMA
+
     # -- settings ---------------------------------------------------------------------------------------------
     def _threshold_spec(self) -> tuple[str, float]:
         th = self.threshold
-        if isinstance(th, int | np.integer) and not isinstance(th, bool):
-            return "fixed", int(th)
-        kind, value = th
-        if kind not in THRESHOLD_KINDS:
-            raise ValueError(f"threshold: unknown kind {kind!r} (known: {', '.join(THRESHOLD_KINDS)})")
-        if kind == "fixed" and (int(value) != value or value < 1):
-            raise ValueError(f"threshold: a fixed threshold is a positive case count, got {value!r}")
-        if kind == "coverage" and not 0 < value <= 1:
-            raise ValueError(f"threshold: a coverage share is in (0, 1], got {value!r}")
-        return kind, value
+        return ("fixed", int(th)) if _is_count(th) else tuple(th)
 
-    def _check(self) -> TrimSpec:
-        self._threshold_spec()
-        if self.year_weighting not in ("means", "cases"):
-            raise ValueError(f"year_weighting: {self.year_weighting!r} is not one of means, cases")
-        if self.score_method not in SCORE_METHODS:
-            raise ValueError(f"score_method: {self.score_method!r} is not one of {', '.join(SCORE_METHODS)}")
+    def _check_together(self) -> None:
         if self.score_method == "reference_group" and not self.reference_group:
-            raise ValueError("reference_group: required by score_method 'reference_group'")
-        if self.score_method == "standard_amount" and not (self.point_amount and self.point_amount > 0):
-            raise ValueError("point_amount: a positive amount is required by score_method 'standard_amount'")
-        if int(self.score_scale) != self.score_scale or self.score_scale <= 0:
-            raise ValueError(f"score_scale: must be a positive integer, got {self.score_scale!r}")
-        if self.interventional_as not in ("surgery", "therapeutic"):
-            raise ValueError(
-                f"interventional_as: {self.interventional_as!r} is not one of surgery, therapeutic"
+            raise SettingsError(
+                "reference_group: required by score_method 'reference_group'", key="reference_group"
             )
-        if self.unknown_tier not in TIERS:
-            raise ValueError(f"unknown_tier: {self.unknown_tier!r} is not one of {', '.join(TIERS)}")
-        if (
-            int(self.comprehensive_threshold) != self.comprehensive_threshold
-            or self.comprehensive_threshold < 1
-        ):
-            raise ValueError(
-                f"comprehensive_threshold: a positive case count, got {self.comprehensive_threshold!r}"
+        if self.score_method == "standard_amount" and self.point_amount is None:
+            raise SettingsError(
+                "point_amount: a positive amount is required by score_method 'standard_amount'",
+                key="point_amount",
             )
-        if int(self.related_max) != self.related_max or self.related_max < 0:
-            raise ValueError(f"related_max: a non-negative integer, got {self.related_max!r}")
-        return checked_trim(self)
+        trim_of(self)
 
     # -- fit ----------------------------------------------------------------------------------------------------
     def fit(self, history: pa.Table) -> DipCatalog:
@@ -318,7 +351,8 @@ class DipCatalog(Estimator):
         DipCatalog
             ``self``, with the ``_`` attributes set.
         """
-        spec = self._check()
+        self.check_settings()
+        spec = trim_of(self)
         for col in ("total_cost", "principal_dx"):
             if col not in history.column_names:
                 raise ValueError(f"history: missing column {col!r}")
@@ -593,8 +627,7 @@ class DipCatalog(Estimator):
         **meta
             Extra metadata (``name``, ``region``, …); ``year`` defaults to the year after the last data year.
         """
-        if not hasattr(self, "groups_"):
-            raise ValueError("DipCatalog: call fit() before to_catalogue()")
+        self._require_fitted()
         params = params_to_meta(self.get_params())
         info = {
             "year": self.years_[-1] + 1,
@@ -616,13 +649,13 @@ class DipCatalog(Estimator):
         info.update(meta)
         return Catalogue(self.groups_.select(CATALOGUE_SCHEMA.names), info)
 
-    def to_parquet(self, path, **meta) -> Path:
-        """Write the catalogue as Parquet (metadata in the schema); see :func:`write_catalogue`."""
-        return write_catalogue(self.to_catalogue(**meta), Path(path).with_suffix(".parquet"))
+    def _write(self, path: Path, fmt: str, meta: dict) -> Path:
+        """The catalogue format (:func:`write_catalogue`): Parquet, or CSV with a ``.toml`` beside it."""
+        return write_catalogue(self.to_catalogue(**meta), path, fmt)
 
-    def to_csv(self, path, **meta) -> Path:
-        """Write the catalogue as CSV with a ``.toml`` of settings and fingerprint beside it."""
-        return write_catalogue(self.to_catalogue(**meta), Path(path).with_suffix(".csv"))
+    @classmethod
+    def _read(cls, path: Path, fmt: str) -> DipCatalog:
+        return cls.from_catalogue(read_catalogue(path, fmt))
 
     @classmethod
     def from_catalogue(cls, catalogue: Catalogue | str | Path) -> DipCatalog:
@@ -631,19 +664,11 @@ class DipCatalog(Estimator):
             catalogue = read_catalogue(catalogue)
         meta = dict(catalogue.meta)
         if "params" not in meta:
-            raise ValueError(
+            raise CatalogueError(
                 f"{catalogue.name or 'catalogue'}: no recorded settings (not built by DipCatalog)"
             )
-        optional = (
-            "years",
-            "reference_group",
-            "point_amount",
-            "tiers",
-            "trim_k",
-            "related_min_uplift",
-            "codebook",
-        )
-        est = cls(**params_from_meta(meta, optional))
+        est = cls(**params_from_meta(meta, cls.optional_settings()))
+        est.check_settings()
         est.groups_ = catalogue.table
         est.region_avg_cost_ = float(meta["region_avg_cost"])
         est.score_base_ = float(meta["score_base"])

@@ -559,8 +559,9 @@ def group_dip(
     if aux is None:
         aux_type, aux_coef = pa.repeat(pa.scalar("", pa.string()), n), np.ones(n)
     else:
-        aux_type, aux_coef = aux.apply(table, groups)
-        aux_type = aux_type.fill_null("")
+        applied = aux.apply(table, groups)
+        aux_type = applied.column("aux_type").combine_chunks().fill_null("")
+        aux_coef = applied.column("aux_coef").to_numpy()
     columns = {
         "case_id": case_id,
         "dip_group": groups.column("dip_group"),

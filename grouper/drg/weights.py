@@ -5,27 +5,26 @@ reference/chs-drg.md §7.1: ``RW_g = mean_cost(DRG g, trimmed) / mean_cost(all c
 
 from __future__ import annotations
 
-from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper._history import (
-    Estimator,
-    TrimSpec,
-    checked_trim,
+    TRIM_SETTINGS,
+    YEAR_SETTINGS,
     data_years,
     describe_excluded,
     fingerprint,
     group_stats,
-    params_from_meta,
     params_to_meta,
-    read_fitted,
+    trim_of,
     weighted_mean,
-    write_fitted,
     year_weights,
 )
+from grouper.estimator import Estimator
+from grouper.settings import Num, Seq, Text
 from grouper.version import drgdip_version
 
 __all__ = ["WEIGHTS_SCHEMA", "DrgWeights"]
@@ -44,7 +43,6 @@ WEIGHTS_SCHEMA = pa.schema(
         pa.field("avg_los", pa.float64()),
     ]
 )
-_META_KEY = "drgdip.weights"
 
 
 class DrgWeights(Estimator):
@@ -117,12 +115,20 @@ class DrgWeights(Estimator):
         self.max_trim_rate = max_trim_rate
         self.cv_ddof = cv_ddof
 
-    def _check(self) -> TrimSpec:
-        if self.year_weighting not in ("means", "cases"):
-            raise ValueError(f"year_weighting: {self.year_weighting!r} is not one of means, cases")
-        if int(self.min_n) != self.min_n or self.min_n < 1:
-            raise ValueError(f"min_n: a positive case count, got {self.min_n!r}")
-        return checked_trim(self)
+    SETTINGS = MappingProxyType(
+        {
+            **YEAR_SETTINGS,
+            "min_n": Num(lo=1, integer=True),
+            "exclude_drgs": Seq(Text()),
+            **TRIM_SETTINGS,
+        }
+    )
+    FITTED = "weights_"
+    SCHEMA = WEIGHTS_SCHEMA
+    META_KEY = "drgdip.weights"
+
+    def _check_together(self) -> None:
+        trim_of(self)
 
     def fit(self, history: pa.Table) -> DrgWeights:
         """Learn the weights.
@@ -138,7 +144,8 @@ class DrgWeights(Estimator):
         DrgWeights
             ``self``.
         """
-        spec = self._check()
+        self.check_settings()
+        spec = trim_of(self)
         for col in ("drg", "total_cost"):
             if col not in history.column_names:
                 raise ValueError(f"history: missing column {col!r}")
@@ -218,27 +225,26 @@ class DrgWeights(Estimator):
             )
         return self
 
-    def apply(self, cases: pa.Table) -> np.ndarray:
-        """RW per case from its ``drg`` (NaN for a DRG without a weight); never refits.
+    def apply(self, cases: pa.Table) -> pa.Table:
+        """RW per case from its ``drg``; never refits.
 
         Returns
         -------
-        ndarray of float64
+        pa.Table
+            One column ``rw`` (float64, null for a DRG without a weight), row for row.
         """
-        self._fitted()
+        self._require_fitted()
         idx = pc.index_in(cases.column("drg").cast(pa.string()), value_set=self.weights_.column("drg"))
         rw = self.weights_.column("rw").combine_chunks().fill_null(np.nan).to_numpy()
         pos = idx.fill_null(-1).to_numpy()
-        return np.where(pos >= 0, np.append(rw, np.nan)[pos], np.nan)
+        out = np.where(pos >= 0, np.append(rw, np.nan)[pos], np.nan)
+        return pa.table({"rw": pa.array(out, pa.float64(), from_pandas=True)})
 
-    def _fitted(self) -> None:
-        if not hasattr(self, "weights_"):
-            raise ValueError("DrgWeights: call fit() first")
-
-    def metadata(self) -> dict:
+    def metadata(self, **meta) -> dict:
         """Settings, history fingerprint and summary figures, as written beside the table."""
-        self._fitted()
+        self._require_fitted()
         return {
+            **meta,
             "overall_mean": self.overall_mean_,
             "years": list(self.years_),
             "year_weights_normalised": list(self.year_weights_),
@@ -250,25 +256,15 @@ class DrgWeights(Estimator):
             "builder": f"drgdip {drgdip_version()} grouper.drg.weights.DrgWeights",
         }
 
-    def to_parquet(self, path) -> Path:
-        """Write the weights as Parquet, settings and fingerprint (JSON) in the schema metadata; atomic."""
-        return write_fitted(self.weights_, self.metadata(), path, _META_KEY)
+    def _saved(self, meta: dict) -> tuple[pa.Table, dict]:
+        return self.weights_, self.metadata(**meta)
 
-    def to_csv(self, path) -> Path:
-        """Write the weights as CSV with ``<stem>.params.toml`` beside it; atomic."""
-        return write_fitted(self.weights_, self.metadata(), path, _META_KEY)
-
-    @classmethod
-    def read(cls, path) -> DrgWeights:
-        """Load weights written by :meth:`to_parquet` or :meth:`to_csv` (settings restored; no refit, no pickle)."""
-        table, meta = read_fitted(path, _META_KEY, WEIGHTS_SCHEMA)
-        est = cls(**params_from_meta(meta, ("years", "trim_k")))
-        est.weights_ = table
-        est.overall_mean_ = float(meta["overall_mean"])
-        est.years_ = tuple(int(y) for y in meta["years"])
-        est.year_weights_ = tuple(float(x) for x in meta["year_weights_normalised"])
-        est.n_cases_, est.n_trimmed_ = int(meta["n_cases"]), int(meta["n_trimmed"])
-        est.n_excluded_ = dict(meta["n_excluded"])
-        est.history_ = dict(meta["history"])
-        est.warnings_ = []
-        return est
+    def _restore(self, table: pa.Table, meta: dict) -> None:
+        self.weights_ = table
+        self.overall_mean_ = float(meta["overall_mean"])
+        self.years_ = tuple(int(y) for y in meta["years"])
+        self.year_weights_ = tuple(float(x) for x in meta["year_weights_normalised"])
+        self.n_cases_, self.n_trimmed_ = int(meta["n_cases"]), int(meta["n_trimmed"])
+        self.n_excluded_ = dict(meta["n_excluded"])
+        self.history_ = dict(meta["history"])
+        self.warnings_ = []

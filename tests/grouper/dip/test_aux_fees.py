@@ -52,6 +52,11 @@ _HEADER = (
 )
 
 
+def _columns(applied):
+    """AuxTyping.apply's table as (aux_type array, aux_coef ndarray)."""
+    return applied.column("aux_type").combine_chunks(), applied.column("aux_coef").to_numpy()
+
+
 def _csv(v) -> str:
     return ",".join("" if x is None else str(x) for x in (v[0], "C18.000", 10, v[7], 60, *v[1:7]))
 
@@ -96,7 +101,7 @@ def test_vectors_fire_from_fee_columns(tmp_path, fitted):
     path.write_text(_HEADER + "".join(_csv(v) + "\n" for v in VECTORS), encoding="utf-8")
     t = _read(path, fitted)
     assert fitted.classify(t)["tumour"].to_pylist() == [v[8] for v in VECTORS]
-    aux_type, aux_coef = fitted.apply(t)
+    aux_type, aux_coef = _columns(fitted.apply(t))
     assert aux_type.to_pylist() == [v[9] for v in VECTORS]
     np.testing.assert_allclose(aux_coef, [v[10] for v in VECTORS])
 

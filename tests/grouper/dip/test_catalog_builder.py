@@ -12,6 +12,7 @@ import pytest
 from grouper._history import TrimSpec, trim_keep, year_weights
 from grouper.dip.catalogue import read_catalogue
 from grouper.dip.catalogue_builder import DipCatalog, coverage_threshold
+from grouper.errors import SettingsError
 
 DATA = Path(__file__).parent / "data_builder"
 TIERS = str(DATA / "procedure_tiers.csv")
@@ -268,7 +269,7 @@ def test_trim_rate_warning_and_none():
 )
 def test_settings_are_checked_in_fit(settings, message):
     est = DipCatalog(tiers=TIERS, **settings)  # the constructor stores; fit checks
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SettingsError, match=message):
         est.fit(_blocks(("K35.800", "47.0100", [], 1000.0, 20)))
 
 

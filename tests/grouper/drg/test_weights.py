@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from grouper.drg.weights import DrgWeights
+from grouper.errors import SettingsError
 
 DATA = Path(__file__).parent / "data_weights"
 VECTORS = tomllib.loads((DATA / "vectors.toml").read_text(encoding="utf-8"))["cases"]
@@ -50,7 +51,7 @@ def test_vectors(case):
 def test_apply_gives_rw_per_case_and_nan_for_unknown():
     est = DrgWeights(year_weights=(1,)).fit(history(VECTORS[0]["history"]))
     cases = pa.table({"drg": ["GB29", "GB19", "ZZ99", None]})
-    np.testing.assert_allclose(est.apply(cases), [0.5, 2.0, np.nan, np.nan])
+    np.testing.assert_allclose(est.apply(cases)["rw"].to_numpy(), [0.5, 2.0, np.nan, np.nan])
 
 
 def test_ungrouped_and_bad_costs_are_counted():
@@ -89,7 +90,7 @@ def test_thin_adrg_is_warned():
     [({"min_n": 0}, "min_n"), ({"trim": "x"}, "unknown method"), ({"year_weighting": "x"}, "year_weighting")],
 )
 def test_settings_are_checked_in_fit(settings, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SettingsError, match=message):
         DrgWeights(**settings).fit(history(VECTORS[0]["history"]))
 
 
