@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 from numba import njit
 
 from grouper.io import BATCH_SIZE, read_discharges
+from grouper.io.formats import read_ahead
 
 __all__ = ["DuplicateTracker", "duplicated", "group_files"]
 
@@ -84,18 +84,6 @@ class DuplicateTracker:
             self._runs.append(merged)
 
 
-def _read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
-    """The same items, the next one read in a background thread while the caller works on the current one.
-
-    Reading and parsing (pyarrow, which releases the GIL) then overlaps with grouping on the other core.
-    """
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(next, items, None)
-        while (item := pending.result()) is not None:
-            pending = pool.submit(next, items, None)
-            yield item
-
-
 def duplicated(case_id: pa.Array) -> np.ndarray:
     """Rows whose case_id occurred earlier in the same array (the first occurrence is not flagged; nulls never)."""
     return DuplicateTracker().flag(case_id)
@@ -119,7 +107,7 @@ def group_files(
     tracker = DuplicateTracker()
     for path in inputs:
         batches = read_discharges(path, encoding=encoding, batch_size=batch_size, columns=columns)
-        for table in _read_ahead(batches):
+        for table in read_ahead(batches):
             result = group(table, tracker.flag(table.column("case_id").combine_chunks()))
             if result.num_rows != table.num_rows:
                 raise RuntimeError(f"{path}: grouping returned {result.num_rows} rows for {table.num_rows}")

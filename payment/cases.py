@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import pyarrow.compute as pc
 from grouper.batch import _hashes
 from grouper.errors import InputError
 from grouper.io.discharges import BATCH_SIZE, read_discharges
-from grouper.io.formats import PARQUET_SUFFIXES, raw_batches
+from grouper.io.formats import PARQUET_SUFFIXES, raw_batches, read_ahead
 from grouper.io.values import convert, strings
 from grouper.schema import DISCHARGE_SCHEMA
 
@@ -95,7 +94,7 @@ class CaseSource:
         self._calls += 1
         if self.discharges is None:
             if _as_it_is(self.cases):
-                return _prefetched(_normalised(self.cases, self.batch_size))
+                return read_ahead(_normalised(self.cases, self.batch_size))
             return self._same_file()
         return self._joined()
 
@@ -112,7 +111,7 @@ class CaseSource:
         """Canonical columns through the discharge reader, grouping columns as written, from one file."""
         extra = [n for n in self.names if n in GROUPING_COLUMNS]
         grouped = (_text_as_null(t.select(extra)) for t in self._raw(self.cases, self.encoding))
-        for d, g in _aligned(_prefetched(self._base(self.cases)), _prefetched(grouped)):
+        for d, g in _aligned(read_ahead(self._base(self.cases)), read_ahead(grouped)):
             yield _attach(d, g)
 
     def _raw(self, path: Path, encoding: str | None) -> Iterator[pa.Table]:
@@ -120,11 +119,11 @@ class CaseSource:
 
     def _joined(self) -> Iterator[pa.Table]:
         """Discharges + grouping columns by case_id: side by side while the ids line up, else by lookup."""
-        base = _prefetched(self._base(self.discharges))
+        base = read_ahead(self._base(self.discharges))
         if self._keyed is not None:
             yield from self._keyed.join(base)
             return
-        grouped = _prefetched(_text_as_null(t) for t in self._raw(self.cases, None))
+        grouped = read_ahead(_text_as_null(t) for t in self._raw(self.cases, None))
         row = 1
         for d, g in _aligned(base, grouped, strict=False):
             differ = _first_difference(d, g)
@@ -340,12 +339,3 @@ def _aligned(a: Iterator[pa.Table], b: Iterator[pa.Table], *, strict: bool = Tru
             (ta if ta is not None and ta.num_rows else None),
             (tb if tb is not None and tb.num_rows else None),
         )
-
-
-def _prefetched(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
-    """The same items, the next one read in a background thread while the current one is used."""
-    with ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(next, items, None)
-        while (item := ahead.result()) is not None:
-            ahead = pool.submit(next, items, None)
-            yield item

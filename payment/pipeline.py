@@ -146,11 +146,17 @@ def settle_files(
 
 
 def _hospitals_csv(table: pa.Table) -> bytes:
-    """The hospitals table as CSV text (money as the decimal strings the engine wrote)."""
+    """The hospitals table as CSV text: decimals written out in full (``0.00``, never ``0E-2``)."""
     text = io.StringIO()
     out = csv.writer(text, lineterminator="\n")
     out.writerow(table.column_names)
-    out.writerows(zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True))
+    columns = [
+        [None if v is None else format(v, "f") for v in c.to_pylist()]
+        if pa.types.is_decimal(c.type)
+        else c.to_pylist()
+        for c in table.columns
+    ]
+    out.writerows(zip(*columns, strict=True))
     return text.getvalue().encode("utf-8")
 
 

@@ -73,7 +73,13 @@ _DEV_NAMES = [m.name.lower() for m in Deviation]
 
 @dataclass(frozen=True)
 class Settlement:
-    """Result of :func:`settle`: per-case table, per-hospital table, region summary (JSON-ready)."""
+    """Result of :func:`settle`: per-case table, per-hospital table, region summary (JSON-ready).
+
+    Money types: in ``hospitals`` every amount is an exact ``decimal128(20, 2)`` (yuan to the fen) and
+    ``points`` a ``decimal128(30, 10)``; in ``cases`` ``standard_payment`` and ``fund_payment`` are float64 yuan,
+    each the double nearest to a whole number of fen (``round(x * 100)`` gives the fen back exactly); in
+    ``region`` amounts are decimal strings (JSON has no exact decimal).
+    """
 
     cases: pa.Table
     hospitals: pa.Table
@@ -955,7 +961,25 @@ def _hospital_table(reg: _Region, scan: _Scan, pools: _Pools, fund: np.ndarray) 
         rows["cases"].append(int(scan.cases_h[i]))
     if reg.deduct_fen is not None:
         totals["monthly_deduction"] = int(monthly.sum())
-    return pa.table(rows), totals
+    return pa.table({k: _typed(k, v) for k, v in rows.items()}), totals
+
+
+#: Types of the hospital table's columns that are not text or counts: money is exact (decimal, yuan to the fen),
+#: points exact to 10 decimals.
+_MONEY, _POINTS = pa.decimal128(20, 2), pa.decimal128(30, 10)
+
+
+def _typed(name: str, values: list) -> pa.Array:
+    """A hospital table column from the exact decimal strings the clearing computed (money never as float)."""
+    if name in ("hospital_id", "name"):
+        return pa.array(values, pa.string())
+    if name in ("level", "cases"):
+        return pa.array(values, pa.int64())
+    if name == "points":
+        return pa.array(values, pa.string()).cast(_POINTS)
+    if name == "assessment_coef":
+        return pa.array([float(v) for v in values], pa.float64())
+    return pa.array(values, pa.string()).cast(_MONEY)
 
 
 def _region_summary(

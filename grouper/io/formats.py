@@ -13,6 +13,7 @@ import datetime
 import os
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openpyxl
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 
 from grouper.errors import InputError
 
-__all__ = ["EXCEL_SUFFIXES", "PARQUET_SUFFIXES", "raw_batches", "read_raw"]
+__all__ = ["EXCEL_SUFFIXES", "PARQUET_SUFFIXES", "one_line", "raw_batches", "read_ahead", "read_raw"]
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
@@ -60,6 +61,18 @@ def read_raw(path: str | os.PathLike, *, encoding: str | None = None) -> pa.Tabl
         raise InputError(
             f"{path}: cannot read the file past its header ({one_line(exc)})", path=path
         ) from None
+
+
+def read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The same items, the next one read in a background thread while the caller works on the current one.
+
+    Reading and parsing (pyarrow, which releases the GIL) then overlaps with the caller's work on the other core.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
 
 
 def one_line(exc: BaseException) -> str:
@@ -158,7 +171,11 @@ def detect_encoding(path: Path) -> str:
     text = codecs.getincrementaldecoder("gb18030")("replace").decode(head, final=False)
     if text.count("\ufffd") <= max(3, len(text) // 1000) and "\x00" not in text:
         return "gb18030"
-    raise InputError(f"{path}: neither UTF-8 nor GBK/GB18030 text; pass --encoding (or convert the file)")
+    raise InputError(
+        f"{path}: neither UTF-8 nor GBK/GB18030 text; give its encoding (or convert the file)",
+        path=path,
+        key="encoding",
+    )
 
 
 def _head(path: Path) -> bytes:
@@ -175,10 +192,17 @@ def csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> It
     utf8 = codecs.lookup(encoding).name == "utf-8"
     try:  # line 1 only (a stray byte further down is the data's business); utf-8-sig drops a BOM first
         with path.open("rb") as f:
-            first = f.readline().decode("utf-8-sig" if utf8 else encoding)
-        header = next(csv.reader([first.rstrip("\r\n")]), [])
+            head = f.read(1 << 20)
+        line = re.split(rb"\r\n|\r|\n", head, maxsplit=1)[0]  # CR-only line ends too (old Mac exports)
+        header = next(csv.reader([line.decode("utf-8-sig" if utf8 else encoding)]), [])
     except UnicodeDecodeError:
-        raise InputError(f"{path}: line 1 is not valid {encoding}; try --encoding gbk or utf-8") from None
+        raise InputError(
+            f"{path}: line 1 is not valid {encoding}; the file may be GBK or UTF-8: give its encoding",
+            path=path,
+            key="encoding",
+        ) from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: line 1 is not a CSV header ({exc})", path=path) from None
     if not header or not any(h.strip() for h in header):
         raise InputError(f"{path}: the file has no header row")
     header = [h if h.strip() else f"(blank column {i + 1})" for i, h in enumerate(header)]
@@ -225,10 +249,11 @@ def csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> It
         if "Could not skip initial" in str(exc):  # a header line and nothing else
             yield pa.schema([(h, pa.string()) for h in names]).empty_table()
             return
-        hint = "; hospital exports are often GBK: add --encoding gbk" if "UTF8" in str(exc) else ""
+        gbk = "UTF8" in str(exc)
+        hint = "; hospital exports are often GBK: read it with the encoding gbk" if gbk else ""
         # pyarrow quotes the offending row; it holds patient data, which an error line must not repeat
         message = re.sub(r"(Expected \d+ columns, got \d+): .*", r"\1 in a row (check its quoting)", str(exc))
-        raise InputError(f"{path}: {message}{hint}") from None
+        raise InputError(f"{path}: {message}{hint}", path=path, key="encoding" if gbk else None) from None
 
 
 def _lenient(encoding: str) -> str:

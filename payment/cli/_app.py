@@ -33,6 +33,8 @@ DEBUG = typer.Option(False, "--debug", help="Show the traceback of an error.")
 
 
 INTERNAL = "internal error, please report (rerun with --debug)"
+#: The option that sets what an error's ``key`` names, added to its line (library messages name no option).
+_OPTION_HINTS = {"encoding": " (--encoding)"}
 
 
 class UserError(DrgdipError):
@@ -67,7 +69,7 @@ def command(*args, **kwargs) -> Callable[[Callable], Callable]:
             try:
                 return fn(*a, **k)
             except DrgdipError as exc:
-                fail(str(exc), debug)
+                fail(str(exc) + _OPTION_HINTS.get(exc.key or "", ""), debug)
             except (typer.Exit, typer.Abort, typer.BadParameter):  # typer's own: exit codes and usage errors
                 raise
             except Exception:

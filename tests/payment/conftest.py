@@ -320,7 +320,8 @@ def _prepaid(g, i):
     h = settle(cases, hospitals, policy, deductions=deductions).hospitals.to_pydict()
     cols = ("prepaid", "audit_deduction", "payment_due", "clearing")
     cols += ("monthly_deduction",) if deductions else ()
-    return {col: dict(zip(h["hospital_id"], h[col], strict=True)) for col in cols}
+    # money comes back as exact decimals; the vectors write it as yuan strings
+    return {col: dict(zip(h["hospital_id"], (format(v, "f") for v in h[col]), strict=True)) for col in cols}
 
 
 HARNESSES = {

@@ -8,6 +8,7 @@ hand in the comments.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -64,7 +65,11 @@ def _cases(extra: dict) -> pa.Table:
 
 
 def _by(table: pa.Table, key: str) -> dict[str, dict]:
-    return {r[key]: r for r in table.to_pylist()}
+    """Rows by key; exact decimals (hospital money) as the yuan strings they print as."""
+    return {
+        r[key]: {k: format(v, "f") if isinstance(v, Decimal) else v for k, v in r.items()}
+        for r in table.to_pylist()
+    }
 
 
 def _check(result) -> None:

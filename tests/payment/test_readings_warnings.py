@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,10 @@ def test_approved_special_case_paid_by_item():
     )
     assert (s1["points"], s1["fund_payment"]) == (0.0, 8400.0)  # its fund payment as billed (12,000 × 0.7)
     assert (r.region["routes"]["DIP"], r.region["routes"]["FEE_FOR_SERVICE"]) == (1, 1)
-    h = {x["hospital_id"]: x for x in r.hospitals.to_pylist()}
+    h = {
+        x["hospital_id"]: {k: format(v, "f") if isinstance(v, Decimal) else v for k, v in x.items()}
+        for x in r.hospitals.to_pylist()
+    }  # fmt: skip  (exact decimals as the yuan strings they print as)
     assert h["A"]["fee_for_service_fund"] == "8400.00" and h["A"]["points"] == "0.0000000000"
 
 

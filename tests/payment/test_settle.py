@@ -29,8 +29,9 @@ DEMO = Policy.load(ROOT / "codebooks/policies/demo-2025.toml")
 EXACT = DEMO.replace({"point_value.decimals": None})
 
 
-def _fen(s: str) -> int:
-    return int(s.replace(".", ""))
+def _fen(s) -> int:
+    """Fen of a yuan amount: a decimal string (region.json) or a Decimal (the hospitals table)."""
+    return int(format(s, "f").replace(".", "") if not isinstance(s, str) else s.replace(".", ""))
 
 
 def test_one_row_per_case_in_input_order():

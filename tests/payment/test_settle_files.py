@@ -139,3 +139,24 @@ def test_an_existing_settlement_is_kept_unless_replaced_and_a_failure_writes_not
     assert not (tmp_path / "o").exists()
     settle_files(*args, tmp_path / "o", discharges=region / "discharges.parquet")
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == sorted(SETTLEMENT_FILES)
+
+
+def test_money_in_results_is_numeric_and_exact():
+    from decimal import Decimal
+
+    import numpy as np
+
+    from payment.policy import Policy
+    from payment.settle import settle
+
+    cases, hospitals = synth.region(2_000, 5, seed=4)
+    result = settle(cases.to_pandas(), hospitals.to_pandas(), Policy.load(DEMO))  # pandas in, Arrow out
+    h = result.hospitals
+    for name in ("allocated", "payment_due", "prepaid", "clearing", "audit_deduction"):
+        assert h.schema.field(name).type == pa.decimal128(20, 2)
+    assert sum(h.column("payment_due").to_pylist()) == Decimal(result.region["totals"]["payment_due"])
+    fen = result.cases.column("fund_payment").to_numpy() * 100
+    assert (
+        result.cases.schema.field("fund_payment").type == pa.float64()
+        and (np.round(fen) == np.round(fen, 6)).all()
+    )

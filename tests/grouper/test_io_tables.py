@@ -1,0 +1,54 @@
+"""The small-table reader and the format layer: header aliases and hospital level spellings as data, CR-only line
+ends, and error lines that name the option only in the CLI."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import grouper
+from grouper.errors import InputError
+from grouper.io.tables import read_table
+from payment.cli import app
+from payment.inputs import read_hospitals
+
+
+def test_cr_only_line_ends_are_read(tmp_path):
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"case_id,principal_dx\r1,K35.800\r2,J18.900\r")
+    rows = [t.select(["case_id", "principal_dx"]).to_pylist() for t in grouper.read_discharges(path)]
+    assert rows == [
+        [{"case_id": "1", "principal_dx": "K35.800"}, {"case_id": "2", "principal_dx": "J18.900"}]
+    ]
+
+
+def test_hospitals_take_export_headers_and_every_level_spelling(tmp_path):
+    spellings = ["3", "三级甲等", "二级", "1.0", "３级", " 3甲 ", "一级乙等", "二級丙"]
+    path = tmp_path / "h.csv"
+    lines = [f"H{i},x,{s}" for i, s in enumerate(spellings)]
+    path.write_text("医院编码,医院名称,医院等级\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    table = read_hospitals(path)
+    assert table.column("level").to_pylist() == [3, 3, 2, 1, 3, 3, 1, 2]
+    assert table.column("hospital_id").to_pylist()[:2] == ["H0", "H1"]
+    path.write_text("医院编码,医院等级\nH0,四级\n", encoding="utf-8")
+    with pytest.raises(InputError, match="row 2, column level") as info:
+        read_hospitals(path)
+    assert (info.value.row, info.value.column) == (2, "level")
+
+
+def test_small_tables_type_numbers_and_keep_ids_as_text(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("hospital_id,amount,year,note\n007, 1.50 ,2024,a\n008,,2025,\n", encoding="utf-8")
+    t = read_table(path, text=("hospital_id",))
+    assert t.to_pydict() == {"hospital_id": ["007", "008"], "amount": [1.5, None], "year": [2024, 2025],
+                             "note": ["a", None]}  # fmt: skip
+
+
+def test_an_encoding_problem_names_the_option_only_in_the_cli(tmp_path):
+    path = tmp_path / "bin.csv"
+    path.write_bytes(b"case_id,principal_dx\n" + bytes(range(128, 256)) * 40)
+    with pytest.raises(InputError) as info:
+        list(grouper.read_discharges(path))
+    assert "--" not in str(info.value) and info.value.key == "encoding"
+    result = CliRunner().invoke(app, ["group", str(path), "-o", str(tmp_path / "o.csv")])
+    assert result.exit_code == 1 and result.output.rstrip().endswith("(--encoding)")
