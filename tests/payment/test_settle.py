@@ -13,13 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-import payment.cli.settle  # noqa: F401  (registers the command)
-from grouper.errors import InputError
+from grouper.errors import InputError, OutputError
 from payment.budget import budget_cascade
-from payment.cli._app import app
 from payment.money import round_fen
+from payment.pipeline import settle_files
 from payment.policy import Policy
 from payment.settle import settle
 from tests.payment import payment_synth as synth
@@ -179,10 +177,6 @@ def test_drg_policy_settles_with_a_weights_table():
     assert info["form"] == "subtraction"
 
 
-def _cli(args: list[str]):
-    return CliRunner().invoke(app, ["settle", *args], catch_exceptions=False)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("settle")
@@ -193,24 +187,15 @@ def files(tmp_path_factory) -> Path:
 
 
 def test_rerun_is_byte_identical(files):
-    base = [
-        "--cases",
-        str(files / "cases.parquet"),
-        "--hospitals",
-        str(files / "hospitals.csv"),
-        "--policy",
-        str(ROOT / "codebooks/policies/demo-2025.toml"),
-        "-q",
-    ]
+    base = (files / "cases.parquet", files / "hospitals.csv", ROOT / "codebooks/policies/demo-2025.toml")
     for out in ("a", "b"):
-        r = _cli([*base, "--out", str(files / out)])
-        assert r.exit_code == 0, r.output
+        settle_files(*base, files / out)
     for name in ("cases.parquet", "hospitals.csv", "region.json"):
         assert (files / "a" / name).read_bytes() == (files / "b" / name).read_bytes()
     meta = pq.read_schema(files / "a" / "cases.parquet").metadata
     assert meta[b"drgdip.policy_sha256"].decode() == DEMO.sha256
-    r = _cli([*base, "--out", str(files / "a")])
-    assert r.exit_code == 1 and "already exists" in r.output
+    with pytest.raises(OutputError, match="already exists"):
+        settle_files(*base, files / "a")
 
 
 def test_history_gives_the_budget_point_value(files):
@@ -231,45 +216,18 @@ def test_history_gives_the_budget_point_value(files):
         text.replace('budget_method    = { value = "given"', 'budget_method    = { value = "history"'),
         encoding="utf-8",
     )
-    r = _cli(
-        [
-            "--cases",
-            str(files / "cases.parquet"),
-            "--hospitals",
-            str(files / "hospitals.csv"),
-            "--policy",
-            str(policy),
-            "--history",
-            str(hist),
-            "--out",
-            str(files / "h"),
-            "-q",
-        ]
-    )
-    assert r.exit_code == 0, r.output
+    settle_files(files / "cases.parquet", files / "hospitals.csv", policy, files / "h", history=hist)
     import json
 
     region = json.loads((files / "h" / "region.json").read_text(encoding="utf-8"))
     assert region["pools"]["employee"]["budget_point_value_published"] == "10.3368000000"  # V-1
 
 
-def test_cli_reports_a_missing_column(files, tmp_path):
+def test_a_missing_column_is_an_input_error(files, tmp_path):
     bad = tmp_path / "h.csv"
     bad.write_text("hospital_id,name\nH0000,x\n", encoding="utf-8")
-    r = _cli(
-        [
-            "--cases",
-            str(files / "cases.parquet"),
-            "--hospitals",
-            str(bad),
-            "--policy",
-            str(ROOT / "codebooks/policies/demo-2025.toml"),
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
-    assert r.exit_code == 1
-    assert "missing column(s) level" in r.output
+    with pytest.raises(InputError, match=r"missing column\(s\) level"):
+        settle_files(files / "cases.parquet", bad, ROOT / "codebooks/policies/demo-2025.toml", tmp_path / "o")
 
 
 @settings(max_examples=200, deadline=None)
@@ -357,9 +315,7 @@ def test_history_gives_efficient_values_and_level_coefficients(files):
     policy = files / "hist2.toml"
     policy.write_text(text, encoding="utf-8")
     out = files / "h2"
-    r = _cli(["--cases", str(files / "cases.parquet"), "--hospitals", str(files / "hospitals.csv"),
-              "--policy", str(policy), "--history", str(hist), "--out", str(out), "-q"])  # fmt: skip
-    assert r.exit_code == 0, r.output
+    settle_files(files / "cases.parquet", files / "hospitals.csv", policy, out, history=hist)
     import json
 
     region = json.loads((out / "region.json").read_text(encoding="utf-8"))
@@ -387,28 +343,24 @@ def test_a_hospital_level_outside_1_to_3_is_an_error():
         settle(cases, hospitals, DEMO)
 
 
-def test_cli_joins_grouping_columns_onto_the_discharges(files, tmp_path):
+def test_grouping_columns_are_joined_onto_the_discharges(files, tmp_path):
     table = pq.read_table(files / "cases.parquet")
     grouping = ["case_id", "dip_group", "dip_kind", "dip_score", "aux_coef", "dip_avg_cost"]
     pq.write_table(table.select(grouping), tmp_path / "grouped.parquet")
     pq.write_table(table.drop_columns(grouping[1:]), tmp_path / "discharges.parquet")
-    common = [
-        "--hospitals",
-        str(files / "hospitals.csv"),
-        "--policy",
-        str(ROOT / "codebooks/policies/demo-2025.toml"),
-    ]
-    r = _cli(["--cases", str(tmp_path / "grouped.parquet"), "--discharges", str(tmp_path / "discharges.parquet"),
-              *common, "--out", str(tmp_path / "joined"), "-q"])  # fmt: skip
-    assert r.exit_code == 0, r.output
-    r = _cli(["--cases", str(files / "cases.parquet"), *common, "--out", str(tmp_path / "whole"), "-q"])
+    common = (files / "hospitals.csv", ROOT / "codebooks/policies/demo-2025.toml")
+    settle_files(
+        tmp_path / "grouped.parquet", *common, tmp_path / "joined", discharges=tmp_path / "discharges.parquet"
+    )
+    settle_files(files / "cases.parquet", *common, tmp_path / "whole")
     assert (tmp_path / "joined" / "hospitals.csv").read_bytes() == (
         tmp_path / "whole" / "hospitals.csv"
     ).read_bytes()
     pq.write_table(table.select(grouping).slice(1), tmp_path / "short.parquet")
-    r = _cli(["--cases", str(tmp_path / "short.parquet"), "--discharges", str(tmp_path / "discharges.parquet"),
-              *common, "--out", str(tmp_path / "bad")])  # fmt: skip
-    assert r.exit_code == 1 and "rows do not line up" in r.output
+    with pytest.raises(InputError, match="rows do not line up"):
+        settle_files(
+            tmp_path / "short.parquet", *common, tmp_path / "bad", discharges=tmp_path / "discharges.parquet"
+        )
 
 
 def test_a_k_per_pool_replaces_the_hospital_coefficient_in_every_formula():

@@ -11,11 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-import payment.cli.settle  # noqa: F401  (registers the command)
 from grouper.errors import InputError
-from payment.cli._app import app
+from payment.pipeline import settle_files
 from payment.policy import Policy
 from payment.settle import settle, settle_batches
 from tests.payment import payment_synth as synth
@@ -111,10 +109,6 @@ def test_batches_that_change_between_passes_are_an_error(region):
         settle_batches(batches, hospitals, DEMO, write=lambda t: None)
 
 
-def _cli(args: list[str]):
-    return CliRunner().invoke(app, ["settle", *args], catch_exceptions=False)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, region) -> Path:
     d = tmp_path_factory.mktemp("stream")
@@ -131,16 +125,19 @@ def files(tmp_path_factory, region) -> Path:
 
 
 @pytest.mark.parametrize("source", ["parquet", "csv"])
-def test_cli_outputs_are_byte_identical_whatever_the_batch_size(files, source):
+def test_outputs_are_byte_identical_whatever_the_batch_size(files, source):
     if source == "parquet":
-        given = ["--cases", str(files / "cases.parquet")]
+        given = {"cases": files / "cases.parquet"}
     else:
-        given = ["--cases", str(files / "grouped.csv"), "--discharges", str(files / "discharges.csv")]
-    common = [*given, "--hospitals", str(files / "hospitals.csv"), "--policy", str(DEMO_PATH),
-              "--special-cases", str(files / "special.csv"), "-q"]  # fmt: skip
-    for size in ("100000", "457"):
-        r = _cli([*common, "--batch-size", size, "--out", str(files / f"{source}-{size}")])
-        assert r.exit_code == 0, r.output
+        given = {"cases": files / "grouped.csv", "discharges": files / "discharges.csv"}
+    common = {
+        **given,
+        "hospitals": files / "hospitals.csv",
+        "policy": DEMO_PATH,
+        "special_cases": files / "special.csv",
+    }
+    for size in (100000, 457):
+        settle_files(**common, out=files / f"{source}-{size}", batch_size=size)
     for name in ("cases.parquet", "hospitals.csv", "region.json"):
         assert (files / f"{source}-100000" / name).read_bytes() == (
             files / f"{source}-457" / name
@@ -150,27 +147,24 @@ def test_cli_outputs_are_byte_identical_whatever_the_batch_size(files, source):
     assert not list((files / f"{source}-457").glob(".*"))  # no temporary file left behind
 
 
-def test_cli_csv_and_parquet_inputs_settle_alike(files, tmp_path):
-    common = ["--hospitals", str(files / "hospitals.csv"), "--policy", str(DEMO_PATH), "-q"]
-    r = _cli(["--cases", str(files / "cases.parquet"), *common, "--out", str(tmp_path / "p")])
-    assert r.exit_code == 0, r.output
-    r = _cli(["--cases", str(files / "grouped.csv"), "--discharges", str(files / "discharges.csv"), *common,
-              "--out", str(tmp_path / "c"), "--batch-size", "1000"])  # fmt: skip
-    assert r.exit_code == 0, r.output
+def test_csv_and_parquet_inputs_settle_alike(files, tmp_path):
+    common = {"hospitals": files / "hospitals.csv", "policy": DEMO_PATH}
+    settle_files(files / "cases.parquet", **common, out=tmp_path / "p")
+    settle_files(files / "grouped.csv", discharges=files / "discharges.csv", **common, out=tmp_path / "c",
+                 batch_size=1000)  # fmt: skip
     for name in ("hospitals.csv", "region.json"):
         assert (tmp_path / "p" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
 
 
-def test_cli_reports_discharges_that_run_out(files, tmp_path):
+def test_discharges_that_run_out_are_an_error(files, tmp_path):
     short = tmp_path / "short.csv"
     lines = (files / "discharges.csv").read_text(encoding="utf-8").splitlines()
     short.write_text("\n".join(lines[:-10]) + "\n", encoding="utf-8")
-    r = _cli(["--cases", str(files / "grouped.csv"), "--discharges", str(short), "--hospitals",
-              str(files / "hospitals.csv"), "--policy", str(DEMO_PATH), "--out", str(tmp_path / "o"),
-              "--batch-size", "500"])  # fmt: skip
-    assert r.exit_code == 1 and "rows do not line up" in r.output
+    with pytest.raises(InputError, match="rows do not line up"):
+        settle_files(files / "grouped.csv", files / "hospitals.csv", DEMO_PATH, tmp_path / "o", discharges=short,
+                     batch_size=500)  # fmt: skip
     assert not (tmp_path / "o" / "cases.parquet").exists()
-    assert not list((tmp_path / "o").glob(".*"))
+    assert not list(tmp_path.glob(".*")) and not (tmp_path / "o").exists()
 
 
 def _peak_bytes(n_batches: int) -> int:

@@ -1,5 +1,5 @@
 """Trimmed budget point value (分位数法, payment.md §2.1/§2.6) and monthly audit deductions (审核扣款, §6)
-through ``drgdip settle`` and :func:`payment.settle.settle`; the hand-worked vectors are in
+through :func:`payment.pipeline.settle_files` (what ``drgdip settle`` calls) and :func:`payment.settle.settle`; the hand-worked vectors are in
 ``vectors/trimmed_budget.toml`` and ``vectors/prepaid_deductions.toml``."""
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-import payment.cli.settle  # noqa: F401  (registers the command)
 from grouper.errors import InputError
-from payment.cli._app import app
 from payment.deductions import parse_deductions
+from payment.pipeline import settle_files
 from payment.policy import Policy
 from payment.settle import settle
 from tests.payment import payment_synth as synth
@@ -32,10 +30,6 @@ VECTOR = (
 TRIMMED = """budget_method    = { value = "history_trimmed", source = "dip-3-0", clause = "分位数法" }
 budget_trim_lower = { value = 0.025, unit = "share", source = "dip-3-0", clause = "2.5%" }
 budget_trim_upper = { value = 0.975, unit = "share", source = "dip-3-0", clause = "97.5%" }"""
-
-
-def _cli(args: list[str]):
-    return CliRunner().invoke(app, ["settle", *args], catch_exceptions=False)
 
 
 def _fen(s: str) -> int:
@@ -55,9 +49,9 @@ def files(tmp_path_factory) -> Path:
     return d
 
 
-def _run(files: Path, out: Path, *extra: str, policy: Path | None = None):
-    return _cli(["--cases", str(files / "cases.parquet"), "--hospitals", str(files / "hospitals.csv"),
-                 "--policy", str(policy or DEMO_PATH), "--out", str(out), "-q", *extra])  # fmt: skip
+def _run(files: Path, out: Path, policy: Path | None = None, **inputs) -> dict:
+    """What `drgdip settle` does, through the library (payment.pipeline.settle_files)."""
+    return settle_files(files / "cases.parquet", files / "hospitals.csv", policy or DEMO_PATH, out, **inputs)
 
 
 def _history(folder: Path, header: str, rows: list[str], name: str = "history_cases.csv") -> Path:
@@ -66,11 +60,10 @@ def _history(folder: Path, header: str, rows: list[str], name: str = "history_ca
     return folder
 
 
-def test_cli_trims_case_history_before_the_1_2_7_value(files, tmp_path):
+def test_trims_case_history_before_the_1_2_7_value(files, tmp_path):
     rows = [f"{p},{y},{c},{q}" for p in ("employee", "resident") for y, c, q in VECTOR]
     hist = _history(tmp_path / "h", "pool,year,total_cost,points", rows)
-    r = _run(files, tmp_path / "o", "--history", str(hist), policy=files / "trimmed.toml")
-    assert r.exit_code == 0, r.output
+    _run(files, tmp_path / "o", history=hist, policy=files / "trimmed.toml")
     region = json.loads((tmp_path / "o" / "region.json").read_text(encoding="utf-8"))
     for pool in ("employee", "resident"):
         info = region["pools"][pool]
@@ -85,12 +78,11 @@ def test_cli_trims_case_history_before_the_1_2_7_value(files, tmp_path):
         ]
 
 
-def test_cli_maps_insurance_types_to_pools_and_leaves_self_pay_out(files, tmp_path):
+def test_maps_insurance_types_to_pools_and_leaves_self_pay_out(files, tmp_path):
     rows = [f"{t},{y},{c},{q}" for t in ("employee", "resident") for y, c, q in VECTOR]
     rows += ["self_pay,2024,99999,1", "self_pay,2022,1,100"]  # in no pool: would change the value otherwise
     hist = _history(tmp_path / "h", "insurance_type,year,total_cost,points", rows)
-    r = _run(files, tmp_path / "o", "--history", str(hist), policy=files / "trimmed.toml")
-    assert r.exit_code == 0, r.output
+    _run(files, tmp_path / "o", history=hist, policy=files / "trimmed.toml")
     region = json.loads((tmp_path / "o" / "region.json").read_text(encoding="utf-8"))
     assert region["pools"]["resident"]["budget_point_value_published"] == "12.6207000000"
 
@@ -106,8 +98,7 @@ def test_trimmed_history_reads_parquet_too(files, tmp_path):
                   "points": q * 2}),
         hist / "history_cases.parquet",
     )  # fmt: skip
-    r = _run(files, tmp_path / "o", "--history", str(hist), policy=files / "trimmed.toml")
-    assert r.exit_code == 0, r.output
+    _run(files, tmp_path / "o", history=hist, policy=files / "trimmed.toml")
     region = json.loads((tmp_path / "o" / "region.json").read_text(encoding="utf-8"))
     assert region["pools"]["employee"]["budget_point_value_published"] == "12.6207000000"
 
@@ -126,16 +117,16 @@ def test_trimmed_history_reads_parquet_too(files, tmp_path):
 )  # fmt: skip
 def test_bad_case_history_names_the_file_row_and_column(files, tmp_path, header, rows, message):
     hist = _history(tmp_path / "h", header, rows)
-    r = _run(files, tmp_path / "o", "--history", str(hist), policy=files / "trimmed.toml")
-    assert r.exit_code == 1
-    assert message in " ".join(r.output.split()), r.output
+    with pytest.raises(InputError) as info:
+        _run(files, tmp_path / "o", history=hist, policy=files / "trimmed.toml")
+    assert message in " ".join(str(info.value).split())
 
 
 def test_trimmed_method_without_case_history_is_an_error(files, tmp_path):
     hist = _history(tmp_path / "h", "pool,year,total_cost,total_points", [], name="region_years.csv")
-    r = _run(files, tmp_path / "o", "--history", str(hist), policy=files / "trimmed.toml")
-    assert r.exit_code == 1
-    assert "needs case history (history_cases.parquet or .csv" in " ".join(r.output.split())
+    with pytest.raises(InputError) as info:
+        _run(files, tmp_path / "o", history=hist, policy=files / "trimmed.toml")
+    assert "needs case history (history_cases.parquet or .csv" in " ".join(str(info.value).split())
 
 
 def _deductions(path: Path, rows: list[str]) -> Path:
@@ -143,14 +134,13 @@ def _deductions(path: Path, rows: list[str]) -> Path:
     return path
 
 
-def test_cli_deductions_come_off_the_prepayment_once(files, tmp_path):
+def test_deductions_come_off_the_prepayment_once(files, tmp_path):
     base = tmp_path / "base"
-    assert _run(files, base).exit_code == 0
+    _run(files, base)
     d = _deductions(
         tmp_path / "d.csv", ["H0001,2025-02,1234.56,重复收费", "H0001,2025-11,0.44,", "H0003,2025-07,10,"]
     )
-    r = _run(files, tmp_path / "o", "--deductions", str(d))
-    assert r.exit_code == 0, r.output
+    _run(files, tmp_path / "o", deductions=d)
     before = pacsv.read_csv(base / "hospitals.csv", convert_options=pacsv.ConvertOptions(
         column_types={c: "string" for c in ("prepaid", "payment_due", "clearing", "audit_deduction")})).to_pylist()  # fmt: skip
     after = pacsv.read_csv(tmp_path / "o" / "hospitals.csv", convert_options=pacsv.ConvertOptions(
@@ -183,10 +173,10 @@ def test_cli_deductions_come_off_the_prepayment_once(files, tmp_path):
 )
 def test_bad_deductions_name_the_file_row_and_column(files, tmp_path, row, message):
     d = _deductions(tmp_path / "d.csv", ["H0000,2025-01,1,", row])
-    r = _run(files, tmp_path / "o", "--deductions", str(d))
-    assert r.exit_code == 1
-    text = " ".join(r.output.split())
-    assert f"{d.name}: {message}" in text, r.output
+    with pytest.raises(InputError) as info:
+        _run(files, tmp_path / "o", deductions=d)
+    text = " ".join(str(info.value).split())
+    assert f"{d.name}: {message}" in text
     assert not (tmp_path / "o" / "hospitals.csv").exists()
 
 

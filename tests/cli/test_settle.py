@@ -1,5 +1,6 @@
-"""`drgdip settle` on the inputs of the QA pass: discharges read as `drgdip group` reads them, hospitals tables
-checked, warnings for cases left out, the publication difference, output folders and the drgdip version."""
+"""`drgdip settle` as a user runs it (the QA pass): discharges read as `drgdip group` reads them, hospitals tables
+checked with one error line and exit 1, warnings for cases left out on stderr and in region.json, the publication
+difference, output folders and the drgdip version. The library behind it is tested in tests/payment/."""
 
 from __future__ import annotations
 
