@@ -1,5 +1,6 @@
 """Regional point-method payment (区域点数法总额预算): routing, points, budget, settlement, audit."""
 
+from payment.audit import audit
 from payment.budget import budget_cascade, budget_point_value, elastic_point_value
 from payment.money import largest_remainder, round_fen
 from payment.points import Deviation, DeviationRule, DrgRule, dip_points, drg_points
@@ -15,6 +16,7 @@ __all__ = [
     "PolicyError",
     "Route",
     "Settlement",
+    "audit",
     "budget_cascade",
     "budget_point_value",
     "dip_points",

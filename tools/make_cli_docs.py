@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from payment.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("group", "synth", "catalog", "weights", "settle", "demo")
+COMMANDS = ("group", "synth", "catalog", "weights", "settle", "audit", "demo")
 
 
 def main() -> None:

@@ -1,0 +1,102 @@
+"""``drgdip audit``: a hospital's (or a region's) self-audit: QC, flags, indicators, 盈亏, insurer comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from grouper.errors import DrgdipError
+from payment.audit import AuditSettings, QcLists, read_insurer
+from payment.audit.files import audit_files, write_audit
+from payment.cli._app import DEBUG, ENCODING, FORCE, QUIET, UserError, app, check_folder, fail
+from payment.cli._app import stderr as console
+from payment.cli.settle import _hospitals, _read_table
+from payment.policy import Policy
+
+_HELP = (
+    "Self-audit (医院自查) of discharge files before upload: QC edits Q01–Q14, supervision flags (再入院, 低标入院, "
+    "超长住院, 高/低倍率, 低风险组死亡, 高套嫌疑, 主诊断选择), indicators (入组率, CMI, 费用/时间消耗指数, 低风险组死亡率) "
+    "and, with --policy, expected payment and 盈亏. Writes report.html, audit.xlsx and one Parquet file per table "
+    "into --out. A flag is a finding to review, never a verdict."
+)
+
+
+@app.command(help=_HELP)
+def audit(
+    inputs: list[Path] = typer.Argument(
+        ..., help="Discharge files: CSV (UTF-8 or GBK), Excel (.xlsx) or Parquet."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder: report.html, audit.xlsx, <table>.parquet."
+    ),
+    scheme: str = typer.Option(
+        "chs-drg-1.1", help="chs-drg-1.1 (CHS-DRG codebook) or dip (needs a catalogue)."
+    ),
+    catalogue: str = typer.Option(
+        None, help="DIP catalogue (目录库): shipped name or .csv/.parquet file (default: the policy's)."
+    ),
+    policy: Path = typer.Option(
+        None, help="Policy TOML: adds expected payment, 盈亏 and the deviation flags."
+    ),
+    hospitals: Path = typer.Option(
+        None, help="Hospitals CSV/Excel/Parquet (hospital_id, level): needed with --policy unless --level."
+    ),
+    level: int = typer.Option(
+        None, min=1, max=3, help="Hospital level (1–3) of every hospital, in place of --hospitals."
+    ),
+    weights: Path = typer.Option(
+        None, help="CHS-DRG weights (drg, rw[, avg_cost, avg_los]); default: RW from the cases."
+    ),
+    hospital: str = typer.Option(
+        None, help="The hospital audited (hospital_id); the other cases are its region."
+    ),
+    insurer: Path = typer.Option(
+        None, help="The insurer's returned grouping (CSV/Excel: case id, group, points or payment)."
+    ),
+    settings: Path = typer.Option(
+        None, help="Audit thresholds TOML (default codebooks/qc/audit-defaults.toml)."
+    ),
+    qc_lists: Path = typer.Option(
+        None, "--qc-lists", help="A region's folder of QC lists replacing the shipped ones by name."
+    ),
+    encoding: str = ENCODING,
+    quiet: bool = QUIET,
+    force: bool = FORCE,
+    debug: bool = DEBUG,
+) -> None:
+    """Self-audit of discharge files (see the help text)."""
+    try:
+        check_folder(out)
+        if scheme != "dip" and catalogue:
+            raise typer.BadParameter("--catalogue is for --scheme dip")  # a command-line mistake: exit 2
+        pol = Policy.load(policy) if policy is not None else None
+        hosp = None
+        if pol is not None and hospitals is None and level is None:
+            raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
+        if hospitals is not None:
+            hosp = _hospitals(hospitals, encoding)
+        options = {
+            "scheme": scheme,
+            "catalogue": catalogue,
+            "policy": pol,
+            "hospitals": hosp,
+            "weights": _read_table(weights, ("drg",), encoding) if weights is not None else None,
+            "hospital": hospital,
+            "insurer": read_insurer(insurer, encoding=encoding) if insurer is not None else None,
+            "settings": AuditSettings.load(settings) if settings is not None else None,
+            "lists": QcLists.load(qc_lists) if qc_lists is not None else None,
+            "level": level,
+        }
+        result = audit_files(inputs, encoding=encoding, **options)
+        write_audit(result, out, overwrite=force)
+    except (DrgdipError, UserError) as exc:
+        fail(str(exc), debug)
+    if not quiet:
+        s = {r["item"]: r["value"] for r in result["summary"].to_pylist() if r["value"] is not None}
+        gain = f", 盈亏 {s['gain_loss']:,.2f} 元" if "gain_loss" in s else ""
+        console.print(
+            f"{int(s['cases']):,} cases audited → {out}: 入组率 {s['grouping_rate']:.2%}, CMI {s.get('cmi', float('nan')):.4f}"
+            f"{gain}; {int(s['flagged_cases']):,} flagged cases, {int(s['qc_error_cases']):,} with QC errors",
+            highlight=False,
+        )
