@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.codebook import Codebook
-from grouper.dip import DipStatus, group_dip
+from grouper.dip import group_dip
 from grouper.drg.group import group_drg
 from grouper.status import Status
 
@@ -22,7 +22,7 @@ __all__ = ["Grouping"]
 _DRG_ERRORS = [s.name for s in Status if s.is_error]
 #: DIP statuses of a case in a regular group (入组): core or 先期 (OK), 综合, or with an unknown procedure left out;
 #: 空白病种 (BLANK, ``KBBZ``) and the errors are not grouped (audit.md §1: "say which").
-_DIP_GROUPED = [DipStatus.OK.name, DipStatus.COMPREHENSIVE.name, DipStatus.CODE_UNKNOWN.name]
+_DIP_GROUPED = [Status.OK.name, Status.COMPREHENSIVE.name, Status.CODE_UNKNOWN.name]
 
 
 @dataclass
