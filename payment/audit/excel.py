@@ -1,14 +1,13 @@
 """``audit.xlsx``: one sheet per audit table, Chinese headers, frozen header row, number formats in 元.
 
 Written with XlsxWriter (streaming, ``constant_memory``): several times faster than openpyxl for the few hundred
-thousand cells of a hospital's audit; the file gets fixed timestamps so that a rerun writes the same bytes.
+thousand cells of a hospital's audit; a rerun writes the same bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +15,6 @@ import pyarrow.compute as pc
 import xlsxwriter
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from grouper.io import _fix_workbook_dates
 from payment.audit.labels import EXCEL_FORMATS, label, number_format, sheets
 
 __all__ = ["EXCEL_MAX_ROWS", "write_workbook"]
@@ -32,47 +30,42 @@ def _excel_table(name: str, table: pa.Table) -> pa.Table:
 
 
 def write_workbook(tables: dict[str, pa.Table], path: Path) -> list[str]:
-    """Write the workbook atomically; returns notes (sheets cut at Excel's row limit)."""
+    """Write the workbook to ``path`` (a temporary path of the writer module); returns notes (sheets cut at
+    Excel's row limit). The bytes depend only on the tables (fixed document date; XlsxWriter's fixed zip times)."""
     notes = []
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     book = xlsxwriter.Workbook(
-        str(tmp), {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+        str(path), {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
                    "strings_to_numbers": False, "nan_inf_to_errors": False}
     )  # fmt: skip
     book.set_properties({"created": dt.datetime(1980, 1, 1)})
     head = book.add_format({"bold": True, "bg_color": "#EAF2F8", "border": 1})
     formats = {k: book.add_format({"num_format": v}) for k, v in EXCEL_FORMATS.items()}
     by_code = {v: formats[k] for k, v in EXCEL_FORMATS.items()}
-    try:
-        for name, sheet_name, _ in sheets():
-            if name not in tables:
-                continue
-            table = _excel_table(name, tables[name])
-            if table.num_rows > EXCEL_MAX_ROWS:
-                notes.append(
-                    f"{sheet_name}: first {EXCEL_MAX_ROWS:,} of {table.num_rows:,} rows (all rows in {name}.parquet)"
-                )
-                table = table.slice(0, EXCEL_MAX_ROWS)
-            ws = book.add_worksheet(sheet_name)
-            ws.freeze_panes(1, 0)
-            for i, col in enumerate(table.column_names):
-                fmt = number_format(col)
-                ws.set_column(i, i, 14 if fmt else max(10, min(40, 2 * len(label(col)) + 2)))
-                ws.write_string(0, i, label(col), head)
-            row_formats = None
-            if name == "summary":  # one figure per row: the row's unit gives the format
-                row_formats = [formats.get(u) for u in table.column("unit").to_pylist()]
-            fmts = [by_code.get(number_format(n)) for n in table.column_names]
-            values = [c.to_pylist() for c in table.columns]
-            for r, row in enumerate(zip(*values, strict=True), start=1):  # constant_memory: rows in order
-                money = row_formats[r - 1] if row_formats is not None else None
-                for i, (v, fmt) in enumerate(zip(row, fmts, strict=True)):
-                    _write(ws, r, i, v, money or fmt)
-        book.close()
-        _fix_workbook_dates(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    for name, sheet_name, _ in sheets():
+        if name not in tables:
+            continue
+        table = _excel_table(name, tables[name])
+        if table.num_rows > EXCEL_MAX_ROWS:
+            notes.append(
+                f"{sheet_name}: first {EXCEL_MAX_ROWS:,} of {table.num_rows:,} rows (all rows in {name}.parquet)"
+            )
+            table = table.slice(0, EXCEL_MAX_ROWS)
+        ws = book.add_worksheet(sheet_name)
+        ws.freeze_panes(1, 0)
+        for i, col in enumerate(table.column_names):
+            fmt = number_format(col)
+            ws.set_column(i, i, 14 if fmt else max(10, min(40, 2 * len(label(col)) + 2)))
+            ws.write_string(0, i, label(col), head)
+        row_formats = None
+        if name == "summary":  # one figure per row: the row's unit gives the format
+            row_formats = [formats.get(u) for u in table.column("unit").to_pylist()]
+        fmts = [by_code.get(number_format(n)) for n in table.column_names]
+        values = [c.to_pylist() for c in table.columns]
+        for r, row in enumerate(zip(*values, strict=True), start=1):  # constant_memory: rows in order
+            money = row_formats[r - 1] if row_formats is not None else None
+            for i, (v, fmt) in enumerate(zip(row, fmts, strict=True)):
+                _write(ws, r, i, v, money or fmt)
+    book.close()
     return notes
 
 

@@ -1,5 +1,5 @@
 """The audit from and to files: read discharge files, run :func:`audit`, write ``audit.xlsx``, one Parquet file
-per table and ``report.html`` into a folder (each file written atomically)."""
+per table and ``report.html`` into a folder, all or nothing (:func:`grouper.io.atomic_folder`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from grouper import __version__
-from grouper.errors import OutputError
-from grouper.io import read_discharges
+from grouper.io import atomic_folder, read_discharges
 from payment.audit.core import Audit, audit
 from payment.audit.excel import write_workbook
 from payment.audit.report import write_report
@@ -35,34 +34,19 @@ def audit_files(inputs: Iterable[str | os.PathLike], *, encoding: str | None = N
     return audit(read_all(inputs, encoding=encoding), **options)
 
 
-def write_audit(result: Audit, out: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
+def write_audit(result: Audit, out: str | os.PathLike, *, if_exists: str = "error") -> list[Path]:
     """Write ``audit.xlsx``, ``report.html`` and ``<table>.parquet`` per table into the folder ``out``.
 
-    Returns the files written. An existing file is an ``OutputError`` unless ``overwrite``.
+    All files appear together or none does; an existing one is an ``OutputError`` unless ``if_exists="replace"``.
+    Returns the files written.
     """
     out = Path(out)
-    targets = [out / f for f in OUTPUT_FILES] + [out / f"{name}.parquet" for name in result.tables]
-    if not overwrite:
-        for t in targets:
-            if t.exists():
-                raise OutputError(f"{t} already exists; pass --force to replace it", path=t)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot create the folder ({exc.strerror})", path=out) from None
+    names = [*OUTPUT_FILES, *(f"{name}.parquet" for name in result.tables)]
     meta = {b"drgdip.version": __version__.encode(), b"drgdip.scheme": result.scheme.encode(),
             b"drgdip.audit_settings_sha256": result.settings.sha256.encode()}  # fmt: skip
-    try:
+    with atomic_folder(out, names, if_exists=if_exists) as tmp:
         for name, table in result.tables.items():
-            path = out / f"{name}.parquet"
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            try:
-                pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
-        notes = write_workbook(result.tables, out / "audit.xlsx")
-        write_report(result.tables, out / "report.html", scheme=result.scheme, notes=notes)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write the audit ({exc.strerror})", path=out) from None
-    return targets
+            pq.write_table(table.replace_schema_metadata(meta), tmp / f"{name}.parquet", compression="zstd")
+        notes = write_workbook(result.tables, tmp / "audit.xlsx")
+        write_report(result.tables, tmp / "report.html", scheme=result.scheme, notes=notes)
+    return [out / n for n in names]

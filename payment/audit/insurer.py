@@ -1,7 +1,7 @@
 """Comparison with the insurer's returned grouping (医保反馈分组结果), reference/audit.md §3.
 
-The insurer's file (CSV, Excel or Parquet; Chinese, 4101A/3605 or canonical headers, ``codebooks/qc/
-insurer_columns.csv``) is matched to the hospital's cases by ``case_id``. Each difference gets the first reason
+The insurer's file (CSV, Excel or Parquet; Chinese, 4101A/3605 or canonical headers, kind ``insurer`` of
+``codebooks/records/table_aliases.csv``) is matched to the hospital's cases by ``case_id``. Each difference gets the first reason
 that applies — 1 MISSING (one side only), 2 CODING_CHANGED (principal diagnosis or procedure differ), 3
 CODE_MAPPING (a code of the case is unknown or gray here), 4 CC_MCC (same ADRG, another severity), 5
 SCHEME_VERSION (the insurer's group is not in this codebook or catalogue), 6 POINTS_OR_PAYMENT (same group),
@@ -10,22 +10,16 @@ SCHEME_VERSION (the insurer's group is not in this codebook or catalogue), 6 POI
 
 from __future__ import annotations
 
-import codecs
-import csv
-import re
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from grouper.codes import normalise_codes
 from grouper.errors import InputError
-from grouper.resources import data_path
+from grouper.io.tables import read_table
 
 __all__ = ["INSURER_SCHEMA", "REASONS", "compare_insurer", "read_insurer"]
 
@@ -57,67 +51,20 @@ INSURER_SCHEMA = pa.schema(
 _TOL = 0.005  # points and yuan agree to half a fen / point
 
 
-@cache
-def _aliases() -> dict[str, str]:
-    t = pacsv.read_csv(data_path("qc", "insurer_columns.csv")).to_pylist()
-    return {_key(r["alias"]): r["column"] for r in t}
-
-
-def _key(header: str) -> str:
-    return re.sub(r"\s+", "", str(header)).replace("（", "(").replace("）", ")").lower()
+#: Canonical columns of the insurer's file (aliases: ``codebooks/records/table_aliases.csv``, kind ``insurer``).
+_TEXT = ("case_id", "group", "mdc", "adrg", "principal_dx", "principal_proc")
 
 
 def read_insurer(path: str | Path, *, encoding: str | None = None) -> pa.Table:
-    """Read the insurer's returned grouping: columns mapped to ``case_id, group, mdc, adrg, points, payment,
-    principal_dx, principal_proc`` (those present), every value as text, CSV in UTF-8 or GBK/GB18030."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file", path=path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".xlsx", ".xlsm"):
-            frame = pd.read_excel(path, dtype=str, engine="openpyxl")
-            raw = pa.Table.from_pandas(frame.astype(object).where(frame.notna(), None), preserve_index=False)
-        elif suffix in (".parquet", ".pq"):
-            raw = pq.read_table(path)
-        else:
-            data = path.read_bytes()
-            enc = encoding or ("utf-8-sig" if _utf8(data) else "gb18030")
-            text = data.decode(enc)
-            header = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")]), [])
-            raw = pacsv.read_csv(
-                pa.py_buffer(text.encode()),
-                convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string())),
-            )
-            raw = raw.cast(pa.schema([(n, pa.string()) for n in raw.column_names]))
-    except InputError:
-        raise
-    except Exception as exc:  # pyarrow, openpyxl and codecs each raise their own types for a broken file
-        raise InputError(f"{path}: cannot read the insurer's file: {exc}", path=path) from None
-    return _canonical(raw, path)
-
-
-def _utf8(data: bytes) -> bool:
-    try:
-        codecs.decode(data, "utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
-def _canonical(raw: pa.Table, path) -> pa.Table:
-    cols: dict[str, pa.Array] = {}
-    for name in raw.column_names:
-        target = _aliases().get(_key(name))
-        if target and target not in cols:
-            cols[target] = pc.utf8_trim_whitespace(raw.column(name).cast(pa.string()).combine_chunks())
-    if "case_id" not in cols:
+    """Read the insurer's returned grouping (CSV UTF-8/GBK, Excel, Parquet): ``case_id`` and ``group``, ``points``
+    or ``payment`` (and ``mdc``, ``adrg``, ``principal_dx``, ``principal_proc`` when present) under their
+    canonical, 4101A/3605 or Chinese headers."""
+    table = read_table(path, kind="insurer", text=_TEXT, required=("case_id",), encoding=encoding)
+    if not {"group", "points", "payment"} & set(table.column_names):
         raise InputError(
-            f"{path}: no case id column (case_id, setl_id, 结算ID, …)", path=path, column="case_id"
+            f"{path}: no group, points or payment column (病组编码, 点数, 支付标准, …)", path=path
         )
-    if "group" not in cols and "points" not in cols and "payment" not in cols:
-        raise InputError(f"{path}: no group, points or payment column", path=path)
-    return pa.table(cols)
+    return table
 
 
 def _num(t: pa.Table, name: str) -> np.ndarray:

@@ -6,12 +6,21 @@ from pathlib import Path
 
 import typer
 
-from grouper.errors import DrgdipError
 from payment.audit import AuditSettings, QcLists, read_insurer
-from payment.audit.files import audit_files, write_audit
-from payment.cli._app import DEBUG, ENCODING, FORCE, QUIET, UserError, app, check_folder, fail
+from payment.audit.files import OUTPUT_FILES, audit_files, write_audit
+from payment.cli._app import (
+    DEBUG,
+    ENCODING,
+    FORCE,
+    QUIET,
+    UserError,
+    check_folder,
+    check_output,
+    command,
+    if_exists,
+)
 from payment.cli._app import stderr as console
-from payment.cli.settle import _hospitals, _read_table
+from payment.inputs import read_hospitals, read_weights
 from payment.policy import Policy
 
 _HELP = (
@@ -22,7 +31,7 @@ _HELP = (
 )
 
 
-@app.command(help=_HELP)
+@command(help=_HELP)
 def audit(
     inputs: list[Path] = typer.Argument(
         ..., help="Discharge files: CSV (UTF-8 or GBK), Excel (.xlsx) or Parquet."
@@ -66,32 +75,29 @@ def audit(
     debug: bool = DEBUG,
 ) -> None:
     """Self-audit of discharge files (see the help text)."""
-    try:
-        check_folder(out)
-        if scheme != "dip" and catalogue:
-            raise typer.BadParameter("--catalogue is for --scheme dip")  # a command-line mistake: exit 2
-        pol = Policy.load(policy) if policy is not None else None
-        hosp = None
-        if pol is not None and hospitals is None and level is None:
-            raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
-        if hospitals is not None:
-            hosp = _hospitals(hospitals, encoding)
-        options = {
-            "scheme": scheme,
-            "catalogue": catalogue,
-            "policy": pol,
-            "hospitals": hosp,
-            "weights": _read_table(weights, ("drg",), encoding) if weights is not None else None,
-            "hospital": hospital,
-            "insurer": read_insurer(insurer, encoding=encoding) if insurer is not None else None,
-            "settings": AuditSettings.load(settings) if settings is not None else None,
-            "lists": QcLists.load(qc_lists) if qc_lists is not None else None,
-            "level": level,
-        }
-        result = audit_files(inputs, encoding=encoding, **options)
-        write_audit(result, out, overwrite=force)
-    except (DrgdipError, UserError) as exc:
-        fail(str(exc), debug)
+    check_folder(out)
+    for name in (*OUTPUT_FILES, "summary.parquet", "cases.parquet"):
+        check_output(out / name, force)
+    if scheme != "dip" and catalogue:
+        raise typer.BadParameter("--catalogue is for --scheme dip")  # a command-line mistake: exit 2
+    pol = Policy.load(policy) if policy is not None else None
+    if pol is not None and hospitals is None and level is None:
+        raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
+    result = audit_files(
+        inputs,
+        encoding=encoding,
+        scheme=scheme,
+        catalogue=catalogue,
+        policy=pol,
+        hospitals=read_hospitals(hospitals, encoding=encoding) if hospitals is not None else None,
+        level=level,
+        weights=read_weights(weights, encoding=encoding) if weights is not None else None,
+        hospital=hospital,
+        insurer=read_insurer(insurer, encoding=encoding) if insurer is not None else None,
+        settings=AuditSettings.load(settings) if settings is not None else None,
+        lists=QcLists.load(qc_lists) if qc_lists is not None else None,
+    )
+    write_audit(result, out, if_exists=if_exists(force))
     if not quiet:
         s = {r["item"]: r["value"] for r in result["summary"].to_pylist() if r["value"] is not None}
         gain = f", 盈亏 {s['gain_loss']:,.2f} 元" if "gain_loss" in s else ""

@@ -81,5 +81,5 @@ def test_a_file_without_a_case_id_column_is_refused(tmp_path):
 
     path = tmp_path / "bad.csv"
     path.write_text("病组编码,点数\nGZ13,120\n", "utf-8")
-    with pytest.raises(InputError, match="no case id column"):
+    with pytest.raises(InputError, match=r"missing column\(s\) case_id"):
         read_insurer(path)
