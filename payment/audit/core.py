@@ -14,6 +14,7 @@ from grouper.batch import duplicated
 from grouper.codebook import Codebook
 from grouper.dip import read_catalogue
 from grouper.errors import InputError
+from grouper.io.discharges import as_discharges
 from grouper.schema import DISCHARGE_SCHEMA
 from payment.audit.expected import expected_payment
 from payment.audit.flags import alternatives, case_flags
@@ -47,8 +48,8 @@ class Audit:
 
 
 def _canonical(table) -> pa.Table:
-    if not isinstance(table, pa.Table):
-        table = pa.Table.from_pandas(table, preserve_index=False)
+    """The groupers' view of an Arrow-compatible table, every canonical column present (absent ones null)."""
+    table = as_discharges(table)
     for f in DISCHARGE_SCHEMA:
         if f.name not in table.column_names:
             table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
