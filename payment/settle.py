@@ -173,7 +173,8 @@ def settle(
         DRG weights (``drg``, ``rw``), required for a DRG policy.
     history : dict, optional
         ``{"pools": {pool: (costs[3], points[3])}, "hospitals": {pool: (costs, points, own_costs | None)},
-        "cases": pa.Table, "level_coefficients": {level: k}}`` as read by the CLI from ``--history``;
+        "cases": pa.Table, "level_coefficients": {level: k}}`` as :func:`payment.history.read_history` reads a
+        history folder (docs/history.md);
         ``cases`` (``pool`` or ``insurance_type``, ``year``, ``total_cost``, ``points``) feeds
         ``budget_method = "history_trimmed"``.
     special_cases : sequence of str

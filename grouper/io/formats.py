@@ -12,6 +12,7 @@ import csv
 import datetime
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,9 +24,23 @@ import pyarrow.parquet as pq
 
 from grouper.errors import InputError
 
-__all__ = ["EXCEL_SUFFIXES", "PARQUET_SUFFIXES", "one_line", "raw_batches", "read_ahead", "read_raw"]
+__all__ = [
+    "EXCEL_SUFFIXES",
+    "PARQUET_SUFFIXES",
+    "InputWarning",
+    "one_line",
+    "raw_batches",
+    "read_ahead",
+    "read_raw",
+]
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+class InputWarning(UserWarning):
+    """Something read that the user should know about (a skipped sheet…); the CLI prints it as a warning line."""
+
+
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 
 
@@ -98,40 +113,62 @@ def parquet_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
 
 
 def excel_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
-    """The first sheet, streamed row by row (openpyxl read-only mode), every cell as text."""
+    """Every sheet whose header is the first sheet's, in order, streamed row by row (openpyxl read-only mode),
+    every cell as text; a sheet with another header (or none) is skipped with a warning naming it."""
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        rows = book.worksheets[0].iter_rows(values_only=True)
-        header = [_cell_text(v) for v in next(rows, ())]
+        sheets = list(book.worksheets)
+        rows = sheets[0].iter_rows(values_only=True)
+        header = _header(next(rows, ()))
     except Exception as exc:  # openpyxl raises many types for a broken workbook
-        raise InputError(f"{path}: not a readable Excel workbook ({exc})") from None
+        raise InputError(f"{path}: not a readable Excel workbook ({one_line(exc)})", path=path) from None
     try:
-        while header and header[-1] == "":  # formatting often extends a sheet's width with empty columns
-            header.pop()
         if not header:
-            raise InputError(f"{path}: the first sheet has no header row")
+            raise InputError(f"{path}: the first sheet has no header row", path=path)
         header = [h if h else f"(blank column {i + 1})" for i, h in enumerate(header)]
         check_unique(path, header)
         names = select(header)
         keep = [header.index(h) for h in names]
         batch: list[tuple] = []
         emitted = False
-        while True:
-            try:
-                row = next(rows, None)
-            except Exception as exc:  # a damaged sheet part
-                raise InputError(f"{path}: the workbook is damaged past its header ({exc})") from None
-            if row is None:
-                break
-            if any(v is not None and v != "" for v in row):  # Excel keeps formatted but empty rows
-                batch.append(row)
-            if len(batch) == batch_size:
-                yield _excel_table(batch, names, keep)
-                batch, emitted = [], True
+        for k, sheet in enumerate(sheets):
+            if k:
+                rows = sheet.iter_rows(values_only=True)
+                other = _header(next(rows, ()))
+                other = [h if h else f"(blank column {i + 1})" for i, h in enumerate(other)]
+                if other != header:
+                    if other:
+                        warnings.warn(
+                            f"{path}: sheet {sheet.title!r} has another header than the first sheet; not read",
+                            InputWarning,
+                            stacklevel=2,
+                        )
+                    continue
+            while True:
+                try:
+                    row = next(rows, None)
+                except Exception as exc:  # a damaged sheet part
+                    raise InputError(
+                        f"{path}: the workbook is damaged past its header ({one_line(exc)})", path=path
+                    ) from None
+                if row is None:
+                    break
+                if any(v is not None and v != "" for v in row):  # Excel keeps formatted but empty rows
+                    batch.append(row)
+                if len(batch) == batch_size:
+                    yield _excel_table(batch, names, keep)
+                    batch, emitted = [], True
         if batch or not emitted:
             yield _excel_table(batch, names, keep)
     finally:
         book.close()
+
+
+def _header(cells) -> list[str]:
+    header = [_cell_text(v) for v in cells]
+    while header and header[-1] == "":  # formatting often extends a sheet's width with empty columns
+        header.pop()
+    return header
 
 
 def _excel_table(rows: list[tuple], names: list[str], keep: list[int]) -> pa.Table:

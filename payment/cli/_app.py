@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -14,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from grouper.errors import DrgdipError
+from grouper.io.formats import InputWarning
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -66,14 +68,23 @@ def command(*args, **kwargs) -> Callable[[Callable], Callable]:
         @functools.wraps(fn)
         def run(*a, **k):
             debug = bool(k.get("debug", False))
+            caught: list[warnings.WarningMessage] = []
             try:
-                return fn(*a, **k)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", InputWarning)
+                    return fn(*a, **k)
             except DrgdipError as exc:
                 fail(str(exc) + _OPTION_HINTS.get(exc.key or "", ""), debug)
             except (typer.Exit, typer.Abort, typer.BadParameter):  # typer's own: exit codes and usage errors
                 raise
             except Exception:
                 fail(INTERNAL, debug)
+            finally:  # what the readers noticed (a skipped sheet…) as warning lines; other warnings as usual
+                for w in caught:
+                    if issubclass(w.category, InputWarning):
+                        warn(str(w.message))
+                    else:
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
         return app.command(*args, **kwargs)(run)
 

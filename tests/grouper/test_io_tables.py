@@ -52,3 +52,25 @@ def test_an_encoding_problem_names_the_option_only_in_the_cli(tmp_path):
     assert "--" not in str(info.value) and info.value.key == "encoding"
     result = CliRunner().invoke(app, ["group", str(path), "-o", str(tmp_path / "o.csv")])
     assert result.exit_code == 1 and result.output.rstrip().endswith("(--encoding)")
+
+
+def test_every_sheet_with_the_same_header_is_read_and_another_is_named(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    first = book.active
+    first.title = "2025-01"
+    for row in (["case_id", "principal_dx"], ["1", "K35.800"], ["2", "J18.900"]):
+        first.append(row)
+    second = book.create_sheet("2025-02")
+    for row in (["case_id", "principal_dx"], ["3", "I10.x00"]):
+        second.append(row)
+    notes = book.create_sheet("notes")
+    notes.append(["written by", "someone"])
+    path = tmp_path / "book.xlsx"
+    book.save(path)
+    with pytest.warns(UserWarning, match="sheet 'notes' has another header"):
+        ids = [x for t in grouper.read_discharges(path) for x in t.column("case_id").to_pylist()]
+    assert ids == ["1", "2", "3"]
+    result = CliRunner().invoke(app, ["group", str(path), "-o", str(tmp_path / "o.csv"), "-q"])
+    assert result.exit_code == 0 and "warning: " in result.output and "'notes'" in result.output
