@@ -609,14 +609,18 @@ class DipCatalog(Estimator):
         history : pa.Table
             Past cases, as for :meth:`fit` plus the columns :meth:`AuxTyping.input_columns` names.
         aux : AuxTyping, optional
-            Its settings; default ``AuxTyping()`` (last data year, N 15, n 5, CV fall 20 %).
+            Its settings; default ``AuxTyping()`` (N 15, n 5, CV fall 20 %). Without a ``year`` its year is set to
+            the last of the catalogue's years (``years_[-1]``), not a later year the history may hold.
 
         Returns
         -------
         AuxTyping
             Fitted.
         """
-        return (aux if aux is not None else AuxTyping()).fit(history, self.apply(history))
+        aux = AuxTyping() if aux is None else aux
+        if aux.year is None:
+            aux.set_params(year=self.years_[-1])
+        return aux.fit(history, self.apply(history))
 
     # -- output -------------------------------------------------------------------------------------------------
     def to_catalogue(self, **meta) -> Catalogue:
