@@ -37,7 +37,7 @@ from grouper.dip.catalogue import (
     read_catalogue,
     write_catalogue,
 )
-from grouper.dip.group import group_dip
+from grouper.dip.group import GroupingSettings, group_dip, tie_break_profiles
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 from grouper.errors import SettingsError
 from grouper.estimator import Estimator
@@ -159,6 +159,20 @@ class _Threshold:
         return None
 
 
+class _TieBreak:
+    """Field kind of a tie-break: a profile of ``codebooks/dip/grouping.toml`` or a sequence of criteria."""
+
+    optional = False
+
+    def problem(self, v) -> str | None:
+        if isinstance(v, str):
+            known = tie_break_profiles()
+            return None if v in known else f"unknown profile {v!r} (known: {', '.join(known)})"
+        if isinstance(v, tuple | list) and v and all(isinstance(c, str) for c in v):
+            return None
+        return f"expected a profile name or a list of criteria, got {v!r}"
+
+
 class DipCatalog(Estimator):
     """Local DIP catalogue (目录库) built from past years of cases (scikit-learn style: settings, fit, ``_``).
 
@@ -192,6 +206,10 @@ class DipCatalog(Estimator):
     main_fallback : bool
         With no ``principal_proc``, the first other procedure is the main procedure (default True, as in
         :func:`grouper.dip.group_dip`).
+    tie_break, related_match, tier_from
+        The grouping choices of :func:`grouper.dip.group_dip` (defaults ``national``, ``subset``, ``main``) used
+        to regroup the history. The catalogue records them with ``main_fallback``, the tier table and the 介入
+        switch (``meta["grouping"]``), and grouping with it uses them.
     regroup : bool
         After the groups are chosen on exact keys, group the history into them with
         :func:`grouper.dip.group_dip` (subset rule for related procedures, tie-breaks) and compute the statistics
@@ -256,6 +274,9 @@ class DipCatalog(Estimator):
         interventional_as: str = "surgery",
         unknown_tier: str = "conservative",
         main_fallback: bool = True,
+        tie_break: str | tuple[str, ...] = "national",
+        related_match: str = "subset",
+        tier_from: str = "main",
         regroup: bool = True,
         codebook: str | None = None,
         trim: str = "percentile",
@@ -281,6 +302,9 @@ class DipCatalog(Estimator):
         self.interventional_as = interventional_as
         self.unknown_tier = unknown_tier
         self.main_fallback = main_fallback
+        self.tie_break = tie_break
+        self.related_match = related_match
+        self.tier_from = tier_from
         self.regroup = regroup
         self.codebook = codebook
         self.trim = trim
@@ -306,6 +330,9 @@ class DipCatalog(Estimator):
             "interventional_as": Choice(("surgery", "therapeutic")),
             "unknown_tier": Choice(TIERS),
             "main_fallback": Flag(),
+            "tie_break": _TieBreak(),
+            "related_match": Choice(("subset", "partial")),
+            "tier_from": Choice(("main", "highest")),
             "regroup": Flag(),
             "codebook": Text(optional=True),
             **TRIM_SETTINGS,
@@ -425,13 +452,22 @@ class DipCatalog(Estimator):
         result = group_dip(
             cases,
             Catalogue(draft.select(CATALOGUE_SCHEMA.names), {}),
-            tiers=read_procedure_tiers(self.tiers, interventional_as=self.interventional_as),
             codebook=Codebook.load(self.codebook) if self.codebook else None,
-            main_fallback=self.main_fallback,
             duplicate=np.zeros(h.num_rows, dtype=bool),
+            **self._grouping(),
         )
         pos = pc.index_in(result["dip_group"], value_set=pa.array(rows["dip_code"], pa.string()))
         return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def _grouping(self) -> dict:
+        """The grouping settings as ``group_dip`` arguments (the tier table read with the 介入 switch)."""
+        return {
+            "tiers": read_procedure_tiers(self.tiers, interventional_as=self.interventional_as),
+            "tie_break": self.tie_break,
+            "related_match": self.related_match,
+            "tier_from": self.tier_from,
+            "main_fallback": self.main_fallback,
+        }
 
     def _tier_ids(self, codes: pa.Array, tiers: ProcedureTiers) -> np.ndarray:
         """Tier index (into ``TIERS``) per procedure code; a code missing from the table gets ``unknown_tier``."""
@@ -582,24 +618,16 @@ class DipCatalog(Estimator):
         cases : pa.Table
             Canonical discharges.
         **grouping
-            Options of ``group_dip`` (``tie_break``, ``related_match``, ``aux``, …); the tier table,
-            ``main_fallback`` and the codebook are this catalogue's settings (as when it was built).
+            Options of ``group_dip`` (``aux``, ``explain``, …); the grouping settings, the tier table and the
+            codebook are this catalogue's (as when it was built): a different one is a ``SettingsError``.
 
         Returns
         -------
         pa.Table
             ``group_dip``'s result: one row per case.
         """
-        tiers = read_procedure_tiers(self.tiers, interventional_as=self.interventional_as)
         codebook = Codebook.load(self.codebook) if self.codebook else None
-        return group_dip(
-            cases,
-            self.to_catalogue(),
-            tiers=tiers,
-            codebook=codebook,
-            main_fallback=self.main_fallback,
-            **grouping,
-        )
+        return group_dip(cases, self.to_catalogue(), codebook=codebook, **(self._grouping() | grouping))
 
     def fit_aux(self, history: pa.Table, aux: AuxTyping | None = None) -> AuxTyping:
         """Fit auxiliary typing (辅助分型) on the history grouped into this catalogue (reference/dip.md §5.2).
@@ -648,6 +676,7 @@ class DipCatalog(Estimator):
             "n_excluded": dict(self.n_excluded_),
             "history": self.history_,
             "params": params,
+            "grouping": GroupingSettings(**self._grouping()).record(self.tiers),
             "builder": f"drgdip {drgdip_version()} grouper.dip.catalogue_builder.DipCatalog",
         }
         info.update(meta)

@@ -31,11 +31,19 @@ from grouper.dip.aux import AuxTyping
 from grouper.dip.catalogue import TIERS, Catalogue, CatalogueError, read_catalogue
 from grouper.dip.exclusions import Exclusions, read_exclusions
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
+from grouper.errors import SettingsError
 from grouper.io.discharges import as_discharges
 from grouper.resources import data_path
 from grouper.status import Status
 
-__all__ = ["DIP_RESULT_SCHEMA", "group_dip", "tie_break_profiles"]
+__all__ = [
+    "DIP_RESULT_SCHEMA",
+    "GROUPING_DEFAULTS",
+    "GroupingSettings",
+    "group_dip",
+    "grouping_settings",
+    "tie_break_profiles",
+]
 
 _CONSERVATIVE, _SURGERY = TIERS.index("conservative"), TIERS.index("surgery")
 
@@ -386,16 +394,104 @@ def _main_procedure(off, main_scope, ptier, dx_row, in_scope) -> tuple[np.ndarra
     return at, np.where(allowed, ptier, _CONSERVATIVE).astype(np.int8)
 
 
+#: Grouping settings (分组规则设置) and their defaults when neither the caller nor the catalogue sets them.
+GROUPING_DEFAULTS = {
+    "tie_break": "national",
+    "related_match": "subset",
+    "tier_from": "main",
+    "main_fallback": True,
+    "interventional_as": "surgery",
+    "tiers": None,
+}
+
+
+@dataclass(frozen=True)
+class GroupingSettings:
+    """The DIP grouping settings a run uses: the caller's, else the catalogue's, else :data:`GROUPING_DEFAULTS`."""
+
+    tie_break: str | tuple[str, ...]
+    related_match: str
+    tier_from: str
+    main_fallback: bool
+    tiers: ProcedureTiers
+
+    def record(self, tiers_path: str | None) -> dict:
+        """What a catalogue records (``meta["grouping"]``): the settings, the tier table path and fingerprint."""
+        tb = self.tie_break if isinstance(self.tie_break, str) else list(self.tie_break)
+        return {
+            "tie_break": tb,
+            "related_match": self.related_match,
+            "tier_from": self.tier_from,
+            "main_fallback": self.main_fallback,
+            "interventional_as": self.tiers.interventional_as,
+            "tiers": tiers_path or "",
+            "tiers_sha256": self.tiers.fingerprint,
+        }
+
+
+def grouping_settings(
+    catalogue: Catalogue,
+    *,
+    tiers: ProcedureTiers | None = None,
+    tie_break: str | Sequence[str] | None = None,
+    related_match: str | None = None,
+    tier_from: str | None = None,
+    main_fallback: bool | None = None,
+) -> GroupingSettings:
+    """Resolve the grouping settings of a run against those ``catalogue`` records it was built with.
+
+    A setting given (not None) that differs from the catalogue's raises :class:`SettingsError`; a setting not
+    given takes the catalogue's, else its default. The tier table recorded by path is read again (with the
+    recorded 介入 switch) and must still have the recorded fingerprint.
+    """
+    rec = dict(catalogue.meta.get("grouping") or {})
+    where = catalogue.name or "the catalogue"
+    given = {
+        "tie_break": None
+        if tie_break is None
+        else (tie_break if isinstance(tie_break, str) else list(tie_break)),
+        "related_match": related_match,
+        "tier_from": tier_from,
+        "main_fallback": main_fallback,
+    }
+    out = {}
+    for key, value in given.items():
+        recorded = rec.get(key)
+        if value is not None and recorded is not None and value != recorded:
+            raise SettingsError(
+                f"{key}: {value!r} conflicts with {recorded!r}, the setting {where} was built with", key=key
+            )
+        out[key] = (
+            value if value is not None else recorded if recorded is not None else GROUPING_DEFAULTS[key]
+        )
+    if isinstance(out["tie_break"], list):
+        out["tie_break"] = tuple(out["tie_break"])
+    recorded_sha = rec.get("tiers_sha256")
+    if tiers is None:
+        path = rec.get("tiers") or None
+        tiers = read_procedure_tiers(path, interventional_as=rec.get("interventional_as", "surgery"))
+        if recorded_sha and tiers.fingerprint != recorded_sha:
+            raise CatalogueError(
+                f"{where} was built with the tier table {path or '(shipped)'} as it was then; it has changed since"
+            )
+    elif recorded_sha and tiers.fingerprint != recorded_sha:
+        raise SettingsError(
+            f"tiers: this procedure tier table (or its 介入 switch) differs from the one {where} was built with",
+            key="tiers",
+        )
+    return GroupingSettings(tiers=tiers, **out)
+
+
 def group_dip(
     table: pa.Table,
     catalogue: Catalogue | str | Path,
     *,
     tiers: ProcedureTiers | None = None,
     codebook=None,
-    tie_break: str | Sequence[str] = "national",
-    related_match: str = "subset",
-    tier_from: str = "main",
-    main_fallback: bool = True,
+    tie_break: str | Sequence[str] | None = None,
+    related_match: str | None = None,
+    tier_from: str | None = None,
+    main_fallback: bool | None = None,
     exclusions: Exclusions | str | Path | None = None,
     explain: bool = False,
     duplicate: np.ndarray | None = None,
@@ -412,7 +508,8 @@ def group_dip(
         ``birth_weight_g``, ``total_cost`` (yuan, for ``closest_cost``); missing columns read as empty.
     catalogue : Catalogue, path or shipped name (``"pingdingshan-2025"``)
     tiers : ProcedureTiers, optional
-        Procedure treatment tiers; default ``read_procedure_tiers()`` (介入 → 手术).
+        Procedure treatment tiers; default the catalogue's (:func:`grouping_settings`), else
+        ``read_procedure_tiers()`` (介入 → 手术).
     codebook : grouper.codebook.Codebook, optional
         医保版 2.0 dictionary (``Codebook.load("chs-drg-1.1")``): validates codes, maps 国临版 codes.
         Without it a principal is known when it looks like an ICD-10 code, a procedure when ``tiers`` has it.
@@ -426,6 +523,10 @@ def group_dip(
     main_fallback : bool
         With no ``principal_proc``, the first other procedure is the main procedure (default True). A
         flagged principal that may not be main (exclusion list) always passes to the next listed procedure.
+
+        These four grouping settings and the tier table default to the ones a catalogue records it was built
+        with (``meta["grouping"]``, written by ``DipCatalog``), else to the defaults above; a setting given
+        here that differs from the catalogue's is a :class:`~grouper.errors.SettingsError`.
     exclusions : Exclusions or path, optional
         Exclusion lists (排除表, :mod:`grouper.dip.exclusions`); default the shipped
         ``codebooks/dip/exclusions.csv`` (asterisk principal codes only); a path is a region's table added to it.
@@ -463,7 +564,12 @@ def group_dip(
     ['K35.8:47.0100', 'K35:SS']
     """
     cat = catalogue if isinstance(catalogue, Catalogue) else read_catalogue(catalogue)
-    tiers = tiers if tiers is not None else read_procedure_tiers()
+    g = grouping_settings(
+        cat, tiers=tiers, tie_break=tie_break, related_match=related_match, tier_from=tier_from,
+        main_fallback=main_fallback,
+    )  # fmt: skip
+    tiers, tie_break, related_match, tier_from = g.tiers, g.tie_break, g.related_match, g.tier_from
+    main_fallback = g.main_fallback
     if not isinstance(exclusions, Exclusions):
         exclusions = read_exclusions(exclusions)
     crit = _criteria(tie_break)

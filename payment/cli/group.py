@@ -14,6 +14,7 @@ from grouper.codebook import Codebook
 from grouper.dip import group_dip, read_catalogue, read_exclusions, read_procedure_tiers
 from grouper.dip.aux import AuxTyping, aux_path
 from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
+from grouper.dip.group import grouping_settings
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
 from grouper.io import count_rows, write_results
 from payment.cli._app import (
@@ -46,9 +47,14 @@ def group(
         help="DIP catalogue (目录库): a shipped name such as pingdingshan-2025, or a .csv/.parquet file.",
     ),
     tiers: Path = typer.Option(
-        None, help="DIP: a region's procedure tier table (code,tier) over the default."
+        None,
+        help="DIP: a region's procedure tier table (code,tier) over the default (default: the one the "
+        "catalogue was built with).",
     ),
-    tie_break: str = typer.Option("national", help="DIP: tie-break profile of codebooks/dip/grouping.toml."),
+    tie_break: str = typer.Option(
+        None,
+        help="DIP: tie-break profile of codebooks/dip/grouping.toml (default: the catalogue's, else national).",
+    ),
     exclusions: Path = typer.Option(
         None,
         "--exclusions",
@@ -102,7 +108,7 @@ def _grouping(
     scheme: str,
     catalogue: str | None,
     tiers: Path | None,
-    tie_break: str,
+    tie_break: str | None,
     explain: bool,
     aux: Path | None,
     no_aux: bool,
@@ -135,13 +141,15 @@ def _grouping(
             "--scheme dip needs --catalogue (e.g. pingdingshan-2025, or a catalogue file)"
         )  # a command-line mistake: exit 2
     cat = read_catalogue(catalogue)
-    proc_tiers = read_procedure_tiers(tiers)
+    settings = grouping_settings(
+        cat, tiers=read_procedure_tiers(tiers) if tiers else None, tie_break=tie_break
+    )
     excluded = read_exclusions(exclusions)
     metadata.update(
         {
             "drgdip.catalogue": cat.name,
             "drgdip.catalogue_sha256": cat.fingerprint,
-            "drgdip.tiers_sha256": proc_tiers.fingerprint,
+            "drgdip.tiers_sha256": settings.tiers.fingerprint,
             "drgdip.exclusions_sha256": excluded.fingerprint,
         }
     )
@@ -153,9 +161,12 @@ def _grouping(
         return group_dip(
             table,
             cat,
-            tiers=proc_tiers,
             codebook=codebook,
-            tie_break=tie_break,
+            tiers=settings.tiers,
+            tie_break=settings.tie_break,
+            related_match=settings.related_match,
+            tier_from=settings.tier_from,
+            main_fallback=settings.main_fallback,
             exclusions=excluded,
             explain=explain,
             duplicate=duplicate,
