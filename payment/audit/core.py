@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -15,7 +16,7 @@ from grouper.codebook import Codebook
 from grouper.dip import read_catalogue
 from grouper.errors import InputError
 from grouper.io.discharges import as_discharges
-from grouper.schema import DISCHARGE_SCHEMA
+from grouper.schema import DISCHARGE_SCHEMA, FEE_COLUMNS
 from payment.audit.expected import expected_payment
 from payment.audit.flags import alternatives, case_flags
 from payment.audit.grouping import Grouping
@@ -170,7 +171,7 @@ def audit(
         ref_cases, ref_deaths = _np(risk_reference, "cases"), _np(risk_reference, "deaths")
     else:
         ok = view["grouped"]
-        ref_group, inv = np.unique(view["group"][ok], return_inverse=True)
+        inv, ref_group = _factorize(view["group"][ok])
         ref_cases = np.bincount(inv, minlength=len(ref_group)).astype(np.float64)
         ref_deaths = np.bincount(inv, weights=dead[ok], minlength=len(ref_group))
     cls, _ = risk_classes(ref_cases, ref_deaths, min_cases=settings["risk.min_cases"],
@@ -235,18 +236,24 @@ def audit(
         for name in o.column_names:
             if name != "case_id":
                 priced_t = priced_t.append_column(name, o.column(name))
-        return {**v, "weight": grouping.weight(v, o), "expected": price(priced_t)["expected"]}
+        # priced later, only for the variants kept (a few of them): pricing runs the settlement's routing
+        return {
+            **v,
+            "weight": grouping.weight(v, o),
+            "price": lambda rows: price(priced_t.take(pa.array(rows)))["expected"],
+        }
 
     clean = view["grouped"] & ~qc_error
+    slim = table.drop_columns(list(FEE_COLUMNS))  # the variants regrouped need no fee breakdown
     upcoding = None
     if not dip:
         suffix = pc.utf8_slice_codeunits(pa.array(view["group"], pa.string()), 3, 4).to_numpy(
             zero_copy_only=False
         )
         rows = np.flatnonzero(clean & np.isin(suffix, ["1", "3"]))
-        upcoding = _upcoding(table, rows, c, view, settings, regroup)
+        upcoding = _upcoding(slim, rows, c, view, settings, regroup)
     pdx_rows = np.flatnonzero(clean)
-    pdx_choice = _pdx_choice(table, pdx_rows, c, settings, regroup)
+    pdx_choice = _pdx_choice(slim, pdx_rows, c, settings, regroup)
     flags = case_flags(c, settings, upcoding=upcoding, pdx_choice=pdx_choice)
 
     focus = np.ones(n, bool) if hospital is None else (c["hospital_id"] == hospital)
@@ -327,7 +334,7 @@ def _days(table: pa.Table, name: str) -> np.ndarray:
 def _group_mean(view: dict, values: np.ndarray) -> np.ndarray:
     """Each case's group mean of ``values`` over the run's grouped cases (NaN when not grouped)."""
     ok = view["grouped"] & np.isfinite(values)
-    labels, inv = np.unique(view["group"], return_inverse=True)
+    inv, labels = _factorize(view["group"])
     s = np.bincount(inv, weights=np.where(ok, values, 0.0), minlength=len(labels))
     k = np.bincount(inv, weights=ok.astype(np.float64), minlength=len(labels))
     mean = np.divide(s, k, out=np.full(len(labels), np.nan), where=k > 0)
@@ -349,15 +356,16 @@ def _upcoding(table, rows, c, view, settings, regroup) -> dict | None:
     _, first = np.unique(case[keep], return_index=True)  # the first such diagnosis of each case
     keep = keep[first]
     r = case[keep]
-    detail = np.array(
-        [
-            f"去掉其他诊断第{p}个（并发症/合并症）后入{g}组，费用与住院日在该组均值以内"
-            for p, g in zip(pos[keep], alt["group"][keep], strict=True)
-        ],
-        dtype=object,
+    alt_pay = alt["price"](keep)
+    detail = _text(
+        "去掉其他诊断第",
+        pos[keep],
+        "个（并发症/合并症）后入",
+        alt["group"][keep],
+        "组，费用与住院日在该组均值以内",
     )
     return {"row": r, "detail": detail, "alt_group": alt["group"][keep].astype(object), "alt_weight": alt["weight"][keep],
-            "alt_payment": alt["expected"][keep], "difference": c["expected"][r] - alt["expected"][keep]}  # fmt: skip
+            "alt_payment": alt_pay, "difference": c["expected"][r] - alt_pay}  # fmt: skip
 
 
 def _pdx_choice(table, rows, c, settings, regroup) -> dict | None:
@@ -372,21 +380,35 @@ def _pdx_choice(table, rows, c, settings, regroup) -> dict | None:
     rank = np.arange(len(cs)) - np.repeat(start, np.diff(np.r_[start, len(cs)])) if len(cs) else cs
     keep = other[rank < settings["pdx_choice.max_alternatives"]]
     r = case[keep]
-    detail = np.array(
-        [
-            f"以其他诊断第{p}个为主要诊断时入{g}组（仅供参考，非编码建议）"
-            for p, g in zip(pos[keep], alt["group"][keep], strict=True)
-        ],
-        dtype=object,
+    alt_pay = alt["price"](keep)
+    detail = _text(
+        "以其他诊断第", pos[keep], "个为主要诊断时入", alt["group"][keep], "组（仅供参考，非编码建议）"
     )
     return {"row": r, "detail": detail, "alt_group": alt["group"][keep].astype(object), "alt_weight": alt["weight"][keep],
-            "alt_payment": alt["expected"][keep], "difference": alt["expected"][keep] - c["expected"][r]}  # fmt: skip
+            "alt_payment": alt_pay, "difference": alt_pay - c["expected"][r]}  # fmt: skip
+
+
+def _factorize(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code per value, distinct values): a hash pass, not the sort of ``np.unique`` on text."""
+    codes, uniques = pd.factorize(labels)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _text(*parts) -> np.ndarray:
+    """Element-wise concatenation of text constants and arrays (numbers as integers), without a Python loop."""
+    arrays = [
+        p
+        if isinstance(p, str)
+        else pa.array(p.astype(np.int64) if p.dtype.kind in "iuf" else p, None).cast(pa.string())
+        for p in parts
+    ]
+    return np.asarray(pc.binary_join_element_wise(*arrays, "").to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _mean_of(group: np.ndarray, grouped: np.ndarray, values: np.ndarray, of: np.ndarray) -> np.ndarray:
     """The run's mean of ``values`` over the grouped cases of each group label in ``of`` (NaN if none)."""
     ok = grouped & np.isfinite(values)
-    labels, inv = np.unique(group[ok].astype(str), return_inverse=True)
+    inv, labels = _factorize(group[ok])
     n = np.bincount(inv, minlength=len(labels))
     mean = np.bincount(inv, weights=values[ok], minlength=len(labels)) / np.maximum(n, 1)
     at = pc.index_in(pa.array(of, pa.string()), value_set=pa.array(labels)).fill_null(-1)

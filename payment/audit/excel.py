@@ -41,10 +41,12 @@ def write_workbook(tables: dict[str, pa.Table], path: Path) -> list[str]:
     head = book.add_format({"bold": True, "bg_color": "#EAF2F8", "border": 1})
     formats = {k: book.add_format({"num_format": v}) for k, v in EXCEL_FORMATS.items()}
     by_code = {v: formats[k] for k, v in EXCEL_FORMATS.items()}
-    for name, sheet_name, _ in sheets():
+    for name, sheet_name, _, shown in sheets():
         if name not in tables:
             continue
         table = _excel_table(name, tables[name])
+        if shown:  # the workbook's selection of a long table; the Parquet file has every column
+            table = table.select([c for c in shown if c in table.column_names])
         if table.num_rows > EXCEL_MAX_ROWS:
             notes.append(
                 f"{sheet_name}: first {EXCEL_MAX_ROWS:,} of {table.num_rows:,} rows (all rows in {name}.parquet)"

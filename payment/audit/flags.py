@@ -222,23 +222,24 @@ def _assemble(found: _Found, c: dict) -> pa.Table:
         )[order]
 
     rows_o = rows[order]
-    flag = np.array(order_flag, dtype=object)[rank[order]]
-    linked = cat("linked", None)
-    linked_id = (
-        np.array([None if x is None else c["case_id"][x] for x in linked], dtype=object)
-        if len(linked)
-        else linked
-    )
+    code = rank[order]
+    linked = np.concatenate([p.get("linked", np.full(len(p["rows"]), -1)) for p in found.parts])[order]
+    ids = pa.array(c["case_id"], pa.string())
+    linked_id = ids.take(pa.array(np.maximum(linked, 0), mask=linked < 0))
+    names = pa.array(order_flag)
+    zh = pa.array([FLAGS[f][0] for f in order_flag])
+    severity = pa.array([FLAGS[f][1] for f in order_flag])
+    take = pa.array(code)
     return pa.table(
         {
-            "case_id": pa.array(c["case_id"][rows_o], pa.string()),
+            "case_id": ids.take(pa.array(rows_o)),
             "hospital_id": pa.array(c["hospital_id"][rows_o], pa.string()),
             "row": pa.array(rows_o + 1, pa.int64()),
-            "flag": pa.array(flag.astype(str)),
-            "flag_zh": pa.array([FLAGS[f][0] for f in flag]),
-            "severity": pa.array([FLAGS[f][1] for f in flag]),
+            "flag": names.take(take),
+            "flag_zh": zh.take(take),
+            "severity": severity.take(take),
             "detail": pa.array(cat("detail", None), pa.string()),
-            "linked_case_id": pa.array(linked_id, pa.string()),
+            "linked_case_id": linked_id,
             "group": pa.array(np.where(c["group"][rows_o] == "", None, c["group"][rows_o]), pa.string()),
             "alt_group": pa.array(cat("alt_group", None), pa.string()),
             "alt_weight": pa.array(cat("alt_weight", np.nan).astype(float), from_pandas=True),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -95,11 +96,13 @@ class Grouping:
         if self.is_dip or self.weights is not None:
             return
         ok = grouped & np.isfinite(cost)
-        labels, inv = np.unique(group[ok], return_inverse=True)
+        inv, labels = pd.factorize(group[ok])  # a hash pass (np.unique sorts the text)
         n = np.bincount(inv, minlength=len(labels))
         mean = np.bincount(inv, weights=cost[ok], minlength=len(labels)) / np.maximum(n, 1)
         overall = cost[ok].mean() if ok.any() else np.nan
-        self.weights = pa.table({"drg": pa.array(labels.astype(str)), "rw": pa.array(mean / overall)})
+        self.weights = pa.table(
+            {"drg": pa.array(np.asarray(labels, dtype=object), pa.string()), "rw": pa.array(mean / overall)}
+        )
 
     def weight(self, grouped_view: dict[str, np.ndarray], grouper_out: pa.Table) -> np.ndarray:
         """RW (CHS-DRG) or score ÷ score_scale (DIP) per case; NaN when not grouped or not weighted."""

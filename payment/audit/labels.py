@@ -46,9 +46,9 @@ def number_format(column: str) -> str | None:
 
 
 @cache
-def sheets() -> list[tuple[str, str, str]]:
-    """(table, sheet name, title) in workbook order."""
-    return [
-        (r["table"], r["sheet"], r["title"])
-        for r in pacsv.read_csv(data_path("qc", "sheets.csv")).to_pylist()
-    ]
+def sheets() -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(table, sheet name, title, columns shown; empty = all) in workbook order."""
+    rows = pacsv.read_csv(
+        data_path("qc", "sheets.csv"), convert_options=pacsv.ConvertOptions(strings_can_be_null=False)
+    ).to_pylist()
+    return [(r["table"], r["sheet"], r["title"], tuple((r["columns"] or "").split())) for r in rows]

@@ -39,7 +39,9 @@ def test_workbook_has_chinese_headers_frozen_rows_and_yuan_formats(audited):
     money = groups.cell(row=2, column=head.index("盈亏") + 1)
     assert money.number_format == '#,##0.00" 元"'
     flags = book["疑点病例"]
-    assert all(row[5].value == "review" for row in flags.iter_rows(min_row=2))  # PDX_CHOICE stays in Parquet
+    assert [c.value for c in flags[1]][:4] == ["结算清单号", "医院编码", "疑点", "说明"]
+    shown = {row[2].value for row in flags.iter_rows(min_row=2)}
+    assert shown and "主诊断选择（信息）" not in shown  # PDX_CHOICE (information) stays in flags.parquet
 
 
 def test_rerun_is_byte_identical(audited, tmp_path):
