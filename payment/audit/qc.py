@@ -21,7 +21,7 @@ from grouper.resources import data_path
 from grouper.schema import FEE_COLUMNS
 from payment.audit.lists import QcLists
 
-__all__ = ["QC_SCHEMA", "qc_edits"]
+__all__ = ["QC_SCHEMA", "edit_names", "qc_edits"]
 
 #: Columns of the QC table.
 QC_SCHEMA = pa.schema(
@@ -46,6 +46,11 @@ _INSURANCE = pa.array(["employee", "resident", "self_pay"])
 def _edits() -> dict[tuple[str, str], dict]:
     rows = pacsv.read_csv(data_path("qc", "edits.csv")).to_pylist()
     return {(r["edit"], r["code"]): r for r in rows}
+
+
+def edit_names() -> dict[str, str]:
+    """``"Q06 SEX_CONFLICT"`` → ``"Q06 性别与诊断不符"``: the short Chinese name of each edit (charts, summaries)."""
+    return {f"{e} {c}": f"{e} {r['name_zh']}" for (e, c), r in _edits().items()}
 
 
 @cache

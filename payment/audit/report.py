@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from grouper import __version__
 from payment.audit.charts import flags_chart, gain_loss_chart, index_chart, volume_chart
 from payment.audit.labels import kind, label
+from payment.audit.qc import edit_names
 
 __all__ = ["HTML_MAX_ROWS", "format_value", "render_report", "write_report"]
 
@@ -153,9 +154,12 @@ def render_report(tables: dict[str, pa.Table], *, scheme: str, notes: list[str] 
     qc = tables["qc"]
     qc_counts = []
     if qc.num_rows:
-        vc = pc.value_counts(qc.column("code")).to_pylist()
+        names = edit_names()
+        keys = pc.binary_join_element_wise(qc.column("edit"), qc.column("code"), " ")
+        vc = pc.value_counts(keys).to_pylist()
         qc_counts = sorted(
-            ((f"质控：{v['values']}", int(v["counts"])) for v in vc), key=lambda x: (-x[1], x[0])
+            ((f"质控 {names.get(v['values'], v['values'])}", int(v["counts"])) for v in vc),
+            key=lambda x: (-x[1], x[0]),
         )
     review = [(k, c) for k, c in flag_rows if c and "信息" not in k]
     charts = [
