@@ -11,6 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
+from numba import njit
 
 __all__ = [
     "POINT_UNITS",
@@ -82,16 +83,25 @@ def publish(v: Fraction, decimals: int | None) -> Fraction:
 
 
 def fen_half_up(yuan: np.ndarray) -> np.ndarray:
-    """Vector form of :func:`round_fen` for float64 yuan amounts → int64 fen (ties to within 1e-6 fen).
+    """Vector form of :func:`round_fen` for float64 yuan amounts → int64 fen (ties to within 1e-6 fen; NaN → 0).
 
     Examples
     --------
-    >>> fen_half_up(np.array([1050 * 10.7143, -0.005])).tolist()
-    [1125002, -1]
+    >>> fen_half_up(np.array([1050 * 10.7143, -0.005, np.nan])).tolist()
+    [1125002, -1, 0]
     """
-    f = np.asarray(yuan, dtype=np.float64) * 100.0
-    a = np.floor(np.abs(f) + 0.5 + TIE_FEN)
-    return (np.sign(f) * a).astype(np.int64)
+    return _fen_half_up(np.ascontiguousarray(yuan, dtype=np.float64))
+
+
+@njit(cache=True)
+def _fen_half_up(yuan):
+    out = np.zeros(yuan.shape[0], dtype=np.int64)
+    for i in range(yuan.shape[0]):
+        f = yuan[i] * 100.0
+        if np.isfinite(f):
+            a = np.floor(abs(f) + 0.5 + TIE_FEN)
+            out[i] = np.int64(a) if f >= 0 else -np.int64(a)
+    return out
 
 
 def to_point_units(points: np.ndarray) -> np.ndarray:
@@ -122,17 +132,30 @@ def fen_exact(
     >>> fen_exact(np.array([120.05 * 0.1]), parts).tolist()
     [1201]
     """
-    f = np.asarray(approx_yuan, dtype=np.float64) * 100.0
-    a = np.abs(f)
-    out = np.floor(a + 0.5)
-    out = np.where(f < 0, -out, out).astype(np.int64)
-    near = np.flatnonzero(np.abs(a - np.floor(a) - 0.5) < _NEAR_FEN)
+    out, near = _fen_near(np.ascontiguousarray(approx_yuan, dtype=np.float64), _NEAR_FEN)
+    near = np.flatnonzero(near)
     if len(near):
         num, den = exact_of(near)
         num = num * 100
         q = (2 * np.abs(num) + den) // (2 * den)
         out[near] = np.where(num < 0, -q, q).astype(np.int64)
     return out
+
+
+@njit(cache=True)
+def _fen_near(yuan, window):
+    """Half-up fen of float amounts (NaN → 0) and whether each lies within ``window`` fen of a half fen."""
+    n = yuan.shape[0]
+    out = np.zeros(n, dtype=np.int64)
+    near = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        f = yuan[i] * 100.0
+        if np.isfinite(f):
+            a = abs(f)
+            r = np.floor(a + 0.5)
+            out[i] = np.int64(r) if f >= 0 else -np.int64(r)
+            near[i] = abs(a - np.floor(a) - 0.5) < window
+    return out, near
 
 
 def fen_to_yuan(fen: int | np.ndarray) -> str | np.ndarray:

@@ -471,8 +471,8 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     units = to_point_units(points)
     fund_paid, patient_paid = numbers(cases, "fund_paid", 0.0), numbers(cases, "patient_paid", 0.0)
     return _Frame(
-        cases, offset, hidx, level, pool, cost, fund_paid, patient_paid, fen_half_up(np.nan_to_num(cost)),
-        fen_half_up(np.nan_to_num(fund_paid)), fen_half_up(np.nan_to_num(patient_paid)), los, routing,
+        cases, offset, hidx, level, pool, cost, fund_paid, patient_paid, fen_half_up(cost),
+        fen_half_up(fund_paid), fen_half_up(patient_paid), los, routing,
         in_scheme, base, k_case, aux, units / POINT_UNITS, units, deviation, vb_case, special,
         standard_amount, pooled, slot,
     )  # fmt: skip
@@ -1195,13 +1195,9 @@ def _case_money(
     P × V and P × V × r (ratio form) or P × V − patient payments (subtraction form), price × the item's
     fund ratio, the bed-day standard × r."""
     pool, units = f.pool, f.units
-    value, ratio = pools.value[pool], pools.ratio[pool]
-    pts = units.astype(np.float64) / POINT_UNITS
-    std_yuan = np.select([kind == 1, (kind == 2) | (kind == 3)], [pts * value, f.standard_amount], 0.0)
-    fund_yuan = np.select([kind == 1, kind == 2, kind == 3], [pts * value * ratio,
-                          f.standard_amount * pc_ratio, f.standard_amount * ratio], 0.0)  # fmt: skip
-    std_yuan = np.nan_to_num(std_yuan)
-    fund_yuan = np.nan_to_num(fund_yuan)
+    std_yuan, fund_yuan = _approx_money(
+        kind, units, pools.value[pool], pools.ratio[pool], f.standard_amount, pc_ratio
+    )
     vn, vd, rn, rd = (
         np.array([getattr(x, part) for x in xs], dtype=object)
         for xs in (pools.value_exact, pools.ratio_exact)
@@ -1228,6 +1224,23 @@ def _case_money(
     std[ffs], fund[ffs] = f.cost_fen[ffs], f.fund_fen[ffs]
     if subtraction:
         np.copyto(fund, std - f.patient_fen, where=kind == 1)
+    return std, fund
+
+
+@njit(cache=True)
+def _approx_money(kind, units, value, ratio, standard, pc_ratio):
+    """Float approximations of the per-case standard and fund amounts (yuan) that :func:`_case_money` rounds."""
+    n = kind.shape[0]
+    std = np.zeros(n)
+    fund = np.zeros(n)
+    for i in range(n):
+        k = kind[i]
+        if k == 1:
+            std[i] = units[i] / POINT_UNITS * value[i]
+            fund[i] = std[i] * ratio[i]
+        elif k == 2 or k == 3:
+            std[i] = standard[i]
+            fund[i] = standard[i] * (pc_ratio[i] if k == 2 else ratio[i])
     return std, fund
 
 
