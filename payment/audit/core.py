@@ -82,6 +82,7 @@ def audit(
     lists: QcLists | None = None,
     risk_reference: pa.Table | None = None,
     level: int | None = None,
+    aux=None,
 ) -> Audit:
     """Hospital self-audit (医院自查) of a discharge table: QC edits, supervision flags, indicators and 盈亏.
 
@@ -101,6 +102,7 @@ def audit(
     lists : QcLists, optional           QC lists (default ``codebooks/qc/``)
     risk_reference : pa.Table, optional ``group, cases, deaths`` of a reference population for the risk classes
     level : int, optional               with a policy and no ``hospitals``: the level (1–3) of every hospital
+    aux : grouper.dip.aux.AuxTyping, optional   DIP auxiliary typing (辅助分型) applied as ``drgdip group`` does
 
     Returns
     -------
@@ -120,7 +122,9 @@ def audit(
         if isinstance(catalogue, str | Path):
             catalogue = read_catalogue(catalogue)
     scale = float(policy.scores.score_scale) if policy is not None else 1000.0
-    grouping = Grouping(scheme, codebook, catalogue, weights, scale)
+    grouping = Grouping(
+        scheme, codebook, catalogue, weights, scale, {"aux": aux} if dip and aux is not None else {}
+    )
     case_id = table.column("case_id").cast(pa.string())
     dup = duplicated(case_id.combine_chunks())
     out = grouping.group(table, dup)
@@ -244,7 +248,9 @@ def audit(
         }
 
     clean = view["grouped"] & ~qc_error
-    slim = table.drop_columns(list(FEE_COLUMNS))  # the variants regrouped need no fee breakdown
+    # the variants regrouped need no fee breakdown, unless the auxiliary typing reads it
+    kept = set(aux.input_columns()) if dip and aux is not None else set()
+    slim = table.drop_columns([f for f in FEE_COLUMNS if f not in kept])
     upcoding = None
     if not dip:
         suffix = pc.utf8_slice_codeunits(pa.array(view["group"], pa.string()), 3, 4).to_numpy(

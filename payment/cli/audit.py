@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from grouper.dip import read_catalogue
 from payment.audit import AuditSettings, QcLists, read_insurer
 from payment.audit.files import OUTPUT_FILES, audit_files, write_audit
 from payment.cli._app import (
@@ -20,6 +21,7 @@ from payment.cli._app import (
     if_exists,
 )
 from payment.cli._app import stderr as console
+from payment.cli.group import _aux_typing
 from payment.inputs import read_hospitals, read_weights
 from payment.policy import Policy
 
@@ -66,6 +68,13 @@ def audit(
     settings: Path = typer.Option(
         None, help="Audit thresholds TOML (default codebooks/qc/audit-defaults.toml)."
     ),
+    aux: Path = typer.Option(
+        None,
+        "--aux",
+        help="DIP: auxiliary typing table (辅助分型); default: <stem>.aux.csv beside the catalogue file, as "
+        "`drgdip group` finds it.",
+    ),
+    no_aux: bool = typer.Option(False, "--no-aux", help="DIP: no auxiliary typing (aux_coef 1.0)."),
     qc_lists: Path = typer.Option(
         None, "--qc-lists", help="A region's folder of QC lists replacing the shipped ones by name."
     ),
@@ -81,13 +90,19 @@ def audit(
     if scheme != "dip" and catalogue:
         raise typer.BadParameter("--catalogue is for --scheme dip")  # a command-line mistake: exit 2
     pol = Policy.load(policy) if policy is not None else None
+    typing, cat = None, None
+    name = catalogue or (pol.header.get("catalogue") if pol is not None else None)
+    if scheme == "dip" and name:
+        cat = read_catalogue(name)
+        if not no_aux:  # the same auxiliary typing `drgdip group` would apply
+            typing = _aux_typing(name, cat.fingerprint, aux)
     if pol is not None and hospitals is None and level is None:
         raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
     result = audit_files(
         inputs,
         encoding=encoding,
         scheme=scheme,
-        catalogue=catalogue,
+        catalogue=cat,
         policy=pol,
         hospitals=read_hospitals(hospitals, encoding=encoding) if hospitals is not None else None,
         level=level,
@@ -96,6 +111,7 @@ def audit(
         insurer=read_insurer(insurer, encoding=encoding) if insurer is not None else None,
         settings=AuditSettings.load(settings) if settings is not None else None,
         lists=QcLists.load(qc_lists) if qc_lists is not None else None,
+        aux=typing,
     )
     write_audit(result, out, if_exists=if_exists(force))
     if not quiet:
