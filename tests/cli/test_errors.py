@@ -27,7 +27,7 @@ def test_a_bug_is_an_internal_error_line_or_a_traceback_with_debug(tmp_path, mon
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("payment.cli.group.group_files", broken)
+    monkeypatch.setattr("grouper.pipeline.group_files", broken)
     args = ["group", str(CASES), "-o", str(tmp_path / "o.parquet"), "-q"]
     result = runner.invoke(app, args)
     assert result.exit_code == 1

@@ -1,0 +1,194 @@
+"""File-to-file grouping: what ``drgdip group`` does, callable from Python (DESIGN.md §5).
+
+:func:`group_to_file` streams discharge files through the CHS-DRG or DIP grouper (one output row per input row, in
+input order; a case_id repeated anywhere in the run is DUPLICATE_CASE) and writes the results atomically, with the
+codebook, catalogue, tier, exclusion and auxiliary-typing hashes in the output's metadata.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from grouper.batch import group_files
+from grouper.codebook import Codebook
+from grouper.dip import group_dip, read_catalogue, read_exclusions, read_procedure_tiers
+from grouper.dip.aux import AuxTyping, aux_path
+from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
+from grouper.dip.group import grouping_settings
+from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
+from grouper.drg.group import group_drg
+from grouper.errors import InputError, SettingsError
+from grouper.io import write_results
+from grouper.io.writer import IfExists
+from grouper.version import drgdip_version
+
+__all__ = ["GroupRun", "group_to_file", "grouping"]
+
+
+@dataclass
+class GroupRun:
+    """What :func:`group_to_file` did: rows written, cases per status, the output's metadata, warnings."""
+
+    rows: int
+    counts: dict[str, int]
+    metadata: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Grouping:
+    """A scheme made ready for a run: the batch function, the output metadata, its status column and the
+    canonical columns it reads."""
+
+    run: Callable[[pa.Table, object], pa.Table]
+    metadata: dict[str, str]
+    status_column: str
+    columns: tuple[str, ...]
+    warnings: list[str] = field(default_factory=list)
+
+
+def grouping(
+    scheme: str = "chs-drg-1.1",
+    *,
+    catalogue: str | os.PathLike | None = None,
+    tiers: str | os.PathLike | None = None,
+    tie_break: str | None = None,
+    exclusions: str | os.PathLike | None = None,
+    aux: str | os.PathLike | None = None,
+    use_aux: bool = True,
+    explain: bool = False,
+) -> Grouping:
+    """Load what a scheme needs (codebook; for DIP the catalogue, tiers, exclusions and auxiliary typing).
+
+    ``tiers`` and ``tie_break`` default to the ones the catalogue was built with (``grouping_settings``), else the
+    national defaults; a setting that differs from the catalogue's is a ``SettingsError``.
+    ``aux``: an auxiliary typing table (辅助分型) to apply; by default ``<stem>.aux.csv`` beside a catalogue file
+    when it exists (refused when fitted against another catalogue; an ``aux`` named explicitly is only a warning).
+    """
+    codebook = Codebook.load("chs-drg-1.1" if scheme == "dip" else scheme)
+    metadata = {
+        "drgdip.version": drgdip_version(),
+        "drgdip.scheme": scheme,
+        "drgdip.codebook": codebook.scheme,
+        "drgdip.codebook_sha256": codebook.fingerprint,
+    }
+    if aux and (not use_aux or scheme != "dip"):
+        raise SettingsError(
+            "an auxiliary typing table is for the DIP scheme with auxiliary typing on", key="aux"
+        )
+    if scheme != "dip":
+        if catalogue or exclusions:
+            raise SettingsError("a catalogue and exclusion lists are for the DIP scheme", key="scheme")
+
+        def run_drg(table: pa.Table, duplicate) -> pa.Table:
+            return group_drg(table, codebook, explain=explain, duplicate=duplicate)
+
+        return Grouping(run_drg, metadata, "drg_status", DRG_COLUMNS)
+    if not catalogue:
+        raise SettingsError(
+            "the DIP scheme needs a catalogue (e.g. pingdingshan-2025, or a file)", key="catalogue"
+        )
+    cat = read_catalogue(catalogue)
+    settings = grouping_settings(
+        cat, tiers=read_procedure_tiers(tiers) if tiers else None, tie_break=tie_break
+    )
+    excluded = read_exclusions(exclusions)
+    metadata.update(
+        {
+            "drgdip.catalogue": cat.name,
+            "drgdip.catalogue_sha256": cat.fingerprint,
+            "drgdip.tiers_sha256": settings.tiers.fingerprint,
+            "drgdip.exclusions_sha256": excluded.fingerprint,
+        }
+    )
+    warnings: list[str] = []
+    typing = _aux_typing(catalogue, cat.fingerprint, aux, warnings) if use_aux else None
+    if typing is not None:
+        metadata["drgdip.aux_sha256"] = typing.fingerprint
+
+    def run_dip(table: pa.Table, duplicate) -> pa.Table:
+        return group_dip(
+            table,
+            cat,
+            codebook=codebook,
+            tiers=settings.tiers,
+            tie_break=settings.tie_break,
+            related_match=settings.related_match,
+            tier_from=settings.tier_from,
+            main_fallback=settings.main_fallback,
+            exclusions=excluded,
+            explain=explain,
+            duplicate=duplicate,
+            aux=typing,
+        )
+
+    columns = tuple(dict.fromkeys(DIP_COLUMNS + (typing.input_columns() if typing else ())))
+    return Grouping(run_dip, metadata, "dip_status", columns, warnings)
+
+
+def _aux_typing(catalogue, fingerprint: str, aux, warnings: list[str]) -> AuxTyping | None:
+    """The auxiliary typing named by ``aux``, else ``<stem>.aux.csv`` beside the catalogue file."""
+    path = Path(aux) if aux else aux_path(catalogue)
+    if not aux and not (Path(catalogue).exists() and path.is_file()):
+        return None
+    typing = AuxTyping.read(path)
+    fitted_on = typing.meta_.get("catalogue_sha256", fingerprint)
+    if fitted_on != fingerprint:
+        message = f"{path} was fitted against another catalogue than {catalogue}"
+        if not aux:
+            raise InputError(
+                f"{message}; rebuild both, name an auxiliary typing table or group without one", path=path
+            )
+        warnings.append(message)
+    return typing
+
+
+def group_to_file(
+    inputs: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    scheme: str = "chs-drg-1.1",
+    catalogue: str | os.PathLike | None = None,
+    tiers: str | os.PathLike | None = None,
+    tie_break: str | None = None,
+    exclusions: str | os.PathLike | None = None,
+    aux: str | os.PathLike | None = None,
+    use_aux: bool = True,
+    explain: bool = False,
+    encoding: str | None = None,
+    if_exists: IfExists = "error",
+    on_batch: Callable[[int], None] | None = None,
+) -> GroupRun:
+    """Group discharge files (CSV, Excel, Parquet) into one result file (``.parquet``, ``.csv``, ``.xlsx``;
+    ``"-"``: CSV on standard output), streamed with bounded memory.
+
+    Parameters are those of :func:`grouping`, plus ``encoding`` (CSV inputs; detected when None), ``if_exists``
+    and ``on_batch(rows)`` (progress).
+    """
+    g = grouping(
+        scheme,
+        catalogue=catalogue,
+        tiers=tiers,
+        tie_break=tie_break,
+        exclusions=exclusions,
+        aux=aux,
+        use_aux=use_aux,
+        explain=explain,
+    )
+    counts: collections.Counter[str] = collections.Counter()
+
+    def tally(tables):
+        for t in tables:
+            vc = t.column(g.status_column).combine_chunks().cast(pa.string()).value_counts()
+            counts.update({str(v["values"]): int(v["counts"]) for v in vc.to_pylist()})
+            yield t
+
+    results = group_files(list(inputs), g.run, encoding=encoding, columns=g.columns, on_batch=on_batch)
+    rows = write_results(tally(results), out, if_exists=if_exists, metadata=g.metadata)
+    return GroupRun(rows, dict(counts), g.metadata, g.warnings)
