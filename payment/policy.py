@@ -438,6 +438,34 @@ _SPEC: dict[str, Any] = {
             }
         )
     },
+    "dip": {  # DIP grouping choices and catalogue-build settings: DipCatalog.from_policy (dip.md §3–§4)
+        "grouping": {  # 分组规则
+            "tie_break": _List(str),  # criteria of codebooks/dip/grouping.toml, in order
+            "related_match": _Choice(("subset", "partial")),
+            "tier_from": _Choice(("main", "highest")),
+            "main_fallback": _Bool(),
+            "interventional_as": _Choice(("surgery", "therapeutic")),  # 介入 → 手术 or 治疗性操作
+        },
+        "catalogue": {  # 目录库测算
+            "year_weights": _List(float, default=(), unit="share"),
+            "year_weighting": _Choice(("means", "cases")),
+            "core_threshold": _Num("count", lo=1, integer=True),  # 临界值, cases
+            "core_coverage": _Num("share"),  # or the share of cases core groups cover
+            "comprehensive_threshold": _Num("count", lo=1, integer=True),
+            "related_max": _Num("count", lo=0, integer=True),
+            "related_min_uplift": _Num("share"),
+            "trim": _Choice(("percentile", "iqr", "log_sd", "none")),
+            "trim_lower": _Num("share"),
+            "trim_upper": _Num("share"),
+            "trim_k": _Num("ratio", lo=0, lo_open=True),
+            "trim_min_n": _Num("count", lo=0, integer=True),
+            "max_trim_rate": _Num("share"),
+            "cv_ddof": _Num("count", lo=0, hi=1, integer=True),
+            "discuss_cv": _Num("ratio", lo=0),
+            "score_method": _Choice(("average_cost", "standard_amount")),
+            "point_amount": _Num("yuan/point", lo=0, lo_open=True),
+        },
+    },
     "settlement": {
         "prepay_ratio": _Num("share", required=True),
         "quality_reserve": _Num("share", default=0.0),
@@ -742,6 +770,15 @@ def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
         raise ctx.err("point_value.year_weights", "expected three weights summing to 1")
     scheme = header["scheme"]
     _check_deviation(dev, scheme, pools, ctx)
+    cat = v["dip"].catalogue
+    if cat.core_threshold is not None and cat.core_coverage is not None:
+        raise ctx.err("dip.catalogue.core_coverage", "give core_threshold or core_coverage, not both")
+    if (cat.trim_lower is None) != (cat.trim_upper is None):
+        raise ctx.err("dip.catalogue.trim_upper", "trim_lower and trim_upper go together")
+    if cat.score_method == "standard_amount" and cat.point_amount is None:
+        raise ctx.err("dip.catalogue.point_amount", "missing (needed by score_method = 'standard_amount')")
+    if (v["dip"].grouping.tie_break or cat.year_weights or cat.core_threshold) and header["scheme"] != "dip":
+        raise ctx.err("dip", "only a DIP policy takes this section")
     hc = v["hospital_coef"]
     if hc is None:
         raise ctx.err("hospital_coef", "missing")
@@ -765,7 +802,7 @@ class Policy:
     header : Section
         ``region``, ``year``, ``scheme`` (``dip``/``drg``), ``catalogue``, ``effective``.
     scores, budget, point_value, deviation, hospital_coef, primary_care, tcm, special_case, routing, bed_day,
-    per_case, settlement : Section or None
+    per_case, dip, settlement : Section or None
         Plain values (numbers, strings, tuples of rows); absent optional sections are ``None``.
     sha256 : str
         Hash of the canonical content (values and sources); any change gives a new hash.

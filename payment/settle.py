@@ -1005,6 +1005,7 @@ def _region_summary(
         warnings.append(f"fund spend growth {float(growth):.4f} exceeds the cap {st.spend_growth_cap}")
     warnings += pools.warnings
     warnings += _case_warnings(reg, scan, res)
+    warnings += _grouping_warnings(policy, reg.catalogue)
     method_share = scheme_cost / paid_all if paid_all else None
     if (
         method_share is not None
@@ -1036,6 +1037,23 @@ def _region_summary(
         "assumptions": policy.assumptions(),
         "warnings": warnings,
     }
+
+
+def _grouping_warnings(policy, catalogue) -> list[str]:
+    """A catalogue built with other grouping choices than the policy's ``[dip.grouping]`` (the cases were then
+    grouped by rules the policy does not state)."""
+    recorded = (catalogue.meta.get("grouping") or {}) if catalogue is not None else {}
+    if policy.scheme != "dip" or not recorded:
+        return []
+    out = []
+    for key, value in policy.dip.grouping.items():
+        want = list(value) if isinstance(value, tuple) else value
+        if value not in (None, ()) and key in recorded and recorded[key] != want:
+            out.append(
+                f"the catalogue was built with {key} = {recorded[key]!r}, the policy says {want!r} "
+                f"(dip.grouping.{key})"
+            )
+    return out
 
 
 def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:

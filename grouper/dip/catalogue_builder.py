@@ -347,6 +347,39 @@ class DipCatalog(Estimator):
     SCHEMA = CATALOGUE_SCHEMA
 
     # -- settings ---------------------------------------------------------------------------------------------
+    @classmethod
+    def from_policy(cls, policy, **settings) -> DipCatalog:
+        """Settings from a DIP policy: ``[dip.grouping]``, ``[dip.catalogue]`` and ``scores.score_scale``.
+
+        Parameters
+        ----------
+        policy : payment.policy.Policy
+        **settings
+            Settings the policy does not set (``years``, ``tiers``, ``codebook``, …); one the policy sets to
+            another value is a :class:`SettingsError`.
+
+        Notes
+        -----
+        The catalogue written records the policy (path, SHA-256), the settings it gave with their sources, and
+        each setting left at this class's default as an assumption (``meta["assumptions"]``).
+        """
+        given, sources = _policy_settings(policy)
+        for name, value in settings.items():
+            if name in given and given[name] != value:
+                raise SettingsError(
+                    f"{name}: {value!r} conflicts with {given[name]!r} in the policy {policy.path}", key=name
+                )
+            given[name] = value
+        est = cls(**given)
+        defaults = {k: v for k, v in est.get_params().items() if k not in given}
+        est._provenance = {
+            "policy": policy.path,
+            "policy_sha256": policy.sha256,
+            "policy_settings": sources,
+            "assumptions": [f"{k} = {v!r} (DipCatalog default)" for k, v in sorted(defaults.items())],
+        }
+        return est
+
     def _threshold_spec(self) -> tuple[str, float]:
         th = self.threshold
         return ("fixed", int(th)) if _is_count(th) else tuple(th)
@@ -677,6 +710,7 @@ class DipCatalog(Estimator):
             "history": self.history_,
             "params": params,
             "grouping": GroupingSettings(**self._grouping()).record(self.tiers),
+            **getattr(self, "_provenance", {}),
             "builder": f"drgdip {drgdip_version()} grouper.dip.catalogue_builder.DipCatalog",
         }
         info.update(meta)
@@ -713,6 +747,62 @@ class DipCatalog(Estimator):
         est.history_ = dict(meta["history"])
         est.warnings_ = []
         return est
+
+
+#: Policy key (``dip.grouping.*``, ``dip.catalogue.*``) → DipCatalog setting.
+_FROM_POLICY = {
+    "dip.grouping.tie_break": "tie_break",
+    "dip.grouping.related_match": "related_match",
+    "dip.grouping.tier_from": "tier_from",
+    "dip.grouping.main_fallback": "main_fallback",
+    "dip.grouping.interventional_as": "interventional_as",
+    "dip.catalogue.year_weights": "year_weights",
+    "dip.catalogue.year_weighting": "year_weighting",
+    "dip.catalogue.comprehensive_threshold": "comprehensive_threshold",
+    "dip.catalogue.related_max": "related_max",
+    "dip.catalogue.related_min_uplift": "related_min_uplift",
+    "dip.catalogue.trim": "trim",
+    "dip.catalogue.trim_k": "trim_k",
+    "dip.catalogue.trim_min_n": "trim_min_n",
+    "dip.catalogue.max_trim_rate": "max_trim_rate",
+    "dip.catalogue.cv_ddof": "cv_ddof",
+    "dip.catalogue.discuss_cv": "discuss_cv",
+    "dip.catalogue.score_method": "score_method",
+    "dip.catalogue.point_amount": "point_amount",
+    "scores.score_scale": "score_scale",
+}
+
+
+def _policy_settings(policy) -> tuple[dict, dict]:
+    """DipCatalog settings a policy gives, and the source of each (``setting: "key: citation"``)."""
+    if policy.scheme != "dip":
+        raise SettingsError(f"{policy.path}: a DIP catalogue needs a DIP policy, not {policy.scheme!r}")
+    given, sources = {}, {}
+
+    def put(name: str, value, *keys: str) -> None:
+        given[name] = value
+        sources[name] = "; ".join(f"{k}: {policy.source_of(k)}" for k in keys)
+
+    for key, name in _FROM_POLICY.items():
+        section, *rest = key.split(".")
+        value = policy.values[section]
+        for part in rest:
+            value = value[part]
+        if value is not None and value != ():
+            put(name, value, key)
+    cat = policy.dip.catalogue
+    if cat.core_threshold is not None:
+        put("threshold", ("fixed", cat.core_threshold), "dip.catalogue.core_threshold")
+    if cat.core_coverage is not None:
+        put("threshold", ("coverage", cat.core_coverage), "dip.catalogue.core_coverage")
+    if cat.trim_lower is not None:
+        put(
+            "trim_limits",
+            (cat.trim_lower, cat.trim_upper),
+            "dip.catalogue.trim_lower",
+            "dip.catalogue.trim_upper",
+        )
+    return given, sources
 
 
 def _describe(desc: dict) -> dict[str, list[str]]:

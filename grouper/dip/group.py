@@ -417,9 +417,8 @@ class GroupingSettings:
 
     def record(self, tiers_path: str | None) -> dict:
         """What a catalogue records (``meta["grouping"]``): the settings, the tier table path and fingerprint."""
-        tb = self.tie_break if isinstance(self.tie_break, str) else list(self.tie_break)
         return {
-            "tie_break": tb,
+            "tie_break": _criteria_names(self.tie_break),
             "related_match": self.related_match,
             "tier_from": self.tier_from,
             "main_fallback": self.main_fallback,
@@ -427,6 +426,16 @@ class GroupingSettings:
             "tiers": tiers_path or "",
             "tiers_sha256": self.tiers.fingerprint,
         }
+
+
+def _criteria_names(tie_break: str | Sequence[str]) -> list[str]:
+    """A tie-break as its list of criteria (a profile name of ``codebooks/dip/grouping.toml`` resolved)."""
+    if isinstance(tie_break, str):
+        profiles = tie_break_profiles()
+        if tie_break not in profiles:
+            raise CatalogueError(f"tie_break: unknown profile {tie_break!r} (known: {', '.join(profiles)})")
+        return list(profiles[tie_break])
+    return list(tie_break)
 
 
 def grouping_settings(
@@ -447,9 +456,7 @@ def grouping_settings(
     rec = dict(catalogue.meta.get("grouping") or {})
     where = catalogue.name or "the catalogue"
     given = {
-        "tie_break": None
-        if tie_break is None
-        else (tie_break if isinstance(tie_break, str) else list(tie_break)),
+        "tie_break": None if tie_break is None else _criteria_names(tie_break),
         "related_match": related_match,
         "tier_from": tier_from,
         "main_fallback": main_fallback,
@@ -458,8 +465,9 @@ def grouping_settings(
     for key, value in given.items():
         recorded = rec.get(key)
         if value is not None and recorded is not None and value != recorded:
+            shown = tie_break if key == "tie_break" else value
             raise SettingsError(
-                f"{key}: {value!r} conflicts with {recorded!r}, the setting {where} was built with", key=key
+                f"{key}: {shown!r} conflicts with {recorded!r}, the setting {where} was built with", key=key
             )
         out[key] = (
             value if value is not None else recorded if recorded is not None else GROUPING_DEFAULTS[key]

@@ -25,6 +25,7 @@ from payment.cli._app import (
     warn,
 )
 from payment.cli._app import stderr as console
+from payment.policy import Policy
 
 HISTORY = typer.Option(
     ...,
@@ -53,6 +54,12 @@ def catalog(
         None, "--tiers", help="A region's procedure tier table (code,tier) overriding ours."
     ),
     name: str = typer.Option("", "--name", help="Catalogue name recorded in its metadata."),
+    policy: Path = typer.Option(
+        None,
+        "--policy",
+        help="A DIP policy whose [dip.grouping] and [dip.catalogue] give the settings (recorded in the "
+        "catalogue with their sources); an option above that contradicts it is an error.",
+    ),
     aux: bool = typer.Option(
         True,
         "--aux/--no-aux",
@@ -73,13 +80,24 @@ def catalog(
         check_output(aux_path(out), force)
     columns = dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ()))
     table = read_cases(history, columns=tuple(columns), encoding=encoding)
-    est = DipCatalog(
-        years=_ints(years, "--years"),
-        year_weights=_floats(year_weights, "--year-weights"),
-        threshold=threshold_,
-        trim=trim,
-        tiers=str(tiers) if tiers else None,
-    )
+    settings = {
+        "years": _ints(years, "--years"),
+        "year_weights": _floats(year_weights, "--year-weights"),
+        "threshold": threshold_,
+        "trim": trim,
+        "tiers": str(tiers) if tiers else None,
+    }
+    if policy is None:
+        est = DipCatalog(**settings)
+    else:  # the options left at their defaults leave the policy's settings alone
+        unset = {
+            "years": None,
+            "year_weights": (1.0, 2.0, 7.0),
+            "threshold": ("fixed", 15),
+            "trim": "percentile",
+        }
+        changed = {k: v for k, v in settings.items() if v is not None and unset.get(k) != v}
+        est = DipCatalog.from_policy(Policy.load(policy), **changed)
     est.fit(table)
     if typing:
         est.fit_aux(table, typing)
