@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from grouper.dip import read_catalogue
+from grouper.pipeline import _aux_typing
 from payment.audit import AuditSettings, QcLists, read_insurer
 from payment.audit.files import OUTPUT_FILES, audit_files, write_audit
 from payment.cli._app import (
@@ -19,9 +20,9 @@ from payment.cli._app import (
     check_output,
     command,
     if_exists,
+    warn,
 )
 from payment.cli._app import stderr as console
-from payment.cli.group import _aux_typing
 from payment.inputs import read_hospitals, read_weights
 from payment.policy import Policy
 
@@ -95,7 +96,10 @@ def audit(
     if scheme == "dip" and name:
         cat = read_catalogue(name)
         if not no_aux:  # the same auxiliary typing `drgdip group` would apply
-            typing = _aux_typing(name, cat.fingerprint, aux)
+            found: list[str] = []
+            typing = _aux_typing(name, cat.fingerprint, aux, found)
+            for message in found:
+                warn(message)
     if pol is not None and hospitals is None and level is None:
         raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
     result = audit_files(
