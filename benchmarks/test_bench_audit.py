@@ -31,7 +31,7 @@ def _run(benchmark, cases: int, hospitals: int, tmp_path, hospital_focus: bool):
 
     def run():
         result = audit(discharges, hospital=focus, **options)
-        write_audit(result, tmp_path / "out", overwrite=True)
+        write_audit(result, tmp_path / "out", if_exists="replace")
         return result
 
     result = benchmark.pedantic(run, rounds=1, iterations=1)
