@@ -566,10 +566,26 @@ _SOURCE_KEYS = ("title", "doc", "url", "clause", "note")
 
 
 class _Ctx:
-    def __init__(self, where: str, sources: Mapping[str, Any]):
+    def __init__(self, where: str, sources: Mapping[str, Any], collect: bool = False):
         self.where, self.sources = where, sources
         self.cited: dict[str, str] = {}
         self.defaulted: list[str] = []
+        #: With ``collect``, the problems found so far (``policy check``: every error at once), else None.
+        self.errors: list[PolicyError] | None = [] if collect else None
+
+    def guard(self, fn: Any, *args: Any, fallback: Any = None) -> Any:
+        """``fn(*args)``; when collecting, a problem is recorded and ``fallback`` returned. A check that trips on
+        a value already reported as wrong (``None`` arithmetic…) is skipped: its cause is listed."""
+        try:
+            return fn(*args)
+        except PolicyError as exc:
+            if self.errors is None:
+                raise
+            self.errors.append(exc)
+        except (TypeError, AttributeError, KeyError, IndexError):
+            if not self.errors:
+                raise
+        return fallback
 
     def err(self, key: str, msg: str) -> PolicyError:
         return PolicyError(f"{self.where}: {key}: {msg}")
@@ -607,17 +623,16 @@ class _Ctx:
 
 
 def _validate(spec: Mapping[str, Any], raw: Mapping[str, Any], prefix: str, ctx: _Ctx) -> dict[str, Any]:
-    unknown = [k for k in raw if k not in spec]
-    if unknown:
-        key = f"{prefix}{unknown[0]}"
-        raise ctx.err(key, f"unknown key (known: {', '.join(spec)})")
+    for u in [k for k in raw if k not in spec]:
+        ctx.guard(_raise, ctx.err(f"{prefix}{u}", f"unknown key (known: {', '.join(spec)})"))
     out: dict[str, Any] = {}
     for name, kind in spec.items():
         key = f"{prefix}{name}"
         if isinstance(kind, dict):
             sub = raw.get(name, {})
             if not isinstance(sub, dict):
-                raise ctx.err(key, "expected a table")
+                ctx.guard(_raise, ctx.err(key, "expected a table"))
+                sub = {}
             absent_is_none = name in POOLS or name in _OPTIONAL_SECTIONS or _has_required(kind)
             out[name] = (
                 None if name not in raw and absent_is_none else Section(_validate(kind, sub, f"{key}.", ctx))
@@ -625,12 +640,25 @@ def _validate(spec: Mapping[str, Any], raw: Mapping[str, Any], prefix: str, ctx:
             continue
         if name not in raw:
             if kind.required:
-                raise ctx.err(key, "missing")
+                ctx.guard(_raise, ctx.err(key, "missing"))
             out[name] = kind.default
             ctx.defaulted.append(key)
             continue
-        out[name] = kind.check(raw[name], key, ctx)
+        out[name] = ctx.guard(kind.check, raw[name], key, ctx, fallback=kind.default)
     return out
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _show(value: Any) -> str:
@@ -730,7 +758,19 @@ def _check_deviation(dev: Section | None, scheme: str, pools: list[str], ctx: _C
 
 
 def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
-    budget, pv, dev = v["budget"], v["point_value"], v["deviation"]
+    """Checks across keys, each run on its own so that ``policy check`` reports every one that fails."""
+    pools = ctx.guard(_check_pools, v, header, ctx, fallback=[])
+    if pools:
+        ctx.guard(_check_point_values, v, header, ctx)
+    ctx.guard(_check_deviation, v["deviation"], header.get("scheme"), pools, ctx)
+    ctx.guard(_check_dip, v, header, ctx)
+    ctx.guard(_check_coef, v, ctx)
+    ctx.guard(_check_settlement, v, ctx)
+
+
+def _check_pools(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> list[str]:
+    """The budget pools in use, each with the keys its budget method and point value regime need."""
+    budget, pv = v["budget"], v["point_value"]
     pools = [p for p in POOLS if budget is not None and budget[p] is not None]
     if budget is None or not pools:
         raise ctx.err("budget", "needs [budget.all] or [budget.employee] + [budget.resident]")
@@ -753,6 +793,13 @@ def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
             raise ctx.err(f"point_value.{p}.fixed", f"missing (needed by regime = {pv.regime!r})")
         if pv.budget_method == "given" and pvp.budget is None:
             raise ctx.err(f"point_value.{p}.budget", "missing (needed by budget_method = 'given')")
+    return pools
+
+
+def _check_point_values(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
+    """Monthly values inside the effective period; trim shares and year weights that make sense."""
+    budget, pv = v["budget"], v["point_value"]
+    pools = [p for p in POOLS if budget[p] is not None]
     eff = header["effective"]
     for p in pools:
         for d, _ in pv[p].monthly:
@@ -768,8 +815,9 @@ def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
             raise ctx.err("point_value.budget_trim_upper", "must be greater than budget_trim_lower")
     if len(pv.year_weights) != 3 or abs(sum(pv.year_weights) - 1) > 1e-9:
         raise ctx.err("point_value.year_weights", "expected three weights summing to 1")
-    scheme = header["scheme"]
-    _check_deviation(dev, scheme, pools, ctx)
+
+
+def _check_dip(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
     cat = v["dip"].catalogue
     if cat.core_threshold is not None and cat.core_coverage is not None:
         raise ctx.err("dip.catalogue.core_coverage", "give core_threshold or core_coverage, not both")
@@ -779,6 +827,9 @@ def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
         raise ctx.err("dip.catalogue.point_amount", "missing (needed by score_method = 'standard_amount')")
     if (v["dip"].grouping.tie_break or cat.year_weights or cat.core_threshold) and header["scheme"] != "dip":
         raise ctx.err("dip", "only a DIP policy takes this section")
+
+
+def _check_coef(v: dict[str, Any], ctx: _Ctx) -> None:
     hc = v["hospital_coef"]
     if hc is None:
         raise ctx.err("hospital_coef", "missing")
@@ -786,6 +837,9 @@ def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
         missing = [lv for lv in LEVELS if lv not in (hc.table or {})]
         if missing:
             raise ctx.err("hospital_coef.table", f"level {missing[0]} missing (needed by method = 'table')")
+
+
+def _check_settlement(v: dict[str, Any], ctx: _Ctx) -> None:
     st = v["settlement"]
     if st is None:
         raise ctx.err("settlement", "missing")
@@ -825,27 +879,50 @@ class Policy:
     @classmethod
     def load(cls, path: str | Path) -> Policy:
         """Read and validate a policy TOML file; a problem raises :class:`PolicyError` naming the key."""
-        path = Path(path)
+        return cls.from_dict(_read(Path(path)), str(path))
+
+    @staticmethod
+    def problems(path: str | Path) -> list[PolicyError]:
+        """Every problem of a policy file at once (``drgdip policy check``), in file order; empty when it loads.
+
+        Each key's own checks all run; a check across keys is skipped when it trips on a value already reported.
+        """
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(f"{path}: not valid TOML: {exc}") from None
-        return cls.from_dict(raw, str(path))
+            raw = _read(Path(path))
+        except PolicyError as exc:
+            return [exc]
+        ctx = _Ctx(
+            str(path), raw.get("sources") if isinstance(raw.get("sources"), dict) else {}, collect=True
+        )
+        try:
+            Policy._build(raw, str(path), ctx)
+        except PolicyError as exc:
+            ctx.errors.append(exc)
+        except (TypeError, AttributeError, KeyError, IndexError):
+            if not ctx.errors:
+                raise
+        first: dict[str, PolicyError] = {}  # one problem per key: a wrong value is not also "missing"
+        for e in ctx.errors:
+            first.setdefault(str(e).removeprefix(f"{path}: ").split(": ", 1)[0], e)
+        return list(first.values())
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], where: str = "<policy>") -> Policy:
         """Validate an already-parsed TOML document."""
         sources = raw.get("sources", {})
-        ctx = _Ctx(where, sources if isinstance(sources, dict) else {})
+        return cls._build(raw, where, _Ctx(where, sources if isinstance(sources, dict) else {}))
+
+    @classmethod
+    def _build(cls, raw: Mapping[str, Any], where: str, ctx: _Ctx) -> Policy | None:
         for k in raw:
             if k not in ("policy", "sources", *_SPEC):
-                raise ctx.err(k, f"unknown key (known: policy, sources, {', '.join(_SPEC)})")
-        header = _check_header(raw.get("policy"), ctx)
-        _check_sources(sources, ctx)
+                ctx.guard(_raise, ctx.err(k, f"unknown key (known: policy, sources, {', '.join(_SPEC)})"))
+        header = ctx.guard(_check_header, raw.get("policy"), ctx, fallback={})
+        ctx.guard(_check_sources, raw.get("sources", {}), ctx)
         values = _validate(_SPEC, {k: v for k, v in raw.items() if k in _SPEC}, "", ctx)
         _cross_checks(values, header, ctx)
+        if ctx.errors:
+            return None
         if values["deviation"].aux_on_deviation is None:
             dev = dict(values["deviation"])
             values["deviation"] = Section(dev | {"aux_on_deviation": _aux_on_deviation_default(dev)})

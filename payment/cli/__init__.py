@@ -1,4 +1,4 @@
-"""Command-line interface: ``drgdip group|catalog|weights|settle|audit|synth|demo``.
+"""Command-line interface: ``drgdip group|catalog|weights|settle|audit|synth|demo|policy``.
 
 Each command lives in its own module and registers itself on the shared app; commands are thin:
 parse options, call the public API, write.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 
-from payment.cli import audit, catalog, demo, group, settle, synth  # noqa: F401  (each module registers its command)
+from payment.cli import audit, catalog, demo, group, policy, settle, synth  # noqa: F401  (each module registers its command)
 from payment.cli._app import app
 
 

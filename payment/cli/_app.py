@@ -60,8 +60,8 @@ def warn(message: str) -> None:
     stderr.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
-def command(*args, **kwargs) -> Callable[[Callable], Callable]:
-    """``app.command`` for a drgdip command: an error of the family (:class:`DrgdipError`) is one line and exit 1;
+def command(*args, on: typer.Typer | None = None, **kwargs) -> Callable[[Callable], Callable]:
+    """``app.command`` (``on.command`` for a command group) for a drgdip command: an error of the family (:class:`DrgdipError`) is one line and exit 1;
     anything else is a bug: its traceback with ``--debug``, else one line asking for a report (exit 1)."""
 
     def register(fn: Callable) -> Callable:
@@ -86,7 +86,7 @@ def command(*args, **kwargs) -> Callable[[Callable], Callable]:
                     else:
                         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
-        return app.command(*args, **kwargs)(run)
+        return (on or app).command(*args, **kwargs)(run)
 
     return register
 
