@@ -10,7 +10,18 @@ from typer.testing import CliRunner
 from payment.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("group", "synth", "catalog", "weights", "settle", "audit", "demo")
+COMMANDS = (
+    "group",
+    "synth",
+    "catalog",
+    "weights",
+    "settle",
+    "audit",
+    "demo",
+    "policy init",
+    "policy check",
+    "policy schema",
+)
 
 
 def main() -> None:
@@ -23,7 +34,7 @@ def main() -> None:
         "problem: one error line naming file, column or key), 2 a command-line mistake.\n",
     ]
     for name in ("", *COMMANDS):
-        args = [name, "--help"] if name else ["--help"]
+        args = [*name.split(), "--help"]
         text = runner.invoke(app, args, prog_name="drgdip", terminal_width=110).output.rstrip()
         parts.append(f"## drgdip {name}\n\n```text\n{text}\n```\n")
     (ROOT / "docs" / "cli.md").write_text("\n".join(parts), encoding="utf-8")
