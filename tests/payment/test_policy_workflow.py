@@ -63,7 +63,7 @@ def test_check_reports_every_problem_at_once_and_exits_1(tmp_path):
     problems = [str(p) for p in Policy.problems(path)]
     assert problems == [
         f"{path}: budjet: unknown key (known: policy, sources, scores, budget, point_value, deviation, "
-        "hospital_coef, primary_care, tcm, special_case, routing, bed_day, per_case, settlement)",
+        "hospital_coef, primary_care, tcm, special_case, routing, bed_day, per_case, dip, settlement)",
         f"{path}: point_value.decimals: must be ≥ 0, got -4",
         f"{path}: settlement.prepay_ratio: unit must be 'share', got 'ratio'",
         f"{path}: point_value.all.fixed: missing (needed by regime = 'fixed')",
