@@ -28,7 +28,7 @@ from grouper.io import write_results
 from grouper.io.writer import IfExists
 from grouper.version import drgdip_version
 
-__all__ = ["GroupRun", "group_to_file", "grouping"]
+__all__ = ["GroupRun", "aux_typing_for", "group_to_file", "grouping"]
 
 
 @dataclass
@@ -108,7 +108,7 @@ def grouping(
         }
     )
     warnings: list[str] = []
-    typing = _aux_typing(catalogue, cat.fingerprint, aux, warnings) if use_aux else None
+    typing = aux_typing_for(catalogue, cat.fingerprint, aux, warnings) if use_aux else None
     if typing is not None:
         metadata["drgdip.aux_sha256"] = typing.fingerprint
 
@@ -132,8 +132,12 @@ def grouping(
     return Grouping(run_dip, metadata, "dip_status", columns, warnings)
 
 
-def _aux_typing(catalogue, fingerprint: str, aux, warnings: list[str]) -> AuxTyping | None:
-    """The auxiliary typing named by ``aux``, else ``<stem>.aux.csv`` beside the catalogue file."""
+def aux_typing_for(
+    catalogue, fingerprint: str, aux=None, warnings: list[str] | None = None
+) -> AuxTyping | None:
+    """The auxiliary typing (辅助分型) named by ``aux``, else ``<stem>.aux.csv`` beside the catalogue file (None
+    when there is none). Fitted against another catalogue: an InputError when found beside it, a message added
+    to ``warnings`` when named."""
     path = Path(aux) if aux else aux_path(catalogue)
     if not aux and not (Path(catalogue).exists() and path.is_file()):
         return None
@@ -145,7 +149,8 @@ def _aux_typing(catalogue, fingerprint: str, aux, warnings: list[str]) -> AuxTyp
             raise InputError(
                 f"{message}; rebuild both, name an auxiliary typing table or group without one", path=path
             )
-        warnings.append(message)
+        if warnings is not None:
+            warnings.append(message)
     return typing
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from grouper.dip import read_catalogue
-from grouper.pipeline import _aux_typing
+from grouper.pipeline import aux_typing_for
 from payment.audit import AuditSettings, QcLists, read_insurer
 from payment.audit.files import OUTPUT_FILES, audit_files, write_audit
 from payment.cli._app import (
@@ -96,9 +96,9 @@ def audit(
     if scheme == "dip" and name:
         cat = read_catalogue(name)
         if not no_aux:  # the same auxiliary typing `drgdip group` would apply
-            found: list[str] = []
-            typing = _aux_typing(name, cat.fingerprint, aux, found)
-            for message in found:
+            notes: list[str] = []
+            typing = aux_typing_for(name, cat.fingerprint, aux, notes)
+            for message in notes:
                 warn(message)
     if pol is not None and hospitals is None and level is None:
         raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
