@@ -6,6 +6,7 @@ from grouper.dip import Catalogue, CatalogueError, group_dip, read_catalogue
 from grouper.dip.aux import AuxTyping
 from grouper.dip.catalogue_builder import DipCatalog
 from grouper.drg.group import group_drg
+from grouper.drg.migration import Migration, compare_schemes
 from grouper.drg.weights import DrgWeights
 from grouper.errors import DrgdipError, OutputError
 from grouper.io import InputError, canonicalise, read_cases, read_discharges, to_arrow, write_results
@@ -27,10 +28,12 @@ __all__ = [
     "DrgWeights",
     "DrgdipError",
     "InputError",
+    "Migration",
     "OutputError",
     "Status",
     "__version__",
     "canonicalise",
+    "compare_schemes",
     "group_dip",
     "group_drg",
     "group_files",

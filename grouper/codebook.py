@@ -22,7 +22,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.codes import encode_values, normalise_codes
-from grouper.drg.expr import Instr, Op, compile_condition, required_pdx_list, required_sex, stack_depth
+from grouper.drg.expr import (
+    Instr,
+    Op,
+    compile_condition,
+    guards,
+    required_pdx_list,
+    required_sex,
+    stack_depth,
+)
 from grouper.drg.rules import Check, NumberReading, SeverityRule
 from grouper.errors import CodebookError, OutputError
 from grouper.io.writer import write_with
@@ -32,7 +40,7 @@ __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "cod
 
 _QY_NAME = "歧义组"
 
-_CACHE_FORMAT = 3  # 3: conditions compiled to postfix programs
+_CACHE_FORMAT = 4  # 3: conditions compiled to postfix programs; 4: guards
 
 
 def codebook_dir(scheme: str | os.PathLike) -> Path:
@@ -58,7 +66,7 @@ def _cache_dir() -> Path:
 
 
 #: The scheme in force (国家医保局 CHS-DRG 2.0, 2024): the default of ``Codebook.load`` and ``drgdip group``.
-DEFAULT_SCHEME = "chs-drg-1.1"
+DEFAULT_SCHEME = "chs-drg-2.0"
 
 
 @dataclass(frozen=True)
@@ -398,7 +406,13 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
     prog_off = np.zeros(len(programs) + 1, np.int64)
     np.cumsum([len(p) for p in programs], out=prog_off[1:])
     required = [required_pdx_list(p) for p in programs]
-    prog_pdx_list = np.array([dx_list_id[r] if r else -1 for r in required], np.int32)
+    # guards: the top-level conjuncts, tried first and cheapest first; a program that is only an "and" of its
+    # guards is true when they all are, without running its stack
+    found = [guards(p) for p in programs]
+    guard_off = np.zeros(len(programs) + 1, np.int64)
+    np.cumsum([len(g) for g, _ in found], out=guard_off[1:])
+    guard_ins = np.array([prog_off[i] + k for i, (g, _) in enumerate(found) for k in g], np.int64)
+    prog_pure = np.array([pure for _, pure in found], np.bool_)
 
     n_mdc = len(mdc)
     n_gate, n_adrg_prog = len(gate_progs), len(adrg_progs)
@@ -492,7 +506,9 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
         "ins_sel": np.array([int(i.sel) for i in flat], np.int8),
         "ins_arg": np.array([arg(i) for i in flat], np.int32),
         "ins_const": np.array([i.const for i in flat], np.float64),
-        "prog_pdx_list": prog_pdx_list,
+        "guard_off": guard_off,
+        "guard_ins": guard_ins,
+        "prog_pure": prog_pure,
         "mdc_labels": mdc.mdc.to_numpy().astype(str),
         "mdc_names": mdc.name.to_numpy().astype(str),
         "mdc_gate_prog": np.arange(n_gate, dtype=np.int32),

@@ -16,13 +16,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from grouper.batch import group_files
-from grouper.codebook import Codebook
+from grouper.codebook import DEFAULT_SCHEME, Codebook
 from grouper.dip import group_dip, read_catalogue, read_exclusions, read_procedure_tiers
 from grouper.dip.aux import AuxTyping, aux_path
 from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
 from grouper.dip.group import grouping_settings
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
 from grouper.drg.group import group_drg
+from grouper.drg.migration import Migration, compare_schemes
 from grouper.errors import InputError, SettingsError
 from grouper.io import write_results
 from grouper.io.writer import IfExists
@@ -39,6 +40,7 @@ class GroupRun:
     counts: dict[str, int]
     metadata: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    migration: Migration | None = None  #: with ``compare_with``: cases per (old DRG, new DRG) pair
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Grouping:
 
 
 def grouping(
-    scheme: str = "chs-drg-1.1",
+    scheme: str = DEFAULT_SCHEME,
     *,
     catalogue: str | os.PathLike | None = None,
     tiers: str | os.PathLike | None = None,
@@ -63,6 +65,7 @@ def grouping(
     aux: str | os.PathLike | None = None,
     use_aux: bool = True,
     explain: bool = False,
+    compare_with: str | None = None,
 ) -> Grouping:
     """Load what a scheme needs (codebook; for DIP the catalogue, tiers, exclusions and auxiliary typing).
 
@@ -70,6 +73,7 @@ def grouping(
     national defaults; a setting that differs from the catalogue's is a ``SettingsError``.
     ``aux``: an auxiliary typing table (辅助分型) to apply; by default ``<stem>.aux.csv`` beside a catalogue file
     when it exists (refused when fitted against another catalogue; an ``aux`` named explicitly is only a warning).
+    ``compare_with``: CHS-DRG only, a second scheme whose results are added beside (``compare_schemes``).
     """
     codebook = Codebook.load("chs-drg-1.1" if scheme == "dip" else scheme)
     metadata = {
@@ -85,11 +89,23 @@ def grouping(
     if scheme != "dip":
         if catalogue or exclusions:
             raise SettingsError("a catalogue and exclusion lists are for the DIP scheme", key="scheme")
+        if compare_with:
+            other = Codebook.load(compare_with)
+            metadata.update(
+                {"drgdip.compared_with": other.scheme, "drgdip.compared_sha256": other.fingerprint}
+            )
+
+            def run_both(table: pa.Table, duplicate) -> pa.Table:
+                return compare_schemes(table, codebook, other, explain=explain, duplicate=duplicate)
+
+            return Grouping(run_both, metadata, "drg_status", DRG_COLUMNS)
 
         def run_drg(table: pa.Table, duplicate) -> pa.Table:
             return group_drg(table, codebook, explain=explain, duplicate=duplicate)
 
         return Grouping(run_drg, metadata, "drg_status", DRG_COLUMNS)
+    if compare_with:
+        raise SettingsError("comparing with another scheme is for CHS-DRG schemes", key="compare_with")
     if not catalogue:
         raise SettingsError(
             "the DIP scheme needs a catalogue (e.g. pingdingshan-2025, or a file)", key="catalogue"
@@ -158,7 +174,7 @@ def group_to_file(
     inputs: Iterable[str | os.PathLike],
     out: str | os.PathLike,
     *,
-    scheme: str = "chs-drg-1.1",
+    scheme: str = DEFAULT_SCHEME,
     catalogue: str | os.PathLike | None = None,
     tiers: str | os.PathLike | None = None,
     tie_break: str | None = None,
@@ -166,6 +182,8 @@ def group_to_file(
     aux: str | os.PathLike | None = None,
     use_aux: bool = True,
     explain: bool = False,
+    compare_with: str | None = None,
+    migration: str | os.PathLike | None = None,
     encoding: str | None = None,
     if_exists: IfExists = "error",
     on_batch: Callable[[int], None] | None = None,
@@ -173,9 +191,11 @@ def group_to_file(
     """Group discharge files (CSV, Excel, Parquet) into one result file (``.parquet``, ``.csv``, ``.xlsx``;
     ``"-"``: CSV on standard output), streamed with bounded memory.
 
-    Parameters are those of :func:`grouping`, plus ``encoding`` (CSV inputs; detected when None), ``if_exists``
-    and ``on_batch(rows)`` (progress).
+    Parameters are those of :func:`grouping`, plus ``migration`` (with ``compare_with``: write the migration
+    table there), ``encoding`` (CSV inputs; detected when None), ``if_exists`` and ``on_batch(rows)`` (progress).
     """
+    if migration and not compare_with:
+        raise SettingsError("a migration table needs a scheme to compare with", key="migration")
     g = grouping(
         scheme,
         catalogue=catalogue,
@@ -185,15 +205,23 @@ def group_to_file(
         aux=aux,
         use_aux=use_aux,
         explain=explain,
+        compare_with=compare_with,
     )
     counts: collections.Counter[str] = collections.Counter()
+    moved = (
+        Migration(g.metadata["drgdip.compared_with"], g.metadata["drgdip.codebook"]) if compare_with else None
+    )
 
     def tally(tables):
         for t in tables:
+            if moved is not None:
+                moved.add(t)
             vc = t.column(g.status_column).combine_chunks().cast(pa.string()).value_counts()
             counts.update({str(v["values"]): int(v["counts"]) for v in vc.to_pylist()})
             yield t
 
     results = group_files(list(inputs), g.run, encoding=encoding, columns=g.columns, on_batch=on_batch)
     rows = write_results(tally(results), out, if_exists=if_exists, metadata=g.metadata)
-    return GroupRun(rows, dict(counts), g.metadata, g.warnings)
+    if migration:
+        write_results(moved.table(), migration, if_exists=if_exists, metadata=g.metadata)
+    return GroupRun(rows, dict(counts), g.metadata, g.warnings, moved)

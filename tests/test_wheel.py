@@ -56,4 +56,4 @@ def test_wheel_groups_a_file(installed):
     )
     _run(["drgdip", "group", str(data), "-o", str(work / "grouped.csv"), "--quiet"], work, env)
     text = (work / "grouped.csv").read_text(encoding="utf-8")
-    assert "GZ13" in text
+    assert "GZ19" in text  # default scheme chs-drg-2.0: K11.901 is no CC of K22.301 there (1.1: GZ13)

@@ -18,7 +18,7 @@ from grouper.drg.rules import SeverityRule
 
 Tables = namedtuple(
     "Tables",
-    "dx_bits proc_bits prog_off ins_op ins_sel ins_arg ins_const prog_pdx_list mdc_gate_prog mdc_open "
+    "dx_bits proc_bits prog_off ins_op ins_sel ins_arg ins_const guard_off guard_ins prog_pure mdc_gate_prog mdc_open "
     "mdc_pre_off pre_prog pre_qy mdc_item_off item_prog item_target qy_mdc dx_mdc_mask dx_part "
     "mcc_table cc_table cce_table adrg_drg_off drg_rule severity_all",
 )
@@ -115,10 +115,12 @@ def _leaf(t, k, pdx, odx, pproc, oprocs, sex, nums):
 
 @njit(cache=True, inline="always")
 def _run(t, p, pdx, odx, pproc, oprocs, sex, nums):
-    """Value of program ``p``: its instructions on a stack of booleans held in the bits of one integer."""
-    need = t.prog_pdx_list[p]
-    if need >= 0 and not _has(t.dx_bits, pdx, need):
-        return False  # a top-level "pdx in L and …" whose principal is not in L
+    """Value of program ``p``: its guards, then its instructions on a stack of booleans held in one integer."""
+    for g in range(t.guard_off[p], t.guard_off[p + 1]):  # the top-level "and" operands, cheapest first
+        if not _leaf(t, t.guard_ins[g], pdx, odx, pproc, oprocs, sex, nums):
+            return False
+    if t.prog_pure[p]:
+        return True
     stack = np.uint64(0)
     for k in range(t.prog_off[p], t.prog_off[p + 1]):
         op = t.ins_op[k]

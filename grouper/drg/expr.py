@@ -29,6 +29,7 @@ __all__ = [
     "Sel",
     "compile_condition",
     "conjuncts",
+    "guards",
     "parse",
     "required_pdx_list",
     "required_sex",
@@ -282,8 +283,11 @@ def stack_depth(program: list[Instr]) -> int:
     return depth
 
 
-def conjuncts(program: list[Instr]) -> list[Instr]:
-    """The single-instruction operands of the program's top-level ``and`` chain (a leaf program is its own)."""
+def conjuncts(program: list[Instr]) -> list[int]:
+    """Positions of the single-instruction operands of the program's top-level ``and`` chain (its guards).
+
+    A leaf program is its own guard. If any guard is false, the program is false.
+    """
 
     def start(end: int) -> int:  # first index of the sub-program that ends at ``end``
         need, i = 1, end
@@ -300,13 +304,28 @@ def conjuncts(program: list[Instr]) -> list[Instr]:
             mid = start(hi - 1)
             todo += [(mid, hi - 1), (lo, mid - 1)]
         elif lo == hi:
-            out.append(program[hi])
+            out.append(hi)
     return out
+
+
+def guards(program: list[Instr]) -> tuple[list[int], bool]:
+    """The top-level conjuncts, cheapest first, and whether they are the whole program (an ``and`` of leaves)."""
+    found = conjuncts(program)
+
+    def cost(k: int) -> int:
+        ins = program[k]
+        if ins.op == Op.PARTS:
+            return 2
+        return int(ins.op in (Op.DX_IN, Op.PROC_IN) and ins.sel not in (Sel.PDX, Sel.PPROC))
+
+    pure = all(ins.op == Op.AND for k, ins in enumerate(program) if k not in found)
+    return sorted(found, key=cost), pure
 
 
 def required_pdx_list(program: list[Instr]) -> tuple[str, str] | None:
     """A list the principal must be in for the program to be true (a top-level ``pdx in L and …``), if any."""
-    for ins in conjuncts(program):
+    for k in conjuncts(program):
+        ins = program[k]
         if ins.op == Op.DX_IN and ins.sel == Sel.PDX and not ins.prefix:
             return ins.list
     return None
@@ -314,7 +333,8 @@ def required_pdx_list(program: list[Instr]) -> tuple[str, str] | None:
 
 def required_sex(program: list[Instr]) -> int:
     """The sex code a top-level ``sex == "n"`` conjunct requires, else 0."""
-    for ins in conjuncts(program):
+    for k in conjuncts(program):
+        ins = program[k]
         if ins.op == Op.SEX and ins.sel == Cmp.EQ:
             return int(ins.const)
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from grouper.codebook import DEFAULT_SCHEME
 from grouper.io import count_rows
 from grouper.pipeline import group_to_file
 from payment.cli._app import (
@@ -33,7 +34,19 @@ def group(
     ),
     out: Path = OUT,
     scheme: str = typer.Option(
-        "chs-drg-1.1", help="chs-drg-1.1 (CHS-DRG codebook) or dip (needs --catalogue)."
+        DEFAULT_SCHEME,
+        help="chs-drg-2.0 (CHS-DRG 2.0, the scheme in force), chs-drg-1.1, or dip (needs --catalogue).",
+    ),
+    compare_with: str = typer.Option(
+        None,
+        "--compare-with",
+        help="CHS-DRG: also group under this scheme (e.g. chs-drg-1.1): its mdc/adrg/drg/drg_status columns "
+        "are added beside, and the summary gives the share of cases whose ADRG or DRG changed.",
+    ),
+    migration: Path = typer.Option(
+        None,
+        "--migration",
+        help="With --compare-with: write the migration table (cases per old DRG, new DRG pair) to this file.",
     ),
     catalogue: str = typer.Option(
         None,
@@ -80,7 +93,13 @@ def group(
         raise typer.BadParameter(
             "--scheme dip needs --catalogue (e.g. pingdingshan-2025, or a catalogue file)"
         )
+    if compare_with and scheme == "dip":
+        raise typer.BadParameter("--compare-with is for CHS-DRG schemes")
+    if migration and not compare_with:
+        raise typer.BadParameter("--migration needs --compare-with")
     check_output(out, force)
+    if migration:
+        check_output(migration, force)
     totals = [count_rows(p) for p in inputs]
     total = sum(totals) if all(x is not None for x in totals) else None
     with progress_bar("grouping", quiet) as bar:
@@ -96,6 +115,8 @@ def group(
             aux=aux,
             use_aux=not no_aux,
             explain=explain,
+            compare_with=compare_with,
+            migration=migration,
             encoding=encoding,
             if_exists=if_exists(force),
             on_batch=lambda n: bar.advance(task, n),
@@ -110,3 +131,7 @@ def group(
             highlight=False,
             markup=False,
         )
+        if done.migration is not None:
+            console.print(
+                done.migration.summary() + (f" → {migration}" if migration else ""), highlight=False
+            )

@@ -21,7 +21,7 @@ def test_group_csv_to_parquet_and_csv(tmp_path):
     table = pq.read_table(out)
     assert table.num_rows == sum(1 for _ in CASES.open(encoding="utf-8")) - 1
     assert table.column_names == ["case_id", "mdc", "adrg", "drg", "drg_status"]
-    assert table.schema.metadata[b"drgdip.codebook"] == b"chs-drg-1.1"
+    assert table.schema.metadata[b"drgdip.codebook"] == b"chs-drg-2.0"  # the default scheme
     csv_out = tmp_path / "g.csv"
     assert runner.invoke(app, ["group", str(CASES), "-o", str(csv_out), "--explain", "-q"]).exit_code == 0
     assert (

@@ -121,3 +121,31 @@ def test_a_folder_named_like_the_scheme_in_the_working_directory_is_not_taken_fo
     assert grouper.Codebook.load("chs-drg-1.1").scheme == "chs-drg-1.1"
     with pytest.raises(CodebookError, match="not a codebook folder"):
         grouper.Codebook.load(tmp_path / "chs-drg-1.1")
+
+
+@pytest.mark.parametrize(
+    ("scheme", "drg", "adrg", "mdc"),
+    [
+        ("chs-drg-1.1", "其他消化系统诊断，伴并发症或合并症", "其他消化系统诊断", "消化系统疾病及功能障碍"),
+        ("chs-drg-2.0", "", "其他消化系统疾病", "消化道疾病及功能障碍"),
+    ],
+)
+def test_names_of_mdc_adrg_and_drg_codes_for_both_versions(scheme, drg, adrg, mdc):
+    cb = grouper.Codebook.load(scheme)
+    assert cb.names("drg", ["GZ13", "NOPE"]).tolist() == [drg, ""]
+    assert cb.names("adrg", ["GZ1", "QY"]).tolist() == [adrg, "歧义组"]
+    assert cb.names("mdc", ["MDCG"]).tolist() == [mdc]
+    with pytest.raises(ValueError, match="level must be"):
+        cb.names("dip", ["GZ1"])
+
+
+def test_the_default_scheme_is_chs_drg_2_0_with_its_counts_and_qc_lists():
+    cb = grouper.Codebook.load()
+    assert cb.scheme == "chs-drg-2.0"
+    assert len(cb["mdc_labels"]) == 26 and len(cb["adrg_labels"]) == 409 and len(cb["drg_labels"]) == 634
+    assert len(cb["qy_labels"]) == 20 and int(cb["proc_valid"].sum()) == 9376
+    assert cb.settings.severity_includes_principal and cb.settings.numbers == "ecmascript"
+    assert len(cb.table("dx_gray.csv")) == 2828 and len(cb.table("proc_not_for_grouping.csv")) == 1829
+    assert (
+        len(cb.table("dx_surgical_hint_adrg.csv")) == 15 and len(cb.table("dx_surgical_hint_mdc.csv")) == 14
+    )
