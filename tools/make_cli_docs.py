@@ -18,6 +18,7 @@ COMMANDS = (
     "settle",
     "audit",
     "demo",
+    "compare",
     "policy init",
     "policy check",
     "policy schema",

@@ -29,6 +29,7 @@ from payment.cli._app import stderr as console
 from payment.pipeline import SETTLEMENT_FILES, settle_files
 from payment.policy import Policy
 from payment.settle import BATCH_SIZE
+from payment.whatif import with_settings
 
 _HELP = (
     "Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments.\n\n"
@@ -56,6 +57,13 @@ def settle(
     ),
     policy: Path = typer.Option(
         ..., "--policy", help="Policy TOML (codebooks/policies/<region>-<year>.toml)."
+    ),
+    settings: list[str] = typer.Option(
+        None,
+        "--set",
+        help="What-if (情景测算): KEY=VALUE replacing a policy value, validated as the file is; repeatable "
+        "(--set deviation.high.ratio=2.5 --set point_value.regime=fixed). Keys the file does not write are added "
+        "as assumptions, so region.json lists them.",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder: cases.parquet, hospitals.csv, region.json."
@@ -92,7 +100,7 @@ def settle(
     debug: bool = DEBUG,
 ) -> None:
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
-    pol = Policy.load(policy)
+    pol = with_settings(Policy.load(policy), settings or ())
     check_folder(out)
     for name in SETTLEMENT_FILES:
         check_output(out / name, force)
