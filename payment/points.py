@@ -1,6 +1,6 @@
 """Case points (病例分值) and deviation classes (费用偏差病例) for DIP and DRG point-method payment.
 
-reference/payment.md §3 (DIP profiles, vectors P-1…P-6) and chs-drg.md §7.3–7.4 (DRG points, RW-banded
+docs/formulas.md §3 (DIP profiles, vectors P-1…P-6) and chs-drg.md §7.3–7.4 (DRG points, RW-banded
 high-ratio caps, low/high settle modes, vector DRG-RATIO). Kernels are pure numpy over arrays; every
 threshold direction comes from the policy.
 """
@@ -45,8 +45,8 @@ class Deviation(IntEnum):
         return [m.name.lower() for m in cls]
 
 
-#: Deviation formula kinds a policy chooses from, per scheme and band (docs/deviation.md gives each formula).
-#: DIP (payment.md §3.3), with S the group score, k the case's coefficient, a the auxiliary coefficient and q = C/A:
+#: Deviation formula kinds a policy chooses from, per scheme and band (docs/formulas.md §3 gives each formula).
+#: DIP (docs/formulas.md §3.3), with S the group score, k the case's coefficient, a the auxiliary coefficient and q = C/A:
 #: low ``cost`` S·q·a, ``cost_k`` S·q·k·a; normal ``standard`` S·k·a; high ``minus_one`` S·(q − 1)·a,
 #: ``minus_one_k`` S·(q − 1)·k·a, ``minus_two_plus_k`` S·(q − 2 + k)·a, ``standard`` S·k·a; extreme ``high`` (the
 #: high formula, paid pending expert review), ``standard`` S·k·a (sent to 特病单议).
@@ -173,7 +173,7 @@ def dip_points(
 
     Notes
     -----
-    payment.md §3.3–3.5. A case with no usable A (missing or ≤ 0) is classed normal.
+    docs/formulas.md §3.3–3.5. A case with no usable A (missing or ≤ 0) is classed normal.
 
     Examples
     --------
@@ -348,7 +348,7 @@ def drg_points(
 
 
 def special_case_cap(n_cases: int, rate: float) -> int:
-    """The region-wide cap on 特例单议 cases: floor(cases × rate) ("不超过"); payment.md §9, vector X-1.
+    """The region-wide cap on 特例单议 cases: floor(cases × rate) ("不超过"); docs/formulas.md §9, vector X-1.
 
     Examples
     --------

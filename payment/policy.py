@@ -5,7 +5,7 @@ Values are checked by the field kinds of :mod:`grouper.settings`, the same check
 Every number is a small table ``{value, unit, source, clause?, note?}`` whose ``source`` names an entry of
 ``[sources]`` (or ``"assumption"`` with a ``note``); rows of rate and price tables carry one ``source`` each.
 The loader rejects unknown keys, wrong types, unknown or mismatched units, impossible values and undeclared
-sources, naming the file and the dotted key (STYLE.md §a). The key list mirrors reference/payment.md §13.
+sources, naming the file and the dotted key (STYLE.md §a). The key list mirrors docs/formulas.md §13.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ __all__ = ["LEVELS", "POOLS", "ByKey", "Policy", "PolicyError", "Section"]
 UNITS = ("yuan", "yuan/point", "yuan/day", "points", "points/day", "ratio", "share", "days", "count")
 #: Hospital levels (医院等级) that values by level are keyed by.
 LEVELS = (1, 2, 3)
-#: Budget pools: one for all insured, or one per 险种 (payment.md §2.4).
+#: Budget pools: one for all insured, or one per 险种 (docs/formulas.md §2.4).
 POOLS = ("all", "employee", "resident")
 _OPS = ("<", "<=", ">", ">=")
 
@@ -290,7 +290,7 @@ def _R(kind: Any, default: Any = _REQUIRED) -> tuple:
     return (kind, default)
 
 
-# --- the specification (payment.md §13) ---------------------------------------------------------------------
+# --- the specification (docs/formulas.md §13) ---------------------------------------------------------------------
 
 _POOL_BUDGET = {
     "inpatient_fund": _Num("yuan", lo=0),  # 住院统筹基金预算
@@ -367,10 +367,10 @@ _SPEC: dict[str, Any] = {
         ),
         "year_weights": _List(float, default=(0.1, 0.2, 0.7), unit="share"),
         "budget_trim_lower": _Num("share"),  # 分位数法: P2.5 …
-        "budget_trim_upper": _Num("share"),  # … P97.5 of C/P (payment.md §2.6)
+        "budget_trim_upper": _Num("share"),  # … P97.5 of C/P (docs/formulas.md §2.6)
         **{p: dict(_POOL_POINT_VALUE) for p in POOLS},
     },
-    "deviation": {  # 费用偏差病例: formula and boundary kinds from payment.points (docs/deviation.md)
+    "deviation": {  # 费用偏差病例: formula and boundary kinds from payment.points (docs/formulas.md §3)
         "low": _band(BOUNDARIES["low"]),
         "normal": {"formula": _Choice(_ALL_FORMULAS, default="standard")},
         "high": _band(BOUNDARIES["high"]),
@@ -483,49 +483,49 @@ _SPEC: dict[str, Any] = {
 #: a region's outputs name each number no document of theirs backs. Defaults that only switch something off
 #: (zero amounts, empty lists) are not listed.
 _DEFAULT_SOURCES: dict[str, tuple[str, Any]] = {
-    "budget.design": ("payment.md §12: carve-outs paid outside the points pool", None),
-    "budget.method": ("payment.md §1: the budget given item by item", None),
-    "point_value.form": ("payment.md §2.2: ratio form", None),
-    "point_value.fund_ratio_scope": ("payment.md §7.3: one fund ratio for the region", None),
+    "budget.design": ("docs/formulas.md §12: carve-outs paid outside the points pool", None),
+    "budget.method": ("docs/formulas.md §1: the budget given item by item", None),
+    "point_value.form": ("docs/formulas.md §2.2: ratio form", None),
+    "point_value.fund_ratio_scope": ("docs/formulas.md §7.3: one fund ratio for the region", None),
     "point_value.elastic_split": (
-        "payment.md §2.5: base:increment 8:2",
+        "docs/formulas.md §2.5: base:increment 8:2",
         lambda v, scheme: v["point_value"].regime == "elastic",
     ),
     "point_value.elastic_cap": (
-        "payment.md §2.5: the increment value capped at the fixed value",
+        "docs/formulas.md §2.5: the increment value capped at the fixed value",
         lambda v, scheme: v["point_value"].regime == "elastic",
     ),
     "point_value.year_weights": (
-        "payment.md §2.1: years weighted 1:2:7",
+        "docs/formulas.md §2.1: years weighted 1:2:7",
         lambda v, scheme: v["point_value"].budget_method != "given",
     ),
     "deviation.kbbz_factor": (
-        "payment.md §3.5: 空白病种 paid S × C/A without a discount",
+        "docs/formulas.md §3.5: 空白病种 paid S × C/A without a discount",
         lambda v, scheme: scheme == "dip",
     ),
     "deviation.avg_cost_factor": (
-        "payment.md §3.2: A not adjusted by hospital level",
+        "docs/formulas.md §3.2: A not adjusted by hospital level",
         lambda v, scheme: scheme == "dip",
     ),
     "primary_care.factor": (
-        "payment.md §3.6: 基层病种 earn their score",
+        "docs/formulas.md §3.6: 基层病种 earn their score",
         lambda v, scheme: bool(v["primary_care"].groups),
     ),
     "tcm.factor": ("中医优势病种 earn their score", lambda v, scheme: bool(v["tcm"].groups)),
     "tcm.deviation": ("中医优势病种 paid S·k·a whatever their cost", lambda v, scheme: bool(v["tcm"].groups)),
-    "special_case.cap_rate": ("payment.md §9: DIP ≤ 5 ‰, DRG ≤ 5 % of the scheme's cases", None),
-    "special_case.eligible_ratio": ("payment.md §9: 超过平均支付标准 2 倍以上", None),
-    "special_case.eligible_op": ("payment.md §9: strictly above (以上 read as >)", None),
+    "special_case.cap_rate": ("docs/formulas.md §9: DIP ≤ 5 ‰, DRG ≤ 5 % of the scheme's cases", None),
+    "special_case.eligible_ratio": ("docs/formulas.md §9: 超过平均支付标准 2 倍以上", None),
+    "special_case.eligible_op": ("docs/formulas.md §9: strictly above (以上 read as >)", None),
     "special_case.eligible_basis": (
-        "payment.md §9: against the group's 平均支付标准 = 分值 × 点值 (S × V_budget; no k, no a)",
+        "docs/formulas.md §9: against the group's 平均支付标准 = 分值 × 点值 (S × V_budget; no k, no a)",
         None,
     ),
     "special_case.payment": (
-        "payment.md §9: approved → an adjusted standard in the year's clearing, points = C / V_budget",
+        "docs/formulas.md §9: approved → an adjusted standard in the year's clearing, points = C / V_budget",
         None,
     ),
     "deviation.aux_on_deviation": (
-        "payment.md §3.3/§3.6: a multiplies low/high/extreme points as the profile's table shows "
+        "docs/formulas.md §3.3/§3.6: a multiplies low/high/extreme points as the profile's table shows "
         "(not under the 2020 national / 广州 kinds low cost + high minus_one)",
         lambda v, scheme: scheme == "dip",
     ),
@@ -533,14 +533,14 @@ _DEFAULT_SOURCES: dict[str, tuple[str, Any]] = {
         "records.md Q10: a case discharged before its admission (DATE_CONFLICT) is an error, paid by item",
         None,
     ),
-    "routing.ungrouped": ("payment.md §12: ungroupable cases paid by item", None),
+    "routing.ungrouped": ("docs/formulas.md §12: ungroupable cases paid by item", None),
     "settlement.band_mode": (
-        "payment.md §8: progressive",
+        "docs/formulas.md §8: progressive",
         lambda v, scheme: bool(v["settlement"].surplus_bands or v["settlement"].overspend_bands),
     ),
     "bed_day.bands": ("every bed day at the full rate", lambda v, scheme: bool(v["bed_day"].categories)),
     "settlement.clearing_share_limit": (
-        "payment.md §7.6: clearing funds about 3–5 % of the year's payments; warned beyond twice that: a budget "
+        "docs/formulas.md §7.6: clearing funds about 3–5 % of the year's payments; warned beyond twice that: a budget "
         "point value more than 10 % from the settlement value",
         None,
     ),
@@ -552,13 +552,13 @@ _DEFAULT_SOURCES: dict[str, tuple[str, Any]] = {
 
 
 def _aux_on_deviation_default(dev: Mapping[str, Any]) -> bool:
-    """payment.md §3.3: the 2020 national and 广州 profiles (low ``cost``, high ``minus_one``) pay deviation
+    """docs/formulas.md §3.3: the 2020 national and 广州 profiles (low ``cost``, high ``minus_one``) pay deviation
     cases S · C/A and S · (C/A − 1) without a; every other profile's table carries a."""
     low, high = dev["low"], dev["high"]
     return not (low is not None and high is not None and (low.formula, high.formula) == ("cost", "minus_one"))
 
 
-#: 特例单议 cap by scheme when the policy does not set it (payment.md §9).
+#: 特例单议 cap by scheme when the policy does not set it (docs/formulas.md §9).
 _CAP_RATE = {"dip": 0.005, "drg": 0.05}
 
 _HEADER = {"region": str, "year": int, "scheme": str, "catalogue": str, "effective": dict, "description": str}

@@ -33,7 +33,7 @@ from payment.policy import (
     _Rows,
 )
 
-__all__ = ["TEMPLATE_SOURCE", "keys", "schema", "schema_text", "spec_keys", "template"]
+__all__ = ["TEMPLATE_SOURCE", "key_reference", "keys", "schema", "schema_text", "spec_keys", "template"]
 
 #: The ``[sources]`` entry every template value cites until the region's document replaces it.
 TEMPLATE_SOURCE = "template"
@@ -286,3 +286,17 @@ def schema() -> dict[str, Any]:
 def schema_text() -> str:
     """The schema as shipped (``codebooks/policies/policy.schema.json``): sorted keys, two-space indent."""
     return json.dumps(schema(), ensure_ascii=False, indent=2) + "\n"
+
+
+def key_reference() -> str:
+    """The policy key reference of ``docs/policy.md`` (a Markdown table, one row per key, from the declarations)."""
+    rows = ["| key | 含义 | meaning | unit / values | default | feeds |", "|---|---|---|---|---|---|"]
+    for key, kind in spec_keys():
+        d = keys()[key]
+        values = ", ".join(kind.choices) if isinstance(kind, _Choice) else (_unit(kind) or "")
+        required = getattr(kind, "required", False)
+        default = "required" if required else ("" if kind.default is None else f"`{_toml(kind.default)}`")
+        schemes = "" if "-" not in (d["dip"], d["drg"]) else (" (DIP)" if d["drg"] == "-" else " (DRG)")
+        cells = [f"`{key}`{schemes}", d["zh"], d["en"], values, default, d["feeds"]]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"

@@ -34,7 +34,7 @@ from payment.whatif import with_settings
 _HELP = (
     "Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments.\n\n"
     "Hospitals are paid points × the published point value (rounded to the policy's point_value.decimals), "
-    "so a pool allocates a little more or less than its distributable budget (payment.md §0): region.json "
+    "so a pool allocates a little more or less than its distributable budget (docs/formulas.md §0): region.json "
     "records it per pool as publication_difference (allocated + kept by the fund − distributable) and "
     "publication_difference_is (over, under or none).\n\n"
     "Cases of hospitals missing from --hospitals, cases discharged outside the policy's effective period and "
