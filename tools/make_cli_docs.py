@@ -19,6 +19,7 @@ COMMANDS = (
     "audit",
     "demo",
     "compare",
+    "statement",
     "policy init",
     "policy check",
     "policy schema",

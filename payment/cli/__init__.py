@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 
-from payment.cli import audit, catalog, compare, demo, group, policy, settle, synth  # noqa: F401  (each module registers its command)
+from payment.cli import audit, catalog, compare, demo, group, policy, settle, statement, synth  # noqa: F401  (each module registers its command)
 from payment.cli._app import app
 
 

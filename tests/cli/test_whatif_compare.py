@@ -120,3 +120,22 @@ def test_compare_cli_writes_csv_and_excel(region):
         app, ["compare", str(region / "base"), str(region / "nothing"), "-o", str(region / "x.xlsx")]
     )
     assert r.exit_code == 1 and "not a settlement folder" in r.output
+
+
+def test_statement_walks_each_hospital_from_points_to_clearing(region, tmp_path):
+    out = tmp_path / "st"
+    args = ["statement", str(region / "scenario"), "--policy", str(DEMO), "-o", str(out), "-q",
+            "--set", "hospital_coef.table={1 = 0.9, 2 = 0.95, 3 = 1.07}", "--set", "settlement.prepay_ratio=0.8"]  # fmt: skip
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    sheet = pd.read_excel(out / "statement.xlsx", dtype=str)
+    hospitals = pd.read_csv(region / "scenario/hospitals.csv", dtype=str)
+    assert sorted(sheet.hospital_id.unique()) == sorted(hospitals.hospital_id)
+    first = sheet[sheet.hospital_id == hospitals.hospital_id[0]]
+    assert list(first["步骤"].drop_duplicates()) == ["病例点数", "结算点值", "分配额", "考核系数", "审核扣款",
+                                                    "结余留用/超支分担", "应付", "已预付", "清算"]  # fmt: skip
+    clearing = first[first.step.str.startswith("clearing")].value.iloc[0]
+    assert Decimal(clearing) == Decimal(hospitals.clearing[0])
+    assert "settlement.prepay_ratio: " in " ".join(first.policy.dropna())
+    page = (out / "statement.html").read_text(encoding="utf-8")
+    assert "<script" not in page and "http" not in page and hospitals.hospital_id[0] in page
