@@ -25,6 +25,7 @@ DISCHARGE_SCHEMA = pa.schema(
         pa.field("los_days", pa.int32()),
         pa.field("discharge_mode", pa.int8()),
         pa.field("department", pa.string()),
+        pa.field("attending_doctor", pa.string()),
         pa.field("principal_dx", pa.string()),
         pa.field("other_dx", pa.list_(pa.string())),
         pa.field("principal_proc", pa.string()),

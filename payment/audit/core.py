@@ -273,7 +273,7 @@ def audit(
             c, {**ind, "department": _np(table, "department", object)}, focus, relative_cmi=dip
         ),
     }
-    if DOCTOR_COLUMN in table.column_names:
+    if DOCTOR_COLUMN in table.column_names and table.column(DOCTOR_COLUMN).null_count < table.num_rows:
         doctor = {**ind, DOCTOR_COLUMN: _np(table, DOCTOR_COLUMN, object)}
         tables["doctors"] = indicator_table(c, doctor, focus, relative_cmi=dip)
     tables["groups"] = group_table(c, focus, risk_of)

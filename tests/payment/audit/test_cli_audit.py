@@ -4,6 +4,7 @@ tables; the report), reruns byte-identical, DRG without a policy, and clear erro
 from __future__ import annotations
 
 import openpyxl
+import pyarrow as pa
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
@@ -92,3 +93,15 @@ def test_insurer_file_adds_the_differences_sheet(audited, tmp_path):
     diff = pq.read_table(again / "insurer.parquet").to_pylist()
     assert {d["reason"] for d in diff if d["insurer_group"] == "ZZZ"} == {"SCHEME_VERSION"}
     assert "医保差异" in openpyxl.load_workbook(again / "audit.xlsx").sheetnames
+
+
+def test_a_doctor_column_in_the_export_adds_doctor_indicators(region, tmp_path):
+    folder, _, _ = region
+    table = pq.read_table(folder / "discharges.parquet").slice(0, 600).drop(["attending_doctor"])
+    doctors = [f"D{i % 7}" for i in range(table.num_rows)]
+    pq.write_table(table.append_column("主诊医师代码", pa.array(doctors)), tmp_path / "in.parquet")
+    result = runner.invoke(app, ["audit", str(tmp_path / "in.parquet"), "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 0, result.output
+    per_doctor = pq.read_table(tmp_path / "o" / "doctors.parquet")
+    assert sorted(set(per_doctor.column("attending_doctor").to_pylist())) == [f"D{i}" for i in range(7)]
+    assert "医师指标" in openpyxl.load_workbook(tmp_path / "o" / "audit.xlsx").sheetnames
