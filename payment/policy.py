@@ -39,22 +39,16 @@ POOLS = ("all", "employee", "resident")
 _OPS = ("<", "<=", ">", ">=")
 
 
-class Section(Mapping):
-    """A read-only section of a validated policy; keys are also attributes (``policy.deviation.high.ratio``)."""
+class _ReadOnly(Mapping):
+    """A read-only mapping of policy values (a section, or values by level or pool)."""
 
-    def __init__(self, values: dict[str, Any]):
+    def __init__(self, values: Mapping[Any, Any]):
         object.__setattr__(self, "_v", dict(values))
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._v[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a policy is read-only; use Policy.replace")
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: Any) -> Any:
         return self._v[key]
 
     def __iter__(self):
@@ -64,7 +58,17 @@ class Section(Mapping):
         return len(self._v)
 
     def __repr__(self) -> str:
-        return f"Section({self._v!r})"
+        return f"{type(self).__name__}({self._v!r})"
+
+
+class Section(_ReadOnly):
+    """A read-only section of a validated policy; keys are also attributes (``policy.deviation.high.ratio``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._v[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 # --- field kinds --------------------------------------------------------------------------------------------
@@ -216,26 +220,8 @@ class _ByKey:
         return ByKey(out)
 
 
-class ByKey(Mapping):
+class ByKey(_ReadOnly):
     """Values by hospital level (``1``–``3``) or by budget pool, read-only; :meth:`at` looks up a whole array."""
-
-    def __init__(self, values: Mapping[Any, float]):
-        object.__setattr__(self, "_v", dict(values))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("a policy is read-only; use Policy.replace")
-
-    def __getitem__(self, key: Any) -> float:
-        return self._v[key]
-
-    def __iter__(self):
-        return iter(self._v)
-
-    def __len__(self) -> int:
-        return len(self._v)
-
-    def __repr__(self) -> str:
-        return f"ByKey({self._v!r})"
 
     def at(self, keys: np.ndarray, missing: float = np.nan) -> np.ndarray:
         """The value for each key of an integer array (a hospital level per case); ``missing`` elsewhere.
