@@ -1,21 +1,54 @@
-"""Grouping of discharge records (出院病例分组) under CHS-DRG and DIP."""
+"""Grouping of discharge records (出院病例分组) under CHS-DRG and DIP.
 
-from grouper.batch import group_files
-from grouper.codebook import Codebook, CodebookError
-from grouper.dip import Catalogue, CatalogueError, group_dip, read_catalogue
-from grouper.dip.aux import AuxTyping
-from grouper.dip.catalogue_builder import DipCatalog
-from grouper.drg.group import group_drg
-from grouper.drg.migration import Migration, compare_schemes
-from grouper.drg.weights import DrgWeights
-from grouper.errors import DrgdipError, OutputError
-from grouper.io import InputError, canonicalise, read_cases, read_discharges, to_arrow, write_results
-from grouper.schema import DISCHARGE_SCHEMA
-from grouper.status import Status
-from grouper.version import drgdip_version
+The public names are imported on first use (PEP 562), so ``import grouper.errors`` or ``drgdip --help`` does not
+load numpy, pandas, numba or pyarrow.
+"""
 
-#: The version of this drgdip (from the package metadata, so ``pyproject.toml`` is its one source).
-__version__ = drgdip_version()
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grouper.batch import group_files
+    from grouper.codebook import Codebook, CodebookError
+    from grouper.dip import Catalogue, CatalogueError, group_dip, read_catalogue
+    from grouper.dip.aux import AuxTyping
+    from grouper.dip.catalogue_builder import DipCatalog
+    from grouper.drg.group import group_drg
+    from grouper.drg.migration import Migration, compare_schemes
+    from grouper.drg.weights import DrgWeights
+    from grouper.errors import DrgdipError, OutputError
+    from grouper.io import InputError, canonicalise, read_cases, read_discharges, to_arrow, write_results
+    from grouper.schema import DISCHARGE_SCHEMA
+    from grouper.status import Status
+
+#: Where each public name lives (imported on first access).
+_HOMES = {
+    "DISCHARGE_SCHEMA": "grouper.schema",
+    "AuxTyping": "grouper.dip.aux",
+    "Catalogue": "grouper.dip",
+    "CatalogueError": "grouper.dip",
+    "Codebook": "grouper.codebook",
+    "CodebookError": "grouper.codebook",
+    "DipCatalog": "grouper.dip.catalogue_builder",
+    "DrgWeights": "grouper.drg.weights",
+    "DrgdipError": "grouper.errors",
+    "Migration": "grouper.drg.migration",
+    "compare_schemes": "grouper.drg.migration",
+    "InputError": "grouper.io",
+    "OutputError": "grouper.errors",
+    "Status": "grouper.status",
+    "canonicalise": "grouper.io",
+    "group_dip": "grouper.dip",
+    "group_drg": "grouper.drg.group",
+    "group_files": "grouper.batch",
+    "read_cases": "grouper.io",
+    "read_catalogue": "grouper.dip",
+    "read_discharges": "grouper.io",
+    "to_arrow": "grouper.io",
+    "write_results": "grouper.io",
+}
 
 __all__ = [
     "DISCHARGE_SCHEMA",
@@ -43,3 +76,22 @@ __all__ = [
     "to_arrow",
     "write_results",
 ]
+
+
+def __getattr__(name: str):
+    """A public name, imported from its module on first access; ``__version__`` from the package metadata."""
+    if name == "__version__":
+        from grouper.version import drgdip_version
+
+        #: The version of this drgdip (from the package metadata, so ``pyproject.toml`` is its one source).
+        value = drgdip_version()
+    elif name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -2,19 +2,43 @@
 
 - :mod:`grouper.io.discharges`: discharge files (结算清单 exports) → canonical batches.
 - :mod:`grouper.io.writer`: atomic files and folders, ``if_exists="error" | "replace"``, Parquet/CSV/Excel/JSON.
+
+The names are imported on first use (PEP 562): ``grouper.io.formats`` alone does not load pandas.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from grouper.errors import InputError, OutputError
-from grouper.io.discharges import (
-    BATCH_SIZE,
-    as_discharges,
-    canonicalise,
-    count_rows,
-    read_cases,
-    read_discharges,
-    to_arrow,
-)
-from grouper.io.writer import atomic_file, atomic_folder, write_json, write_results
+
+if TYPE_CHECKING:
+    from grouper.io.discharges import (
+        BATCH_SIZE,
+        as_discharges,
+        canonicalise,
+        count_rows,
+        read_cases,
+        read_discharges,
+        to_arrow,
+    )
+    from grouper.io.writer import atomic_file, atomic_folder, write_json, write_results
+
+#: Where each public name lives (imported on first access).
+_HOMES = {
+    "BATCH_SIZE": "grouper.io.discharges",
+    "as_discharges": "grouper.io.discharges",
+    "canonicalise": "grouper.io.discharges",
+    "count_rows": "grouper.io.discharges",
+    "read_cases": "grouper.io.discharges",
+    "read_discharges": "grouper.io.discharges",
+    "to_arrow": "grouper.io.discharges",
+    "atomic_file": "grouper.io.writer",
+    "atomic_folder": "grouper.io.writer",
+    "write_json": "grouper.io.writer",
+    "write_results": "grouper.io.writer",
+}
 
 __all__ = [
     "BATCH_SIZE",
@@ -31,3 +55,16 @@ __all__ = [
     "write_json",
     "write_results",
 ]
+
+
+def __getattr__(name: str):
+    """A public name, imported from its module on first access."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import openpyxl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -115,6 +114,8 @@ def parquet_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
 def excel_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
     """Every sheet whose header is the first sheet's, in order, streamed row by row (openpyxl read-only mode),
     every cell as text; a sheet with another header (or none) is skipped with a warning naming it."""
+    import openpyxl  # only for Excel inputs: it takes a tenth of a second to import
+
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
         sheets = list(book.worksheets)

@@ -26,12 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-import openpyxl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from grouper.errors import OutputError
 
@@ -334,6 +331,8 @@ def _write_json_rows(tables: Iterable[pa.Table], tmp: Path) -> int:
 
 def _write_excel(tables: Iterable[pa.Table], tmp: Path, path: Path) -> int:
     """One sheet, streamed (openpyxl write-only); text stays text, so an id such as ``=1+1`` is never a formula."""
+    import openpyxl  # only for Excel outputs: it takes a tenth of a second to import
+
     book = openpyxl.Workbook(write_only=True)
     sheet = book.create_sheet("results")
     rows, header = 0, False
@@ -357,6 +356,9 @@ def _write_excel(tables: Iterable[pa.Table], tmp: Path, path: Path) -> int:
 def _excel_cell(sheet, value):
     if not isinstance(value, str):
         return value
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     cell = WriteOnlyCell(
         sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value)
     )  # control characters Excel refuses

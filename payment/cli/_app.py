@@ -15,7 +15,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from grouper.errors import DrgdipError
-from grouper.io.formats import InputWarning
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -67,6 +66,8 @@ def command(*args, on: typer.Typer | None = None, **kwargs) -> Callable[[Callabl
     def register(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(*a, **k):
+            from grouper.io.formats import InputWarning  # here, not at start-up: it loads pyarrow
+
             debug = bool(k.get("debug", False))
             caught: list[warnings.WarningMessage] = []
             try:

@@ -6,10 +6,6 @@ from pathlib import Path
 
 import typer
 
-from grouper.dip import read_catalogue
-from grouper.pipeline import aux_typing_for
-from payment.audit import AuditSettings, QcLists, read_insurer
-from payment.audit.files import OUTPUT_FILES, audit_files, write_audit
 from payment.cli._app import (
     DEBUG,
     ENCODING,
@@ -23,8 +19,6 @@ from payment.cli._app import (
     warn,
 )
 from payment.cli._app import stderr as console
-from payment.inputs import read_hospitals, read_weights
-from payment.policy import Policy
 
 _HELP = (
     "Self-audit (医院自查) of discharge files before upload: QC edits Q01–Q14, supervision flags (再入院, 低标入院, "
@@ -85,6 +79,13 @@ def audit(
     debug: bool = DEBUG,
 ) -> None:
     """Self-audit of discharge files (see the help text)."""
+    from grouper.dip import read_catalogue
+    from grouper.pipeline import aux_typing_for
+    from payment.audit import AuditSettings, QcLists, read_insurer
+    from payment.audit.files import OUTPUT_FILES, audit_files, write_audit
+    from payment.inputs import read_hospitals, read_weights
+    from payment.policy import Policy
+
     check_folder(out)
     for name in (*OUTPUT_FILES, "summary.parquet", "cases.parquet"):
         check_output(out / name, force)

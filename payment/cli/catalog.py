@@ -6,13 +6,6 @@ from pathlib import Path
 
 import typer
 
-from grouper.codebook import Codebook
-from grouper.dip.aux import AuxTyping, aux_path
-from grouper.dip.catalogue import read_catalogue
-from grouper.dip.catalogue_builder import HISTORY_COLUMNS, DipCatalog
-from grouper.drg.group import group_drg
-from grouper.drg.weights import DrgWeights
-from grouper.io import read_cases
 from payment.cli._app import (
     DEBUG,
     ENCODING,
@@ -73,6 +66,11 @@ def catalog(
     debug: bool = DEBUG,
 ) -> None:
     """Build a local DIP catalogue (目录库) from past years of cases; writes CSV (+ .toml) or Parquet by suffix."""
+    from grouper.dip.aux import AuxTyping, aux_path
+    from grouper.dip.catalogue import read_catalogue
+    from grouper.dip.catalogue_builder import HISTORY_COLUMNS, DipCatalog
+    from grouper.io import read_cases
+
     check_output(out, force)
     threshold_ = _threshold(threshold)
     typing = AuxTyping() if aux else None
@@ -141,6 +139,11 @@ def weights(
     debug: bool = DEBUG,
 ) -> None:
     """Fit DRG relative weights (相对权重) on past years of cases; writes CSV (+ .params.toml) or Parquet."""
+    from grouper.codebook import Codebook
+    from grouper.drg.group import group_drg
+    from grouper.drg.weights import DrgWeights
+    from grouper.io import read_cases
+
     check_output(out, force)
     table = read_cases(history, encoding=encoding)
     if "drg" not in table.column_names:

@@ -16,7 +16,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from grouper.resources import data_path
-from grouper.synth import split_by_year
 from payment.cli._app import DEBUG, QUIET, UserError, app, check_folder, command, warn
 from payment.cli._app import stderr as console
 
@@ -36,6 +35,8 @@ def demo(
     debug: bool = DEBUG,
 ) -> None:
     """Run synth → catalog → group → settle on a synthetic region and print the region summary."""
+    from grouper.synth import split_by_year
+
     check_folder(out)
     if cases < DEMO_MIN_CASES:
         raise UserError(f"--cases {cases:,}: the demo needs at least {DEMO_MIN_CASES:,} cases")

@@ -9,9 +9,6 @@ from pathlib import Path
 
 import typer
 
-from grouper.codebook import DEFAULT_SCHEME
-from grouper.io import count_rows
-from grouper.pipeline import group_to_file
 from payment.cli._app import (
     DEBUG,
     ENCODING,
@@ -34,8 +31,9 @@ def group(
     ),
     out: Path = OUT,
     scheme: str = typer.Option(
-        DEFAULT_SCHEME,
-        help="chs-drg-2.0 (CHS-DRG 2.0, the scheme in force), chs-drg-1.1, or dip (needs --catalogue).",
+        None,
+        help="chs-drg-2.0 (CHS-DRG 2.0, the scheme in force; the default), chs-drg-1.1, or dip (needs --catalogue).",
+        show_default=False,
     ),
     compare_with: str = typer.Option(
         None,
@@ -83,6 +81,11 @@ def group(
     debug: bool = DEBUG,
 ) -> None:
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
+    from grouper.codebook import DEFAULT_SCHEME
+    from grouper.io import count_rows
+    from grouper.pipeline import group_to_file
+
+    scheme = scheme or DEFAULT_SCHEME
     if aux and (no_aux or scheme != "dip"):
         raise typer.BadParameter(
             "--aux is for --scheme dip, without --no-aux"

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import typer
 
-from payment.cases import grouping_only
 from payment.cli._app import (
     DEBUG,
     ENCODING,
@@ -26,10 +25,6 @@ from payment.cli._app import (
     warn,
 )
 from payment.cli._app import stderr as console
-from payment.pipeline import SETTLEMENT_FILES, settle_files
-from payment.policy import Policy
-from payment.settle import BATCH_SIZE
-from payment.whatif import with_settings
 
 _HELP = (
     "Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments.\n\n"
@@ -93,13 +88,23 @@ def settle(
         None, "--catalogue", help="DIP catalogue (default: the policy's catalogue)."
     ),
     batch_size: int = typer.Option(
-        BATCH_SIZE, "--batch-size", help="Cases per batch (memory; not results).", min=1
+        None,
+        "--batch-size",
+        help="Cases per batch (memory; not results; default 524288).",
+        min=1,
+        show_default=False,
     ),
     quiet: bool = QUIET,
     force: bool = FORCE,
     debug: bool = DEBUG,
 ) -> None:
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
+    from payment.cases import grouping_only
+    from payment.pipeline import SETTLEMENT_FILES, settle_files
+    from payment.policy import Policy
+    from payment.settle import BATCH_SIZE
+    from payment.whatif import with_settings
+
     pol = with_settings(Policy.load(policy), settings or ())
     check_folder(out)
     for name in SETTLEMENT_FILES:
@@ -127,7 +132,7 @@ def settle(
             weights=weights,
             catalogue=catalogue,
             encoding=encoding,
-            batch_size=batch_size,
+            batch_size=batch_size or BATCH_SIZE,
             if_exists=if_exists(force),
             on_rows=lambda n: bar.advance(task, n),
         )

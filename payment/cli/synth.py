@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from grouper.synth import write_region
 from payment.cli._app import (
     DEBUG,
     FORCE,
@@ -50,6 +49,8 @@ def synth(
     debug: bool = DEBUG,
 ) -> None:
     """Generate a synthetic region: discharges.parquet (canonical columns + synthetic_defect) and hospitals.csv."""
+    from grouper.synth import write_region
+
     year_list = _years(years)
     if cases < 0 or hospitals < 1 or seed < 0:
         raise UserError("--cases must be ≥ 0, --hospitals ≥ 1 and --seed ≥ 0")
