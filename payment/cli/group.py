@@ -83,6 +83,7 @@ def group(
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.io import count_rows
+    from grouper.jit import KERNELS, needs_compiling
     from grouper.pipeline import group_to_file
 
     scheme = scheme or DEFAULT_SCHEME
@@ -103,6 +104,8 @@ def group(
     check_output(out, force)
     if migration:
         check_output(migration, force)
+    if not quiet and needs_compiling(KERNELS["dip" if scheme == "dip" else "drg"]):
+        console.print("compiling kernels (first run only)…", highlight=False)
     totals = [count_rows(p) for p in inputs]
     total = sum(totals) if all(x is not None for x in totals) else None
     with progress_bar("grouping", quiet) as bar:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 HEAVY = ("numpy", "pandas", "numba", "pyarrow", "openpyxl", "matplotlib", "grouper.io.discharges")
@@ -63,3 +64,31 @@ def test_package_names_resolve_lazily():
             assert getattr(package, name) is not None
     with pytest.raises(AttributeError):
         grouper.no_such_name  # noqa: B018
+
+
+def test_a_cold_kernel_cache_is_detected(tmp_path):
+    from grouper.jit import KERNELS, needs_compiling
+
+    code = "from grouper.jit import KERNELS, needs_compiling; print(needs_compiling(KERNELS['drg']))"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}  # an empty cache: a first run
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "True"
+    import grouper.batch
+
+    grouper.batch._fnv1a(np.zeros(1, np.int64), np.zeros(0, np.uint8))  # compiled (or loaded) in this process
+    assert not needs_compiling(("grouper.batch:_fnv1a",))
+    assert set(KERNELS) == {"drg", "dip"}
+
+
+def test_group_says_it_compiles_on_a_first_run(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from payment.cli import app
+
+    monkeypatch.setattr("grouper.jit.needs_compiling", lambda kernels: True)
+    source = tmp_path / "in.csv"
+    source.write_text("case_id,sex,age_years,los_days,principal_dx\n1,1,40,3,J18.900\n", encoding="utf-8")
+    args = ["group", str(source), "-o", str(tmp_path / "out.parquet")]
+    assert "compiling kernels (first run only)…" in CliRunner().invoke(app, args).output
+    quiet = CliRunner().invoke(app, [*args, "-q", "--force"])
+    assert quiet.exit_code == 0 and quiet.output == ""
