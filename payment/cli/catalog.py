@@ -18,7 +18,6 @@ from payment.cli._app import (
     warn,
 )
 from payment.cli._app import stderr as console
-from payment.policy import Policy
 
 HISTORY = typer.Option(
     ...,
@@ -70,6 +69,7 @@ def catalog(
     from grouper.dip.catalogue import read_catalogue
     from grouper.dip.catalogue_builder import HISTORY_COLUMNS, DipCatalog
     from grouper.io import read_cases
+    from payment.policy import Policy
 
     check_output(out, force)
     threshold_ = _threshold(threshold)
