@@ -10,8 +10,6 @@ from rich.markup import escape
 
 from payment.cli._app import FORCE, UserError, app, check_output, command
 from payment.cli._app import stderr as console
-from payment.policy import Policy
-from payment.policy_schema import TEMPLATE_SOURCE, schema_text, template
 
 policy_app = typer.Typer(
     no_args_is_help=True,
@@ -43,6 +41,8 @@ def init(
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
 ) -> None:
     """Write a complete, commented policy template that `drgdip policy check` accepts as it is."""
+    from payment.policy_schema import TEMPLATE_SOURCE, template
+
     if scheme not in ("dip", "drg"):
         raise UserError(f"--scheme: {scheme!r} is not one of dip, drg")
     _write(template(scheme, region, year), out, force)
@@ -61,6 +61,9 @@ def check(
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
 ) -> None:
     """Report every problem of a policy file at once (exit 1 if any), then its assumptions and placeholders."""
+    from payment.policy import Policy
+    from payment.policy_schema import TEMPLATE_SOURCE
+
     problems = Policy.problems(path)
     for p in problems:
         console.print(f"[red]error:[/red] {escape(str(p))}", highlight=False, soft_wrap=True)
@@ -89,4 +92,6 @@ def schema(
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
 ) -> None:
     """Write the policy's JSON Schema (also shipped as codebooks/policies/policy.schema.json) for editors."""
+    from payment.policy_schema import schema_text
+
     _write(schema_text(), out, force)

@@ -33,7 +33,7 @@ def _modules_after(args: list[str]) -> set[str]:
 @pytest.mark.parametrize(
     "args",
     [["--help"], ["--version"]]
-    + [[c, "--help"] for c in ("group", "settle", "audit", "catalog", "weights", "synth", "demo")],
+    + [[c, "--help"] for c in ("group", "settle", "audit", "catalog", "weights", "synth", "demo", "policy")],
 )
 def test_help_and_version_import_no_heavy_library(args):
     loaded = _modules_after(args)
