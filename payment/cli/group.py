@@ -104,9 +104,9 @@ def group(
     check_output(out, force)
     if migration:
         check_output(migration, force)
+    totals = [count_rows(p) for p in inputs]
     if not quiet and needs_compiling(KERNELS["dip" if scheme == "dip" else "drg"]):
         console.print("compiling kernels (first run only)…", highlight=False)
-    totals = [count_rows(p) for p in inputs]
     total = sum(totals) if all(x is not None for x in totals) else None
     with progress_bar("grouping", quiet) as bar:
         task = bar.add_task("group", total=total)
