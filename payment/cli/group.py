@@ -105,7 +105,8 @@ def group(
     if migration:
         check_output(migration, force)
     totals = [count_rows(p) for p in inputs]
-    if not quiet and needs_compiling(KERNELS["dip" if scheme == "dip" else "drg"]):
+    kernels = KERNELS["dip" if scheme == "dip" else "drg"]
+    if not quiet and all(Path(p).is_file() for p in inputs) and needs_compiling(kernels):
         console.print("compiling kernels (first run only)…", highlight=False)
     total = sum(totals) if all(x is not None for x in totals) else None
     with progress_bar("grouping", quiet) as bar:
