@@ -8,7 +8,6 @@ import typer
 
 from payment.cli._app import DEBUG, FORCE, QUIET, check_output, command
 from payment.cli._app import stderr as console
-from payment.compare import compare_settlements, write_comparison
 
 
 @command(
@@ -25,6 +24,8 @@ def compare(
     debug: bool = DEBUG,
 ) -> None:
     """Compare two settlements (结算对比): per hospital, per hospital × pool, per pool, and a summary."""
+    from payment.compare import compare_settlements, write_comparison
+
     if out.suffix.lower() == ".xlsx":
         check_output(out, force)
     else:

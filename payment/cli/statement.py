@@ -8,10 +8,6 @@ import typer
 
 from payment.cli._app import DEBUG, FORCE, QUIET, check_output, command
 from payment.cli._app import stderr as console
-from payment.policy import Policy
-from payment.statement import statement as build
-from payment.statement import write_statement
-from payment.whatif import with_settings
 
 
 @command(
@@ -27,6 +23,11 @@ def statement(
     debug: bool = DEBUG,
 ) -> None:
     """Per-hospital statements (医院结算对账单): points → point value → allocated → clearing, with clauses."""
+    from payment.policy import Policy
+    from payment.statement import statement as build
+    from payment.statement import write_statement
+    from payment.whatif import with_settings
+
     for name in ("statement.xlsx", "statement.html"):
         check_output(out / name, force)
     files = write_statement(build(settlement, with_settings(Policy.load(policy), settings or ())), out)
