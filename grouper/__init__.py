@@ -6,8 +6,9 @@ load numpy, pandas, numba or pyarrow.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from grouper._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from grouper.batch import group_files
@@ -78,20 +79,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """A public name, imported from its module on first access; ``__version__`` from the package metadata."""
-    if name == "__version__":
-        from grouper.version import drgdip_version
+def _version() -> str:
+    """The version of this drgdip (from the package metadata, so ``pyproject.toml`` is its one source)."""
+    from grouper.version import drgdip_version
 
-        #: The version of this drgdip (from the package metadata, so ``pyproject.toml`` is its one source).
-        value = drgdip_version()
-    elif name in _HOMES:
-        value = getattr(importlib.import_module(_HOMES[name]), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
+    return drgdip_version()
 
 
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(globals(), _HOMES, {"__version__": _version})

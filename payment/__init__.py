@@ -5,10 +5,11 @@ The public names are imported on first use (PEP 562), so the command line starts
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING
+
+from grouper._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from payment.audit import audit
@@ -63,17 +64,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """A public name, imported from its module on first access."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(globals(), _HOMES)
 
 
 class _Package(types.ModuleType):

@@ -8,9 +8,9 @@ The names are imported on first use (PEP 562): ``grouper.io.formats`` alone does
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from grouper._lazy import lazy_exports
 from grouper.errors import InputError, OutputError
 
 if TYPE_CHECKING:
@@ -57,14 +57,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """A public name, imported from its module on first access."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(globals(), _HOMES)
