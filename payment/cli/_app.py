@@ -1,4 +1,7 @@
-"""The typer app and the options every command shares (STYLE.md §f)."""
+"""The typer app, its error handling, progress bars and output checks, shared by every command (STYLE.md §f).
+
+The options several commands take are in :mod:`payment.cli._options`.
+"""
 
 from __future__ import annotations
 
@@ -23,14 +26,6 @@ app = typer.Typer(
     help="drgdip: CHS-DRG / DIP grouping and regional point-method payment (区域点数法总额预算).",
 )
 stderr = Console(stderr=True)
-
-OUT = typer.Option(..., "--out", "-o", help="Output file or folder.")
-ENCODING = typer.Option(
-    None, "--encoding", help="Encoding of CSV inputs (utf-8, gbk, gb18030); detected if unset."
-)
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary.")
-FORCE = typer.Option(False, "--force", help="Replace an existing output.")
-DEBUG = typer.Option(False, "--debug", help="Show the traceback of an error.")
 
 
 INTERNAL = "internal error, please report (rerun with --debug)"

@@ -6,18 +6,8 @@ from pathlib import Path
 
 import typer
 
-from payment.cli._app import (
-    DEBUG,
-    ENCODING,
-    FORCE,
-    QUIET,
-    UserError,
-    check_folder,
-    check_output,
-    command,
-    if_exists,
-    warn,
-)
+from payment.cli import _options as opt
+from payment.cli._app import UserError, check_folder, check_output, command, if_exists, warn
 from payment.cli._app import stderr as console
 
 _HELP = (
@@ -30,18 +20,14 @@ _HELP = (
 
 @command(help=_HELP)
 def audit(
-    inputs: list[Path] = typer.Argument(
-        ..., help="Discharge files: CSV (UTF-8 or GBK), Excel (.xlsx) or Parquet."
-    ),
+    inputs: list[Path] = opt.DISCHARGES,
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder: report.html, audit.xlsx, <table>.parquet."
     ),
     scheme: str = typer.Option(
         "chs-drg-1.1", help="chs-drg-1.1 (CHS-DRG codebook) or dip (needs a catalogue)."
     ),
-    catalogue: str = typer.Option(
-        None, help="DIP catalogue (目录库): shipped name or .csv/.parquet file (default: the policy's)."
-    ),
+    catalogue: str = opt.CATALOGUE,
     policy: Path = typer.Option(
         None, help="Policy TOML: adds expected payment, 盈亏 and the deviation flags."
     ),
@@ -63,20 +49,15 @@ def audit(
     settings: Path = typer.Option(
         None, help="Audit thresholds TOML (default codebooks/qc/audit-defaults.toml)."
     ),
-    aux: Path = typer.Option(
-        None,
-        "--aux",
-        help="DIP: auxiliary typing table (辅助分型); default: <stem>.aux.csv beside the catalogue file, as "
-        "`drgdip group` finds it.",
-    ),
-    no_aux: bool = typer.Option(False, "--no-aux", help="DIP: no auxiliary typing (aux_coef 1.0)."),
+    aux: Path = opt.AUX,
+    no_aux: bool = opt.NO_AUX,
     qc_lists: Path = typer.Option(
         None, "--qc-lists", help="A region's folder of QC lists replacing the shipped ones by name."
     ),
-    encoding: str = ENCODING,
-    quiet: bool = QUIET,
-    force: bool = FORCE,
-    debug: bool = DEBUG,
+    encoding: str = opt.ENCODING,
+    quiet: bool = opt.QUIET,
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Self-audit of discharge files (see the help text)."""
     from grouper.dip import read_catalogue

@@ -5,43 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from payment.cli._app import (
-    DEBUG,
-    ENCODING,
-    FORCE,
-    OUT,
-    QUIET,
-    UserError,
-    check_output,
-    command,
-    warn,
-)
+from payment.cli import _options as opt
+from payment.cli._app import UserError, check_output, command, warn
 from payment.cli._app import stderr as console
-
-HISTORY = typer.Option(
-    ...,
-    "--history",
-    help="Parquet file or folder of past cases (repeatable; folders are read recursively for *.parquet), "
-    "or discharge files (CSV/Excel, read like `drgdip group` reads them; the year from discharge_date).",
-)
-YEARS = typer.Option(
-    None, "--years", help="Data years, e.g. 2022,2023,2024 (default: the last 3 years seen)."
-)
-YEAR_WEIGHTS = typer.Option("1,2,7", "--year-weights", help="Weight per year, oldest first (renormalised).")
-TRIM = typer.Option("percentile", "--trim", help="Trimming: percentile (P2.5/P97.5), iqr, log_sd or none.")
 
 
 @command()
 def catalog(
-    history: list[Path] = HISTORY,
-    out: Path = OUT,
-    years: str = YEARS,
-    year_weights: str = YEAR_WEIGHTS,
+    history: list[Path] = opt.HISTORY,
+    out: Path = opt.OUT,
+    years: str = opt.YEARS,
+    year_weights: str = opt.YEAR_WEIGHTS,
     threshold: str = typer.Option(
         "fixed:15", help="Core threshold: fixed:N (e.g. fixed:50) or coverage:SHARE."
     ),
-    trim: str = TRIM,
+    trim: str = opt.TRIM,
     tiers: Path = typer.Option(
         None, "--tiers", help="A region's procedure tier table (code,tier) overriding ours."
     ),
@@ -49,8 +29,10 @@ def catalog(
     policy: Path = typer.Option(
         None,
         "--policy",
-        help="A DIP policy whose [dip.grouping] and [dip.catalogue] give the settings (recorded in the "
-        "catalogue with their sources); an option above that contradicts it is an error.",
+        help=escape(
+            "A DIP policy whose [dip.grouping] and [dip.catalogue] give the settings (recorded in the "
+            "catalogue with their sources); an option above that contradicts it is an error."
+        ),  # help is rich markup: [dip.grouping] would be read as a style tag and vanish
     ),
     aux: bool = typer.Option(
         True,
@@ -59,10 +41,10 @@ def catalog(
         "write it beside the catalogue as <stem>.aux.csv (settings in <stem>.aux.params.toml), for a .csv or "
         "a .parquet catalogue alike; `drgdip group --catalogue` picks it up from there.",
     ),
-    encoding: str = ENCODING,
-    quiet: bool = QUIET,
-    force: bool = FORCE,
-    debug: bool = DEBUG,
+    encoding: str = opt.ENCODING,
+    quiet: bool = opt.QUIET,
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Build a local DIP catalogue (目录库) from past years of cases; writes CSV (+ .toml) or Parquet by suffix."""
     from grouper.dip.aux import AuxTyping, aux_path
@@ -126,17 +108,17 @@ def catalog(
 
 @command()
 def weights(
-    history: list[Path] = HISTORY,
-    out: Path = OUT,
-    years: str = YEARS,
-    year_weights: str = YEAR_WEIGHTS,
+    history: list[Path] = opt.HISTORY,
+    out: Path = opt.OUT,
+    years: str = opt.YEARS,
+    year_weights: str = opt.YEAR_WEIGHTS,
     min_n: int = typer.Option(10, "--min-n", help="DRGs with fewer cases take their ADRG's weight."),
-    trim: str = TRIM,
+    trim: str = opt.TRIM,
     scheme: str = typer.Option("chs-drg-1.1", help="Codebook used to group cases that have no `drg` column."),
-    encoding: str = ENCODING,
-    quiet: bool = QUIET,
-    force: bool = FORCE,
-    debug: bool = DEBUG,
+    encoding: str = opt.ENCODING,
+    quiet: bool = opt.QUIET,
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Fit DRG relative weights (相对权重) on past years of cases; writes CSV (+ .params.toml) or Parquet."""
     from grouper.codebook import Codebook

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from payment.cli._app import DEBUG, FORCE, QUIET, check_output, command
+from payment.cli import _options as opt
+from payment.cli._app import check_output, command
 from payment.cli._app import stderr as console
 
 
@@ -19,9 +20,9 @@ def compare(
     out: Path = typer.Option(
         ..., "--out", "-o", help="compare.xlsx (one sheet per table) or a folder of compare_*.csv files."
     ),
-    quiet: bool = QUIET,
-    force: bool = FORCE,
-    debug: bool = DEBUG,
+    quiet: bool = opt.QUIET,
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Compare two settlements (结算对比): per hospital, per hospital × pool, per pool, and a summary."""
     from payment.compare import compare_settlements, write_comparison

@@ -16,7 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from grouper.resources import data_path
-from payment.cli._app import DEBUG, QUIET, UserError, app, check_folder, command, warn
+from payment.cli import _options as opt
+from payment.cli._app import UserError, app, check_folder, command, warn
 from payment.cli._app import stderr as console
 
 #: The demo policy's budget is sized to this region (codebooks/policies/demo-2025.toml, budget notes).
@@ -31,8 +32,8 @@ def demo(
     cases: int = typer.Option(
         DEMO_CASES, help="Synthetic cases over 2022–2025 (the demo budget fits the default)."
     ),
-    quiet: bool = QUIET,
-    debug: bool = DEBUG,
+    quiet: bool = opt.QUIET,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Run synth → catalog → group → settle on a synthetic region and print the region summary."""
     from grouper.synth import split_by_year

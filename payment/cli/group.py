@@ -9,27 +9,15 @@ from pathlib import Path
 
 import typer
 
-from payment.cli._app import (
-    DEBUG,
-    ENCODING,
-    FORCE,
-    OUT,
-    QUIET,
-    check_output,
-    command,
-    if_exists,
-    progress_bar,
-    warn,
-)
+from payment.cli import _options as opt
+from payment.cli._app import check_output, command, if_exists, progress_bar, warn
 from payment.cli._app import stderr as console
 
 
 @command()
 def group(
-    inputs: list[Path] = typer.Argument(
-        ..., help="Discharge files: CSV (UTF-8 or GBK), Excel (.xlsx) or Parquet."
-    ),
-    out: Path = OUT,
+    inputs: list[Path] = opt.DISCHARGES,
+    out: Path = opt.OUT,
     scheme: str = typer.Option(
         None,
         help="chs-drg-2.0 (CHS-DRG 2.0, the scheme in force; the default), chs-drg-1.1, or dip (needs --catalogue).",
@@ -65,20 +53,15 @@ def group(
         help="DIP: a region's exclusion lists (排除表: kind,code,match,rule,pdx_scope,source,note) added to "
         "codebooks/dip/exclusions.csv.",
     ),
-    aux: Path = typer.Option(
-        None,
-        "--aux",
-        help="DIP: auxiliary typing table (辅助分型) to apply; default: <stem>.aux.csv beside the catalogue "
-        "file when it exists (as written by `drgdip catalog`; refused if fitted against another catalogue).",
-    ),
-    no_aux: bool = typer.Option(False, "--no-aux", help="DIP: no auxiliary typing (aux_coef 1.0)."),
+    aux: Path = opt.AUX,
+    no_aux: bool = opt.NO_AUX,
     explain: bool = typer.Option(
         False, "--explain", help="Add a `reason` column: why each case landed there."
     ),
-    encoding: str = ENCODING,
-    quiet: bool = QUIET,
-    force: bool = FORCE,
-    debug: bool = DEBUG,
+    encoding: str = opt.ENCODING,
+    quiet: bool = opt.QUIET,
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
     from grouper.codebook import DEFAULT_SCHEME

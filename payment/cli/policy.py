@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from payment.cli._app import FORCE, UserError, app, check_output, command
+from payment.cli import _options as opt
+from payment.cli._app import UserError, app, check_output, command
 from payment.cli._app import stderr as console
 
 policy_app = typer.Typer(
@@ -37,8 +38,8 @@ def init(
         ..., "--year", help="Policy year (effective 1 Jan – 31 Dec).", min=1900, max=9999
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Policy TOML to write (- for stdout)."),
-    force: bool = FORCE,
-    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Write a complete, commented policy template that `drgdip policy check` accepts as it is."""
     from payment.policy_schema import TEMPLATE_SOURCE, template
@@ -58,7 +59,7 @@ def init(
 @command("check", on=policy_app)
 def check(
     path: Path = typer.Argument(..., help="Policy TOML file."),
-    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Report every problem of a policy file at once (exit 1 if any), then its assumptions and placeholders."""
     from payment.policy import Policy
@@ -88,8 +89,8 @@ def check(
 @command("schema", on=policy_app)
 def schema(
     out: Path = typer.Option(Path("-"), "--out", "-o", help="JSON file to write (- for stdout)."),
-    force: bool = FORCE,
-    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Write the policy's JSON Schema (also shipped as codebooks/policies/policy.schema.json) for editors."""
     from payment.policy_schema import schema_text

@@ -11,19 +11,8 @@ from pathlib import Path
 
 import typer
 
-from payment.cli._app import (
-    DEBUG,
-    ENCODING,
-    FORCE,
-    QUIET,
-    UserError,
-    check_folder,
-    check_output,
-    command,
-    if_exists,
-    progress_bar,
-    warn,
-)
+from payment.cli import _options as opt
+from payment.cli._app import UserError, check_folder, check_output, command, if_exists, progress_bar, warn
 from payment.cli._app import stderr as console
 
 _HELP = (
@@ -81,12 +70,10 @@ def settle(
         help="Monthly audit deductions (审核扣款) CSV/Parquet: hospital_id, month (YYYY-MM), amount (yuan)"
         "[, reason]; taken off the monthly pre-settlement.",
     ),
-    encoding: str = ENCODING,
+    encoding: str = opt.ENCODING,
     special_cases: Path = typer.Option(None, "--special-cases", help="CSV with a case_id column (特例单议)."),
     weights: Path = typer.Option(None, "--weights", help="DRG weights (drg, rw) for a DRG policy."),
-    catalogue: str = typer.Option(
-        None, "--catalogue", help="DIP catalogue (default: the policy's catalogue)."
-    ),
+    catalogue: str = opt.CATALOGUE,
     batch_size: int = typer.Option(
         None,
         "--batch-size",
@@ -94,9 +81,9 @@ def settle(
         min=1,
         show_default=False,
     ),
-    quiet: bool = QUIET,
-    force: bool = FORCE,
-    debug: bool = DEBUG,
+    quiet: bool = opt.QUIET,
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
     from payment.cases import grouping_only

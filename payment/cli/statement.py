@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from payment.cli._app import DEBUG, FORCE, QUIET, check_output, command
+from payment.cli import _options as opt
+from payment.cli._app import check_output, command
 from payment.cli._app import stderr as console
 
 
@@ -18,9 +19,9 @@ def statement(
     policy: Path = typer.Option(..., "--policy", help="The policy the settlement was run with."),
     settings: list[str] = typer.Option(None, "--set", help="The --set values the settlement was run with."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: statement.xlsx, statement.html."),
-    quiet: bool = QUIET,
-    force: bool = FORCE,
-    debug: bool = DEBUG,
+    quiet: bool = opt.QUIET,
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Per-hospital statements (医院结算对账单): points → point value → allocated → clearing, with clauses."""
     from payment.policy import Policy

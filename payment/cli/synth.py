@@ -7,17 +7,8 @@ from pathlib import Path
 
 import typer
 
-from payment.cli._app import (
-    DEBUG,
-    FORCE,
-    OUT,
-    QUIET,
-    UserError,
-    check_output,
-    command,
-    if_exists,
-    progress_bar,
-)
+from payment.cli import _options as opt
+from payment.cli._app import UserError, check_output, command, if_exists, progress_bar
 from payment.cli._app import stderr as console
 
 
@@ -33,7 +24,7 @@ def _years(text: str) -> list[int]:
 
 @command()
 def synth(
-    out: Path = OUT,
+    out: Path = opt.OUT,
     cases: int = typer.Option(100_000, "--cases", help="Number of discharges over all years."),
     years: str = typer.Option("2022,2023,2024", "--years", help="Comma-separated discharge years."),
     hospitals: int = typer.Option(40, "--hospitals", help="Number of hospitals."),
@@ -44,9 +35,9 @@ def synth(
     fees: bool = typer.Option(
         False, "--fees", help="Add the fee breakdown fee_01 … fee_14 (医疗收费项目类别)."
     ),
-    quiet: bool = QUIET,
-    force: bool = FORCE,
-    debug: bool = DEBUG,
+    quiet: bool = opt.QUIET,
+    force: bool = opt.FORCE,
+    debug: bool = opt.DEBUG,
 ) -> None:
     """Generate a synthetic region: discharges.parquet (canonical columns + synthetic_defect) and hospitals.csv."""
     from grouper.synth import write_region

@@ -1,0 +1,47 @@
+"""The options more than one command takes, each defined once (STYLE.md §f).
+
+A command names them (``from payment.cli import _options as opt``, then ``out: Path = opt.OUT``) instead of
+writing its own copy, so a flag has one spelling, one default and one help text everywhere. An option whose
+meaning differs by command (what ``--out`` holds for a folder output, what ``--policy`` adds) stays in its command.
+"""
+
+from __future__ import annotations
+
+import typer
+
+OUT = typer.Option(..., "--out", "-o", help="Output file or folder.")
+ENCODING = typer.Option(
+    None, "--encoding", help="Encoding of CSV inputs (utf-8, gbk, gb18030); detected if unset."
+)
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary.")
+FORCE = typer.Option(False, "--force", help="Replace an existing output.")
+DEBUG = typer.Option(False, "--debug", help="Show the traceback of an error.")
+
+#: The discharge files ``group`` and ``audit`` read.
+DISCHARGES = typer.Argument(..., help="Discharge files: CSV (UTF-8 or GBK), Excel (.xlsx) or Parquet.")
+#: The catalogue of commands that also take a policy.
+CATALOGUE = typer.Option(
+    None,
+    "--catalogue",
+    help="DIP catalogue (目录库): a shipped name or a .csv/.parquet file (default: the policy's).",
+)
+AUX = typer.Option(
+    None,
+    "--aux",
+    help="DIP: auxiliary typing table (辅助分型) to apply; default: <stem>.aux.csv beside the catalogue file "
+    "when it exists (as written by `drgdip catalog`; refused if fitted against another catalogue).",
+)
+NO_AUX = typer.Option(False, "--no-aux", help="DIP: no auxiliary typing (aux_coef 1.0).")
+
+#: Past cases and their year window, for ``catalog`` and ``weights``.
+HISTORY = typer.Option(
+    ...,
+    "--history",
+    help="Parquet file or folder of past cases (repeatable; folders are read recursively for *.parquet), "
+    "or discharge files (CSV/Excel, read like `drgdip group` reads them; the year from discharge_date).",
+)
+YEARS = typer.Option(
+    None, "--years", help="Data years, e.g. 2022,2023,2024 (default: the last 3 years seen)."
+)
+YEAR_WEIGHTS = typer.Option("1,2,7", "--year-weights", help="Weight per year, oldest first (renormalised).")
+TRIM = typer.Option("percentile", "--trim", help="Trimming: percentile (P2.5/P97.5), iqr, log_sd or none.")
