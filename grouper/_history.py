@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from grouper.errors import InputError, SettingsError
-from grouper.io.writer import PARQUET_OPTIONS, IfExists, write_text, write_with
+from grouper.io.writer import PARQUET_OPTIONS, IfExists, check_target, write_text, write_with
 from grouper.settings import Choice, Num, Seq
 
 __all__ = [
@@ -376,10 +376,13 @@ def fingerprint(table: pa.Table, columns: list[str], years: np.ndarray) -> dict:
 
 
 def write_fitted(
-    table: pa.Table, meta: dict, path, key: str, fmt: str, *, if_exists: IfExists = "replace"
+    table: pa.Table, meta: dict, path, key: str, fmt: str, *, if_exists: IfExists = "error"
 ) -> Path:
     """Write a fitted table: ``fmt`` ``parquet`` with ``meta`` as JSON under ``key`` in the schema metadata, or
-    ``csv`` with ``<stem>.params.toml`` beside it, through the one writer (atomic). No pickle."""
+    ``csv`` with ``<stem>.params.toml`` beside it, through the one writer (atomic). No pickle.
+
+    ``if_exists="error"`` (default) refuses an existing file — both files of a CSV pair are checked before
+    either is written — and ``"replace"`` replaces them."""
     # the catalogue module owns the flat TOML writer; imported here to keep grouper.dip (which imports this
     # module) out of this module's import time
     from grouper.dip.catalogue import _to_toml
@@ -391,8 +394,9 @@ def write_fitted(
         return write_with(
             path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS), if_exists=if_exists
         )
+    params = check_target(path.with_name(f"{path.stem}.params.toml"), if_exists)
     write_with(path, lambda tmp: pacsv.write_csv(table, tmp), if_exists=if_exists)
-    write_text(_to_toml(meta), path.with_name(f"{path.stem}.params.toml"), if_exists=if_exists)
+    write_text(_to_toml(meta), params, if_exists="replace")  # checked above, with the table
     return path
 
 

@@ -4,8 +4,9 @@ Settings are keyword arguments stored unchanged and declared with the field kind
 :meth:`Estimator.check_settings` checks them all, once, at ``fit`` and ``read_*``. A fitted object keeps what it
 learnt in attributes ending in ``_``; using one before ``fit`` or ``read_*`` raises :class:`NotFittedError`.
 ``to_parquet`` writes Parquet (settings and fingerprint as JSON in the schema metadata) and ``to_csv`` writes CSV
-with a ``<stem>.params.toml`` beside it, whatever the path's suffix (a path without one gets the format's); ``read_parquet`` / ``read_csv`` read them back
-(``read`` picks by suffix). ``apply`` returns an Arrow table. No pickle.
+with a ``<stem>.params.toml`` beside it, whatever the path's suffix (a path without one gets the format's); like
+every writer they refuse an existing file unless ``if_exists="replace"``. ``read_parquet`` / ``read_csv`` read them
+back (``read`` picks by suffix). ``apply`` returns an Arrow table. No pickle.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from grouper.errors import NotFittedError, SettingsError
+from grouper.io.writer import IfExists
 from grouper.settings import check_settings
 
 __all__ = ["Estimator"]
@@ -37,6 +39,11 @@ class Estimator:
     META_KEY: ClassVar[str] = ""
 
     # -- settings -----------------------------------------------------------------------------------------------
+    def _keep(self, given: Mapping[str, Any]) -> None:
+        """Store the constructor's arguments unchanged, each under its own name (``self._keep(locals())``)."""
+        for name in inspect.signature(type(self)).parameters:
+            setattr(self, name, given[name])
+
     def get_params(self) -> dict:
         """The settings, by name, as given to the constructor."""
         return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
@@ -78,21 +85,28 @@ class Estimator:
         """Set the fitted attributes from a table and metadata read back."""
         raise NotImplementedError
 
-    def _write(self, path: Path, fmt: str, meta: dict) -> Path:
+    def _write(self, path: Path, fmt: str, meta: dict, if_exists: IfExists) -> Path:
         from grouper._history import write_fitted
 
         table, info = self._saved(meta)
-        return write_fitted(table, info, path, self.META_KEY, fmt)
+        return write_fitted(table, info, path, self.META_KEY, fmt, if_exists=if_exists)
 
-    def to_parquet(self, path, **meta) -> Path:
-        """Write the fitted table as Parquet, settings and history fingerprint in the schema metadata; atomic."""
-        self._require_fitted()
-        return self._write(_with_suffix(Path(path), "parquet"), "parquet", meta)
+    def to_parquet(self, path, *, if_exists: IfExists = "error", **meta) -> Path:
+        """Write the fitted table as Parquet, settings and history fingerprint in the schema metadata; atomic.
 
-    def to_csv(self, path, **meta) -> Path:
-        """Write the fitted table as CSV with ``<stem>.params.toml`` (settings, fingerprint) beside it; atomic."""
+        ``if_exists``: ``"error"`` (default) refuses an existing file (:class:`OutputError`), ``"replace"``
+        replaces it. ``meta``: extra metadata saved with the table. Returns the path written.
+        """
         self._require_fitted()
-        return self._write(_with_suffix(Path(path), "csv"), "csv", meta)
+        return self._write(_with_suffix(Path(path), "parquet"), "parquet", meta, if_exists)
+
+    def to_csv(self, path, *, if_exists: IfExists = "error", **meta) -> Path:
+        """Write the fitted table as CSV with ``<stem>.params.toml`` (settings, fingerprint) beside it; atomic.
+
+        ``if_exists`` as :meth:`to_parquet`, checked for both files before either is written.
+        """
+        self._require_fitted()
+        return self._write(_with_suffix(Path(path), "csv"), "csv", meta, if_exists)
 
     @classmethod
     def _read(cls, path: Path, fmt: str):

@@ -372,16 +372,7 @@ class AuxTyping(Estimator):
         min_cv_fall: float = 0.20,
         kinds: tuple[str, ...] = ("core",),
     ) -> None:
-        self.subtypes = subtypes
-        self.code_flags = code_flags
-        self.severity_source = severity_source
-        self.cci_source = cci_source
-        self.codebook = codebook
-        self.year = year
-        self.min_group_n = min_group_n
-        self.min_subtype_n = min_subtype_n
-        self.min_cv_fall = min_cv_fall
-        self.kinds = kinds
+        self._keep(locals())
 
     SETTINGS = MappingProxyType(
         {

@@ -34,7 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from grouper.errors import CatalogueError
-from grouper.io.writer import PARQUET_OPTIONS, IfExists, write_text, write_with
+from grouper.io.writer import PARQUET_OPTIONS, IfExists, check_target, write_text, write_with
 from grouper.resources import data_path
 
 __all__ = [
@@ -220,10 +220,11 @@ def read_catalogue(path_or_name: str | Path, fmt: str | None = None) -> Catalogu
 
 
 def write_catalogue(
-    catalogue: Catalogue, path: str | Path, fmt: str | None = None, *, if_exists: IfExists = "replace"
+    catalogue: Catalogue, path: str | Path, fmt: str | None = None, *, if_exists: IfExists = "error"
 ) -> Path:
     """Write a catalogue as CSV with a ``.toml`` of the same stem beside it, or as Parquet (``fmt``, by default
-    the suffix).
+    the suffix). ``if_exists="error"`` (default) refuses an existing file — both files of a CSV pair are checked
+    before either is written — and ``"replace"`` replaces them.
 
     Files go through the one writer (grouper.io.writer: temp file + rename), so a crash never leaves half a
     catalogue.
@@ -242,8 +243,9 @@ def write_catalogue(
         return write_with(
             path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS), if_exists=if_exists
         )
+    toml_path = check_target(path.with_suffix(".toml"), if_exists)
     write_with(path, lambda tmp: pacsv.write_csv(catalogue.table, tmp), if_exists=if_exists)
-    write_text(_to_toml(meta), path.with_suffix(".toml"), if_exists=if_exists)
+    write_text(_to_toml(meta), toml_path, if_exists="replace")  # checked above, with the table
     return path
 
 

@@ -41,6 +41,7 @@ from grouper.dip.group import GroupingSettings, group_dip, tie_break_profiles
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 from grouper.errors import SettingsError
 from grouper.estimator import Estimator
+from grouper.io.writer import IfExists
 from grouper.settings import Choice, Flag, Num, Text
 from grouper.version import drgdip_version
 
@@ -291,33 +292,7 @@ class DipCatalog(Estimator):
         reference_group: str | None = None,
         point_amount: float | None = None,
     ) -> None:
-        self.years = years
-        self.year_weights = year_weights
-        self.year_weighting = year_weighting
-        self.threshold = threshold
-        self.comprehensive_threshold = comprehensive_threshold
-        self.related_max = related_max
-        self.related_min_uplift = related_min_uplift
-        self.tiers = tiers
-        self.interventional_as = interventional_as
-        self.unknown_tier = unknown_tier
-        self.main_fallback = main_fallback
-        self.tie_break = tie_break
-        self.related_match = related_match
-        self.tier_from = tier_from
-        self.regroup = regroup
-        self.codebook = codebook
-        self.trim = trim
-        self.trim_limits = trim_limits
-        self.trim_k = trim_k
-        self.trim_min_n = trim_min_n
-        self.max_trim_rate = max_trim_rate
-        self.cv_ddof = cv_ddof
-        self.discuss_cv = discuss_cv
-        self.score_method = score_method
-        self.score_scale = score_scale
-        self.reference_group = reference_group
-        self.point_amount = point_amount
+        self._keep(locals())
 
     SETTINGS = MappingProxyType(
         {
@@ -662,7 +637,9 @@ class DipCatalog(Estimator):
         codebook = Codebook.load(self.codebook) if self.codebook else None
         return group_dip(cases, self.to_catalogue(), codebook=codebook, **(self._grouping() | grouping))
 
-    def fit_aux(self, history: pa.Table, aux: AuxTyping | None = None) -> AuxTyping:
+    def fit_aux(
+        self, history: pa.Table, aux: AuxTyping | None = None, *, groups: pa.Table | None = None
+    ) -> AuxTyping:
         """Fit auxiliary typing (辅助分型) on the history grouped into this catalogue (reference/dip.md §5.2).
 
         Parameters
@@ -672,6 +649,8 @@ class DipCatalog(Estimator):
         aux : AuxTyping, optional
             Its settings; default ``AuxTyping()`` (N 15, n 5, CV fall 20 %). Without a ``year`` its year is set to
             the last of the catalogue's years (``years_[-1]``), not a later year the history may hold.
+        groups : pa.Table, optional
+            The history already grouped into this catalogue (:meth:`apply`), row for row; grouped here if None.
 
         Returns
         -------
@@ -681,7 +660,7 @@ class DipCatalog(Estimator):
         aux = AuxTyping() if aux is None else aux
         if aux.year is None:
             aux.set_params(year=self.years_[-1])
-        return aux.fit(history, self.apply(history))
+        return aux.fit(history, self.apply(history) if groups is None else groups)
 
     # -- output -------------------------------------------------------------------------------------------------
     def to_catalogue(self, **meta) -> Catalogue:
@@ -716,9 +695,9 @@ class DipCatalog(Estimator):
         info.update(meta)
         return Catalogue(self.groups_.select(CATALOGUE_SCHEMA.names), info)
 
-    def _write(self, path: Path, fmt: str, meta: dict) -> Path:
+    def _write(self, path: Path, fmt: str, meta: dict, if_exists: IfExists) -> Path:
         """The catalogue format (:func:`write_catalogue`): Parquet, or CSV with a ``.toml`` beside it."""
-        return write_catalogue(self.to_catalogue(**meta), path, fmt)
+        return write_catalogue(self.to_catalogue(**meta), path, fmt, if_exists=if_exists)
 
     @classmethod
     def _read(cls, path: Path, fmt: str) -> DipCatalog:

@@ -103,17 +103,7 @@ class DrgWeights(Estimator):
         max_trim_rate: float = 0.08,
         cv_ddof: int = 1,
     ) -> None:
-        self.years = years
-        self.year_weights = year_weights
-        self.year_weighting = year_weighting
-        self.min_n = min_n
-        self.exclude_drgs = exclude_drgs
-        self.trim = trim
-        self.trim_limits = trim_limits
-        self.trim_k = trim_k
-        self.trim_min_n = trim_min_n
-        self.max_trim_rate = max_trim_rate
-        self.cv_ddof = cv_ddof
+        self._keep(locals())
 
     SETTINGS = MappingProxyType(
         {

@@ -15,7 +15,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from grouper.errors import DrgdipError
 
@@ -92,17 +92,30 @@ def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def progress_bar(label: str, quiet: bool) -> Progress:
-    """A case-counting progress bar on stderr (hidden with --quiet or when stderr is not a terminal)."""
+def progress_bar(quiet: bool) -> Progress:
+    """A case-counting progress bar on stderr (hidden with --quiet or when stderr is not a terminal): a task's
+    description, its cases, the time spent and, when its total is known, the time left."""
     return Progress(
-        TextColumn(label),
+        TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed:,} cases"),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=stderr,
         disable=not show_progress(quiet),
         transient=True,
     )
+
+
+def pass_reporter(bar: Progress) -> tuple[Callable[[str, int | None], None], Callable[[int], None]]:
+    """``on_pass`` and ``on_batch`` callbacks of a library pipeline of several passes, shown as one task that
+    each pass restarts (its label, its total)."""
+    task = bar.add_task("", total=None)
+
+    def on_pass(label: str, total: int | None) -> None:
+        bar.reset(task, total=total, description=label)
+
+    return on_pass, lambda rows: bar.advance(task, rows)
 
 
 def if_exists(force: bool) -> str:

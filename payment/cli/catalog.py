@@ -8,12 +8,13 @@ import typer
 from rich.markup import escape
 
 from payment.cli import _options as opt
-from payment.cli._app import UserError, check_output, command, warn
+from payment.cli._app import UserError, check_output, command, if_exists, pass_reporter, progress_bar, warn
 from payment.cli._app import stderr as console
 
 
 @command()
 def catalog(
+    ctx: typer.Context,
     history: list[Path] = opt.HISTORY,
     out: Path = opt.OUT,
     years: str = opt.YEARS,
@@ -47,62 +48,54 @@ def catalog(
     debug: bool = opt.DEBUG,
 ) -> None:
     """Build a local DIP catalogue (目录库) from past years of cases; writes CSV (+ .toml) or Parquet by suffix."""
-    from grouper.dip.aux import AuxTyping, aux_path
-    from grouper.dip.catalogue import read_catalogue
-    from grouper.dip.catalogue_builder import HISTORY_COLUMNS, DipCatalog
-    from grouper.io import read_cases
+    from grouper.dip.aux import aux_path
+    from grouper.fitting import catalogue_to_file
     from payment.policy import Policy
 
     check_output(out, force)
-    threshold_ = _threshold(threshold)
-    typing = AuxTyping() if aux else None
-    if typing:
+    if aux:
         check_output(aux_path(out), force)
-    columns = dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ()))
-    table = read_cases(history, columns=tuple(columns), encoding=encoding)
-    settings = {
+    parsed = {
         "years": _ints(years, "--years"),
         "year_weights": _floats(year_weights, "--year-weights"),
-        "threshold": threshold_,
+        "threshold": _threshold(threshold),
         "trim": trim,
         "tiers": str(tiers) if tiers else None,
     }
-    if policy is None:
-        est = DipCatalog(**settings)
-    else:  # the options left at their defaults leave the policy's settings alone
-        unset = {
-            "years": None,
-            "year_weights": (1.0, 2.0, 7.0),
-            "threshold": ("fixed", 15),
-            "trim": "percentile",
-        }
-        changed = {k: v for k, v in settings.items() if v is not None and unset.get(k) != v}
-        est = DipCatalog.from_policy(Policy.load(policy), **changed)
-    est.fit(table)
-    if typing:
-        est.fit_aux(table, typing)
-    meta = {"name": name} if name else {}
-    written = est.to_parquet(out, **meta) if out.suffix.lower() == ".parquet" else est.to_csv(out, **meta)
-    if typing:
-        cat = read_catalogue(written)
-        aux_written = typing.to_csv(aux_path(written), catalogue=cat.name, catalogue_sha256=cat.fingerprint)
+    # with a policy, only the options given on the command line are settings (the others leave the policy's)
+    given = {k: v for k, v in parsed.items() if v is not None and (policy is None or _given(ctx, k))}
+    with progress_bar(quiet) as bar:
+        on_pass, on_batch = pass_reporter(bar)
+        run = catalogue_to_file(
+            history,
+            out,
+            policy=Policy.load(policy) if policy is not None else None,
+            aux=aux,
+            name=name or None,
+            encoding=encoding,
+            if_exists=if_exists(force),
+            on_pass=on_pass,
+            on_batch=on_batch,
+            **given,
+        )
     if not quiet:
+        est, typing = run.catalogue, run.aux
         kinds = est.groups_.column("kind").value_counts().to_pylist()
         summary = ", ".join(f"{k['values']} {k['counts']:,}" for k in kinds)
         console.print(
-            f"{est.n_cases_:,} cases of {', '.join(map(str, est.years_))} → {written}: {summary}; threshold "
+            f"{est.n_cases_:,} cases of {', '.join(map(str, est.years_))} → {run.path}: {summary}; threshold "
             f"{est.threshold_}, mean cost {est.region_avg_cost_:,.2f}, trimmed {est.n_trimmed_:,}",
             highlight=False,
         )
-        if typing:
+        if typing is not None:
             coefs = typing.coefficients_
             groups = len(set(coefs.column("dip_group").to_pylist()))
             console.print(
-                f"auxiliary typing on {typing.n_cases_:,} cases of {typing.year_} → {aux_written}: "
+                f"auxiliary typing on {typing.n_cases_:,} cases of {typing.year_} → {run.aux_path}: "
                 f"{coefs.num_rows:,} subtypes admitted in {groups:,} groups",
                 highlight=False,
             )
-        for warning in est.warnings_ + (typing.warnings_ if typing else []):
+        for warning in run.warnings:
             warn(warning)
 
 
@@ -114,44 +107,47 @@ def weights(
     year_weights: str = opt.YEAR_WEIGHTS,
     min_n: int = typer.Option(10, "--min-n", help="DRGs with fewer cases take their ADRG's weight."),
     trim: str = opt.TRIM,
-    scheme: str = typer.Option("chs-drg-1.1", help="Codebook used to group cases that have no `drg` column."),
+    scheme: str = typer.Option(
+        None,
+        help="Codebook that groups cases without a `drg` column: chs-drg-2.0 (the scheme in force; the "
+        "default) or chs-drg-1.1.",
+        show_default=False,
+    ),
     encoding: str = opt.ENCODING,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Fit DRG relative weights (相对权重) on past years of cases; writes CSV (+ .params.toml) or Parquet."""
-    from grouper.codebook import Codebook
-    from grouper.drg.group import group_drg
-    from grouper.drg.weights import DrgWeights
-    from grouper.io import read_cases
+    from grouper.fitting import weights_to_file
 
     check_output(out, force)
-    table = read_cases(history, encoding=encoding)
-    if "drg" not in table.column_names:
-        if not quiet:
-            console.print(
-                f"no `drg` column: grouping {table.num_rows:,} cases with {scheme}", highlight=False
-            )
-        grouped = group_drg(table, Codebook.load(scheme))
-        table = table.append_column("drg", grouped.column("drg")).append_column(
-            "adrg", grouped.column("adrg")
+    with progress_bar(quiet) as bar:
+        on_pass, on_batch = pass_reporter(bar)
+        run = weights_to_file(
+            history,
+            out,
+            scheme=scheme,
+            encoding=encoding,
+            if_exists=if_exists(force),
+            on_pass=on_pass,
+            on_batch=on_batch,
+            years=_ints(years, "--years"),
+            year_weights=_floats(year_weights, "--year-weights"),
+            min_n=min_n,
+            trim=trim,
         )
-    est = DrgWeights(
-        years=_ints(years, "--years"),
-        year_weights=_floats(year_weights, "--year-weights"),
-        min_n=min_n,
-        trim=trim,
-    ).fit(table)
-    written = est.to_parquet(out) if out.suffix.lower() == ".parquet" else est.to_csv(out)
     if not quiet:
+        est = run.weights
+        if run.grouped_with:
+            console.print(f"no `drg` column: cases grouped with {run.grouped_with}", highlight=False)
         thin = sum(1 for b in est.weights_.column("basis").to_pylist() if b == "adrg")
         console.print(
-            f"{est.n_cases_:,} cases → {written}: {est.weights_.num_rows:,} DRGs ({thin:,} from their ADRG), "
+            f"{est.n_cases_:,} cases → {run.path}: {est.weights_.num_rows:,} DRGs ({thin:,} from their ADRG), "
             f"mean cost {est.overall_mean_:,.2f}, trimmed {est.n_trimmed_:,}",
             highlight=False,
         )
-        for warning in est.warnings_:
+        for warning in run.warnings:
             warn(warning)
 
 
@@ -168,6 +164,12 @@ def _threshold(text: str) -> tuple[str, float | int]:
     raise UserError(
         f"--threshold: {text!r} is not fixed:N (e.g. fixed:15) or coverage:SHARE (e.g. coverage:0.95)"
     )
+
+
+def _given(ctx: typer.Context, setting: str) -> bool:
+    """Whether the option of a setting was given on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(setting)  # each setting's option has the setting's name
+    return source is not None and source.name != "DEFAULT"  # typer's own click: compared by name
 
 
 def _ints(text: str | None, option: str) -> tuple[int, ...] | None:

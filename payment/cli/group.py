@@ -92,8 +92,8 @@ def group(
     if not quiet and all(Path(p).is_file() for p in inputs) and needs_compiling(kernels):
         console.print("compiling kernels (first run only)…", highlight=False)
     total = sum(totals) if all(x is not None for x in totals) else None
-    with progress_bar("grouping", quiet) as bar:
-        task = bar.add_task("group", total=total)
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("grouping", total=total)
         done = group_to_file(
             inputs,
             out,

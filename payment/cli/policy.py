@@ -33,7 +33,7 @@ def _write(text: str, out: Path, force: bool) -> None:
 @command("init", on=policy_app)
 def init(
     scheme: str = typer.Option(..., "--scheme", help="dip or drg."),
-    region: str = typer.Option(..., "--region", help="Region name written in [policy]."),
+    region: str = typer.Option(..., "--region", help=escape("Region name written in [policy].")),
     year: int = typer.Option(
         ..., "--year", help="Policy year (effective 1 Jan – 31 Dec).", min=1900, max=9999
     ),

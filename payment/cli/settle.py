@@ -105,8 +105,8 @@ def settle(
         raise UserError(
             f"{cases} holds only grouping columns: pass the discharges that were grouped with --discharges"
         )
-    with progress_bar("settling (cases read over all passes)", quiet) as bar:
-        task = bar.add_task("settle", total=None)
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("settling (cases read over all passes)", total=None)
         region = settle_files(
             cases,
             hospitals,

@@ -50,8 +50,8 @@ def synth(
     for name in ("discharges.parquet", "hospitals.csv"):
         check_output(out / name, force)
     start = time.perf_counter()
-    with progress_bar("generating", quiet) as bar:
-        task = bar.add_task("synth", total=cases)
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("generating", total=cases)
         write_region(
             out,
             cases,

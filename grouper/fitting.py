@@ -1,0 +1,217 @@
+"""File-to-file fitting: what ``drgdip catalog`` and ``drgdip weights`` do, callable from Python (DESIGN.md §5).
+
+:func:`catalogue_to_file` builds a local DIP catalogue (目录库) from past years of cases, with auxiliary typing
+(辅助分型) beside it; :func:`weights_to_file` fits DRG relative weights (相对权重), grouping the cases first when
+they carry no ``drg``. Both read the history files, fit, and write through the one writer; they report their
+passes to ``on_pass(label, total)`` (``total``: rows, or None when a pass is not counted in rows) and the rows
+done to ``on_batch(rows)``, as :func:`grouper.pipeline.group_to_file` does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from grouper.batch import DuplicateTracker
+from grouper.codebook import DEFAULT_SCHEME, Codebook
+from grouper.dip.aux import AuxTyping, aux_path
+from grouper.dip.catalogue import read_catalogue
+from grouper.dip.catalogue_builder import HISTORY_COLUMNS, DipCatalog
+from grouper.drg.group import group_drg
+from grouper.drg.weights import DrgWeights
+from grouper.io import BATCH_SIZE, count_rows, read_cases
+from grouper.io.writer import IfExists, check_target
+
+__all__ = ["CatalogueRun", "WeightsRun", "catalogue_to_file", "weights_to_file"]
+
+OnPass = Callable[[str, int | None], None]
+OnBatch = Callable[[int], None]
+Paths = str | os.PathLike | Iterable[str | os.PathLike]
+
+
+@dataclass
+class CatalogueRun:
+    """What :func:`catalogue_to_file` did: the fitted estimators, the files written and their warnings."""
+
+    catalogue: DipCatalog
+    path: Path
+    aux: AuxTyping | None = None  #: the auxiliary typing fitted, when asked for
+    aux_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WeightsRun:
+    """What :func:`weights_to_file` did: the fitted weights, the file written, the scheme that grouped the cases
+    (None when the history had a ``drg`` column) and the warnings."""
+
+    weights: DrgWeights
+    path: Path
+    grouped_with: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def catalogue_to_file(
+    history: Paths,
+    out: str | os.PathLike,
+    *,
+    policy=None,
+    aux: bool = True,
+    name: str | None = None,
+    encoding: str | None = None,
+    if_exists: IfExists = "error",
+    on_pass: OnPass | None = None,
+    on_batch: OnBatch | None = None,
+    **settings: Any,
+) -> CatalogueRun:
+    """Build a DIP catalogue from history files and write it: Parquet for a ``.parquet`` path, else CSV with
+    its ``.toml`` beside it; with ``aux``, auxiliary typing fitted on the last data year and written beside it
+    as ``<stem>.aux.csv`` (``<stem>.aux.params.toml``), where ``drgdip group`` finds it.
+
+    Parameters
+    ----------
+    history : path or paths
+        Parquet files or folders of past cases, or discharge files (:func:`grouper.io.read_cases`).
+    out : path
+        The catalogue file.
+    policy : payment.policy.Policy, optional
+        A DIP policy whose ``[dip.grouping]`` and ``[dip.catalogue]`` give the settings
+        (:meth:`DipCatalog.from_policy`); a setting in ``settings`` that contradicts it is a ``SettingsError``.
+    aux : bool
+        Also fit auxiliary typing (default True).
+    name : str, optional
+        Catalogue name recorded in its metadata.
+    encoding : str, optional
+        Encoding of CSV history files (detected when None).
+    if_exists : {"error", "replace"}
+        An existing catalogue or auxiliary typing file is refused (default) or replaced; checked before any work.
+    on_pass, on_batch
+        Progress callbacks (module notes).
+    **settings
+        :class:`DipCatalog` settings (``years``, ``year_weights``, ``threshold``, ``trim``, ``tiers``, …).
+
+    Returns
+    -------
+    CatalogueRun
+    """
+    out = check_target(out, if_exists)
+    typing = AuxTyping() if aux else None
+    if typing is not None:
+        check_target(aux_path(out), if_exists)
+    columns = dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ()))
+    table = _read(history, tuple(columns), encoding, on_pass, on_batch)
+    est = DipCatalog.from_policy(policy, **settings) if policy is not None else DipCatalog(**settings)
+    _pass(on_pass, "fitting the catalogue", None)
+    est.fit(table)
+    meta = {"name": name} if name else {}
+    if out.suffix.lower() == ".parquet":
+        written = est.to_parquet(out, if_exists=if_exists, **meta)
+    else:
+        written = est.to_csv(out, if_exists=if_exists, **meta)
+    run = CatalogueRun(est, written, warnings=list(est.warnings_))
+    if typing is not None:
+        _pass(on_pass, "grouping the history into the catalogue", table.num_rows)
+        groups = _in_batches(lambda t, duplicate: est.apply(t, duplicate=duplicate), table, on_batch)
+        _pass(on_pass, "fitting auxiliary typing", None)
+        est.fit_aux(table, typing, groups=groups)
+        cat = read_catalogue(written)
+        run.aux, run.aux_path = (
+            typing,
+            typing.to_csv(
+                aux_path(written), if_exists=if_exists, catalogue=cat.name, catalogue_sha256=cat.fingerprint
+            ),
+        )
+        run.warnings += typing.warnings_
+    return run
+
+
+def weights_to_file(
+    history: Paths,
+    out: str | os.PathLike,
+    *,
+    scheme: str | None = None,
+    encoding: str | None = None,
+    if_exists: IfExists = "error",
+    on_pass: OnPass | None = None,
+    on_batch: OnBatch | None = None,
+    **settings: Any,
+) -> WeightsRun:
+    """Fit DRG relative weights on history files and write them: Parquet for a ``.parquet`` path, else CSV with
+    ``<stem>.params.toml`` beside it.
+
+    Parameters
+    ----------
+    history : path or paths
+        As :func:`catalogue_to_file`; cases without a ``drg`` column are grouped first under ``scheme``.
+    out : path
+        The weights file.
+    scheme : str, optional
+        Codebook that groups a history without ``drg``; None: the scheme in force (``DEFAULT_SCHEME``,
+        ``chs-drg-2.0``).
+    encoding, if_exists, on_pass, on_batch
+        As :func:`catalogue_to_file`.
+    **settings
+        :class:`DrgWeights` settings (``years``, ``year_weights``, ``min_n``, ``trim``, …).
+
+    Returns
+    -------
+    WeightsRun
+    """
+    out = check_target(out, if_exists)
+    est = DrgWeights(**settings)
+    table = _read(history, None, encoding, on_pass, on_batch)
+    grouped_with = None
+    if "drg" not in table.column_names:
+        codebook = Codebook.load(scheme or DEFAULT_SCHEME)
+        grouped_with = codebook.scheme
+        _pass(on_pass, f"grouping with {grouped_with}", table.num_rows)
+        grouped = _in_batches(
+            lambda t, duplicate: group_drg(t, codebook, duplicate=duplicate), table, on_batch
+        )
+        table = table.append_column("drg", grouped.column("drg")).append_column(
+            "adrg", grouped.column("adrg")
+        )
+    _pass(on_pass, "fitting the weights", None)
+    est.fit(table)
+    if out.suffix.lower() == ".parquet":
+        written = est.to_parquet(out, if_exists=if_exists)
+    else:
+        written = est.to_csv(out, if_exists=if_exists)
+    return WeightsRun(est, written, grouped_with, list(est.warnings_))
+
+
+def _pass(on_pass: OnPass | None, label: str, total: int | None) -> None:
+    if on_pass is not None:
+        on_pass(label, total)
+
+
+def _read(history: Paths, columns, encoding, on_pass, on_batch) -> pa.Table:
+    """The history as one table; one progress step per file (rows when a file's count is known up front)."""
+    paths = [history] if isinstance(history, str | os.PathLike) else list(history)
+    counts = [count_rows(p) for p in paths]
+    _pass(on_pass, "reading the history", sum(counts) if None not in counts else None)
+    table = read_cases(paths, columns=columns, encoding=encoding)
+    if on_batch is not None:
+        on_batch(table.num_rows)
+    return table
+
+
+def _in_batches(group: Callable[..., pa.Table], table: pa.Table, on_batch: OnBatch | None) -> pa.Table:
+    """``group(part, duplicate)`` (one result row per input row) over slices of ``table``, concatenated, with
+    progress; a case_id repeated anywhere in the table is a duplicate, as when grouping it in one call."""
+    if table.num_rows == 0:
+        return group(table, None)
+    tracker = DuplicateTracker() if "case_id" in table.column_names else None  # no ids: no duplicates
+    parts = []
+    for start in range(0, table.num_rows, BATCH_SIZE):
+        part = table.slice(start, BATCH_SIZE)
+        duplicate = None if tracker is None else tracker.flag(part.column("case_id").combine_chunks())
+        parts.append(group(part, duplicate))
+        if on_batch is not None:
+            on_batch(part.num_rows)
+    return pa.concat_tables(parts)
