@@ -16,7 +16,7 @@ from numba import njit
 from grouper.io import BATCH_SIZE, read_discharges
 from grouper.io.formats import read_ahead
 
-__all__ = ["DuplicateTracker", "duplicated", "group_files"]
+__all__ = ["DuplicateTracker", "case_hashes", "duplicated", "group_files"]
 
 
 @njit(cache=True)
@@ -43,10 +43,16 @@ def _hashes(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 class DuplicateTracker:
-    """Flags case_ids already seen in this run (the first occurrence is kept, later ones are duplicates)."""
+    """Flags case_ids already seen in this run (the first occurrence is kept, later ones are duplicates).
 
-    def __init__(self) -> None:
+    ``seen``: the :func:`case_hashes` of ids that occurred before the rows this tracker will see (a partition of
+    a dataset grouped on a cluster starts from the ids of the earlier partitions that it repeats).
+    """
+
+    def __init__(self, seen: np.ndarray | None = None) -> None:
         self._runs: list[np.ndarray] = []  # sorted hash runs, merged when two neighbours have similar sizes
+        if seen is not None and len(seen):  # hashes of ids met before this tracker's rows (other partitions)
+            self._add(np.unique(np.asarray(seen, np.uint64)))
 
     def flag(self, case_id: pa.Array) -> np.ndarray:
         """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier)."""
@@ -84,6 +90,12 @@ class DuplicateTracker:
             self._runs.append(merged)
 
 
+def case_hashes(case_id: pa.Array) -> np.ndarray:
+    """The distinct 64-bit hashes of the non-null ids of ``case_id``, sorted (what the tracker compares)."""
+    h, valid = _hashes(case_id)
+    return np.unique(h[valid])
+
+
 def duplicated(case_id: pa.Array) -> np.ndarray:
     """Rows whose case_id occurred earlier in the same array (the first occurrence is not flagged; nulls never)."""
     return DuplicateTracker().flag(case_id)
@@ -97,14 +109,16 @@ def group_files(
     batch_size: int = BATCH_SIZE,
     columns: Iterable[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    tracker: DuplicateTracker | None = None,
 ) -> Iterator[pa.Table]:
     """Group every case of ``inputs`` in order; yields one result table per input batch.
 
     ``group(table, duplicate)`` receives a canonical batch and its duplicate-case mask and returns one result row
     per input row. ``columns``: the canonical columns ``group`` reads (the others are not parsed).
-    ``on_batch(rows)`` is called after each batch (progress bars).
+    ``on_batch(rows)`` is called after each batch (progress bars). ``tracker``: the duplicate tracker to start
+    from (a new one when None; grouper.distributed seeds one per partition with the ids of earlier partitions).
     """
-    tracker = DuplicateTracker()
+    tracker = tracker if tracker is not None else DuplicateTracker()
     for path in inputs:
         batches = read_discharges(path, encoding=encoding, batch_size=batch_size, columns=columns)
         for table in read_ahead(batches):

@@ -11,6 +11,7 @@ import os
 
 __all__ = [
     "CatalogueError",
+    "ClusterError",
     "CodebookError",
     "DrgdipError",
     "InputError",
@@ -73,3 +74,7 @@ class SettingsError(DrgdipError):
 
 class NotFittedError(DrgdipError):
     """An estimator used before ``fit`` or ``read_*``."""
+
+
+class ClusterError(DrgdipError):
+    """A Dask cluster that cannot be reached or cannot finish a run (``--engine dask``)."""

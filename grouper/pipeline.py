@@ -8,10 +8,12 @@ codebook, catalogue, tier, exclusion and auxiliary-typing hashes in the output's
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -25,9 +27,12 @@ from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
 from grouper.drg.group import group_drg
 from grouper.drg.migration import Migration, compare_schemes
 from grouper.errors import InputError, SettingsError
-from grouper.io import write_results
+from grouper.io import dataset_files, write_results
 from grouper.io.writer import IfExists
 from grouper.version import drgdip_version
+
+if TYPE_CHECKING:
+    from grouper.distributed import Engine
 
 __all__ = ["GroupRun", "aux_typing_for", "group_to_file", "grouping"]
 
@@ -187,26 +192,31 @@ def group_to_file(
     encoding: str | None = None,
     if_exists: IfExists = "error",
     on_batch: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
 ) -> GroupRun:
-    """Group discharge files (CSV, Excel, Parquet) into one result file (``.parquet``, ``.csv``, ``.xlsx``;
-    ``"-"``: CSV on standard output), streamed with bounded memory.
+    """Group discharge files (CSV, Excel, Parquet; a folder: its Parquet files, hive partitions included) into one
+    result file (``.parquet``, ``.csv``, ``.xlsx``; ``"-"``: CSV on standard output), streamed with bounded memory.
 
     Parameters are those of :func:`grouping`, plus ``migration`` (with ``compare_with``: write the migration
-    table there), ``encoding`` (CSV inputs; detected when None), ``if_exists`` and ``on_batch(rows)`` (progress).
+    table there), ``encoding`` (CSV inputs; detected when None), ``if_exists``, ``on_batch(rows)`` (progress)
+    and ``engine`` (:class:`grouper.distributed.Engine`; local when None): on a Dask cluster each file is a
+    partition grouped by the same batch functions, and the output is the same, byte for byte.
     """
     if migration and not compare_with:
         raise SettingsError("a migration table needs a scheme to compare with", key="migration")
-    g = grouping(
-        scheme,
-        catalogue=catalogue,
-        tiers=tiers,
-        tie_break=tie_break,
-        exclusions=exclusions,
-        aux=aux,
-        use_aux=use_aux,
-        explain=explain,
-        compare_with=compare_with,
-    )
+    settings = {
+        "scheme": scheme,
+        "catalogue": catalogue,
+        "tiers": tiers,
+        "tie_break": tie_break,
+        "exclusions": exclusions,
+        "aux": aux,
+        "use_aux": use_aux,
+        "explain": explain,
+        "compare_with": compare_with,
+    }
+    g = grouping(**settings)
+    files = dataset_files(inputs)
     counts: collections.Counter[str] = collections.Counter()
     moved = (
         Migration(g.metadata["drgdip.compared_with"], g.metadata["drgdip.codebook"]) if compare_with else None
@@ -220,8 +230,14 @@ def group_to_file(
             counts.update({str(v["values"]): int(v["counts"]) for v in vc.to_pylist()})
             yield t
 
-    results = group_files(list(inputs), g.run, encoding=encoding, columns=g.columns, on_batch=on_batch)
-    rows = write_results(tally(results), out, if_exists=if_exists, metadata=g.metadata)
+    if engine is None or engine.local:
+        results = group_files(files, g.run, encoding=encoding, columns=g.columns, on_batch=on_batch)
+    else:
+        from grouper.distributed import group_partitions
+
+        results = group_partitions(engine, files, settings, g.metadata, encoding=encoding, on_batch=on_batch)
+    with contextlib.closing(results):
+        rows = write_results(tally(results), out, if_exists=if_exists, metadata=g.metadata)
     if migration:
         write_results(moved.table(), migration, if_exists=if_exists, metadata=g.metadata)
     return GroupRun(rows, dict(counts), g.metadata, g.warnings, moved)

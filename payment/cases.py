@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from grouper.batch import _hashes
 from grouper.errors import InputError
-from grouper.io.discharges import BATCH_SIZE, read_discharges
+from grouper.io.discharges import BATCH_SIZE, dataset_files, read_discharges
 from grouper.io.formats import PARQUET_SUFFIXES, raw_batches, read_ahead
 from grouper.io.values import convert, strings
 from grouper.schema import DISCHARGE_SCHEMA
@@ -50,8 +50,9 @@ def _names(path: Path, encoding: str | None) -> list[str]:
 
 
 def grouping_only(path: str | os.PathLike, *, encoding: str | None = None) -> bool:
-    """Whether a file holds only ``case_id`` and grouping columns (so its discharges are needed too)."""
-    return set(_names(Path(path), encoding)) <= GROUPING_COLUMNS | {"case_id"}
+    """Whether a file (a folder: its first Parquet part) holds only ``case_id`` and grouping columns (so its
+    discharges are needed too)."""
+    return set(_names(dataset_files(path)[0], encoding)) <= GROUPING_COLUMNS | {"case_id"}
 
 
 class CaseSource:

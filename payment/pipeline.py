@@ -23,12 +23,14 @@ import pyarrow.parquet as pq
 
 import grouper
 from grouper.dip.catalogue import read_catalogue
+from grouper.distributed import Engine
+from grouper.io import dataset_files
 from grouper.io.writer import PARQUET_OPTIONS, IfExists, atomic_folder
 from payment.cases import CaseSource
 from payment.history import read_history
 from payment.inputs import read_deductions, read_hospitals, read_special_cases, read_weights
 from payment.policy import Policy
-from payment.settle import BATCH_SIZE, settle_batches
+from payment.settle import BATCH_SIZE, prepare, settle_batches
 
 __all__ = ["SETTLEMENT_FILES", "settle_files"]
 
@@ -56,6 +58,7 @@ def settle_files(
     batch_size: int = BATCH_SIZE,
     if_exists: IfExists = "error",
     on_rows: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
 ) -> dict:
     """Settle a region's year from files (区域点数法总额预算结算) into the folder ``out``.
 
@@ -76,6 +79,9 @@ def settle_files(
     batch_size : cases per batch (memory; not results)
     if_exists : ``"error"`` (an existing output file is refused) or ``"replace"``
     on_rows : called with the rows of every batch read (over all passes), for progress bars
+    engine : :class:`grouper.distributed.Engine` (local when None). On a Dask cluster ``cases`` (and
+        ``discharges``) may be folders of Parquet parts (paired in path order); the passes run per part on the
+        workers (payment.distributed) and the folder written is the same, byte for byte.
 
     Returns
     -------
@@ -83,8 +89,18 @@ def settle_files(
         The region summary written to ``region.json``.
     """
     pol = policy if isinstance(policy, Policy) else Policy.load(policy)
+    engine = engine or Engine()
+    folders = [p for p in (cases, discharges) if p is not None and Path(p).is_dir()]
+    parted = not engine.local or bool(folders)  # a dataset of parts: payment.distributed, on either engine
     with atomic_folder(out, SETTLEMENT_FILES, if_exists=if_exists) as tmp:
-        source = CaseSource(cases, discharges, batch_size=batch_size, encoding=encoding)
+        parts = [(cases, discharges)]
+        if parted:
+            from payment.distributed import case_parts
+
+            parts = case_parts(
+                dataset_files(cases), None if discharges is None else dataset_files(discharges)
+            )
+        source = CaseSource(*parts[0], batch_size=batch_size, encoding=encoding)
         hosp = read_hospitals(hospitals, encoding=encoding)
         cat = None
         name = catalogue or pol.header.get("catalogue")
@@ -112,32 +128,55 @@ def settle_files(
             if v
         }
 
-        def run(src: CaseSource) -> tuple[pa.Table, dict]:
-            def counted():
-                for t in src():
-                    on_rows(t.num_rows)
-                    yield t
+        writer = _CaseWriter(tmp / "cases.parquet", meta)
+        try:
+            if parted:
+                from payment.distributed import settle_partitions
 
-            writer = _CaseWriter(tmp / "cases.parquet", meta)
-            try:
-                result = settle_batches(
-                    counted if on_rows is not None else src,
+                reg = prepare(
                     hosp,
                     pol,
-                    write=writer,
                     catalogue=cat,
                     weights=w,
                     history=hist,
                     special_cases=declared,
                     deductions=deducted,
                 )
-                writer.close()
-            except BaseException:
-                writer.discard()
-                raise
-            return result
+                hosp_table, region = settle_partitions(
+                    engine,
+                    parts,
+                    reg,
+                    write=writer,
+                    batch_size=batch_size,
+                    encoding=encoding,
+                    on_rows=on_rows,
+                )
+            else:
 
-        hosp_table, region = source.read_with_restart(run)
+                def run(src: CaseSource) -> tuple[pa.Table, dict]:
+                    def counted():
+                        for t in src():
+                            on_rows(t.num_rows)
+                            yield t
+
+                    writer.restart()
+                    return settle_batches(
+                        counted if on_rows is not None else src,
+                        hosp,
+                        pol,
+                        write=writer,
+                        catalogue=cat,
+                        weights=w,
+                        history=hist,
+                        special_cases=declared,
+                        deductions=deducted,
+                    )
+
+                hosp_table, region = source.read_with_restart(run)
+            writer.close()
+        except BaseException:
+            writer.discard()
+            raise
         region.update(hashes)
         (tmp / "hospitals.csv").write_bytes(_hospitals_csv(hosp_table))
         text = json.dumps(region, ensure_ascii=False, indent=2) + "\n"
@@ -186,10 +225,15 @@ class _CaseWriter:
 
     def __init__(self, path: Path, metadata: dict[str, str]):
         self.path, self.metadata = path, metadata
+        self.pool = ThreadPoolExecutor(1)
         self.writer: pq.ParquetWriter | None = None
+        self.restart()
+
+    def restart(self) -> None:
+        """Start the file again (a settlement rerun once its cases turned out to need the join by case_id)."""
+        self.discard(keep_pool=True)
         self.pending: list[pa.Table] = []
         self.rows = 0
-        self.pool = ThreadPoolExecutor(1)
         self.busy: Future | None = None  # the row group being written
 
     def __call__(self, table: pa.Table) -> None:
@@ -221,9 +265,13 @@ class _CaseWriter:
         self.pool.shutdown()
         self.writer.close()
 
-    def discard(self) -> None:
+    def discard(self, keep_pool: bool = False) -> None:
         """Close and delete the unfinished file."""
-        self.pool.shutdown()
+        if getattr(self, "busy", None) is not None:
+            self.busy.exception()  # wait for the row group being written
+        if not keep_pool:
+            self.pool.shutdown()
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
         self.path.unlink(missing_ok=True)

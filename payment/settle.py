@@ -60,8 +60,17 @@ from payment.route import REASONS, Route, Routing, route_cases
 
 __all__ = [
     "Settlement",
+    "cases_part",
+    "finish",
+    "merge_scans",
+    "merge_sums",
+    "needs_second_sums",
+    "prepare",
+    "scan_part",
     "settle",
     "settle_batches",
+    "settle_pools",
+    "sums_part",
 ]
 
 #: Rows per batch of the in-memory :func:`settle` (bounds the per-case intermediates).
@@ -246,27 +255,108 @@ def settle_batches(
     -------
     (hospitals, region) : pa.Table, dict   as ``Settlement.hospitals`` and ``Settlement.region``
     """
-    reg = _Region.build(hospitals, policy, catalogue, weights, history or {}, special_cases, deductions)
+    reg = prepare(
+        hospitals,
+        policy,
+        catalogue=catalogue,
+        weights=weights,
+        history=history,
+        special_cases=special_cases,
+        deductions=deductions,
+    )
+    scan = scan_part(reg, batches)
+    res = scan.resolve()
+    if needs_second_sums(reg, res):
+        scan.sums = sums_part(reg, batches, 0, res)
+    pools = settle_pools(reg, scan.sums)
+    fund_by_route, rows = cases_part(reg, batches, 0, res, pools, write)
+    if rows != scan.rows:
+        raise InputError(f"cases: the batches changed between passes ({scan.rows} rows, then {rows})")
+    return finish(reg, scan, pools, fund_by_route, res)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the passes over one part of the cases (the whole of them locally, a partition on a cluster:
+# payment.distributed merges the parts' aggregates in row order)
+
+
+def prepare(
+    hospitals: pa.Table,
+    policy,
+    *,
+    catalogue=None,
+    weights: pa.Table | None = None,
+    history: dict | None = None,
+    special_cases: Sequence[str] = (),
+    deductions: Mapping[tuple[str, int], int] | None = None,
+) -> _Region:
+    """What every part of the cases is settled with: the policy, the hospitals and the budget point values
+    (arguments as for :func:`settle`)."""
+    return _Region.build(hospitals, policy, catalogue, weights, history or {}, special_cases, deductions)
+
+
+def scan_part(reg: _Region, batches: Callable[[], Iterable[pa.Table]]) -> _Scan:
+    """Pass 1 over a part of the cases: sums and region-wide aggregates, row numbers counted from the part's
+    first row (:meth:`_Scan.merge` shifts them)."""
     scan = _Scan(reg)
     for t in batches():
         scan.add(_frame(t, reg, scan.rows, None))
-    res = scan.resolve()
-    if len(res.approved) or (reg.unified and len(res.bd_rows)):
-        sums = _Sums(reg)
-        offset = 0
-        for t in batches():
-            sums.add(_frame(t, reg, offset, res))
-            offset += t.num_rows
-        scan.sums = sums
-    pools = _settle_pools(reg, scan.sums)
-    fund_by_route = np.zeros(reg.n_h * 8 + 1, dtype=np.int64)
-    offset = 0
+    return scan
+
+
+def merge_scans(reg: _Region, scans: Sequence[_Scan]) -> _Scan:
+    """The scans of consecutive parts, in row order, as one (as :func:`scan_part` over all of them gives)."""
+    merged = _Scan(reg)
+    for scan in scans:
+        merged.merge(scan)
+    return merged
+
+
+def merge_sums(reg: _Region, parts: Sequence[_Sums]) -> _Sums:
+    """The pass-1b sums of the parts, added."""
+    merged = _Sums(reg)
+    for sums in parts:
+        merged.merge(sums)
+    return merged
+
+
+def needs_second_sums(reg: _Region, res: _Resolved) -> bool:
+    """Whether approved special cases or unified bed-day points change case points (pass 1b)."""
+    return bool(len(res.approved) or (reg.unified and len(res.bd_rows)))
+
+
+def sums_part(reg: _Region, batches: Callable[[], Iterable[pa.Table]], offset: int, res: _Resolved) -> _Sums:
+    """Pass 1b over a part whose first row is region row ``offset``: the sums with the resolved cases."""
+    sums = _Sums(reg)
     for t in batches():
-        f = _frame(t, reg, offset, res)
-        write(_case_table(f, reg, pools, fund_by_route))
+        sums.add(_frame(t, reg, offset, res))
         offset += t.num_rows
-    if offset != scan.rows:
-        raise InputError(f"cases: the batches changed between passes ({scan.rows} rows, then {offset})")
+    return sums
+
+
+def cases_part(
+    reg: _Region,
+    batches: Callable[[], Iterable[pa.Table]],
+    offset: int,
+    res: _Resolved,
+    pools: _Pools,
+    write: Callable[[pa.Table], None],
+) -> tuple[np.ndarray, int]:
+    """Pass 2 over a part whose first row is region row ``offset``: each per-case table to ``write``; returns
+    the fund paid outside the pools per hospital × route (fen, flat) and the rows read."""
+    fund_by_route = np.zeros(reg.n_h * 8 + 1, dtype=np.int64)
+    rows = 0
+    for t in batches():
+        f = _frame(t, reg, offset + rows, res)
+        write(_case_table(f, reg, pools, fund_by_route))
+        rows += t.num_rows
+    return fund_by_route, rows
+
+
+def finish(
+    reg: _Region, scan: _Scan, pools: _Pools, fund_by_route: np.ndarray, res: _Resolved
+) -> tuple[pa.Table, dict]:
+    """The hospital table and the region summary from the merged aggregates."""
     fund = fund_by_route[:-1].reshape(reg.n_h, 8)
     hosp, totals = _hospital_table(reg, scan, pools, fund)
     return hosp, _region_summary(reg, scan, pools, fund, res, totals)
@@ -504,6 +594,13 @@ class _Sums:
                 _add_exact(row, key, w)
             self.month_count += np.bincount(key, minlength=len(self.month_count))
 
+    def merge(self, other: _Sums) -> None:
+        """Add the sums of another part (exact: int64, an overflow is an error)."""
+        for mine, theirs in ((self.slot, other.slot), (self.month, other.month)):
+            for row, w in zip(mine, theirs, strict=True):
+                _add_exact(row, np.arange(len(row)), w)
+        self.month_count += other.month_count
+
     def per_slot(self, reg: _Region) -> list[np.ndarray]:
         """points (1e-9 point), patient paid, cost and fund paid (fen) as n_h × n_pool int64 arrays."""
         return [row[:-1].reshape(reg.n_h, reg.n_pool) for row in self.slot]
@@ -570,6 +667,22 @@ class _Scan:
         if (f.route == Route.BED_DAY).any():
             self.bd.append(_bed_day_inputs(f, reg))
         self.rows += n
+
+    def merge(self, other: _Scan) -> None:
+        """Take in the scan of the part that follows this one (its row numbers shift by this part's rows)."""
+        self.sums.merge(other.sums)
+        for name in ("routes", "cases_h", "reasons"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("paid_cost", "scheme_cost"):
+            _add_exact(getattr(self, name), np.arange(2), getattr(other, name))
+        todo = (self.declared_row < 0) & (other.declared_row >= 0)  # the first case with each declared id
+        self.declared_row[todo] = other.declared_row[todo] + self.rows
+        for name in ("declared_ok", "declared_reason", "declared_cost"):
+            getattr(self, name)[todo] = getattr(other, name)[todo]
+        self.bd += [(rows + self.rows, *rest) for rows, *rest in other.bd]
+        self.no_date += other.no_date
+        self.unknown_hospitals |= other.unknown_hospitals
+        self.rows += other.rows
 
     def _declare(self, f: _Frame) -> None:
         """Row of the first case with each declared case_id, and whether it qualifies (over the ratio)."""
@@ -677,7 +790,7 @@ class _Pools:
     warnings: list[str]  #: wrong clearings that would otherwise pass in silence
 
 
-def _settle_pools(reg: _Region, sums: _Sums) -> _Pools:
+def settle_pools(reg: _Region, sums: _Sums) -> _Pools:
     """Per pool: distributable money, settlement point value, hospital shares (payment.md §1–§2, §7)."""
     policy, pools, n_h = reg.policy, reg.pools, reg.n_h
     hp_all, hpat_all, hcost_all, hfund_all = sums.per_slot(reg)

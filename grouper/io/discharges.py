@@ -32,6 +32,7 @@ __all__ = [
     "as_discharges",
     "canonicalise",
     "count_rows",
+    "dataset_files",
     "read_cases",
     "read_discharges",
     "to_arrow",
@@ -169,6 +170,36 @@ def canonicalise(table) -> pa.Table:
         return _canonical(raw, mapping, _IN_MEMORY)
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise InputError(f"{_IN_MEMORY}: {one_line(exc)}") from None
+
+
+def dataset_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """The files of a dataset, in the order both engines read them: each path as given, a folder as its
+    ``*.parquet`` files found recursively (hive partitions such as ``year=2025/hospital=H01/``), sorted by path;
+    names starting with ``.`` or ``_`` (temporary files, ``_SUCCESS``) are skipped. Other paths are kept as they
+    are (a missing file is reported by its reader).
+
+    Raises
+    ------
+    InputError
+        A folder without Parquet files.
+    """
+    paths = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix.lower() in PARQUET_SUFFIXES
+                and f.is_file()
+                and not any(part[:1] in "._" for part in f.relative_to(p).parts)
+            )
+            if not found:
+                raise InputError(f"{p}: no Parquet files found", path=p)
+            files += found
+        else:
+            files.append(p)  # a file, or a missing path that its reader reports
+    return files
 
 
 def read_cases(

@@ -12,6 +12,7 @@ import typer
 from payment.cli import _options as opt
 from payment.cli._app import check_output, command, if_exists, progress_bar, warn
 from payment.cli._app import stderr as console
+from payment.cli._engine import ENGINE, SCHEDULER, WORKERS, engine
 
 
 @command()
@@ -59,6 +60,9 @@ def group(
         False, "--explain", help="Add a `reason` column: why each case landed there."
     ),
     encoding: str = opt.ENCODING,
+    engine_kind: str = ENGINE,
+    scheduler: str = SCHEDULER,
+    workers: int = WORKERS,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -84,6 +88,7 @@ def group(
         raise typer.BadParameter("--compare-with is for CHS-DRG schemes")
     if migration and not compare_with:
         raise typer.BadParameter("--migration needs --compare-with")
+    run_on = engine(engine_kind, scheduler, workers)
     check_output(out, force)
     if migration:
         check_output(migration, force)
@@ -110,6 +115,7 @@ def group(
             encoding=encoding,
             if_exists=if_exists(force),
             on_batch=lambda n: bar.advance(task, n),
+            engine=run_on,
         )
     for message in done.warnings:
         warn(message)

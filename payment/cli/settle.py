@@ -14,6 +14,7 @@ import typer
 from payment.cli import _options as opt
 from payment.cli._app import UserError, check_folder, check_output, command, if_exists, progress_bar, warn
 from payment.cli._app import stderr as console
+from payment.cli._engine import ENGINE, SCHEDULER, WORKERS, engine
 
 _HELP = (
     "Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments.\n\n"
@@ -81,6 +82,9 @@ def settle(
         min=1,
         show_default=False,
     ),
+    engine_kind: str = ENGINE,
+    scheduler: str = SCHEDULER,
+    workers: int = WORKERS,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -92,6 +96,7 @@ def settle(
     from payment.settle import BATCH_SIZE
     from payment.whatif import with_settings
 
+    run_on = engine(engine_kind, scheduler, workers)
     pol = with_settings(Policy.load(policy), settings or ())
     check_folder(out)
     for name in SETTLEMENT_FILES:
@@ -122,6 +127,7 @@ def settle(
             batch_size=batch_size or BATCH_SIZE,
             if_exists=if_exists(force),
             on_rows=lambda n: bar.advance(task, n),
+            engine=run_on,
         )
     if not quiet:
         r = region

@@ -1,0 +1,236 @@
+"""Grouping on a Dask cluster (分布式分组): the results of :func:`grouper.pipeline.group_to_file`, computed by the
+workers of a ``distributed`` cluster (``--engine dask``).
+
+A dataset is a list of files (a folder: its Parquet files, hive partitions included, sorted by path;
+:func:`grouper.io.dataset_files`), one partition per file, in the order the local engine reads them.
+
+1. Duplicate case ids across partitions: the distinct case_id hashes of each partition form a Dask dataframe; a
+   groupby keeps the hashes held by more than one partition, with the first partition holding each (a small table:
+   duplicates are rare).
+2. Each partition is grouped by :func:`grouper.batch.group_files`, the local engine's own batch loop and grouping
+   function, with its duplicate tracker seeded by the ids it shares with earlier partitions, so a repeated id is
+   flagged once, on the same row as locally.
+
+The result tables come back in partition order, a few partitions ahead of the writer (memory on this machine is
+bounded), and go through the local engine's writer: the output file is byte-identical. The grouping settings
+(codebook, catalogue, tiers…) are loaded once per worker process and kept there. Paths must be readable by the
+workers under the same names (a shared file system).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from grouper.batch import DuplicateTracker, case_hashes, group_files
+from grouper.errors import ClusterError, DrgdipError
+from grouper.io import BATCH_SIZE, read_discharges
+from grouper.io.formats import one_line
+
+__all__ = ["ENGINES", "Engine", "connect", "group_partitions", "ordered_results", "repeated_ids"]
+
+#: The engines a command can run on.
+ENGINES = ("local", "dask")
+#: Seconds to wait for a scheduler before giving up.
+CONNECT_TIMEOUT = 10
+#: Worker processes of a LocalCluster started when no scheduler is named.
+DEFAULT_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where a run computes (计算引擎): ``"local"`` (this process, streamed) or ``"dask"`` (a Dask cluster).
+
+    ``scheduler``: address of a running scheduler (``tcp://host:8786``); without one, a ``LocalCluster`` of
+    ``workers`` worker processes on this machine. ``client``: an existing ``distributed.Client`` to use instead.
+    """
+
+    kind: str = "local"
+    scheduler: str | None = None
+    workers: int | None = None
+    client: object | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENGINES:
+            raise ClusterError(f"unknown engine {self.kind!r} (use {' or '.join(ENGINES)})", key="engine")
+
+    @property
+    def local(self) -> bool:
+        return self.kind == "local"
+
+
+@contextlib.contextmanager
+def connect(engine: Engine) -> Iterator:
+    """A ``distributed.Client`` for ``engine``: its own client, the named scheduler, or a LocalCluster on loopback
+    (closed on exit). A scheduler that cannot be reached is a :class:`ClusterError`."""
+    if engine.client is not None:
+        yield engine.client
+        return
+    from distributed import Client, LocalCluster
+
+    if engine.scheduler:
+        try:
+            client = Client(engine.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {engine.scheduler} ({one_line(exc)})", key="scheduler"
+            ) from None
+        with client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=engine.workers or DEFAULT_WORKERS,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+def ordered_results(client, fn: Callable, calls: Iterable[tuple], *, ahead: int | None = None) -> Iterator:
+    """``fn(*args)`` for each ``args`` of ``calls`` on the cluster, results in the order of ``calls``, at most
+    ``ahead`` tasks (default: two per worker thread) submitted ahead of the one being read.
+
+    A task whose worker dies is rerun by Dask; a task that cannot complete (its workers keep dying, the
+    scheduler is lost) is a :class:`ClusterError`; a drgdip error raised by a task is raised as it is.
+    """
+    ahead = ahead or max(2, 2 * sum(client.nthreads().values()))
+    calls = iter(calls)
+    pending: collections.deque = collections.deque()
+
+    def submit(k: int) -> None:
+        for args in itertools.islice(calls, k):
+            pending.append(client.submit(fn, *args, pure=False))
+
+    submit(ahead)
+    try:
+        while pending:
+            future = pending.popleft()
+            submit(1)
+            try:
+                result = future.result()
+            except DrgdipError:
+                raise
+            except Exception as exc:
+                raise ClusterError(f"the Dask cluster could not finish the run ({one_line(exc)})") from exc
+            future.release()
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# duplicate case ids across partitions
+
+
+def _partition_hashes(part: int, path: str, encoding: str | None) -> pd.DataFrame:
+    """The distinct case_id hashes of one partition, with the partition's number."""
+    found = [
+        case_hashes(t.column("case_id").combine_chunks())
+        for t in read_discharges(path, encoding=encoding, columns=("case_id",))
+    ]
+    h = np.unique(np.concatenate(found)) if found else np.zeros(0, np.uint64)
+    return pd.DataFrame({"h": h, "part": np.full(len(h), part, np.int32)})
+
+
+def repeated_ids(client, files: list[Path], *, encoding: str | None = None) -> list[np.ndarray]:
+    """Per partition, the sorted hashes of its case_ids that an earlier partition already holds (a reduction
+    over the partitions' distinct hashes: a Dask dataframe groupby)."""
+    import dask.dataframe as dd
+
+    meta = pd.DataFrame({"h": np.zeros(0, np.uint64), "part": np.zeros(0, np.int32)})
+    frame = dd.from_map(
+        _partition_hashes,
+        list(range(len(files))),
+        [str(f) for f in files],
+        encoding=encoding,
+        meta=meta,
+        enforce_metadata=False,
+    )
+    agg = frame.groupby("h")["part"].agg(["min", "count"], split_out=max(1, len(files) // 16))
+    shared = client.compute(agg[agg["count"] > 1]["min"]).result()
+    h = shared.index.to_numpy(np.uint64)
+    first = shared.to_numpy(np.int64)
+    order = np.argsort(h)
+    h, first = h[order], first[order]
+    return [h[first < i] for i in range(len(files))]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# grouping
+
+
+@functools.lru_cache(maxsize=4)
+def _grouping_on_worker(settings: tuple):
+    """The grouping of ``settings``, loaded once per worker process (codebook, catalogue, tiers, exclusions)."""
+    from grouper.pipeline import grouping
+
+    return grouping(**dict(settings))
+
+
+def _group_partition(
+    path: str, settings: tuple, seen: np.ndarray, encoding: str | None, batch_size: int
+) -> tuple[list[pa.Table], dict[str, str]]:
+    g = _grouping_on_worker(settings)
+    tables = list(
+        group_files(
+            [path],
+            g.run,
+            encoding=encoding,
+            batch_size=batch_size,
+            columns=g.columns,
+            tracker=DuplicateTracker(seen),
+        )
+    )
+    return tables, g.metadata
+
+
+def group_partitions(
+    engine: Engine,
+    files: list[Path],
+    settings: dict,
+    metadata: dict[str, str],
+    *,
+    encoding: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], None] | None = None,
+) -> Iterator[pa.Table]:
+    """The result tables of grouping ``files`` on the cluster, in input order: what
+    :func:`grouper.batch.group_files` yields locally, batch for batch.
+
+    ``settings``: the keyword arguments of :func:`grouper.pipeline.grouping`; ``metadata``: the output metadata
+    this machine computed for them (a worker that loads another codebook or catalogue is a
+    :class:`ClusterError`).
+    """
+    frozen = tuple(sorted((k, str(v) if isinstance(v, Path) else v) for k, v in settings.items()))
+    with connect(engine) as client:
+        seen = repeated_ids(client, files, encoding=encoding)
+        calls = ((str(f), frozen, s, encoding, batch_size) for f, s in zip(files, seen, strict=True))
+        for tables, theirs in ordered_results(client, _group_partition, calls):
+            if theirs != metadata:
+                differ = sorted(
+                    k for k in metadata.keys() | theirs.keys() if metadata.get(k) != theirs.get(k)
+                )
+                raise ClusterError(
+                    f"the workers group with other data or code than this machine ({', '.join(differ)} differ)"
+                )
+            for t in tables:
+                if on_batch is not None:
+                    on_batch(t.num_rows)
+                yield t

@@ -1,0 +1,137 @@
+"""Settlement on a Dask cluster (分布式结算): the results of :func:`payment.pipeline.settle_files`, the passes over
+the cases run by the workers of a ``distributed`` cluster (``--engine dask``).
+
+The cases are a dataset of parts (one file each, or a grouped file and the discharges it was grouped from), read
+on the workers by :class:`payment.cases.CaseSource`. Each pass of the local engine (:mod:`payment.settle`) runs
+per part on the workers, and only small aggregates come back:
+
+1. pass 1 per part (:func:`~payment.settle.scan_part`): sums per hospital × pool, route counts, declared special
+   cases, bed-day episodes; merged here in row order (:func:`~payment.settle.merge_scans`), then the region-wide
+   decisions (特例单议 approvals, bed-day amounts) and, when they change points, pass 1b per part;
+2. the point values and hospital shares from the merged sums, here (:func:`~payment.settle.settle_pools`);
+3. pass 2 per part: the per-case tables, back in row order to the caller's writer, a few parts ahead.
+
+The region (policy, hospitals, point values) is scattered to the workers once, never rebuilt per part. With the
+local engine the same passes run part after part in this process (a folder of parts settled on one machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from grouper.distributed import Engine, connect, ordered_results
+from grouper.errors import InputError
+from payment.cases import CaseSource
+from payment.settle import (
+    cases_part,
+    finish,
+    merge_scans,
+    merge_sums,
+    needs_second_sums,
+    scan_part,
+    settle_pools,
+    sums_part,
+)
+
+__all__ = ["case_parts", "settle_partitions"]
+
+
+def case_parts(cases: list[Path], discharges: list[Path] | None) -> list[tuple[str, str | None]]:
+    """The parts of a settlement: each cases file with the discharges file of the same rank (or alone)."""
+    if discharges is not None and len(discharges) != len(cases):
+        raise InputError(
+            f"{len(cases)} case files but {len(discharges)} discharge files: the parts must pair up in path order",
+            path=cases[0] if cases else None,
+        )
+    return [
+        (str(c), None if discharges is None else str(d))
+        for c, d in zip(cases, discharges or cases, strict=True)
+    ]
+
+
+def _source(part: tuple[str, str | None], batch_size: int, encoding: str | None) -> CaseSource:
+    return CaseSource(part[0], part[1], batch_size=batch_size, encoding=encoding)
+
+
+def _scan(reg, part, batch_size: int, encoding: str | None):
+    scan = _source(part, batch_size, encoding).read_with_restart(lambda src: scan_part(reg, src))
+    scan.reg = None  # the region stays with the caller: only the aggregates travel
+    return scan
+
+
+def _sums(reg, part, batch_size: int, encoding: str | None, offset: int, res):
+    return _source(part, batch_size, encoding).read_with_restart(lambda src: sums_part(reg, src, offset, res))
+
+
+def _cases(reg, part, batch_size: int, encoding: str | None, offset: int, res, pools):
+    def run(src):
+        tables: list[pa.Table] = []
+        fund, rows = cases_part(reg, src, offset, res, pools, tables.append)
+        return tables, fund, rows
+
+    return _source(part, batch_size, encoding).read_with_restart(run)
+
+
+@contextlib.contextmanager
+def _runner(engine: Engine) -> Iterator[tuple[Callable, Callable]]:
+    """(put, run): ``put(obj)`` makes an object available to the tasks (scattered to every worker once);
+    ``run(fn, calls)`` yields ``fn(*args)`` for each call, in order. Local engine: in this process."""
+    if engine.local:
+        yield (lambda obj: obj), (lambda fn, calls: (fn(*args) for args in calls))
+        return
+    with connect(engine) as client:
+
+        def put(obj):
+            [future] = client.scatter([obj], broadcast=True, hash=False)
+            return future
+
+        yield put, functools.partial(ordered_results, client)
+
+
+def settle_partitions(
+    engine: Engine,
+    parts: list[tuple[str, str | None]],
+    reg,
+    *,
+    write: Callable[[pa.Table], None],
+    batch_size: int,
+    encoding: str | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> tuple[pa.Table, dict]:
+    """Settle the cases of ``parts`` (:func:`case_parts`) with the region ``reg`` (:func:`payment.settle.prepare`)
+    on the cluster (or one after the other in this process with the local engine); ``write`` receives the per-case
+    tables in row order. Returns (hospitals, region summary)."""
+    with _runner(engine) as (put, run):
+        region = put(reg)
+        common = (batch_size, encoding)
+        scans = list(run(_scan, ((region, p, *common) for p in parts)))
+        offsets = np.cumsum([0] + [s.rows for s in scans])[:-1].tolist()
+        scan = merge_scans(reg, scans)
+        if on_rows is not None:
+            on_rows(scan.rows)
+        res = scan.resolve()
+        decided = put(res)
+        if needs_second_sums(reg, res):
+            calls = ((region, p, *common, o, decided) for p, o in zip(parts, offsets, strict=True))
+            scan.sums = merge_sums(reg, list(run(_sums, calls)))
+        pools = settle_pools(reg, scan.sums)
+        priced = put(pools)
+        fund = np.zeros(reg.n_h * 8 + 1, dtype=np.int64)
+        rows = 0
+        calls = ((region, p, *common, o, decided, priced) for p, o in zip(parts, offsets, strict=True))
+        for tables, part_fund, part_rows in run(_cases, calls):
+            for t in tables:
+                write(t)
+            if on_rows is not None:
+                on_rows(part_rows)
+            fund += part_fund
+            rows += part_rows
+    if rows != scan.rows:
+        raise InputError(f"cases: the parts changed between passes ({scan.rows} rows, then {rows})")
+    return finish(reg, scan, pools, fund, res)

@@ -1,0 +1,149 @@
+"""--engine dask gives what the local engine gives (issue 15): the same rows in the same order, the same values,
+the same money to the fen, the same Parquet bytes — on the demo region cut into hive partitions, on the
+conformance files, and with duplicate case ids spread across partitions.
+
+One LocalCluster on loopback (2 workers, threads in this process: fast) serves the module; the worker-kill test
+(test_faults.py) runs real worker processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from grouper.distributed import Engine
+from grouper.pipeline import group_to_file
+from grouper.resources import data_path
+from payment.cli import app
+from payment.cli.demo import DEMO_MIN_CASES
+from payment.pipeline import SETTLEMENT_FILES, settle_files
+
+distributed = pytest.importorskip("distributed")
+
+DRG = Path(__file__).resolve().parents[1] / "grouper" / "drg"
+CONFORMANCE_20 = [DRG / "data20" / n for n in ("conformance_examples.csv", "conformance_published.csv",
+                                               "conformance_visible.csv")]  # fmt: skip
+CONFORMANCE_11 = [DRG / "data" / n for n in ("conformance_opendrg_input.csv", "conformance_visible.csv")]
+
+
+@pytest.fixture(scope="module")
+def dask(tmp_path_factory):
+    """An engine on a LocalCluster of 2 workers in this process (in-process transport)."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        yield Engine("dask", client=client)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """`drgdip demo` at its smallest size; its 2025 discharges also cut into hive partitions by hospital."""
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--cases", str(DEMO_MIN_CASES), "--quiet"])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out / "region" / "discharges-2025.parquet")
+    hospitals = sorted(set(table.column("hospital_id").to_pylist()))
+    for i, h in enumerate(hospitals[:6]):  # six partitions of one hospital each, the rest in a seventh
+        part = out / "parts" / "year=2025" / f"hospital={i}" / "part-0.parquet"
+        part.parent.mkdir(parents=True)
+        pq.write_table(table.filter(pc.equal(table.column("hospital_id"), h)), part)
+    rest = table.filter(pc.invert(pc.is_in(table.column("hospital_id"), pa.array(hospitals[:6]))))
+    (out / "parts" / "year=2025" / "hospital=rest").mkdir()
+    pq.write_table(rest, out / "parts" / "year=2025" / "hospital=rest" / "part-0.parquet")
+    return out
+
+
+def _both(tmp_path: Path, dask: Engine, inputs, **settings) -> tuple[Path, Path]:
+    local, remote = tmp_path / "local.parquet", tmp_path / "dask.parquet"
+    a = group_to_file(inputs, local, **settings)
+    b = group_to_file(inputs, remote, engine=dask, **settings)
+    assert (a.rows, a.counts, a.metadata) == (b.rows, b.counts, b.metadata)
+    return local, remote
+
+
+def test_demo_region_groups_to_the_same_bytes(demo, dask, tmp_path):
+    local, remote = _both(tmp_path, dask, [demo / "parts"], scheme="dip", catalogue=demo / "catalogue.csv")
+    assert local.read_bytes() == remote.read_bytes()
+    one_file = group_to_file(
+        [demo / "region" / "discharges-2025.parquet"],
+        tmp_path / "one.parquet",
+        scheme="dip",
+        catalogue=demo / "catalogue.csv",
+    )
+    assert pq.read_metadata(remote).num_rows == one_file.rows
+
+
+def test_conformance_files_group_to_the_same_bytes(dask, tmp_path):
+    for scheme, files in (("chs-drg-2.0", CONFORMANCE_20), ("chs-drg-1.1", CONFORMANCE_11)):
+        local, remote = _both(tmp_path / scheme, dask, files, scheme=scheme, explain=True)
+        assert local.read_bytes() == remote.read_bytes(), scheme
+
+
+def test_duplicate_ids_across_partitions_are_flagged_once_as_locally(dask, tmp_path):
+    rows = 3000
+    ids = np.array([f"C{i:05d}" for i in range(rows)], dtype=object)
+    ids[1500] = ids[10]  # partition 1 repeats an id of partition 0
+    ids[2999] = ids[10]  # partition 2 too: both flagged, the first kept
+    ids[2500] = ids[2400]  # a repeat inside partition 2
+    ids[1200] = ids[2600]  # the later one (partition 2) is the duplicate
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for k in range(3):
+        sl = slice(1000 * k, 1000 * (k + 1))
+        pq.write_table(
+            pa.table(
+                {"case_id": ids[sl].tolist(), "principal_dx": ["J18.900"] * 1000, "age_years": [40] * 1000}
+            ),
+            parts / f"part-{k}.parquet",
+        )
+    local, remote = _both(tmp_path, dask, [parts], scheme="chs-drg-1.1")
+    assert local.read_bytes() == remote.read_bytes()
+    status = pq.read_table(remote).column("drg_status").to_pylist()
+    assert [i for i, s in enumerate(status) if s == "DUPLICATE_CASE"] == [1500, 2500, 2600, 2999]
+
+
+def test_demo_region_settles_to_the_same_folder(demo, dask, tmp_path):
+    catalogue, hospitals = demo / "catalogue.csv", demo / "region" / "hospitals.csv"
+    policy = data_path("policies", "demo-2025.toml")
+    grouped = tmp_path / "grouped"  # the grouped results cut as the discharges are, part for part
+    for part in sorted((demo / "parts").rglob("*.parquet")):
+        target = grouped / part.relative_to(demo / "parts")
+        target.parent.mkdir(parents=True)
+        group_to_file([part], target, scheme="dip", catalogue=catalogue)
+    settle_files(
+        demo / "grouped.parquet",
+        hospitals,
+        policy,
+        tmp_path / "local",
+        discharges=demo / "region" / "discharges-2025.parquet",
+        catalogue=catalogue,
+    )
+    settle_files(
+        grouped,
+        hospitals,
+        policy,
+        tmp_path / "dask",
+        discharges=demo / "parts",
+        catalogue=catalogue,
+        engine=dask,
+    )
+    settle_files(
+        grouped, hospitals, policy, tmp_path / "parts", discharges=demo / "parts", catalogue=catalogue
+    )
+    # the partitions hold the cases in another order: the money is the same, the case rows are permuted
+    for name in ("hospitals.csv", "region.json"):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
+    a, b = (pq.read_table(tmp_path / d / "cases.parquet") for d in ("local", "dask"))
+    order = pc.sort_indices(a, [("case_id", "ascending")])
+    assert a.take(order).equals(b.take(pc.sort_indices(b, [("case_id", "ascending")])))
+    for name in SETTLEMENT_FILES:  # the same parts on one machine: the same bytes
+        assert (tmp_path / "parts" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
