@@ -142,7 +142,7 @@ def data_years(table: pa.Table) -> np.ndarray:
     elif "discharge_date" in table.column_names:
         col = pc.year(table.column("discharge_date")).cast(pa.int32())
     else:
-        raise ValueError("history: needs a `year` or a `discharge_date` column")
+        raise InputError("history: needs a `year` or a `discharge_date` column", column="year")
     return col.fill_null(-1).to_numpy().astype(np.int32, copy=False)
 
 
@@ -178,16 +178,21 @@ def year_weights(
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise SettingsError(f"year_weights: need non-negative numbers with a positive sum, got {weights!r}")
+        raise SettingsError(
+            f"year_weights: need non-negative numbers with a positive sum, got {weights!r}",
+            key="year_weights",
+        )
     if window is None:
         seen = years[years >= 0]
         if seen.size == 0:
-            raise ValueError("history: no case has a data year")
+            raise InputError("history: no case has a data year", column="year")
         last = int(seen.max())
         window = tuple(range(last - w.size + 1, last + 1))
     window = tuple(int(y) for y in window)
     if len(window) != w.size or len(set(window)) != len(window):
-        raise ValueError(f"years: need {w.size} distinct years (one per weight), got {window!r}")
+        raise SettingsError(
+            f"years: need {w.size} distinct years (one per weight), got {window!r}", key="years"
+        )
     order = np.argsort(window)
     return tuple(window[i] for i in order), w[order] / w.sum()
 

@@ -13,6 +13,7 @@ catalog`` writes and ``drgdip group`` picks up.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -28,7 +29,7 @@ from grouper._history import data_years, fingerprint, params_to_meta
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
 from grouper.drg import _kernel
-from grouper.errors import SettingsError
+from grouper.errors import CodebookError, InputError, SettingsError
 from grouper.estimator import Estimator
 from grouper.resources import data_path
 from grouper.schema import FEE_COLUMNS
@@ -134,34 +135,40 @@ def read_subtypes(path: str | Path | None = None) -> pa.Table:
     table = pacsv.read_csv(
         p, convert_options=pacsv.ConvertOptions(column_types={**num, **strings, "order": pa.int64()})
     )
-    for col in ("family", "order", "subtype", "kind", "arg", "principal", "los_min", "los_max", "lo", "hi"):
-        if col not in table.column_names:
-            raise ValueError(f"{p}: missing column {col!r}")
+    _require(
+        p, table, ("family", "order", "subtype", "kind", "arg", "principal", "los_min", "los_max", "lo", "hi")
+    )
     rows = table.to_pylist()
     for i, r in enumerate(rows, start=2):
-        where = f"{p}: line {i}"
+        bad = functools.partial(_bad_row, p, i)
         if r["kind"] not in SUBTYPE_KINDS:
-            raise ValueError(
-                f"{where}: kind {r['kind']!r} is not implemented (known: {', '.join(SUBTYPE_KINDS)})"
-            )
+            raise bad("kind", f"kind {r['kind']!r} is not implemented (known: {', '.join(SUBTYPE_KINDS)})")
         flags = {"dx_flag": _DX_FLAGS, "proc_flag": _PROC_FLAGS}.get(r["kind"])
         if flags and r["arg"] not in flags:
-            raise ValueError(f"{where}: {r['kind']} {r['arg']!r} is not one of {', '.join(flags)}")
+            raise bad("arg", f"{r['kind']} {r['arg']!r} is not one of {', '.join(flags)}")
         if r["principal"] not in (None, "", "malignant", "non_malignant"):
-            raise ValueError(f"{where}: principal {r['principal']!r} is not one of malignant, non_malignant")
+            raise bad("principal", f"principal {r['principal']!r} is not one of malignant, non_malignant")
         if r["kind"] == "high_cost" and (r["lo"] is None or r["hi"] is None or not r["arg"]):
-            raise ValueError(
-                f"{where}: high_cost needs arg (fee columns joined with +), lo (cost multiple) and hi (fee share)"
+            raise bad(
+                "arg",
+                "high_cost needs arg (fee columns joined with +), lo (cost multiple) and hi (fee share)",
             )
         unknown = [c for c in _fee_parts(r) if c not in FEE_COLUMNS]
         if unknown:
-            raise ValueError(
-                f"{where}: {r['subtype']} arg {r['arg']!r}: {unknown[0]!r} is not a fee column "
-                f"({FEE_COLUMNS[0]} … {FEE_COLUMNS[-1]}, joined with +)"
+            raise bad(
+                "arg",
+                f"{r['subtype']} arg {r['arg']!r}: {unknown[0]!r} is not a fee column "
+                f"({FEE_COLUMNS[0]} … {FEE_COLUMNS[-1]}, joined with +)",
             )
     codes = table.column("subtype").to_pylist()
     if len(set(codes)) != len(codes):
-        raise ValueError(f"{p}: a subtype code occurs more than once")
+        again = next(k for k, c in enumerate(codes) if c in codes[:k])
+        raise CodebookError(
+            f"{p}: line {again + 2}: subtype {codes[again]!r} occurs more than once",
+            path=p,
+            row=again + 2,
+            column="subtype",
+        )
     fam = table.column("family").to_pylist()
     rank = {f: i for i, f in enumerate(dict.fromkeys(fam))}
     table = table.append_column("_f", pa.array([rank[f] for f in fam], pa.int64()))
@@ -169,34 +176,33 @@ def read_subtypes(path: str | Path | None = None) -> pa.Table:
 
 
 def read_severity_dictionary(path: str | Path) -> pa.Table:
-    """Read a 中/重度 dictionary: CSV or Excel, columns ``code,level`` or the GX_ASSI layout.
+    """Read a 中/重度 dictionary: CSV, Excel or Parquet, columns ``code,level`` or the GX_ASSI layout.
 
     GX_ASSI (dip.md §5.3): the diagnosis code in ``ASSI_ITEM_ID``, the level in ``DIP_ASSISTANT_CODE``
-    (1 中度, 2 重度, 3 转移; 4 放疗 and 5 化疗 are procedure lists and are not read here).
+    (1 中度, 2 重度, 3 转移; 4 放疗 and 5 化疗 are procedure lists and are not read here); the headers are aliases
+    of ``code`` and ``level`` (``codebooks/records/table_aliases.csv``). Read as every small table is
+    (:func:`grouper.io.tables.read_table`): a workbook's first sheet and the sheets with its header.
 
     Returns
     -------
     pa.Table
         Columns ``code`` (normalised) and ``flag`` (moderate, severe, metastasis).
     """
-    p = Path(path)
-    if p.suffix.lower() in (".xlsx", ".xls"):
-        import pandas as pd
+    from grouper.io.tables import read_table
 
-        frame = pd.read_excel(
-            p, sheet_name="GX_ASSI" if "GX_ASSI" in pd.ExcelFile(p).sheet_names else 0, dtype=str
+    p = Path(path)
+    table = read_table(p, kind="severity_dictionary", text=("code", "level"))
+    missing = [c for c in ("code", "level") if c not in table.column_names]
+    if missing:
+        raise InputError(
+            f"{p}: needs columns code,level (or GX_ASSI ASSI_ITEM_ID, DIP_ASSISTANT_CODE)",
+            path=p,
+            column=missing[0],
         )
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    else:
-        table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-    names = {"ASSI_ITEM_ID": "code", "DIP_ASSISTANT_CODE": "level"}
-    table = table.rename_columns([names.get(c.strip(), c.strip()) for c in table.column_names])
-    if "code" not in table.column_names or "level" not in table.column_names:
-        raise ValueError(f"{p}: needs columns code,level (or GX_ASSI ASSI_ITEM_ID, DIP_ASSISTANT_CODE)")
-    level = pc.cast(pc.utf8_trim_whitespace(table.column("level").cast(pa.string())), pa.int64())
-    keep = pc.is_in(level, value_set=pa.array(list(_DICT_LEVELS), pa.int64()))
-    code = normalise_codes(table.column("code").cast(pa.string()), "dx").filter(keep.combine_chunks())
-    flag = [_DICT_LEVELS[v] for v in level.filter(keep).to_pylist()]
+    level = table.column("level").combine_chunks()
+    keep = pc.is_in(level, value_set=pa.array([str(k) for k in _DICT_LEVELS], pa.string()))
+    code = normalise_codes(table.column("code").combine_chunks(), "dx").filter(keep)
+    flag = [_DICT_LEVELS[int(v)] for v in level.filter(keep).to_pylist()]
     return pa.table({"code": code, "flag": pa.array(flag, pa.string())}).filter(pc.is_valid(code))
 
 
@@ -217,9 +223,7 @@ def read_cci_table(path: str | Path | None = None) -> pa.Table:
     table = pacsv.read_csv(
         p, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False)
     )
-    for col in types:
-        if col not in table.column_names:
-            raise ValueError(f"{p}: missing column {col!r}")
+    _require(p, table, tuple(types))
     return table.select(list(types))
 
 
@@ -515,7 +519,7 @@ class AuxTyping(Estimator):
         history = _with_groups(history, groups)
         for col in ("dip_group", "total_cost"):
             if col not in history.column_names:
-                raise ValueError(f"history: missing column {col!r}")
+                raise InputError(f"history: missing column {col!r}", column=col)
         years = data_years(history)
         year = int(self.year if self.year is not None else years.max())
         cost = _num(history, "total_cost", set())
@@ -765,9 +769,26 @@ def _code_list(t: pa.Table, name: str, kind: str, missing: set[str]) -> pa.Array
 def _read_flags(path: str | None) -> pa.Table:
     p = Path(path) if path else data_path("dip", "aux", "code_flags.csv")
     table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(column_types={"prefix": pa.string()}))
-    for r in table.to_pylist():
+    for i, r in enumerate(table.to_pylist(), start=2):
         if r["flag"] not in (*_DX_FLAGS, *_PROC_FLAGS, "malignant"):
-            raise ValueError(f"{p}: unknown flag {r['flag']!r}")
+            raise CodebookError(f"{p}: line {i}: unknown flag {r['flag']!r}", path=p, row=i, column="flag")
         if r["field"] not in ("principal_dx", "other_dx", "procedure"):
-            raise ValueError(f"{p}: field {r['field']!r} is not one of principal_dx, other_dx, procedure")
+            raise CodebookError(
+                f"{p}: line {i}: field {r['field']!r} is not one of principal_dx, other_dx, procedure",
+                path=p,
+                row=i,
+                column="field",
+            )
     return table
+
+
+def _bad_row(path: Path, row: int, column: str, message: str) -> CodebookError:
+    """The error of a rule table's row (``row`` counted as the file's lines, header 1)."""
+    return CodebookError(f"{path}: line {row}: {message}", path=path, row=row, column=column)
+
+
+def _require(path: Path, table: pa.Table, columns: tuple[str, ...]) -> None:
+    """A rule table (subtypes, CCI) missing one of its columns is a :class:`CodebookError` naming it."""
+    for col in columns:
+        if col not in table.column_names:
+            raise CodebookError(f"{path}: missing column {col!r}", path=path, column=col)

@@ -39,7 +39,7 @@ from grouper.dip.catalogue import (
 )
 from grouper.dip.group import GroupingSettings, group_dip, tie_break_profiles
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
-from grouper.errors import SettingsError
+from grouper.errors import InputError, SettingsError
 from grouper.estimator import Estimator
 from grouper.io.writer import IfExists
 from grouper.settings import Choice, Flag, Num, Text
@@ -390,7 +390,7 @@ class DipCatalog(Estimator):
         spec = trim_of(self)
         for col in ("total_cost", "principal_dx"):
             if col not in history.column_names:
-                raise ValueError(f"history: missing column {col!r}")
+                raise InputError(f"history: missing column {col!r}", column=col)
         years = data_years(history)
         window, w = year_weights(years, self.years, self.year_weights)
         cost_all = history.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
@@ -408,7 +408,7 @@ class DipCatalog(Estimator):
         }
         rows = np.flatnonzero(use)
         if rows.size == 0:
-            raise ValueError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
+            raise InputError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
         h = history.take(pa.array(rows)) if rows.size < history.num_rows else history
         cost = cost_all[rows]
         yid = np.searchsorted(np.asarray(window), years[rows]).astype(np.int64)
@@ -596,7 +596,10 @@ class DipCatalog(Estimator):
             base = stats.overall_mean
         elif self.score_method == "reference_group":
             if self.reference_group not in codes:
-                raise ValueError(f"reference_group: {self.reference_group!r} is not a group of this history")
+                raise SettingsError(
+                    f"reference_group: {self.reference_group!r} is not a group of this history",
+                    key="reference_group",
+                )
             base = float(mean[codes.index(self.reference_group)])
         else:
             base = float(self.point_amount)

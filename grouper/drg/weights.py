@@ -23,6 +23,7 @@ from grouper._history import (
     weighted_mean,
     year_weights,
 )
+from grouper.errors import InputError
 from grouper.estimator import Estimator
 from grouper.settings import Num, Seq, Text
 from grouper.version import drgdip_version
@@ -138,7 +139,7 @@ class DrgWeights(Estimator):
         spec = trim_of(self)
         for col in ("drg", "total_cost"):
             if col not in history.column_names:
-                raise ValueError(f"history: missing column {col!r}")
+                raise InputError(f"history: missing column {col!r}", column=col)
         years = data_years(history)
         window, w = year_weights(years, self.years, self.year_weights)
         drg_all = pc.utf8_trim_whitespace(history.column("drg").cast(pa.string())).fill_null("")
@@ -154,7 +155,7 @@ class DrgWeights(Estimator):
             "drg_excluded": int((in_window & cost_ok & excluded).sum()),
         }
         if not use.any():
-            raise ValueError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
+            raise InputError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
         rows = pa.array(np.flatnonzero(use))
         drg = pc.take(drg_all, rows)
         if "adrg" in history.column_names:

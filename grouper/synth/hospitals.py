@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from grouper.errors import SettingsError
 from grouper.synth.region import Region
 
 __all__ = ["HOSPITAL_SCHEMA", "HOSPITAL_TYPES", "Hospitals", "make_hospitals"]
@@ -91,7 +92,7 @@ def make_hospitals(region: Region, n: int, seed: int) -> Hospitals:
     Hospitals
     """
     if n < 1:
-        raise ValueError("at least one hospital is needed")
+        raise SettingsError("at least one hospital is needed", key="hospitals")
     rng = np.random.default_rng([seed, 0])
     hp = region["hospitals"]
     regions = region["regions"]

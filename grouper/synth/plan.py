@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grouper.errors import SettingsError
 from grouper.synth.casemix import CaseMix
 from grouper.synth.hospitals import Hospitals, _largest_remainder
 from grouper.synth.region import Region
@@ -89,9 +90,9 @@ def make_plan(
     Plan
     """
     if n_cases < 0:
-        raise ValueError("the number of cases must not be negative")
+        raise SettingsError("the number of cases must not be negative", key="cases")
     if not years:
-        raise ValueError("at least one year is needed")
+        raise SettingsError("at least one year is needed", key="years")
     years_arr = np.array(sorted(set(years)), dtype=np.int64)
     growth = (1 + region.get("growth.volume")) ** (years_arr - years_arr[0])
     counts = _largest_remainder(n_cases, list(growth / growth.sum()))

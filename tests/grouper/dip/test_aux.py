@@ -18,6 +18,7 @@ from grouper.dip.aux import (
     read_subtypes,
     subtype_admitted,
 )
+from grouper.errors import CodebookError, InputError
 from grouper.schema import FEE_COLUMNS
 
 DATA = Path(__file__).parent / "data_aux"
@@ -155,6 +156,33 @@ def test_fit_uses_the_last_year_only():
     assert {r["subtype"]: r["coef"] for r in est.coefficients_.to_pylist()}["SEV-III"] == pytest.approx(1.5)
 
 
+def test_severity_dictionary_is_read_as_every_table_from_csv_or_excel(tmp_path):
+    """The GX_ASSI workbook goes through the project's one table reader (header aliases as data)."""
+    import openpyxl
+
+    rows = [
+        line.split(",")
+        for line in (DATA / "severity_dictionary.csv").read_text(encoding="utf-8").splitlines()
+    ]
+    book = openpyxl.Workbook()
+    book.active.title = "GX_ASSI"
+    for row in rows:
+        book.active.append(row)
+    book.save(tmp_path / "dictionary.xlsx")
+    expected = read_severity_dictionary(DATA / "severity_dictionary.csv")
+    assert read_severity_dictionary(tmp_path / "dictionary.xlsx").equals(expected)
+    (tmp_path / "plain.csv").write_text("code,level\nR57.000,2\nK72.000, 1\nC78.700,3\nZ99.999,x\n")
+    assert read_severity_dictionary(tmp_path / "plain.csv")["flag"].to_pylist() == [
+        "severe",
+        "moderate",
+        "metastasis",
+    ]
+    (tmp_path / "bad.csv").write_text("diagnosis,level\nR57.000,2\n")
+    with pytest.raises(InputError, match="needs columns code,level") as caught:
+        read_severity_dictionary(tmp_path / "bad.csv")
+    assert caught.value.column == "code"
+
+
 def test_severity_dictionary_replaces_cc_mcc(tmp_path):
     d = read_severity_dictionary(DATA / "severity_dictionary.csv")
     assert d.to_pylist() == [{"code": "R57.000", "flag": "severe"}, {"code": "K72.000", "flag": "moderate"}]
@@ -169,8 +197,9 @@ def test_subtype_table_is_checked(tmp_path):
     bad = tmp_path / "bad.csv"
     text = (DATA / "subtypes_los3.csv").read_text(encoding="utf-8").replace(",icu_days,", ",icu_weeks,", 1)
     bad.write_text(text, encoding="utf-8")
-    with pytest.raises(ValueError, match="kind 'icu_weeks' is not implemented"):
+    with pytest.raises(CodebookError, match="kind 'icu_weeks' is not implemented") as caught:
         read_subtypes(bad)
+    assert caught.value.path == str(bad) and caught.value.column == "kind" and caught.value.row > 1
 
 
 def test_missing_columns_are_reported_not_fatal():

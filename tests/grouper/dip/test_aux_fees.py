@@ -11,6 +11,7 @@ import grouper
 from grouper.dip import group_dip, read_catalogue
 from grouper.dip.aux import AuxTyping, read_subtypes
 from grouper.dip.group import INPUT_COLUMNS
+from grouper.errors import CodebookError
 from grouper.schema import FEE_COLUMNS
 from grouper.synth import write_region
 
@@ -123,10 +124,11 @@ def test_unknown_fee_column_is_an_error_naming_file_and_row(tmp_path, arg, bad):
     text.to_csv(path, index=False)
     line = int(np.flatnonzero(text.subtype == "TUM-HC2")[0]) + 2
     with pytest.raises(
-        ValueError, match=rf"subtypes\.csv: line {line}: TUM-HC2 .*'{bad}' is not a fee column"
-    ):
+        CodebookError, match=rf"subtypes\.csv: line {line}: TUM-HC2 .*'{bad}' is not a fee column"
+    ) as caught:
         read_subtypes(path)
-    with pytest.raises(ValueError, match="is not a fee column"):
+    assert (caught.value.path, caught.value.row, caught.value.column) == (str(path), line, "arg")
+    with pytest.raises(CodebookError, match="is not a fee column"):
         AuxTyping(subtypes=str(path)).input_columns()
 
 

@@ -12,7 +12,7 @@ import pytest
 from grouper._history import TrimSpec, trim_keep, year_weights
 from grouper.dip.catalogue import read_catalogue
 from grouper.dip.catalogue_builder import DipCatalog, coverage_threshold
-from grouper.errors import SettingsError
+from grouper.errors import InputError, SettingsError
 
 DATA = Path(__file__).parent / "data_builder"
 TIERS = str(DATA / "procedure_tiers.csv")
@@ -85,7 +85,7 @@ def test_year_weights_window_and_normalisation():
     window, w = year_weights(np.array([2024]), (2024, 2022, 2023), (7, 1, 2))
     assert window == (2022, 2023, 2024)
     np.testing.assert_allclose(w, [0.1, 0.2, 0.7])
-    with pytest.raises(ValueError, match="distinct years"):
+    with pytest.raises(SettingsError, match="distinct years"):
         year_weights(np.array([2024]), (2023, 2024), (1, 2, 7))
 
 
@@ -206,7 +206,7 @@ def test_regroup_with_a_codebook_leaves_out_unknown_principals():
 
 def test_no_usable_case_is_an_error_naming_the_reasons():
     h = history([{"year": 2024, "principal_dx": "K35.800", "total_cost": 0, "n": 2}])
-    with pytest.raises(ValueError, match=r"no usable case \(cost invalid 2\)"):
+    with pytest.raises(InputError, match=r"no usable case \(cost invalid 2\)"):
         DipCatalog(tiers=TIERS).fit(h)
 
 
