@@ -80,7 +80,9 @@ def grouping(
     when it exists (refused when fitted against another catalogue; an ``aux`` named explicitly is only a warning).
     ``compare_with``: CHS-DRG only, a second scheme whose results are added beside (``compare_schemes``).
     """
-    codebook = Codebook.load("chs-drg-1.1" if scheme == "dip" else scheme)
+    # DIP reads only the 医保版 2.0 diagnosis and procedure dictionaries, which the CHS-DRG codebooks share (2.0
+    # adds 81 procedure codes): the scheme in force's
+    codebook = Codebook.load(DEFAULT_SCHEME if scheme == "dip" else scheme)
     metadata = {
         "drgdip.version": drgdip_version(),
         "drgdip.scheme": scheme,

@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 from numba import njit, prange
 
 from grouper._history import data_years, fingerprint, params_to_meta
-from grouper.codebook import Codebook
+from grouper.codebook import DEFAULT_SCHEME, Codebook
 from grouper.codes import normalise_codes
 from grouper.drg import _kernel
 from grouper.errors import CodebookError, InputError, SettingsError
@@ -334,7 +334,8 @@ class AuxTyping(Estimator):
     cci_source : str or None
         Charlson table for ``cci`` rows (:func:`read_cci_table`); ``None`` = the Quan-2005 fallback.
     codebook : str
-        CHS-DRG codebook for ``cc_mcc`` (default ``"chs-drg-1.1"``).
+        CHS-DRG codebook whose CC/MCC lists and 排除表 give ``cc_mcc`` (default the scheme in force,
+        ``"chs-drg-2.0"``; ``"chs-drg-1.1"`` selectable). A table read back keeps the codebook it was fitted with.
     year : int or None
         The year the coefficients are fitted on ("last year"); ``None`` = the latest year of the history.
     min_group_n, min_subtype_n, min_cv_fall
@@ -369,7 +370,7 @@ class AuxTyping(Estimator):
         code_flags: str | None = None,
         severity_source: str = "cc_mcc",
         cci_source: str | None = None,
-        codebook: str = "chs-drg-1.1",
+        codebook: str = DEFAULT_SCHEME,
         year: int | None = None,
         min_group_n: int = 15,
         min_subtype_n: int = 5,

@@ -519,7 +519,8 @@ def group_dip(
         Procedure treatment tiers; default the catalogue's (:func:`grouping_settings`), else
         ``read_procedure_tiers()`` (介入 → 手术).
     codebook : grouper.codebook.Codebook, optional
-        医保版 2.0 dictionary (``Codebook.load("chs-drg-1.1")``): validates codes, maps 国临版 codes.
+        医保版 2.0 dictionary (``Codebook.load("chs-drg-2.0")``; 1.1 holds the same diagnoses and 81 fewer
+        procedures): validates codes, maps 国临版 codes.
         Without it a principal is known when it looks like an ICD-10 code, a procedure when ``tiers`` has it.
     tie_break : profile name or sequence of criteria
         Order among qualifying core groups (``codebooks/dip/grouping.toml``); default ``national``: most

@@ -152,3 +152,19 @@ def test_weights_grouped_in_batches_are_the_weights_grouped_in_one_call(tmp_path
     )
     assert run.grouped_with == "chs-drg-2.0" and run.weights.weights_.equals(whole.weights_)
     assert seen.passes[1] == ["grouping with chs-drg-2.0", n, n]
+
+
+def test_the_scheme_in_force_is_the_default_and_1_1_stays_selectable(tmp_path):
+    """DIP's dictionary and auxiliary typing's CC/MCC lists default to chs-drg-2.0; 1.1 is kept when named."""
+    from grouper.dip.aux import AuxTyping
+    from grouper.pipeline import grouping
+
+    assert grouping("dip", catalogue="pingdingshan-2025").metadata["drgdip.codebook"] == "chs-drg-2.0"
+    h = aux_history()
+    est = DipCatalog().fit(h)
+    fitted = {scheme: est.fit_aux(h, AuxTyping(codebook=scheme)) for scheme in ("chs-drg-2.0", "chs-drg-1.1")}
+    assert AuxTyping().codebook == "chs-drg-2.0"
+    for scheme, typing in fitted.items():
+        typing.to_csv(tmp_path / f"{scheme}.csv")
+        assert AuxTyping.read(tmp_path / f"{scheme}.csv").codebook == scheme
+        assert typing.coefficients_.num_rows > 0
