@@ -78,15 +78,18 @@ class EngineSettings:
     checks : tuple[Check, ...]        blocking record checks (病案校验), in order
     numbers : NumberReading            how ages and birth weight are read (RULES.md §1.3)
     severity_includes_principal : bool whether the principal dx takes part in its own MCC/CC scan (2.0: yes)
+    sex_spellings : tuple[str, ...]    how sex must be written to pass the ``SEX_INVALID`` check (2.0: exactly
+                                       ``"1"`` or ``"2"``, RULES.md §1.4), compared with the sex as written
     """
 
     checks: tuple[Check, ...] = (Check.SEX_MISSING,)
     numbers: NumberReading = NumberReading.JAVA
     severity_includes_principal: bool = False
+    sex_spellings: tuple[str, ...] = ("1", "2")
 
     @classmethod
     def from_toml(cls, table: dict, path: Path) -> EngineSettings:
-        known = {"checks", "numbers", "severity_includes_principal"}
+        known = {"checks", "numbers", "severity_includes_principal", "sex_spellings"}
         for key in table:
             if key not in known:
                 raise CodebookError(
@@ -105,7 +108,12 @@ class EngineSettings:
         principal = table.get("severity_includes_principal", False)
         if not isinstance(principal, bool):
             raise CodebookError(f"{path}: [engine] severity_includes_principal: expected true or false")
-        return cls(checks, numbers, principal)
+        spellings = table.get("sex_spellings", list(cls.sex_spellings))
+        if not isinstance(spellings, list) or not all(isinstance(v, str) and v for v in spellings):
+            raise CodebookError(
+                f'{path}: [engine] sex_spellings: expected a list of strings such as ["1", "2"]'
+            )
+        return cls(checks, numbers, principal, tuple(spellings))
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,15 +197,22 @@ class Codebook:
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
 
-    def encode_dx(self, values: pa.Array) -> np.ndarray:
-        """Diagnosis ids (-1 unknown or empty) of raw code strings, after normalisation and remapping."""
-        return encode_values(values, lambda distinct: self._lookup("dx", distinct))
+    def encode_dx(self, values: pa.Array, *, verbatim: bool = False) -> np.ndarray:
+        """Diagnosis ids (-1 unknown or empty) of raw code strings, after normalisation and remapping; with
+        ``verbatim``, exact matches only (the reference's reading: ``j18.900`` and ``" J18.900"`` match nothing)."""
+        return encode_values(values, lambda distinct: self._lookup("dx", distinct, verbatim))
 
-    def encode_proc(self, values: pa.Array) -> np.ndarray:
-        """Procedure ids (-1 unknown or empty) of raw code strings, after normalisation and remapping."""
-        return encode_values(values, lambda distinct: self._lookup("proc", distinct))
+    def encode_proc(self, values: pa.Array, *, verbatim: bool = False) -> np.ndarray:
+        """Procedure ids (-1 unknown or empty) of raw code strings, after normalisation and remapping; with
+        ``verbatim``, exact matches only."""
+        return encode_values(values, lambda distinct: self._lookup("proc", distinct, verbatim))
 
-    def _lookup(self, kind: str, distinct: pa.Array) -> np.ndarray:
+    def _lookup(self, kind: str, distinct: pa.Array, verbatim: bool = False) -> np.ndarray:
+        if verbatim:  # the codes themselves, each its own id
+            if f"{kind}=" not in self._lookups:
+                codes = self.arrays[f"{kind}_codes"]
+                self._lookups[f"{kind}="] = (pd.Index(codes), np.arange(len(codes), dtype=np.int32))
+            return _index_in(distinct, *self._lookups[f"{kind}="])
         if kind not in self._lookups:  # a hash index over the alias strings, built once per codebook
             self._lookups[kind] = (pd.Index(self.arrays[f"{kind}_alias"]), self.arrays[f"{kind}_alias_id"])
         keys, ids = self._lookups[kind]

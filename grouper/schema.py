@@ -16,6 +16,7 @@ DISCHARGE_SCHEMA = pa.schema(
         pa.field("hospital_id", pa.string()),
         pa.field("insurance_type", pa.string()),
         pa.field("sex", pa.int8()),
+        pa.field("sex_text", pa.string()),
         pa.field("age_years", pa.int16()),
         pa.field("age_days", pa.int32()),
         pa.field("birth_weight_g", pa.int32()),
@@ -42,6 +43,11 @@ DISCHARGE_SCHEMA = pa.schema(
 
 #: Columns a file must provide (directly or through an alias) to be grouped.
 REQUIRED_COLUMNS = ("case_id", "principal_dx")
+
+#: Columns that keep another column's value as written in a text source (no trimming, no value map; null when the
+#: source column is numeric or absent): a scheme that accepts only some spellings (CHS-DRG 2.0 takes sex "1" and
+#: "2" only, not "男" or "1.0") decides on these. Readers fill them from the other column's header.
+AS_WRITTEN = {"sex_text": "sex"}
 
 #: Columns that hold code lists (`|`-separated in flat files).
 LIST_COLUMNS = ("other_dx", "other_procs")

@@ -42,7 +42,9 @@ class Status(IntEnum):
     SEX_MISSING = 40  #: sex empty → 0000 (reference check)
     DUPLICATE_CASE = 41  #: case_id seen earlier in the run; grouped, but never paid twice
     CASE_ID_MISSING = 42  #: no case_id: grouped, but the row cannot be matched, paid or audited
-    SEX_INVALID = 43  #: sex not 1 or 2 under a scheme whose reference check refuses it (chs-drg-2.0) → 0000
+    #: sex not written as one of the scheme's ``[engine] sex_spellings`` (chs-drg-2.0: exactly 1 or 2; ``男``, ``1.0``
+    #: and ``" 1"`` fail, as in its reference) → 0000
+    SEX_INVALID = 43
 
     @property
     def is_error(self) -> bool:

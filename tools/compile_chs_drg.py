@@ -82,6 +82,8 @@ RULES_11 = {
 ENGINE = {
     "1.1": (
         "# Record checks of the reference (sex empty; newborn without birth weight) and the project's age checks.\n"
+        "# No SEX_INVALID: the reference reads 1.0 as 1 and 男/女 as 1/2 and accepts any other non-empty sex, which\n"
+        "# then never enters MDCM/MDCN (RULES.md §1, quirk 7), so the record reader's value maps apply.\n"
         'checks = ["SEX_MISSING", "NEWBORN_DATA_MISSING", "AGE_MISSING", "AGE_INVALID"]\n'
         "# Java reading (RULES.md §1): an empty number is 0; unreadable values are stopped by AGE_INVALID.\n"
         'numbers = "java"\n'
@@ -91,6 +93,8 @@ ENGINE = {
     "2.0": (
         "# Record checks of the reference, in its order (RULES.md §1.4); no age or birth-weight check.\n"
         'checks = ["SEX_MISSING", "DX_MISSING", "SEX_INVALID"]\n'
+        "# SEX_INVALID compares the sex as written with these, no trimming or value map: 男, 1.0 and ' 1' fail (§1.4).\n"
+        'sex_spellings = ["1", "2"]\n'
         "# ECMAScript ToNumber (RULES.md §1.3): empty is 0, unreadable is NaN (false in every comparison but !=).\n"
         'numbers = "ecmascript"\n'
         "# The principal diagnosis takes part in its own MCC/CC scan (RULES.md §6.2, oracle quirk 6).\n"

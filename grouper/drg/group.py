@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -11,6 +13,7 @@ from grouper.codebook import Codebook
 from grouper.drg import _kernel
 from grouper.drg.rules import Check, NumberReading
 from grouper.io.discharges import as_discharges
+from grouper.io.values import CodeReading, code_reading
 from grouper.schema import DISCHARGE_SCHEMA
 from grouper.status import UNGROUPED_ADRG, UNGROUPED_DRG, UNGROUPED_MDC, Status
 
@@ -20,6 +23,7 @@ __all__ = ["INPUT_COLUMNS", "group_drg"]
 INPUT_COLUMNS = (
     "case_id",
     "sex",
+    "sex_text",
     "age_years",
     "age_days",
     "birth_weight_g",
@@ -37,7 +41,12 @@ _DISCHARGE_MODES = pa.array([1, 2, 3, 4, 5, 9], pa.int8())
 
 
 def group_drg(
-    table: pa.Table, codebook: Codebook, *, explain: bool = False, duplicate: np.ndarray | None = None
+    table: pa.Table,
+    codebook: Codebook,
+    *,
+    explain: bool = False,
+    duplicate: np.ndarray | None = None,
+    codes: CodeReading = "clean",
 ) -> pa.Table:
     """Group discharge records into CHS-DRG groups (DRG 分组); one output row per input row, in order.
 
@@ -50,6 +59,10 @@ def group_drg(
     explain : bool         add a ``reason`` column: one line saying why the case landed where it did
     duplicate : bool array, optional
         Rows whose case_id was already seen (by a streaming caller); by default duplicates within ``table``.
+    codes : ``"clean"`` (default) or ``"verbatim"``
+        How codes are matched (编码读取): ``clean`` reads ``j18.900``, ``" J18.900"`` and a 国临版 code as the
+        医保版 code they stand for; ``verbatim`` matches codes exactly as written, as the reference does (they then
+        match nothing). Read files with the same ``codes`` (``read_discharges``) so the reader keeps them as written.
 
     Returns
     -------
@@ -64,13 +77,16 @@ def group_drg(
     >>> group_drg(t, cb).column("drg").to_pylist()
     ['GZ13']
     """
+    verbatim = code_reading(codes) == "verbatim"
     table = as_discharges(table)
     n = table.num_rows
     col = _columns(table)
-    pdx = codebook.encode_dx(col["principal_dx"])
-    pproc = codebook.encode_proc(col["principal_proc"])
-    odx_off, odx, odx_unknown = _encode_list(col["other_dx"], codebook.encode_dx)
-    oproc_off, oproc, oproc_unknown = _encode_list(col["other_procs"], codebook.encode_proc)
+    pdx = codebook.encode_dx(col["principal_dx"], verbatim=verbatim)
+    pproc = codebook.encode_proc(col["principal_proc"], verbatim=verbatim)
+    odx_off, odx, odx_unknown = _encode_list(col["other_dx"], partial(codebook.encode_dx, verbatim=verbatim))
+    oproc_off, oproc, oproc_unknown = _encode_list(
+        col["other_procs"], partial(codebook.encode_proc, verbatim=verbatim)
+    )
 
     sex = col["sex"].fill_null(-128).to_numpy(zero_copy_only=False).astype(np.int8)
     age_years = col["age_years"].fill_null(-32768).to_numpy(zero_copy_only=False).astype(np.int16)
@@ -83,7 +99,7 @@ def group_drg(
     status = np.zeros(n, np.int8)
     skip = np.zeros(n, np.bool_)
     for check in settings.checks:
-        mask, code = _check(check, col, sex, age_years, age_days, weight)
+        mask, code = _check(check, col, sex, age_years, age_days, weight, settings)
         _raise(status, mask & ~skip, code)
         skip |= mask
 
@@ -151,12 +167,12 @@ def _numbers(col: dict[str, pa.Array], reading: NumberReading) -> np.ndarray:
     return out
 
 
-def _check(check: Check, col, sex, age_years, age_days, weight) -> tuple[np.ndarray, Status]:
+def _check(check: Check, col, sex, age_years, age_days, weight, settings) -> tuple[np.ndarray, Status]:
     """Cases a blocking check stops, and their status."""
     if check == Check.SEX_MISSING:
         return sex == -128, Status.SEX_MISSING
     if check == Check.SEX_INVALID:
-        return (sex != 1) & (sex != 2), Status.SEX_INVALID
+        return _sex_misspelt(col, settings.sex_spellings), Status.SEX_INVALID
     if check == Check.DX_MISSING:
         no_pdx = ~pc.is_valid(_strings(col["principal_dx"])).to_numpy(zero_copy_only=False)
         no_odx = pc.list_value_length(col["other_dx"]).fill_null(0).to_numpy(zero_copy_only=False) == 0
@@ -168,6 +184,13 @@ def _check(check: Check, col, sex, age_years, age_days, weight) -> tuple[np.ndar
         return age_years == -32768, Status.AGE_MISSING
     missing = age_years == -32768
     return ~missing & ((age_years < 0) | (age_years > _AGE_MAX_YEARS) | (age_days < 0)), Status.AGE_INVALID
+
+
+def _sex_misspelt(col: dict[str, pa.Array], spellings: tuple[str, ...]) -> np.ndarray:
+    """Sex not written as one of ``spellings``: the text as written when the source was text (``男``, ``1.0``,
+    ``" 1"`` fail under chs-drg-2.0), else the number read (a numeric column holds no spelling)."""
+    written = pc.coalesce(col["sex_text"], col["sex"].cast(pa.string()))
+    return ~pc.is_in(written, value_set=pa.array(spellings, pa.string())).to_numpy(zero_copy_only=False)
 
 
 def _columns(table: pa.Table) -> dict[str, pa.Array]:
@@ -254,7 +277,7 @@ def _drg_labels(codebook: Codebook, adrg: np.ndarray, drg: np.ndarray) -> pa.Arr
 
 _STATUS_TEXT = {
     Status.SEX_MISSING: "sex is empty: the reference check stops the case",
-    Status.SEX_INVALID: "sex is not 1 or 2: the reference check of this scheme stops the case",
+    Status.SEX_INVALID: "sex is not written as {}: the reference check of this scheme stops the case",
     Status.NEWBORN_DATA_MISSING: "newborn (age 0, ≤ 28 days) without birth weight: the reference check stops the case",
     Status.AGE_MISSING: "age in years is missing",
     Status.AGE_INVALID: "age is negative, over 150 or unreadable",
@@ -284,6 +307,7 @@ def _reasons(codebook, col, out, status, pdx, first_gate, adrg, severity, severi
     fail = np.full(max(Status) + 1, "", dtype=object)
     for code, text in _STATUS_TEXT.items():
         fail[code] = text
+    fail[Status.SEX_INVALID] = fail[Status.SEX_INVALID].format(" or ".join(codebook.settings.sex_spellings))
     gated = np.append(codebook["mdc_labels"], "")[first_gate]
     gated_text = np.where(
         status == Status.NO_ADRG, np.char.add(" (first gate passed: ", np.char.add(gated, ")")), ""

@@ -18,14 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from grouper.errors import InputError
 from grouper.io.formats import PARQUET_SUFFIXES, one_line, raw_batches
-from grouper.io.values import code_list, convert
+from grouper.io.values import CodeReading, as_written, code_list, code_reading, convert
 from grouper.resources import data_path
-from grouper.schema import DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
+from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
 
 __all__ = [
     "BATCH_SIZE",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 BATCH_SIZE = 1 << 18
+#: The single-code columns ``codes="verbatim"`` keeps as written (the list columns too).
+_CODES = ("principal_dx", "principal_proc")
 #: What an in-memory table is called in an error.
 _IN_MEMORY = "the table"
 
@@ -62,6 +65,7 @@ def read_discharges(
     encoding: str | None = None,
     batch_size: int = BATCH_SIZE,
     columns: Iterable[str] | None = None,
+    codes: CodeReading = "clean",
 ) -> Iterator[pa.Table]:
     """Read a discharge file (出院病例) as canonical tables, one per batch; memory is bounded by ``batch_size``.
 
@@ -71,13 +75,17 @@ def read_discharges(
     encoding : CSV encoding (``utf-8``, ``gbk``, ``gb18030``); detected from the first MiB when None
     batch_size : rows per batch
     columns : canonical columns to read (the rest stay null and are not parsed); all when None
+    codes : ``"clean"`` trims codes; ``"verbatim"`` keeps them exactly as written (``group_drg(..., codes=)``)
 
     Yields
     ------
     pa.Table with the columns of ``DISCHARGE_SCHEMA`` (absent ones all-null), rows in file order.
     """
     path = Path(path)
+    verbatim = code_reading(codes) == "verbatim"
     keep = None if columns is None else set(columns) | set(REQUIRED_COLUMNS)
+    if keep is not None:
+        keep |= {AS_WRITTEN[c] for c in keep if c in AS_WRITTEN}
     mapping: dict[str, list[str]] = {}
 
     def select(headers: list[str]) -> list[str]:
@@ -91,7 +99,7 @@ def read_discharges(
     while True:
         try:  # a damaged data page or an unconvertible column type is a whole-file problem: one clear line
             raw = next(batches, None)
-            table = None if raw is None else _canonical(raw, mapping, path)
+            table = None if raw is None else _canonical(raw, mapping, path, verbatim)
         except InputError:
             raise
         except (OSError, pa.ArrowException, ValueError, TypeError) as exc:
@@ -143,7 +151,7 @@ def as_discharges(table) -> pa.Table:
     return t
 
 
-def canonicalise(table) -> pa.Table:
+def canonicalise(table, *, codes: CodeReading = "clean") -> pa.Table:
     """Apply to an in-memory table exactly what :func:`read_discharges` applies to a file.
 
     Header aliases (``结算ID`` → ``case_id``), numbered and ``|``-separated code lists, value maps (``男`` → 1,
@@ -152,6 +160,7 @@ def canonicalise(table) -> pa.Table:
     Parameters
     ----------
     table : pa.Table, pandas.DataFrame, record batches, or any Arrow-compatible table
+    codes : ``"clean"`` trims codes; ``"verbatim"`` keeps them exactly as written
 
     Returns
     -------
@@ -163,11 +172,12 @@ def canonicalise(table) -> pa.Table:
         A required column (``case_id``, ``principal_dx``) is missing under every accepted header, or a column
         cannot be read as its canonical type.
     """
+    verbatim = code_reading(codes) == "verbatim"
     raw = to_arrow(table)
     mapping = _column_mapping(_IN_MEMORY, raw.column_names)
     raw = raw.select(sorted({h for hs in mapping.values() for h in hs}, key=raw.column_names.index))
     try:
-        return _canonical(raw, mapping, _IN_MEMORY)
+        return _canonical(raw, mapping, _IN_MEMORY, verbatim)
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise InputError(f"{_IN_MEMORY}: {one_line(exc)}") from None
 
@@ -306,16 +316,23 @@ def _file(path: Path | str) -> Path | None:
     return None if path == _IN_MEMORY else Path(path)
 
 
-def _canonical(raw: pa.Table, mapping: dict[str, list[str]], path: Path | str) -> pa.Table:
+def _canonical(
+    raw: pa.Table, mapping: dict[str, list[str]], path: Path | str, verbatim: bool = False
+) -> pa.Table:
     n = raw.num_rows
     columns = []
     for field in DISCHARGE_SCHEMA:
-        sources = mapping.get(field.name)
+        sources = mapping.get(field.name) or mapping.get(AS_WRITTEN.get(field.name, field.name))
         try:
             if not sources:
                 columns.append(pa.nulls(n, field.type))
+            elif field.name in AS_WRITTEN:
+                columns.append(as_written(raw.column(sources[0])))
             elif field.name in LIST_COLUMNS:
-                columns.append(code_list([raw.column(s) for s in sources]))
+                columns.append(code_list([raw.column(s) for s in sources], verbatim))
+            elif verbatim and field.name in _CODES:
+                text = raw.column(sources[0]).combine_chunks().cast(pa.string())
+                columns.append(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text))
             else:
                 columns.append(convert(field, raw.column(sources[0])))
         except (pa.ArrowException, ValueError, TypeError) as exc:

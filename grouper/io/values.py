@@ -8,15 +8,32 @@ sheet, a CSV file and an in-memory table get the same values.
 from __future__ import annotations
 
 from functools import cache
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper.errors import SettingsError
 from grouper.resources import data_path
 
-__all__ = ["code_list", "convert", "dates", "integers", "map_values", "numbers", "strings"]
+#: How codes are read (编码读取): ``clean`` trims them (and the groupers fold case and remap 国临版 codes);
+#: ``verbatim`` keeps them exactly as written, as the CHS-DRG reference groupers match them.
+CodeReading = Literal["clean", "verbatim"]
+
+__all__ = [
+    "CodeReading",
+    "as_written",
+    "code_list",
+    "code_reading",
+    "convert",
+    "dates",
+    "integers",
+    "map_values",
+    "numbers",
+    "strings",
+]
 
 _NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$"
 #: Separators between codes in a flat list column: `|` (canonical), and the , ; ， ； 、 and line breaks that
@@ -52,14 +69,33 @@ def map_values(name: str, arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.is_valid(idx), pc.take(values, idx), text)
 
 
+def as_written(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A text column exactly as written (no trimming, no value map); null for a numeric column, whose values
+    are numbers rather than spellings."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        return arr.cast(pa.string())
+    if pa.types.is_dictionary(arr.type) and pa.types.is_string(arr.type.value_type):
+        return arr.cast(pa.string())
+    return pa.nulls(len(arr), pa.string())
+
+
 def strings(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     s = pc.utf8_trim_whitespace(arr.cast(pa.string()))
     return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
 
 
-def code_list(parts: list[pa.ChunkedArray]) -> pa.Array:
-    """One list<string> column from list columns or ``|``-separated text; numbered columns are joined in order."""
+def code_reading(codes: str) -> CodeReading:
+    """``codes`` checked: ``"clean"`` or ``"verbatim"``."""
+    if codes not in ("clean", "verbatim"):
+        raise SettingsError(f"codes must be 'clean' or 'verbatim', not {codes!r}", key="codes")
+    return codes
+
+
+def code_list(parts: list[pa.ChunkedArray], verbatim: bool = False) -> pa.Array:
+    """One list<string> column from list columns or ``|``-separated text; numbered columns are joined in order.
+    Items are trimmed unless ``verbatim``; empty items are dropped."""
     arrays = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
     if len(arrays) == 1 and (pa.types.is_list(arrays[0].type) or pa.types.is_large_list(arrays[0].type)):
         return arrays[0].cast(pa.list_(pa.string())).fill_null(pa.scalar([], pa.list_(pa.string())))
@@ -71,7 +107,9 @@ def code_list(parts: list[pa.ChunkedArray]) -> pa.Array:
     ]
     text = pc.binary_join_element_wise(*(t.fill_null("") for t in texts), "|") if len(texts) > 1 else texts[0]
     split = pc.split_pattern_regex(text.fill_null(""), _LIST_SEPARATORS)
-    flat = pc.utf8_trim_whitespace(pc.list_flatten(split))
+    flat = pc.list_flatten(split)
+    if not verbatim:
+        flat = pc.utf8_trim_whitespace(flat)
     keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
     owner = pc.list_parent_indices(split).to_numpy(zero_copy_only=False)
     offsets = np.zeros(len(text) + 1, np.int32)
