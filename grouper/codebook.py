@@ -23,9 +23,14 @@ import pyarrow.compute as pc
 
 from grouper.codes import encode_values, normalise_codes
 from grouper.drg.expr import (
+    STEP_GATE,
+    STEP_ITEM,
+    STEP_PRE,
     Instr,
     Op,
+    Sel,
     compile_condition,
+    conjuncts,
     guards,
     required_pdx_list,
     required_sex,
@@ -40,7 +45,7 @@ __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "cod
 
 _QY_NAME = "歧义组"
 
-_CACHE_FORMAT = 4  # 3: conditions compiled to postfix programs; 4: guards
+_CACHE_FORMAT = 6  # 3: conditions compiled to postfix programs; 4: guards; 5: steps and their prefilter
 
 
 def codebook_dir(scheme: str | os.PathLike) -> Path:
@@ -296,6 +301,27 @@ def _csr(groups: np.ndarray, n_groups: int, *values: np.ndarray) -> tuple[np.nda
     return (offsets, *(v[order] for v in values))
 
 
+def _possible_steps(programs, step_prog, bits, op: Op, sel: Sel, arg) -> np.ndarray:
+    """Bit set per code (row 0: no code) of the steps still possible when that code is the principal: a step is
+    impossible when a top-level conjunct of its program is ``<principal> in L`` and the code is not in L."""
+    n_steps = len(step_prog)
+    out = np.zeros((bits.shape[0] + 1, max(1, -(-n_steps // 64))), np.uint64)
+    for s, p in enumerate(step_prog):
+        lists = [arg(programs[p][k]) for k in conjuncts(programs[p])]
+        lists = [
+            lid
+            for k, lid in zip(conjuncts(programs[p]), lists, strict=True)
+            if programs[p][k].op == op and programs[p][k].sel == sel
+        ]
+        ok = np.ones(bits.shape[0] + 1, np.bool_)
+        if lists:
+            ok[0] = False
+            for lid in lists:
+                ok[1:] &= ((bits[:, lid >> 6] >> np.uint64(lid & 63)) & np.uint64(1)).astype(np.bool_)
+        out[ok, s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+    return out
+
+
 def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
     dx_dict, proc_dict = _read(folder, "dx.csv"), _read(folder, "proc.csv")
     mdc, mdc_dx = _read(folder, "mdc.csv"), _read(folder, "mdc_dx.csv")
@@ -442,25 +468,35 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
     bad_stage = set(qy.stage) - {"pre_gate", "in_mdc"}
     if bad_stage:
         raise CodebookError(f"{folder / 'qy.csv'}: unknown stage {sorted(bad_stage)[0]!r} (pre_gate, in_mdc)")
-    pre_off = np.zeros(n_mdc + 1, np.int64)
-    np.cumsum(np.bincount(qy_m[pre], minlength=n_mdc) if pre else np.zeros(n_mdc, np.int64), out=pre_off[1:])
-    # the items of each MDC: its ADRGs in order, each in_mdc QY row right after its after_adrg
-    item_prog, item_target, item_off = [], [], np.zeros(n_mdc + 1, np.int64)
+    # the steps of each MDC (RULES.md §2): its pre-gate QY rows, its gate, then its items: its ADRGs in order,
+    # each in_mdc QY row right after its after_adrg
+    step_prog, step_kind, step_target, step_off = [], [], [], np.zeros(n_mdc + 1, np.int64)
     for m in range(n_mdc):
-        rows = [k for k in np.lexsort((qy_seq, qy_m)) if qy_m[k] == m and qy.stage.iloc[k] == "in_mdc"]
+        rows = [k for k in np.lexsort((qy_seq, qy_m)) if qy_m[k] == m]
         after = {}
         for k in rows:
-            after.setdefault(qy.after_adrg.iloc[k], []).append(k)
+            if qy.stage.iloc[k] == "pre_gate":
+                step_prog.append(n_gate + n_adrg_prog + k)
+                step_kind.append(STEP_PRE)
+                step_target.append(-2 - int(qy_label_of[k]))
+            else:
+                after.setdefault(qy.after_adrg.iloc[k], []).append(k)
+        step_prog.append(m)
+        step_kind.append(STEP_GATE)
+        step_target.append(-1)
         for k in after.get("", []):
-            item_prog.append(n_gate + n_adrg_prog + k)
-            item_target.append(-2 - int(qy_label_of[k]))
+            step_prog.append(n_gate + n_adrg_prog + k)
+            step_kind.append(STEP_ITEM)
+            step_target.append(-2 - int(qy_label_of[k]))
         for a in np.flatnonzero(adrg.m.to_numpy() == m):
-            item_prog.append(n_gate + int(a))
-            item_target.append(int(a))
+            step_prog.append(n_gate + int(a))
+            step_kind.append(STEP_ITEM)
+            step_target.append(int(a))
             for k in after.get(adrg.adrg.iloc[a], []):
-                item_prog.append(n_gate + n_adrg_prog + k)
-                item_target.append(-2 - int(qy_label_of[k]))
-        item_off[m + 1] = len(item_prog)
+                step_prog.append(n_gate + n_adrg_prog + k)
+                step_kind.append(STEP_ITEM)
+                step_target.append(-2 - int(qy_label_of[k]))
+        step_off[m + 1] = len(step_prog)
 
     # MDCs a principal can open: bit m when the gate and pre-gate rows need no list or the code is in it
     dx_mdc_mask = np.zeros(len(dx_codes), np.uint32)
@@ -476,6 +512,15 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
             ) << np.uint32(m)
         else:
             open_mdcs |= np.uint32(1) << np.uint32(m)
+    # which steps a principal diagnosis / principal procedure leaves possible: a step whose program has a top-level
+    # "pdx in L" (or "pproc in L") conjunct is false for a principal outside L; row 0 is the unknown code (-1)
+    dx_steps = _possible_steps(programs, step_prog, dx_bits, Op.DX_IN, Sel.PDX, arg)
+    proc_steps = _possible_steps(programs, step_prog, proc_bits, Op.PROC_IN, Sel.PPROC, arg)
+    # and the steps still possible for a case without any procedure: no top-level procedure conjunct
+    no_proc_steps = np.zeros(dx_steps.shape[1], np.uint64)
+    for s, prog in enumerate(step_prog):
+        if not any(programs[prog][k].op == Op.PROC_IN for k in conjuncts(programs[prog])):
+            no_proc_steps[s >> 6] |= np.uint64(1) << np.uint64(s & 63)
     parts = mdc_dx[mdc_dx.part != ""]
     part_names = np.unique(parts.part)
     dx_part = np.full(len(dx_codes), -1, np.int8)
@@ -526,15 +571,16 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
         "prog_pure": prog_pure,
         "mdc_labels": mdc.mdc.to_numpy().astype(str),
         "mdc_names": mdc.name.to_numpy().astype(str),
-        "mdc_gate_prog": np.arange(n_gate, dtype=np.int32),
         "mdc_gate_sex": mdc_gate_sex,
         "mdc_open": np.array([open_mdcs], np.uint32),
-        "mdc_pre_off": pre_off,
-        "pre_prog": np.array([n_gate + n_adrg_prog + k for k in pre], np.int32),
-        "pre_qy": qy_label_of[pre] if pre else np.zeros(0, np.int32),
-        "mdc_item_off": item_off,
-        "item_prog": np.array(item_prog, np.int32),
-        "item_target": np.array(item_target, np.int32),
+        "mdc_step_off": step_off,
+        "step_prog": np.array(step_prog, np.int32),
+        "step_kind": np.array(step_kind, np.int8),
+        "step_target": np.array(step_target, np.int32),
+        "dx_steps": dx_steps,
+        "proc_steps": proc_steps,
+        "no_proc_steps": no_proc_steps,
+        "mdc_gate_step": np.flatnonzero(np.array(step_kind) == STEP_GATE).astype(np.int64),
         "qy_labels": qy_labels,
         "qy_mdc": qy_mdc,
         "dx_mdc_mask": dx_mdc_mask,

@@ -4,6 +4,11 @@ Reads only the flat arrays of a compiled ``Codebook`` (packed into the ``Tables`
 case arrays (ids, CSR offsets). The flow is RULES.md §2 of chs-drg-2.0, for every scheme: MDCs in seq order;
 per MDC its pre-gate QY rows, its gate, then its items (ADRGs and in-MDC QY rows) in order; the first true item
 wins; an MDC whose items all fail falls through to the next; then the severity suffix of the ADRG's DRGs.
+
+These are the steps of the MDC (``mdc_step_off``); only the steps the case's principal diagnosis and principal
+procedure leave possible are run (``dx_steps`` & ``proc_steps``, and ``no_proc_steps`` for a case without any
+procedure, visited by their set bits), and every program goes through the one call site of ``_run`` (and ``_run``
+through one call site of ``_leaf``): each inlined helper is compiled once, which keeps the cold compile short.
 """
 
 from __future__ import annotations
@@ -12,14 +17,15 @@ from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
-from grouper.drg.expr import Cmp, Op, Sel
+from grouper.drg.expr import STEP_GATE, Cmp, Op, Sel
 from grouper.drg.rules import SeverityRule
 
 Tables = namedtuple(
     "Tables",
-    "dx_bits proc_bits prog_off ins_op ins_sel ins_arg ins_const guard_off guard_ins prog_pure mdc_gate_prog mdc_open "
-    "mdc_pre_off pre_prog pre_qy mdc_item_off item_prog item_target qy_mdc dx_mdc_mask dx_part "
+    "dx_bits proc_bits prog_off ins_op ins_sel ins_arg ins_const guard_off guard_ins prog_pure mdc_open "
+    "mdc_step_off step_prog step_kind step_target dx_steps proc_steps no_proc_steps mdc_gate_step qy_mdc dx_mdc_mask dx_part "
     "mcc_table cc_table cce_table adrg_drg_off drg_rule severity_all",
 )
 
@@ -39,11 +45,13 @@ _TRUE, _AND, _OR, _NOT = int(Op.TRUE), int(Op.AND), int(Op.OR), int(Op.NOT)
 _DX_IN, _PROC_IN, _NUM, _SEX, _PARTS = int(Op.DX_IN), int(Op.PROC_IN), int(Op.NUM), int(Op.SEX), int(Op.PARTS)
 _PDX, _ODX, _PPROC = int(Sel.PDX), int(Sel.ODX), int(Sel.PPROC)
 _LT, _LE, _GT, _GE, _EQ = int(Cmp.LT), int(Cmp.LE), int(Cmp.GT), int(Cmp.GE), int(Cmp.EQ)
+_GATE = STEP_GATE
 _S_MCC, _S_MCC_OR_CC = int(SeverityRule.MCC), int(SeverityRule.MCC_OR_CC)
 
 #: severity of a case: no CC/MCC, CC, MCC (排除表 applied)
 SEV_NONE, SEV_CC, SEV_MCC = 0, 1, 2
 _ONE = np.uint64(1)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @njit(cache=True, inline="always")
@@ -104,38 +112,43 @@ def _leaf(t, k, pdx, odx, pproc, oprocs, sex, nums):
                 if _has(t.proc_bits, p, lid):
                     return True
         return False
+    if op == _TRUE:
+        return True
     if op == _NUM:
-        return _compare(nums[lid], sel, t.ins_const[k])
-    if op == _SEX:
-        return _compare(float(sex), sel, t.ins_const[k])
-    if op == _PARTS:
-        return _compare(float(_parts(t, lid, pdx, odx)), sel, t.ins_const[k])
-    return op == _TRUE
+        x = nums[lid]
+    elif op == _SEX:
+        x = float(sex)
+    else:
+        x = float(_parts(t, lid, pdx, odx))
+    return _compare(x, sel, t.ins_const[k])  # NUM, SEX, PARTS: one call site
 
 
 @njit(cache=True, inline="always")
 def _run(t, p, pdx, odx, pproc, oprocs, sex, nums):
-    """Value of program ``p``: its guards, then its instructions on a stack of booleans held in one integer."""
-    for g in range(t.guard_off[p], t.guard_off[p + 1]):  # the top-level "and" operands, cheapest first
-        if not _leaf(t, t.guard_ins[g], pdx, odx, pproc, oprocs, sex, nums):
-            return False
-    if t.prog_pure[p]:
-        return True
+    """Value of program ``p``: its guards (the top-level "and" operands, cheapest first), then, unless they are
+    the whole program, its instructions on a stack of booleans held in one integer. One call site of ``_leaf``."""
+    g0, g1 = t.guard_off[p], t.guard_off[p + 1]
+    base = t.prog_off[p] - g1
+    end = g1 if t.prog_pure[p] else t.prog_off[p + 1] - base
     stack = np.uint64(0)
-    for k in range(t.prog_off[p], t.prog_off[p + 1]):
+    for j in range(g0, end):
+        k = t.guard_ins[j] if j < g1 else base + j
         op = t.ins_op[k]
-        if op == _AND or op == _OR:
+        if j >= g1 and (op == _AND or op == _OR):
             a = stack & _ONE
             stack >>= _ONE
             b = stack & _ONE
             stack = (stack & ~_ONE) | ((a & b) if op == _AND else (a | b))
-        elif op == _NOT:
+        elif j >= g1 and op == _NOT:
             stack ^= _ONE
         else:
-            stack = (stack << _ONE) | (
-                _ONE if _leaf(t, k, pdx, odx, pproc, oprocs, sex, nums) else np.uint64(0)
-            )
-    return stack & _ONE == _ONE
+            value = _leaf(t, k, pdx, odx, pproc, oprocs, sex, nums)
+            if j < g1:
+                if not value:
+                    return False
+            else:
+                stack = (stack << _ONE) | (_ONE if value else np.uint64(0))
+    return t.prog_pure[p] or stack & _ONE == _ONE
 
 
 @njit(cache=True, inline="always")
@@ -191,7 +204,7 @@ def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums
     severity = np.zeros(n, np.int8)
     severity_dx = np.full(n, -1, np.int32)
     first_gate = np.full(n, -1, np.int8)
-    n_mdc = t.mdc_gate_prog.shape[0]
+    n_mdc = t.mdc_step_off.shape[0] - 1
     for i in prange(n):
         if skip[i]:
             continue
@@ -199,25 +212,42 @@ def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums
         oprocs = oproc_ids[oproc_off[i] : oproc_off[i + 1]]
         p, pp, s, v = pdx[i], pproc[i], sex[i], nums[i]
         candidates = t.mdc_open[0] | (t.dx_mdc_mask[p] if p >= 0 else np.uint32(0))
+        no_proc = pp < 0 and oprocs.shape[0] == 0
         for m in range(n_mdc):
             if not (candidates >> np.uint32(m)) & np.uint32(1):
                 continue
-            hit = -1
-            for k in range(t.mdc_pre_off[m], t.mdc_pre_off[m + 1]):
-                if _run(t, t.pre_prog[k], p, odx, pp, oprocs, s, v):
-                    hit = -2 - t.pre_qy[k]
+            hit = -1  # >= 0: an ADRG; <= -2: a QY group (-2 - its index)
+            refused = False
+            lo, hi, gate = t.mdc_step_off[m], t.mdc_step_off[m + 1], t.mdc_gate_step[m]
+            for word in range(lo >> 6, ((hi - 1) >> 6) + 1):
+                able = t.dx_steps[p + 1, word] & t.proc_steps[pp + 1, word]
+                if no_proc:
+                    able &= t.no_proc_steps[word]
+                visit = able | (_ONE << np.uint64(gate & 63) if gate >> 6 == word else np.uint64(0))
+                if word == lo >> 6:
+                    visit &= _ALL << np.uint64(lo & 63)
+                if word == (hi - 1) >> 6:
+                    visit &= _ALL >> np.uint64(63 - ((hi - 1) & 63))
+                while visit:
+                    b = np.int64(trailing_zeros(visit))
+                    visit &= visit - _ONE
+                    k = (word << 6) + b
+                    value = (able >> np.uint64(b)) & _ONE == _ONE and _run(
+                        t, t.step_prog[k], p, odx, pp, oprocs, s, v
+                    )
+                    if k == gate:
+                        if not value:
+                            refused = True  # the gate refuses: the next MDC
+                            break
+                        if first_gate[i] < 0:
+                            first_gate[i] = m
+                    elif value:
+                        hit = t.step_target[k]
+                        break
+                if hit != -1 or refused:
                     break
             if hit == -1:
-                if not _run(t, t.mdc_gate_prog[m], p, odx, pp, oprocs, s, v):
-                    continue
-                if first_gate[i] < 0:
-                    first_gate[i] = m
-                for k in range(t.mdc_item_off[m], t.mdc_item_off[m + 1]):
-                    if _run(t, t.item_prog[k], p, odx, pp, oprocs, s, v):
-                        hit = t.item_target[k]
-                        break
-                if hit == -1:
-                    continue  # fall through to the next MDC (RULES.md §2)
+                continue  # gate refused, or no item matched: fall through to the next MDC (RULES.md §2)
             if hit < 0:  # an ambiguous group: its own MDC (MDCN's wrong-sex row reports MQY in MDCM)
                 q = -2 - hit
                 mdc[i] = t.qy_mdc[q]

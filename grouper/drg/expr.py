@@ -23,6 +23,9 @@ from enum import IntEnum
 from grouper.errors import CodebookError
 
 __all__ = [
+    "STEP_GATE",
+    "STEP_ITEM",
+    "STEP_PRE",
     "Cmp",
     "Instr",
     "Op",
@@ -71,6 +74,10 @@ class Cmp(IntEnum):
     EQ = 4
     NE = 5
 
+
+#: Kinds of the steps of an MDC (RULES.md §2): a pre-gate QY row (true → that QY group), the gate (false → next
+#: MDC), an item (an ADRG or an in-MDC QY row; true → its result).
+STEP_PRE, STEP_GATE, STEP_ITEM = 0, 1, 2
 
 #: The number variables, in the order the kernel receives them.
 NUMVARS = ("age_years", "age_days", "birth_weight_g")

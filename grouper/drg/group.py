@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -79,8 +80,18 @@ def group_drg(
     """
     verbatim = code_reading(codes) == "verbatim"
     table = as_discharges(table)
-    n = table.num_rows
     col = _columns(table)
+    with ThreadPoolExecutor(
+        1
+    ) as pool:  # duplicates (hash, sort) on the other core while the codes are encoded
+        pending = pool.submit(duplicated, col["case_id"]) if duplicate is None else None
+        return _group(
+            table, codebook, col, explain, verbatim, pending.result if pending else lambda: duplicate
+        )
+
+
+def _group(table, codebook, col, explain, verbatim, duplicates) -> pa.Table:
+    n = table.num_rows
     pdx = codebook.encode_dx(col["principal_dx"], verbatim=verbatim)
     pproc = codebook.encode_proc(col["principal_proc"], verbatim=verbatim)
     odx_off, odx, odx_unknown = _encode_list(col["other_dx"], partial(codebook.encode_dx, verbatim=verbatim))
@@ -94,12 +105,14 @@ def group_drg(
     weight = col["birth_weight_g"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
     settings = codebook.settings
     nums = _numbers(col, settings.numbers)
+    pdx_given = _present(col["principal_dx"], pdx < 0)  # written but not a code of the codebook
+    pdx_missing = (pdx < 0) & ~pdx_given
 
     # blocking checks of the scheme (codebook.toml [engine] checks), in its order: each sets a status, skips grouping
     status = np.zeros(n, np.int8)
     skip = np.zeros(n, np.bool_)
     for check in settings.checks:
-        mask, code = _check(check, col, sex, age_years, age_days, weight, settings)
+        mask, code = _check(check, col, sex, age_years, age_days, weight, settings, pdx_missing)
         _raise(status, mask & ~skip, code)
         skip |= mask
 
@@ -109,24 +122,21 @@ def group_drg(
     )
 
     grouped = mdc >= 0
-    pdx_missing = ~pc.is_valid(_strings(col["principal_dx"])).to_numpy(zero_copy_only=False)
     ungrouped = ~grouped & ~skip
-    mask_of_pdx = np.where(pdx >= 0, codebook["dx_mdc_mask"][np.maximum(pdx, 0)], 0)
     _raise(status, ungrouped & (first_gate >= 0), Status.NO_ADRG)
     _raise(status, ungrouped & (first_gate < 0), Status.NO_MDC)
-    _raise(status, ungrouped & _sex_conflict(codebook, mask_of_pdx, sex), Status.SEX_CONFLICT)
-    _raise(status, (pdx < 0) & ~pdx_missing & ~skip, Status.PDX_UNKNOWN)
+    _raise(status, _sex_conflict(codebook, ungrouped, pdx, sex), Status.SEX_CONFLICT)
+    _raise(status, pdx_given & ~skip, Status.PDX_UNKNOWN)
     _raise(status, pdx_missing & ~skip, Status.PDX_MISSING)
     warn = grouped & (status < Status.NO_ADRG)
     _raise(status, warn & (sex != 1) & (sex != 2), Status.SEX_UNKNOWN)
-    pproc_unknown = (pproc < 0) & pc.is_valid(_strings(col["principal_proc"])).to_numpy(zero_copy_only=False)
+    pproc_unknown = _present(col["principal_proc"], pproc < 0)
     _raise(status, warn & (odx_unknown | oproc_unknown | pproc_unknown), Status.CODE_UNKNOWN)
     _raise(status, warn & _los_invalid(col), Status.LOS_INVALID)
     mode = col["discharge_mode"]
     mode_bad = pc.is_valid(mode).to_numpy(False) & ~pc.is_in(mode, value_set=_DISCHARGE_MODES).to_numpy(False)
     _raise(status, warn & mode_bad, Status.DISCHARGE_MODE_UNKNOWN)
-    if duplicate is None:
-        duplicate = duplicated(col["case_id"])
+    duplicate = duplicates()
     grouping_status = status.copy()  # why the group is what it is, before the run-level statuses
     _raise(status, duplicate, Status.DUPLICATE_CASE)
     no_id = pc.fill_null(pc.equal(pc.binary_length(col["case_id"]), 0), True)  # readers make blank ids null
@@ -167,14 +177,15 @@ def _numbers(col: dict[str, pa.Array], reading: NumberReading) -> np.ndarray:
     return out
 
 
-def _check(check: Check, col, sex, age_years, age_days, weight, settings) -> tuple[np.ndarray, Status]:
+def _check(
+    check: Check, col, sex, age_years, age_days, weight, settings, no_pdx
+) -> tuple[np.ndarray, Status]:
     """Cases a blocking check stops, and their status."""
     if check == Check.SEX_MISSING:
         return sex == -128, Status.SEX_MISSING
     if check == Check.SEX_INVALID:
-        return _sex_misspelt(col, settings.sex_spellings), Status.SEX_INVALID
+        return _sex_misspelt(col, sex, settings.sex_spellings), Status.SEX_INVALID
     if check == Check.DX_MISSING:
-        no_pdx = ~pc.is_valid(_strings(col["principal_dx"])).to_numpy(zero_copy_only=False)
         no_odx = pc.list_value_length(col["other_dx"]).fill_null(0).to_numpy(zero_copy_only=False) == 0
         return no_pdx & no_odx, Status.PDX_MISSING
     if check == Check.NEWBORN_DATA_MISSING:
@@ -186,11 +197,25 @@ def _check(check: Check, col, sex, age_years, age_days, weight, settings) -> tup
     return ~missing & ((age_years < 0) | (age_years > _AGE_MAX_YEARS) | (age_days < 0)), Status.AGE_INVALID
 
 
-def _sex_misspelt(col: dict[str, pa.Array], spellings: tuple[str, ...]) -> np.ndarray:
+def _sex_misspelt(col: dict[str, pa.Array], sex: np.ndarray, spellings: tuple[str, ...]) -> np.ndarray:
     """Sex not written as one of ``spellings``: the text as written when the source was text (``男``, ``1.0``,
-    ``" 1"`` fail under chs-drg-2.0), else the number read (a numeric column holds no spelling)."""
-    written = pc.coalesce(col["sex_text"], col["sex"].cast(pa.string()))
-    return ~pc.is_in(written, value_set=pa.array(spellings, pa.string())).to_numpy(zero_copy_only=False)
+    ``" 1"`` fail under chs-drg-2.0), else the number read (a numeric column holds no spelling: 1 is "1")."""
+    numbers = [int(v) for v in spellings if v.isascii() and v.isdigit() and str(int(v)) == v and int(v) < 128]
+    ok = np.isin(sex, np.array(numbers, np.int8))
+    text = col["sex_text"]
+    if text.null_count < len(text):
+        written = pc.is_in(text, value_set=pa.array(spellings, pa.string())).to_numpy(zero_copy_only=False)
+        ok = np.where(text.is_valid().to_numpy(zero_copy_only=False), written, ok)
+    return ~ok
+
+
+def _present(arr: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """Which of the ``rows`` (a mask) hold a value that is not null or blank; only those rows' strings are read."""
+    out = np.zeros(len(arr), np.bool_)
+    at = np.flatnonzero(rows & arr.is_valid().to_numpy(zero_copy_only=False))
+    if len(at):
+        out[at] = pc.is_valid(_strings(arr.take(pa.array(at)))).to_numpy(zero_copy_only=False)
+    return out
 
 
 def _columns(table: pa.Table) -> dict[str, pa.Array]:
@@ -232,16 +257,21 @@ def _raise(status: np.ndarray, mask: np.ndarray, code: Status) -> None:
     np.maximum(status, np.where(mask, np.int8(code), np.int8(0)), out=status)
 
 
-def _sex_conflict(codebook: Codebook, mask_of_pdx: np.ndarray, sex: np.ndarray) -> np.ndarray:
-    """The principal's MDC lists are all sex-gated and none admits this sex (RULES.md §2, project SEX_CONFLICT)."""
+def _sex_conflict(codebook: Codebook, rows: np.ndarray, pdx: np.ndarray, sex: np.ndarray) -> np.ndarray:
+    """Of ``rows`` (a mask, the ungrouped cases), those whose principal's MDC lists are all sex-gated and none
+    admits this sex (RULES.md §2, project SEX_CONFLICT)."""
+    at = np.flatnonzero(rows & (pdx >= 0))
+    mask_of_pdx = codebook["dx_mdc_mask"][pdx[at]]
     gated = np.uint32(0)
-    refused = np.zeros(len(sex), np.uint32)
+    refused = np.zeros(len(at), np.uint32)
     for m, need in enumerate(codebook["mdc_gate_sex"]):
         if need:  # a top-level sex == "n" in the MDC's gate
             bit = np.uint32(1) << np.uint32(m)
             gated |= bit
-            refused |= np.where(sex != need, bit, np.uint32(0))
-    return (mask_of_pdx != 0) & (mask_of_pdx & ~gated == 0) & (mask_of_pdx & ~refused == 0)
+            refused |= np.where(sex[at] != need, bit, np.uint32(0))
+    out = np.zeros(len(pdx), np.bool_)
+    out[at] = (mask_of_pdx != 0) & (mask_of_pdx & ~gated == 0) & (mask_of_pdx & ~refused == 0)
+    return out
 
 
 def _los_invalid(col: dict[str, pa.Array]) -> np.ndarray:
