@@ -31,15 +31,20 @@ __all__ = [
     "YEAR_SETTINGS",
     "GroupStats",
     "TrimSpec",
+    "Window",
     "data_years",
     "describe_excluded",
     "fingerprint",
+    "fit_summary",
     "group_stats",
+    "history_window",
     "params_from_meta",
     "params_to_meta",
     "read_fitted",
+    "restore_summary",
     "trim_keep",
     "trim_of",
+    "trim_warnings",
     "weighted_mean",
     "write_fitted",
     "year_weights",
@@ -144,6 +149,68 @@ def data_years(table: pa.Table) -> np.ndarray:
     else:
         raise InputError("history: needs a `year` or a `discharge_date` column", column="year")
     return col.fill_null(-1).to_numpy().astype(np.int32, copy=False)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A history seen through a fit object's year settings: what :func:`history_window` returns."""
+
+    years: np.ndarray  #: data year per case (−1 unknown)
+    window: tuple[int, ...]  #: the years used, oldest first
+    weights: np.ndarray  #: their normalised weights
+    cost: np.ndarray  #: total cost per case, float64 yuan (NaN when missing)
+    in_window: np.ndarray  #: the case's year is in the window
+    cost_ok: np.ndarray  #: the cost is finite and positive
+
+
+def history_window(est, history: pa.Table, required: tuple[str, ...]) -> Window:
+    """The columns every fit reads, checked and taken once: data years, the year window and weights of ``est``
+    (``years``, ``year_weights``), and the cost of each case.
+
+    Raises
+    ------
+    InputError
+        A ``required`` column (or ``total_cost``) is missing.
+    """
+    for col in dict.fromkeys(("total_cost", *required)):
+        if col not in history.column_names:
+            raise InputError(f"history: missing column {col!r}", column=col)
+    years = data_years(history)
+    window, w = year_weights(years, est.years, est.year_weights)
+    cost = history.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+    return Window(years, window, w, cost, np.isin(years, window), np.isfinite(cost) & (cost > 0))
+
+
+def trim_warnings(est) -> list[str]:
+    """The warning of a fit that trimmed more than its ``max_trim_rate`` (none otherwise)."""
+    rate = est.n_trimmed_ / max(est.n_cases_, 1)
+    if rate > est.max_trim_rate:
+        return [f"trimmed {rate:.1%} of cases, more than max_trim_rate {est.max_trim_rate:.1%}"]
+    return []
+
+
+def fit_summary(est, normalised) -> dict:
+    """What a fit over years records beside its table, in file order: the year window and its normalised
+    weights, cases used, trimmed and left out, the history's fingerprint and the settings."""
+    return {
+        "years": list(est.years_),
+        "year_weights_normalised": list(normalised),
+        "n_cases": est.n_cases_,
+        "n_trimmed": est.n_trimmed_,
+        "n_excluded": dict(est.n_excluded_),
+        "history": est.history_,
+        "params": params_to_meta(est.get_params()),
+    }
+
+
+def restore_summary(est, meta: dict) -> tuple[float, ...]:
+    """Set what :func:`fit_summary` recorded back on a fit object (no warnings); returns the normalised weights."""
+    est.years_ = tuple(int(y) for y in meta["years"])
+    est.n_cases_, est.n_trimmed_ = int(meta["n_cases"]), int(meta["n_trimmed"])
+    est.n_excluded_ = dict(meta["n_excluded"])
+    est.history_ = dict(meta["history"])
+    est.warnings_ = []
+    return tuple(float(x) for x in meta["year_weights_normalised"])
 
 
 def describe_excluded(excluded: dict[str, int]) -> str:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -181,42 +181,25 @@ def group_to_file(
     inputs: Iterable[str | os.PathLike],
     out: str | os.PathLike,
     *,
-    scheme: str = DEFAULT_SCHEME,
-    catalogue: str | os.PathLike | None = None,
-    tiers: str | os.PathLike | None = None,
-    tie_break: str | None = None,
-    exclusions: str | os.PathLike | None = None,
-    aux: str | os.PathLike | None = None,
-    use_aux: bool = True,
-    explain: bool = False,
-    compare_with: str | None = None,
     migration: str | os.PathLike | None = None,
     encoding: str | None = None,
     if_exists: IfExists = "error",
     on_batch: Callable[[int], None] | None = None,
     engine: Engine | None = None,
+    **settings: Any,
 ) -> GroupRun:
     """Group discharge files (CSV, Excel, Parquet; a folder: its Parquet files, hive partitions included) into one
     result file (``.parquet``, ``.csv``, ``.xlsx``; ``"-"``: CSV on standard output), streamed with bounded memory.
 
-    Parameters are those of :func:`grouping`, plus ``migration`` (with ``compare_with``: write the migration
-    table there), ``encoding`` (CSV inputs; detected when None), ``if_exists``, ``on_batch(rows)`` (progress)
+    ``settings`` are the keyword arguments of :func:`grouping` (``scheme``, ``catalogue``, ``tiers``,
+    ``tie_break``, ``exclusions``, ``aux``, ``use_aux``, ``explain``, ``compare_with``); besides them ``migration``
+    (with ``compare_with``: write the migration table there), ``encoding`` (CSV inputs; detected when None), ``if_exists``, ``on_batch(rows)`` (progress)
     and ``engine`` (:class:`grouper.distributed.Engine`; local when None): on a Dask cluster each file is a
     partition grouped by the same batch functions, and the output is the same, byte for byte.
     """
+    compare_with = settings.get("compare_with")
     if migration and not compare_with:
         raise SettingsError("a migration table needs a scheme to compare with", key="migration")
-    settings = {
-        "scheme": scheme,
-        "catalogue": catalogue,
-        "tiers": tiers,
-        "tie_break": tie_break,
-        "exclusions": exclusions,
-        "aux": aux,
-        "use_aux": use_aux,
-        "explain": explain,
-        "compare_with": compare_with,
-    }
     g = grouping(**settings)
     files = dataset_files(inputs)
     counts: collections.Counter[str] = collections.Counter()

@@ -16,15 +16,16 @@ import pyarrow.compute as pc
 from grouper._history import (
     TRIM_SETTINGS,
     YEAR_SETTINGS,
-    data_years,
     describe_excluded,
     fingerprint,
+    fit_summary,
     group_stats,
+    history_window,
     params_from_meta,
-    params_to_meta,
+    restore_summary,
     trim_of,
+    trim_warnings,
     weighted_mean,
-    year_weights,
 )
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
@@ -388,15 +389,10 @@ class DipCatalog(Estimator):
         """
         self.check_settings()
         spec = trim_of(self)
-        for col in ("total_cost", "principal_dx"):
-            if col not in history.column_names:
-                raise InputError(f"history: missing column {col!r}", column=col)
-        years = data_years(history)
-        window, w = year_weights(years, self.years, self.year_weights)
-        cost_all = history.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+        h = history_window(self, history, ("principal_dx",))
+        years, window, w, cost_all = h.years, h.window, h.weights, h.cost
+        in_window, cost_ok = h.in_window, h.cost_ok
         pdx_all = _str(history, "principal_dx")
-        in_window = np.isin(years, window)
-        cost_ok = np.isfinite(cost_all) & (cost_all > 0)
         # a principal is usable when it looks like an ICD-10 code, as group_dip reads it without a codebook
         dagger = pc.replace_substring_regex(pdx_all, r"\+.*$", "")
         pdx_ok = pc.match_substring_regex(dagger, _ICD10).to_numpy(zero_copy_only=False)
@@ -442,12 +438,7 @@ class DipCatalog(Estimator):
         self.n_cases_ = int(h.num_rows)
         self.n_trimmed_ = int((stats.n - stats.n_kept).sum())
         self.history_ = fingerprint(history, list(HISTORY_COLUMNS), years)
-        self.warnings_ = []
-        rate = self.n_trimmed_ / max(self.n_cases_, 1)
-        if rate > self.max_trim_rate:
-            self.warnings_.append(
-                f"trimmed {rate:.1%} of cases, more than max_trim_rate {self.max_trim_rate:.1%}"
-            )
+        self.warnings_ = trim_warnings(self)
         return self
 
     def _regroup(self, h: pa.Table, draft: pa.Table, rows: dict) -> np.ndarray:
@@ -675,7 +666,6 @@ class DipCatalog(Estimator):
             Extra metadata (``name``, ``region``, …); ``year`` defaults to the year after the last data year.
         """
         self._require_fitted()
-        params = params_to_meta(self.get_params())
         info = {
             "year": self.years_[-1] + 1,
             "data_year": self.years_[-1],
@@ -684,13 +674,7 @@ class DipCatalog(Estimator):
             "region_avg_cost": self.region_avg_cost_,
             "score_base": self.score_base_,
             "threshold_cases": self.threshold_,
-            "years": list(self.years_),
-            "year_weights_normalised": list(self.weights_),
-            "n_cases": self.n_cases_,
-            "n_trimmed": self.n_trimmed_,
-            "n_excluded": dict(self.n_excluded_),
-            "history": self.history_,
-            "params": params,
+            **fit_summary(self, self.weights_),
             "grouping": GroupingSettings(**self._grouping()).record(self.tiers),
             **getattr(self, "_provenance", {}),
             "builder": f"drgdip {drgdip_version()} grouper.dip.catalogue_builder.DipCatalog",
@@ -722,12 +706,7 @@ class DipCatalog(Estimator):
         est.region_avg_cost_ = float(meta["region_avg_cost"])
         est.score_base_ = float(meta["score_base"])
         est.threshold_ = int(meta["threshold_cases"])
-        est.years_ = tuple(int(y) for y in meta["years"])
-        est.weights_ = tuple(float(x) for x in meta["year_weights_normalised"])
-        est.n_cases_, est.n_trimmed_ = int(meta["n_cases"]), int(meta["n_trimmed"])
-        est.n_excluded_ = dict(meta["n_excluded"])
-        est.history_ = dict(meta["history"])
-        est.warnings_ = []
+        est.weights_ = restore_summary(est, meta)
         return est
 
 

@@ -11,18 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper._history import (
-    TRIM_SETTINGS,
-    YEAR_SETTINGS,
-    data_years,
-    describe_excluded,
-    fingerprint,
-    group_stats,
-    params_to_meta,
-    trim_of,
-    weighted_mean,
-    year_weights,
-)
+from grouper import _history as hist
 from grouper.errors import InputError
 from grouper.estimator import Estimator
 from grouper.settings import Num, Seq, Text
@@ -108,10 +97,10 @@ class DrgWeights(Estimator):
 
     SETTINGS = MappingProxyType(
         {
-            **YEAR_SETTINGS,
+            **hist.YEAR_SETTINGS,
             "min_n": Num(lo=1, integer=True),
             "exclude_drgs": Seq(Text()),
-            **TRIM_SETTINGS,
+            **hist.TRIM_SETTINGS,
         }
     )
     FITTED = "weights_"
@@ -119,7 +108,7 @@ class DrgWeights(Estimator):
     META_KEY = "drgdip.weights"
 
     def _check_together(self) -> None:
-        trim_of(self)
+        hist.trim_of(self)
 
     def fit(self, history: pa.Table) -> DrgWeights:
         """Learn the weights.
@@ -136,16 +125,11 @@ class DrgWeights(Estimator):
             ``self``.
         """
         self.check_settings()
-        spec = trim_of(self)
-        for col in ("drg", "total_cost"):
-            if col not in history.column_names:
-                raise InputError(f"history: missing column {col!r}", column=col)
-        years = data_years(history)
-        window, w = year_weights(years, self.years, self.year_weights)
+        spec = hist.trim_of(self)
+        h = hist.history_window(self, history, ("drg",))
+        years, window, w, cost = h.years, h.window, h.weights, h.cost
+        in_window, cost_ok = h.in_window, h.cost_ok
         drg_all = pc.utf8_trim_whitespace(history.column("drg").cast(pa.string())).fill_null("")
-        cost = history.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
-        in_window = np.isin(years, window)
-        cost_ok = np.isfinite(cost) & (cost > 0)
         excluded = pc.is_in(drg_all, value_set=pa.array([*self.exclude_drgs, ""], pa.string()))
         excluded = pc.or_(excluded, pc.ends_with(drg_all, "QY")).to_numpy(zero_copy_only=False)
         use = in_window & cost_ok & ~excluded
@@ -155,7 +139,7 @@ class DrgWeights(Estimator):
             "drg_excluded": int((in_window & cost_ok & excluded).sum()),
         }
         if not use.any():
-            raise InputError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
+            raise InputError(f"history: no usable case ({hist.describe_excluded(self.n_excluded_)})")
         rows = pa.array(np.flatnonzero(use))
         drg = pc.take(drg_all, rows)
         if "adrg" in history.column_names:
@@ -176,13 +160,13 @@ class DrgWeights(Estimator):
         aid = aenc.indices.to_numpy().astype(np.int64)
         ng, na = len(codes), len(aenc.dictionary)
         kw = {"trim": spec, "mode": self.year_weighting, "ddof": self.cv_ddof}
-        d, keep = group_stats(cost, gid, yid, ng, w, **kw)
-        a, _ = group_stats(cost, aid, yid, na, w, **kw)
+        d, keep = hist.group_stats(cost, gid, yid, ng, w, **kw)
+        a, _ = hist.group_stats(cost, aid, yid, na, w, **kw)
         drg_adrg = np.zeros(ng, dtype=np.int64)
         drg_adrg[gid] = aid
         thin = d.n < self.min_n
         mean = np.where(thin, a.mean[drg_adrg], d.mean)
-        avg_los = weighted_mean(los, gid, yid, keep & np.isfinite(los), ng, w, self.year_weighting)
+        avg_los = hist.weighted_mean(los, gid, yid, keep & np.isfinite(los), ng, w, self.year_weighting)
         table = pa.table(
             {
                 "drg": codes,
@@ -202,18 +186,14 @@ class DrgWeights(Estimator):
         self.years_, self.year_weights_ = tuple(window), tuple(float(x) for x in w)
         self.n_cases_ = int(cost.size)
         self.n_trimmed_ = int((d.n - d.n_kept).sum())
-        self.history_ = fingerprint(
+        self.history_ = hist.fingerprint(
             history, ["year", "discharge_date", "drg", "adrg", "total_cost", "los_days"], years
         )
         self.warnings_ = []
         thin_adrg = int((thin & (a.n[drg_adrg] < self.min_n)).sum())
         if thin_adrg:
             self.warnings_.append(f"{thin_adrg} DRG(s) below min_n whose ADRG is also below min_n")
-        rate = self.n_trimmed_ / max(self.n_cases_, 1)
-        if rate > self.max_trim_rate:
-            self.warnings_.append(
-                f"trimmed {rate:.1%} of cases, more than max_trim_rate {self.max_trim_rate:.1%}"
-            )
+        self.warnings_ += hist.trim_warnings(self)
         return self
 
     def apply(self, cases: pa.Table) -> pa.Table:
@@ -237,13 +217,7 @@ class DrgWeights(Estimator):
         return {
             **meta,
             "overall_mean": self.overall_mean_,
-            "years": list(self.years_),
-            "year_weights_normalised": list(self.year_weights_),
-            "n_cases": self.n_cases_,
-            "n_trimmed": self.n_trimmed_,
-            "n_excluded": dict(self.n_excluded_),
-            "history": self.history_,
-            "params": params_to_meta(self.get_params()),
+            **hist.fit_summary(self, self.year_weights_),
             "builder": f"drgdip {drgdip_version()} grouper.drg.weights.DrgWeights",
         }
 
@@ -253,9 +227,4 @@ class DrgWeights(Estimator):
     def _restore(self, table: pa.Table, meta: dict) -> None:
         self.weights_ = table
         self.overall_mean_ = float(meta["overall_mean"])
-        self.years_ = tuple(int(y) for y in meta["years"])
-        self.year_weights_ = tuple(float(x) for x in meta["year_weights_normalised"])
-        self.n_cases_, self.n_trimmed_ = int(meta["n_cases"]), int(meta["n_trimmed"])
-        self.n_excluded_ = dict(meta["n_excluded"])
-        self.history_ = dict(meta["history"])
-        self.warnings_ = []
+        self.year_weights_ = hist.restore_summary(self, meta)
