@@ -47,3 +47,26 @@ def test_catalog_command_reports_a_bad_option_in_one_line(tmp_path):
     assert result.exit_code == 1 and "is not fixed:N" in result.output
     result = CliRunner().invoke(app, [*args, "--history", str(tmp_path / "nope")])
     assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_a_history_the_fit_cannot_use_is_one_error_line_not_an_internal_error(tmp_path):
+    """The fits raise the error family (InputError, SettingsError), which the CLI prints as one line."""
+    h = history(VECTORS[0]["history"])
+    pq.write_table(h.drop_columns(["total_cost"]), tmp_path / "no_cost.parquet")
+    pq.write_table(h, tmp_path / "h.parquet")
+    for command in ("catalog", "weights"):
+        args = [
+            command,
+            "--history",
+            str(tmp_path / "no_cost.parquet"),
+            "--out",
+            str(tmp_path / f"{command}.csv"),
+        ]
+        result = CliRunner().invoke(app, [*args, "-q"])
+        assert result.exit_code == 1 and "history: missing column 'total_cost'" in result.output, (
+            result.output
+        )
+        assert "internal error" not in result.output
+    args = ["catalog", "--history", str(tmp_path / "h.parquet"), "--out", str(tmp_path / "c.csv"), "-q"]
+    result = CliRunner().invoke(app, [*args, "--years", "2023,2024"])  # two years for three weights
+    assert result.exit_code == 1 and "years: need 3 distinct years" in result.output, result.output
