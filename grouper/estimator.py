@@ -28,9 +28,10 @@ __all__ = ["Estimator"]
 class Estimator:
     """Base of the fit/apply objects: declared settings, one not-fitted error, format-named readers and writers.
 
-    A subclass declares :attr:`SETTINGS` (name → field kind, one per constructor argument), :attr:`FITTED` (the
-    attribute ``fit`` sets), :attr:`SCHEMA` and :attr:`META_KEY` of the table it saves, and implements
-    :meth:`_saved` (the table and metadata to write) and :meth:`_restore` (set the fitted attributes from them).
+    A subclass declares :attr:`SETTINGS` (name → field kind, one per constructor argument; its keyword-only
+    constructor stores them with ``self._keep(locals())``), :attr:`FITTED` (the attribute ``fit`` sets),
+    :attr:`SCHEMA` and :attr:`META_KEY` of the table it saves, and implements :meth:`_saved` (the table and
+    metadata to write) and :meth:`_restore` (set the fitted attributes from them).
     """
 
     SETTINGS: ClassVar[Mapping[str, Any]] = {}
