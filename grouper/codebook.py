@@ -26,6 +26,7 @@ from grouper.drg.expr import (
     STEP_GATE,
     STEP_ITEM,
     STEP_PRE,
+    Cmp,
     Instr,
     Op,
     Sel,
@@ -45,7 +46,7 @@ __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "cod
 
 _QY_NAME = "歧义组"
 
-_CACHE_FORMAT = 6  # 3: conditions compiled to postfix programs; 4: guards; 5: steps and their prefilter
+_CACHE_FORMAT = 8  # 3: postfix programs; 4: guards; 5, 6, 8: steps and their prefilter; 7: anydx gates
 
 
 def codebook_dir(scheme: str | os.PathLike) -> Path:
@@ -301,6 +302,15 @@ def _csr(groups: np.ndarray, n_groups: int, *values: np.ndarray) -> tuple[np.nda
     return (offsets, *(v[order] for v in values))
 
 
+def _anydx_list(program: list[Instr]) -> tuple[str, str] | None:
+    """The list of a top-level ``anydx in L`` conjunct of a gate, if any."""
+    for k in conjuncts(program):
+        ins = program[k]
+        if ins.op == Op.DX_IN and ins.sel == Sel.ANYDX and not ins.prefix:
+            return ins.list
+    return None
+
+
 def _possible_steps(programs, step_prog, bits, op: Op, sel: Sel, arg) -> np.ndarray:
     """Bit set per code (row 0: no code) of the steps still possible when that code is the principal: a step is
     impossible when a top-level conjunct of its program is ``<principal> in L`` and the code is not in L."""
@@ -500,7 +510,9 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
 
     # MDCs a principal can open: bit m when the gate and pre-gate rows need no list or the code is in it
     dx_mdc_mask = np.zeros(len(dx_codes), np.uint32)
-    open_mdcs = np.uint32(0)
+    dx_any_mask = np.zeros(len(dx_codes), np.uint32)
+    open_mdcs = any_mdcs = np.uint32(0)
+    pre_of = np.bincount(qy_m[pre], minlength=n_mdc) if pre else np.zeros(n_mdc, np.int64)
     mdc_gate_sex = np.zeros(n_mdc, np.int8)
     for m in range(n_mdc):
         need = {required[m], *(required[n_gate + n_adrg_prog + k] for k in pre if qy_m[k] == m)}
@@ -510,17 +522,28 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
             dx_mdc_mask[dx_id.reindex(listed[ref]).dropna().astype(int).to_numpy()] |= np.uint32(
                 1
             ) << np.uint32(m)
-        else:
+        elif pre_of[m] or _anydx_list(gate_progs[m]) is None:
             open_mdcs |= np.uint32(1) << np.uint32(m)
+        else:  # a gate "anydx in L and …" (2.0 MDCY): a candidate when some diagnosis is in L
+            rows = dx_id.reindex(listed[_anydx_list(gate_progs[m])]).dropna().astype(int).to_numpy()
+            dx_any_mask[rows] |= np.uint32(1) << np.uint32(m)
+            any_mdcs |= np.uint32(1) << np.uint32(m)
     # which steps a principal diagnosis / principal procedure leaves possible: a step whose program has a top-level
     # "pdx in L" (or "pproc in L") conjunct is false for a principal outside L; row 0 is the unknown code (-1)
     dx_steps = _possible_steps(programs, step_prog, dx_bits, Op.DX_IN, Sel.PDX, arg)
     proc_steps = _possible_steps(programs, step_prog, proc_bits, Op.PROC_IN, Sel.PPROC, arg)
     # and the steps still possible for a case without any procedure: no top-level procedure conjunct
+    # and those possible when age_years is not 0 (no top-level "age_years == 0" conjunct: the newborn rows)
     no_proc_steps = np.zeros(dx_steps.shape[1], np.uint64)
+    aged_steps = np.zeros(dx_steps.shape[1], np.uint64)
     for s, prog in enumerate(step_prog):
-        if not any(programs[prog][k].op == Op.PROC_IN for k in conjuncts(programs[prog])):
+        tops = [programs[prog][k] for k in conjuncts(programs[prog])]
+        if not any(ins.op == Op.PROC_IN for ins in tops):
             no_proc_steps[s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+        if not any(
+            ins.op == Op.NUM and ins.arg == 0 and ins.sel == Cmp.EQ and ins.const == 0 for ins in tops
+        ):
+            aged_steps[s >> 6] |= np.uint64(1) << np.uint64(s & 63)
     parts = mdc_dx[mdc_dx.part != ""]
     part_names = np.unique(parts.part)
     dx_part = np.full(len(dx_codes), -1, np.int8)
@@ -580,10 +603,13 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
         "dx_steps": dx_steps,
         "proc_steps": proc_steps,
         "no_proc_steps": no_proc_steps,
+        "aged_steps": aged_steps,
         "mdc_gate_step": np.flatnonzero(np.array(step_kind) == STEP_GATE).astype(np.int64),
         "qy_labels": qy_labels,
         "qy_mdc": qy_mdc,
         "dx_mdc_mask": dx_mdc_mask,
+        "dx_any_mask": dx_any_mask,
+        "mdc_any": np.array([any_mdcs], np.uint32),
         "dx_part": dx_part,
         "mcc_table": table_of(mcc, "code"),
         "cc_table": table_of(cc, "code"),

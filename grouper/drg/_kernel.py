@@ -6,9 +6,11 @@ per MDC its pre-gate QY rows, its gate, then its items (ADRGs and in-MDC QY rows
 wins; an MDC whose items all fail falls through to the next; then the severity suffix of the ADRG's DRGs.
 
 These are the steps of the MDC (``mdc_step_off``); only the steps the case's principal diagnosis and principal
-procedure leave possible are run (``dx_steps`` & ``proc_steps``, and ``no_proc_steps`` for a case without any
-procedure, visited by their set bits), and every program goes through the one call site of ``_run`` (and ``_run``
-through one call site of ``_leaf``): each inlined helper is compiled once, which keeps the cold compile short.
+procedure leave possible are run (``dx_steps`` & ``proc_steps``; ``no_proc_steps`` for a case without any
+procedure, ``aged_steps`` for age_years not 0; visited by their set bits). An MDC gated by ``anydx in L`` (2.0
+MDCY) is tried only when some diagnosis is in L (``dx_any_mask``). Every program goes through the one call site of
+``_run`` (and ``_run`` through one call site of ``_leaf``): each inlined helper is compiled once, which keeps the cold
+compile short.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from grouper.drg.rules import SeverityRule
 Tables = namedtuple(
     "Tables",
     "dx_bits proc_bits prog_off ins_op ins_sel ins_arg ins_const guard_off guard_ins prog_pure mdc_open "
-    "mdc_step_off step_prog step_kind step_target dx_steps proc_steps no_proc_steps mdc_gate_step qy_mdc dx_mdc_mask dx_part "
+    "mdc_step_off step_prog step_kind step_target dx_steps proc_steps no_proc_steps aged_steps mdc_gate_step qy_mdc dx_mdc_mask dx_any_mask mdc_any dx_part "
     "mcc_table cc_table cce_table adrg_drg_off drg_rule severity_all",
 )
 
@@ -212,7 +214,14 @@ def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums
         oprocs = oproc_ids[oproc_off[i] : oproc_off[i + 1]]
         p, pp, s, v = pdx[i], pproc[i], sex[i], nums[i]
         candidates = t.mdc_open[0] | (t.dx_mdc_mask[p] if p >= 0 else np.uint32(0))
+        if t.mdc_any[0]:  # MDCs gated by "anydx in L": some diagnosis in L
+            if p >= 0:
+                candidates |= t.dx_any_mask[p]
+            for d in odx:
+                if d >= 0:
+                    candidates |= t.dx_any_mask[d]
         no_proc = pp < 0 and oprocs.shape[0] == 0
+        aged = v[0] != 0.0  # age_years (NaN too): the newborn steps cannot hold
         for m in range(n_mdc):
             if not (candidates >> np.uint32(m)) & np.uint32(1):
                 continue
@@ -223,6 +232,8 @@ def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums
                 able = t.dx_steps[p + 1, word] & t.proc_steps[pp + 1, word]
                 if no_proc:
                     able &= t.no_proc_steps[word]
+                if aged:
+                    able &= t.aged_steps[word]
                 visit = able | (_ONE << np.uint64(gate & 63) if gate >> 6 == word else np.uint64(0))
                 if word == lo >> 6:
                     visit &= _ALL << np.uint64(lo & 63)
