@@ -37,7 +37,16 @@ from grouper.errors import ClusterError, DrgdipError
 from grouper.io import BATCH_SIZE, read_discharges
 from grouper.io.formats import one_line
 
-__all__ = ["ENGINES", "Engine", "connect", "group_partitions", "ordered_results", "repeated_ids"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "connect",
+    "group_part_file",
+    "group_partitions",
+    "group_to_parts",
+    "ordered_results",
+    "repeated_ids",
+]
 
 #: The engines a command can run on.
 ENGINES = ("local", "dask")
@@ -218,19 +227,100 @@ def group_partitions(
     this machine computed for them (a worker that loads another codebook or catalogue is a
     :class:`ClusterError`).
     """
-    frozen = tuple(sorted((k, str(v) if isinstance(v, Path) else v) for k, v in settings.items()))
+    frozen = _frozen(settings)
     with connect(engine) as client:
         seen = repeated_ids(client, files, encoding=encoding)
         calls = ((str(f), frozen, s, encoding, batch_size) for f, s in zip(files, seen, strict=True))
         for tables, theirs in ordered_results(client, _group_partition, calls):
-            if theirs != metadata:
-                differ = sorted(
-                    k for k in metadata.keys() | theirs.keys() if metadata.get(k) != theirs.get(k)
-                )
-                raise ClusterError(
-                    f"the workers group with other data or code than this machine ({', '.join(differ)} differ)"
-                )
+            _same_metadata(metadata, theirs)
             for t in tables:
                 if on_batch is not None:
                     on_batch(t.num_rows)
                 yield t
+
+
+def group_to_parts(
+    engine: Engine,
+    files: list[Path],
+    targets: list[Path],
+    settings: dict,
+    metadata: dict[str, str],
+    *,
+    encoding: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, dict[str, int]]]:
+    """Group each file of ``files`` into the Parquet file of the same rank of ``targets`` (a folder of parts:
+    on a cluster the workers write them, in parallel; locally one after the other). Yields (rows, cases per
+    status) per part, in order. Duplicate case ids are flagged as when grouping into one file."""
+    frozen = _frozen(settings)
+    if engine.local:
+        tracker = DuplicateTracker()  # one tracker over the parts, as over the files of one output
+        results = (
+            group_part_file(str(f), str(t), frozen, None, encoding, batch_size, tracker)
+            for f, t in zip(files, targets, strict=True)
+        )
+        yield from _part_results(results, metadata, on_batch)
+        return
+    with connect(engine) as client:
+        seen = repeated_ids(client, files, encoding=encoding)
+        calls = (
+            (str(f), str(t), frozen, s, encoding, batch_size)
+            for f, t, s in zip(files, targets, seen, strict=True)
+        )
+        yield from _part_results(ordered_results(client, group_part_file, calls), metadata, on_batch)
+
+
+def group_part_file(
+    path: str,
+    target: str,
+    settings: tuple,
+    seen: np.ndarray | None,
+    encoding: str | None,
+    batch_size: int,
+    tracker: DuplicateTracker | None = None,
+) -> tuple[int, dict[str, int], dict[str, str]]:
+    """Group one partition into its own Parquet file, streamed (memory bounded by the batch size); returns the
+    rows, cases per status and the metadata written."""
+    from grouper.io import write_results
+    from grouper.pipeline import status_counts
+
+    g = _grouping_on_worker(settings)
+    counts: collections.Counter[str] = collections.Counter()
+
+    def tally(tables):
+        for t in tables:
+            counts.update(status_counts(t, g.status_column))
+            yield t
+
+    results = group_files(
+        [path],
+        g.run,
+        encoding=encoding,
+        batch_size=batch_size,
+        columns=g.columns,
+        tracker=tracker if tracker is not None else DuplicateTracker(seen),
+    )
+    rows = write_results(tally(results), target, metadata=g.metadata)
+    return rows, dict(counts), g.metadata
+
+
+def _part_results(results, metadata, on_batch) -> Iterator[tuple[int, dict[str, int]]]:
+    for rows, counts, theirs in results:
+        _same_metadata(metadata, theirs)
+        if on_batch is not None:
+            on_batch(rows)
+        yield rows, counts
+
+
+def _frozen(settings: dict) -> tuple:
+    """Grouping settings as a hashable key (the worker's cache of loaded groupings)."""
+    return tuple(sorted((k, str(v) if isinstance(v, Path) else v) for k, v in settings.items()))
+
+
+def _same_metadata(ours: dict[str, str], theirs: dict[str, str]) -> None:
+    if theirs != ours:
+        differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        raise ClusterError(
+            f"the workers group with other data or code than this machine ({', '.join(differ)} differ)"
+        )

@@ -27,14 +27,14 @@ from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
 from grouper.drg.group import group_drg
 from grouper.drg.migration import Migration, compare_schemes
 from grouper.errors import InputError, SettingsError
-from grouper.io import dataset_files, write_results
-from grouper.io.writer import IfExists
+from grouper.io import dataset_files, part_names, write_results
+from grouper.io.writer import IfExists, atomic_folder
 from grouper.version import drgdip_version
 
 if TYPE_CHECKING:
     from grouper.distributed import Engine
 
-__all__ = ["GroupRun", "aux_typing_for", "group_to_file", "grouping"]
+__all__ = ["GroupRun", "aux_typing_for", "group_to_file", "grouping", "status_counts"]
 
 
 @dataclass
@@ -155,6 +155,12 @@ def grouping(
     return Grouping(run_dip, metadata, "dip_status", columns, warnings)
 
 
+def status_counts(table: pa.Table, column: str) -> dict[str, int]:
+    """Cases per status of a result table (the run's summary counts)."""
+    vc = table.column(column).combine_chunks().cast(pa.string()).value_counts()
+    return {str(v["values"]): int(v["counts"]) for v in vc.to_pylist()}
+
+
 def aux_typing_for(
     catalogue, fingerprint: str, aux=None, warnings: list[str] | None = None
 ) -> AuxTyping | None:
@@ -189,7 +195,9 @@ def group_to_file(
     **settings: Any,
 ) -> GroupRun:
     """Group discharge files (CSV, Excel, Parquet; a folder: its Parquet files, hive partitions included) into one
-    result file (``.parquet``, ``.csv``, ``.xlsx``; ``"-"``: CSV on standard output), streamed with bounded memory.
+    result file (``.parquet``, ``.csv``, ``.xlsx``; ``"-"``: CSV on standard output), streamed with bounded memory,
+    or, when ``out`` has no suffix, into a folder of Parquet parts, one per input file under the same relative
+    name (:func:`grouper.io.part_names`), written together (all or nothing).
 
     ``settings`` are the keyword arguments of :func:`grouping` (``scheme``, ``catalogue``, ``tiers``,
     ``tie_break``, ``exclusions``, ``aux``, ``use_aux``, ``explain``, ``compare_with``); besides them ``migration``
@@ -211,10 +219,32 @@ def group_to_file(
         for t in tables:
             if moved is not None:
                 moved.add(t)
-            vc = t.column(g.status_column).combine_chunks().cast(pa.string()).value_counts()
-            counts.update({str(v["values"]): int(v["counts"]) for v in vc.to_pylist()})
+            counts.update(status_counts(t, g.status_column))
             yield t
 
+    if str(out) != "-" and not Path(out).suffix:  # a folder: one Parquet part per input file
+        if migration:
+            raise SettingsError(
+                "a migration table needs one output file, not a folder of parts", key="migration"
+            )
+        from grouper.distributed import Engine, group_to_parts
+
+        names = part_names(inputs)
+        rows = 0
+        with atomic_folder(out, names, if_exists=if_exists) as tmp:
+            parts = group_to_parts(
+                engine or Engine(),
+                files,
+                [tmp / n for n in names],
+                settings,
+                g.metadata,
+                encoding=encoding,
+                on_batch=on_batch,
+            )
+            for part_rows, part_counts in parts:
+                rows += part_rows
+                counts.update(part_counts)
+        return GroupRun(rows, dict(counts), g.metadata, g.warnings)
     if engine is None or engine.local:
         results = group_files(files, g.run, encoding=encoding, columns=g.columns, on_batch=on_batch)
     else:

@@ -60,6 +60,9 @@ class _ReadOnly(Mapping):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._v!r})"
 
+    def __reduce__(self):
+        return type(self), (self._v,)  # pickled by value (a cluster's workers settle with the same policy)
+
 
 class Section(_ReadOnly):
     """A read-only section of a validated policy; keys are also attributes (``policy.deviation.high.ratio``)."""
@@ -833,6 +836,10 @@ def _check_settlement(v: dict[str, Any], ctx: _Ctx) -> None:
         raise ctx.err("settlement.quality_reserve", "prepay_ratio + quality_reserve exceed 1")
 
 
+def _unpickle_policy(fields: dict) -> Policy:
+    return Policy(**{k: MappingProxyType(v) if isinstance(v, dict) else v for k, v in fields.items()})
+
+
 @dataclass(frozen=True, eq=False)
 class Policy:
     """A region's payment policy (支付政策) for one year: validated, frozen and hashed.
@@ -936,6 +943,15 @@ class Policy:
         if name in _SPEC:
             return self.values[name]
         raise AttributeError(name)
+
+    def __reduce__(self):
+        """Pickled by value, the read-only mappings as dicts (a Dask cluster's workers get the same policy)."""
+        fields = {
+            f: getattr(self, f) for f in ("raw", "path", "values", "header", "sha256", "cited", "defaults")
+        }
+        return _unpickle_policy, (
+            {k: dict(v) if isinstance(v, MappingProxyType) else v for k, v in fields.items()},
+        )
 
     @property
     def scheme(self) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "canonicalise",
     "count_rows",
     "dataset_files",
+    "part_names",
     "read_cases",
     "read_discharges",
     "to_arrow",
@@ -193,8 +194,23 @@ def dataset_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> lis
     InputError
         A folder without Parquet files.
     """
+    return [f for f, _ in _dataset(paths)]
+
+
+def part_names(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """The name of each file of :func:`dataset_files` in a folder of parts: its path below the folder given (a
+    file given by itself: its name), as ``.parquet``. Two files with one name are an :class:`InputError`."""
+    names = [str(rel.with_suffix(".parquet")) for _, rel in _dataset(paths)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"two input files would be written as {twice[0]}: rename one", path=twice[0])
+    return names
+
+
+def _dataset(paths) -> list[tuple[Path, Path]]:
+    """(file, its name relative to the folder given) for each file of the dataset, in order."""
     paths = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
-    files: list[Path] = []
+    files: list[tuple[Path, Path]] = []
     for p in paths:
         if p.is_dir():
             found = sorted(
@@ -206,9 +222,9 @@ def dataset_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> lis
             )
             if not found:
                 raise InputError(f"{p}: no Parquet files found", path=p)
-            files += found
+            files += [(f, f.relative_to(p)) for f in found]
         else:
-            files.append(p)  # a file, or a missing path that its reader reports
+            files.append((p, Path(p.name)))  # a file, or a missing path that its reader reports
     return files
 
 

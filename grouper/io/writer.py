@@ -135,6 +135,7 @@ def atomic_folder(
             else:
                 folder.mkdir(parents=True, exist_ok=True)
                 for name in names:
+                    (folder / name).parent.mkdir(parents=True, exist_ok=True)  # a part in a subfolder
                     os.replace(tmp / name, folder / name)
         except OSError as exc:
             raise _output_error(folder, exc) from None

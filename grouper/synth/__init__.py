@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from grouper.errors import SettingsError
 from grouper.io.writer import PARQUET_OPTIONS, IfExists, atomic_file, atomic_folder
 from grouper.synth.blocks import FEE_FIELDS, SYNTH_SCHEMA, TRUTH_FIELD, generate_block, output_schema
 from grouper.synth.casemix import CaseMix, build_casemix
@@ -137,10 +139,13 @@ def write_region(
     fees: bool = False,
     *,
     if_exists: IfExists = "replace",
+    parts: int | None = None,
 ) -> tuple[Path, Path]:
     """Write ``discharges.parquet`` and ``hospitals.csv`` into the folder ``out``, streaming block by block.
 
-    Both files are written into a temporary folder and moved in together when complete (grouper.io.writer).
+    All files are written into a temporary folder and moved in together when complete (grouper.io.writer).
+    With ``parts``, the discharges are a partitioned dataset instead: the folder ``discharges/`` of ``parts``
+    files ``part-00000.parquet`` … (consecutive blocks; the same rows, in the same order, as the one file).
 
     Parameters
     ----------
@@ -155,18 +160,39 @@ def write_region(
     fees : bool
         Fill the fee breakdown columns (else null).
 
+    parts : int, optional
+        Write the discharges as this many Parquet parts in ``discharges/`` (a dataset for ``--engine dask``).
+
     Returns
     -------
     (Path, Path)
-        The discharge and hospital files.
+        The discharge file (with ``parts``: folder) and the hospital file.
     """
     plan = plan_region(cases, years, hospitals, seed, region)
     folder = Path(out)
-    names = ("discharges.parquet", "hospitals.csv")
+    if parts is not None and not 1 <= parts <= max(plan.n_blocks, 1):
+        raise SettingsError(
+            f"parts must be between 1 and {max(plan.n_blocks, 1)} (one block each at least)", key="parts"
+        )
+    blocks = [range(plan.n_blocks)] if parts is None else _split(plan.n_blocks, parts)
+    files = (
+        ["discharges.parquet"]
+        if parts is None
+        else [f"discharges/part-{k:05d}.parquet" for k in range(parts)]
+    )
+    names = (*files, "hospitals.csv")
     with atomic_folder(folder, names, if_exists=if_exists) as tmp:
-        _write_discharges(plan, tmp / names[0], progress, compression, fees)
-        pacsv.write_csv(plan.hospitals.table, tmp / names[1], pacsv.WriteOptions(quoting_style="needed"))
-    return folder / names[0], folder / names[1]
+        for name, part in zip(files, blocks, strict=True):
+            (tmp / name).parent.mkdir(exist_ok=True)
+            _write_discharges(plan, tmp / name, progress, compression, fees, part)
+        pacsv.write_csv(plan.hospitals.table, tmp / names[-1], pacsv.WriteOptions(quoting_style="needed"))
+    return folder / ("discharges.parquet" if parts is None else "discharges"), folder / names[-1]
+
+
+def _split(n: int, parts: int) -> list[range]:
+    """``range(n)`` cut into ``parts`` consecutive ranges of nearly equal length."""
+    edges = [n * k // parts for k in range(parts + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(edges)]
 
 
 def write_parquet(
@@ -182,9 +208,12 @@ def write_parquet(
     return Path(target)
 
 
-def _write_discharges(plan: Plan, path: Path, progress, compression: str, fees: bool) -> None:
+def _write_discharges(
+    plan: Plan, path: Path, progress, compression: str, fees: bool, blocks: range | None = None
+) -> None:
     with pq.ParquetWriter(path, output_schema(), compression=compression, **PARQUET_OPTIONS) as writer:
-        for batch in iter_batches(plan, fees=fees):
+        for b in range(plan.n_blocks) if blocks is None else blocks:
+            batch = generate_block(plan, b, False, fees)
             writer.write_batch(batch, row_group_size=plan.block_size)
             if progress is not None:
                 progress(batch.num_rows)

@@ -35,6 +35,13 @@ def synth(
     fees: bool = typer.Option(
         False, "--fees", help="Add the fee breakdown fee_01 … fee_14 (医疗收费项目类别)."
     ),
+    parts: int = typer.Option(
+        None,
+        "--parts",
+        help="Write the discharges as a partitioned dataset: discharges/part-00000.parquet … (this many files, "
+        "the same rows in the same order), for --engine dask.",
+        show_default=False,
+    ),
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -47,7 +54,7 @@ def synth(
         raise UserError("--cases must be ≥ 0, --hospitals ≥ 1 and --seed ≥ 0")
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; --out names a folder")
-    for name in ("discharges.parquet", "hospitals.csv"):
+    for name in ("discharges.parquet" if parts is None else "discharges", "hospitals.csv"):
         check_output(out / name, force)
     start = time.perf_counter()
     with progress_bar(quiet) as bar:
@@ -62,6 +69,7 @@ def synth(
             lambda n: bar.advance(task, n),
             fees=fees,
             if_exists=if_exists(force),
+            parts=parts,
         )
     seconds = time.perf_counter() - start
     if not quiet:

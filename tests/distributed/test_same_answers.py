@@ -2,8 +2,8 @@
 the same money to the fen, the same Parquet bytes — on the demo region cut into hive partitions, on the
 conformance files, and with duplicate case ids spread across partitions.
 
-One LocalCluster on loopback (2 workers, threads in this process: fast) serves the module; the worker-kill test
-(test_faults.py) runs real worker processes.
+One LocalCluster of 2 worker processes on loopback serves the module (so everything the workers get is pickled,
+as on a real cluster).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ CONFORMANCE_11 = [DRG / "data" / n for n in ("conformance_opendrg_input.csv", "c
 
 @pytest.fixture(scope="module")
 def dask(tmp_path_factory):
-    """An engine on a LocalCluster of 2 workers in this process (in-process transport)."""
+    """An engine on a LocalCluster of 2 worker processes on loopback."""
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):
@@ -111,14 +111,29 @@ def test_duplicate_ids_across_partitions_are_flagged_once_as_locally(dask, tmp_p
     assert [i for i, s in enumerate(status) if s == "DUPLICATE_CASE"] == [1500, 2500, 2600, 2999]
 
 
+def test_a_folder_of_parts_is_the_same_on_both_engines(demo, dask, tmp_path):
+    """Grouped into a folder (one part per input file, written by the workers): the same bytes, part for part,
+    and the same rows as grouping into one file."""
+    settings = {"scheme": "dip", "catalogue": demo / "catalogue.csv"}
+    a = group_to_file([demo / "parts"], tmp_path / "local", **settings)
+    b = group_to_file([demo / "parts"], tmp_path / "dask", engine=dask, **settings)
+    assert (a.rows, a.counts) == (b.rows, b.counts)
+    names = sorted(str(p.relative_to(tmp_path / "local")) for p in (tmp_path / "local").rglob("*.parquet"))
+    assert names == sorted(str(p.relative_to(demo / "parts")) for p in (demo / "parts").rglob("*.parquet"))
+    for name in names:
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
+    one = group_to_file([demo / "parts"], tmp_path / "one.parquet", **settings)
+    assert pq.read_table(one_file := tmp_path / "one.parquet").equals(
+        pa.concat_tables(pq.read_table(tmp_path / "dask" / n) for n in names)
+    ), one_file
+    assert one.counts == b.counts
+
+
 def test_demo_region_settles_to_the_same_folder(demo, dask, tmp_path):
     catalogue, hospitals = demo / "catalogue.csv", demo / "region" / "hospitals.csv"
     policy = data_path("policies", "demo-2025.toml")
     grouped = tmp_path / "grouped"  # the grouped results cut as the discharges are, part for part
-    for part in sorted((demo / "parts").rglob("*.parquet")):
-        target = grouped / part.relative_to(demo / "parts")
-        target.parent.mkdir(parents=True)
-        group_to_file([part], target, scheme="dip", catalogue=catalogue)
+    group_to_file([demo / "parts"], grouped, scheme="dip", catalogue=catalogue, engine=dask)
     settle_files(
         demo / "grouped.parquet",
         hospitals,
