@@ -44,7 +44,7 @@ def test_a_worker_killed_mid_run_changes_nothing(parts, tmp_path):
     group_to_file([parts], tmp_path / "local.parquet")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):
@@ -63,7 +63,7 @@ def test_a_partition_that_cannot_be_read_leaves_no_output(parts, tmp_path):
     (broken / "part-5.parquet").write_bytes(b"PAR1 not parquet at all")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as c,
         distributed.Client(c, set_as_default=False) as client,
         pytest.raises(InputError, match=r"part-5\.parquet"),

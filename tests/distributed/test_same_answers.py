@@ -37,7 +37,7 @@ def dask(tmp_path_factory):
     """An engine on a LocalCluster of 2 worker processes on loopback."""
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):
