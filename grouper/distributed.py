@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from grouper.batch import DuplicateTracker, case_hashes, group_files
+from grouper.batch import DuplicateTracker, _distinct, case_hashes, group_files
 from grouper.errors import ClusterError, DrgdipError
 from grouper.io import BATCH_SIZE, read_discharges
 from grouper.io.formats import one_line
@@ -154,7 +154,7 @@ def _partition_hashes(part: int, path: str, encoding: str | None) -> pd.DataFram
         case_hashes(t.column("case_id").combine_chunks())
         for t in read_discharges(path, encoding=encoding, columns=("case_id",))
     ]
-    h = np.unique(np.concatenate(found)) if found else np.zeros(0, np.uint64)
+    h = _distinct(np.concatenate(found)) if found else np.zeros(0, np.uint64)
     return pd.DataFrame({"h": h, "part": np.full(len(h), part, np.int32)})
 
 

@@ -63,3 +63,20 @@ def test_a_policy_travels_to_the_workers_by_value():
     assert copy.sha256 == policy.sha256 and copy.raw == policy.raw
     assert copy.deviation.high.ratio == policy.deviation.high.ratio
     assert copy.budget.design == policy.budget.design
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--workers", "2"],
+        ["--engine", "spark"],
+        ["--engine", "dask", "--workers", "0"],
+        ["--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
+    ],
+)
+def test_engine_options_that_do_not_fit_are_usage_errors(options, tmp_path):
+    result = CliRunner().invoke(
+        app, ["group", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o.parquet"), *options]
+    )
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "o.parquet").exists()
