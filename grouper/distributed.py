@@ -85,7 +85,13 @@ def connect(engine: Engine) -> Iterator:
     if engine.client is not None:
         yield engine.client
         return
-    from distributed import Client, LocalCluster
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ClusterError(
+            "the Dask engine needs the dask and distributed packages: pip install 'drgdip[dask]'",
+            key="engine",
+        ) from None
 
     if engine.scheduler:
         try:

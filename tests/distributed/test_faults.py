@@ -5,6 +5,7 @@ fails with one clear message and nothing at the destination."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 import grouper.distributed
-from grouper.distributed import Engine
-from grouper.errors import InputError
+from grouper.distributed import Engine, connect
+from grouper.errors import ClusterError, InputError
 from grouper.pipeline import group_to_file
 from grouper.synth import generate
 from payment.cli import app
@@ -84,3 +85,32 @@ def test_an_unreachable_scheduler_is_one_error_line(parts, tmp_path, monkeypatch
         "error: cannot reach the Dask scheduler at tcp://127.0.0.1:9"
     )
     assert not out.exists()
+
+
+def test_without_dask_installed_the_engine_is_one_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what an install without the dask extra sees
+    with pytest.raises(ClusterError, match=r"pip install 'drgdip\[dask\]'"), connect(Engine("dask")):
+        pass
+
+
+def test_a_run_the_cluster_cannot_finish_is_one_error_and_no_output(parts, tmp_path):
+    """Every attempt of a partition kills its worker and no retry is allowed: a ClusterError, and the folder of
+    parts being written is not left at the destination."""
+    import dask
+
+    class KillAlways(distributed.WorkerPlugin):
+        def transition(self, key, start, finish, **kwargs):
+            if finish == "executing" and "group_part_file" in str(key):
+                os._exit(1)
+
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        client.register_plugin(KillAlways())
+        with pytest.raises(ClusterError, match="could not finish the run"):
+            group_to_file([parts], tmp_path / "grouped", engine=Engine("dask", client=client))
+    assert list(tmp_path.iterdir()) == []
