@@ -140,7 +140,7 @@ class Codebook:
     arrays: dict[str, np.ndarray] = field(repr=False)
     settings: EngineSettings = field(default_factory=EngineSettings)
     folder: Path | None = field(default=None, repr=False)
-    _lookups: dict[str, tuple[pd.Index, np.ndarray]] = field(default_factory=dict, repr=False)
+    _lookups: dict[str, tuple[pa.Array, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, scheme: str | os.PathLike = DEFAULT_SCHEME, *, cache: bool = True) -> Codebook:
@@ -217,10 +217,10 @@ class Codebook:
         if verbatim:  # the codes themselves, each its own id
             if f"{kind}=" not in self._lookups:
                 codes = self.arrays[f"{kind}_codes"]
-                self._lookups[f"{kind}="] = (pd.Index(codes), np.arange(len(codes), dtype=np.int32))
+                self._lookups[f"{kind}="] = (pa.array(codes), np.arange(len(codes), dtype=np.int32))
             return _index_in(distinct, *self._lookups[f"{kind}="])
-        if kind not in self._lookups:  # a hash index over the alias strings, built once per codebook
-            self._lookups[kind] = (pd.Index(self.arrays[f"{kind}_alias"]), self.arrays[f"{kind}_alias_id"])
+        if kind not in self._lookups:  # the alias strings as Arrow, converted once per codebook
+            self._lookups[kind] = (pa.array(self.arrays[f"{kind}_alias"]), self.arrays[f"{kind}_alias_id"])
         keys, ids = self._lookups[kind]
         clean = normalise_codes(distinct, kind)
         found = _index_in(clean, keys, ids)
@@ -231,8 +231,9 @@ class Codebook:
         return found
 
 
-def _index_in(values: pa.Array, keys: pd.Index, ids: np.ndarray) -> np.ndarray:
-    pos = keys.get_indexer(values.to_numpy(zero_copy_only=False))
+def _index_in(values: pa.Array, keys: pa.Array, ids: np.ndarray) -> np.ndarray:
+    """Id of each value through ``keys`` → ``ids`` (-1 not found or null); an Arrow hash lookup, no Python objects."""
+    pos = pc.index_in(values, value_set=keys).fill_null(-1).to_numpy(zero_copy_only=False)
     return np.where(pos >= 0, ids[pos], -1).astype(np.int32)
 
 
