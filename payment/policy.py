@@ -14,6 +14,7 @@ import copy
 import datetime as _dt
 import hashlib
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ class _Num:
 
     def check(self, raw: Any, key: str, ctx: _Ctx) -> Any:
         v = ctx.valued(raw, key, unit=self.unit)
+        if _not_finite(v):
+            raise ctx.err(key, f"expected a finite number, got {v!r}")
         kind = Num(self.lo, self.hi, self.integer, self.lo_open, share=self.unit == "share")
         if (problem := kind.problem(v)) is not None:
             raise ctx.err(key, problem)
@@ -133,6 +136,8 @@ class _List:
             isinstance(x, self.item) and not isinstance(x, bool) for x in v
         ):
             raise ctx.err(key, f"expected a list of {self.item.__name__}")
+        if self.item is float and any(not math.isfinite(x) or x <= 0 for x in v):
+            raise ctx.err(key, f"expected positive finite numbers, got {v!r}")
         return tuple(v)
 
 
@@ -188,8 +193,8 @@ class _Monthly:
                 d = _dt.date.fromisoformat(f"{month}-01")
             except ValueError:
                 raise ctx.err(f"{key}.values.{month}", "expected a YYYY-MM key") from None
-            if isinstance(x, bool) or not isinstance(x, int | float) or x <= 0:
-                raise ctx.err(f"{key}.values.{month}", f"expected a positive number, got {x!r}")
+            if isinstance(x, bool) or not isinstance(x, int | float) or not 0 < x < math.inf:
+                raise ctx.err(f"{key}.values.{month}", f"expected a positive finite number, got {x!r}")
             out.append((d, x))
         return tuple(sorted(out))
 
@@ -217,8 +222,8 @@ class _ByKey:
                 raise ctx.err(
                     f"{key}.{self.field}.{name}", f"unknown key (known: {', '.join(map(str, self.keys))})"
                 )
-            if isinstance(x, bool) or not isinstance(x, int | float) or x <= 0:
-                raise ctx.err(f"{key}.{self.field}.{name}", f"expected a positive number, got {x!r}")
+            if isinstance(x, bool) or not isinstance(x, int | float) or not 0 < x < math.inf:
+                raise ctx.err(f"{key}.{self.field}.{name}", f"expected a positive finite number, got {x!r}")
             out[k] = x
         return ByKey(out)
 
@@ -247,10 +252,17 @@ _REQUIRED = object()
 _OPTIONAL_SECTIONS = ("drg",)
 
 
+def _not_finite(v: Any) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
+
+
 def _plain(v: Any, kind: Any, key: str, ctx: _Ctx) -> Any:
     if kind == "num":
-        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-            raise ctx.err(key, f"expected a non-negative number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf:
+            raise ctx.err(key, f"expected a non-negative finite number, got {v!r}")
+    elif kind == "share":
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+            raise ctx.err(key, f"a share must lie in 0–1, got {v!r}")
     elif kind == "int":
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ctx.err(key, f"expected a non-negative integer, got {v!r}")
@@ -311,9 +323,12 @@ class _Banded:
     value: str
     default: Any = _NO_BANDS
     required: bool = False
+    kind: str = "num"  #: of the value column: "num" (≥ 0) or "share" (0–1)
 
     def check(self, raw: Any, key: str, ctx: _Ctx) -> Bands:
-        rows = _Rows({"from": _R("num"), "to": _R("num", None), self.value: _R("num")}).check(raw, key, ctx)
+        rows = _Rows({"from": _R("num"), "to": _R("num", None), self.value: _R(self.kind)}).check(
+            raw, key, ctx
+        )
         for i, b in enumerate(rows):
             if b["to"] is not None and b["to"] <= b["from"]:
                 raise ctx.err(f"{key}[{i}].to", "must be greater than from")
@@ -420,7 +435,7 @@ _SPEC: dict[str, Any] = {
                 "dx": _R("strs"),
                 "procs": _R("strs"),
                 "price": _R("by_level"),  # yuan by hospital level; a level without a price is not covered
-                "fund_ratio": _R("num"),
+                "fund_ratio": _R("share"),
                 "exit_cost_over_price_x": _R("num", None),
                 "exit_los_over": _R("int", None),
                 "exit_to": _R(("scheme", "fee_for_service"), "scheme"),
@@ -459,8 +474,8 @@ _SPEC: dict[str, Any] = {
         "prepay_ratio": _Num("share", required=True),
         "quality_reserve": _Num("share", default=0.0),
         "band_mode": _Choice(("progressive", "whole"), default="progressive"),
-        "surplus_bands": _Banded("retain"),
-        "overspend_bands": _Banded("fund_share"),
+        "surplus_bands": _Banded("retain", kind="share"),
+        "overspend_bands": _Banded("fund_share", kind="share"),
         "spend_growth_cap": _Num("ratio", lo=0),
         "method_share_target": _Num("share"),
         "clearing_share_limit": _Num("ratio", lo=0, default=0.1),
@@ -552,6 +567,10 @@ _CAP_RATE = {"dip": 0.005, "drg": 0.05}
 
 _HEADER = {"region": str, "year": int, "scheme": str, "catalogue": str, "effective": dict, "description": str}
 _SOURCE_KEYS = ("title", "doc", "url", "clause", "note")
+#: Amounts an items budget carves out of a pool's fund (docs/formulas.md §1).
+_CARVE_OUTS = ("out_of_area", "bed_day", "per_case", "fee_for_service", "other")
+#: Policy years accepted (``policy.year``): a typo such as −5 or 20255 is an error, not a period nobody settles.
+_YEARS = (1990, 2100)
 
 
 class _Ctx:
@@ -577,7 +596,7 @@ class _Ctx:
         return fallback
 
     def err(self, key: str, msg: str) -> PolicyError:
-        return PolicyError(f"{self.where}: {key}: {msg}")
+        return PolicyError(f"{self.where}: {key}: {msg}", path=self.where, key=key)
 
     def source(self, src: Any, key: str, note: Any) -> None:
         if src is None:
@@ -623,6 +642,8 @@ def _validate(spec: Mapping[str, Any], raw: Mapping[str, Any], prefix: str, ctx:
                 ctx.guard(_raise, ctx.err(key, "expected a table"))
                 sub = {}
             absent_is_none = name in POOLS or name in _OPTIONAL_SECTIONS or _has_required(kind)
+            if name not in raw and not prefix and _has_required(kind):
+                ctx.guard(_raise, ctx.err(key, f"missing: the [{key}] section"))
             out[name] = (
                 None if name not in raw and absent_is_none else Section(_validate(kind, sub, f"{key}.", ctx))
             )
@@ -645,9 +666,16 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
+        raise PolicyError(f"{path}: cannot read: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 (a GBK file is not read)",
+            path=path,
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{path}: not valid TOML: {exc}") from None
+        raise PolicyError(f"{path}: not valid TOML: {exc}", path=path) from None
+    except RecursionError:
+        raise PolicyError(f"{path}: not a policy: arrays or tables nested too deep", path=path) from None
 
 
 def _show(value: Any) -> str:
@@ -680,12 +708,25 @@ def _check_header(raw: Any, ctx: _Ctx) -> dict[str, Any]:
             raise ctx.err(f"policy.{k}", "missing")
     if raw["scheme"] not in ("dip", "drg"):
         raise ctx.err("policy.scheme", f"{raw['scheme']!r} is not one of dip, drg")
+    if not _YEARS[0] <= raw["year"] <= _YEARS[1]:
+        raise ctx.err("policy.year", f"must lie in {_YEARS[0]}–{_YEARS[1]}, got {raw['year']}")
     eff = raw["effective"]
-    if set(eff) != {"start", "end"} or not all(isinstance(eff[x], _dt.date) for x in ("start", "end")):
-        raise ctx.err("policy.effective", "expected { start = YYYY-MM-DD, end = YYYY-MM-DD }")
+    if set(eff) != {"start", "end"} or not all(_is_day(eff[x]) for x in ("start", "end")):
+        raise ctx.err(
+            "policy.effective", "expected { start = YYYY-MM-DD, end = YYYY-MM-DD } (dates, no time)"
+        )
     if eff["end"] < eff["start"]:
         raise ctx.err("policy.effective", "end is before start")
+    if not eff["start"].year == eff["end"].year == raw["year"]:
+        raise ctx.err(
+            "policy.effective", f"{eff['start']} – {eff['end']} is not inside the policy year {raw['year']}"
+        )
     return dict(raw)
+
+
+def _is_day(v: Any) -> bool:
+    """A TOML local date (``2025-01-01``); a datetime or a time is not one."""
+    return isinstance(v, _dt.date) and not isinstance(v, _dt.datetime)
 
 
 def _check_sources(raw: Any, ctx: _Ctx) -> dict[str, Any]:
@@ -755,6 +796,11 @@ def _cross_checks(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
     ctx.guard(_check_dip, v, header, ctx)
     ctx.guard(_check_coef, v, ctx)
     ctx.guard(_check_settlement, v, ctx)
+    if pools:
+        for p in pools:
+            ctx.guard(_check_budget_items, v["budget"], p, ctx)
+    ctx.guard(_check_deviation_order, v["deviation"], ctx)
+    ctx.guard(_check_per_case, v["per_case"], ctx)
 
 
 def _check_pools(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> list[str]:
@@ -785,6 +831,57 @@ def _check_pools(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> list[s
     return pools
 
 
+def _check_budget_items(budget: Section, pool: str, ctx: _Ctx) -> None:
+    """Items budget: the reserve and the carve-outs leave a positive distributable budget D of the fund."""
+    b = budget[pool]
+    if budget.method != "items" or b.inpatient_fund is None:
+        return
+    if b.reserve_share >= 1:
+        raise ctx.err(
+            f"budget.{pool}.reserve_share",
+            f"must be below 1 (the whole fund in reserve), got {b.reserve_share}",
+        )
+    items = [k for k in _CARVE_OUTS if budget.design == "carve_out" or k not in ("bed_day", "per_case")]
+    carved, left = sum(b[k] for k in items), b.inpatient_fund * (1 - b.reserve_share)
+    if carved >= left:
+        raise ctx.err(
+            f"budget.{pool}",
+            f"carve-outs ({' + '.join(items)} = {carved:,.2f} yuan) leave nothing of the fund after the "
+            f"reserve ({left:,.2f} yuan)",
+        )
+
+
+def _check_deviation_order(dev: Section | None, ctx: _Ctx) -> None:
+    """The boundaries rise: low ratio < high ratio (every DRG high band's) < extreme ratio."""
+    if dev is None or dev.low is None or dev.high is None or dev.low.ratio is None:
+        return
+    highs = [dev.high.ratio] if dev.high.ratio is not None else []
+    if dev.drg is not None and dev.drg.high_bands:
+        highs += [float(x) for x in dev.drg.high_bands.value]
+    for h in highs:
+        if not dev.low.ratio < h:
+            key = "deviation.high.ratio" if dev.high.ratio is not None else "deviation.drg.high_bands"
+            raise ctx.err(key, f"must be above the low ratio {dev.low.ratio}, got {h}")
+    if (
+        dev.extreme is not None
+        and dev.extreme.ratio is not None
+        and highs
+        and not dev.extreme.ratio > max(highs)
+    ):
+        raise ctx.err(
+            "deviation.extreme.ratio", f"must be above the high ratio {max(highs)}, got {dev.extreme.ratio}"
+        )
+
+
+def _check_per_case(pc: Section, ctx: _Ctx) -> None:
+    """Each per-case (单病种) code once."""
+    seen: set[str] = set()
+    for i, e in enumerate(pc.entries):
+        if e.code in seen:
+            raise ctx.err(f"per_case.entries[{i}].code", f"{e.code!r} is listed twice")
+        seen.add(e.code)
+
+
 def _check_point_values(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:
     """Monthly values inside the effective period; trim shares and year weights that make sense."""
     budget, pv = v["budget"], v["point_value"]
@@ -803,7 +900,7 @@ def _check_point_values(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) ->
         if pv.budget_trim_lower >= pv.budget_trim_upper:
             raise ctx.err("point_value.budget_trim_upper", "must be greater than budget_trim_lower")
     if len(pv.year_weights) != 3 or abs(sum(pv.year_weights) - 1) > 1e-9:
-        raise ctx.err("point_value.year_weights", "expected three weights summing to 1")
+        raise ctx.err("point_value.year_weights", "expected three positive weights summing to 1")
 
 
 def _check_dip(v: dict[str, Any], header: dict[str, Any], ctx: _Ctx) -> None:

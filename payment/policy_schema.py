@@ -149,7 +149,11 @@ def template(scheme: str, region: str, year: int) -> str:
 
 # --- JSON Schema ----------------------------------------------------------------------------------------------
 
-_PLAIN = {"num": {"type": "number", "minimum": 0}, "int": {"type": "integer", "minimum": 0}}
+_PLAIN = {
+    "num": {"type": "number", "minimum": 0},
+    "int": {"type": "integer", "minimum": 0},
+    "share": {"type": "number", "minimum": 0, "maximum": 1},
+}
 _CITE = {
     "source": {"type": "string", "description": 'an entry of [sources], or "assumption" with a note'},
     "clause": {"type": "string"},
@@ -228,7 +232,7 @@ def _kind_schema(kind: Any) -> dict[str, Any]:
         by = {"type": "object", "propertyNames": {"enum": names}, "additionalProperties": {"type": "number"}}
         return _valued(by, kind, kind.field)
     if isinstance(kind, _Banded):
-        return _rows({"from": _R("num"), "to": _R("num", None), kind.value: _R("num")})
+        return _rows({"from": _R("num"), "to": _R("num", None), kind.value: _R(kind.kind)})
     if isinstance(kind, _Rows):
         return _rows(kind.columns)
     raise TypeError(f"no schema for {kind!r}")  # a new field kind needs its schema here
