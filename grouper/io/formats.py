@@ -104,7 +104,16 @@ def parquet_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
     check_unique(path, reader.schema_arrow.names)
     names = select(reader.schema_arrow.names)
     empty = True
-    for batch in reader.iter_batches(batch_size=batch_size, columns=names):
+    batches = reader.iter_batches(batch_size=batch_size, columns=names)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, pa.ArrowException) as exc:  # a page whose checksum fails, a truncated column chunk…
+            damaged = "checksum" in str(exc).lower()
+            what = "a data page fails its checksum: the file is damaged" if damaged else one_line(exc)
+            raise InputError(f"{path}: not a readable Parquet file ({what})", path=path) from None
+        if batch is None:
+            break
         empty = False
         yield pa.Table.from_batches([batch])
     if empty:

@@ -104,5 +104,5 @@ def test_unified_design_keeps_bed_day_and_per_case_in_the_pool():
     }
     assert Policy.from_dict(raw).budget.design == "unified"
     raw["budget"]["design"]["value"] = "carve_out"
-    with pytest.raises(PolicyError, match="budget.all: carve-outs .* leave nothing"):
+    with pytest.raises(PolicyError, match=r"budget\.all: carve-outs .* leave nothing"):
         Policy.from_dict(raw)
