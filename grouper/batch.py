@@ -1,16 +1,19 @@
 """Streaming batch front end: files → canonical batches → a grouping function → result batches, in input order.
 
-Memory is bounded by the batch size, except for the duplicate-case tracker, which keeps one 64-bit hash per case
-seen (80 MB for 10 million cases) so that a case_id repeated anywhere in the run is flagged, never merged.
+Memory is bounded by the batch size, except for the duplicate-case tracker, which keeps 16 bytes per case seen
+(160 MB for 10 million cases; the ids themselves go to a temporary file) so that a case_id repeated anywhere in
+the run is flagged, never merged — and only an exactly equal id, never a hash collision.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 from grouper.io import BATCH_SIZE, read_discharges
@@ -32,62 +35,152 @@ def _fnv1a(offsets, data):
     return out
 
 
-def _hashes(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(hash, valid) of a string array; nulls are not hashed."""
+def _buffers(ids: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets, data bytes, valid) of a string array, zero-copy."""
     ids = ids.cast(pa.large_string())
     _, offsets_buf, data_buf = ids.buffers()
     offsets = np.frombuffer(offsets_buf, np.int64)[ids.offset : ids.offset + len(ids) + 1]
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-    valid = ids.is_valid().to_numpy(zero_copy_only=False)
+    return offsets, data, ids.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _hashes(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(hash, valid) of a string array; nulls are not hashed."""
+    offsets, data, valid = _buffers(ids)
     return _fnv1a(offsets, data), valid
+
+
+@njit(cache=True)
+def _same_bytes(a, a_start, b, b_start, b_end):
+    """Whether each id ``b[b_start[i]:b_end[i]]`` equals the length-prefixed id stored in ``a`` at ``a_start[i]``."""
+    n = a_start.shape[0]
+    out = np.empty(n, np.bool_)
+    for i in range(n):
+        p = a_start[i]
+        length = (
+            np.int64(a[p])
+            | (np.int64(a[p + 1]) << 8)
+            | (np.int64(a[p + 2]) << 16)
+            | (np.int64(a[p + 3]) << 24)
+        )
+        same = length == b_end[i] - b_start[i]
+        k = 0
+        while same and k < length:
+            same = a[p + 4 + k] == b[b_start[i] + k]
+            k += 1
+        out[i] = same
+    return out
+
+
+@njit(cache=True)
+def _records(offsets, data, rows):
+    """The ids of ``rows`` as length-prefixed records (4-byte little-endian length, then the bytes), and where
+    each record starts in the returned buffer."""
+    total = 0
+    for r in rows:
+        total += 4 + offsets[r + 1] - offsets[r]
+    out = np.empty(total, np.uint8)
+    starts = np.empty(rows.shape[0], np.int64)
+    p = 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        length = offsets[r + 1] - offsets[r]
+        starts[i] = p
+        for b in range(4):
+            out[p + b] = (length >> (8 * b)) & 0xFF
+        out[p + 4 : p + 4 + length] = data[offsets[r] : offsets[r + 1]]
+        p += 4 + length
+    return out, starts
 
 
 class DuplicateTracker:
     """Flags case_ids already seen in this run (the first occurrence is kept, later ones are duplicates).
 
-    ``seen``: the :func:`case_hashes` of ids that occurred before the rows this tracker will see (a partition of
-    a dataset grouped on a cluster starts from the ids of the earlier partitions that it repeats).
+    Hash first, then compare exactly: a row is a duplicate only when an earlier row holds the very same id, so two
+    distinct ids whose 64-bit hashes collide are both kept. Memory: 16 bytes per distinct id (its hash and where
+    its bytes are), the ids themselves in an anonymous temporary file, read back only for the rows whose hash was
+    seen before.
+
+    ``seen``: ids that occurred before the rows this tracker will see (a partition of a dataset grouped on a
+    cluster starts from the ids of the earlier partitions that it repeats): a string array, compared exactly, or
+    their :func:`case_hashes` (uint64), trusted by hash alone.
     """
 
-    def __init__(self, seen: np.ndarray | None = None) -> None:
-        self._runs: list[np.ndarray] = []  # sorted hash runs, merged when two neighbours have similar sizes
-        if seen is not None and len(seen):  # hashes of ids met before this tracker's rows (other partitions)
-            self._add(_distinct(np.asarray(seen, np.uint64)))
+    def __init__(self, seen: pa.Array | np.ndarray | None = None) -> None:
+        # sorted (hash, record start) runs, merged when two neighbours have similar sizes
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self._spill = None  # temporary file of length-prefixed ids, opened on first use
+        self._size = 0
+        self._trusted = np.empty(0, np.uint64)  # hashes given without their ids (seen as hashes)
+        if isinstance(seen, pa.Array | pa.ChunkedArray):
+            self.flag(seen if isinstance(seen, pa.Array) else seen.combine_chunks())
+        elif seen is not None and len(seen):
+            self._trusted = _distinct(np.asarray(seen, np.uint64))
 
-    def flag(self, case_id: pa.Array) -> np.ndarray:
-        """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier)."""
-        h_all, valid = _hashes(case_id)
+    def flag(self, case_id: pa.Array, *, remember: bool = True) -> np.ndarray:
+        """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier);
+        ``remember=False`` leaves this array's ids out of the later calls (one array on its own)."""
+        ids = case_id.cast(pa.large_string())
+        offsets, data, valid = _buffers(ids)
+        h = _fnv1a(offsets, data)
         rows = np.flatnonzero(valid)  # a null id is never a duplicate, whatever bytes its slot hides
-        flags = np.zeros(len(h_all), np.bool_)
-        flags[rows] = self._flag_hashes(h_all[rows])
+        flags = np.zeros(len(h), np.bool_)
+        if len(rows) == 0:
+            return flags
+        # 1. within the array: rows sharing a hash are compared exactly (dictionary codes of their ids)
+        order = rows[np.argsort(h[rows])]  # rows by hash
+        same = h[order][1:] == h[order][:-1]
+        if same.any():
+            cand = np.unique(order[np.r_[same, False] | np.r_[False, same]])  # ascending rows
+            codes = pc.dictionary_encode(ids.take(pa.array(cand))).indices.to_numpy(zero_copy_only=False)
+            _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+            flags[cand] = cand[first[inverse]] != cand  # not the first row holding that very id
+        # 2. across arrays: the first row of each id new to this array, against the ids seen before (queries
+        # sorted by hash, so that the binary searches walk the runs in order)
+        firsts = order[~flags[order]]
+        hf = h[firsts]
+        seen = np.zeros(len(firsts), np.bool_)
+        for run_h, run_at in self._runs:
+            at = np.searchsorted(run_h, hf)
+            todo = np.flatnonzero((run_h[np.minimum(at, len(run_h) - 1)] == hf) & ~seen)
+            while todo.size:  # a hash seen before: compare the ids, then the next id of the same hash
+                seen[todo] = self._same(run_at[at[todo]], firsts[todo], offsets, data)
+                at[todo] += 1
+                todo = todo[~seen[todo] & (at[todo] < len(run_h))]
+                todo = todo[run_h[at[todo]] == hf[todo]]
+        if len(self._trusted):
+            at = np.minimum(np.searchsorted(self._trusted, hf), len(self._trusted) - 1)
+            seen |= self._trusted[at] == hf
+        flags[firsts[seen]] = True
+        new = firsts[~seen]
+        if len(new) and remember:
+            self._add(h[new], new, offsets, data)
         return flags
 
-    def _flag_hashes(self, h: np.ndarray) -> np.ndarray:
-        if len(h) == 0:
-            return np.zeros(0, np.bool_)
-        order = np.argsort(h)
-        s = h[order]
-        dup = np.zeros(len(h), np.bool_)
-        repeat = s[1:] == s[:-1]
-        if repeat.any():  # within the array: every row of an equal run but the earliest
-            starts = np.flatnonzero(np.r_[True, ~repeat])
-            dup[order] = True
-            dup[np.minimum.reduceat(order, starts)] = False
-        seen = np.zeros(len(h), np.bool_)
-        for run in self._runs:
-            pos = np.minimum(np.searchsorted(run, h), len(run) - 1)
-            seen |= run[pos] == h
-        new = s[np.r_[True, ~repeat] & ~seen[order]]  # sorted, distinct, unseen
-        if len(new):
-            self._add(new)
-        return dup | seen
+    def _same(self, at: np.ndarray, rows: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+        self._spill.flush()
+        stored = np.memmap(self._spill, np.uint8, "r", shape=(self._size,))
+        return _same_bytes(stored, at, data, offsets[rows], offsets[rows + 1])
 
-    def _add(self, run: np.ndarray) -> None:
-        self._runs.append(run)  # runs are disjoint and sorted: a stable sort of two runs is a merge
-        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            merged = np.concatenate([self._runs.pop(-2), self._runs.pop()])
-            merged.sort(kind="stable")  # in place: no third copy while merging
-            self._runs.append(merged)
+    def _add(self, h: np.ndarray, rows: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> None:
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="drgdip-ids-")  # noqa: SIM115 (lives as long as the tracker)
+        by_row = np.argsort(rows)  # the bytes written in row order (sequential reads), located in hash order
+        buf, starts = _records(offsets, data, rows[by_row])
+        starts[by_row] = starts.copy()
+        self._spill.seek(self._size)
+        self._spill.write(buf.tobytes())
+        at = starts + self._size
+        self._size += len(buf)
+        self._runs.append((h, at))  # the rows come sorted by hash
+        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+            (h1, a1), (h2, a2) = self._runs.pop(-2), self._runs.pop()
+            into = np.searchsorted(h1, h2, "right") + np.arange(len(h2))  # where h2's entries go: a merge
+            rest = np.ones(len(h1) + len(h2), np.bool_)
+            rest[into] = False
+            mh, ma = np.empty(len(rest), h1.dtype), np.empty(len(rest), a1.dtype)
+            mh[into], ma[into], mh[rest], ma[rest] = h2, a2, h1, a1
+            self._runs.append((mh, ma))
 
 
 def case_hashes(case_id: pa.Array) -> np.ndarray:
@@ -104,7 +197,7 @@ def _distinct(h: np.ndarray) -> np.ndarray:
 
 def duplicated(case_id: pa.Array) -> np.ndarray:
     """Rows whose case_id occurred earlier in the same array (the first occurrence is not flagged; nulls never)."""
-    return DuplicateTracker().flag(case_id)
+    return DuplicateTracker().flag(case_id, remember=False)
 
 
 def group_files(

@@ -28,6 +28,7 @@ from grouper.io.discharges import BATCH_SIZE, dataset_files, read_discharges
 from grouper.io.formats import PARQUET_SUFFIXES, raw_batches, read_ahead
 from grouper.io.values import convert, strings
 from grouper.schema import DISCHARGE_SCHEMA
+from payment.plausibility import check_cases
 
 __all__ = ["GROUPING_COLUMNS", "SETTLE_COLUMNS", "CaseSource", "grouping_only"]
 
@@ -95,9 +96,9 @@ class CaseSource:
         self._calls += 1
         if self.discharges is None:
             if _as_it_is(self.cases):
-                return read_ahead(_normalised(self.cases, self.batch_size))
-            return self._same_file()
-        return self._joined()
+                return _plausible(read_ahead(_normalised(self.cases, self.batch_size)), self.cases)
+            return _plausible(self._same_file(), self.cases)
+        return _plausible(self._joined(), self.discharges)
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -132,7 +133,7 @@ class CaseSource:
                 if self._calls > 1:
                     raise InputError(f"{self.cases}: the cases changed between passes", path=self.cases)
                 i, here, there = differ
-                where = f"row {row + i}: case_id {here!r} here, {there!r} in {self.discharges}"
+                where = f"row {row + i}: another case_id than in {self.discharges}"
                 raise _NotAligned(where if here or there else f"row {row + i}: one file ends first")
             yield _attach(d, g)
             row += d.num_rows
@@ -149,6 +150,16 @@ class CaseSource:
         except _NotAligned as exc:
             self.keyed(exc.where)
             return run(self)
+
+
+def _plausible(batches: Iterator[pa.Table], path: Path) -> Iterator[pa.Table]:
+    """The batches, each checked against the hard plausibility rules (rows counted in ``path``, the file whose
+    order the stream follows and that holds the money columns)."""
+    first, offset = (1 if path.suffix.lower() in PARQUET_SUFFIXES else 2), 0
+    for t in batches:
+        check_cases(t, where=path, first_row=first, offset=offset)
+        offset += t.num_rows
+        yield t
 
 
 class _NotAligned(Exception):
@@ -183,8 +194,8 @@ class _Keyed:
                 a, b = self.order[k], self.order[k + 1]
                 if ids[int(a)].as_py() == ids[int(b)].as_py():
                     raise InputError(
-                        f"{grouped}: case_id {ids[int(a)].as_py()!r} is listed more than once (rows {int(a) + 1} "
-                        f"and {int(b) + 1}); rows cannot be matched to {discharges} by case_id",
+                        f"{grouped}: rows {int(a) + 1} and {int(b) + 1}, column case_id: the same case_id more than "
+                        f"once; rows cannot be matched to {discharges} by case_id",
                         path=grouped,
                         row=int(b) + 1,
                         column="case_id",

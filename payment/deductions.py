@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from grouper.errors import InputError
+from payment.plausibility import check_hard
 
 __all__ = ["deduction_grid", "parse_deductions"]
 
@@ -64,20 +65,21 @@ def parse_deductions(
         row = first_row + i
         h = None if h is None else str(h).strip()
         if h not in known:
-            raise bad(row, "hospital_id", f"unknown hospital {h!r} (not in the hospitals table)")
+            raise bad(row, "hospital_id", "not a hospital of the hospitals table")
         m = None if m is None else str(m).strip()
         try:
             d = _dt.date.fromisoformat(f"{m}-01") if m and _MONTH.fullmatch(m) else None
         except ValueError:
             d = None
         if d is None:
-            raise bad(row, "month", f"{m!r} is not a month YYYY-MM")
+            raise bad(row, "month", "not a month YYYY-MM")
         if not first <= d <= last:
-            raise bad(row, "month", f"{m} is outside the policy period {first:%Y-%m} … {last:%Y-%m}")
+            raise bad(row, "month", f"outside the policy period {first:%Y-%m} … {last:%Y-%m}")
         try:
             fen = _amount_fen(a)
         except ValueError as exc:  # _amount_fen's own signal, turned into the file's error here
             raise bad(row, "amount", str(exc)) from None
+        check_hard("deductions", {"amount": np.array([fen / 100])}, where=path or "deductions", first_row=row)
         out[(h, d.month)] = out.get((h, d.month), 0) + fen
     return out
 
@@ -90,12 +92,12 @@ def _amount_fen(value) -> int:
     except InvalidOperation:
         d = None
     if value is None or d is None or not d.is_finite():
-        raise ValueError(f"{value!r} is not an amount in yuan")
+        raise ValueError("not an amount in yuan")
     if d < 0:
-        raise ValueError(f"negative amount {value} (a deduction is ≥ 0)")
+        raise ValueError("negative (a deduction is ≥ 0)")
     fen = d * 100
     if fen != fen.to_integral_value():
-        raise ValueError(f"{value} has more than two decimals (amounts are in yuan to the fen)")
+        raise ValueError("more than two decimals (amounts are in yuan to the fen)")
     return int(fen)
 
 
@@ -107,10 +109,8 @@ def deduction_grid(deductions: Mapping[tuple[str, int], int] | None, hosp_ids: p
     grid = np.zeros((len(index), 13), dtype=np.int64)
     for (h, month), fen in deductions.items():
         if h not in index:
-            raise InputError(
-                f"deductions: unknown hospital {h!r} (not in the hospitals table)", column="hospital_id"
-            )
+            raise InputError("deductions: a hospital_id not in the hospitals table", column="hospital_id")
         if not 1 <= month <= 12:
-            raise InputError(f"deductions: month {month} of hospital {h!r} is not 1–12", column="month")
+            raise InputError(f"deductions: month {month} is not 1–12", column="month")
         grid[index[h], month] += int(fen)
     return grid

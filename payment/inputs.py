@@ -20,11 +20,14 @@ from grouper.io.tables import read_table
 from grouper.io.values import map_values, numbers
 from payment._arrays import to_str_numpy
 from payment.deductions import parse_deductions
+from payment.plausibility import check_hard
 
 __all__ = ["read_deductions", "read_hospitals", "read_special_cases", "read_weights"]
 
 #: Text columns of the hospitals table (the others are numbers).
 _HOSPITAL_TEXT = ("hospital_id", "name", "region", "type", "level")
+#: Number columns of the hospitals table under the plausibility rules (codebooks/qc/plausibility.csv).
+_HOSPITAL_NUMBERS = ("coefficient", "assessment_coef", "audit_deduction")
 
 
 def first_row(path: Path) -> int:
@@ -62,24 +65,43 @@ def read_hospitals(path: str | os.PathLike, *, encoding: str | None = None) -> p
     values, counts = np.unique(text, return_counts=True)
     if (counts > 1).any():
         dup = values[counts > 1][0]
-        rows = ", ".join(str(first + int(i)) for i in np.flatnonzero(text == dup)[:5])
+        at = np.flatnonzero(text == dup)
+        rows = ", ".join(str(first + int(i)) for i in at[:5])
         raise InputError(
-            f"{path}: hospital_id {str(dup)!r} is listed more than once (rows {rows})",
+            f"{path}: rows {rows}, column hospital_id: the same hospital_id more than once",
             path=path,
+            row=first + int(at[0]),
             column="hospital_id",
         )
     level = _levels(table.column("level").combine_chunks())
     bad = level.is_null().to_numpy(zero_copy_only=False)
     if bad.any():
         i = int(np.argmax(bad))
-        value = table.column("level")[i].as_py()
         raise InputError(
-            f"{path}: row {first + i}, column level: {value!r} is not a hospital level (1, 2 or 3; 一级/二级/三级)",
+            f"{path}: row {first + i}, column level: not a hospital level (1, 2 or 3; 一级/二级/三级)",
             path=path,
             row=first + i,
             column="level",
         )
+    check_hard("hospitals", _numeric(path, table, _HOSPITAL_NUMBERS), where=path, first_row=first)
     return table.set_column(table.schema.get_field_index("level"), "level", level)
+
+
+def _numeric(path: Path, table: pa.Table, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The given columns present in ``table`` as float64 (missing → NaN); a column holding text that is not a
+    number is an error naming its first such row."""
+    out = {}
+    for c in columns:
+        if c not in table.column_names:
+            continue
+        col = table.column(c).combine_chunks()
+        v = numbers(col, pa.float64(), bad=None)
+        bad = pc.and_(pc.is_valid(col), pc.is_null(v)).to_numpy(zero_copy_only=False)
+        if pa.types.is_string(col.type) and bad.any():
+            row = first_row(path) + int(np.argmax(bad))
+            raise InputError(f"{path}: row {row}, column {c}: not a number", path=path, row=row, column=c)
+        out[c] = pc.fill_null(v, np.nan).to_numpy(zero_copy_only=False)
+    return out
 
 
 def _levels(column: pa.Array) -> pa.Array:

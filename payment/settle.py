@@ -46,6 +46,7 @@ from payment.money import (
     round_fen,
     to_point_units,
 )
+from payment.plausibility import check_cases, soft_limit
 from payment.points import (
     Deviation,
     DeviationRule,
@@ -202,6 +203,8 @@ def settle(
     cases, hospitals = to_arrow(cases), to_arrow(hospitals)
     weights = None if weights is None else to_arrow(weights)
     n = cases.num_rows
+    check_cases(cases, where="cases table", first_row=1)
+    check_cases(hospitals, where="hospitals table", first_row=1, kind="hospitals")
 
     def batches() -> Iterator[pa.Table]:
         return (cases.slice(i, batch_size) for i in range(0, max(n, 1), batch_size))
@@ -462,6 +465,9 @@ class _Frame:
     standard_amount: np.ndarray
     pooled: np.ndarray  #: points paid from the pool (scheme cases; fallbacks under the unified design)
     slot: np.ndarray  #: hospital × pool slot (last slot: outside every pool)
+    group_avg: (
+        np.ndarray
+    )  #: the group's average cost A (DIP A × level factor; DRG RW × city_avg_cost), NaN unknown
 
     @property
     def route(self) -> np.ndarray:
@@ -538,6 +544,7 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
         rw0 = np.nan_to_num(rw, nan=0.0)
         pts, dev = drg_points(rw0, kk, cost, DrgRule.from_policy(policy))
         k_case, aux = kk, np.ones(n)
+        avg = rw0 * policy.deviation.drg.city_avg_cost  # the DRG's average cost A = RW × city average
     points = np.where(in_scheme, pts, 0.0)
     deviation = np.where(in_scheme, dev, np.int8(0)).astype(np.int8)
     vb_case = reg.vb_pool[pool]
@@ -564,7 +571,7 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
         cases, offset, hidx, level, pool, cost, fund_paid, patient_paid, fen_half_up(cost),
         fen_half_up(fund_paid), fen_half_up(patient_paid), los, routing,
         in_scheme, base, k_case, aux, units / POINT_UNITS, units, deviation, vb_case, special,
-        standard_amount, pooled, slot,
+        standard_amount, pooled, slot, avg,
     )  # fmt: skip
 
 
@@ -648,6 +655,8 @@ class _Scan:
         self.reasons = np.zeros(len(REASONS), dtype=np.int64)
         self.no_date = 0  #: cases without a (readable) discharge date
         self.unknown_hospitals: set[str | None] = set()  # hospital_ids missing from the hospitals table
+        self.costly = 0  #: scheme cases costing more than k × their group's average (plausibility, soft)
+        self.costly_rows: list[int] = []  #: the first of them, 1-based positions among the cases
 
     def add(self, f: _Frame) -> None:
         reg, n = self.reg, len(f.cost)
@@ -664,6 +673,13 @@ class _Scan:
         _add_exact(self.scheme_cost, (~f.in_scheme).astype(np.int64), f.cost_fen)
         if reg.special_cases:
             self._declare(f)
+        with np.errstate(invalid="ignore"):
+            over = f.in_scheme & (f.group_avg > 0) & (f.cost > soft_limit("case_cost_vs_group") * f.group_avg)
+        if over.any():
+            self.costly += int(over.sum())
+            self.costly_rows += [
+                f.offset + int(i) + 1 for i in np.flatnonzero(over)[: 5 - len(self.costly_rows)]
+            ]
         if (f.route == Route.BED_DAY).any():
             self.bd.append(_bed_day_inputs(f, reg))
         self.rows += n
@@ -817,6 +833,11 @@ def settle_pools(reg: _Region, sums: _Sums) -> _Pools:
         elastic = None
         if P == 0:
             v = Fraction(0)
+            if hp_all.any():  # (no points anywhere: the case warnings say why)
+                warnings.append(
+                    f"pool {p}: no case earns points, so its distributable budget {fen_to_yuan(round_fen(D))} "
+                    "yuan is not shared out (point value 0)"
+                )
         elif regime == "floating":
             v = D / r / P if form == "ratio" else (D + pat_total) / P
         elif regime == "fixed":
@@ -848,7 +869,7 @@ def settle_pools(reg: _Region, sums: _Sums) -> _Pools:
         for i in range(n_h):
             h_alloc[i] += alloc[i]
             h_std[i] += gross[i]
-        if regime == "elastic":
+        if elastic is not None:  # an elastic pool without points pays nothing and keeps nothing, as floating
             kept = elastic.kept * (r if form == "ratio" else 1)
         region_pools[p] = {
             "cascade": {
@@ -1208,6 +1229,14 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
         out.append(
             f"{scan.no_date:,} cases have no readable discharge date: settled in the policy's year, "
             "month of the pre-settlement unknown"
+        )
+    if scan.costly:
+        k = soft_limit("case_cost_vs_group")
+        rows = ", ".join(map(str, scan.costly_rows)) + (", …" if scan.costly > len(scan.costly_rows) else "")
+        out.append(
+            f"{scan.costly:,} cases cost more than {k:g} × their group's average cost (cases {rows}, counted from 1"
+            " in input order): check them for typos before paying (codebooks/qc/plausibility.csv, "
+            "case_cost_vs_group)"
         )
     missing = int((scan.declared_row < 0).sum())
     if missing:

@@ -64,7 +64,7 @@ def test_grouped_rows_in_another_order_are_joined_by_case_id(region):
     ("change", "message"),
     [
         (lambda t: t.slice(1), "has no grouped row"),
-        (lambda t: pa.concat_tables([t, t.slice(0, 1)]), "is listed more than once"),
+        (lambda t: pa.concat_tables([t, t.slice(0, 1)]), "the same case_id more than once"),
         (lambda t: t.set_column(0, "case_id", pc.if_else(pc.equal(t.column(0), "C5"), "X5", t.column(0))),
          "has no grouped row"),
     ],

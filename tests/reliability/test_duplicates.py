@@ -1,0 +1,54 @@
+"""Exact duplicate detection (issue 11 item 9): hash first, then compare the ids exactly, so two distinct case_ids
+whose hashes collide are both kept (neither is DUPLICATE_CASE), and true repeats are flagged across batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+import grouper.batch
+from grouper.batch import DuplicateTracker, duplicated
+
+
+def _reference(batches: list[list[str | None]]) -> list[list[bool]]:
+    seen: set[str] = set()
+    out = []
+    for batch in batches:
+        flags = []
+        for x in batch:
+            flags.append(x is not None and x in seen)
+            if x is not None:
+                seen.add(x)
+        out.append(flags)
+    return out
+
+
+def _constant_hash(offsets, data):
+    return np.zeros(len(offsets) - 1, np.uint64)
+
+
+def _run(batches):
+    tracker = DuplicateTracker()
+    return [tracker.flag(pa.array(b, pa.string())).tolist() for b in batches]
+
+
+def test_a_forced_collision_keeps_both_ids(monkeypatch):
+    monkeypatch.setattr(grouper.batch, "_fnv1a", _constant_hash)  # every id hashes alike
+    batches = [["A1", "B2", "A1"], ["C3", "B2", None, "D4"], ["D4", "E5", "E5", "A1"]]
+    assert _run(batches) == [
+        [False, False, True],
+        [False, True, False, False],
+        [True, False, True, True],
+    ]
+    assert duplicated(pa.array(["x", "y", "x", "z"])).tolist() == [False, False, True, False]
+
+
+def test_real_hashes_flag_repeats_across_batches():
+    batches = [[f"C{i}" for i in range(1000)], [f"C{i}" for i in range(990, 1010)], ["C5", None, None]]
+    assert _run(batches) == _reference(batches)
+
+
+def test_a_sliced_array_is_read_at_its_offset():
+    arr = pa.array(["a", "b", "a", "c", "b", "c"])
+    assert duplicated(arr.slice(3)).tolist() == [False, False, True]
+    assert duplicated(arr.slice(1, 4)).tolist() == [False, False, False, True]
