@@ -655,8 +655,8 @@ class _Scan:
         self.reasons = np.zeros(len(REASONS), dtype=np.int64)
         self.no_date = 0  #: cases without a (readable) discharge date
         self.unknown_hospitals: set[str | None] = set()  # hospital_ids missing from the hospitals table
-        self.costly = 0  #: scheme cases costing more than k × their group's average (plausibility, soft)
-        self.costly_rows: list[int] = []  #: the first of them, 1-based positions among the cases
+        #: scheme cases costing more than k × their group's average (plausibility, soft), per hospital
+        self.costly = np.zeros(reg.n_h + 1, dtype=np.int64)
 
     def add(self, f: _Frame) -> None:
         reg, n = self.reg, len(f.cost)
@@ -676,10 +676,7 @@ class _Scan:
         with np.errstate(invalid="ignore"):
             over = f.in_scheme & (f.group_avg > 0) & (f.cost > soft_limit("case_cost_vs_group") * f.group_avg)
         if over.any():
-            self.costly += int(over.sum())
-            self.costly_rows += [
-                f.offset + int(i) + 1 for i in np.flatnonzero(over)[: 5 - len(self.costly_rows)]
-            ]
+            self.costly += np.bincount(np.where(f.hidx >= 0, f.hidx, reg.n_h)[over], minlength=reg.n_h + 1)
         if (f.route == Route.BED_DAY).any():
             self.bd.append(_bed_day_inputs(f, reg))
         self.rows += n
@@ -698,6 +695,7 @@ class _Scan:
         self.bd += [(rows + self.rows, *rest) for rows, *rest in other.bd]
         self.no_date += other.no_date
         self.unknown_hospitals |= other.unknown_hospitals
+        self.costly += other.costly
         self.rows += other.rows
 
     def _declare(self, f: _Frame) -> None:
@@ -1230,13 +1228,14 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
             f"{scan.no_date:,} cases have no readable discharge date: settled in the policy's year, "
             "month of the pre-settlement unknown"
         )
-    if scan.costly:
+    if scan.costly.any():
         k = soft_limit("case_cost_vs_group")
-        rows = ", ".join(map(str, scan.costly_rows)) + (", …" if scan.costly > len(scan.costly_rows) else "")
+        ids = reg.hosp_ids.to_pylist()
+        top = sorted(np.flatnonzero(scan.costly[:-1]), key=lambda i: (-scan.costly[i], ids[i]))
+        where = ", ".join(f"{ids[i]}: {scan.costly[i]:,}" for i in top[:5]) + (", …" if len(top) > 5 else "")
         out.append(
-            f"{scan.costly:,} cases cost more than {k:g} × their group's average cost (cases {rows}, counted from 1"
-            " in input order): check them for typos before paying (codebooks/qc/plausibility.csv, "
-            "case_cost_vs_group)"
+            f"{int(scan.costly.sum()):,} cases cost more than {k:g} × their group's average cost (by hospital: "
+            f"{where}): check them for typos before paying (codebooks/qc/plausibility.csv, case_cost_vs_group)"
         )
     missing = int((scan.declared_row < 0).sum())
     if missing:

@@ -149,10 +149,17 @@ def test_a_case_costing_k_times_its_group_average_is_warned(region):
     assert not any("their group's average cost" in w for w in at_k)  # more than k ×, not k × itself
     typo = _set(cases, "total_cost", i, float(avg[i]) * 1000)  # a ×1000 typo
     hit = [w for w in settle(typo, hospitals, policy).region["warnings"] if "their group's average cost" in w]
+    h = cases.column("hospital_id")[i].as_py()
     assert hit == [
-        f"1 cases cost more than {k:g} × their group's average cost (cases {i + 1}, counted from 1 in input "
-        "order): check them for typos before paying (codebooks/qc/plausibility.csv, case_cost_vs_group)"
+        f"1 cases cost more than {k:g} × their group's average cost (by hospital: {h}: 1): check them for "
+        "typos before paying (codebooks/qc/plausibility.csv, case_cost_vs_group)"
     ]
+    # the same cases in another order: the same warning (region.json does not depend on the row order)
+    back = typo.take(pa.array(np.arange(typo.num_rows)[::-1].copy()))
+    assert (
+        settle(back, hospitals, policy).region["warnings"]
+        == settle(typo, hospitals, policy).region["warnings"]
+    )
 
 
 def test_one_hospital_taking_nearly_the_whole_pool_is_warned(region):
@@ -190,4 +197,6 @@ def test_the_warning_reaches_region_json(tmp_path, region):
     region_json = settle_files(tmp_path / "cases.parquet", tmp_path / "h.csv", DEMO, tmp_path / "out")
     on_disk = json.loads((tmp_path / "out" / "region.json").read_text(encoding="utf-8"))
     assert on_disk["warnings"] == region_json["warnings"]
-    assert any(f"(cases {i + 1}, counted from 1" in w for w in on_disk["warnings"])
+    assert any(
+        f"(by hospital: {cases.column('hospital_id')[i].as_py()}: 1)" in w for w in on_disk["warnings"]
+    )
