@@ -299,7 +299,10 @@ def csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> It
         gbk = "UTF8" in str(exc)
         hint = "; hospital exports are often GBK: read it with the encoding gbk" if gbk else ""
         # pyarrow quotes the offending row; it holds patient data, which an error line must not repeat
-        message = re.sub(r"(Expected \d+ columns, got \d+): .*", r"\1 in a row (check its quoting)", str(exc))
+        # (the row runs on over the line breaks of a quoted cell: everything after the count goes, whatever it holds)
+        message = re.sub(
+            r"(Expected \d+ columns, got \d+): .*", r"\1 in a row (check its quoting)", str(exc), flags=re.S
+        ).splitlines()[0]
         raise InputError(f"{path}: {message}{hint}", path=path, key="encoding" if gbk else None) from None
 
 
