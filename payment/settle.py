@@ -654,6 +654,7 @@ class _Scan:
         self.bd: list[tuple] = []
         self.reasons = np.zeros(len(REASONS), dtype=np.int64)
         self.no_date = 0  #: cases without a (readable) discharge date
+        self.no_cost = 0  #: cases without a (readable) total cost
         self.unknown_hospitals: set[str | None] = set()  # hospital_ids missing from the hospitals table
         #: scheme cases costing more than k × their group's average (plausibility, soft), per hospital
         self.costly = np.zeros(reg.n_h + 1, dtype=np.int64)
@@ -665,6 +666,8 @@ class _Scan:
         self.reasons += np.bincount(f.routing.reason.astype(np.int64), minlength=len(REASONS))
         if "discharge_date" in f.table.column_names:
             self.no_date += f.table.column("discharge_date").null_count
+        if "total_cost" in f.table.column_names:  # empty, or text that is not a number ("1e15", "abc")
+            self.no_cost += f.table.column("total_cost").null_count
         if (f.hidx < 0).any():
             ids = pc.filter(strings(f.table, "hospital_id"), pa.array(f.hidx < 0))
             self.unknown_hospitals.update(pc.unique(pc.cast(ids, pa.string())).to_pylist())
@@ -694,6 +697,7 @@ class _Scan:
             getattr(self, name)[todo] = getattr(other, name)[todo]
         self.bd += [(rows + self.rows, *rest) for rows, *rest in other.bd]
         self.no_date += other.no_date
+        self.no_cost += other.no_cost
         self.unknown_hospitals |= other.unknown_hospitals
         self.costly += other.costly
         self.rows += other.rows
@@ -1222,6 +1226,11 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
         out.append(
             f"{outside:,} cases ({outside / n:.1%}) were discharged outside the policy's effective period "
             f"{eff['start']} – {eff['end']} and are EXCLUDED (outside_settlement_period)"
+        )
+    if scan.no_cost:
+        out.append(
+            f"{scan.no_cost:,} cases have no readable total_cost (empty, or text that is not a plain number such as "
+            "1e15 or abc): settled with cost 0, so a scheme case is paid as a low-cost case — fix the column"
         )
     if scan.no_date:
         out.append(

@@ -35,7 +35,7 @@ def _one_line(result, start: str) -> None:
 
 @pytest.fixture
 def region(tmp_path) -> dict[str, Path]:
-    cases, hospitals = synth.region(200, 3, seed=2)
+    cases, hospitals = synth.region(200, 3, seed=2, codes=True)
     cols = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in cases.columns]
     pq.write_table(pa.table(cols, names=cases.column_names), tmp_path / "cases.parquet")
     pacsv.write_csv(hospitals, tmp_path / "hospitals.csv")
@@ -160,3 +160,23 @@ def test_a_malformed_row_with_a_multi_line_cell_is_not_repeated(tmp_path):
         result, f"error: {path}: CSV parse error: Expected 17 columns, got 20 in a row (check its quoting)"
     )
     assert "张三" not in result.output and "1101" not in result.output and "I66" not in result.output
+
+
+def test_an_unreadable_total_cost_is_warned_not_silent(tmp_path, region):
+    """A CSV cost written 1e15 or abc is not a number to the reader: the settlement says so (issue 11 item 1)."""
+    import csv
+    import io
+
+    table = pq.read_table(region["cases"])
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    rows = list(csv.reader(io.StringIO(buf.getvalue().decode("utf-8"))))
+    j = rows[0].index("total_cost")
+    rows[3][j], rows[4][j] = "1e15", "abc"
+    path = tmp_path / "cases.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(rows)
+    args = ["settle", "--cases", str(path), "--hospitals", str(region["hospitals"]), "--policy", str(DEMO)]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "warning: 2 cases have no readable total_cost" in result.output.replace("\n", " ")
