@@ -19,7 +19,9 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sys
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -89,16 +91,20 @@ def atomic_file(path: str | os.PathLike, *, if_exists: IfExists = "error") -> It
     path = check_target(path, if_exists)
     folder = _make_folder(path.parent, path)
     _remove_stale(folder, path.name)
-    tmp = _exclusive(folder, path.name, path)
+    tmp = None
     try:
+        # a SIGTERM between creating the file and knowing its name would leave it behind: held for that moment
+        with _signals_held():
+            tmp = _exclusive(folder, path.name, path)
         try:
             yield tmp
             os.replace(tmp, path)
         except OSError as exc:
             raise _output_error(path, exc) from None
     finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -121,10 +127,10 @@ def atomic_folder(
     _remove_stale(parent, folder.name)
     tmp = parent / f".{folder.name}.{os.getpid()}-{secrets.token_hex(4)}{_TMP}"
     try:
-        tmp.mkdir()
-    except OSError as exc:
-        raise _output_error(folder, exc) from None
-    try:
+        try:
+            tmp.mkdir()  # inside the try: a SIGTERM right after it still removes the folder
+        except OSError as exc:
+            raise _output_error(folder, exc) from None
         try:
             yield tmp
             missing = [n for n in names if not (tmp / n).is_file()]
@@ -211,6 +217,20 @@ def write_results(
 
 # ---------------------------------------------------------------------------------------------------------
 # temporary names
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT held back for the block (main thread, POSIX): delivered when it ends."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _make_folder(folder: Path, target: Path) -> Path:
