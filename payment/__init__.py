@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from payment.points import Deviation, DeviationRule, DrgRule, dip_points, drg_points
     from payment.policy import Policy, PolicyError
     from payment.route import Route, route_cases
-    from payment.settle import Settlement, settle, settle_batches
+    from payment.settle import Settlement, expected_payments, settle, settle_batches
 
 #: Where each public name lives (imported on first access).
 _HOMES = {
@@ -35,6 +35,7 @@ _HOMES = {
     "dip_points": "payment.points",
     "drg_points": "payment.points",
     "elastic_point_value": "payment.budget",
+    "expected_payments": "payment.settle",
     "largest_remainder": "payment.money",
     "round_fen": "payment.money",
     "route_cases": "payment.route",
@@ -56,6 +57,7 @@ __all__ = [
     "dip_points",
     "drg_points",
     "elastic_point_value",
+    "expected_payments",
     "largest_remainder",
     "round_fen",
     "route_cases",

@@ -38,6 +38,7 @@ from payment.clearing import band_adjustment, clearing_payment, hospital_shares
 from payment.deductions import deduction_grid
 from payment.money import (
     POINT_UNITS,
+    TIE_FEN,
     exact,
     fen_exact,
     fen_half_up,
@@ -62,6 +63,7 @@ from payment.route import REASONS, Route, Routing, route_cases
 __all__ = [
     "Settlement",
     "cases_part",
+    "expected_payments",
     "finish",
     "merge_scans",
     "merge_sums",
@@ -363,6 +365,67 @@ def finish(
     fund = fund_by_route[:-1].reshape(reg.n_h, 8)
     hosp, totals = _hospital_table(reg, scan, pools, fund)
     return hosp, _region_summary(reg, scan, pools, fund, res, totals)
+
+
+def expected_payments(
+    batches: Callable[[], Iterable[pa.Table]],
+    hospitals: pa.Table,
+    policy,
+    *,
+    catalogue=None,
+    weights: pa.Table | None = None,
+) -> Iterator[pa.Table]:
+    """Expected payment (预计支付) of each case at the budget point value, batch by batch, without settling.
+
+    Cases are routed and priced as :func:`settle_batches` does (routes, hospital coefficient, deviation class,
+    基层/中医 factors, per-case prices, bed-day standards), and their points are converted at the published
+    **budget** point value (年初/预算点值) of their pool: what a hospital knows before the year-end clearing.
+    Fee-for-service and excluded cases are paid their cost; a hospital missing from ``hospitals`` gets null.
+    A first pass reads every batch for the region-wide aggregates (bed-day episodes); then one table is yielded
+    per batch, same rows and order.
+
+    Parameters
+    ----------
+    batches : callable
+        Returns a fresh iterable of grouped case tables (the same rows, in the same order, at every call).
+    hospitals, policy, catalogue, weights
+        As for :func:`settle` (no history, special cases or deductions: those belong to the clearing).
+
+    Yields
+    ------
+    pa.Table: ``route``, ``deviation``, ``points``, ``point_value``, ``expected_payment`` (yuan, to the fen).
+    """
+    hospitals = to_arrow(hospitals)
+    weights = None if weights is None else to_arrow(weights)
+    reg = _Region.build(hospitals, policy, catalogue, weights, {}, (), None)
+    scan = _Scan(reg)
+    for t in batches():
+        scan.add(_frame(t, reg, scan.rows, None))
+    res = scan.resolve()
+    offset = 0
+    for t in batches():
+        yield _expected_table(_frame(t, reg, offset, res))
+        offset += t.num_rows
+
+
+def _expected_table(f: _Frame) -> pa.Table:
+    route = f.route
+    pay = np.where(f.pooled, f.points * f.vb_case, np.nan)
+    carve = ~f.pooled & ((route == Route.BED_DAY) | (route == Route.PER_CASE))
+    pay = np.where(carve, f.standard_amount, pay)
+    pay = np.where(route == Route.FEE_FOR_SERVICE, f.cost, pay)
+    pay = np.where(f.hidx < 0, np.nan, pay)  # a hospital missing from the hospitals table: no level, no price
+    fen = np.floor(np.abs(pay) * 100 + 0.5 + TIE_FEN) * np.sign(pay)
+    names = np.array([r.name for r in Route], dtype=object)  # Route values are 1 …
+    return pa.table(
+        {
+            "route": pa.array(names[route.astype(np.int64) - 1].astype(str)),
+            "deviation": pa.array(np.array(_DEV_NAMES)[f.deviation.astype(np.int64)]),
+            "points": pa.array(np.where(f.pooled, f.points, np.nan), mask=~f.pooled),
+            "point_value": pa.array(f.vb_case, mask=~f.pooled),
+            "expected_payment": pa.array(fen / 100.0, mask=np.isnan(pay)),
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.batch import duplicated
-from grouper.codebook import Codebook
+from grouper.codebook import DEFAULT_SCHEME, Codebook
 from grouper.dip import read_catalogue
 from grouper.errors import InputError
 from grouper.io.discharges import as_discharges
 from grouper.schema import DISCHARGE_SCHEMA, FEE_COLUMNS
-from payment.audit.expected import expected_payment
 from payment.audit.flags import alternatives, case_flags
 from payment.audit.grouping import Grouping
 from payment.audit.indicators import group_table, indicator_table
@@ -27,6 +26,7 @@ from payment.audit.qc import qc_edits
 from payment.audit.risk import RISK_CLASSES, risk_classes
 from payment.audit.settings import AuditSettings
 from payment.audit.summary import summary_table
+from payment.settle import expected_payments
 
 __all__ = ["Audit", "audit"]
 
@@ -71,7 +71,7 @@ def _np(table: pa.Table, name: str, dtype=np.float64) -> np.ndarray:
 def audit(
     discharges,
     *,
-    scheme: str = "chs-drg-1.1",
+    scheme: str = DEFAULT_SCHEME,
     catalogue=None,
     policy=None,
     hospitals: pa.Table | None = None,
@@ -91,7 +91,8 @@ def audit(
     discharges : pa.Table or pandas.DataFrame
         Canonical discharges (``grouper.schema``) of the region or of one hospital; an ``attending_doctor``
         column adds the per-doctor indicators.
-    scheme : ``"chs-drg-1.1"`` (a CHS-DRG codebook) or ``"dip"`` (needs ``catalogue``)
+    scheme : a CHS-DRG codebook (default ``"chs-drg-2.0"``, the scheme in force; ``"chs-drg-1.1"``) or ``"dip"``
+        (needs ``catalogue``)
     catalogue : grouper.dip.Catalogue or name/path, optional   DIP catalogue (目录库)
     policy : payment.Policy, optional   adds routes, deviation classes, expected payment and 盈亏
     hospitals : pa.Table, optional      ``hospital_id``, ``level`` (1–3): required with a policy
@@ -150,7 +151,9 @@ def audit(
         if policy is None:
             return {"route": np.full(t.num_rows, "", object), "deviation": np.full(t.num_rows, "", object),
                     "points": np.full(t.num_rows, np.nan), "expected": np.full(t.num_rows, np.nan)}  # fmt: skip
-        e = expected_payment(t, hospitals, policy, catalogue=catalogue, weights=grouping.weights)
+        e = pa.concat_tables(
+            expected_payments(lambda: [t], hospitals, policy, catalogue=catalogue, weights=grouping.weights)
+        )
         return {
             "route": _np(e, "route", object),
             "deviation": _np(e, "deviation", object),

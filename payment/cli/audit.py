@@ -25,7 +25,9 @@ def audit(
         ..., "--out", "-o", help="Output folder: report.html, audit.xlsx, <table>.parquet."
     ),
     scheme: str = typer.Option(
-        "chs-drg-1.1", help="chs-drg-1.1 (CHS-DRG codebook) or dip (needs a catalogue)."
+        None,
+        help="chs-drg-2.0 (CHS-DRG 2.0, the scheme in force; the default), chs-drg-1.1, or dip (needs a catalogue).",
+        show_default=False,
     ),
     catalogue: str = opt.CATALOGUE,
     policy: Path = typer.Option(
@@ -60,6 +62,7 @@ def audit(
     debug: bool = opt.DEBUG,
 ) -> None:
     """Self-audit of discharge files (see the help text)."""
+    from grouper.codebook import DEFAULT_SCHEME
     from grouper.dip import read_catalogue
     from grouper.pipeline import aux_typing_for
     from payment.audit import AuditSettings, QcLists, read_insurer
@@ -67,6 +70,7 @@ def audit(
     from payment.inputs import read_hospitals, read_weights
     from payment.policy import Policy
 
+    scheme = scheme or DEFAULT_SCHEME
     check_folder(out)
     for name in (*OUTPUT_FILES, "summary.parquet", "cases.parquet"):
         check_output(out / name, force)

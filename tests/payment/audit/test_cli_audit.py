@@ -61,6 +61,13 @@ def test_drg_without_policy_audits_grouping_qc_flags_and_indicators(region, tmp_
     assert "cases audited" in result.output
     summary = {r["item"]: r["value"] for r in pq.read_table(tmp_path / "o" / "summary.parquet").to_pylist()}
     assert summary["gain_loss"] is None and summary["cmi"] is not None and summary["cases"] == 6000
+    # the scheme in force by default; CHS-DRG 1.1 on request
+    meta = pq.read_schema(tmp_path / "o" / "cases.parquet").metadata
+    assert meta[b"drgdip.scheme"] == b"chs-drg-2.0"
+    result = runner.invoke(app, ["audit", str(folder / "discharges.parquet"), "--scheme", "chs-drg-1.1", "-q",
+                                 "--out", str(tmp_path / "o11")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert pq.read_schema(tmp_path / "o11" / "cases.parquet").metadata[b"drgdip.scheme"] == b"chs-drg-1.1"
 
 
 def test_errors_are_one_line(region, tmp_path):

@@ -145,13 +145,13 @@ def test_possible_upcoding_names_the_lower_group_and_the_payment_difference():
     ]
     weights = pa.table({"drg": ["GZ13", "GZ15"], "rw": [1.2, 0.8]})
     policy = Policy.load(data_path("policies", "example-drg-2025.toml"))
-    result = audit(_table(rows), weights=weights)
+    result = audit(_table(rows), scheme="chs-drg-1.1", weights=weights)
     up = [f for f in result["flags"].to_pylist() if f["flag"] == "POSSIBLE_UPCODING"]
     assert [(f["case_id"], f["group"], f["alt_group"], f["alt_weight"]) for f in up] == [
         ("u", "GZ13", "GZ15", 0.8)
     ]
     assert "第1个" in up[0]["detail"]
-    paid = audit(_table(rows), weights=weights, policy=policy, level=3)
+    paid = audit(_table(rows), scheme="chs-drg-1.1", weights=weights, policy=policy, level=3)
     up = [f for f in paid["flags"].to_pylist() if f["flag"] == "POSSIBLE_UPCODING"]
     cases = {r["case_id"]: r for r in paid["cases"].to_pylist()}
     assert up[0]["payment_difference"] == pytest.approx(
@@ -164,7 +164,7 @@ def test_possible_upcoding_names_the_lower_group_and_the_payment_difference():
 def test_pdx_choice_reports_the_alternative_group_as_information():
     rows = [{"case_id": "p", "hospital_id": "H", "insurance_type": "employee", "sex": 1, "age_years": 70,
              "principal_dx": "K22.301", "other_dx": ["J18.900"], "total_cost": 3000.0, "los_days": 7}]  # fmt: skip
-    flags = audit(_table(rows))["flags"].to_pylist()
+    flags = audit(_table(rows), scheme="chs-drg-1.1")["flags"].to_pylist()
     choice = [f for f in flags if f["flag"] == "PDX_CHOICE"]
     assert [(f["group"], f["alt_group"], f["severity"]) for f in choice] == [
         ("GZ13", "ES31", "info")

@@ -43,7 +43,7 @@ def compared(tmp_path_factory):
                         ("other_dx", pa.list_(pa.string())), ("total_cost", pa.float64()), ("los_days", pa.int32())])  # fmt: skip
     weights = pa.table({"drg": ["GZ13", "GZ15"], "rw": [1.2, 0.8]})
     policy = Policy.load(data_path("policies", "example-drg-2025.toml"))
-    return audit(pa.Table.from_pylist(CASES, schema=schema), weights=weights, policy=policy, level=3,
+    return audit(pa.Table.from_pylist(CASES, schema=schema), scheme="chs-drg-1.1", weights=weights, policy=policy, level=3,
                  insurer=read_insurer(path))  # fmt: skip
 
 

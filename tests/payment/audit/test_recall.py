@@ -72,7 +72,7 @@ def test_false_positive_rates_on_clean_rows(planted, capsys):
             rates[f"{column} {value}"] = clean[rows].sum() / clean.sum()
     with capsys.disabled():
         print(
-            f"\nfalse-positive rate on {clean.sum():,} clean rows (30,000 synthetic cases, CHS-DRG 1.1, no policy):"
+            f"\nfalse-positive rate on {clean.sum():,} clean rows (30,000 synthetic cases, {result.scheme}, no policy):"
         )
         for key, rate in rates.items():
             print(f"  {key:32s} {rate:8.4%}")

@@ -105,7 +105,7 @@ def test_low_risk_mortality_of_the_worked_example():
     reference = pa.table(
         {"group": ["ES35", "X2", "X3", "X4", "X5"], "cases": [1000] * 5, "deaths": [1, 2, 10, 50, 200]}
     )
-    result = audit(t, risk_reference=reference)
+    result = audit(t, scheme="chs-drg-1.1", risk_reference=reference)
     summary = {r["item"]: r["value"] for r in result["summary"].to_pylist()}
     assert summary["low_risk_mortality"] == pytest.approx(0.0025)
     assert result["cases"].column("risk_class").to_pylist()[0] == "low"
