@@ -31,6 +31,7 @@ DISCHARGE_SCHEMA = pa.schema(
         pa.field("other_dx", pa.list_(pa.string())),
         pa.field("principal_proc", pa.string()),
         pa.field("other_procs", pa.list_(pa.string())),
+        pa.field("proc_dates", pa.list_(pa.date32())),
         pa.field("icu_hours", pa.float64()),
         pa.field("vent_hours", pa.float64()),
         pa.field("total_cost", pa.float64()),
@@ -49,5 +50,6 @@ REQUIRED_COLUMNS = ("case_id", "principal_dx")
 #: "2" only, not "男" or "1.0") decides on these. Readers fill them from the other column's header.
 AS_WRITTEN = {"sex_text": "sex"}
 
-#: Columns that hold code lists (`|`-separated in flat files).
-LIST_COLUMNS = ("other_dx", "other_procs")
+#: Columns that hold lists (`|`-separated in flat files, or numbered columns). ``proc_dates`` (手术操作日期, optional):
+#: one date per procedure, the principal procedure's first (when there is one), then the other procedures' in order.
+LIST_COLUMNS = ("other_dx", "other_procs", "proc_dates")

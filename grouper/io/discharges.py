@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from grouper.errors import InputError
 from grouper.io.formats import PARQUET_SUFFIXES, one_line, raw_batches
-from grouper.io.values import CodeReading, as_written, code_list, code_reading, convert
+from grouper.io.values import CodeReading, as_written, code_list, code_reading, convert, date_list
 from grouper.resources import data_path
 from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
 
@@ -345,7 +345,10 @@ def _canonical(
             elif field.name in AS_WRITTEN:
                 columns.append(as_written(raw.column(sources[0])))
             elif field.name in LIST_COLUMNS:
-                columns.append(code_list([raw.column(s) for s in sources], verbatim))
+                if pa.types.is_date(field.type.value_type):
+                    columns.append(date_list([raw.column(s) for s in sources]))
+                else:
+                    columns.append(code_list([raw.column(s) for s in sources], verbatim))
             elif verbatim and field.name in _CODES:
                 text = raw.column(sources[0]).combine_chunks().cast(pa.string())
                 columns.append(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text))

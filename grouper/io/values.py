@@ -28,6 +28,7 @@ __all__ = [
     "code_list",
     "code_reading",
     "convert",
+    "date_list",
     "dates",
     "integers",
     "map_values",
@@ -115,6 +116,33 @@ def code_list(parts: list[pa.ChunkedArray], verbatim: bool = False) -> pa.Array:
     offsets = np.zeros(len(text) + 1, np.int32)
     np.cumsum(np.bincount(owner[keep], minlength=len(text)), out=offsets[1:])
     return pa.ListArray.from_arrays(pa.array(offsets), pc.filter(flat, pa.array(keep)))
+
+
+def date_list(parts: list[pa.ChunkedArray]) -> pa.Array:
+    """One list<date32> column (procedure dates, 手术操作日期) from a list column, ``|``-separated text or numbered
+    columns. Unlike :func:`code_list`, an empty or unreadable entry stays in place as null: the k-th date belongs
+    to the k-th procedure."""
+    arrays = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
+    if len(arrays) == 1 and (pa.types.is_list(arrays[0].type) or pa.types.is_large_list(arrays[0].type)):
+        lists = arrays[0].cast(pa.list_(arrays[0].type.value_type))
+        if lists.offset:
+            lists = pa.concat_arrays([lists])
+        return pa.ListArray.from_arrays(lists.offsets, dates(lists.values), mask=lists.is_null())
+    texts = [
+        pc.binary_join(a.cast(pa.list_(pa.string())), "|")
+        if pa.types.is_list(a.type)
+        else (dates(a).cast(pa.string()) if pa.types.is_temporal(a.type) else a.cast(pa.string()))
+        for a in arrays
+    ]
+    text = pc.binary_join_element_wise(*(t.fill_null("") for t in texts), "|") if len(texts) > 1 else texts[0]
+    text = pc.replace_substring_regex(pc.utf8_trim_whitespace(text.fill_null("")), r"[|,;，；、\r\n]+$", "")
+    split = pc.split_pattern_regex(text, _LIST_SEPARATORS)
+    empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    lengths = np.where(empty, 0, pc.list_value_length(split).to_numpy(zero_copy_only=False))
+    offsets = np.zeros(len(text) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = pc.list_flatten(pc.if_else(pa.array(empty), pa.scalar([], split.type), split))
+    return pa.ListArray.from_arrays(pa.array(offsets), dates(flat))
 
 
 def convert(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -43,14 +43,18 @@ _INSURANCE = pa.array(["employee", "resident", "self_pay"])
 
 
 @cache
-def _edits() -> dict[tuple[str, str], dict]:
-    rows = pacsv.read_csv(data_path("qc", "edits.csv")).to_pylist()
-    return {(r["edit"], r["code"]): r for r in rows}
+def _edits() -> dict[tuple[str, str, str], dict]:
+    """(edit, code, check) → the row of ``edits.csv``; ``check`` tells apart two checks of one edit (Q12: the
+    procedure's sex, its date), "" for the others."""
+    table = pacsv.read_csv(
+        data_path("qc", "edits.csv"), convert_options=pacsv.ConvertOptions(strings_can_be_null=False)
+    )
+    return {(r["edit"], r["code"], r["check"]): r for r in table.to_pylist()}
 
 
 def edit_names() -> dict[str, str]:
     """``"Q06 SEX_CONFLICT"`` → ``"Q06 性别与诊断不符"``: the short Chinese name of each edit (charts, summaries)."""
-    return {f"{e} {c}": f"{e} {r['name_zh']}" for (e, c), r in _edits().items()}
+    return {f"{e} {c}": f"{e} {r['name_zh']}" for (e, c, _), r in _edits().items()}
 
 
 @cache
@@ -82,15 +86,23 @@ def _flat(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
 
 
 class _Hits:
-    """Findings gathered edit by edit: (rows, edit, code, field, position)."""
+    """Findings gathered edit by edit: (rows, edit, code, field, position, check)."""
 
     def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, str, str, str, np.ndarray | None]] = []
+        self.parts: list[tuple[np.ndarray, str, str, str, np.ndarray | None, str]] = []
 
-    def add(self, rows: np.ndarray, edit: str, code: str, field: str, pos: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        rows: np.ndarray,
+        edit: str,
+        code: str,
+        field: str,
+        pos: np.ndarray | None = None,
+        check: str = "",
+    ) -> None:
         rows = np.flatnonzero(rows) if rows.dtype == bool else rows
         if len(rows):
-            self.parts.append((rows, edit, code, field, pos))
+            self.parts.append((rows, edit, code, field, pos, check))
 
 
 def qc_edits(table: pa.Table, codebook, lists: QcLists | None = None, *, duplicate=None) -> pa.Table:
@@ -176,8 +188,20 @@ def qc_edits(table: pa.Table, codebook, lists: QcLists | None = None, *, duplica
     bad = codebook.encode_proc(oproc) < 0
     hits.add(p_row[bad], "Q11", "CODE_UNKNOWN", "other_procs", p_pos[bad])
     _by_code(
-        hits, lists["sex_proc"], pproc, oproc, p_row, p_pos, sexed, sex, "Q12", "DX_PROC_CONFLICT", "proc"
+        hits,
+        lists["sex_proc"],
+        pproc,
+        oproc,
+        p_row,
+        p_pos,
+        sexed,
+        sex,
+        "Q12",
+        "DX_PROC_CONFLICT",
+        "proc",
+        "sex",
     )
+    _proc_dates(hits, table, adm, dis, _mask(pproc.is_valid()))
 
     present = [c for c in FEE_COLUMNS if c in table.column_names]
     if present:
@@ -209,16 +233,34 @@ def qc_edits(table: pa.Table, codebook, lists: QcLists | None = None, *, duplica
     return _assemble(hits, case_id, _col(table, "hospital_id", pa.string()), n)
 
 
-def _by_code(hits, codes, principal, flat, row, pos, sexed, sex, edit, code, kind) -> None:
+def _proc_dates(
+    hits: _Hits, table: pa.Table, adm: pa.Array, dis: pa.Array, has_principal: np.ndarray
+) -> None:
+    """Q12: a procedure date (``proc_dates``, the principal procedure's first) outside [admission, discharge]."""
+    dates, row, pos = _flat(_col(table, "proc_dates", pa.list_(pa.date32())))
+    if not len(dates):
+        return
+    day = np.asarray(pc.cast(dates, pa.int32()).to_numpy(zero_copy_only=False), np.float64)
+    first = np.asarray(pc.cast(adm, pa.int32()).to_numpy(zero_copy_only=False), np.float64)[row]
+    last = np.asarray(pc.cast(dis, pa.int32()).to_numpy(zero_copy_only=False), np.float64)[row]
+    bad = (day < first) | (day > last)  # NaN (a date missing) compares False: nothing to check against
+    principal = has_principal[row] & (pos == 1)
+    hits.add(row[bad & principal], "Q12", "DX_PROC_CONFLICT", "principal_proc", check="date")
+    other = bad & ~principal
+    k = pos[other] - has_principal[row[other]]  # the position in other_procs
+    hits.add(row[other], "Q12", "DX_PROC_CONFLICT", "other_procs", k, check="date")
+
+
+def _by_code(hits, codes, principal, flat, row, pos, sexed, sex, edit, code, kind, check="") -> None:
     """Sex-specific codes (Q06 diagnoses, Q12 procedures) against the case's sex, principal then list."""
     field, other = ("principal_dx", "other_dx") if kind == "dx" else ("principal_proc", "other_procs")
     at = codes.find(principal)
     want = codes.column("sex", at, 0).astype(np.int64)
-    hits.add((at >= 0) & sexed & (want != sex), edit, code, field)
+    hits.add((at >= 0) & sexed & (want != sex), edit, code, field, check=check)
     at = codes.find(flat)
     want = codes.column("sex", at, 0).astype(np.int64)
     bad = (at >= 0) & sexed[row] & (want != sex[row])
-    hits.add(row[bad], edit, code, other, pos[bad])
+    hits.add(row[bad], edit, code, other, pos[bad], check=check)
 
 
 def _by_age(hits, codes, principal, flat, row, pos, age) -> None:
@@ -244,19 +286,21 @@ def _assemble(hits: _Hits, case_id: pa.Array, hospital: pa.Array, n: int) -> pa.
     order = np.lexsort((pos, part, rows))  # row, then edit in list order, then position
     rows, part, pos = rows[order], part[order], pos[order]
     zh, en = [], []
-    for _, edit, code, field, _ in hits.parts:
-        e = edits[(edit, code)]
+    for _, edit, code, field, _, check in hits.parts:
+        e = edits[(edit, code, check)]
         fill = {"{field}": field, "{field_zh}": names.get(field, field)}
         z, g = e["message_zh"], e["message_en"]
         for k, v in fill.items():
             z, g = z.replace(k, v), g.replace(k, v)
         zh.append(z)
         en.append(g)
-    pos_text = np.where(pos >= 0, pos.astype(str), "")
-    msg_zh = np.char.replace(np.array(zh, dtype=object)[part].astype(str), "{pos}", pos_text)
-    msg_en = np.char.replace(np.array(en, dtype=object)[part].astype(str), "{pos}", pos_text)
+    at = np.where(pos >= 0, pos.astype(str), "")
+    pos_zh = np.where(pos >= 0, np.char.add(np.char.add("第", at), "个"), "")  # 其他诊断第3个…
+    pos_en = np.where(pos >= 0, np.char.add(" #", at), "")  # other_dx #3…
+    msg_zh = np.char.replace(np.array(zh, dtype=object)[part].astype(str), "{pos}", pos_zh)
+    msg_en = np.char.replace(np.array(en, dtype=object)[part].astype(str), "{pos}", pos_en)
     meta = np.array(
-        [(p[1], p[2], _edits()[(p[1], p[2])]["severity"], p[3]) for p in hits.parts], dtype=object
+        [(p[1], p[2], edits[(p[1], p[2], p[5])]["severity"], p[3]) for p in hits.parts], dtype=object
     )
     take = pa.array(rows)
     return pa.table(

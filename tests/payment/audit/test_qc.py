@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 from grouper import Codebook
+from grouper.io import read_discharges
 from payment.audit.lists import QcLists
 from payment.audit.qc import qc_edits
 
@@ -99,3 +100,56 @@ def test_a_region_list_replaces_the_shipped_one(tmp_path):
     t = pa.table({"case_id": ["a"], "age_years": pa.array([88], pa.int16()), "principal_dx": ["K22.301"]})
     got = qc_edits(t, Codebook.load("chs-drg-1.1"), QcLists.load(tmp_path)).to_pylist()
     assert ("Q09", "principal_dx") in [(f["edit"], f["field"]) for f in got]
+
+
+def test_q12_procedure_dates_outside_the_stay_name_the_procedure():
+    # stay 2025-03-10 … 2025-03-20; proc_dates: the principal procedure's first, then the other procedures'
+    d = dt.date
+    rows = [
+        ("in", "47.0901", ["54.5100"], [d(2025, 3, 10), d(2025, 3, 20)]),  # both bounds inside: clean
+        ("before", "47.0901", ["54.5100"], [d(2025, 3, 9), None]),  # the principal, a day early
+        ("after", "47.0901", ["54.5100", "54.5100"], [None, d(2025, 3, 12), d(2025, 3, 21)]),  # other #2
+        ("no-principal", None, ["54.5100", "54.5100"], [d(2025, 4, 1)]),  # other #1
+        ("no-dates", "47.0901", [], None),
+    ]
+    t = pa.table(
+        {
+            "case_id": [r[0] for r in rows],
+            "principal_dx": ["K35.800"] * len(rows),
+            "principal_proc": [r[1] for r in rows],
+            "other_procs": pa.array([r[2] for r in rows], pa.list_(pa.string())),
+            "proc_dates": pa.array([r[3] for r in rows], pa.list_(pa.date32())),
+            "admission_date": pa.array([d(2025, 3, 10)] * len(rows), pa.date32()),
+            "discharge_date": pa.array([d(2025, 3, 20)] * len(rows), pa.date32()),
+        }
+    )
+    got = [f for f in qc_edits(t, Codebook.load("chs-drg-1.1")).to_pylist() if f["edit"] == "Q12"]
+    assert [(f["case_id"], f["code"], f["severity"], f["field"], f["position"]) for f in got] == [
+        ("before", "DX_PROC_CONFLICT", "warning", "principal_proc", None),
+        ("after", "DX_PROC_CONFLICT", "warning", "other_procs", 2),
+        ("no-principal", "DX_PROC_CONFLICT", "warning", "other_procs", 1),
+    ]
+    assert got[0]["message_zh"] == "主要手术操作的手术操作日期不在住院期间（入院日期至出院日期）内"
+    assert "第2个" in got[1]["message_zh"] and got[1]["message_en"].startswith(
+        "other_procs #2: the procedure date"
+    )
+    assert all("2025" not in f["message_zh"] + f["message_en"] for f in got)  # never the dates themselves
+
+
+def test_procedure_dates_are_read_one_per_procedure_from_an_export(tmp_path):
+    # numbered 手术操作日期1…n columns keep an empty one in place: the k-th date belongs to the k-th procedure
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "结算ID,主要诊断编码,主要手术操作编码,其他手术操作编码,入院日期,出院日期,手术操作日期1,手术操作日期2,手术操作日期3\n"
+        "a,K35.800,47.0901,54.5100,2025-03-10,2025-03-20,2025-03-11,,\n"
+        "b,K35.800,47.0901,54.5100|54.5100,2025-03-10,2025-03-20,,2025/3/12,20250322\n",
+        "utf-8",
+    )
+    table = next(read_discharges(path))
+    assert table.column("proc_dates").to_pylist() == [
+        [dt.date(2025, 3, 11)],
+        [None, dt.date(2025, 3, 12), dt.date(2025, 3, 22)],
+    ]
+    got = [(f["case_id"], f["field"], f["position"]) for f in qc_edits(table, Codebook.load("chs-drg-1.1")).to_pylist()
+           if f["edit"] == "Q12"]  # fmt: skip
+    assert got == [("b", "other_procs", 2)]
