@@ -3,6 +3,8 @@ discharge table, as Arrow tables."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.batch import duplicated
+from grouper.batch import DuplicateTracker
 from grouper.codebook import DEFAULT_SCHEME, Codebook
 from grouper.dip import read_catalogue
 from grouper.errors import InputError
@@ -22,13 +24,13 @@ from payment.audit.grouping import Grouping
 from payment.audit.indicators import group_table, indicator_table
 from payment.audit.insurer import compare_insurer
 from payment.audit.lists import QcLists
-from payment.audit.qc import qc_edits
+from payment.audit.qc import QC_SCHEMA, qc_edits
 from payment.audit.risk import RISK_CLASSES, risk_classes
 from payment.audit.settings import AuditSettings
 from payment.audit.summary import summary_table
 from payment.settle import expected_payments
 
-__all__ = ["Audit", "audit"]
+__all__ = ["BATCH_SIZE", "Audit", "audit", "audit_batches"]
 
 #: Name of the optional attending-doctor column (主治医师) of a discharge table.
 DOCTOR_COLUMN = "attending_doctor"
@@ -46,6 +48,12 @@ class Audit:
 
     def __getitem__(self, name: str) -> pa.Table:
         return self.tables[name]
+
+
+#: Rows per batch of the per-case passes (bounds the intermediates; the results do not depend on it).
+BATCH_SIZE = 1 << 18
+#: Cases whose variants (another principal diagnosis, one CC/MCC removed) are regrouped at a time.
+VARIANT_CASES = 1 << 15
 
 
 def _canonical(table) -> pa.Table:
@@ -68,22 +76,53 @@ def _np(table: pa.Table, name: str, dtype=np.float64) -> np.ndarray:
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def audit(
-    discharges,
-    *,
-    scheme: str = DEFAULT_SCHEME,
-    catalogue=None,
-    policy=None,
-    hospitals: pa.Table | None = None,
-    weights: pa.Table | None = None,
-    hospital: str | None = None,
-    insurer: pa.Table | None = None,
-    settings: AuditSettings | None = None,
-    lists: QcLists | None = None,
-    risk_reference: pa.Table | None = None,
-    level: int | None = None,
-    aux=None,
-) -> Audit:
+def _shared(parts: list) -> np.ndarray:
+    """Text of every case as an object array whose equal values share one Python string (8 bytes a case)."""
+    arr = pa.chunked_array(parts, pa.string()).combine_chunks() if parts else pa.array([], pa.string())
+    enc = pc.dictionary_encode(arr)
+    labels = np.append(np.asarray(enc.dictionary.to_pylist(), dtype=object), None)
+    return labels[enc.indices.fill_null(len(enc.dictionary)).to_numpy(zero_copy_only=False)]
+
+
+class _Passes:
+    """The per-case passes over the batches: canonical tables, and grouped ones with the duplicate-case mask of
+    the first grouped pass (Q01: a case_id seen in an earlier row of the run)."""
+
+    def __init__(self, batches: Callable[[], Iterable], grouping: Grouping, on_batch) -> None:
+        self.batches, self.grouping, self.on_batch = batches, grouping, on_batch
+        self.dup: list[np.ndarray] | None = None
+
+    def canonical(self) -> Iterator[tuple[int, pa.Table]]:
+        offset = 0
+        for b in self.batches():
+            t = _canonical(b)
+            yield offset, t
+            offset += t.num_rows
+            if self.on_batch is not None:
+                self.on_batch(t.num_rows)
+
+    def grouped(self) -> Iterator[tuple[int, pa.Table, np.ndarray, pa.Table]]:
+        first = self.dup is None
+        tracker, masks = DuplicateTracker(), []
+        for i, (offset, t) in enumerate(self.canonical()):
+            dup = (
+                tracker.flag(t.column("case_id").cast(pa.string()).combine_chunks()) if first else self.dup[i]
+            )
+            masks.append(dup)
+            yield offset, t, dup, self.grouping.group(t, dup)
+        if first:
+            self.dup = masks
+
+
+def _priced(t: pa.Table, out: pa.Table) -> pa.Table:
+    """A canonical batch with the grouper's columns: what the payment engine prices."""
+    for name in out.column_names:
+        if name != "case_id":
+            t = t.append_column(name, out.column(name))
+    return t
+
+
+def audit(discharges, *, batch_size: int = BATCH_SIZE, **options) -> Audit:
     """Hospital self-audit (医院自查) of a discharge table: QC edits, supervision flags, indicators and 盈亏.
 
     Parameters
@@ -91,6 +130,7 @@ def audit(
     discharges : pa.Table or pandas.DataFrame
         Canonical discharges (``grouper.schema``) of the region or of one hospital; an ``attending_doctor``
         column adds the per-doctor indicators.
+    batch_size : int   rows per batch of the per-case passes (bounds memory; results do not depend on it)
     scheme : a CHS-DRG codebook (default ``"chs-drg-2.0"``, the scheme in force; ``"chs-drg-1.1"``) or ``"dip"``
         (needs ``catalogue``)
     catalogue : grouper.dip.Catalogue or name/path, optional   DIP catalogue (目录库)
@@ -104,15 +144,50 @@ def audit(
     risk_reference : pa.Table, optional ``group, cases, deaths`` of a reference population for the risk classes
     level : int, optional               with a policy and no ``hospitals``: the level (1–3) of every hospital
     aux : grouper.dip.aux.AuxTyping, optional   DIP auxiliary typing (辅助分型) applied as ``drgdip group`` does
+    on_batch : callable, optional       ``on_batch(rows)`` after each batch of each pass (progress bars)
 
     Returns
     -------
     Audit
     """
+    table = as_discharges(discharges)
+    n = table.num_rows
+
+    def batches() -> Iterator[pa.Table]:
+        return (table.slice(i, batch_size) for i in range(0, max(n, 1), batch_size))
+
+    return audit_batches(batches, **options)
+
+
+def audit_batches(
+    batches: Callable[[], Iterable],
+    *,
+    scheme: str = DEFAULT_SCHEME,
+    catalogue=None,
+    policy=None,
+    hospitals: pa.Table | None = None,
+    weights: pa.Table | None = None,
+    hospital: str | None = None,
+    insurer: pa.Table | None = None,
+    settings: AuditSettings | None = None,
+    lists: QcLists | None = None,
+    risk_reference: pa.Table | None = None,
+    level: int | None = None,
+    aux=None,
+    on_batch: Callable[[int], None] | None = None,
+) -> Audit:
+    """:func:`audit` of a run given as batches, with bounded memory: the engine behind :func:`audit` and
+    :func:`payment.audit.files.audit_files`.
+
+    ``batches()`` returns a fresh iterable of discharge tables (the same rows in the same order at every call).
+    Pass 1 groups, QC-checks and reduces each batch to a few numbers per case; with a policy two more passes
+    price the cases (:func:`payment.expected_payments`); a last pass regroups the variants of the flags
+    (another principal diagnosis, one CC/MCC removed) a slice of cases at a time. The region-wide figures
+    (weights from the run, group means, risk classes, re-admissions) come from the per-case numbers, so they do
+    not depend on how the cases are cut. Other options as for :func:`audit`.
+    """
     settings = settings or AuditSettings.load()
     lists = lists or QcLists.load()
-    table = _canonical(discharges)
-    n = table.num_rows
     dip = scheme == "dip"
     codebook = Codebook.load("chs-drg-1.1" if dip else scheme)
     if dip:
@@ -122,18 +197,50 @@ def audit(
             raise InputError("the DIP scheme needs a catalogue (目录库)")
         if isinstance(catalogue, str | Path):
             catalogue = read_catalogue(catalogue)
+    if policy is not None and hospitals is None and level is None:
+        raise InputError("expected payment needs the hospitals table (hospital_id, level) with the policy")
     scale = float(policy.scores.score_scale) if policy is not None else 1000.0
     grouping = Grouping(
         scheme, codebook, catalogue, weights, scale, {"aux": aux} if dip and aux is not None else {}
     )
-    case_id = table.column("case_id").cast(pa.string())
-    dup = duplicated(case_id.combine_chunks())
-    out = grouping.group(table, dup)
-    view = grouping.view(out)
-    cost = _np(table, "total_cost")
-    grouping.fit_weights(view["group"], view["grouped"], cost)
-    weight = grouping.weight(view, out)
-    qc = qc_edits(table, codebook, lists, duplicate=dup)
+    passes = _Passes(batches, grouping, on_batch)
+
+    # pass 1: grouping, QC edits and the per-case numbers
+    text = {k: [] for k in ("case_id", "hospital_id", "patient_id", "department", DOCTOR_COLUMN,
+                            "payment_method", "group", "mdc", "adrg", "status", "pdx", "pproc")}  # fmt: skip
+    nums = {k: [] for k in ("admission", "discharge", "los", "cost", "mode", "grouped", "score",
+                            "low_standard_dx", "drug", "consumable")}  # fmt: skip
+    qc_parts: list[pa.Table] = []
+    fees_present = doctor_present = False
+    n = 0
+    for offset, t, dup, out in passes.grouped():
+        view = grouping.view(out)
+        for k in ("case_id", "hospital_id", "patient_id", "department", DOCTOR_COLUMN, "payment_method"):
+            text[k].append(t.column(k).cast(pa.string()).combine_chunks())
+        for k in ("group", "mdc", "adrg", "status"):
+            text[k].append(pa.array(view[k].astype(object), pa.string()))
+        if insurer is not None:
+            text["pdx"].append(t.column("principal_dx").combine_chunks())
+            text["pproc"].append(t.column("principal_proc").combine_chunks())
+        nums["admission"].append(_days(t, "admission_date"))
+        nums["discharge"].append(_days(t, "discharge_date"))
+        nums["los"].append(_np(t, "los_days"))
+        nums["cost"].append(_np(t, "total_cost"))
+        nums["mode"].append(np.nan_to_num(_np(t, "discharge_mode"), nan=-1).astype(np.int64))
+        nums["grouped"].append(view["grouped"])
+        nums["score"].append(_np(out, "dip_score") if dip else np.full(t.num_rows, np.nan))
+        nums["low_standard_dx"].append(lists["low_standard_dx"].find(t.column("principal_dx")) >= 0)
+        fee = {f: _np(t, f) for f in ("fee_08", "fee_09", "fee_10", "fee_11")}
+        fees_present |= any(not np.isnan(v).all() for v in fee.values())
+        fee = {f: np.nan_to_num(v) for f, v in fee.items()}
+        nums["drug"].append(fee["fee_09"] + fee["fee_10"] + fee["fee_11"])
+        nums["consumable"].append(fee["fee_08"])
+        doctor_present |= t.column(DOCTOR_COLUMN).null_count < t.num_rows
+        qc = qc_edits(t, codebook, lists, duplicate=dup)
+        qc_parts.append(qc.set_column(2, "row", pc.add(qc.column("row"), offset)))
+        n = offset + t.num_rows
+    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in nums.items()}
+    qc = pa.concat_tables(qc_parts) if qc_parts else QC_SCHEMA.empty_table()
     err_rows = pc.filter(qc.column("row"), pc.equal(qc.column("severity"), "error")).to_numpy() - 1
     qc_error = np.zeros(n, bool)
     qc_error[err_rows] = True
@@ -141,37 +248,28 @@ def audit(
         np.bincount(qc.column("row").to_numpy() - 1, minlength=n) if qc.num_rows else np.zeros(n, np.int64)
     )
 
+    group = _shared(text["group"])
+    view = {"group": group, "grouped": cat["grouped"].astype(bool), "mdc": _shared(text["mdc"]),
+            "adrg": _shared(text["adrg"]), "status": _shared(text["status"])}  # fmt: skip
+    cost = cat["cost"]
+    grouping.fit_weights(view["group"], view["grouped"], cost)
+    if dip:
+        weight = np.where(view["grouped"], cat["score"] / grouping.score_scale, np.nan)
+    else:
+        weight = np.where(view["grouped"], grouping.standard("rw", view["group"]), np.nan)
+    hospital_id = _shared(text["hospital_id"])
+    case_id = pa.chunked_array(text["case_id"], pa.string()).combine_chunks()
+
     notes: list[str] = []
-    priced = table
-    for name in out.column_names:
-        if name != "case_id":
-            priced = priced.append_column(name, out.column(name))
-
-    def price(t: pa.Table) -> dict[str, np.ndarray]:
-        if policy is None:
-            return {"route": np.full(t.num_rows, "", object), "deviation": np.full(t.num_rows, "", object),
-                    "points": np.full(t.num_rows, np.nan), "expected": np.full(t.num_rows, np.nan)}  # fmt: skip
-        e = pa.concat_tables(
-            expected_payments(lambda: [t], hospitals, policy, catalogue=catalogue, weights=grouping.weights)
-        )
-        return {
-            "route": _np(e, "route", object),
-            "deviation": _np(e, "deviation", object),
-            "points": _np(e, "points"),
-            "expected": _np(e, "expected_payment"),
-        }
-
-    if policy is not None and hospitals is None and level is not None:
-        ids = pc.unique(table.column("hospital_id").cast(pa.string()).combine_chunks().drop_null())
-        hospitals = pa.table({"hospital_id": ids, "level": pa.array([level] * len(ids), pa.int8())})
     if policy is not None and hospitals is None:
-        raise InputError("expected payment needs the hospitals table (hospital_id, level) with the policy")
-    pay = price(priced)
+        ids = pc.unique(pa.array(hospital_id, pa.string())).drop_null()
+        hospitals = pa.table({"hospital_id": ids, "level": pa.array([level] * len(ids), pa.int8())})
+    pay = _price(passes, hospitals, policy, catalogue, grouping.weights, n)
     pay["expected"] = np.where(qc_error, np.nan, pay["expected"])  # a QC error: not paid by points as it is
     pay["route"] = np.where(qc_error & (pay["route"] != ""), "QC_ERROR", pay["route"])
 
     # risk classes (audit.md §1.1): the run's grouped cases, or a reference table
-    mode = np.nan_to_num(_np(table, "discharge_mode"), nan=-1).astype(np.int64)
+    mode = cat["mode"]
     dead = mode == 5
     if risk_reference is not None:
         ref_group = np.asarray(risk_reference.column("group").cast(pa.string()).to_pylist(), dtype=object)
@@ -191,24 +289,22 @@ def audit(
     risk = np.where(view["grouped"] & (at >= 0), np.append(cls, 4)[np.maximum(at, 0)], 4).astype(np.int8)
 
     region_cost = _group_mean(view, cost)
-    los = _np(table, "los_days")
+    los = cat["los"]
     region_los = _group_mean(view, los)
     std_cost = grouping.standard("avg_cost", view["group"])
     std_los = grouping.standard("avg_los", view["group"])
-    adm = _days(table, "admission_date")
-    dis = _days(table, "discharge_date")
-    patient = _np(table, "patient_id", object)
+    patient = pa.chunked_array(text["patient_id"], pa.string()).combine_chunks()
     c = {
-        "case_id": _np(table, "case_id", object),
-        "hospital_id": _np(table, "hospital_id", object),
-        "patient_id": patient,
-        "admission": adm,
-        "discharge": dis,
+        "case_id": case_id,
+        "hospital_id": hospital_id,
+        "patient_id": pc.dictionary_encode(patient).indices.fill_null(-1).to_numpy(zero_copy_only=False),
+        "admission": cat["admission"],
+        "discharge": cat["discharge"],
         "los": los,
         "cost": cost,
         "mode": mode,
         "dead": dead,
-        "group": view["group"].astype(object),
+        "group": view["group"],
         "grouped": view["grouped"],
         "mdc": view["mdc"],
         "weight": weight,
@@ -221,48 +317,44 @@ def audit(
         "deviation": pay["deviation"],
         "route": pay["route"],
         "expected": pay["expected"],
-        "payment_method": _np(table, "payment_method", object),
-        "low_standard_dx": lists["low_standard_dx"].find(table.column("principal_dx")) >= 0,
+        "payment_method": _shared(text["payment_method"]),
+        "low_standard_dx": cat["low_standard_dx"].astype(bool),
     }
-    present = [f for f in ("fee_08", "fee_09", "fee_10", "fee_11") if table.column(f).null_count < n]
-    if present:
-        fee = {f: np.nan_to_num(_np(table, f)) for f in ("fee_08", "fee_09", "fee_10", "fee_11")}
-        c["drug"] = fee["fee_09"] + fee["fee_10"] + fee["fee_11"]
-        c["consumable"] = fee["fee_08"]
-    if table.column("patient_id").null_count == n:
+    if fees_present:
+        c["drug"], c["consumable"] = cat["drug"], cat["consumable"]
+    del cat
+    if patient.null_count == n:
         notes.append("无患者标识（patient_id）：未检查再入院 / no patient_id: readmissions not checked")
     if policy is None:
         notes.append(
             "未提供支付政策：无预计支付、盈亏与高低倍率 / no policy: no expected payment, 盈亏 or deviation flags"
         )
 
-    def regroup(t: pa.Table) -> dict[str, np.ndarray]:
-        o = grouping.group(t, np.zeros(t.num_rows, bool))
-        v = grouping.view(o)
-        priced_t = t
-        for name in o.column_names:
-            if name != "case_id":
-                priced_t = priced_t.append_column(name, o.column(name))
-        # priced later, only for the variants kept (a few of them): pricing runs the settlement's routing
-        return {
-            **v,
-            "weight": grouping.weight(v, o),
-            "price": lambda rows: price(priced_t.take(pa.array(rows)))["expected"],
-        }
-
+    # last pass: the variants of the flags, regrouped a slice of cases at a time
     clean = view["grouped"] & ~qc_error
-    # the variants regrouped need no fee breakdown, unless the auxiliary typing reads it
-    kept = set(aux.input_columns()) if dip and aux is not None else set()
-    slim = table.drop_columns([f for f in FEE_COLUMNS if f not in kept])
-    upcoding = None
-    if not dip:
-        suffix = pc.utf8_slice_codeunits(pa.array(view["group"], pa.string()), 3, 4).to_numpy(
-            zero_copy_only=False
-        )
-        rows = np.flatnonzero(clean & np.isin(suffix, ["1", "3"]))
-        upcoding = _upcoding(slim, rows, c, view, settings, regroup)
-    pdx_rows = np.flatnonzero(clean)
-    pdx_choice = _pdx_choice(slim, pdx_rows, c, settings, regroup)
+    upcoding = pdx_choice = None
+    if n:
+        kept = set(aux.input_columns()) if dip and aux is not None else set()
+        up_rows = np.zeros(0, np.int64)
+        if not dip:
+            suffix = pc.utf8_slice_codeunits(pa.array(view["group"], pa.string()), 3, 4)
+            up_rows = np.flatnonzero(clean & np.isin(suffix.to_numpy(zero_copy_only=False), ["1", "3"]))
+        pdx_rows = np.flatnonzero(clean)
+        up_parts, pdx_parts = [], []
+        price = functools.partial(_price_table, hospitals=hospitals, policy=policy, catalogue=catalogue,
+                                  weights=grouping.weights)  # fmt: skip
+        for offset, t in passes.canonical():
+            # the variants need no fee breakdown, unless the auxiliary typing reads it
+            slim = t.drop_columns([f for f in FEE_COLUMNS if f not in kept])
+            lo, hi = offset, offset + t.num_rows
+            for rows, parts, fn in ((up_rows, up_parts, _upcoding), (pdx_rows, pdx_parts, _pdx_choice)):
+                mine = rows[(rows >= lo) & (rows < hi)] - lo
+                for i in range(0, len(mine), VARIANT_CASES):
+                    part = fn(slim, mine[i : i + VARIANT_CASES], offset, c, view, settings, grouping, price)
+                    if part is not None:
+                        parts.append(part)
+        upcoding = _concat(up_parts) if not dip else None
+        pdx_choice = _concat(pdx_parts)
     flags = case_flags(c, settings, upcoding=upcoding, pdx_choice=pdx_choice)
 
     focus = np.ones(n, bool) if hospital is None else (c["hospital_id"] == hospital)
@@ -273,11 +365,11 @@ def audit(
     tables = {
         "hospitals": indicator_table(c, ind, focus, relative_cmi=dip),
         "departments": indicator_table(
-            c, {**ind, "department": _np(table, "department", object)}, focus, relative_cmi=dip
+            c, {**ind, "department": _shared(text["department"])}, focus, relative_cmi=dip
         ),
     }
-    if DOCTOR_COLUMN in table.column_names and table.column(DOCTOR_COLUMN).null_count < table.num_rows:
-        doctor = {**ind, DOCTOR_COLUMN: _np(table, DOCTOR_COLUMN, object)}
+    if doctor_present:
+        doctor = {**ind, DOCTOR_COLUMN: _shared(text[DOCTOR_COLUMN])}
         tables["doctors"] = indicator_table(c, doctor, focus, relative_cmi=dip)
     tables["groups"] = group_table(c, focus, risk_of)
     tables["flags"] = keep_rows(flags) if hospital is not None else flags
@@ -287,26 +379,27 @@ def audit(
         if flags.num_rows
         else np.zeros(n, np.int64)
     )
+    grouped = view["grouped"]
+
+    def labels(values: np.ndarray) -> pa.Array:
+        return pa.array(np.where(grouped, values, None), pa.string())
+
     cases = pa.table(
         {
             "case_id": case_id,
-            "hospital_id": table.column("hospital_id"),
-            "department": table.column("department"),
-            "mdc": pa.array(np.where(view["grouped"], view["mdc"], None).astype(object), pa.string())
-            if not dip
-            else pa.nulls(n, pa.string()),
-            "adrg": pa.array(np.where(view["grouped"], view["adrg"], None).astype(object), pa.string())
-            if not dip
-            else pa.nulls(n, pa.string()),
-            "group": pa.array(np.where(view["grouped"], view["group"], None).astype(object), pa.string()),
-            "status": pa.array(view["status"].astype(str)),
-            "grouped": pa.array(view["grouped"]),
+            "hospital_id": pa.array(hospital_id, pa.string()),
+            "department": pa.chunked_array(text["department"], pa.string()),
+            "mdc": labels(view["mdc"]) if not dip else pa.nulls(n, pa.string()),
+            "adrg": labels(view["adrg"]) if not dip else pa.nulls(n, pa.string()),
+            "group": labels(view["group"]),
+            "status": pa.array(view["status"], pa.string()).fill_null(""),
+            "grouped": pa.array(grouped),
             "weight": pa.array(weight, from_pandas=True),
-            "risk_class": pa.array(np.array(RISK_CLASSES)[risk]),
-            "total_cost": table.column("total_cost"),
-            "los_days": table.column("los_days"),
-            "route": pa.array(pay["route"].astype(str)),
-            "deviation": pa.array(pay["deviation"].astype(str)),
+            "risk_class": pa.array(np.array(RISK_CLASSES, dtype=object)[risk], pa.string()),
+            "total_cost": pa.array(cost, from_pandas=True),
+            "los_days": pa.array(los, from_pandas=True).cast(pa.int32()),
+            "route": pa.array(pay["route"], pa.string()),
+            "deviation": pa.array(pay["deviation"], pa.string()),
             "points": pa.array(pay["points"], from_pandas=True),
             "expected_payment": pa.array(pay["expected"], from_pandas=True),
             "gain_loss": pa.array(pay["expected"] - cost, from_pandas=True),
@@ -320,7 +413,13 @@ def audit(
         known = (
             catalogue.table.column("dip_code") if dip else pa.array(np.asarray(codebook["drg_labels"], str))
         )
-        focus_table = table.filter(pa.array(focus)) if hospital is not None else table
+        principal = pa.table(
+            {
+                "principal_dx": pa.chunked_array(text["pdx"], pa.string()),
+                "principal_proc": pa.chunked_array(text["pproc"], pa.string()),
+            }
+        )
+        focus_table = principal.filter(pa.array(focus)) if hospital is not None else principal
         tables["insurer"], insurer_summary = compare_insurer(
             tables["cases"], insurer, known, focus_table, qc, dip
         )
@@ -333,6 +432,49 @@ def audit(
         **tables,
     }
     return Audit(tables, settings, scheme, notes)
+
+
+def _price(passes: _Passes, hospitals, policy, catalogue, weights, n: int) -> dict[str, np.ndarray]:
+    """Route, deviation class, points and expected payment of every case (two more grouped passes)."""
+    if policy is None:
+        return {"route": np.full(n, "", object), "deviation": np.full(n, "", object),
+                "points": np.full(n, np.nan), "expected": np.full(n, np.nan)}  # fmt: skip
+
+    def priced() -> Iterator[pa.Table]:
+        return (_priced(t, out) for _, t, _, out in passes.grouped())
+
+    parts = list(expected_payments(priced, hospitals, policy, catalogue=catalogue, weights=weights))
+    return _payment_arrays(pa.concat_tables(parts) if parts else None, n)
+
+
+def _payment_arrays(e: pa.Table | None, n: int) -> dict[str, np.ndarray]:
+    if e is None or not e.num_rows:
+        return {"route": np.full(n, "", object), "deviation": np.full(n, "", object),
+                "points": np.full(n, np.nan), "expected": np.full(n, np.nan)}  # fmt: skip
+    return {
+        "route": _shared([e.column("route").combine_chunks()]),
+        "deviation": _shared([e.column("deviation").combine_chunks()]),
+        "points": _np(e, "points"),
+        "expected": _np(e, "expected_payment"),
+    }
+
+
+def _price_table(t: pa.Table, *, hospitals, policy, catalogue, weights) -> np.ndarray:
+    """Expected payment of a few variant cases priced on their own (NaN without a policy)."""
+    if policy is None:
+        return np.full(t.num_rows, np.nan)
+    return _payment_arrays(
+        pa.concat_tables(
+            expected_payments(lambda: [t], hospitals, policy, catalogue=catalogue, weights=weights)
+        ),
+        t.num_rows,
+    )["expected"]
+
+
+def _concat(parts: list[dict]) -> dict | None:
+    if not parts:
+        return None
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _days(table: pa.Table, name: str) -> np.ndarray:
@@ -350,12 +492,24 @@ def _group_mean(view: dict, values: np.ndarray) -> np.ndarray:
     return np.where(view["grouped"], mean[inv], np.nan)
 
 
-def _upcoding(table, rows, c, view, settings, regroup) -> dict | None:
+def _regroup(grouping: Grouping, t: pa.Table, price) -> dict:
+    """Group variant cases as the cases were grouped; ``price(rows)`` prices a few of them (the ones kept)."""
+    o = grouping.group(t, np.zeros(t.num_rows, bool))
+    v = grouping.view(o)
+    weight = grouping.weight(v, o)
+    return {**v, "weight": weight, "price": lambda rows: price(_priced(t, o).take(pa.array(rows)))}
+
+
+def _upcoding(table, rows, offset, c, view, settings, grouping, price) -> dict | None:
     """POSSIBLE_UPCODING: removing one other diagnosis lowers the DRG within its ADRG, and the case's cost and
-    LOS are within the lower group's (≤ cost_share × its mean over the run)."""
+    LOS are within the lower group's (≤ cost_share × its mean over the run). ``rows``: of ``table``, which holds
+    the run's rows ``offset`` …"""
     if not len(rows):
         return None
-    case, pos, alt = alternatives(table, rows, "drop", settings["upcoding.max_tries"], regroup)
+    case, pos, alt = alternatives(
+        table, rows, "drop", settings["upcoding.max_tries"], lambda t: _regroup(grouping, t, price)
+    )
+    case = case + offset
     lower = alt["grouped"] & (alt["adrg"] == view["adrg"][case]) & (alt["weight"] < c["weight"][case])
     share = settings["upcoding.cost_share"]
     alt_cost = _mean_of(c["group"], c["grouped"], c["cost"], alt["group"])
@@ -364,6 +518,8 @@ def _upcoding(table, rows, c, view, settings, regroup) -> dict | None:
     keep = np.flatnonzero(lower)
     _, first = np.unique(case[keep], return_index=True)  # the first such diagnosis of each case
     keep = keep[first]
+    if not len(keep):
+        return None
     r = case[keep]
     alt_pay = alt["price"](keep)
     detail = _text(
@@ -377,17 +533,22 @@ def _upcoding(table, rows, c, view, settings, regroup) -> dict | None:
             "alt_payment": alt_pay, "difference": c["expected"][r] - alt_pay}  # fmt: skip
 
 
-def _pdx_choice(table, rows, c, settings, regroup) -> dict | None:
+def _pdx_choice(table, rows, offset, c, view, settings, grouping, price) -> dict | None:
     """PDX_CHOICE: another diagnosis of the case as the principal gives another regular group (information)."""
     if not len(rows):
         return None
-    case, pos, alt = alternatives(table, rows, "pdx", settings["pdx_choice.max_tries"], regroup)
+    case, pos, alt = alternatives(
+        table, rows, "pdx", settings["pdx_choice.max_tries"], lambda t: _regroup(grouping, t, price)
+    )
+    case = case + offset
     other = np.flatnonzero(alt["grouped"] & (alt["group"] != c["group"][case]))
     # at most max_alternatives per case, in the diagnoses' list order (never ranked)
     cs = case[other]
     start = np.r_[0, np.flatnonzero(cs[1:] != cs[:-1]) + 1] if len(cs) else np.zeros(0, np.int64)
     rank = np.arange(len(cs)) - np.repeat(start, np.diff(np.r_[start, len(cs)])) if len(cs) else cs
     keep = other[rank < settings["pdx_choice.max_alternatives"]]
+    if not len(keep):
+        return None
     r = case[keep]
     alt_pay = alt["price"](keep)
     detail = _text(

@@ -4,7 +4,7 @@ per table and ``report.html`` into a folder, all or nothing (:func:`grouper.io.a
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,26 +12,31 @@ import pyarrow.parquet as pq
 
 from grouper import __version__
 from grouper.io import atomic_folder, read_discharges
-from payment.audit.core import Audit, audit
+from payment.audit.core import BATCH_SIZE, Audit, audit_batches
 from payment.audit.excel import write_workbook
 from payment.audit.report import write_report
 
-__all__ = ["OUTPUT_FILES", "audit_files", "read_all", "write_audit"]
+__all__ = ["OUTPUT_FILES", "audit_files", "write_audit"]
 
 #: Files every audit writes (plus ``<table>.parquet`` per table).
 OUTPUT_FILES = ("audit.xlsx", "report.html")
 
 
-def read_all(inputs: Iterable[str | os.PathLike], *, encoding: str | None = None) -> pa.Table:
-    """Every case of the discharge files as one canonical table (the audit needs the whole region at once:
-    readmissions across files, region means per group)."""
-    parts = [t for path in inputs for t in read_discharges(path, encoding=encoding)]
-    return pa.concat_tables(parts).combine_chunks()
+def audit_files(
+    inputs: Iterable[str | os.PathLike],
+    *,
+    encoding: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    **options,
+) -> Audit:
+    """:func:`audit` of the cases of ``inputs``, read batch by batch at each pass (memory bounded by
+    ``batch_size`` rows and a few numbers per case); options as for :func:`audit`."""
+    inputs = list(inputs)
 
+    def batches() -> Iterator[pa.Table]:
+        return (t for path in inputs for t in read_discharges(path, encoding=encoding, batch_size=batch_size))
 
-def audit_files(inputs: Iterable[str | os.PathLike], *, encoding: str | None = None, **options) -> Audit:
-    """:func:`audit` of the cases of ``inputs`` (options as for :func:`audit`)."""
-    return audit(read_all(inputs, encoding=encoding), **options)
+    return audit_batches(batches, **options)
 
 
 def write_audit(result: Audit, out: str | os.PathLike, *, if_exists: str = "error") -> list[Path]:

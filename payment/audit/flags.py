@@ -65,7 +65,8 @@ def case_flags(c: dict[str, np.ndarray], settings, *, upcoding=None, pdx_choice=
 
     Parameters
     ----------
-    c : dict of per-case arrays   ``case_id``, ``hospital_id``, ``patient_id`` (object, None when absent),
+    c : dict of per-case arrays   ``case_id`` (object or Arrow), ``hospital_id``, ``patient_id`` (object, None
+        when absent; or integer codes, -1 when absent),
         ``admission``, ``discharge`` (days, NaN missing), ``los``, ``cost``, ``mode``, ``group``, ``grouped``,
         ``mdc``, ``group_cost``, ``group_los`` (the group's mean cost / LOS: standard, else the run's), ``risk``
         (risk class code), ``deviation`` (names, "" without policy), ``route`` ("" without policy),
@@ -121,13 +122,14 @@ def _readmissions(found: _Found, c: dict, settings) -> None:
     """Same patient, admitted ≤ short (READMISSION_15, an overlapping stay included) or ≤ long (READMISSION_31)
     days after the previous stay's discharge; the same hospital first, then the previous stay at another hospital."""
     patient = c["patient_id"]
+    if patient.dtype == object:  # text (None: no patient id) → codes
+        patient = pc.dictionary_encode(pa.array(patient, pa.string())).indices.fill_null(-1)
+        patient = patient.to_numpy(zero_copy_only=False)
     adm, dis = c["admission"], c["discharge"]
-    ok = np.array([p is not None for p in patient]) if patient.dtype == object else np.ones(len(adm), bool)
-    ok &= ~np.isnan(adm) & ~np.isnan(dis)
-    rows = np.flatnonzero(ok)
+    rows = np.flatnonzero((patient >= 0) & ~np.isnan(adm) & ~np.isnan(dis))
     if len(rows) < 2:
         return
-    pid = pc.dictionary_encode(pa.array(patient[rows], pa.string())).indices.to_numpy(zero_copy_only=False)
+    pid = patient[rows]
     hid = (
         pc.dictionary_encode(pa.array(c["hospital_id"][rows], pa.string()))
         .indices.fill_null(-1)
@@ -224,7 +226,7 @@ def _assemble(found: _Found, c: dict) -> pa.Table:
     rows_o = rows[order]
     code = rank[order]
     linked = np.concatenate([p.get("linked", np.full(len(p["rows"]), -1)) for p in found.parts])[order]
-    ids = pa.array(c["case_id"], pa.string())
+    ids = c["case_id"] if isinstance(c["case_id"], pa.Array) else pa.array(c["case_id"], pa.string())
     linked_id = ids.take(pa.array(np.maximum(linked, 0), mask=linked < 0))
     names = pa.array(order_flag)
     zh = pa.array([FLAGS[f][0] for f in order_flag])

@@ -38,3 +38,21 @@ def test_audit_points_equal_the_settlements(region):
     points_a = a.column("points").to_numpy(zero_copy_only=False)[dip]
     points_s = s.column("points").to_numpy(zero_copy_only=False)[dip]
     assert np.array_equal(points_a, points_s)
+
+
+def test_results_do_not_depend_on_the_batches(region):
+    # the per-case passes stream in batches: cutting the region into batches of 777 cases (a duplicate case id
+    # and a re-admission may sit in another batch than their first stay) gives the same tables to the bit
+    _, discharges, hospitals = region
+    discharges = discharges.drop(["synthetic_defect"]).slice(0, 3000)
+    discharges = pa.concat_tables([discharges, discharges.slice(5, 3)])  # duplicates across batches
+    options = {"scheme": "dip", "catalogue": read_catalogue("pingdingshan-2025"),
+               "policy": Policy.load(data_path("policies", "demo-2025.toml")), "hospitals": hospitals}  # fmt: skip
+    whole = payment.audit(discharges, **options)
+    cut = payment.audit(discharges, batch_size=777, **options)
+    assert whole.tables.keys() == cut.tables.keys()
+    for name, table in whole.tables.items():
+        assert cut[name].equals(table), name
+    qc = whole["qc"].filter(pa.compute.equal(whole["qc"].column("code"), "DUPLICATE_CASE"))
+    assert {3001, 3002, 3003} <= set(qc.column("row").to_pylist())
+    assert {"READMISSION_15", "PDX_CHOICE"} <= set(whole["flags"].column("flag").to_pylist())
