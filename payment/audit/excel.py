@@ -7,19 +7,19 @@ thousand cells of a hospital's audit; a rerun writes the same bytes.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import xlsxwriter
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from payment.audit.labels import EXCEL_FORMATS, label, number_format, sheets
 
 __all__ = ["EXCEL_MAX_ROWS", "write_workbook"]
 
 EXCEL_MAX_ROWS = 1_048_575
+#: Control characters an .xlsx cell cannot hold (as openpyxl's ILLEGAL_CHARACTERS_RE).
+_ILLEGAL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 
 
 def _excel_table(name: str, table: pa.Table) -> pa.Table:
@@ -62,22 +62,29 @@ def write_workbook(tables: dict[str, pa.Table], path: Path) -> list[str]:
         if name == "summary":  # one figure per row: the row's unit gives the format
             row_formats = [formats.get(u) for u in table.column("unit").to_pylist()]
         fmts = [by_code.get(number_format(n)) for n in table.column_names]
-        values = [c.to_pylist() for c in table.columns]
+        columns = [_cells(c) for c in table.columns]
+        writers = [ws.write_number if number else ws.write_string for number, _ in columns]
+        values = [v for _, v in columns]
         for r, row in enumerate(zip(*values, strict=True), start=1):  # constant_memory: rows in order
             money = row_formats[r - 1] if row_formats is not None else None
-            for i, (v, fmt) in enumerate(zip(row, fmts, strict=True)):
-                _write(ws, r, i, v, money or fmt)
+            for i, v in enumerate(row):
+                if v is not None:  # empty cells are left out
+                    writers[i](r, i, v, money or fmts[i])
     book.close()
     return notes
 
 
-def _write(ws, r: int, c: int, v, fmt) -> None:
-    """One cell: numbers with their format, text as text (never a formula), empty cells left out."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return
-    if isinstance(v, bool):
-        ws.write_string(r, c, "是" if v else "否")
-    elif isinstance(v, int | float):
-        ws.write_number(r, c, v, fmt)
-    else:
-        ws.write_string(r, c, ILLEGAL_CHARACTERS_RE.sub("", str(v)))
+def _cells(col: pa.ChunkedArray) -> tuple[bool, list]:
+    """(numeric?, values) of one column, a whole column at a time: numbers with NaN as None; text without the
+    control characters a workbook cannot hold (never a formula); booleans as 是/否."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_boolean(col.type):
+        return False, pc.if_else(col, "是", "否").to_pylist()
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        if pa.types.is_floating(col.type):
+            col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+        return True, col.to_pylist()
+    if pa.types.is_date(col.type) or pa.types.is_timestamp(col.type):
+        col = col.cast(pa.string())
+    text = pc.replace_substring_regex(col.cast(pa.string()), _ILLEGAL, "")
+    return False, text.to_pylist()

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from payment.cli import _options as opt
-from payment.cli._app import UserError, check_folder, check_output, command, if_exists, warn
+from payment.cli._app import UserError, check_folder, check_output, command, if_exists, progress_bar, warn
 from payment.cli._app import stderr as console
 
 _HELP = (
@@ -64,6 +64,7 @@ def audit(
     """Self-audit of discharge files (see the help text)."""
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.dip import read_catalogue
+    from grouper.io import count_rows
     from grouper.pipeline import aux_typing_for
     from payment.audit import AuditSettings, QcLists, read_insurer
     from payment.audit.files import OUTPUT_FILES, audit_files, write_audit
@@ -88,21 +89,27 @@ def audit(
                 warn(message)
     if pol is not None and hospitals is None and level is None:
         raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
-    result = audit_files(
-        inputs,
-        encoding=encoding,
-        scheme=scheme,
-        catalogue=cat,
-        policy=pol,
-        hospitals=read_hospitals(hospitals, encoding=encoding) if hospitals is not None else None,
-        level=level,
-        weights=read_weights(weights, encoding=encoding) if weights is not None else None,
-        hospital=hospital,
-        insurer=read_insurer(insurer, encoding=encoding) if insurer is not None else None,
-        settings=AuditSettings.load(settings) if settings is not None else None,
-        lists=QcLists.load(qc_lists) if qc_lists is not None else None,
-        aux=typing,
-    )
+    # every pass reads each case once: grouping and QC, pricing (two passes, with a policy), the flags' variants
+    counts = [count_rows(p) for p in inputs]
+    total = sum(counts) * (4 if pol is not None else 2) if None not in counts else None
+    with progress_bar("auditing (cases read over all passes)", quiet) as bar:
+        task = bar.add_task("audit", total=total)
+        result = audit_files(
+            inputs,
+            encoding=encoding,
+            scheme=scheme,
+            catalogue=cat,
+            policy=pol,
+            hospitals=read_hospitals(hospitals, encoding=encoding) if hospitals is not None else None,
+            level=level,
+            weights=read_weights(weights, encoding=encoding) if weights is not None else None,
+            hospital=hospital,
+            insurer=read_insurer(insurer, encoding=encoding) if insurer is not None else None,
+            settings=AuditSettings.load(settings) if settings is not None else None,
+            lists=QcLists.load(qc_lists) if qc_lists is not None else None,
+            aux=typing,
+            on_batch=lambda n: bar.advance(task, n),
+        )
     write_audit(result, out, if_exists=if_exists(force))
     if not quiet:
         s = {r["item"]: r["value"] for r in result["summary"].to_pylist() if r["value"] is not None}

@@ -56,3 +56,18 @@ def test_results_do_not_depend_on_the_batches(region):
     qc = whole["qc"].filter(pa.compute.equal(whole["qc"].column("code"), "DUPLICATE_CASE"))
     assert {3001, 3002, 3003} <= set(qc.column("row").to_pylist())
     assert {"READMISSION_15", "PDX_CHOICE"} <= set(whole["flags"].column("flag").to_pylist())
+
+
+def test_progress_counts_every_case_once_per_pass(region):
+    # on_batch(rows), as the groupers report it: pass 1, the two pricing passes and the flags' variants
+    _, discharges, hospitals = region
+    discharges = discharges.drop(["synthetic_defect"]).slice(0, 1000)
+    seen: list[int] = []
+    payment.audit(discharges, batch_size=300, on_batch=seen.append, scheme="chs-drg-1.1")
+    assert seen == [300, 300, 300, 100] * 2
+    seen.clear()
+    policy = Policy.load(data_path("policies", "demo-2025.toml"))
+    payment.audit(
+        discharges, batch_size=600, on_batch=seen.append, scheme="dip", policy=policy, hospitals=hospitals
+    )
+    assert seen == [600, 400] * 4
