@@ -18,13 +18,14 @@ if TYPE_CHECKING:
     from payment.points import Deviation, DeviationRule, DrgRule, dip_points, drg_points
     from payment.policy import Policy, PolicyError
     from payment.route import Route, route_cases
-    from payment.settle import Settlement, expected_payments, settle, settle_batches
+    from payment.settle import ExpectedPayments, Settlement, expected_payments, settle, settle_batches
 
 #: Where each public name lives (imported on first access).
 _HOMES = {
     "Deviation": "payment.points",
     "DeviationRule": "payment.points",
     "DrgRule": "payment.points",
+    "ExpectedPayments": "payment.settle",
     "Policy": "payment.policy",
     "PolicyError": "payment.policy",
     "Route": "payment.route",
@@ -47,6 +48,7 @@ __all__ = [
     "Deviation",
     "DeviationRule",
     "DrgRule",
+    "ExpectedPayments",
     "Policy",
     "PolicyError",
     "Route",

@@ -61,6 +61,7 @@ from payment.policy import ByKey
 from payment.route import REASONS, Route, Routing, route_cases
 
 __all__ = [
+    "ExpectedPayments",
     "Settlement",
     "cases_part",
     "expected_payments",
@@ -395,17 +396,49 @@ def expected_payments(
     ------
     pa.Table: ``route``, ``deviation``, ``points``, ``point_value``, ``expected_payment`` (yuan, to the fen).
     """
-    hospitals = to_arrow(hospitals)
-    weights = None if weights is None else to_arrow(weights)
-    reg = _Region.build(hospitals, policy, catalogue, weights, {}, (), None)
-    scan = _Scan(reg)
+    pricing = ExpectedPayments(hospitals, policy, catalogue=catalogue, weights=weights)
     for t in batches():
-        scan.add(_frame(t, reg, scan.rows, None))
-    res = scan.resolve()
-    offset = 0
+        pricing.scan(t)
     for t in batches():
-        yield _expected_table(_frame(t, reg, offset, res))
-        offset += t.num_rows
+        yield pricing.price(t)
+
+
+class ExpectedPayments:
+    """:func:`expected_payments` driven by the caller: :meth:`scan` every batch of the region once, then
+    :meth:`price` the same batches in the same order (a caller that reads its batches for other work too can scan
+    and price in those passes).
+
+    Examples
+    --------
+    >>> pricing = ExpectedPayments(hospitals, policy, catalogue=catalogue)  # doctest: +SKIP
+    >>> for t in batches: pricing.scan(t)  # doctest: +SKIP
+    >>> priced = [pricing.price(t) for t in batches]  # doctest: +SKIP
+    """
+
+    def __init__(self, hospitals: pa.Table, policy, *, catalogue=None, weights: pa.Table | None = None):
+        hospitals = to_arrow(hospitals)
+        weights = None if weights is None else to_arrow(weights)
+        self._reg = _Region.build(hospitals, policy, catalogue, weights, {}, (), None)
+        self._scan = _Scan(self._reg)
+        self._res: _Resolved | None = None
+        self._offset = 0
+
+    def scan(self, cases: pa.Table) -> None:
+        """Pass 1: one batch of grouped cases, in order (the region-wide aggregates: bed-day episodes)."""
+        if self._res is not None:
+            raise InputError("cases: every batch is scanned before the first is priced")
+        self._scan.add(_frame(cases, self._reg, self._scan.rows, None))
+
+    def price(self, cases: pa.Table) -> pa.Table:
+        """Pass 2: the next batch, as scanned: ``route``, ``deviation``, ``points``, ``point_value``,
+        ``expected_payment``."""
+        if self._res is None:
+            self._res = self._scan.resolve()
+        if self._offset + cases.num_rows > self._scan.rows:
+            raise InputError(f"cases: more rows priced than scanned ({self._scan.rows})")
+        f = _frame(cases, self._reg, self._offset, self._res)
+        self._offset += cases.num_rows
+        return _expected_table(f)
 
 
 def _expected_table(f: _Frame) -> pa.Table:

@@ -28,7 +28,7 @@ from payment.audit.qc import QC_SCHEMA, qc_edits
 from payment.audit.risk import RISK_CLASSES, risk_classes
 from payment.audit.settings import AuditSettings
 from payment.audit.summary import summary_table
-from payment.settle import expected_payments
+from payment.settle import ExpectedPayments, expected_payments
 
 __all__ = ["BATCH_SIZE", "Audit", "audit", "audit_batches"]
 
@@ -88,9 +88,15 @@ class _Passes:
     """The per-case passes over the batches: canonical tables, and grouped ones with the duplicate-case mask of
     the first grouped pass (Q01: a case_id seen in an earlier row of the run)."""
 
-    def __init__(self, batches: Callable[[], Iterable], grouping: Grouping, on_batch) -> None:
-        self.batches, self.grouping, self.on_batch = batches, grouping, on_batch
+    def __init__(self, batches: Callable[[], Iterable], grouping: Grouping, on_pass, on_batch, total) -> None:
+        self.batches, self.grouping = batches, grouping
+        self.on_pass, self.on_batch, self.total = on_pass, on_batch, total
         self.dup: list[np.ndarray] | None = None
+
+    def start(self, label: str, counted: bool = True) -> None:
+        """Report the next pass (``counted``: over the cases, else a step that reads none)."""
+        if self.on_pass is not None:
+            self.on_pass(label, self.total if counted else None)
 
     def canonical(self) -> Iterator[tuple[int, pa.Table]]:
         offset = 0
@@ -144,7 +150,8 @@ def audit(discharges, *, batch_size: int = BATCH_SIZE, **options) -> Audit:
     risk_reference : pa.Table, optional ``group, cases, deaths`` of a reference population for the risk classes
     level : int, optional               with a policy and no ``hospitals``: the level (1–3) of every hospital
     aux : grouper.dip.aux.AuxTyping, optional   DIP auxiliary typing (辅助分型) applied as ``drgdip group`` does
-    on_batch : callable, optional       ``on_batch(rows)`` after each batch of each pass (progress bars)
+    on_pass, on_batch : callable, optional   progress: ``on_pass(label, total)`` at each pass, ``on_batch(rows)``
+        after each batch of it (as :func:`audit_batches`)
 
     Returns
     -------
@@ -156,7 +163,7 @@ def audit(discharges, *, batch_size: int = BATCH_SIZE, **options) -> Audit:
     def batches() -> Iterator[pa.Table]:
         return (table.slice(i, batch_size) for i in range(0, max(n, 1), batch_size))
 
-    return audit_batches(batches, **options)
+    return audit_batches(batches, total=n, **options)
 
 
 def audit_batches(
@@ -174,17 +181,22 @@ def audit_batches(
     risk_reference: pa.Table | None = None,
     level: int | None = None,
     aux=None,
+    on_pass: Callable[[str, int | None], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    total: int | None = None,
 ) -> Audit:
     """:func:`audit` of a run given as batches, with bounded memory: the engine behind :func:`audit` and
     :func:`payment.audit.files.audit_files`.
 
     ``batches()`` returns a fresh iterable of discharge tables (the same rows in the same order at every call).
-    Pass 1 groups, QC-checks and reduces each batch to a few numbers per case; with a policy two more passes
-    price the cases (:func:`payment.expected_payments`); a last pass regroups the variants of the flags
-    (another principal diagnosis, one CC/MCC removed) a slice of cases at a time. The region-wide figures
+    Pass 1 groups, QC-checks and reduces each batch to a few numbers per case; the last pass prices the cases
+    (:class:`payment.ExpectedPayments`, scanned in pass 1, or in a pass of its own when the weights come from the
+    run or the hospitals from ``level``) and regroups the variants of the flags (another principal diagnosis,
+    one CC/MCC removed) a slice of cases at a time. The region-wide figures
     (weights from the run, group means, risk classes, re-admissions) come from the per-case numbers, so they do
-    not depend on how the cases are cut. Other options as for :func:`audit`.
+    not depend on how the cases are cut. ``on_pass(label, total)`` starts each pass (``total``: the cases, when
+    known, or None for a step that reads none) and ``on_batch(rows)`` follows it, as in :mod:`grouper.fitting`.
+    Other options as for :func:`audit`.
     """
     settings = settings or AuditSettings.load()
     lists = lists or QcLists.load()
@@ -203,7 +215,10 @@ def audit_batches(
     grouping = Grouping(
         scheme, codebook, catalogue, weights, scale, {"aux": aux} if dip and aux is not None else {}
     )
-    passes = _Passes(batches, grouping, on_batch)
+    passes = _Passes(batches, grouping, on_pass, on_batch, total)
+    # pricing scans in pass 1 when its inputs are known up front (else in a pass of its own) and prices in the last
+    early = policy is not None and hospitals is not None and (dip or weights is not None)
+    pricing = ExpectedPayments(hospitals, policy, catalogue=catalogue, weights=weights) if early else None
 
     # pass 1: grouping, QC edits and the per-case numbers
     text = {k: [] for k in ("case_id", "hospital_id", "patient_id", "department", DOCTOR_COLUMN,
@@ -213,6 +228,7 @@ def audit_batches(
     qc_parts: list[pa.Table] = []
     fees_present = doctor_present = False
     n = 0
+    passes.start("auditing: grouping and QC edits")
     for offset, t, dup, out in passes.grouped():
         view = grouping.view(out)
         for k in ("case_id", "hospital_id", "patient_id", "department", DOCTOR_COLUMN, "payment_method"):
@@ -238,6 +254,8 @@ def audit_batches(
         doctor_present |= t.column(DOCTOR_COLUMN).null_count < t.num_rows
         qc = qc_edits(t, codebook, lists, duplicate=dup)
         qc_parts.append(qc.set_column(2, "row", pc.add(qc.column("row"), offset)))
+        if pricing is not None:
+            pricing.scan(_priced(t, out))
         n = offset + t.num_rows
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in nums.items()}
     qc = pa.concat_tables(qc_parts) if qc_parts else QC_SCHEMA.empty_table()
@@ -264,9 +282,14 @@ def audit_batches(
     if policy is not None and hospitals is None:
         ids = pc.unique(pa.array(hospital_id, pa.string())).drop_null()
         hospitals = pa.table({"hospital_id": ids, "level": pa.array([level] * len(ids), pa.int8())})
-    pay = _price(passes, hospitals, policy, catalogue, grouping.weights, n)
-    pay["expected"] = np.where(qc_error, np.nan, pay["expected"])  # a QC error: not paid by points as it is
-    pay["route"] = np.where(qc_error & (pay["route"] != ""), "QC_ERROR", pay["route"])
+    if policy is not None and pricing is None:  # RW from the run, or every hospital at --level: scan now
+        pricing = ExpectedPayments(hospitals, policy, catalogue=catalogue, weights=grouping.weights)
+        passes.start("auditing: routes for the expected payment")
+        for _, t, _, out in passes.grouped():
+            pricing.scan(_priced(t, out))
+    # filled batch by batch in the last pass
+    pay = {"route": np.full(n, "", object), "deviation": np.full(n, "", object),
+           "points": np.full(n, np.nan), "expected": np.full(n, np.nan)}  # fmt: skip
 
     # risk classes (audit.md §1.1): the run's grouped cases, or a reference table
     mode = cat["mode"]
@@ -330,31 +353,39 @@ def audit_batches(
             "未提供支付政策：无预计支付、盈亏与高低倍率 / no policy: no expected payment, 盈亏 or deviation flags"
         )
 
-    # last pass: the variants of the flags, regrouped a slice of cases at a time
+    # last pass: expected payment, and the variants of the flags regrouped a slice of cases at a time
     clean = view["grouped"] & ~qc_error
-    upcoding = pdx_choice = None
-    if n:
-        kept = set(aux.input_columns()) if dip and aux is not None else set()
-        up_rows = np.zeros(0, np.int64)
-        if not dip:
-            suffix = pc.utf8_slice_codeunits(pa.array(view["group"], pa.string()), 3, 4)
-            up_rows = np.flatnonzero(clean & np.isin(suffix.to_numpy(zero_copy_only=False), ["1", "3"]))
-        pdx_rows = np.flatnonzero(clean)
-        up_parts, pdx_parts = [], []
-        price = functools.partial(_price_table, hospitals=hospitals, policy=policy, catalogue=catalogue,
-                                  weights=grouping.weights)  # fmt: skip
-        for offset, t in passes.canonical():
-            # the variants need no fee breakdown, unless the auxiliary typing reads it
-            slim = t.drop_columns([f for f in FEE_COLUMNS if f not in kept])
-            lo, hi = offset, offset + t.num_rows
-            for rows, parts, fn in ((up_rows, up_parts, _upcoding), (pdx_rows, pdx_parts, _pdx_choice)):
-                mine = rows[(rows >= lo) & (rows < hi)] - lo
-                for i in range(0, len(mine), VARIANT_CASES):
-                    part = fn(slim, mine[i : i + VARIANT_CASES], offset, c, view, settings, grouping, price)
-                    if part is not None:
-                        parts.append(part)
-        upcoding = _concat(up_parts) if not dip else None
-        pdx_choice = _concat(pdx_parts)
+    kept = set(aux.input_columns()) if dip and aux is not None else set()
+    up_rows = np.zeros(0, np.int64)
+    if not dip and n:
+        suffix = pc.utf8_slice_codeunits(pa.array(view["group"], pa.string()), 3, 4)
+        up_rows = np.flatnonzero(clean & np.isin(suffix.to_numpy(zero_copy_only=False), ["1", "3"]))
+    pdx_rows = np.flatnonzero(clean)
+    up_parts, pdx_parts = [], []
+    price = functools.partial(_price_table, hospitals=hospitals, policy=policy, catalogue=catalogue,
+                              weights=grouping.weights)  # fmt: skip
+    passes.start("auditing: expected payment and the flags' variants")
+    last = passes.grouped() if pricing is not None else ((o, t, None, None) for o, t in passes.canonical())
+    for offset, t, _, out in last:
+        lo, hi = offset, offset + t.num_rows
+        if pricing is not None:
+            part = _payment_arrays(pricing.price(_priced(t, out)), t.num_rows)
+            err = qc_error[lo:hi]  # a QC error: not paid by points as it is
+            pay["expected"][lo:hi] = np.where(err, np.nan, part["expected"])
+            pay["points"][lo:hi] = part["points"]
+            pay["deviation"][lo:hi] = part["deviation"]
+            pay["route"][lo:hi] = np.where(err & (part["route"] != ""), "QC_ERROR", part["route"])
+        # the variants need no fee breakdown, unless the auxiliary typing reads it
+        slim = t.drop_columns([f for f in FEE_COLUMNS if f not in kept])
+        for rows, parts, fn in ((up_rows, up_parts, _upcoding), (pdx_rows, pdx_parts, _pdx_choice)):
+            mine = rows[(rows >= lo) & (rows < hi)] - lo
+            for i in range(0, len(mine), VARIANT_CASES):
+                found = fn(slim, mine[i : i + VARIANT_CASES], offset, c, view, settings, grouping, price)
+                if found is not None:
+                    parts.append(found)
+    upcoding = _concat(up_parts) if not dip else None
+    pdx_choice = _concat(pdx_parts)
+    passes.start("auditing: flags and indicators", counted=False)
     flags = case_flags(c, settings, upcoding=upcoding, pdx_choice=pdx_choice)
 
     focus = np.ones(n, bool) if hospital is None else (c["hospital_id"] == hospital)
@@ -432,19 +463,6 @@ def audit_batches(
         **tables,
     }
     return Audit(tables, settings, scheme, notes)
-
-
-def _price(passes: _Passes, hospitals, policy, catalogue, weights, n: int) -> dict[str, np.ndarray]:
-    """Route, deviation class, points and expected payment of every case (two more grouped passes)."""
-    if policy is None:
-        return {"route": np.full(n, "", object), "deviation": np.full(n, "", object),
-                "points": np.full(n, np.nan), "expected": np.full(n, np.nan)}  # fmt: skip
-
-    def priced() -> Iterator[pa.Table]:
-        return (_priced(t, out) for _, t, _, out in passes.grouped())
-
-    parts = list(expected_payments(priced, hospitals, policy, catalogue=catalogue, weights=weights))
-    return _payment_arrays(pa.concat_tables(parts) if parts else None, n)
 
 
 def _payment_arrays(e: pa.Table | None, n: int) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from grouper import __version__
-from grouper.io import atomic_folder, read_discharges
+from grouper.io import atomic_folder, count_rows, read_discharges
 from payment.audit.core import BATCH_SIZE, Audit, audit_batches
 from payment.audit.excel import write_workbook
 from payment.audit.report import write_report
@@ -32,11 +32,12 @@ def audit_files(
     """:func:`audit` of the cases of ``inputs``, read batch by batch at each pass (memory bounded by
     ``batch_size`` rows and a few numbers per case); options as for :func:`audit`."""
     inputs = list(inputs)
+    counts = [count_rows(p) for p in inputs]
 
     def batches() -> Iterator[pa.Table]:
         return (t for path in inputs for t in read_discharges(path, encoding=encoding, batch_size=batch_size))
 
-    return audit_batches(batches, **options)
+    return audit_batches(batches, total=sum(counts) if None not in counts else None, **options)
 
 
 def write_audit(result: Audit, out: str | os.PathLike, *, if_exists: str = "error") -> list[Path]:

@@ -151,19 +151,15 @@ def _readmissions(found: _Found, c: dict, settings) -> None:
             cur, prev = r[1:][hit], r[:-1][hit]
             same_group = c["group"][cur] == c["group"][prev]
             where = "同一医院" if scope == "same" else "其他医院"
-            detail = np.array(
-                [
-                    (
-                        f"出院后{g:.0f}天再入院（{where}）"
-                        if g >= 0
-                        else f"与前次住院重叠{-g:.0f}天（{where}）"
-                    )
-                    + ("，同一病组" if s else "")
-                    for g, s in zip(gap[hit], same_group, strict=True)
-                ],
-                dtype=object,
+            after = pa.array(gap[hit] >= 0)
+            detail = pc.binary_join_element_wise(
+                pc.if_else(after, "出院后", "与前次住院重叠"),
+                pa.array(np.abs(gap[hit]).astype(np.int64)).cast(pa.string()),
+                pc.if_else(after, f"天再入院（{where}）", f"天（{where}）"),
+                pc.if_else(pa.array(same_group.astype(bool)), "，同一病组", ""),
+                "",
             )
-            found.add(flag, cur, detail, linked=prev)
+            found.add(flag, cur, np.asarray(detail.to_numpy(zero_copy_only=False), dtype=object), linked=prev)
 
 
 def alternatives(

@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 
 from payment.cli import _options as opt
-from payment.cli._app import UserError, check_folder, check_output, command, if_exists, progress_bar, warn
+from payment.cli._app import (
+    UserError,
+    check_folder,
+    check_output,
+    command,
+    if_exists,
+    pass_reporter,
+    progress_bar,
+    warn,
+)
 from payment.cli._app import stderr as console
 
 _HELP = (
@@ -64,7 +73,6 @@ def audit(
     """Self-audit of discharge files (see the help text)."""
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.dip import read_catalogue
-    from grouper.io import count_rows
     from grouper.pipeline import aux_typing_for
     from payment.audit import AuditSettings, QcLists, read_insurer
     from payment.audit.files import OUTPUT_FILES, audit_files, write_audit
@@ -89,11 +97,8 @@ def audit(
                 warn(message)
     if pol is not None and hospitals is None and level is None:
         raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
-    # every pass reads each case once: grouping and QC, pricing (two passes, with a policy), the flags' variants
-    counts = [count_rows(p) for p in inputs]
-    total = sum(counts) * (4 if pol is not None else 2) if None not in counts else None
-    with progress_bar("auditing (cases read over all passes)", quiet) as bar:
-        task = bar.add_task("audit", total=total)
+    with progress_bar(quiet) as bar:
+        on_pass, on_batch = pass_reporter(bar)
         result = audit_files(
             inputs,
             encoding=encoding,
@@ -108,9 +113,11 @@ def audit(
             settings=AuditSettings.load(settings) if settings is not None else None,
             lists=QcLists.load(qc_lists) if qc_lists is not None else None,
             aux=typing,
-            on_batch=lambda n: bar.advance(task, n),
+            on_pass=on_pass,
+            on_batch=on_batch,
         )
-    write_audit(result, out, if_exists=if_exists(force))
+        on_pass("writing audit.xlsx, report.html and the tables", None)
+        write_audit(result, out, if_exists=if_exists(force))
     if not quiet:
         s = {r["item"]: r["value"] for r in result["summary"].to_pylist() if r["value"] is not None}
         gain = f", 盈亏 {s['gain_loss']:,.2f} 元" if "gain_loss" in s else ""

@@ -59,15 +59,24 @@ def test_results_do_not_depend_on_the_batches(region):
 
 
 def test_progress_counts_every_case_once_per_pass(region):
-    # on_batch(rows), as the groupers report it: pass 1, the two pricing passes and the flags' variants
+    # on_pass(label, total) and on_batch(rows), as grouper.fitting reports them: pass 1 (pricing scanned), then
+    # pricing and the flags' variants, then the tables (no cases read); with level= the hospitals are known
+    # after pass 1 only: one more pass to scan
     _, discharges, hospitals = region
     discharges = discharges.drop(["synthetic_defect"]).slice(0, 1000)
+    passes: list[tuple[str, int | None]] = []
     seen: list[int] = []
-    payment.audit(discharges, batch_size=300, on_batch=seen.append, scheme="chs-drg-1.1")
+    progress = {"on_pass": lambda label, total: passes.append((label, total)), "on_batch": seen.append}
+    payment.audit(discharges, batch_size=300, scheme="chs-drg-1.1", **progress)
     assert seen == [300, 300, 300, 100] * 2
+    assert [total for _, total in passes] == [1000, 1000, None]
+    assert passes[0][0] == "auditing: grouping and QC edits"
     seen.clear()
+    passes.clear()
     policy = Policy.load(data_path("policies", "demo-2025.toml"))
-    payment.audit(
-        discharges, batch_size=600, on_batch=seen.append, scheme="dip", policy=policy, hospitals=hospitals
-    )
-    assert seen == [600, 400] * 4
+    payment.audit(discharges, batch_size=600, scheme="dip", policy=policy, hospitals=hospitals, **progress)
+    assert seen == [600, 400] * 2 and len(passes) == 3
+    seen.clear()
+    passes.clear()
+    payment.audit(discharges, batch_size=600, scheme="dip", policy=policy, level=2, **progress)
+    assert seen == [600, 400] * 3 and len(passes) == 4
