@@ -201,7 +201,8 @@ def audit_batches(
     settings = settings or AuditSettings.load()
     lists = lists or QcLists.load()
     dip = scheme == "dip"
-    codebook = Codebook.load("chs-drg-1.1" if dip else scheme)
+    # DIP reads the 医保版 2.0 dictionaries of the scheme in force, as drgdip group does
+    codebook = Codebook.load(DEFAULT_SCHEME if dip else scheme)
     if dip:
         if catalogue is None and policy is not None:
             catalogue = policy.header.get("catalogue")

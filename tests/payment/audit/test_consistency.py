@@ -8,6 +8,7 @@ import pyarrow as pa
 
 import payment
 from grouper import Codebook
+from grouper.codebook import DEFAULT_SCHEME
 from grouper.dip import group_dip, read_catalogue
 from grouper.resources import data_path
 from payment.policy import Policy
@@ -18,7 +19,7 @@ def test_audit_points_equal_the_settlements(region):
     discharges = discharges.drop(["synthetic_defect"])
     catalogue = read_catalogue("pingdingshan-2025")
     policy = Policy.load(data_path("policies", "demo-2025.toml"))
-    grouped = group_dip(discharges, catalogue, codebook=Codebook.load("chs-drg-1.1"))
+    grouped = group_dip(discharges, catalogue, codebook=Codebook.load(DEFAULT_SCHEME))
     cases = discharges
     for name in grouped.column_names[1:]:
         cases = cases.append_column(name, grouped.column(name))
