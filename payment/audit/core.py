@@ -77,11 +77,15 @@ def _np(table: pa.Table, name: str, dtype=np.float64) -> np.ndarray:
 
 
 def _shared(parts: list) -> np.ndarray:
-    """Text of every case as an object array whose equal values share one Python string (8 bytes a case)."""
-    arr = pa.chunked_array(parts, pa.string()).combine_chunks() if parts else pa.array([], pa.string())
-    enc = pc.dictionary_encode(arr)
-    labels = np.append(np.asarray(enc.dictionary.to_pylist(), dtype=object), None)
-    return labels[enc.indices.fill_null(len(enc.dictionary)).to_numpy(zero_copy_only=False)]
+    """Text of every case (chunks, plain or dictionary-encoded) as one object array whose equal values share one
+    Python string: 8 bytes a case."""
+    pool: dict = {}
+    out = []
+    for part in parts:
+        enc = part if pa.types.is_dictionary(part.type) else pc.dictionary_encode(part.cast(pa.string()))
+        labels = np.array([pool.setdefault(v, v) for v in enc.dictionary.to_pylist()] + [None], dtype=object)
+        out.append(labels[enc.indices.fill_null(len(enc.dictionary)).to_numpy(zero_copy_only=False)])
+    return np.concatenate(out) if out else np.zeros(0, object)
 
 
 class _Passes:
@@ -233,9 +237,10 @@ def audit_batches(
     for offset, t, dup, out in passes.grouped():
         view = grouping.view(out)
         for k in ("case_id", "hospital_id", "patient_id", "department", DOCTOR_COLUMN, "payment_method"):
-            text[k].append(t.column(k).cast(pa.string()).combine_chunks())
+            column = t.column(k).cast(pa.string()).combine_chunks()
+            text[k].append(column if k in ("case_id", "patient_id") else pc.dictionary_encode(column))
         for k in ("group", "mdc", "adrg", "status"):
-            text[k].append(pa.array(view[k].astype(object), pa.string()))
+            text[k].append(pc.dictionary_encode(pa.array(view[k].astype(object), pa.string())))
         if insurer is not None:
             text["pdx"].append(t.column("principal_dx").combine_chunks())
             text["pproc"].append(t.column("principal_proc").combine_chunks())
@@ -346,7 +351,17 @@ def audit_batches(
     }
     if fees_present:
         c["drug"], c["consumable"] = cat["drug"], cat["consumable"]
-    del cat
+    department = _shared(text["department"])
+    del (
+        cat,
+        text["group"],
+        text["mdc"],
+        text["adrg"],
+        text["status"],
+        text["hospital_id"],
+        text["payment_method"],
+    )
+    del text["case_id"], text["patient_id"], text["department"]
     if patient.null_count == n:
         notes.append("无患者标识（patient_id）：未检查再入院 / no patient_id: readmissions not checked")
     if policy is None:
@@ -396,9 +411,7 @@ def audit_batches(
     ind = {"hospital_id": c["hospital_id"]}
     tables = {
         "hospitals": indicator_table(c, ind, focus, relative_cmi=dip),
-        "departments": indicator_table(
-            c, {**ind, "department": _shared(text["department"])}, focus, relative_cmi=dip
-        ),
+        "departments": indicator_table(c, {**ind, "department": department}, focus, relative_cmi=dip),
     }
     if doctor_present:
         doctor = {**ind, DOCTOR_COLUMN: _shared(text[DOCTOR_COLUMN])}
@@ -420,7 +433,7 @@ def audit_batches(
         {
             "case_id": case_id,
             "hospital_id": pa.array(hospital_id, pa.string()),
-            "department": pa.chunked_array(text["department"], pa.string()),
+            "department": pa.array(department, pa.string()),
             "mdc": labels(view["mdc"]) if not dip else pa.nulls(n, pa.string()),
             "adrg": labels(view["adrg"]) if not dip else pa.nulls(n, pa.string()),
             "group": labels(view["group"]),
@@ -471,8 +484,8 @@ def _payment_arrays(e: pa.Table | None, n: int) -> dict[str, np.ndarray]:
         return {"route": np.full(n, "", object), "deviation": np.full(n, "", object),
                 "points": np.full(n, np.nan), "expected": np.full(n, np.nan)}  # fmt: skip
     return {
-        "route": _shared([e.column("route").combine_chunks()]),
-        "deviation": _shared([e.column("deviation").combine_chunks()]),
+        "route": _shared(e.column("route").chunks),
+        "deviation": _shared(e.column("deviation").chunks),
         "points": _np(e, "points"),
         "expected": _np(e, "expected_payment"),
     }
