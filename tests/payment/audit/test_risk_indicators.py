@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from payment.audit import audit
-from payment.audit.indicators import indicator_table
+from payment.audit.indicators import group_table, indicator_table
 from payment.audit.risk import RISK_CLASSES, risk_classes
 
 
@@ -113,3 +113,35 @@ def test_low_risk_mortality_of_the_worked_example():
     assert [(f["case_id"], f["flag"]) for f in flags if f["flag"] == "LOW_RISK_DEATH"] == [
         ("c0", "LOW_RISK_DEATH")
     ]
+
+
+def test_shares_standard_means_and_gain_loss_by_hand():
+    # hospital H: groups A, A, B. Drug share Σ drug / Σ cost = 80 / 600; consumables 20 / 600. Standard mean
+    # cost for H's mix: (2 × 250 + 1 × 100) / 3 = 200; LOS (2 × 3 + 1 × 5) / 3. 盈亏 over the priced cases only:
+    # (150 + 200) − (100 + 300) = −50 (the B case has no expected payment: left out of both sides).
+    c = {
+        "group": np.array(["A", "A", "B"], object),
+        "grouped": np.ones(3, bool),
+        "weight": np.array([1.0, 1.0, 2.0]),
+        "cost": np.array([100.0, 300.0, 200.0]),
+        "los": np.array([2.0, 4.0, 6.0]),
+        "dead": np.zeros(3, bool),
+        "low_risk": np.zeros(3, bool),
+        "expected": np.array([150.0, 200.0, np.nan]),
+        "std_cost": np.array([250.0, 250.0, 100.0]),
+        "std_los": np.array([3.0, 3.0, 5.0]),
+        "drug": np.array([10.0, 30.0, 40.0]),
+        "consumable": np.array([5.0, 15.0, 0.0]),
+    }
+    hospital = np.array(["H"] * 3, object)
+    (h,) = indicator_table(c, {"hospital_id": hospital}, np.ones(3, bool), relative_cmi=False).to_pylist()
+    assert h["drug_share"] == pytest.approx(80 / 600) and h["consumable_share"] == pytest.approx(20 / 600)
+    assert h["standard_mean_cost"] == pytest.approx(200.0) and h["standard_mean_los"] == pytest.approx(11 / 3)
+    assert h["mean_cost"] == pytest.approx(200.0) and h["cost_index"] == pytest.approx(1.0)
+    assert (h["paid_cases"], h["expected_payment"], h["paid_cost"]) == (2, 350.0, 400.0)
+    assert h["gain_loss"] == pytest.approx(-50.0)
+    groups = {g["group"]: g for g in group_table(c, np.ones(3, bool), {"A": "low"}).to_pylist()}
+    a, b = groups["A"], groups["B"]
+    assert (a["cases"], a["mean_cost"], a["standard_cost"], a["risk_class"]) == (2, 200.0, 250.0, "low")
+    assert a["gain_loss"] == pytest.approx(-50.0) and a["gain_loss_per_case"] == pytest.approx(-25.0)
+    assert b["paid_cases"] == 0 and b["gain_loss"] is None and b["risk_class"] == "unclassed"
