@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from grouper.io import BATCH_SIZE, read_discharges
-from grouper.io.formats import read_ahead
+from grouper.io import BATCH_SIZE
+from grouper.io.discharges import HeaderMapping, read_discharges_keeping
+from grouper.io.formats import Layout, read_ahead
+from grouper.io.readable import readable
 
 __all__ = ["DuplicateTracker", "case_hashes", "duplicated", "group_files"]
 
@@ -209,6 +211,9 @@ def group_files(
     columns: Iterable[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
     tracker: DuplicateTracker | None = None,
+    keep: Sequence[str] = (),
+    layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
 ) -> Iterator[pa.Table]:
     """Group every case of ``inputs`` in order; yields one result table per input batch.
 
@@ -216,14 +221,26 @@ def group_files(
     per input row. ``columns``: the canonical columns ``group`` reads (the others are not parsed).
     ``on_batch(rows)`` is called after each batch (progress bars). ``tracker``: the duplicate tracker to start
     from (a new one when None; grouper.distributed seeds one per partition with the ids of earlier partitions).
+    ``keep``: input headers carried into the results after ``case_id``; ``layout`` and ``on_mapping``: as
+    :func:`grouper.io.read_discharges` takes them.
     """
     tracker = tracker if tracker is not None else DuplicateTracker()
     for path in inputs:
-        batches = read_discharges(path, encoding=encoding, batch_size=batch_size, columns=columns)
-        for table in read_ahead(batches):
+        batches = read_discharges_keeping(
+            path,
+            keep=keep,
+            encoding=encoding,
+            batch_size=batch_size,
+            columns=columns,
+            layout=layout,
+            on_mapping=on_mapping,
+        )
+        for table, kept in read_ahead(batches):
             result = group(table, tracker.flag(table.column("case_id").combine_chunks()))
             if result.num_rows != table.num_rows:
                 raise RuntimeError(f"{path}: grouping returned {result.num_rows} rows for {table.num_rows}")
+            if kept is not None:
+                result = readable(result, kept=kept)
             if on_batch is not None:
                 on_batch(table.num_rows)
             yield result

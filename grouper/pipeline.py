@@ -10,12 +10,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from grouper.batch import group_files
 from grouper.codebook import DEFAULT_SCHEME, Codebook
@@ -25,10 +27,13 @@ from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
 from grouper.dip.group import grouping_settings
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
 from grouper.drg.group import group_drg
-from grouper.drg.migration import Migration, compare_schemes
+from grouper.drg.migration import Migration, compare_schemes, scheme_suffix
 from grouper.errors import InputError, SettingsError
 from grouper.io import dataset_files, part_names, write_results
-from grouper.io.writer import IfExists, atomic_folder
+from grouper.io.discharges import HeaderMapping
+from grouper.io.formats import Layout
+from grouper.io.readable import MONEY_COLUMNS, NameLookup, readable
+from grouper.io.writer import MONEY_FORMAT, IfExists, atomic_folder
 from grouper.version import drgdip_version
 
 if TYPE_CHECKING:
@@ -58,6 +63,14 @@ class Grouping:
     status_column: str
     columns: tuple[str, ...]
     warnings: list[str] = field(default_factory=list)
+    names: dict[str, NameLookup] = field(default_factory=dict)  #: code column → its names (名称)
+
+
+def _codebook_names(codebook: Codebook, suffix: str = "") -> dict[str, NameLookup]:
+    return {
+        f"{level}{suffix}": (lambda codes, level=level: codebook.names(level, codes))
+        for level in ("mdc", "adrg", "drg")
+    }
 
 
 def grouping(
@@ -105,12 +118,13 @@ def grouping(
             def run_both(table: pa.Table, duplicate) -> pa.Table:
                 return compare_schemes(table, codebook, other, explain=explain, duplicate=duplicate)
 
-            return Grouping(run_both, metadata, "drg_status", DRG_COLUMNS)
+            names = _codebook_names(codebook) | _codebook_names(other, f"_{scheme_suffix(other.scheme)}")
+            return Grouping(run_both, metadata, "drg_status", DRG_COLUMNS, names=names)
 
         def run_drg(table: pa.Table, duplicate) -> pa.Table:
             return group_drg(table, codebook, explain=explain, duplicate=duplicate)
 
-        return Grouping(run_drg, metadata, "drg_status", DRG_COLUMNS)
+        return Grouping(run_drg, metadata, "drg_status", DRG_COLUMNS, names=_codebook_names(codebook))
     if compare_with:
         raise SettingsError("comparing with another scheme is for CHS-DRG schemes", key="compare_with")
     if not catalogue:
@@ -152,7 +166,14 @@ def grouping(
         )
 
     columns = tuple(dict.fromkeys(DIP_COLUMNS + (typing.input_columns() if typing else ())))
-    return Grouping(run_dip, metadata, "dip_status", columns, warnings)
+    codes = cat.table.column("dip_code").combine_chunks()
+    group_names = np.append(cat.table.column("name").to_numpy(zero_copy_only=False).astype(object), "")
+
+    def dip_names(values: np.ndarray) -> np.ndarray:
+        pos = pc.index_in(pa.array(values, pa.string()), value_set=codes).fill_null(-1)
+        return group_names[pos.to_numpy(zero_copy_only=False)]
+
+    return Grouping(run_dip, metadata, "dip_status", columns, warnings, names={"dip_group": dip_names})
 
 
 def status_counts(table: pa.Table, column: str) -> dict[str, int]:
@@ -192,6 +213,12 @@ def group_to_file(
     if_exists: IfExists = "error",
     on_batch: Callable[[int], None] | None = None,
     engine: Engine | None = None,
+    names: bool | None = None,
+    lang: str | None = None,
+    keep: Sequence[str] = (),
+    layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
+    out_encoding: str | None = None,
     **settings: Any,
 ) -> GroupRun:
     """Group discharge files (CSV, Excel, Parquet; a folder: its Parquet files, hive partitions included) into one
@@ -201,13 +228,24 @@ def group_to_file(
 
     ``settings`` are the keyword arguments of :func:`grouping` (``scheme``, ``catalogue``, ``tiers``,
     ``tie_break``, ``exclusions``, ``aux``, ``use_aux``, ``explain``, ``compare_with``); besides them ``migration``
-    (with ``compare_with``: write the migration table there), ``encoding`` (CSV inputs; detected when None), ``if_exists``, ``on_batch(rows)`` (progress)
+    (with ``compare_with``: write the migration table there), ``encoding`` (CSV inputs; detected when None),
+    ``if_exists``, ``on_batch(rows)`` (progress)
     and ``engine`` (:class:`grouper.distributed.Engine`; local when None): on a Dask cluster each file is a
     partition grouped by the same batch functions, and the output is the same, byte for byte.
+
+    Readable outputs (:mod:`grouper.io.readable`): ``names`` adds ``<code>_name`` columns (DRG/ADRG/MDC names,
+    DIP group names), ``lang`` (``zh``/``en``) a ``<status>_label`` column and the language of the ``explain``
+    reasons (English when None); both on (Chinese) by default for an ``.xlsx`` output, off for the others.
+    ``keep``: input headers carried into the output after ``case_id``; ``layout`` and ``on_mapping``: how the
+    inputs are laid out and a report of their headers (:func:`grouper.io.read_discharges`; local engine only);
+    ``out_encoding``: of a CSV output (UTF-8 with a byte-order mark by default).
     """
     compare_with = settings.get("compare_with")
     if migration and not compare_with:
         raise SettingsError("a migration table needs a scheme to compare with", key="migration")
+    excel = Path(out).suffix.lower() == ".xlsx"
+    names = excel if names is None else names
+    lang = ("zh" if excel else None) if lang is None else lang
     g = grouping(**settings)
     files = dataset_files(inputs)
     counts: collections.Counter[str] = collections.Counter()
@@ -229,13 +267,19 @@ def group_to_file(
             )
         from grouper.distributed import Engine, group_to_parts
 
-        names = part_names(inputs)
+        if names or lang or keep or (layout is not None and layout != Layout()) or on_mapping is not None:
+            raise SettingsError(
+                "names, status labels, kept columns and input layouts are for one output file, not a folder "
+                "of parts",
+                key="out",
+            )
+        part_files = part_names(inputs)
         rows = 0
-        with atomic_folder(out, names, if_exists=if_exists) as tmp:
+        with atomic_folder(out, part_files, if_exists=if_exists) as tmp:
             parts = group_to_parts(
                 engine or Engine(),
                 files,
-                [tmp / n for n in names],
+                [tmp / n for n in part_files],
                 settings,
                 g.metadata,
                 encoding=encoding,
@@ -245,14 +289,49 @@ def group_to_file(
                 rows += part_rows
                 counts.update(part_counts)
         return GroupRun(rows, dict(counts), g.metadata, g.warnings)
+
+    statuses = (g.status_column, f"drg_status_{scheme_suffix(compare_with)}" if compare_with else "")
+
+    def readable_results(tables):
+        for t in tables:
+            yield readable(t, names=g.names if names else None, lang=lang, statuses=statuses)
+
+    formats = {c: MONEY_FORMAT for c in MONEY_COLUMNS}
+
+    def mapped(report: HeaderMapping) -> None:  # a kept money column (总费用 → total_cost) gets two decimals
+        formats.update({h: MONEY_FORMAT for h in keep if report.mapped.get(h) in MONEY_COLUMNS})
+        if on_mapping is not None:
+            on_mapping(report)
+
     if engine is None or engine.local:
-        results = group_files(files, g.run, encoding=encoding, columns=g.columns, on_batch=on_batch)
+        results = group_files(
+            files,
+            g.run,
+            encoding=encoding,
+            columns=g.columns,
+            on_batch=on_batch,
+            keep=keep,
+            layout=layout,
+            on_mapping=mapped,
+        )
     else:
+        if keep or (layout is not None and layout != Layout()) or on_mapping is not None:
+            raise SettingsError(
+                "kept columns, input layouts and the header report are for the local engine", key="engine"
+            )
         from grouper.distributed import group_partitions
 
         results = group_partitions(engine, files, settings, g.metadata, encoding=encoding, on_batch=on_batch)
     with contextlib.closing(results):
-        rows = write_results(tally(results), out, if_exists=if_exists, metadata=g.metadata)
+        rows = write_results(
+            tally(readable_results(results) if names or lang else results),
+            out,
+            if_exists=if_exists,
+            metadata=g.metadata,
+            encoding=out_encoding,
+            sheet="分组结果" if lang != "en" else "results",
+            formats=formats,
+        )
     if migration:
         write_results(moved.table(), migration, if_exists=if_exists, metadata=g.metadata)
     return GroupRun(rows, dict(counts), g.metadata, g.warnings, moved)

@@ -59,6 +59,7 @@ def settle_files(
     if_exists: IfExists = "error",
     on_rows: Callable[[int], None] | None = None,
     engine: Engine | None = None,
+    on_pass: Callable[[str, int | None], None] | None = None,
 ) -> dict:
     """Settle a region's year from files (区域点数法总额预算结算) into the folder ``out``.
 
@@ -82,6 +83,8 @@ def settle_files(
     engine : :class:`grouper.distributed.Engine` (local when None). On a Dask cluster ``cases`` (and
         ``discharges``) may be folders of Parquet parts (paired in path order); the passes run per part on the
         workers (payment.distributed) and the folder written is the same, byte for byte.
+    on_pass : called as ``on_pass(what, rows)`` at the start of each pass (rows: None for the first pass; local
+        engine only)
 
     Returns
     -------
@@ -170,6 +173,7 @@ def settle_files(
                         history=hist,
                         special_cases=declared,
                         deductions=deducted,
+                        on_pass=on_pass,
                     )
 
                 hosp_table, region = source.read_with_restart(run)

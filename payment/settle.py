@@ -238,6 +238,7 @@ def settle_batches(
     history: dict | None = None,
     special_cases: Sequence[str] = (),
     deductions: Mapping[tuple[str, int], int] | None = None,
+    on_pass: Callable[[str, int | None], None] | None = None,
 ) -> tuple[pa.Table, dict]:
     """Settle a region's year from record batches with bounded memory (the engine behind :func:`settle`).
 
@@ -256,6 +257,9 @@ def settle_batches(
         As for :func:`settle`.
     write : callable
         Receives the per-case table of each batch (columns as in ``Settlement.cases``).
+    on_pass : callable, optional
+        ``on_pass(what, rows)`` at the start of each pass over the batches (progress bars): what it does and
+        the rows it reads (None for the first pass, whose count is not known yet).
 
     Returns
     -------
@@ -270,11 +274,15 @@ def settle_batches(
         special_cases=special_cases,
         deductions=deductions,
     )
+    passes = on_pass or (lambda what, rows: None)
+    passes("pass 1: points and sums", None)
     scan = scan_part(reg, batches)
     res = scan.resolve()
     if needs_second_sums(reg, res):
+        passes("pass 1b: sums after special cases and bed-day episodes", scan.rows)
         scan.sums = sums_part(reg, batches, 0, res)
     pools = settle_pools(reg, scan.sums)
+    passes("pass 2: payments per case", scan.rows)
     fund_by_route, rows = cases_part(reg, batches, 0, res, pools, write)
     if rows != scan.rows:
         raise InputError(f"cases: the batches changed between passes ({scan.rows} rows, then {rows})")

@@ -10,9 +10,12 @@ raise ``InputError`` naming the file and the column.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -23,13 +26,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from grouper.errors import InputError
-from grouper.io.formats import PARQUET_SUFFIXES, one_line, raw_batches
-from grouper.io.values import CodeReading, as_written, code_list, code_reading, convert, date_list
+from grouper.io.formats import PARQUET_SUFFIXES, InputWarning, Layout, one_line, raw_batches
+from grouper.io.values import CodeReading, as_written, code_list, code_reading, convert, date_list, strings
 from grouper.resources import data_path
 from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
 
 __all__ = [
     "BATCH_SIZE",
+    "HeaderMapping",
     "as_discharges",
     "canonicalise",
     "count_rows",
@@ -37,6 +41,7 @@ __all__ = [
     "part_names",
     "read_cases",
     "read_discharges",
+    "read_discharges_keeping",
     "to_arrow",
 ]
 
@@ -47,10 +52,36 @@ _CODES = ("principal_dx", "principal_proc")
 _IN_MEMORY = "the table"
 
 
+@dataclass
+class HeaderMapping:
+    """How a file's headers were read (表头映射): each read header's canonical column, the headers ignored on
+    purpose (名称 columns, the patient's name: ``column_aliases.csv`` rows without a column), the headers that
+    feed a column another header already feeds, the headers not recognised at all, and those of them kept."""
+
+    path: str
+    mapped: dict[str, str] = dataclasses.field(default_factory=dict)
+    ignored: list[str] = dataclasses.field(default_factory=list)
+    unused: dict[str, str] = dataclasses.field(default_factory=dict)
+    unrecognised: list[str] = dataclasses.field(default_factory=list)
+    kept: list[str] = dataclasses.field(
+        default_factory=list
+    )  #: not recognised, but carried into the output as text
+
+    def lines(self) -> list[str]:
+        """The mapping as lines for a person (``header → column``)."""
+        out = [f"{self.path}:"]
+        out += [f"  {h} → {c}" for h, c in self.mapped.items()]
+        out += [f"  {h} → (not read: {c} is read from another column)" for h, c in self.unused.items()]
+        out += [f"  {h} → (ignored on purpose)" for h in self.ignored]
+        out += [f"  {h} → (kept as text in the output)" for h in self.kept]
+        out += [f"  {h} → (not recognised)" for h in self.unrecognised]
+        return out
+
+
 @cache
 def _aliases() -> dict[str, tuple[str, int]]:
     """Header key → (canonical column, rank): when a file has two aliases of one column, the lower rank (the
-    earlier row of column_aliases.csv, e.g. setl_id before mdtrt_id) wins."""
+    earlier row of column_aliases.csv, e.g. setl_id before mdtrt_id) wins. Column ``""``: ignored on purpose."""
     table = pd.read_csv(data_path("records", "column_aliases.csv"), dtype=str, keep_default_na=False)
     return {_key(a): (c, rank) for rank, (a, c) in enumerate(zip(table.alias, table.column, strict=True))}
 
@@ -67,6 +98,8 @@ def read_discharges(
     batch_size: int = BATCH_SIZE,
     columns: Iterable[str] | None = None,
     codes: CodeReading = "clean",
+    layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
 ) -> Iterator[pa.Table]:
     """Read a discharge file (出院病例) as canonical tables, one per batch; memory is bounded by ``batch_size``.
 
@@ -77,26 +110,86 @@ def read_discharges(
     batch_size : rows per batch
     columns : canonical columns to read (the rest stay null and are not parsed); all when None
     codes : ``"clean"`` trims codes; ``"verbatim"`` keeps them exactly as written (``group_drg(..., codes=)``)
+    layout : sheet, header row and renamed headers (:class:`grouper.io.formats.Layout`)
+    on_mapping : called once with the file's :class:`HeaderMapping` (``--show-mapping``); headers not recognised
+        are also an :class:`InputWarning`
 
     Yields
     ------
     pa.Table with the columns of ``DISCHARGE_SCHEMA`` (absent ones all-null), rows in file order.
     """
+    for table, _ in read_discharges_keeping(
+        path,
+        encoding=encoding,
+        batch_size=batch_size,
+        columns=columns,
+        codes=codes,
+        layout=layout,
+        on_mapping=on_mapping,
+    ):
+        yield table
+
+
+def read_discharges_keeping(
+    path: str | os.PathLike,
+    *,
+    keep: Sequence[str] = (),
+    encoding: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    columns: Iterable[str] | None = None,
+    codes: CodeReading = "clean",
+    layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
+) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+    """:func:`read_discharges`, each batch with a second table: the file's columns named in ``keep`` (病案号,
+    科室, 总费用…), under their own headers, to carry into an output (None when ``keep`` is empty). A kept header that feeds a canonical column
+    holds the canonical value (a number, a date), any other one its text.
+
+    Raises
+    ------
+    InputError
+        A header of ``keep`` that the file does not have.
+    """
     path = Path(path)
     verbatim = code_reading(codes) == "verbatim"
-    keep = None if columns is None else set(columns) | set(REQUIRED_COLUMNS)
-    if keep is not None:
-        keep |= {AS_WRITTEN[c] for c in keep if c in AS_WRITTEN}
+    wanted_columns = None if columns is None else set(columns) | set(REQUIRED_COLUMNS)
+    if wanted_columns is not None:
+        wanted_columns |= {AS_WRITTEN[c] for c in wanted_columns if c in AS_WRITTEN}
     mapping: dict[str, list[str]] = {}
+    kept: dict[str, str | None] = {}  # kept header → canonical column it feeds (None: raw text)
 
     def select(headers: list[str]) -> list[str]:
         """Map the file's headers; returns the headers to read, in file order."""
-        found = _column_mapping(path, headers)
-        mapping.update({c: h for c, h in found.items() if keep is None or c in keep})
-        wanted = {h for hs in mapping.values() for h in hs}
-        return [h for h in headers if h in wanted]
+        found, report = _column_mapping(path, headers)
+        for h in keep:
+            if h not in headers:
+                raise InputError(
+                    f"{path}: no column {h!r} to keep (the header has {', '.join(headers[:8])}…)",
+                    path=path,
+                    column=h,
+                    key="keep",
+                )
+            kept[h] = report.mapped.get(h)
+        report.kept = [h for h in report.unrecognised if h in kept]
+        report.unrecognised = [h for h in report.unrecognised if h not in kept]
+        if kept:  # a kept header feeding a canonical column is read whatever ``columns`` says
+            wanted = None if wanted_columns is None else wanted_columns | {c for c in kept.values() if c}
+        else:
+            wanted = wanted_columns
+        mapping.update({c: h for c, h in found.items() if wanted is None or c in wanted})
+        if report.unrecognised:
+            warnings.warn(
+                f"{path}: {len(report.unrecognised)} column(s) not recognised, not read: "
+                f"{', '.join(report.unrecognised)}",
+                InputWarning,
+                stacklevel=2,
+            )
+        if on_mapping is not None:
+            on_mapping(report)
+        read = {h for hs in mapping.values() for h in hs} | {h for h, c in kept.items() if c is None}
+        return [h for h in headers if h in read]
 
-    batches = raw_batches(path, encoding=encoding, batch_size=batch_size, select=select)
+    batches = raw_batches(path, encoding=encoding, batch_size=batch_size, select=select, layout=layout)
     while True:
         try:  # a damaged data page or an unconvertible column type is a whole-file problem: one clear line
             raw = next(batches, None)
@@ -109,7 +202,8 @@ def read_discharges(
             ) from None
         if table is None:
             return
-        yield table
+        extra = {h: table.column(c) if c is not None else strings(raw.column(h)) for h, c in kept.items()}
+        yield table, pa.table(extra) if extra else None
 
 
 def to_arrow(data) -> pa.Table:
@@ -142,7 +236,7 @@ def as_discharges(table) -> pa.Table:
     missing = [c for c in REQUIRED_COLUMNS if c not in t.column_names]
     if missing:
         aliases = _aliases()
-        exported = [h for h in t.column_names if _key(h) in aliases and aliases[_key(h)][0] != h]
+        exported = [h for h in t.column_names if _key(h) in aliases and aliases[_key(h)][0] not in ("", h)]
         if exported:
             raise InputError(
                 f"{_IN_MEMORY} has no {missing[0]!r} column but export headers ({', '.join(exported[:3])}…): "
@@ -175,7 +269,7 @@ def canonicalise(table, *, codes: CodeReading = "clean") -> pa.Table:
     """
     verbatim = code_reading(codes) == "verbatim"
     raw = to_arrow(table)
-    mapping = _column_mapping(_IN_MEMORY, raw.column_names)
+    mapping, _ = _column_mapping(_IN_MEMORY, raw.column_names)
     raw = raw.select(sorted({h for hs in mapping.values() for h in hs}, key=raw.column_names.index))
     try:
         return _canonical(raw, mapping, _IN_MEMORY, verbatim)
@@ -290,12 +384,14 @@ def count_rows(path: str | os.PathLike) -> int | None:
 # mapping onto the canonical schema
 
 
-def _column_mapping(path: Path | str, headers: list[str]) -> dict[str, list[str]]:
-    """Canonical column → the file's header(s) that feed it; numbered list headers are gathered in order."""
+def _column_mapping(path: Path | str, headers: list[str]) -> tuple[dict[str, list[str]], HeaderMapping]:
+    """Canonical column → the file's header(s) that feed it (numbered list headers gathered in order), and the
+    report of every header."""
     aliases = _aliases()
     chosen: dict[str, tuple[int, str]] = {}
     lists: dict[str, list[tuple[int, str]]] = {}
     seen: dict[str, str] = {}
+    report = HeaderMapping(str(path))
     for h in headers:
         key = _key(h)
         if key in seen:
@@ -305,18 +401,35 @@ def _column_mapping(path: Path | str, headers: list[str]) -> dict[str, list[str]
                 column=h,
             )
         seen[key] = h
-        if key in aliases:
-            col, rank = aliases[key]
-            if col in LIST_COLUMNS:
-                lists.setdefault(col, []).append((0, h))
-            elif col not in chosen or rank < chosen[col][0]:
-                chosen[col] = (rank, h)
-            continue
         m = re.fullmatch(r"(.*?)(\d+)", key)
-        if m and aliases.get(m.group(1), ("", 0))[0] in LIST_COLUMNS:
-            lists.setdefault(aliases[m.group(1)][0], []).append((int(m.group(2)), h))
+        if key not in aliases and m and m.group(1) in aliases:  # numbered: 其他诊断编码3, 其他诊断名称3
+            col, number = aliases[m.group(1)][0], int(m.group(2))
+            if col in LIST_COLUMNS:
+                lists.setdefault(col, []).append((number, h))
+            elif col == "":
+                report.ignored.append(h)
+            else:
+                report.unrecognised.append(h)
+            continue
+        if key not in aliases:
+            report.unrecognised.append(h)
+            continue
+        col, rank = aliases[key]
+        if col == "":
+            report.ignored.append(h)
+        elif col in LIST_COLUMNS:
+            lists.setdefault(col, []).append((0, h))
+        elif col not in chosen or rank < chosen[col][0]:
+            if col in chosen:
+                report.unused[chosen[col][1]] = col
+            chosen[col] = (rank, h)
+        else:
+            report.unused[h] = col
     mapping = {col: [h] for col, (_, h) in chosen.items()}
     mapping.update({col: [h for _, h in sorted(items, key=lambda x: x[0])] for col, items in lists.items()})
+    fed = {h: col for col, hs in mapping.items() for h in hs}
+    report.mapped = {h: fed[h] for h in headers if h in fed}
+    report.unused = {h: report.unused[h] for h in headers if h in report.unused}
     for col in REQUIRED_COLUMNS:
         if col not in mapping:
             known = sorted(a for a, (c, _) in aliases.items() if c == col)
@@ -324,8 +437,9 @@ def _column_mapping(path: Path | str, headers: list[str]) -> dict[str, list[str]
                 f"{path}: required column {col!r} is missing (accepted headers: {', '.join(known)})",
                 path=_file(path),
                 column=col,
+                key="header",
             )
-    return mapping
+    return mapping, report
 
 
 def _file(path: Path | str) -> Path | None:

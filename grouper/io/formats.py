@@ -13,8 +13,10 @@ import datetime
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,6 +29,7 @@ __all__ = [
     "EXCEL_SUFFIXES",
     "PARQUET_SUFFIXES",
     "InputWarning",
+    "Layout",
     "one_line",
     "raw_batches",
     "read_ahead",
@@ -41,6 +44,29 @@ class InputWarning(UserWarning):
 
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+#: Rows looked at for the header when its row is not given: title rows (one cell or none) above it are skipped.
+_HEADER_SCAN = 10
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a file keeps its table (表头位置): the Excel sheet, the header row, headers renamed before mapping.
+
+    Parameters
+    ----------
+    sheet : the Excel sheet to read (None: the first sheet and every sheet with the same header)
+    header_row : 1-based row of the header (None: the first row with two cells or more among the first ten,
+        so that title rows above the header are skipped; row 1 when no row has two cells)
+    rename : file header → header to read it as (``{"住院号": "病案号"}``), applied before any alias
+    """
+
+    sheet: str | None = None
+    header_row: int | None = None
+    rename: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.header_row is not None and self.header_row < 1:
+            raise InputError(f"the header row is counted from 1, not {self.header_row}", key="header_row")
 
 
 def raw_batches(
@@ -49,26 +75,35 @@ def raw_batches(
     encoding: str | None = None,
     batch_size: int,
     select: Callable[[list[str]], list[str]] | None = None,
+    layout: Layout | None = None,
 ) -> Iterator[pa.Table]:
     """The file's rows as tables of at most ``batch_size`` rows (at least one table, maybe empty), by suffix.
 
-    ``select(headers)`` returns the headers to read (all when None).
+    ``select(headers)`` returns the headers to read (all when None); headers and table columns are the file's,
+    after ``layout.rename``.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file", path=path)
     select = select or (lambda headers: list(headers))
+    layout = layout or Layout()
     suffix = path.suffix.lower()
+    if layout.sheet is not None and suffix not in EXCEL_SUFFIXES:
+        raise InputError(
+            f"{path}: a sheet is named but the file is not an Excel workbook", path=path, key="sheet"
+        )
     if suffix in PARQUET_SUFFIXES:
-        return parquet_batches(path, batch_size, select)
+        return parquet_batches(path, batch_size, select, layout)
     if suffix in EXCEL_SUFFIXES:
-        return excel_batches(path, batch_size, select)
-    return csv_batches(path, encoding, batch_size, select)
+        return excel_batches(path, batch_size, select, layout)
+    return csv_batches(path, encoding, batch_size, select, layout)
 
 
-def read_raw(path: str | os.PathLike, *, encoding: str | None = None) -> pa.Table:
+def read_raw(
+    path: str | os.PathLike, *, encoding: str | None = None, layout: Layout | None = None
+) -> pa.Table:
     """A small table (hospitals, deductions, history…) as one raw table (CSV and Excel cells as text)."""
-    batches = raw_batches(path, encoding=encoding, batch_size=1 << 20)
+    batches = raw_batches(path, encoding=encoding, batch_size=1 << 20, layout=layout)
     try:
         return pa.concat_tables(list(batches))
     except (OSError, pa.ArrowException, ValueError) as exc:
@@ -94,17 +129,35 @@ def one_line(exc: BaseException) -> str:
     return re.sub(r"\s+", " ", str(exc)).strip()
 
 
-def parquet_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
+def renamed(path: Path, header: list[str], rename: Mapping[str, str]) -> list[str]:
+    """The header with ``rename`` applied; a name to rename that the header lacks is an InputError."""
+    missing = [src for src in rename if src not in header]
+    if missing:
+        raise InputError(
+            f"{path}: no column {missing[0]!r} to rename (the header has {', '.join(header[:8])}…)",
+            path=path,
+            column=missing[0],
+            key="rename",
+        )
+    out = [rename.get(h, h) for h in header]
+    check_unique(path, out)
+    return out
+
+
+def parquet_batches(path: Path, batch_size: int, select, layout: Layout) -> Iterator[pa.Table]:
     try:
         reader = pq.ParquetFile(
             path, pre_buffer=False, page_checksum_verification=True
         )  # pre-buffering keeps every row group read
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    check_unique(path, reader.schema_arrow.names)
-    names = select(reader.schema_arrow.names)
+    original = reader.schema_arrow.names
+    check_unique(path, original)
+    header = renamed(path, original, layout.rename)
+    names = select(header)
+    source = [original[header.index(n)] for n in names]
     empty = True
-    batches = reader.iter_batches(batch_size=batch_size, columns=names)
+    batches = reader.iter_batches(batch_size=batch_size, columns=source)
     while True:
         try:
             batch = next(batches, None)
@@ -115,27 +168,48 @@ def parquet_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
         if batch is None:
             break
         empty = False
-        yield pa.Table.from_batches([batch])
+        yield pa.Table.from_batches([batch]).rename_columns(names)
     if empty:
-        yield reader.schema_arrow.empty_table().select(names)
+        yield reader.schema_arrow.empty_table().select(source).rename_columns(names)
 
 
-def excel_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
-    """Every sheet whose header is the first sheet's, in order, streamed row by row (openpyxl read-only mode),
-    every cell as text; a sheet with another header (or none) is skipped with a warning naming it."""
+def excel_batches(path: Path, batch_size: int, select, layout: Layout) -> Iterator[pa.Table]:
+    """The sheet named by ``layout.sheet``, else the first sheet and every sheet with its header, in order,
+    streamed row by row (openpyxl read-only mode), every cell as text; a sheet with another header (or none) is
+    skipped with a warning naming it. Formula cells without a cached value and merged cells under the header
+    (both read as empty) are counted in a warning."""
     import openpyxl  # only for Excel inputs: it takes a tenth of a second to import
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
         sheets = list(book.worksheets)
-        rows = sheets[0].iter_rows(values_only=True)
-        header = _header(next(rows, ()))
     except Exception as exc:  # openpyxl raises many types for a broken workbook
         raise InputError(f"{path}: not a readable Excel workbook ({one_line(exc)})", path=path) from None
     try:
+        titles = [s.title for s in sheets]
+        if layout.sheet is not None:
+            if layout.sheet not in titles:
+                raise InputError(
+                    f"{path}: no sheet {layout.sheet!r} (sheets: {', '.join(titles)})", path=path, key="sheet"
+                )
+            sheets = [sheets[titles.index(layout.sheet)]]
+        try:
+            if (
+                layout.sheet is None
+            ):  # a cover sheet (notes, one cell a row) before the data: skipped, said so
+                tables = [_find_header(s, layout.header_row)[0] for s in sheets]
+                first = next((k for k, h in enumerate(tables) if sum(1 for c in h if c) >= 2), 0)
+                for s in sheets[:first]:
+                    warnings.warn(
+                        f"{path}: sheet {s.title!r} holds no table; not read", InputWarning, stacklevel=2
+                    )
+                sheets = sheets[first:]
+            header, at, rows = _find_header(sheets[0], layout.header_row)
+        except Exception as exc:  # a damaged sheet part
+            raise InputError(f"{path}: not a readable Excel workbook ({one_line(exc)})", path=path) from None
         if not header:
-            raise InputError(f"{path}: the first sheet has no header row", path=path)
-        header = [h if h else f"(blank column {i + 1})" for i, h in enumerate(header)]
+            raise InputError(f"{path}: sheet {sheets[0].title!r} has no header row", path=path)
+        header = renamed(path, _named(header), layout.rename)
         check_unique(path, header)
         names = select(header)
         keep = [header.index(h) for h in names]
@@ -143,17 +217,17 @@ def excel_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
         emitted = False
         for k, sheet in enumerate(sheets):
             if k:
-                rows = sheet.iter_rows(values_only=True)
-                other = _header(next(rows, ()))
-                other = [h if h else f"(blank column {i + 1})" for i, h in enumerate(other)]
-                if other != header:
+                other, at, rows = _find_header(sheet, layout.header_row)
+                if not other or [layout.rename.get(h, h) for h in _named(other)] != header:
                     if other:
                         warnings.warn(
-                            f"{path}: sheet {sheet.title!r} has another header than the first sheet; not read",
+                            f"{path}: sheet {sheet.title!r} has another header than sheet {sheets[0].title!r}; "
+                            "not read (name the sheet to read with --sheet)",
                             InputWarning,
                             stacklevel=2,
                         )
                     continue
+            _check_cells(path, sheet, at)
             while True:
                 try:
                     row = next(rows, None)
@@ -172,6 +246,72 @@ def excel_batches(path: Path, batch_size: int, select) -> Iterator[pa.Table]:
             yield _excel_table(batch, names, keep)
     finally:
         book.close()
+
+
+def _named(header: list[str]) -> list[str]:
+    return [h if h else f"(blank column {i + 1})" for i, h in enumerate(header)]
+
+
+def _find_header(sheet, header_row: int | None) -> tuple[list[str], int, Iterator[tuple]]:
+    """(header cells, its 1-based row, the sheet's rows after it).
+
+    With ``header_row`` None, title rows (fewer than two cells) above the first row of two cells or more among
+    the first :data:`_HEADER_SCAN` are skipped; when there is none, row 1 is the header (a one-column table)."""
+    rows = sheet.iter_rows(values_only=True)
+    if header_row is not None:
+        for _ in range(header_row - 1):
+            next(rows, None)
+        return _header(next(rows, ())), header_row, rows
+    for k in range(_HEADER_SCAN):
+        row = next(rows, None)
+        if row is None:
+            break
+        cells = _header(row)
+        if sum(1 for c in cells if c) >= 2:
+            return cells, k + 1, rows
+    rows = sheet.iter_rows(values_only=True)
+    return _header(next(rows, ())), 1, rows
+
+
+def _check_cells(path: Path, sheet, header_at: int) -> None:
+    """Warn about cells that read as empty although the sheet shows a value: formula cells saved without a
+    cached value (a workbook written by a program, never opened in Excel) and merged cells at or under the
+    header (only the first cell of a merged range holds the value). Counted from the sheet's XML, streamed."""
+    part = getattr(sheet, "_worksheet_path", None)
+    if part is None:
+        return
+    formulas = merged = 0
+    tail = b""
+    cell = re.compile(rb"<c\b[^>]*?(?:/>|>(.*?)</c>)", re.S)
+    merge = re.compile(rb"<mergeCell\b[^>]*\bref=\"[A-Z]+(\d+)(?::[A-Z]+\d+)?\"")
+    try:
+        with zipfile.ZipFile(path) as z, z.open(part.lstrip("/")) as f:
+            while chunk := f.read(1 << 22):
+                data = tail + chunk
+                end = data.rfind(b"</row>") + 6 if b"</row>" in data else 0  # whole rows only
+                data, tail = data[:end], data[end:]
+                for m in cell.finditer(data):
+                    body = m.group(1) or b""
+                    if b"<f" in body and not re.search(rb"<v>[^<]", body):
+                        formulas += 1
+            merged = sum(1 for m in merge.finditer(tail) if int(m.group(1)) >= header_at)  # after the rows
+    except (OSError, KeyError, zipfile.BadZipFile):  # the reader itself reports a damaged workbook
+        return
+    where = f"{path}: sheet {sheet.title!r}"
+    if formulas:
+        warnings.warn(
+            f"{where}: {formulas:,} formula cell(s) have no saved value and read as empty; open and save the "
+            "workbook in Excel (or export the values) to read them",
+            InputWarning,
+            stacklevel=3,
+        )
+    if merged:
+        warnings.warn(
+            f"{where}: {merged:,} merged cell range(s) at or under the header; only the first cell of each holds "
+            "the value, the others read as empty (unmerge and fill them to keep the values)",
+            InputWarning,
+            stacklevel=3,
+        )
 
 
 def _header(cells) -> list[str]:
@@ -230,37 +370,45 @@ def _head(path: Path) -> bytes:
         return f.read(1 << 20)
 
 
-def csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> Iterator[pa.Table]:
+def csv_batches(
+    path: Path, encoding: str | None, batch_size: int, select, layout: Layout
+) -> Iterator[pa.Table]:
     encoding = encoding or detect_encoding(path)
     try:
         codecs.lookup(encoding)
     except LookupError:
         raise InputError(f"{path}: unknown encoding {encoding!r}") from None
     utf8 = codecs.lookup(encoding).name == "utf-8"
-    try:  # line 1 only (a stray byte further down is the data's business); utf-8-sig drops a BOM first
-        with path.open("rb") as f:
-            head = f.read(1 << 20)
-        line = re.split(rb"\r\n|\r|\n", head, maxsplit=1)[0]  # CR-only line ends too (old Mac exports)
-        header = next(csv.reader([line.decode("utf-8-sig" if utf8 else encoding)]), [])
+    with path.open("rb") as f:
+        head = f.read(1 << 20)
+    if utf8 and head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8) :]
+    # the first lines only (a stray byte further down is the data's business); CR-only line ends too (old Mac)
+    lines = re.split(rb"\r\n|\r|\n", head, maxsplit=_HEADER_SCAN)[:_HEADER_SCAN]
+    at = _csv_header_row(lines, encoding) if layout.header_row is None else layout.header_row
+    line = lines[at - 1] if at <= len(lines) else b""
+    try:
+        header = next(csv.reader([line.decode(encoding)]), [])
     except UnicodeDecodeError:
         raise InputError(
-            f"{path}: line 1 is not valid {encoding}; the file may be GBK or UTF-8: give its encoding",
+            f"{path}: line {at} is not valid {encoding}; the file may be GBK or UTF-8: give its encoding",
             path=path,
             key="encoding",
         ) from None
     except csv.Error as exc:
-        raise InputError(f"{path}: line 1 is not a CSV header ({exc})", path=path) from None
+        raise InputError(f"{path}: line {at} is not a CSV header ({exc})", path=path) from None
     if not header or not any(h.strip() for h in header):
-        raise InputError(f"{path}: the file has no header row")
+        raise InputError(f"{path}: the file has no header row" + (f" at line {at}" if at > 1 else ""))
     header = [h if h.strip() else f"(blank column {i + 1})" for i, h in enumerate(header)]
     check_unique(path, header)
+    header = renamed(path, header, layout.rename)
     # a legacy-encoded export may carry stray bytes in free-text columns: decode them as U+FFFD rather than
     # refusing the file (a damaged code then gets its own status); UTF-8 is validated by the parser itself
     read = pacsv.ReadOptions(
         encoding=encoding if utf8 else _lenient(encoding),
         block_size=1 << 22,
         column_names=header,
-        skip_rows=1,
+        skip_rows=at,
     )
     names = select(header)
     convert = pacsv.ConvertOptions(
@@ -304,6 +452,19 @@ def csv_batches(path: Path, encoding: str | None, batch_size: int, select) -> It
             r"(Expected \d+ columns, got \d+): .*", r"\1 in a row (check its quoting)", str(exc), flags=re.S
         ).splitlines()[0]
         raise InputError(f"{path}: {message}{hint}", path=path, key="encoding" if gbk else None) from None
+
+
+def _csv_header_row(lines: list[bytes], encoding: str) -> int:
+    """1-based line of the header: the first of two fields or more among the first lines (title lines above it
+    are skipped), else line 1."""
+    for k, line in enumerate(lines):
+        try:
+            fields = next(csv.reader([line.decode(encoding, "replace")]), [])
+        except csv.Error:
+            return 1
+        if sum(1 for x in fields if x.strip()) >= 2:
+            return k + 1
+    return 1
 
 
 def _lenient(encoding: str) -> str:

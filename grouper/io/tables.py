@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import InputError
-from grouper.io.formats import read_raw
+from grouper.io.formats import Layout, read_raw
 from grouper.io.values import strings
 from grouper.resources import data_path
 
@@ -47,6 +47,7 @@ def read_table(
     text: Iterable[str] = (),
     required: Iterable[str] = (),
     encoding: str | None = None,
+    layout: Layout | None = None,
 ) -> pa.Table:
     """Read a small table (CSV UTF-8/GBK, Excel, Parquet) with canonical headers and typed columns.
 
@@ -58,6 +59,7 @@ def read_table(
     text : columns kept as text (ids, codes, months): trimmed, empty → null
     required : columns that must be present
     encoding : CSV encoding; detected when None
+    layout : sheet, header row (title rows above it are skipped when not given) and renamed headers
 
     Returns
     -------
@@ -70,7 +72,7 @@ def read_table(
         Unreadable file, two headers for one column, a missing required column.
     """
     path = Path(path)
-    table = read_raw(path, encoding=encoding)
+    table = read_raw(path, encoding=encoding, layout=layout)
     if kind is not None:
         table = _rename(path, table, kind)
     missing = [c for c in required if c not in table.column_names]

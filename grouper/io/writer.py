@@ -13,6 +13,7 @@ path.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -35,6 +36,8 @@ import pyarrow.parquet as pq
 from grouper.errors import OutputError
 
 __all__ = [
+    "CSV_ENCODING",
+    "MONEY_FORMAT",
     "PARQUET_OPTIONS",
     "IfExists",
     "atomic_file",
@@ -53,6 +56,11 @@ PARQUET_OPTIONS = {"write_page_checksum": True}
 _EXCEL_MAX_ROWS = 1_048_575
 _TMP = ".drgdip-tmp"  # suffix of every temporary file or folder
 _FORMATS = (".parquet", ".csv", ".xlsx", ".json")
+#: Encoding of CSV files by default: UTF-8 with a byte-order mark, so that Excel on Windows reads Chinese text.
+CSV_ENCODING = "utf-8-sig"
+#: Excel number format of money columns (元, two decimals).
+MONEY_FORMAT = "#,##0.00"
+_MAX_WIDTH = 48
 
 
 def check_target(path: str | os.PathLike, if_exists: IfExists = "error") -> Path:
@@ -181,6 +189,9 @@ def write_results(
     *,
     if_exists: IfExists = "error",
     metadata: dict[str, str] | None = None,
+    encoding: str | None = None,
+    sheet: str = "results",
+    formats: dict[str, str] | None = None,
 ) -> int:
     """Write result tables to ``.parquet``, ``.csv``, ``.xlsx`` or ``.json`` (by suffix) atomically; returns the
     row count.
@@ -188,26 +199,36 @@ def write_results(
     ``tables``: one Arrow table or an iterable of them (streamed: memory does not grow with the row count). The
     file appears only when everything was written. ``metadata`` (codebook, policy hashes, drgdip version) goes
     into the Parquet schema metadata, or a ``<file>.meta.json`` beside the other formats. ``path`` ``"-"`` writes
-    CSV to standard output (no metadata). JSON holds a list of row objects (for small tables).
+    CSV to standard output (UTF-8, no byte-order mark, no metadata). JSON holds a list of row objects (for small
+    tables).
+
+    CSV: ``encoding`` (default :data:`CSV_ENCODING`, UTF-8 with a byte-order mark; ``utf-8`` for none, ``gbk``).
+    Excel: one sheet named ``sheet`` with the header row frozen, columns as wide as their first rows, and
+    ``formats`` (column → Excel number format, e.g. :data:`MONEY_FORMAT`).
     """
     if isinstance(tables, pa.Table):
         tables = [tables]
     if str(path) == "-":
-        return _write_csv(tables, sys.stdout.buffer)
+        return _write_csv(tables, sys.stdout.buffer, encoding or "utf-8")
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
         raise OutputError(f"{path}: unknown output format {suffix!r} (use {', '.join(_FORMATS)})", path=path)
+    encoding = encoding or CSV_ENCODING
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise OutputError(f"{path}: unknown encoding {encoding!r}", path=path, key="out_encoding") from None
     check_target(path, if_exists)
     with atomic_file(path, if_exists=if_exists) as tmp:
         if suffix == ".parquet":
             rows = _write_parquet(tables, tmp, metadata or {}, path)
         elif suffix == ".csv":
-            rows = _write_csv(tables, tmp)
+            rows = _write_csv(tables, tmp, encoding, path)
         elif suffix == ".json":
             rows = _write_json_rows(tables, tmp)
         else:
-            rows = _write_excel(tables, tmp, path)
+            rows = _write_excel(tables, tmp, path, sheet, formats or {})
         if suffix != ".parquet" and metadata:
             write_json(
                 dict(sorted(metadata.items())), path.with_name(path.name + ".meta.json"), if_exists="replace"
@@ -328,14 +349,36 @@ def _write_parquet(tables: Iterable[pa.Table], tmp: Path, metadata: dict[str, st
     return rows
 
 
-def _write_csv(tables: Iterable[pa.Table], target: Path | BinaryIO) -> int:
+def _write_csv(
+    tables: Iterable[pa.Table], target: Path | BinaryIO, encoding: str, path: Path | None = None
+) -> int:
+    """Arrow writes UTF-8; a byte-order mark goes first for ``utf-8-sig``, another encoding is converted batch by
+    batch (a character it cannot hold is an OutputError naming it)."""
+    codec = codecs.lookup(encoding).name
+    utf8 = codec in ("utf-8", "utf-8-sig")
     writer, rows = None, 0
     with target.open("wb") if isinstance(target, Path) else contextlib.nullcontext(target) as sink:
+        if codec == "utf-8-sig":
+            sink.write(codecs.BOM_UTF8)
         for t in tables:
             t = _decoded(t)
-            if writer is None:
-                writer = pacsv.CSVWriter(sink, t.schema)
-            writer.write_table(t)
+            if utf8:
+                if writer is None:
+                    writer = pacsv.CSVWriter(sink, t.schema)
+                writer.write_table(t)
+            else:
+                buf = pa.BufferOutputStream()
+                pacsv.write_csv(t, buf, pacsv.WriteOptions(include_header=rows == 0))
+                text = buf.getvalue().to_pybytes().decode("utf-8")
+                try:
+                    sink.write(text.encode(encoding))
+                except UnicodeEncodeError as exc:
+                    bad = exc.object[exc.start : exc.end]
+                    raise OutputError(
+                        f"{path or 'output'}: {bad!r} cannot be written in {encoding}; write UTF-8",
+                        path=path,
+                        key="out_encoding",
+                    ) from None
             rows += t.num_rows
         if writer is not None:
             writer.close()
@@ -350,35 +393,67 @@ def _write_json_rows(tables: Iterable[pa.Table], tmp: Path) -> int:
     return len(rows)
 
 
-def _write_excel(tables: Iterable[pa.Table], tmp: Path, path: Path) -> int:
-    """One sheet, streamed (openpyxl write-only); text stays text, so an id such as ``=1+1`` is never a formula."""
+def _write_excel(
+    tables: Iterable[pa.Table], tmp: Path, path: Path, title: str, formats: dict[str, str]
+) -> int:
+    """One sheet, streamed (openpyxl write-only), header row frozen, widths from the header and the first batch,
+    ``formats`` per column; text stays text, so an id such as ``=1+1`` is never a formula."""
     import openpyxl  # only for Excel outputs: it takes a tenth of a second to import
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     book = openpyxl.Workbook(write_only=True)
-    sheet = book.create_sheet("results")
-    rows, header = 0, False
+    sheet = book.create_sheet(title)
+    sheet.freeze_panes = "A2"
+    rows, header, styles = 0, False, []
     for t in tables:
+        t = _decoded(t)
         rows += t.num_rows
         if rows > _EXCEL_MAX_ROWS:
             raise OutputError(
                 f"{path}: more than {_EXCEL_MAX_ROWS:,} rows do not fit in Excel; write .parquet or .csv",
                 path=path,
             )
-        if not header:
-            sheet.append(t.column_names)
+        values = [c.to_pylist() for c in t.columns]
+        if not header:  # widths must be set before the first row is written
+            for k, (name, col) in enumerate(zip(t.column_names, values, strict=True)):
+                sample = [_width(name)] + [_width(v, formats.get(name)) for v in col[:1000]]
+                sheet.column_dimensions[get_column_letter(k + 1)].width = min(max(sample) + 2, _MAX_WIDTH)
+            bold = Font(bold=True)
+            cells = []
+            for name in t.column_names:
+                cell = WriteOnlyCell(sheet, value=name)
+                cell.font = bold
+                cells.append(cell)
+            sheet.append(cells)
+            styles = [formats.get(name) for name in t.column_names]
             header = True
-        for row in zip(*(c.to_pylist() for c in _decoded(t).columns), strict=True):
-            sheet.append([_excel_cell(sheet, v) for v in row])
+        for row in zip(*values, strict=True):
+            sheet.append([_excel_cell(sheet, v, f) for v, f in zip(row, styles, strict=True)])
     book.save(tmp)
     _fix_workbook_dates(tmp)
     return rows
 
 
-def _excel_cell(sheet, value):
-    if not isinstance(value, str):
-        return value
+def _width(value, number_format: str | None = None) -> int:
+    """Display width of a cell in Excel's character units (a Chinese character counts two)."""
+    if value is None:
+        return 0
+    text = f"{value:,.2f}" if isinstance(value, float) and number_format else str(value)
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def _excel_cell(sheet, value, number_format: str | None = None):
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    if not isinstance(value, str):
+        if number_format is None or value is None:
+            return value
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = number_format
+        return cell
 
     cell = WriteOnlyCell(
         sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value)

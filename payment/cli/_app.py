@@ -30,7 +30,13 @@ stderr = Console(stderr=True)
 
 INTERNAL = "internal error, please report (rerun with --debug)"
 #: The option that sets what an error's ``key`` names, added to its line (library messages name no option).
-_OPTION_HINTS = {"encoding": " (--encoding)"}
+_OPTION_HINTS = {
+    "encoding": " (--encoding)",
+    "header": " (a header under title rows: --header-row N; a header of another name: --rename SRC=DST)",
+    "sheet": " (--sheet)",
+    "rename": " (--rename)",
+    "keep": " (--keep)",
+}
 
 
 class UserError(DrgdipError):
@@ -116,6 +122,24 @@ def pass_reporter(bar: Progress) -> tuple[Callable[[str, int | None], None], Cal
         bar.reset(task, total=total, description=label)
 
     return on_pass, lambda rows: bar.advance(task, rows)
+
+
+def layout(sheet: str | None, header_row: int | None, rename: list[str] | None):
+    """The inputs' :class:`grouper.io.formats.Layout` from ``--sheet``, ``--header-row`` and ``--rename``."""
+    from grouper.io.formats import Layout
+
+    pairs = {}
+    for item in rename or ():
+        src, sep, dst = item.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise typer.BadParameter(f"--rename takes SRC=DST, not {item!r}")
+        pairs[src.strip()] = dst.strip()
+    return Layout(sheet=sheet, header_row=header_row, rename=pairs)
+
+
+def column_list(text: str | None) -> list[str]:
+    """``COL,COL`` (also ``，``-separated) as a list of names."""
+    return [c.strip() for c in (text or "").replace("，", ",").split(",") if c.strip()]
 
 
 def if_exists(force: bool) -> str:

@@ -13,6 +13,26 @@ OUT = typer.Option(..., "--out", "-o", help="Output file or folder.")
 ENCODING = typer.Option(
     None, "--encoding", help="Encoding of CSV inputs (utf-8, gbk, gb18030); detected if unset."
 )
+#: How an input file lays out its table (grouper.io.formats.Layout), for the commands that read discharges.
+SHEET = typer.Option(
+    None,
+    "--sheet",
+    help="Excel inputs: the sheet to read (default: the first sheet holding a table, and every "
+    "sheet with the same header).",
+)
+HEADER_ROW = typer.Option(
+    None,
+    "--header-row",
+    min=1,
+    help="Row of the header, counted from 1 (default: found below title rows of one cell).",
+    show_default=False,
+)
+RENAME = typer.Option(
+    None,
+    "--rename",
+    help="SRC=DST: read the input column SRC as DST (a canonical name or any accepted header, e.g. "
+    "--rename 住院流水号=结算ID); repeatable.",
+)
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary.")
 FORCE = typer.Option(False, "--force", help="Replace an existing output.")
 DEBUG = typer.Option(False, "--debug", help="Show the traceback of an error.")

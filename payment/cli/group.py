@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from payment.cli import _options as opt
-from payment.cli._app import check_output, command, if_exists, progress_bar, warn
+from payment.cli._app import check_output, column_list, command, if_exists, layout, progress_bar, warn
 from payment.cli._app import stderr as console
 from payment.cli._engine import ENGINE, SCHEDULER, WORKERS, engine
 
@@ -59,6 +59,39 @@ def group(
     explain: bool = typer.Option(
         False, "--explain", help="Add a `reason` column: why each case landed there."
     ),
+    names: bool = typer.Option(
+        None,
+        "--names/--no-names",
+        help="Add the group names (drg_name, adrg_name, mdc_name; dip_group_name) beside the codes "
+        "(default: on for .xlsx outputs).",
+        show_default=False,
+    ),
+    lang: str = typer.Option(
+        None,
+        "--lang",
+        help="zh or en: add a <status>_label column saying each status in words, naming the field that "
+        "decided it (default: zh for .xlsx outputs, none otherwise).",
+        show_default=False,
+    ),
+    keep: str = typer.Option(
+        None,
+        "--keep",
+        help="Input columns to carry into the output after case_id, comma-separated as headed in the input "
+        "(--keep 病案号,科室,总费用).",
+    ),
+    show_mapping: bool = typer.Option(
+        False, "--show-mapping", help="Print what each input header was read as (and which were not read)."
+    ),
+    sheet: str = opt.SHEET,
+    header_row: int = opt.HEADER_ROW,
+    rename: list[str] = opt.RENAME,
+    out_encoding: str = typer.Option(
+        None,
+        "--out-encoding",
+        help="Encoding of a .csv output: utf-8-sig (UTF-8 with a byte-order mark, for Excel; the default), "
+        "utf-8, gbk.",
+        show_default=False,
+    ),
     encoding: str = opt.ENCODING,
     engine_kind: str = ENGINE,
     scheduler: str = SCHEDULER,
@@ -89,6 +122,9 @@ def group(
     if migration and not compare_with:
         raise typer.BadParameter("--migration needs --compare-with")
     run_on = engine(engine_kind, scheduler, workers)
+    if lang is not None and lang not in ("zh", "en"):
+        raise typer.BadParameter(f"--lang is zh or en, not {lang!r}")
+    files_layout = layout(sheet, header_row, rename)
     check_output(out, force)
     if migration:
         check_output(migration, force)
@@ -97,6 +133,7 @@ def group(
     if not quiet and all(Path(p).is_file() for p in inputs) and needs_compiling(kernels):
         console.print("compiling kernels (first run only)…", highlight=False)
     total = sum(totals) if all(x is not None for x in totals) else None
+    shown: list[str] = []
     with progress_bar(quiet) as bar:
         task = bar.add_task("grouping", total=total)
         done = group_to_file(
@@ -116,7 +153,15 @@ def group(
             if_exists=if_exists(force),
             on_batch=lambda n: bar.advance(task, n),
             engine=run_on,
+            names=names,
+            lang=lang,
+            keep=column_list(keep),
+            layout=files_layout,
+            on_mapping=(lambda report: shown.extend(report.lines())) if show_mapping else None,
+            out_encoding=out_encoding,
         )
+    for line in shown:
+        console.print(line, highlight=False, markup=False)
     for message in done.warnings:
         warn(message)
     if not quiet:

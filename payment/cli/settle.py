@@ -90,6 +90,7 @@ def settle(
     debug: bool = opt.DEBUG,
 ) -> None:
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
+    from grouper.io import count_rows
     from payment.cases import grouping_only
     from payment.pipeline import SETTLEMENT_FILES, settle_files
     from payment.policy import Policy
@@ -110,8 +111,14 @@ def settle(
         raise UserError(
             f"{cases} holds only grouping columns: pass the discharges that were grouped with --discharges"
         )
+    # the rows of the first pass are known for Parquet, so the bar has a time left from the start
+    first = count_rows(discharges if discharges is not None else cases)
     with progress_bar(quiet) as bar:
-        task = bar.add_task("settling (cases read over all passes)", total=None)
+        task = bar.add_task("settling: reading", total=first)
+
+        def stage(what: str, rows: int | None) -> None:
+            bar.reset(task, total=rows if rows is not None else first, description=f"settling: {what}")
+
         region = settle_files(
             cases,
             hospitals,
@@ -128,6 +135,7 @@ def settle(
             if_exists=if_exists(force),
             on_rows=lambda n: bar.advance(task, n),
             engine=run_on,
+            on_pass=stage,
         )
     if not quiet:
         r = region

@@ -24,8 +24,9 @@ def test_group_csv_to_parquet_and_csv(tmp_path):
     assert table.schema.metadata[b"drgdip.codebook"] == b"chs-drg-2.0"  # the default scheme
     csv_out = tmp_path / "g.csv"
     assert runner.invoke(app, ["group", str(CASES), "-o", str(csv_out), "--explain", "-q"]).exit_code == 0
+    assert csv_out.read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 with a BOM: Excel on Windows reads it
     assert (
-        csv_out.read_text(encoding="utf-8").splitlines()[0]
+        csv_out.read_text(encoding="utf-8-sig").splitlines()[0]
         == '"case_id","mdc","adrg","drg","drg_status","reason"'
     )
     meta = json.loads((tmp_path / "g.csv.meta.json").read_text(encoding="utf-8"))
