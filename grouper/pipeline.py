@@ -84,6 +84,7 @@ def grouping(
     use_aux: bool = True,
     explain: bool = False,
     compare_with: str | None = None,
+    lang: str = "en",
 ) -> Grouping:
     """Load what a scheme needs (codebook; for DIP the catalogue, tiers, exclusions and auxiliary typing).
 
@@ -92,6 +93,7 @@ def grouping(
     ``aux``: an auxiliary typing table (辅助分型) to apply; by default ``<stem>.aux.csv`` beside a catalogue file
     when it exists (refused when fitted against another catalogue; an ``aux`` named explicitly is only a warning).
     ``compare_with``: CHS-DRG only, a second scheme whose results are added beside (``compare_schemes``).
+    ``lang``: of the ``explain`` reasons (``en`` or ``zh``).
     """
     # DIP reads only the 医保版 2.0 diagnosis and procedure dictionaries, which the CHS-DRG codebooks share (2.0
     # adds 81 procedure codes): the scheme in force's
@@ -116,13 +118,15 @@ def grouping(
             )
 
             def run_both(table: pa.Table, duplicate) -> pa.Table:
-                return compare_schemes(table, codebook, other, explain=explain, duplicate=duplicate)
+                return compare_schemes(
+                    table, codebook, other, explain=explain, duplicate=duplicate, lang=lang
+                )
 
             names = _codebook_names(codebook) | _codebook_names(other, f"_{scheme_suffix(other.scheme)}")
             return Grouping(run_both, metadata, "drg_status", DRG_COLUMNS, names=names)
 
         def run_drg(table: pa.Table, duplicate) -> pa.Table:
-            return group_drg(table, codebook, explain=explain, duplicate=duplicate)
+            return group_drg(table, codebook, explain=explain, duplicate=duplicate, lang=lang)
 
         return Grouping(run_drg, metadata, "drg_status", DRG_COLUMNS, names=_codebook_names(codebook))
     if compare_with:
@@ -163,6 +167,7 @@ def grouping(
             explain=explain,
             duplicate=duplicate,
             aux=typing,
+            lang=lang,
         )
 
     columns = tuple(dict.fromkeys(DIP_COLUMNS + (typing.input_columns() if typing else ())))
@@ -246,6 +251,7 @@ def group_to_file(
     excel = Path(out).suffix.lower() == ".xlsx"
     names = excel if names is None else names
     lang = ("zh" if excel else None) if lang is None else lang
+    settings = {**settings, "lang": lang or "en"}  # the reasons' language (grouping's own parameter)
     g = grouping(**settings)
     files = dataset_files(inputs)
     counts: collections.Counter[str] = collections.Counter()

@@ -33,6 +33,7 @@ from grouper.dip.exclusions import Exclusions, read_exclusions
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 from grouper.errors import SettingsError
 from grouper.io.discharges import as_discharges
+from grouper.io.readable import reason_words
 from grouper.resources import data_path
 from grouper.status import Status
 
@@ -61,19 +62,7 @@ DIP_RESULT_SCHEMA = pa.schema(
     ]
 )
 
-# layer of each case, for ``reason``; index = layer code
-_LAYERS = (
-    "error: no principal diagnosis",
-    "error: principal diagnosis is not a known code",
-    "error: principal diagnosis cannot be the principal (exclusion list: 不能作为主诊断, asterisk code)",
-    "error: newborn principal diagnosis of a low-birth-weight group without birth weight or age in days",
-    "先期分组: priority rule",
-    "core: 亚目 + main procedure + all related procedures of the group present",
-    "core conservative: 亚目, no main procedure",
-    "综合: no core group for 亚目 + main procedure; 类目 × treatment tier",
-    "blank KBBZ: no core or 综合 group",
-    "unmatched: no core or 综合 group and no KBBZ in the catalogue",
-)
+# layer of each case (its words: ``dip.layer.<code>`` in codebooks/records/reason_labels.csv)
 (_L_PDX_MISSING, _L_PDX_UNKNOWN, _L_PDX_INVALID, _L_NEWBORN, _L_PRIORITY, _L_CORE, _L_CONS, _L_COMP, _L_BLANK,
  _L_NONE) = range(10)  # fmt: skip
 
@@ -504,6 +493,7 @@ def group_dip(
     explain: bool = False,
     duplicate: np.ndarray | None = None,
     aux: AuxTyping | None = None,
+    lang: str = "en",
 ) -> pa.Table:
     """Group discharge records into the DIP groups (病种) of a catalogue; one output row per input row.
 
@@ -548,6 +538,8 @@ def group_dip(
         Fitted auxiliary typing (辅助分型, reference/dip.md §5): ``aux_type`` / ``aux_coef`` are each case's
         highest admitted subtype and its coefficient (it reads ``other_dx``, ``los_days``, ``discharge_mode``,
         ``icu_hours``, … :data:`grouper.dip.aux.INPUT_COLUMNS`). Without it ``""`` and 1.0.
+    lang : str
+        Language of the reasons, ``en`` or ``zh`` (``codebooks/records/reason_labels.csv``).
 
     Returns
     -------
@@ -688,7 +680,9 @@ def group_dip(
     }
     if explain:
         promoted = found & (main_at != off[:-1])
-        columns["reason"] = _reasons(table, layer, has_main, promoted, case_tier, aux_type, aux_coef)
+        columns["reason"] = _reasons(
+            table, layer, has_main, promoted, case_tier, aux_type, aux_coef, reason_words(lang)
+        )
     return pa.table(columns, schema=_schema(explain))
 
 
@@ -745,27 +739,31 @@ def _priority(table, comp, off, pid, cat_id) -> tuple[np.ndarray, np.ndarray]:
     return prio, missing & (prio >= n_rules)
 
 
-def _reasons(table, layer, has_main, promoted, case_tier, aux_type, aux_coef) -> pa.Array:
+def _reasons(table, layer, has_main, promoted, case_tier, aux_type, aux_coef, words) -> pa.Array:
+    """The layer that decided, the principal's 亚目, the main procedure and the tier; words from
+    ``reason_labels.csv``."""
     dx = normalise_codes(_column(table, "principal_dx", pa.string()), "dx")
     main = normalise_codes(_column(table, "principal_proc", pa.string()), "proc")
     coef = pc.cast(pc.round(pa.array(aux_coef, pa.float64()), 4), pa.string())
     aux = pc.if_else(
-        pc.equal(aux_type, ""), "", pc.binary_join_element_wise("; 辅助分型 ", aux_type, " × ", coef, "")
+        pc.equal(aux_type, ""), "", pc.binary_join_element_wise(words["dip.aux"], aux_type, " × ", coef, "")
     )
+    layers = pa.array([words[f"dip.layer.{k}"] for k in range(_L_NONE + 1)])
+    tiers = pa.array([words[f"dip.tier.{t}"] for t in TIERS])
     return pc.binary_join_element_wise(
-        pa.array(_LAYERS).take(pa.array(layer)),
-        "; 亚目 ",
+        layers.take(pa.array(layer)),
+        words["dip.subcategory"],
         pc.fill_null(pc.utf8_slice_codeunits(dx, 0, 5), "-"),
-        ", main ",
+        words["dip.main"],
         pc.if_else(
             pa.array(has_main),
             pc.if_else(
-                pa.array(promoted), "(next listed: exclusion list)", pc.fill_null(main, "(first other)")
+                pa.array(promoted), words["dip.promoted"], pc.fill_null(main, words["dip.first_other"])
             ),
             "-",
         ),
-        ", tier ",
-        pa.array(TIERS).take(pa.array(case_tier)),
+        words["dip.tier"],
+        tiers.take(pa.array(case_tier)),
         aux,
         "",
     )

@@ -14,6 +14,7 @@ from grouper.codebook import Codebook
 from grouper.drg import _kernel
 from grouper.drg.rules import Check, NumberReading
 from grouper.io.discharges import as_discharges
+from grouper.io.readable import reason_words
 from grouper.io.values import CodeReading, code_reading
 from grouper.schema import DISCHARGE_SCHEMA
 from grouper.status import UNGROUPED_ADRG, UNGROUPED_DRG, UNGROUPED_MDC, Status
@@ -48,6 +49,7 @@ def group_drg(
     explain: bool = False,
     duplicate: np.ndarray | None = None,
     codes: CodeReading = "clean",
+    lang: str = "en",
 ) -> pa.Table:
     """Group discharge records into CHS-DRG groups (DRG 分组); one output row per input row, in order.
 
@@ -64,6 +66,7 @@ def group_drg(
         How codes are matched (编码读取): ``clean`` reads ``j18.900``, ``" J18.900"`` and a 国临版 code as the
         医保版 code they stand for; ``verbatim`` matches codes exactly as written, as the reference does (they then
         match nothing). Read files with the same ``codes`` (``read_discharges``) so the reader keeps them as written.
+    lang : str             language of the reasons, ``en`` or ``zh`` (``codebooks/records/reason_labels.csv``)
 
     Returns
     -------
@@ -157,7 +160,16 @@ def _group(table, codebook, col, explain, verbatim, duplicates) -> pa.Table:
     }
     if explain:
         out["reason"] = _reasons(
-            codebook, col, out, grouping_status, pdx, first_gate, adrg, severity, severity_dx
+            codebook,
+            col,
+            out,
+            grouping_status,
+            pdx,
+            first_gate,
+            adrg,
+            severity,
+            severity_dx,
+            reason_words(lang),
         )
     return pa.table(out)
 
@@ -305,42 +317,49 @@ def _drg_labels(codebook: Codebook, adrg: np.ndarray, drg: np.ndarray) -> pa.Arr
     return _labels(idx, labels, UNGROUPED_DRG)
 
 
-_STATUS_TEXT = {
-    Status.SEX_MISSING: "sex is empty: the reference check stops the case",
-    Status.SEX_INVALID: "sex is not written as {}: the reference check of this scheme stops the case",
-    Status.NEWBORN_DATA_MISSING: "newborn (age 0, ≤ 28 days) without birth weight: the reference check stops the case",
-    Status.AGE_MISSING: "age in years is missing",
-    Status.AGE_INVALID: "age is negative, over 150 or unreadable",
-    Status.PDX_MISSING: "no principal diagnosis (no diagnosis at all stops the case under chs-drg-2.0)",
-    Status.PDX_UNKNOWN: "principal diagnosis is not a code of this codebook",
-    Status.SEX_CONFLICT: "principal diagnosis belongs to a sex-specific MDC that refuses this sex",
-    Status.NO_MDC: "no MDC admits the principal diagnosis (not in any list, or the age/trauma gate refuses)",
-    Status.NO_ADRG: "an MDC admitted the case but no ADRG of any MDC matched",
-}
+#: The field each failure names, with its value: (statuses, reason_labels key, column).
+_NAMED_FIELDS = (
+    ((Status.PDX_UNKNOWN, Status.SEX_CONFLICT, Status.NO_MDC, Status.NO_ADRG), "drg.pdx", "principal_dx"),
+    ((Status.SEX_MISSING, Status.SEX_INVALID, Status.SEX_CONFLICT), "drg.sex", "sex"),
+    ((Status.AGE_INVALID,), "drg.age", "age_years"),
+    ((Status.NEWBORN_DATA_MISSING,), "drg.age_days", "age_days"),
+)
 
 
 def _text(values: np.ndarray) -> pa.Array:
     return pa.array(np.asarray(values, dtype=str).tolist(), pa.string())
 
 
-def _reasons(codebook, col, out, status, pdx, first_gate, adrg, severity, severity_dx) -> pa.Array:
-    """One line per case: the MDC and rule that took it, the CC/MCC that set the suffix, or why it failed."""
-    rule_text = np.append(codebook["adrg_condition"], "ambiguous group (QY)")
+def _reasons(codebook, col, out, status, pdx, first_gate, adrg, severity, severity_dx, words) -> pa.Array:
+    """One line per case: the MDC and rule that took it, the CC/MCC code that set the suffix, or why it failed
+    and the value of the field that decided it; words from ``reason_labels.csv``."""
+    rule_text = np.append(codebook["adrg_condition"], words["drg.qy"])
     a = np.where(adrg == _kernel.QY_ADRG, len(rule_text) - 1, np.maximum(adrg, 0))
     dx_codes = np.append(codebook["dx_codes"], "")
-    sev_text = np.array(["no CC/MCC", "CC ", "MCC "])[severity]
+    sev_text = np.array([words["drg.no_cc"], words["drg.cc"], words["drg.mcc"]])[severity]
     sev = pc.binary_join_element_wise(_text(sev_text), _text(dx_codes[severity_dx]), "")
     mdc_s, adrg_s, drg_s = (out[k].cast(pa.string()) for k in ("mdc", "adrg", "drg"))
     grouped_text = pc.binary_join_element_wise(
         mdc_s, " > ", adrg_s, " (", _text(rule_text[a]), "); ", sev, " → ", drg_s, ""
     )
     fail = np.full(max(Status) + 1, "", dtype=object)
-    for code, text in _STATUS_TEXT.items():
-        fail[code] = text
+    for code in Status:
+        fail[code] = words.get(f"drg.status.{code.name}", "")
     fail[Status.SEX_INVALID] = fail[Status.SEX_INVALID].format(" or ".join(codebook.settings.sex_spellings))
     gated = np.append(codebook["mdc_labels"], "")[first_gate]
     gated_text = np.where(
-        status == Status.NO_ADRG, np.char.add(" (first gate passed: ", np.char.add(gated, ")")), ""
+        status == Status.NO_ADRG,
+        np.char.add(words["drg.first_gate"], np.char.add(gated, words["drg.first_gate_end"])),
+        "",
     )
-    fail_text = pc.binary_join_element_wise("0000: ", _text(fail[status]), _text(gated_text), "")
+    parts = [words["drg.fail_prefix"], _text(fail[status]), _text(gated_text)]
+    for statuses, key, name in _NAMED_FIELDS:
+        value = (
+            pc.fill_null(col[name].cast(pa.string()), "—")
+            if name in col
+            else pa.nulls(len(status), pa.string())
+        )
+        named = pa.array(np.isin(status, [int(s) for s in statuses]))
+        parts.append(pc.if_else(named, pc.binary_join_element_wise(words[key], value, ""), ""))
+    fail_text = pc.binary_join_element_wise(*parts, "")
     return pc.if_else(pa.array(adrg != -1), grouped_text, fail_text)

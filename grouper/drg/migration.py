@@ -35,8 +35,10 @@ def compare_schemes(
     *,
     explain: bool = False,
     duplicate: np.ndarray | None = None,
+    lang: str = "en",
 ) -> pa.Table:
-    """Group under ``codebook`` and add the results under ``other`` beside them (``mdc_<other>`` …).
+    """Group under ``codebook`` and add the results under ``other`` beside them (``mdc_<other>`` …); ``explain``
+    and ``lang`` as :func:`group_drg` takes them.
 
     Examples
     --------
@@ -46,7 +48,7 @@ def compare_schemes(
     >>> out.select(["drg", "drg_chs_drg_1_1"]).to_pylist()
     [{'drg': 'GZ19', 'drg_chs_drg_1_1': 'GZ13'}]
     """
-    new = group_drg(table, codebook, explain=explain, duplicate=duplicate)
+    new = group_drg(table, codebook, explain=explain, duplicate=duplicate, lang=lang)
     old = group_drg(table, other, duplicate=duplicate)
     suffix = scheme_suffix(other.scheme)
     for name in _RESULT:

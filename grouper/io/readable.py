@@ -2,7 +2,8 @@
 input columns a user asked to keep (病案号, 科室, 总费用…) beside ``case_id``.
 
 The words are data: ``codebooks/records/status_labels.csv`` (``status,zh,en``), one row per :class:`Status` name,
-each naming the field that decided the status. Names come from the codebook (MDC/ADRG/DRG) or the catalogue (DIP
+each naming the field that decided the status, and ``reason_labels.csv`` (``key,en,zh``), the pieces the groupers
+build their ``--explain`` reasons from. Names come from the codebook (MDC/ADRG/DRG) or the catalogue (DIP
 groups); the caller passes them as functions of the codes, so this module knows no scheme.
 """
 
@@ -20,7 +21,7 @@ from grouper.errors import InputError, SettingsError
 from grouper.resources import data_path
 from grouper.schema import FEE_COLUMNS
 
-__all__ = ["LANGS", "MONEY_COLUMNS", "readable", "status_labels"]
+__all__ = ["LANGS", "MONEY_COLUMNS", "readable", "reason_words", "status_labels"]
 
 #: Languages of the words in outputs.
 LANGS = ("zh", "en")
@@ -41,6 +42,19 @@ def status_labels(lang: str) -> dict[str, str]:
         raise SettingsError(f"language must be one of {', '.join(LANGS)}, not {lang!r}", key="lang")
     table = _labels()
     return dict(zip(table.status, table[lang], strict=True))
+
+
+@cache
+def _reason_table() -> pd.DataFrame:
+    return pd.read_csv(data_path("records", "reason_labels.csv"), dtype=str, keep_default_na=False)
+
+
+def reason_words(lang: str) -> dict[str, str]:
+    """The pieces the groupers build ``--explain`` reasons from, in ``lang`` (``reason_labels.csv``: key → words)."""
+    if lang not in LANGS:
+        raise SettingsError(f"language must be one of {', '.join(LANGS)}, not {lang!r}", key="lang")
+    table = _reason_table()
+    return dict(zip(table.key, table[lang], strict=True))
 
 
 def _label(status: pa.ChunkedArray | pa.Array, lang: str) -> pa.Array:

@@ -113,3 +113,32 @@ def test_kept_column_clashing_with_a_result_column_is_one_clear_error(tmp_path):
     result = runner.invoke(app, ["group", str(path), "-o", str(tmp_path / "g.csv"), "--keep", "drg"])
     assert result.exit_code == 1
     assert "kept column 'drg' has the name of a result column" in result.output
+
+
+def test_reasons_in_chinese_or_english_name_the_code_that_decided(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("结算ID,主要诊断编码,年龄,性别\nX1,ZZZ.999,40,1\nX2,K22.301,88,\n", encoding="utf-8")
+    for lang, unknown, no_sex in (
+        ("en", "0000: principal diagnosis is not a code of this codebook; principal_dx ZZZ.999",
+         "0000: sex is empty: the reference check stops the case; sex —"),
+        ("zh", "0000：主要诊断不是本版本字典中的编码；主要诊断 ZZZ.999", "0000：性别为空：参考程序的校验不予分组；性别 —"),
+    ):  # fmt: skip
+        out = tmp_path / f"{lang}.parquet"
+        args = ["group", str(path), "-o", str(out), "--explain", "--lang", lang, "-q"]
+        assert runner.invoke(app, args).exit_code == 0
+        assert pq.read_table(out).column("reason").to_pylist() == [unknown, no_sex]
+
+
+def test_dip_names_and_chinese_reasons(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "结算ID,主要诊断编码,主要手术操作编码,年龄\nX1,K22.301,96.0800x005,40\n", encoding="utf-8"
+    )
+    out = tmp_path / "d.xlsx"
+    args = ["group", str(path), "-o", str(out), "--scheme", "dip", "--catalogue", "pingdingshan-2025"]
+    assert runner.invoke(app, [*args, "--explain", "-q"]).exit_code == 0
+    rows = list(openpyxl.load_workbook(out).active.iter_rows(values_only=True))
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["dip_group"] == "K22:ZLXCZ" and row["dip_group_name"] == "食管的其他疾病-治疗性操作组"
+    assert row["dip_status_label"] == "已入组（综合病种）"
+    assert row["reason"].startswith("综合病种：") and "主要手术 96.0800x005" in row["reason"]

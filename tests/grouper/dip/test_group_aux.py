@@ -131,7 +131,7 @@ def test_the_highest_qualifying_coefficient_wins():
     assert out["aux_type"].to_pylist() == ["SEV-III", "SEV-II", "AGE-65Y", ""]
     np.testing.assert_allclose(out["aux_coef"].to_numpy(), [1.5, 1.2, 1.1, 1.0])
     reasons = out["reason"].to_pylist()
-    assert reasons[0].endswith("; 辅助分型 SEV-III × 1.5") and "辅助分型" not in reasons[3]
+    assert reasons[0].endswith("; aux type SEV-III × 1.5") and "aux type" not in reasons[3]
 
 
 def test_input_columns_cover_what_aux_typing_reads():
