@@ -70,7 +70,8 @@ def group(
         None,
         "--lang",
         help="zh or en: add a <status>_label column saying each status in words, naming the field that "
-        "decided it (default: zh for .xlsx outputs, none otherwise).",
+        "decided it, and write the --explain reasons in that language (default: zh for .xlsx outputs; "
+        "otherwise no labels and English reasons).",
         show_default=False,
     ),
     keep: str = typer.Option(
