@@ -15,15 +15,20 @@ Four optional files, each feeding one policy choice:
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from grouper.errors import InputError
 from grouper.io.discharges import to_arrow
+from grouper.io.formats import InputWarning
 from grouper.io.tables import read_table
 from grouper.io.writer import PARQUET_OPTIONS, IfExists, atomic_folder
 from payment._arrays import to_str_numpy
@@ -31,7 +36,7 @@ from payment.budget import level_coefficients
 from payment.inputs import first_row
 from payment.policy import POOLS
 
-__all__ = ["HISTORY_FILES", "read_history", "write_history"]
+__all__ = ["HISTORY_FILES", "history_from_settlements", "read_history", "write_history"]
 
 #: The files of a history folder, by the name :func:`write_history` takes them under.
 HISTORY_FILES = {
@@ -143,6 +148,118 @@ def write_history(
 
                 pacsv.write_csv(table, target)
     return Path(folder)
+
+
+#: Routes whose cases are paid by points (the cases the history is about).
+_POINT_ROUTES = ("DRG", "DIP")
+
+
+def history_from_settlements(
+    settlements: Sequence[str | os.PathLike],
+    cases: Sequence[str | os.PathLike],
+    *,
+    discharges: Sequence[str | os.PathLike | None] | None = None,
+    encoding: str | None = None,
+) -> dict[str, pa.Table]:
+    """The history tables of three past settled years (历史数据), as :func:`write_history` takes them.
+
+    Each settlement folder (``drgdip settle -o``: its year from ``region.json``, each case's pool, hospital, route
+    and points from ``cases.parquet``, levels from ``hospitals.csv``) is read with the cases it settled
+    (``cases[i]``, and ``discharges[i]`` when ``cases[i]`` holds only grouping columns), whose ``total_cost`` is the
+    case's cost. Only cases paid by points (route DRG or DIP) with points > 0 count.
+
+    Returns
+    -------
+    dict with ``region_years`` (pool, year: costs and points), ``cases`` (one row per case), ``hospital_years``
+    (pool × hospital, summed over the three years) and ``level_years`` (year, level: mean cost per case; level 0
+    the city; a level without cases in one of the years is left out, with an :class:`InputWarning`).
+
+    Raises
+    ------
+    InputError
+        Not three settlements of three different years, a folder that is not a settlement, cases that are not
+        the ones settled (row count or case_id differ).
+    """
+    from payment.cases import CaseSource
+
+    discharges = list(discharges) if discharges is not None else [None] * len(cases)
+    if len(settlements) != 3 or len(cases) != 3 or len(discharges) != 3:
+        raise InputError(
+            f"the history is three settled years (1:2:7): give three settlements and their cases, not "
+            f"{len(settlements)} and {len(cases)}",
+            key="settlements",
+        )
+    frames = []
+    for folder, case_file, discharge_file in zip(settlements, cases, discharges, strict=True):
+        folder = Path(folder)
+        try:
+            region = json.loads((folder / "region.json").read_text(encoding="utf-8"))
+            settled = pq.read_table(
+                folder / "cases.parquet",
+                columns=["case_id", "hospital_id", "insurance_type", "route", "points"],
+            )
+        except (OSError, ValueError, pa.ArrowException):
+            raise InputError(f"{folder}: not a settlement folder (drgdip settle -o)", path=folder) from None
+        levels = read_table(folder / "hospitals.csv", text=("hospital_id",)).select(["hospital_id", "level"])
+        source = CaseSource(case_file, discharge_file, encoding=encoding)
+        costs = pa.concat_tables(t.select(["case_id", "total_cost"]) for t in source())
+        if costs.num_rows != settled.num_rows or not costs.column("case_id").cast(pa.string()).equals(
+            settled.column("case_id").cast(pa.string())
+        ):
+            raise InputError(
+                f"{case_file}: not the cases settled in {folder} ({costs.num_rows:,} rows, the settlement "
+                f"{settled.num_rows:,}, or other case_ids)",
+                path=case_file,
+            )
+        frame = settled.drop_columns(["case_id"]).append_column("total_cost", costs.column("total_cost"))
+        frame = frame.to_pandas().astype({"route": str, "insurance_type": str, "hospital_id": str})
+        frame["year"] = int(region["year"])
+        frame["pool"] = "all" if list(region["pools"]) == ["all"] else frame["insurance_type"]
+        frame = frame[
+            frame.route.isin(_POINT_ROUTES) & (frame.points > 0) & frame.pool.isin(list(region["pools"]))
+        ]
+        level = dict(
+            zip(levels.column("hospital_id").to_pylist(), levels.column("level").to_pylist(), strict=True)
+        )
+        frames.append(frame.assign(level=frame.hospital_id.map(level)))
+    both = pd.concat(frames, ignore_index=True)
+    if both.year.nunique() != 3:
+        raise InputError(
+            f"the three settlements are of the years {sorted(both.year.unique())}: three different years are needed"
+        )
+    if both.total_cost.isna().any():
+        raise InputError(
+            "the settled cases have no total_cost to build the history from", column="total_cost"
+        )
+    region_years = both.groupby(["pool", "year"], as_index=False).agg(
+        total_cost=("total_cost", "sum"), total_points=("points", "sum")
+    )
+    hospital_years = both.groupby(["pool", "hospital_id"], as_index=False).agg(
+        total_cost=("total_cost", "sum"), total_points=("points", "sum")
+    )
+    city = both.groupby("year", as_index=False).agg(mean_cost=("total_cost", "mean")).assign(level=0)
+    by_level = (
+        both.dropna(subset=["level"])
+        .groupby(["year", "level"], as_index=False)
+        .agg(mean_cost=("total_cost", "mean"))
+    )
+    years = by_level.groupby("level").year.transform("nunique")
+    partial = sorted(int(v) for v in by_level.level[years != 3].unique())
+    if partial:  # a level coefficient needs its three years: the level is left out, and said so
+        warnings.warn(
+            f"hospital level(s) {', '.join(map(str, partial))} lack settled cases in some of the three years; "
+            "level_years.csv leaves them out",
+            InputWarning,
+            stacklevel=2,
+        )
+    level_years = pd.concat([city, by_level[years == 3]], ignore_index=True)[["year", "level", "mean_cost"]]
+    level_years["level"] = level_years["level"].astype(int)
+    return {
+        "region_years": pa.Table.from_pandas(region_years.round({"total_cost": 2}), preserve_index=False),
+        "cases": pa.Table.from_pandas(both[["pool", "year", "total_cost", "points"]], preserve_index=False),
+        "hospital_years": pa.Table.from_pandas(hospital_years.round({"total_cost": 2}), preserve_index=False),
+        "level_years": pa.Table.from_pandas(level_years.sort_values(["level", "year"]), preserve_index=False),
+    }
 
 
 def _history_cases(folder: Path) -> pa.Table | None:

@@ -16,6 +16,7 @@ COMMANDS = (
     "catalog",
     "weights",
     "settle",
+    "history",
     "audit",
     "demo",
     "compare",

@@ -1,4 +1,4 @@
-"""Command-line interface: ``drgdip group|catalog|weights|settle|audit|synth|demo|policy``.
+"""Command-line interface: ``drgdip group|catalog|weights|settle|history|audit|synth|demo|policy|compare|statement``.
 
 Each command lives in its own module and registers itself on the shared app; commands are thin:
 parse options, call the public API, write.
@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import signal
 
-from payment.cli import audit, catalog, compare, demo, group, policy, settle, statement, synth  # noqa: F401  (each module registers its command)
+from payment.cli import (  # noqa: F401  (each module registers its command)
+    audit,
+    catalog,
+    compare,
+    demo,
+    group,
+    history,
+    policy,
+    settle,
+    statement,
+    synth,
+)
 from payment.cli._app import app
 
 
