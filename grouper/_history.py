@@ -3,7 +3,7 @@
 One implementation of: the data year of a case, year weights (1:2:7, renormalised over the years present),
 per-group trimming (percentile, IQR fences, ±k SD of log cost) without a Python loop over groups,
 year-weighted group means, the coefficient of variation, and the fingerprint of a history table.
-reference/dip.md §4.3–§4.5, reference/chs-drg.md §7.1.
+docs/dip.md §4.3–§4.5, docs/drg.md §7.1.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ __all__ = [
 
 #: Closed set of trimming methods.
 TRIM_METHODS = ("percentile", "iqr", "log_sd", "none")
-#: Default fence multiplier per method: Tukey 1.5 × IQR; 3 SD of log cost (reference/chs-drg.md §7.1).
+#: Default fence multiplier per method: Tukey 1.5 × IQR; 3 SD of log cost (docs/drg.md §7.1).
 _DEFAULT_K = {"iqr": 1.5, "log_sd": 3.0}
-# Percentile limits are computed in float64 and may land a few ulps inside a data value (chs-drg.md §7.1: P97.5
+# Percentile limits are computed in float64 and may land a few ulps inside a data value (docs/drg.md §7.1: P97.5
 # = 43,024.99999999977); a case within this relative distance of a limit is kept (limits are inclusive).
 _REL_TOL = 1e-9
 
@@ -73,7 +73,7 @@ class TrimSpec:
     k : float or None
         Fence multiplier for ``iqr`` (default 1.5) and ``log_sd`` (default 3.0).
     min_n : int
-        Groups with fewer cases are not trimmed (default 25, reference/dip.md §4.4).
+        Groups with fewer cases are not trimmed (default 25, docs/dip.md §4.4).
     """
 
     method: str = "percentile"
@@ -236,7 +236,7 @@ def year_weights(
     -------
     (tuple of int, ndarray of float64)
         The window and its weights summing to 1. Renormalisation over the years a group actually has is done
-        per group in :func:`group_stats` (reference/dip.md §4.3).
+        per group in :func:`group_stats` (docs/dip.md §4.3).
 
     Examples
     --------
@@ -302,7 +302,7 @@ def trim_keep(cost: np.ndarray, gid: np.ndarray, n_groups: int, spec: TrimSpec) 
 
     Examples
     --------
-    reference/chs-drg.md §7.1 (TEST VECTOR DRG-RW): 1,000 … 39,000 and 200,000 → P2.5 = 1,975, P97.5 = 43,025,
+    docs/drg.md §7.1 (TEST VECTOR DRG-RW): 1,000 … 39,000 and 200,000 → P2.5 = 1,975, P97.5 = 43,025,
     so 1,000 and 200,000 are trimmed.
 
     >>> c = np.append(np.arange(1, 40) * 1000.0, 200000.0)
@@ -354,7 +354,7 @@ def _weighted(sums: np.ndarray, cnts: np.ndarray, w: np.ndarray, mode: str) -> n
 
 
 def weighted_mean(values, gid, yid, mask, n_groups, w, mode="means") -> np.ndarray:
-    """Year-weighted mean per group over the cases in ``mask`` (reference/dip.md §4.3, TEST VECTORS DIP-W).
+    """Year-weighted mean per group over the cases in ``mask`` (docs/dip.md §4.3, TEST VECTORS DIP-W).
 
     ``mode="means"``: ``m = Σ w_y m_y / Σ_{y with cases} w_y``; ``mode="cases"``: ``m = Σ w_y n_y m_y / Σ w_y n_y``.
     """
@@ -387,8 +387,8 @@ def group_stats(
     n_groups : int
     w : ndarray of float64            year weights, summing to 1
     trim : TrimSpec
-    mode : {"means", "cases"}         weights on yearly means (default) or on cases (reference/dip.md §4.3)
-    ddof : {1, 0}                     SD divisor n − ddof for the CV (default sample SD, reference/dip.md §4.5)
+    mode : {"means", "cases"}         weights on yearly means (default) or on cases (docs/dip.md §4.3)
+    ddof : {1, 0}                     SD divisor n − ddof for the CV (default sample SD, docs/dip.md §4.5)
 
     Returns
     -------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-#: Optional fee breakdown of the 结算清单 (医疗收费项目类别 ``med_chrgitm_type`` 01 床位费 … 14 其他费, records.md §3),
+#: Optional fee breakdown of the 结算清单 (医疗收费项目类别 ``med_chrgitm_type`` 01 床位费 … 14 其他费, docs/records.md §3),
 #: yuan; ``fee_05`` is 治疗费, ``fee_09`` + ``fee_10`` + ``fee_11`` the drug fees. Header names: column_aliases.csv.
 FEE_COLUMNS = tuple(f"fee_{k:02d}" for k in range(1, 15))
 

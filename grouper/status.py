@@ -29,7 +29,7 @@ class Status(IntEnum):
     NO_MDC = 31  #: no MDC gate admits the case (principal in no list, or age/trauma gates refuse) → 0000
     SEX_CONFLICT = 32  #: the principal is in a sex-gated MDC only and the sex is the other one → 0000
     UNMATCHED = 33  #: DIP: no group at all (the catalogue has no ``KBBZ``); 未入组
-    #: DIP: principal diagnosis on the 《不能作为主诊断》 list or an asterisk (*) code (records.md §5 Q04); no group
+    #: DIP: principal diagnosis on the 《不能作为主诊断》 list or an asterisk (*) code (docs/records.md §5 Q04); no group
     PDX_INVALID = 34
     #: principal diagnosis not in the dictionary after normalisation (DRG: may still group in MDCA)
     PDX_UNKNOWN = 35

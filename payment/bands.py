@@ -2,8 +2,8 @@
 
 A band is a row ``{from, to, <value>}`` covering the half-open interval ``[from, to)``; ``to`` omitted means open
 above. Bands may leave gaps but never overlap. The same rows price clearing rates (结余留用 ``retain``, 超支分担
-``fund_share``; payment.md §8), bed days (``factor``; §10) and DRG high-ratio limits by RW (``ratio``;
-chs-drg.md §7.4). For day counts the axis is elapsed days: day d is the interval ``[d − 1, d)``, so a band
+``fund_share``; docs/formulas.md §8), bed days (``factor``; §10) and DRG high-ratio limits by RW (``ratio``;
+docs/drg.md §7.4). For day counts the axis is elapsed days: day d is the interval ``[d − 1, d)``, so a band
 ``from = 60, to = 90`` prices days 61 to 90.
 """
 

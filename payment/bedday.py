@@ -1,6 +1,6 @@
 """Bed-day payment (按床日付费): daily rates by category × hospital level, LOS bands with falling factors.
 
-reference/payment.md §10, vectors D-1…D-6. Day indices continue across merged re-admissions (a stay that
+docs/formulas.md §10, vectors D-1…D-6. Day indices continue across merged re-admissions (a stay that
 starts within ``readmit_merge_days`` of the previous discharge of the same patient and category); each
 episode pays rate × Σ factor(day index) for the days up to ``max_days``; a patient's yearly total is capped.
 """

@@ -1,6 +1,6 @@
 """Regional budget (区域总额预算) and point values (点值): carve-outs, budget and settlement point values, regimes.
 
-reference/payment.md §1 (cascade, B-1), §2 (point values V-1…V-6), §4 (hospital coefficients K-1) and §12
+docs/formulas.md §1 (cascade, B-1), §2 (point values V-1…V-6), §4 (hospital coefficients K-1) and §12
 (carve-out vs unified points, F-1). Money and point values are exact :class:`~fractions.Fraction` s.
 """
 
@@ -65,7 +65,7 @@ def budget_cascade(pool: Mapping, *, method: str = "items", design: str = "carve
         A ``[budget.<pool>]`` section: ``inpatient_fund``, ``reserve_share``, ``out_of_area``, ``bed_day``,
         ``per_case``, ``fee_for_service``, ``other``, and ``last_year_share`` / ``last_year_total`` + ``growth``.
     method : {"items", "share", "growth"}
-        按支出项目分配, 按比例分配, 按增长率 (payment.md §1).
+        按支出项目分配, 按比例分配, 按增长率 (docs/formulas.md §1).
     design : {"carve_out", "unified"}
         ``unified`` (统一点数口径, §12) keeps bed-day and per-case money in the pool; they are paid by points.
 
@@ -104,7 +104,7 @@ def budget_cascade(pool: Mapping, *, method: str = "items", design: str = "carve
 def budget_point_value(costs: Sequence, points: Sequence, weights: Sequence = (0.1, 0.2, 0.7)) -> Fraction:
     """Budget point value (预算/年初点值) = Σ w·住院总费用 / Σ w·总分值 over three years (1:2:7).
 
-    payment.md §2.1, vector V-1: costs 900/960/1,000 M, points 90/94/96 M → 982/95 = 10.3368…
+    docs/formulas.md §2.1, vector V-1: costs 900/960/1,000 M, points 90/94/96 M → 982/95 = 10.3368…
 
     Examples
     --------
@@ -141,7 +141,7 @@ def subtraction_point_value(fund, patient_burden, total_points) -> Fraction:
 
 @dataclass(frozen=True)
 class Elastic:
-    """Elastic regime (弹性点值) result, payment.md §2.5."""
+    """Elastic regime (弹性点值) result, docs/formulas.md §2.5."""
 
     base_total: Fraction
     increment_total: Fraction
@@ -194,7 +194,7 @@ def elastic_point_value(budget, split, fixed_value, actual_points, *, cap: bool 
 def efficient_point_value_1d(costs: Sequence, points: Sequence) -> Fraction:
     """优值区间, one-dimensional: hospitals below the regional 每指数点值 mean; their cost / their points.
 
-    payment.md §2.6, vector V-5 → 33 M / 3.5 M = 9.4286.
+    docs/formulas.md §2.6, vector V-5 → 33 M / 3.5 M = 9.4286.
 
     Examples
     --------
@@ -219,7 +219,7 @@ def efficient_point_value_2d(
 
     ``revenue`` = 每指数点值, ``cost`` = 每指数成本 per hospital; ``mean_*`` the regional values (total / points).
     Returns the revenue coordinate of the geometric median (Weiszfeld; two points → their midpoint).
-    payment.md §2.6, vector V-6 → 9.4.
+    docs/formulas.md §2.6, vector V-6 → 9.4.
 
     Examples
     --------
@@ -251,11 +251,11 @@ def percentile_keep(ratio: np.ndarray, lower, upper) -> np.ndarray:
     Percentiles interpolate linearly between order statistics (NumPy's default) at the exact positions
     ``q · (n − 1)``; a case is kept when ``P_lower ≤ ratio ≤ P_upper``. An interpolated bound lies strictly
     between two neighbouring order statistics, so it is replaced by the nearer one inside the band and no
-    float rounding can move a case across it (chs-drg.md §7.1: NumPy's P97.5 may come out a hair low).
+    float rounding can move a case across it (docs/drg.md §7.1: NumPy's P97.5 may come out a hair low).
 
     Examples
     --------
-    >>> r = np.r_[np.arange(1.0, 40.0), 200.0]          # chs-drg.md §7.1 DRG-RW: P2.5 = 1.975, P97.5 = 43.025
+    >>> r = np.r_[np.arange(1.0, 40.0), 200.0]          # docs/drg.md §7.1 DRG-RW: P2.5 = 1.975, P97.5 = 43.025
     >>> keep = percentile_keep(r, 0.025, 0.975)
     >>> int(keep.sum()), float(r[keep].min()), float(r[keep].max())
     (38, 2.0, 39.0)
@@ -288,7 +288,7 @@ def trimmed_totals(cost: np.ndarray, points: np.ndarray, lower, upper) -> tuple[
 
 def trimmed_point_value(cost: np.ndarray, points: np.ndarray, lower=0.025, upper=0.975) -> Fraction:
     """Point value after percentile trimming (分位数法): Σ cost / Σ points over the cases whose C/P lies
-    inside ``[P_lower, P_upper]`` (:func:`percentile_keep`). payment.md §2.6, last paragraph.
+    inside ``[P_lower, P_upper]`` (:func:`percentile_keep`). docs/formulas.md §2.6, last paragraph.
 
     Examples
     --------
@@ -307,7 +307,7 @@ def trimmed_budget_point_value(
 
     For each of the three years (oldest first) drop the cases whose C/P lies outside that year's
     ``[P_lower, P_upper]``, total the cost and points of the rest, and apply :func:`budget_point_value`.
-    payment.md §2.1 and §2.6 (last paragraph: "drop cases … before forming cost and points totals").
+    docs/formulas.md §2.1 and §2.6 (last paragraph: "drop cases … before forming cost and points totals").
 
     Returns
     -------
@@ -364,7 +364,7 @@ def level_coefficients(
 def group_coefficients(level_means: Mapping[int, float], city_mean: float) -> dict | None:
     """Per-group level coefficients (某病种等级系数), or None when levels invert (a lower level costs more).
 
-    payment.md §4, vector K-1: 三级 15,000, 二级 11,000, 一级 9,000, city 12,500 → 1.2, 0.88, 0.72; with 二级 at
+    docs/formulas.md §4, vector K-1: 三级 15,000, 二级 11,000, 一级 9,000, city 12,500 → 1.2, 0.88, 0.72; with 二级 at
     15,500 (> 三级) → None (fall back to the category coefficient).
 
     Examples

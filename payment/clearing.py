@@ -1,6 +1,6 @@
 """Clearing formulas (清算公式): monthly pre-settlement, 结余留用/超支分担 bands, hospital shares, annual clearing.
 
-reference/payment.md §6–§8. Pure functions on exact numbers (fractions, fen); the settlement engine
+docs/formulas.md §6–§8. Pure functions on exact numbers (fractions, fen); the settlement engine
 (:mod:`payment.settle`) applies them per hospital.
 """
 
@@ -17,7 +17,7 @@ __all__ = ["band_adjustment", "clearing_payment", "hospital_shares", "monthly_pr
 def monthly_presettlement(points, point_value, patient_paid, prepay_ratio, deduction=0) -> Fraction:
     """医疗机构月度预结费用 = (月度总分值 × 该月点值 − 该月患者支付总额) × 预拨比例 − 该月审核扣款.
 
-    payment.md §6, vector M-1: (100,000 × 10.5 − 300,000) × 0.9 − 5,000 = 670,000.
+    docs/formulas.md §6, vector M-1: (100,000 × 10.5 − 300,000) × 0.9 − 5,000 = 670,000.
 
     Examples
     --------
@@ -35,7 +35,7 @@ def band_adjustment(due, billed, surplus_bands: Bands, overspend_bands: Bands, m
     share (the rest is recovered); an overspend slice is covered at its band's ``fund_share``
     (:class:`~payment.bands.Bands`, half-open ``[from, to)``); ``progressive`` prices each slice at its own band, ``whole`` prices the whole
     gap at the band of the final rate. A slice outside every band keeps the surplus and bears the overspend.
-    payment.md §8, vector S-1.
+    docs/formulas.md §8, vector S-1.
 
     Returns
     -------
@@ -78,7 +78,7 @@ def band_adjustment(due, billed, surplus_bands: Bands, overspend_bands: Bands, m
 def hospital_shares(
     points, point_value, fund_ratio, *, keys, form="ratio", scope="region", patient=None, hospital_ratio=None
 ):
-    """Hospital standard amounts and fund amounts (fen) of one pool; payment.md §7, vectors C-1 and C-2.
+    """Hospital standard amounts and fund amounts (fen) of one pool; docs/formulas.md §7, vectors C-1 and C-2.
 
     Ratio form with the regional r: the fund total Σ P_h × V × r is shared by the largest-remainder rule, so
     the parts add up to it (to the budget itself when V is the full-precision floating value). Subtraction
@@ -108,7 +108,7 @@ def hospital_shares(
 
 def clearing_payment(allocated_fen, assessment_coef=1, audit_deduction=0, band_adjust=0, prepaid_fen=0):
     """Annual clearing (年度清算): (allocated × 考核系数 − 审核扣减 + band adjustment) → payment due, then
-    clearing = due − prepaid; both in fen, rounded once. payment.md §7.1/§7.5, vector C-3.
+    clearing = due − prepaid; both in fen, rounded once. docs/formulas.md §7.1/§7.5, vector C-3.
 
     Examples
     --------

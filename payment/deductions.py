@@ -1,6 +1,6 @@
 """Monthly audit deductions (月度审核扣款): read, validate and lay out per hospital and month.
 
-reference/payment.md §6: the deduction comes off the month's pre-settlement.
+docs/formulas.md §6: the deduction comes off the month's pre-settlement.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def parse_deductions(
     ``table`` has ``hospital_id``, ``month`` (``YYYY-MM`` inside the policy's effective period) and ``amount``
     (yuan, ≥ 0, at most two decimals, read exactly: text, integers, decimals or floats as written), and may
     have ``reason``. Rows of the same hospital and month add up. A bad row raises ``InputError`` naming the file
-    (``path``, when read from one), the row (``first_row + i``) and the column. payment.md §6: the deduction comes
+    (``path``, when read from one), the row (``first_row + i``) and the column. docs/formulas.md §6: the deduction comes
     off the month's pre-settlement.
 
     Examples

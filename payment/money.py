@@ -1,6 +1,6 @@
 """Money (金额) arithmetic: exact fractions inside, fen (分) once at the output boundary.
 
-reference/payment.md §0: keep full precision internally, quantize to the fen half-up (``ROUND_HALF_UP``) once;
+docs/formulas.md §0: keep full precision internally, quantize to the fen half-up (``ROUND_HALF_UP``) once;
 where a fixed total is shared, use the largest-remainder rule so the parts add up to the total.
 """
 
@@ -171,7 +171,7 @@ def largest_remainder(total_fen: int, weights: Sequence[Fraction | int], keys: S
     """Share ``total_fen`` in proportion to ``weights`` so the parts sum to the total exactly.
 
     Floor every share to the fen, then give one more fen to the largest remainders (ties: ascending key).
-    reference/payment.md §0, vector R-1.
+    docs/formulas.md §0, vector R-1.
 
     Examples
     --------

@@ -1,6 +1,6 @@
 """Per-case fixed prices (单病种 / 按病种定额付费): (principal dx, main procedure) lists, level prices, exits.
 
-reference/payment.md §11, vectors E-1…E-4. A case qualifies when its principal diagnosis *and* main procedure
+docs/formulas.md §11, vectors E-1…E-4. A case qualifies when its principal diagnosis *and* main procedure
 are on an item's lists (prefix match, "凡主诊断主操作符合…均应纳入"); the first item in policy order wins. It
 leaves the price (exit rule) when its cost exceeds ``exit_cost_over_price_x`` × price (strict) or its LOS
 exceeds ``exit_los_over`` days, going back to the scheme or to fee-for-service.

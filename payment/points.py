@@ -1,6 +1,6 @@
 """Case points (病例分值) and deviation classes (费用偏差病例) for DIP and DRG point-method payment.
 
-docs/formulas.md §3 (DIP profiles, vectors P-1…P-6) and chs-drg.md §7.3–7.4 (DRG points, RW-banded
+docs/formulas.md §3 (DIP profiles, vectors P-1…P-6) and docs/drg.md §7.3–7.4 (DRG points, RW-banded
 high-ratio caps, low/high settle modes, vector DRG-RATIO). Kernels are pure numpy over arrays; every
 threshold direction comes from the policy.
 """
@@ -50,7 +50,7 @@ class Deviation(IntEnum):
 #: low ``cost`` S·q·a, ``cost_k`` S·q·k·a; normal ``standard`` S·k·a; high ``minus_one`` S·(q − 1)·a,
 #: ``minus_one_k`` S·(q − 1)·k·a, ``minus_two_plus_k`` S·(q − 2 + k)·a, ``standard`` S·k·a; extreme ``high`` (the
 #: high formula, paid pending expert review), ``standard`` S·k·a (sent to 特病单议).
-#: DRG (chs-drg.md §7.4): low ``points_no_factor`` C/全市次均·scale, ``by_actual`` (same points, fee C × cf);
+#: DRG (docs/drg.md §7.4): low ``points_no_factor`` C/全市次均·scale, ``by_actual`` (same points, fee C × cf);
 #: normal ``standard`` RW·k·scale; high ``linear_add``, ``deduct``, ``cap`` (see :func:`drg_points`).
 FORMULAS: dict[str, dict[str, tuple[str, ...]]] = {
     "dip": {
@@ -265,7 +265,7 @@ def _high(kind, s, k, a, q):
 
 @dataclass(frozen=True)
 class DrgRule:
-    """DRG point-method parameters (点数法): chs-drg.md §7.3–7.4, from a DRG policy's ``[deviation]``."""
+    """DRG point-method parameters (点数法): docs/drg.md §7.3–7.4, from a DRG policy's ``[deviation]``."""
 
     city_avg_cost: float
     scale: int
@@ -314,7 +314,7 @@ def drg_points(
 
     Notes
     -----
-    chs-drg.md §7.4: ratio = C / (RW × 全市次均); K = the ratio of the RW band ``[from, to)`` holding RW. Points:
+    docs/drg.md §7.4: ratio = C / (RW × 全市次均); K = the ratio of the RW band ``[from, to)`` holding RW. Points:
     normal RW·k·scale; low C/全市次均·scale; high ``linear_add`` RW·k·scale + (ratio − K)·RW·scale, ``deduct``
     (C/全市次均 − (K − 1)·RW·k)·scale, ``cap`` RW·K·k·scale (= fee / 点值, the fee being mean × K × k × cf).
     ``by_actual`` reports the same points as ``points_no_factor``; the fee is then C × cf, which equals C only

@@ -442,7 +442,7 @@ _SPEC: dict[str, Any] = {
             }
         )
     },
-    "dip": {  # DIP grouping choices and catalogue-build settings: DipCatalog.from_policy (dip.md §3–§4)
+    "dip": {  # DIP grouping choices and catalogue-build settings: DipCatalog.from_policy (docs/dip.md §3–§4)
         "grouping": {  # 分组规则
             "tie_break": _List(str),  # criteria of codebooks/dip/grouping.toml, in order
             "related_match": _Choice(("subset", "partial")),
@@ -534,7 +534,7 @@ _DEFAULT_SOURCES: dict[str, tuple[str, Any]] = {
         lambda v, scheme: scheme == "dip",
     ),
     "routing.invalid": (
-        "records.md Q10: a case discharged before its admission (DATE_CONFLICT) is an error, paid by item",
+        "docs/records.md Q10: a case discharged before its admission (DATE_CONFLICT) is an error, paid by item",
         None,
     ),
     "routing.ungrouped": ("docs/formulas.md §12: ungroupable cases paid by item", None),

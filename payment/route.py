@@ -1,12 +1,12 @@
 """Payment routing (支付方式分流): every case → DRG | DIP | BED_DAY | PER_CASE | FEE_FOR_SERVICE | EXCLUDED.
 
-reference/payment.md §12, recommended order: unpaid insurance type and policy exclusions → EXCLUDED; the
+docs/formulas.md §12, recommended order: unpaid insurance type and policy exclusions → EXCLUDED; the
 per-case list (dx + main procedure) → PER_CASE, unless an exit rule sends the case back; the bed-day categories
 (dx or department) → BED_DAY; a trusted 按项目 hint (``hi_paymtd`` 1) → FEE_FOR_SERVICE; an ungroupable case →
 the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case discharged before its admission
-(records.md Q10 ``DATE_CONFLICT``) takes the policy's ``routing.invalid`` (fee-for-service by default), after the
+(docs/records.md Q10 ``DATE_CONFLICT``) takes the policy's ``routing.invalid`` (fee-for-service by default), after the
 lists and before the exclusions. A case the grouper marked ``DUPLICATE_CASE`` or
-``CASE_ID_MISSING``, and a case discharged outside the policy's effective period, is EXCLUDED. ``hi_paymtd`` is only a hint (records.md §3):
+``CASE_ID_MISSING``, and a case discharged outside the policy's effective period, is EXCLUDED. ``hi_paymtd`` is only a hint (docs/records.md §3):
 2 and 5 never route a case that the policy's lists do not confirm.
 """
 
@@ -145,7 +145,7 @@ def route_cases(
     rule(exits & to_ffs, "per_case_exit_to_fee_for_service", sel)
     rule(np.isnan(price), "per_case_no_price_at_level", sel)
 
-    # records.md Q10: discharged before admitted (DATE_CONFLICT) is an invalid record, never paid by points
+    # docs/records.md Q10: discharged before admitted (DATE_CONFLICT) is an invalid record, never paid by points
     rule(date_conflict(table), "date_conflict")
     rule(prefix_in(dept, rt.exclude_departments), "excluded_department")
     rule(prefix_in(dx, rt.exclude_dx), "excluded_dx")
@@ -187,7 +187,7 @@ _ROUTE_OF = {
 
 
 def date_conflict(table: pa.Table) -> np.ndarray:
-    """Discharged before admitted (records.md Q10 ``DATE_CONFLICT``); False where either date is missing."""
+    """Discharged before admitted (docs/records.md Q10 ``DATE_CONFLICT``); False where either date is missing."""
     if not {"admission_date", "discharge_date"} <= set(table.column_names):
         return np.zeros(table.num_rows, dtype=bool)
     adm, dis = (

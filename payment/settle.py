@@ -1,6 +1,6 @@
 """Settlement (结算): per-case payments, monthly pre-settlement (月度预结算), annual clearing (年度清算).
 
-reference/payment.md §6–§9 and §12. Per case: route, points, point value, standard payment and fund payment.
+docs/formulas.md §6–§9 and §12. Per case: route, points, point value, standard payment and fund payment.
 Per hospital: points, the share of the distributable budget (largest remainder, so the shares add up to the
 budget to the fen), payment due after the assessment coefficient, audit deductions and 结余留用/超支分担 bands,
 monthly prepayments and the clearing payment. Hospital money is exact (fractions) and rounded once.
@@ -612,7 +612,7 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     no_id = isin(status, ["CASE_ID_MISSING"])
     routing = route_cases(cases, policy, level.astype(np.int8), grouped, pool >= 0, duplicate, no_id)
     route = routing.route
-    # 特例单议 approved in pass 1 (payment.md §9): paid by item, or at the actual cost in points (below)
+    # 特例单议 approved in pass 1 (docs/formulas.md §9): paid by item, or at the actual cost in points (below)
     special = np.zeros(n, dtype=bool)
     if res is not None:
         special[_rows_in(res.approved, offset, n)] = True
@@ -815,7 +815,7 @@ class _Scan:
         )
         found = pos >= 0
         todo, pos = todo[found], pos[found]
-        # the group's average standard S × V (payment.md §9), or the case's own S · k · a × V
+        # the group's average standard S × V (docs/formulas.md §9), or the case's own S · k · a × V
         standard = f.base[pos] * f.vb_case[pos]
         if sc.eligible_basis == "case_standard":
             standard = standard * f.k_case[pos] * f.aux[pos]
@@ -913,7 +913,7 @@ class _Pools:
 
 
 def settle_pools(reg: _Region, sums: _Sums) -> _Pools:
-    """Per pool: distributable money, settlement point value, hospital shares (payment.md §1–§2, §7)."""
+    """Per pool: distributable money, settlement point value, hospital shares (docs/formulas.md §1–§2, §7)."""
     policy, pools, n_h = reg.policy, reg.pools, reg.n_h
     hp_all, hpat_all, hcost_all, hfund_all = sums.per_slot(reg)
     v_pool = np.zeros(reg.n_pool + 1)
@@ -1093,7 +1093,7 @@ def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarra
 
 def _publication_difference(allocated: int, kept: Fraction, distributable: Fraction) -> dict:
     """Allocated (+ kept by the fund) − distributable: hospitals are paid points × the *published* point value
-    (``point_value.decimals``), so the pool's money differs from its budget by the rounding (payment.md §0)."""
+    (``point_value.decimals``), so the pool's money differs from its budget by the rounding (docs/formulas.md §0)."""
     diff = round_fen(Fraction(allocated, 100) + kept - distributable)
     return {
         "publication_difference": fen_to_yuan(diff),
@@ -1146,7 +1146,7 @@ _FALLBACK_FUNDS = (
 
 
 def _hospital_table(reg: _Region, scan: _Scan, pools: _Pools, fund: np.ndarray) -> tuple[pa.Table, dict]:
-    """Annual clearing per hospital (payment.md §7–§8); also the region totals (fen)."""
+    """Annual clearing per hospital (docs/formulas.md §7–§8); also the region totals (fen)."""
     st, hospitals = reg.policy.settlement, reg.hospitals
     hp_all, _, hcost_all, _ = scan.sums.per_slot(reg)
     prepaid = _prepaid(reg, scan.sums)
@@ -1322,7 +1322,7 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
         paid = "paid by item" if reg.policy.routing.invalid == "fee_for_service" else "EXCLUDED"
         out.append(
             f"{conflict:,} cases ({conflict / n:.1%}) were discharged before their admission (DATE_CONFLICT, "
-            f"records.md Q10): {paid} (routing.invalid), not by points"
+            f"docs/records.md Q10): {paid} (routing.invalid), not by points"
         )
     outside = int(scan.reasons[REASONS.index("outside_settlement_period")])
     if outside:
@@ -1367,7 +1367,7 @@ def _budget_value(policy, pool: str, history: dict) -> tuple[Fraction, dict | No
 
 
 def _trimmed_budget_value(policy, pool: str, cases: pa.Table | None) -> tuple[Fraction, dict]:
-    """1:2:7 budget point value from case history trimmed at the policy's percentiles (payment.md §2.1, §2.6)."""
+    """1:2:7 budget point value from case history trimmed at the policy's percentiles (docs/formulas.md §2.1, §2.6)."""
     if cases is None:
         raise InputError(
             "budget_method 'history_trimmed' needs case history (history_cases.parquet or .csv in the history "

@@ -31,7 +31,7 @@ _KIND = {
     "ungrouped_chapter_placeholder": "placeholder",
     "export_only": "export_only",
 }
-#: 平顶山 综合 suffix → treatment tier (reference/dip.md §3.8).
+#: 平顶山 综合 suffix → treatment tier (docs/dip.md §3.8).
 _TIER = {"SS": "surgery", "ZLXCZ": "therapeutic", "ZDXCZ": "diagnostic", "BSZL": "conservative"}
 _TIER_ZH = {"SS": "相关手术组", "ZLXCZ": "治疗性操作组", "ZDXCZ": "诊断性操作组", "BSZL": "内科诊疗组"}
 

@@ -4,7 +4,7 @@ Run from the repository root: ``python tools/compile_dip_aux.py [--src PATH]``. 
 
 * ``codebooks/dip/aux/cci_quan2005.csv`` (``category, category_zh, prefix, weight, zeroed_if_present``): the
   Charlson/Quan-2005 ICD-10 prefixes with Charlson weights, from ``dip/cci_charlson_quan2005_icd10_prefixes.csv``
-  (comorbidipy 0.5.0, MIT; licence copied beside it). Not the official DIP CCI list (reference/dip.md §5.1).
+  (comorbidipy 0.5.0, MIT; licence copied beside it). Not the official DIP CCI list (docs/dip.md §5.1).
 
 ``subtypes.csv`` and ``code_flags.csv`` in the same folder are written by hand (see its README.md).
 Nothing at run or test time reads the source directory; only this script does.

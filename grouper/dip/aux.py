@@ -1,6 +1,6 @@
 """Auxiliary typing (辅助分型): subtype levels as data, coefficients fitted on last year's cases.
 
-reference/dip.md §5. Each *family* (疾病严重程度, 恶性肿瘤严重程度, 年龄, 监护病房 days) sorts a case into at most
+docs/dip.md §5. Each *family* (疾病严重程度, 恶性肿瘤严重程度, 年龄, 监护病房 days) sorts a case into at most
 one subtype: the first row of ``codebooks/dip/aux/subtypes.csv`` (by ``order``) whose condition holds. A subtype of
 a DIP group is admitted when the trigger conditions hold (group n > N, subtype n > n, the family's subtypes lower the
 within-group CV by ≥ 20 %); its coefficient is ``subtype mean cost / group mean cost`` (last year). A case takes
@@ -64,7 +64,7 @@ SUBTYPE_KINDS = (
 #: Case flags a ``dx_flag`` / ``proc_flag`` row may name.
 _DX_FLAGS = ("severe", "moderate", "metastasis")
 _PROC_FLAGS = ("radiotherapy", "chemotherapy")
-#: Levels of a 中/重度 dictionary (GX_ASSI ``DIP_ASSISTANT_CODE``, dip.md §5.3) that this module reads.
+#: Levels of a 中/重度 dictionary (GX_ASSI ``DIP_ASSISTANT_CODE``, docs/dip.md §5.3) that this module reads.
 _DICT_LEVELS = {1: "moderate", 2: "severe", 3: "metastasis"}
 _DEATH = 5  # 离院方式 5 = 死亡
 #: Canonical discharge columns (grouper.schema) the subtype conditions read, besides ``dip_group``/``dip_kind``;
@@ -178,7 +178,7 @@ def read_subtypes(path: str | Path | None = None) -> pa.Table:
 def read_severity_dictionary(path: str | Path) -> pa.Table:
     """Read a 中/重度 dictionary: CSV, Excel or Parquet, columns ``code,level`` or the GX_ASSI layout.
 
-    GX_ASSI (dip.md §5.3): the diagnosis code in ``ASSI_ITEM_ID``, the level in ``DIP_ASSISTANT_CODE``
+    GX_ASSI (docs/dip.md §5.3): the diagnosis code in ``ASSI_ITEM_ID``, the level in ``DIP_ASSISTANT_CODE``
     (1 中度, 2 重度, 3 转移; 4 放疗 and 5 化疗 are procedure lists and are not read here); the headers are aliases
     of ``code`` and ``level`` (``codebooks/records/table_aliases.csv``). Read as every small table is
     (:func:`grouper.io.tables.read_table`): a workbook's first sheet and the sheets with its header.
@@ -210,7 +210,7 @@ def read_cci_table(path: str | Path | None = None) -> pa.Table:
     """Read a Charlson table (CCI 字典): ``category, prefix, weight, zeroed_if_present``.
 
     Default ``codebooks/dip/aux/cci_quan2005.csv``: the Quan-2005 ICD-10 prefixes with Charlson weights, a
-    placeholder for the official 2,292-code DIP list (reference/dip.md §5.1), which can be given in the same
+    placeholder for the official 2,292-code DIP list (docs/dip.md §5.1), which can be given in the same
     columns (a full code is its own prefix).
     """
     p = Path(path) if path else data_path("dip", "aux", "cci_quan2005.csv")
@@ -228,7 +228,7 @@ def read_cci_table(path: str | Path | None = None) -> pa.Table:
 
 
 def charlson_index(other_dx: pa.Array, table: pa.Table) -> np.ndarray:
-    """Charlson comorbidity index (CCI 指数) per case over its other diagnoses (reference/dip.md §5.1).
+    """Charlson comorbidity index (CCI 指数) per case over its other diagnoses (docs/dip.md §5.1).
 
     A diagnosis counts for a category when it starts with one of the category's prefixes; per category the
     highest weight counts once; a category is zeroed when its ``zeroed_if_present`` category is present
@@ -245,7 +245,7 @@ def charlson_index(other_dx: pa.Array, table: pa.Table) -> np.ndarray:
 
     Examples
     --------
-    dip.md §5.1 TEST VECTOR DIP-CCI: chf 1 + diabwc 2 + diab 0 (zeroed) + rend 2 = 5.
+    docs/dip.md §5.1 TEST VECTOR DIP-CCI: chf 1 + diabwc 2 + diab 0 (zeroed) + rend 2 = 5.
 
     >>> int(charlson_index(pa.array([["I50.900", "E11.200", "E11.900", "N18.500"]]), read_cci_table())[0])
     5
@@ -285,14 +285,14 @@ def charlson_index(other_dx: pa.Array, table: pa.Table) -> np.ndarray:
 def subtype_admitted(
     group_n, subtype_n, group_cv, family_cv, *, min_group_n=15, min_subtype_n=5, min_cv_fall=0.20
 ):
-    """Trigger conditions of a subtype (辅助分型触发条件, dip.md §5.2): all three must hold.
+    """Trigger conditions of a subtype (辅助分型触发条件, docs/dip.md §5.2): all three must hold.
 
     ``group_n > min_group_n``, ``subtype_n > min_subtype_n`` and ``(group_cv − family_cv) / group_cv ≥
     min_cv_fall``, where ``family_cv`` is the case-weighted mean CV of the family's subtypes in the group.
 
     Examples
     --------
-    dip.md §5.2 TEST VECTORS DIP-AUX: n 400 > 15, subtype 60 > 5, CV 0.80 → 0.60 is a fall of 25 % ≥ 20 %.
+    docs/dip.md §5.2 TEST VECTORS DIP-AUX: n 400 > 15, subtype 60 > 5, CV 0.80 → 0.60 is a fall of 25 % ≥ 20 %.
 
     >>> bool(subtype_admitted(400, 60, 0.80, 0.60))
     True
@@ -339,9 +339,9 @@ class AuxTyping(Estimator):
     year : int or None
         The year the coefficients are fitted on ("last year"); ``None`` = the latest year of the history.
     min_group_n, min_subtype_n, min_cv_fall
-        Trigger conditions N = 15, n = 5, CV fall 0.20 (dip.md §5.2 [impl] defaults).
+        Trigger conditions N = 15, n = 5, CV fall 0.20 (docs/dip.md §5.2 [impl] defaults).
     kinds : tuple of str
-        Catalogue kinds eligible when the input has a ``dip_kind`` column (default core only; dip.md §5.2).
+        Catalogue kinds eligible when the input has a ``dip_kind`` column (default core only; docs/dip.md §5.2).
 
     Attributes
     ----------
@@ -358,7 +358,7 @@ class AuxTyping(Estimator):
     Input columns: ``dip_group``, ``total_cost``, ``year`` or ``discharge_date``; as the subtype table needs:
     ``principal_dx``, ``other_dx`` (list<string>), ``other_procs``, ``principal_proc``, ``los_days``,
     ``discharge_mode``, ``age_years``, ``age_days``, ``icu_hours`` (ICU days = ⌈hours / 24⌉), the fee columns
-    named by ``high_cost`` rows (``fee_05`` 治疗费; ``fee_09`` + ``fee_10`` + ``fee_11`` 药品费, dip.md §5.2; the fee
+    named by ``high_cost`` rows (``fee_05`` 治疗费; ``fee_09`` + ``fee_10`` + ``fee_11`` 药品费, docs/dip.md §5.2; the fee
     is their sum, a null part counting 0, null when all are; "group standard" = the group's mean cost). A missing
     column makes its condition false and is reported in ``warnings_``.
     """
@@ -429,7 +429,9 @@ class AuxTyping(Estimator):
                 hit = hit | (np.bincount(rows, minlength=n) > 0)
             else:
                 sel = pc.starts_with(odx_flat, prefix).to_numpy(zero_copy_only=False)
-                if r["flag"] == "metastasis":  # only in a different 类目 than the principal (dip.md §5.3)
+                if (
+                    r["flag"] == "metastasis"
+                ):  # only in a different 类目 than the principal (docs/dip.md §5.3)
                     other_cat = pc.utf8_slice_codeunits(odx_flat, 0, 3)
                     own_cat = pc.utf8_slice_codeunits(pdx, 0, 3).take(pa.array(odx_row))
                     sel &= pc.not_equal(other_cat, own_cat).to_numpy(zero_copy_only=False)
@@ -606,7 +608,7 @@ class AuxTyping(Estimator):
         -------
         pa.Table
             ``aux_type`` (string): the winning subtype code, null when no admitted subtype applies;
-            ``aux_coef`` (float64): its coefficient, 1.0 when none; several subtypes → the highest (dip.md §5.2).
+            ``aux_coef`` (float64): its coefficient, 1.0 when none; several subtypes → the highest (docs/dip.md §5.2).
         """
         cases = _with_groups(cases, groups)
         coefs = self.coefficients_

@@ -16,7 +16,7 @@ placeholder a region's 未入组 placeholder (平顶山 ``CP01:SS`` …); never 
 export_only in the export but not in the published list (平顶山 ``U07:*``); never matched
 ========== ===========================================================================================
 
-``tier`` ∈ {surgery, interventional, therapeutic, diagnostic, conservative} (reference/dip.md §3.8).
+``tier`` ∈ {surgery, interventional, therapeutic, diagnostic, conservative} (docs/dip.md §3.8).
 """
 
 from __future__ import annotations

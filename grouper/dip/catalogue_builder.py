@@ -1,6 +1,6 @@
 """Build a local DIP catalogue (目录库测算) from past years of cases: keys, threshold, trimming, 1:2:7, scores.
 
-reference/dip.md §4. The result is a :class:`grouper.dip.catalogue.Catalogue` (the same format as the shipped
+docs/dip.md §4. The result is a :class:`grouper.dip.catalogue.Catalogue` (the same format as the shipped
 平顶山 catalogue), carrying every setting and a fingerprint of the history in its metadata.
 """
 
@@ -48,12 +48,12 @@ from grouper.version import drgdip_version
 
 __all__ = ["SCORE_METHODS", "THRESHOLD_KINDS", "DipCatalog", "coverage_threshold"]
 
-#: Closed set of score methods (reference/dip.md §4.6): 平均费用法, 基准病种费用法, 标准定额法.
+#: Closed set of score methods (docs/dip.md §4.6): 平均费用法, 基准病种费用法, 标准定额法.
 SCORE_METHODS = ("average_cost", "reference_group", "standard_amount")
-#: Closed set of core-threshold kinds (reference/dip.md §4.2): a fixed case count, or a coverage share.
+#: Closed set of core-threshold kinds (docs/dip.md §4.2): a fixed case count, or a coverage share.
 THRESHOLD_KINDS = ("fixed", "coverage")
 
-#: 综合病种 code suffix and name per tier, as in the 平顶山 catalogue (reference/dip.md §3.8, §6.1).
+#: 综合病种 code suffix and name per tier, as in the 平顶山 catalogue (docs/dip.md §3.8, §6.1).
 _TIER_SUFFIX = {"surgery": "SS", "therapeutic": "ZLXCZ", "diagnostic": "ZDXCZ", "conservative": "BSZL"}
 _TIER_NAME = {
     "surgery": "相关手术组",
@@ -94,7 +94,7 @@ def coverage_threshold(sizes, share: float) -> int:
 
     Examples
     --------
-    reference/dip.md §4.2, TEST VECTOR DIP-THR: t = 120 covers 92 %, t = 40 covers 96 % → 40.
+    docs/dip.md §4.2, TEST VECTOR DIP-THR: t = 120 covers 92 %, t = 40 covers 96 % → 40.
 
     >>> coverage_threshold([500, 300, 120, 40, 20, 10, 6, 4], 0.95)
     40
@@ -185,12 +185,12 @@ class DipCatalog(Estimator):
         Cases of other years are not used (counted in ``n_excluded_``).
     year_weights : tuple of float
         Weight per year, oldest first (时间权重, default 1:2:7 = 0.1, 0.2, 0.7); renormalised over the years a
-        group actually has (reference/dip.md §4.3).
+        group actually has (docs/dip.md §4.3).
     year_weighting : {"means", "cases"}
         Weights on yearly group means (default) or on cases.
     threshold : (str, number)
         Core threshold (临界值): ``("fixed", 15)`` (default; 省级 50) or ``("coverage", 0.95)`` = the largest t such
-        that base core keys with ``n ≥ t`` cover the share (reference/dip.md §4.2). An int means ``("fixed", n)``.
+        that base core keys with ``n ≥ t`` cover the share (docs/dip.md §4.2). An int means ``("fixed", n)``.
     comprehensive_threshold : int
         Minimum cases of a 综合病种; smaller ones go to the blank group ``KBBZ`` (default 15).
     related_max : int
@@ -202,7 +202,7 @@ class DipCatalog(Estimator):
         A region's procedure tier table (CSV ``code,tier``) overriding the shipped
         ``codebooks/dip/procedure_tiers.csv`` code by code (:func:`grouper.dip.tiers.read_procedure_tiers`).
     interventional_as : {"surgery", "therapeutic"}
-        Which 综合 group interventional procedures join (reference/dip.md §3.8, P-1; default surgery).
+        Which 综合 group interventional procedures join (docs/dip.md §3.8, P-1; default surgery).
     unknown_tier : str
         Tier of a procedure missing from the tier table (default conservative, the 宜昌 rule of §3.2).
     main_fallback : bool
@@ -222,16 +222,16 @@ class DipCatalog(Estimator):
         as ``group_dip(codebook=...)``; ``None`` (default): a principal is valid when it looks like an ICD-10 code.
     trim, trim_limits, trim_k, trim_min_n
         Trimming within each group: method ``percentile`` (default, P2.5/P97.5), ``iqr`` (k 1.5), ``log_sd``
-        (k 3) or ``none``; groups under ``trim_min_n`` (default 25) are not trimmed (reference/dip.md §4.4).
+        (k 3) or ``none``; groups under ``trim_min_n`` (default 25) are not trimmed (docs/dip.md §4.4).
     max_trim_rate : float
         ``warnings_`` notes an overall trimmed share above this (default 0.08).
     cv_ddof : {1, 0}
-        SD divisor n − ddof for the CV (default 1, reference/dip.md §4.5).
+        SD divisor n − ddof for the CV (default 1, docs/dip.md §4.5).
     discuss_cv : float
         ``discuss_flag`` = 1 for groups with CV above this (default 1.0).
     score_method : {"average_cost", "reference_group", "standard_amount"}
         ``m_i / M × score_scale`` with M the mean of all cases (default), ``m_i / M_base × score_scale`` with
-        M_base the mean of ``reference_group``, or ``m_i / point_amount`` (reference/dip.md §4.6).
+        M_base the mean of ``reference_group``, or ``m_i / point_amount`` (docs/dip.md §4.6).
     score_scale : int
         Default 1000.
     reference_group : str or None
@@ -475,7 +475,7 @@ class DipCatalog(Estimator):
         return tier
 
     def _assign(self, h: pa.Table, cost: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Group index per case and one descriptor per group (reference/dip.md §3.6, §3.8, §4.1 steps 3–5)."""
+        """Group index per case and one descriptor per group (docs/dip.md §3.6, §3.8, §4.1 steps 3–5)."""
         n = h.num_rows
         tiers = read_procedure_tiers(self.tiers, interventional_as=self.interventional_as)
         pdx = _str(h, "principal_dx")
@@ -634,7 +634,7 @@ class DipCatalog(Estimator):
     def fit_aux(
         self, history: pa.Table, aux: AuxTyping | None = None, *, groups: pa.Table | None = None
     ) -> AuxTyping:
-        """Fit auxiliary typing (辅助分型) on the history grouped into this catalogue (reference/dip.md §5.2).
+        """Fit auxiliary typing (辅助分型) on the history grouped into this catalogue (docs/dip.md §5.2).
 
         Parameters
         ----------
@@ -767,7 +767,7 @@ def _policy_settings(policy) -> tuple[dict, dict]:
 
 
 def _describe(desc: dict) -> dict[str, list[str]]:
-    """Catalogue columns ``dip_code … name`` of each group (reference/dip.md §6.1 key format); a blank group
+    """Catalogue columns ``dip_code … name`` of each group (docs/dip.md §6.1 key format); a blank group
     ``KBBZ`` is always present (possibly empty) so that regrouping has somewhere to put unmatched cases."""
     out: dict[str, list[str]] = {c: [] for c in CATALOGUE_SCHEMA.names[:7]}
     for k, sub, cat, main, rel, tier in zip(

@@ -1,6 +1,6 @@
 """DIP exclusion lists (排除表): principal diagnoses that cannot be grouped, procedures that cannot be main.
 
-The DIP specification requires two lists (reference/dip.md §3.2), kept as one region table
+The DIP specification requires two lists (docs/dip.md §3.2), kept as one region table
 (``codebooks/dip/exclusions.csv``; columns ``kind, code, match, rule, pdx_scope, source, note``):
 
 ``kind``
@@ -9,7 +9,7 @@ The DIP specification requires two lists (reference/dip.md §3.2), kept as one r
     a code (医保版 2.0, normalised like the cases' codes, compared case-insensitively) or a part of one.
 ``match``
     ``exact`` (the whole code), ``prefix`` (亚目 / 类目 / chapter: the code starts with it) or ``suffix``
-    (the code ends with it: ``*`` = an asterisk (星号) manifestation code, records.md §5 Q04).
+    (the code ends with it: ``*`` = an asterisk (星号) manifestation code, docs/records.md §5 Q04).
 ``rule``
     ``dx``: ``not_principal`` (不能作为主诊断: the case gets ``PDX_INVALID`` and no group).
     ``proc`` (处理规则): ``conservative`` (按保守治疗入组: the code's treatment tier becomes

@@ -1,6 +1,6 @@
 """Vectorized DIP grouper (DIP 分组): cases → 先期分组 / 核心病种 / 综合病种 / 空白病种 of a catalogue.
 
-Layers (reference/dip.md §3.1): clean + exclusion lists (``codebooks/dip/exclusions.csv``, grouper.dip.exclusions:
+Layers (docs/dip.md §3.1): clean + exclusion lists (``codebooks/dip/exclusions.csv``, grouper.dip.exclusions:
 principal diagnoses that cannot be grouped, procedures that cannot be the main one) → 先期分组 (rules in
 ``codebooks/dip/priority_rules.csv``, active only for groups the catalogue lists with kind ``priority``) → core
 groups on (亚目, main procedure, related-procedure set) → 综合 on (类目, treatment tier) → the blank group
@@ -535,7 +535,7 @@ def group_dip(
         Rows whose case_id was already seen (from a streaming caller's ``grouper.batch.DuplicateTracker``);
         by default the repeats within ``table``.
     aux : AuxTyping, optional
-        Fitted auxiliary typing (辅助分型, reference/dip.md §5): ``aux_type`` / ``aux_coef`` are each case's
+        Fitted auxiliary typing (辅助分型, docs/dip.md §5): ``aux_type`` / ``aux_coef`` are each case's
         highest admitted subtype and its coefficient (it reads ``other_dx``, ``los_days``, ``discharge_mode``,
         ``icu_hours``, … :data:`grouper.dip.aux.INPUT_COLUMNS`). Without it ``""`` and 1.0.
     lang : str
@@ -549,10 +549,10 @@ def group_dip(
 
     Notes
     -----
-    reference/dip.md §3. Core: the case's 亚目 (``K35.800x001`` → ``K35.8``, compared case-insensitively)
+    docs/dip.md §3. Core: the case's 亚目 (``K35.800x001`` → ``K35.8``, compared case-insensitively)
     and main procedure select the candidate groups; no main procedure, or one of tier ``conservative``,
     selects the 亚目's conservative group. 综合: the 类目 (``K35``) × the case's tier, that tier only
-    (dip.md §6.5 P7). Exclusion lists (dip.md §3.2): a principal on the ``dx`` list (or an asterisk code) ends
+    (docs/dip.md §6.5 P7). Exclusion lists (docs/dip.md §3.2): a principal on the ``dx`` list (or an asterisk code) ends
     in ``PDX_INVALID`` without a group; the main procedure is the first listed procedure that may be main
     (``not_main`` never, ``main_in_scope`` only for its principal diagnoses), none → conservative; a code
     listed ``conservative`` (按保守治疗入组) has that tier.
@@ -730,7 +730,7 @@ def _priority(table, comp, off, pid, cat_id) -> tuple[np.ndarray, np.ndarray]:
             continue
         wanted = pc.index_in(pa.array(rule.pdx_category, pa.string()), value_set=cats).to_numpy()
         in_cat = np.isin(cat_id, wanted)
-        # 天龄 < 29 (dip.md §3.3): a case with age in years ≥ 1 and no age_days is not a newborn
+        # 天龄 < 29 (docs/dip.md §3.3): a case with age in years ≥ 1 and no age_days is not a newborn
         newborn = age_days <= rule.max_age_days
         unknown_age = np.isnan(age_days) & ~(age_years >= 1)
         missing |= in_cat & ((newborn & np.isnan(bw)) | unknown_age)

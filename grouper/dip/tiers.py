@@ -27,7 +27,7 @@ from grouper.resources import data_path
 
 __all__ = ["INTERVENTIONAL_AS", "ProcedureTiers", "read_procedure_tiers"]
 
-#: Allowed values of the ``interventional_as`` policy switch (reference/dip.md §3.8, open choice P-1).
+#: Allowed values of the ``interventional_as`` policy switch (docs/dip.md §3.8, open choice P-1).
 INTERVENTIONAL_AS = ("surgery", "therapeutic", "interventional")
 
 

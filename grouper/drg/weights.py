@@ -1,6 +1,6 @@
 """DRG relative weights (相对权重, RW) from past years of grouped cases: trimmed, year-weighted, ADRG fallback.
 
-reference/chs-drg.md §7.1: ``RW_g = mean_cost(DRG g, trimmed) / mean_cost(all cases, trimmed)``.
+docs/drg.md §7.1: ``RW_g = mean_cost(DRG g, trimmed) / mean_cost(all cases, trimmed)``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class DrgWeights(Estimator):
     year_weights : tuple of float
         Weight per year, oldest first (default 1:2:7), renormalised over the years a DRG has.
     year_weighting : {"means", "cases"}
-        Weights on yearly means (default) or on cases (reference/dip.md §4.3).
+        Weights on yearly means (default) or on cases (docs/dip.md §4.3).
     min_n : int
         A DRG with fewer cases takes the weight of its ADRG (all the ADRG's cases pooled; default 10 — an
         assumption, no official figure).
@@ -54,7 +54,7 @@ class DrgWeights(Estimator):
         in ``QY`` (歧义组) are always left out.
     trim, trim_limits, trim_k, trim_min_n
         Trimming within each DRG (and each ADRG for the fallback): ``percentile`` P2.5/P97.5 (default), ``iqr``,
-        ``log_sd`` or ``none``; groups under ``trim_min_n`` (25) are not trimmed (reference/chs-drg.md §7.1).
+        ``log_sd`` or ``none``; groups under ``trim_min_n`` (25) are not trimmed (docs/drg.md §7.1).
     max_trim_rate : float
         ``warnings_`` notes an overall trimmed share above this (default 0.08).
     cv_ddof : {1, 0}
@@ -74,7 +74,7 @@ class DrgWeights(Estimator):
 
     Examples
     --------
-    reference/chs-drg.md §7.1 (TEST VECTOR DRG-RW): trimmed DRG mean 20,500 over an all-case trimmed mean 10,250 →
+    docs/drg.md §7.1 (TEST VECTOR DRG-RW): trimmed DRG mean 20,500 over an all-case trimmed mean 10,250 →
     RW 2.0; see tests/grouper/drg/data_weights/vectors.toml.
     """
 

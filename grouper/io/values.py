@@ -196,7 +196,7 @@ def numbers(arr: pa.Array, typ: pa.DataType, bad: int | None) -> pa.Array:
 
 
 def _duration_hours(text: pa.Array) -> pa.Array:
-    """``天/小时/分钟`` text (``1/13/24`` = 37.4 h, records.md §2) to hours; plain numbers are hours already."""
+    """``天/小时/分钟`` text (``1/13/24`` = 37.4 h, docs/records.md §2) to hours; plain numbers are hours already."""
     parts = pc.split_pattern(text, "/")
     n = pc.list_value_length(parts)
     is_dhm = pc.fill_null(pc.equal(n, 3), False)

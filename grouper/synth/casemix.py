@@ -2,7 +2,7 @@
 
 Built once per run from the real DIP catalogue and the CHS-DRG 1.1 医保版 dictionaries, so that the block
 generator only draws integers. Every drawable group carries a list of (principal diagnosis, main procedure)
-pairs that make a case land back in that group under the default DIP reading (reference/dip.md §3.6–3.8):
+pairs that make a case land back in that group under the default DIP reading (docs/dip.md §3.6–3.8):
 
 * core group ``K35.8`` — a 医保版 code with prefix ``K35.8`` and no procedure;
 * core group ``K35.8:47.0100_54.5101`` — such a code, main procedure ``47.0100``, other procedures the related set;

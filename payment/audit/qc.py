@@ -1,4 +1,4 @@
-"""QC edits (结算清单质控) Q01–Q14 of reference/records.md §5: one row per finding, never patient data.
+"""QC edits (结算清单质控) Q01–Q14 of docs/records.md §5: one row per finding, never patient data.
 
 Each finding names the case (``case_id`` and its 1-based ``row`` in the run), the edit (``Q01`` …), its code and
 severity (``error``: the case is not grouped or paid as it is; ``warning``), the field and, for list fields, the

@@ -107,7 +107,7 @@ def _summary(region: dict, seconds: float) -> None:
     console.print(table)
     console.print(
         "difference: allocated (+ kept by the fund) − budget; hospitals are paid points × the published point "
-        "value, rounded to its decimals (payment.md §0)",
+        "value, rounded to its decimals (docs/formulas.md §0)",
         highlight=False,
     )
     routes = ", ".join(f"{k} {v:,}" for k, v in region["routes"].items() if v)
