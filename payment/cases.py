@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from grouper.batch import _hashes
 from grouper.errors import InputError
 from grouper.io.discharges import BATCH_SIZE, dataset_files, read_discharges
-from grouper.io.formats import PARQUET_SUFFIXES, raw_batches, read_ahead
+from grouper.io.formats import PARQUET_SUFFIXES, Layout, raw_batches, read_ahead
 from grouper.io.values import convert, strings
 from grouper.schema import DISCHARGE_SCHEMA
 from payment.plausibility import check_cases
@@ -46,14 +46,16 @@ GROUPING_COLUMNS = frozenset(
 _CASE_COLUMNS = ("case_id", "hospital_id", "insurance_type", "total_cost")
 
 
-def _names(path: Path, encoding: str | None) -> list[str]:
-    return next(raw_batches(path, encoding=encoding, batch_size=1)).column_names
+def _names(path: Path, encoding: str | None, layout: Layout | None = None) -> list[str]:
+    return next(raw_batches(path, encoding=encoding, batch_size=1, layout=layout)).column_names
 
 
-def grouping_only(path: str | os.PathLike, *, encoding: str | None = None) -> bool:
+def grouping_only(
+    path: str | os.PathLike, *, encoding: str | None = None, layout: Layout | None = None
+) -> bool:
     """Whether a file (a folder: its first Parquet part) holds only ``case_id`` and grouping columns (so its
-    discharges are needed too)."""
-    return set(_names(dataset_files(path)[0], encoding)) <= GROUPING_COLUMNS | {"case_id"}
+    discharges are needed too); ``layout``: where the file keeps its header."""
+    return set(_names(dataset_files(path)[0], encoding, layout)) <= GROUPING_COLUMNS | {"case_id"}
 
 
 class CaseSource:
@@ -66,6 +68,8 @@ class CaseSource:
     discharges : the discharges that were grouped, when ``cases`` holds only grouping columns
     batch_size : rows per batch (memory; not results)
     encoding : CSV encoding; detected when None
+    layout : how the discharge file (``discharges``, else ``cases``) lays out its table: sheet, header row,
+        renamed headers (:class:`grouper.io.formats.Layout`)
 
     Attributes
     ----------
@@ -79,11 +83,12 @@ class CaseSource:
         *,
         batch_size: int = BATCH_SIZE,
         encoding: str | None = None,
+        layout: Layout | None = None,
     ):
         self.cases = Path(cases)
         self.discharges = None if discharges is None else Path(discharges)
-        self.batch_size, self.encoding = batch_size, encoding
-        self.names = _names(self.cases, None if discharges else encoding)
+        self.batch_size, self.encoding, self.layout = batch_size, encoding, layout
+        self.names = _names(self.cases, None if discharges else encoding, None if discharges else layout)
         if discharges is None and set(self.names) <= GROUPING_COLUMNS | {"case_id"}:
             raise InputError(
                 f"{self.cases} holds only grouping columns: the discharges that were grouped are needed too",
@@ -106,18 +111,22 @@ class CaseSource:
         if _as_it_is(path):
             return _normalised(path, self.batch_size)
         return read_discharges(
-            path, encoding=self.encoding, batch_size=self.batch_size, columns=SETTLE_COLUMNS
+            path,
+            encoding=self.encoding,
+            batch_size=self.batch_size,
+            columns=SETTLE_COLUMNS,
+            layout=self.layout,
         )
 
     def _same_file(self) -> Iterator[pa.Table]:
         """Canonical columns through the discharge reader, grouping columns as written, from one file."""
         extra = [n for n in self.names if n in GROUPING_COLUMNS]
-        grouped = (_text_as_null(t.select(extra)) for t in self._raw(self.cases, self.encoding))
+        grouped = (_text_as_null(t.select(extra)) for t in self._raw(self.cases, self.encoding, self.layout))
         for d, g in _aligned(read_ahead(self._base(self.cases)), read_ahead(grouped)):
             yield _attach(d, g)
 
-    def _raw(self, path: Path, encoding: str | None) -> Iterator[pa.Table]:
-        return raw_batches(path, encoding=encoding, batch_size=self.batch_size)
+    def _raw(self, path: Path, encoding: str | None, layout: Layout | None = None) -> Iterator[pa.Table]:
+        return raw_batches(path, encoding=encoding, batch_size=self.batch_size, layout=layout)
 
     def _joined(self) -> Iterator[pa.Table]:
         """Discharges + grouping columns by case_id: side by side while the ids line up, else by lookup."""

@@ -24,7 +24,9 @@ import pyarrow.parquet as pq
 import grouper
 from grouper.dip.catalogue import read_catalogue
 from grouper.distributed import Engine
+from grouper.errors import SettingsError
 from grouper.io import dataset_files
+from grouper.io.formats import Layout
 from grouper.io.writer import PARQUET_OPTIONS, IfExists, atomic_folder
 from payment.cases import CaseSource
 from payment.history import read_history
@@ -60,6 +62,7 @@ def settle_files(
     on_rows: Callable[[int], None] | None = None,
     engine: Engine | None = None,
     on_pass: Callable[[str, int | None], None] | None = None,
+    layout: Layout | None = None,
 ) -> dict:
     """Settle a region's year from files (区域点数法总额预算结算) into the folder ``out``.
 
@@ -85,6 +88,8 @@ def settle_files(
         workers (payment.distributed) and the folder written is the same, byte for byte.
     on_pass : called as ``on_pass(what, rows)`` at the start of each pass (rows: None for the first pass; local
         engine only)
+    layout : how the discharge file (``discharges``, else ``cases``) lays out its table (sheet, header row,
+        renamed headers; :class:`grouper.io.formats.Layout`; local engine only)
 
     Returns
     -------
@@ -95,6 +100,10 @@ def settle_files(
     engine = engine or Engine()
     folders = [p for p in (cases, discharges) if p is not None and Path(p).is_dir()]
     parted = not engine.local or bool(folders)  # a dataset of parts: payment.distributed, on either engine
+    if parted and layout is not None and layout != Layout():
+        raise SettingsError(
+            "an input layout (sheet, header row, renamed headers) is for one file on the local engine"
+        )
     with atomic_folder(out, SETTLEMENT_FILES, if_exists=if_exists) as tmp:
         parts = [(cases, discharges)]
         if parted:
@@ -103,7 +112,7 @@ def settle_files(
             parts = case_parts(
                 dataset_files(cases), None if discharges is None else dataset_files(discharges)
             )
-        source = CaseSource(*parts[0], batch_size=batch_size, encoding=encoding)
+        source = CaseSource(*parts[0], batch_size=batch_size, encoding=encoding, layout=layout)
         hosp = read_hospitals(hospitals, encoding=encoding)
         cat = None
         name = catalogue or pol.header.get("catalogue")

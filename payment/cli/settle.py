@@ -12,7 +12,16 @@ from pathlib import Path
 import typer
 
 from payment.cli import _options as opt
-from payment.cli._app import UserError, check_folder, check_output, command, if_exists, progress_bar, warn
+from payment.cli._app import (
+    UserError,
+    check_folder,
+    check_output,
+    command,
+    if_exists,
+    layout,
+    progress_bar,
+    warn,
+)
 from payment.cli._app import stderr as console
 from payment.cli._engine import ENGINE, SCHEDULER, WORKERS, engine
 
@@ -72,6 +81,9 @@ def settle(
         "[, reason]; taken off the monthly pre-settlement.",
     ),
     encoding: str = opt.ENCODING,
+    sheet: str = opt.SHEET,
+    header_row: int = opt.HEADER_ROW,
+    rename: list[str] = opt.RENAME,
     special_cases: Path = typer.Option(None, "--special-cases", help="CSV with a case_id column (特例单议)."),
     weights: Path = typer.Option(None, "--weights", help="DRG weights (drg, rw) for a DRG policy."),
     catalogue: str = opt.CATALOGUE,
@@ -107,7 +119,8 @@ def settle(
             codecs.lookup(encoding)
         except LookupError:
             raise UserError(f"--encoding: unknown encoding {encoding!r} (utf-8, gbk, gb18030)") from None
-    if discharges is None and grouping_only(cases, encoding=encoding):
+    files_layout = layout(sheet, header_row, rename)  # of the discharge file: --discharges, else --cases
+    if discharges is None and grouping_only(cases, encoding=encoding, layout=files_layout):
         raise UserError(
             f"{cases} holds only grouping columns: pass the discharges that were grouped with --discharges"
         )
@@ -136,6 +149,7 @@ def settle(
             on_rows=lambda n: bar.advance(task, n),
             engine=run_on,
             on_pass=stage,
+            layout=files_layout,
         )
     if not quiet:
         r = region
