@@ -88,12 +88,12 @@ def group_drg(
         1
     ) as pool:  # duplicates (hash, sort) on the other core while the codes are encoded
         pending = pool.submit(duplicated, col["case_id"]) if duplicate is None else None
-        return _group(
-            table, codebook, col, explain, verbatim, pending.result if pending else lambda: duplicate
-        )
+        words = reason_words(lang) if explain else None  # the reasons' words, checked before any work
+        return _group(table, codebook, col, words, verbatim, pending.result if pending else lambda: duplicate)
 
 
-def _group(table, codebook, col, explain, verbatim, duplicates) -> pa.Table:
+def _group(table, codebook, col, words, verbatim, duplicates) -> pa.Table:
+    """Group the canonical columns ``col``; ``words`` (``reason_labels.csv`` in one language): add the reasons."""
     n = table.num_rows
     pdx = codebook.encode_dx(col["principal_dx"], verbatim=verbatim)
     pproc = codebook.encode_proc(col["principal_proc"], verbatim=verbatim)
@@ -158,7 +158,7 @@ def _group(table, codebook, col, explain, verbatim, duplicates) -> pa.Table:
             status, np.array([s.name for s in _STATUSES]), "", index=[int(s) for s in _STATUSES]
         ),
     }
-    if explain:
+    if words is not None:
         out["reason"] = _reasons(
             codebook,
             col,
@@ -169,7 +169,7 @@ def _group(table, codebook, col, explain, verbatim, duplicates) -> pa.Table:
             adrg,
             severity,
             severity_dx,
-            reason_words(lang),
+            words,
         )
     return pa.table(out)
 
