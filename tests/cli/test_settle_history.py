@@ -7,6 +7,8 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -26,11 +28,13 @@ def years(tmp_path_factory) -> Path:
     text = DEMO.read_text(encoding="utf-8")
     for y, n in ((2022, 300), (2023, 280), (2024, 320)):
         cases, hospitals = synth.region(n, 3, seed=y, codes=True)
+        shifted = pc.cast(cases.column("discharge_date"), pa.timestamp("s"))  # the synthetic year is 2025
+        shifted = pc.add(shifted, pa.scalar((y - 2025) * 365 * 86400, pa.duration("s"))).cast(pa.date32())
+        cases = cases.set_column(cases.schema.get_field_index("discharge_date"), "discharge_date", shifted)
         pq.write_table(cases, d / f"cases{y}.parquet")
         pacsv.write_csv(hospitals, d / f"hospitals{y}.csv")
-        (d / f"policy{y}.toml").write_text(
-            text.replace("year        = 2025", f"year        = {y}"), encoding="utf-8"
-        )
+        policy = text.replace("year        = 2025", f"year        = {y}").replace("2025-01-01", f"{y}-01-01")
+        (d / f"policy{y}.toml").write_text(policy.replace("2025-12-31", f"{y}-12-31"), encoding="utf-8")
         args = ["settle", "--cases", str(d / f"cases{y}.parquet"), "--hospitals", str(d / f"hospitals{y}.csv"),
                 "--policy", str(d / f"policy{y}.toml"), "-o", str(d / f"s{y}"), "-q"]  # fmt: skip
         assert runner.invoke(app, args).exit_code == 0
