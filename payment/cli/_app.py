@@ -71,20 +71,25 @@ def command(*args, on: typer.Typer | None = None, **kwargs) -> Callable[[Callabl
 
             debug = bool(k.get("debug", False))
             caught: list[warnings.WarningMessage] = []
+            failed = False
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", InputWarning)
                     return fn(*a, **k)
             except DrgdipError as exc:
+                failed = True
                 fail(str(exc) + _OPTION_HINTS.get(exc.key or "", ""), debug)
             except (typer.Exit, typer.Abort, typer.BadParameter):  # typer's own: exit codes and usage errors
                 raise
             except Exception:
+                failed = True
                 fail(INTERNAL, debug)
-            finally:  # what the readers noticed (a skipped sheet…) as warning lines; other warnings as usual
+            finally:  # what the readers noticed (a skipped sheet…) as warning lines, unless the run failed (its
+                # error is the one line); other warnings as usual
                 for w in caught:
                     if issubclass(w.category, InputWarning):
-                        warn(str(w.message))
+                        if not failed:
+                            warn(str(w.message))
                     else:
                         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
