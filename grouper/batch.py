@@ -20,6 +20,7 @@ from grouper.io import BATCH_SIZE
 from grouper.io.discharges import HeaderMapping, read_discharges_keeping
 from grouper.io.formats import Layout, read_ahead
 from grouper.io.readable import readable
+from grouper.io.values import CodeReading
 
 __all__ = ["DuplicateTracker", "case_hashes", "duplicated", "group_files"]
 
@@ -211,6 +212,7 @@ def group_files(
     columns: Iterable[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
     tracker: DuplicateTracker | None = None,
+    codes: CodeReading = "clean",
     keep: Sequence[str] = (),
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
@@ -221,6 +223,7 @@ def group_files(
     per input row. ``columns``: the canonical columns ``group`` reads (the others are not parsed).
     ``on_batch(rows)`` is called after each batch (progress bars). ``tracker``: the duplicate tracker to start
     from (a new one when None; grouper.distributed seeds one per partition with the ids of earlier partitions).
+    ``codes``: how the reader keeps codes (``"clean"`` or ``"verbatim"``, :func:`grouper.io.read_discharges`).
     ``keep``: input headers carried into the results after ``case_id``; ``layout`` and ``on_mapping``: as
     :func:`grouper.io.read_discharges` takes them.
     """
@@ -232,6 +235,7 @@ def group_files(
             encoding=encoding,
             batch_size=batch_size,
             columns=columns,
+            codes=codes,
             layout=layout,
             on_mapping=on_mapping,
         )

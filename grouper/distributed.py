@@ -210,6 +210,7 @@ def _group_partition(
             encoding=encoding,
             batch_size=batch_size,
             columns=g.columns,
+            codes=g.codes,
             tracker=DuplicateTracker(seen),
         )
     )
@@ -305,6 +306,7 @@ def group_part_file(
         encoding=encoding,
         batch_size=batch_size,
         columns=g.columns,
+        codes=g.codes,
         tracker=tracker if tracker is not None else DuplicateTracker(seen),
     )
     rows = write_results(tally(results), target, metadata=g.metadata)

@@ -33,6 +33,7 @@ from grouper.io import dataset_files, part_names, write_results
 from grouper.io.discharges import HeaderMapping
 from grouper.io.formats import Layout
 from grouper.io.readable import MONEY_COLUMNS, NameLookup, readable
+from grouper.io.values import CodeReading, code_reading
 from grouper.io.writer import MONEY_FORMAT, IfExists, atomic_folder
 from grouper.version import drgdip_version
 
@@ -64,6 +65,7 @@ class Grouping:
     columns: tuple[str, ...]
     warnings: list[str] = field(default_factory=list)
     names: dict[str, NameLookup] = field(default_factory=dict)  #: code column → its names (名称)
+    codes: CodeReading = "clean"  #: how the reader keeps codes for this grouping (``read_discharges``)
 
 
 def _codebook_names(codebook: Codebook, suffix: str = "") -> dict[str, NameLookup]:
@@ -85,6 +87,7 @@ def grouping(
     explain: bool = False,
     compare_with: str | None = None,
     lang: str = "en",
+    codes: CodeReading = "clean",
 ) -> Grouping:
     """Load what a scheme needs (codebook; for DIP the catalogue, tiers, exclusions and auxiliary typing).
 
@@ -94,6 +97,8 @@ def grouping(
     when it exists (refused when fitted against another catalogue; an ``aux`` named explicitly is only a warning).
     ``compare_with``: CHS-DRG only, a second scheme whose results are added beside (``compare_schemes``).
     ``lang``: of the ``explain`` reasons (``en`` or ``zh``).
+    ``codes``: CHS-DRG only, ``"verbatim"`` matches codes exactly as written, as the reference does
+    (:func:`grouper.group_drg`); ``"clean"`` (default) reads them as the 医保版 codes they stand for.
     """
     # DIP reads only the 医保版 2.0 diagnosis and procedure dictionaries, which the CHS-DRG codebooks share (2.0
     # adds 81 procedure codes): the scheme in force's
@@ -108,6 +113,8 @@ def grouping(
         raise SettingsError(
             "an auxiliary typing table is for the DIP scheme with auxiliary typing on", key="aux"
         )
+    if scheme == "dip" and code_reading(codes) != "clean":
+        raise SettingsError("verbatim code reading is for the CHS-DRG schemes", key="codes")
     if scheme != "dip":
         if catalogue or exclusions:
             raise SettingsError("a catalogue and exclusion lists are for the DIP scheme", key="scheme")
@@ -119,16 +126,17 @@ def grouping(
 
             def run_both(table: pa.Table, duplicate) -> pa.Table:
                 return compare_schemes(
-                    table, codebook, other, explain=explain, duplicate=duplicate, lang=lang
+                    table, codebook, other, explain=explain, duplicate=duplicate, lang=lang, codes=codes
                 )
 
             names = _codebook_names(codebook) | _codebook_names(other, f"_{scheme_suffix(other.scheme)}")
-            return Grouping(run_both, metadata, "drg_status", DRG_COLUMNS, names=names)
+            return Grouping(run_both, metadata, "drg_status", DRG_COLUMNS, names=names, codes=codes)
 
         def run_drg(table: pa.Table, duplicate) -> pa.Table:
-            return group_drg(table, codebook, explain=explain, duplicate=duplicate, lang=lang)
+            return group_drg(table, codebook, explain=explain, duplicate=duplicate, lang=lang, codes=codes)
 
-        return Grouping(run_drg, metadata, "drg_status", DRG_COLUMNS, names=_codebook_names(codebook))
+        names = _codebook_names(codebook)
+        return Grouping(run_drg, metadata, "drg_status", DRG_COLUMNS, names=names, codes=codes)
     if compare_with:
         raise SettingsError("comparing with another scheme is for CHS-DRG schemes", key="compare_with")
     if not catalogue:
@@ -316,6 +324,7 @@ def group_to_file(
             encoding=encoding,
             columns=g.columns,
             on_batch=on_batch,
+            codes=g.codes,
             keep=keep,
             layout=layout,
             on_mapping=mapped,

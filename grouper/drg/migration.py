@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from grouper.codebook import Codebook
 from grouper.drg.group import group_drg
+from grouper.io.values import CodeReading
 
 __all__ = ["Migration", "compare_schemes", "scheme_suffix"]
 
@@ -36,9 +37,10 @@ def compare_schemes(
     explain: bool = False,
     duplicate: np.ndarray | None = None,
     lang: str = "en",
+    codes: CodeReading = "clean",
 ) -> pa.Table:
-    """Group under ``codebook`` and add the results under ``other`` beside them (``mdc_<other>`` …); ``explain``
-    and ``lang`` as :func:`group_drg` takes them.
+    """Group under ``codebook`` and add the results under ``other`` beside them (``mdc_<other>`` …); ``explain``,
+    ``lang`` and ``codes`` as :func:`group_drg` takes them.
 
     Examples
     --------
@@ -48,8 +50,8 @@ def compare_schemes(
     >>> out.select(["drg", "drg_chs_drg_1_1"]).to_pylist()
     [{'drg': 'GZ19', 'drg_chs_drg_1_1': 'GZ13'}]
     """
-    new = group_drg(table, codebook, explain=explain, duplicate=duplicate, lang=lang)
-    old = group_drg(table, other, duplicate=duplicate)
+    new = group_drg(table, codebook, explain=explain, duplicate=duplicate, lang=lang, codes=codes)
+    old = group_drg(table, other, duplicate=duplicate, codes=codes)
     suffix = scheme_suffix(other.scheme)
     for name in _RESULT:
         new = new.append_column(f"{name}_{suffix}", old.column(name))

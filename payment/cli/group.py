@@ -59,6 +59,12 @@ def group(
     explain: bool = typer.Option(
         False, "--explain", help="Add a `reason` column: why each case landed there."
     ),
+    codes: str = typer.Option(
+        "clean",
+        "--codes",
+        help="CHS-DRG: clean (read j18.900, ' J18.900' or a 国临版 code as the 医保版 code it stands for) or "
+        "verbatim (match codes exactly as written, as the reference grouper does; docs/codebook.md).",
+    ),
     names: bool = typer.Option(
         None,
         "--names/--no-names",
@@ -122,6 +128,8 @@ def group(
         raise typer.BadParameter("--compare-with is for CHS-DRG schemes")
     if migration and not compare_with:
         raise typer.BadParameter("--migration needs --compare-with")
+    if codes not in ("clean", "verbatim") or (codes == "verbatim" and scheme == "dip"):
+        raise typer.BadParameter("--codes is clean or verbatim (verbatim for CHS-DRG schemes)")
     run_on = engine(engine_kind, scheduler, workers)
     if lang is not None and lang not in ("zh", "en"):
         raise typer.BadParameter(f"--lang is zh or en, not {lang!r}")
@@ -148,6 +156,7 @@ def group(
             aux=aux,
             use_aux=not no_aux,
             explain=explain,
+            codes=codes,
             compare_with=compare_with,
             migration=migration,
             encoding=encoding,

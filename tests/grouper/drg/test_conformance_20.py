@@ -224,3 +224,18 @@ def test_the_reader_keeps_sex_as_written_and_the_setting_is_checked(tmp_path):
     )
     with pytest.raises(grouper.CodebookError, match="sex_spellings"):
         EngineSettings.from_toml({"sex_spellings": "1"}, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["conformance_examples.csv", "conformance_published.csv"])
+def test_the_command_with_verbatim_codes_agrees_on_every_row(tmp_path, name):
+    from typer.testing import CliRunner
+
+    from payment.cli import app
+
+    out = tmp_path / "out.parquet"
+    args = ["group", str(DATA / name), "--scheme", "chs-drg-2.0", "--codes", "verbatim", "-o", str(out), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    got = pd.read_parquet(out).astype(str)
+    expected = pd.read_csv(DATA / name, dtype=str, keep_default_na=False)
+    assert not _disagree(expected, got).any()
