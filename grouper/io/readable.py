@@ -32,29 +32,22 @@ NameLookup = Callable[[np.ndarray], np.ndarray]
 
 
 @cache
-def _labels() -> pd.DataFrame:
-    return pd.read_csv(data_path("records", "status_labels.csv"), dtype=str, keep_default_na=False)
+def _words(file: str, key: str, lang: str) -> dict[str, str]:
+    """``key`` column → the ``lang`` column of ``codebooks/records/<file>``."""
+    if lang not in LANGS:
+        raise SettingsError(f"language must be one of {', '.join(LANGS)}, not {lang!r}", key="lang")
+    table = pd.read_csv(data_path("records", file), dtype=str, keep_default_na=False)
+    return dict(zip(table[key], table[lang], strict=True))
 
 
 def status_labels(lang: str) -> dict[str, str]:
     """Status name → its words in ``lang`` (``zh`` or ``en``), from ``status_labels.csv``."""
-    if lang not in LANGS:
-        raise SettingsError(f"language must be one of {', '.join(LANGS)}, not {lang!r}", key="lang")
-    table = _labels()
-    return dict(zip(table.status, table[lang], strict=True))
-
-
-@cache
-def _reason_table() -> pd.DataFrame:
-    return pd.read_csv(data_path("records", "reason_labels.csv"), dtype=str, keep_default_na=False)
+    return dict(_words("status_labels.csv", "status", lang))
 
 
 def reason_words(lang: str) -> dict[str, str]:
     """The pieces the groupers build ``--explain`` reasons from, in ``lang`` (``reason_labels.csv``: key → words)."""
-    if lang not in LANGS:
-        raise SettingsError(f"language must be one of {', '.join(LANGS)}, not {lang!r}", key="lang")
-    table = _reason_table()
-    return dict(zip(table.key, table[lang], strict=True))
+    return dict(_words("reason_labels.csv", "key", lang))
 
 
 def _label(status: pa.ChunkedArray | pa.Array, lang: str) -> pa.Array:
