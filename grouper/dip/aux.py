@@ -181,7 +181,8 @@ def read_severity_dictionary(path: str | Path) -> pa.Table:
     GX_ASSI (docs/dip.md §5.3): the diagnosis code in ``ASSI_ITEM_ID``, the level in ``DIP_ASSISTANT_CODE``
     (1 中度, 2 重度, 3 转移; 4 放疗 and 5 化疗 are procedure lists and are not read here); the headers are aliases
     of ``code`` and ``level`` (``codebooks/records/table_aliases.csv``). Read as every small table is
-    (:func:`grouper.io.tables.read_table`): a workbook's first sheet and the sheets with its header.
+    (:func:`grouper.io.tables.read_table`): in a workbook, the first sheet holding these two columns (a GX_ASSI
+    sheet after a 说明 sheet is found) and the sheets after it with its header.
 
     Returns
     -------
@@ -191,7 +192,7 @@ def read_severity_dictionary(path: str | Path) -> pa.Table:
     from grouper.io.tables import read_table
 
     p = Path(path)
-    table = read_table(p, kind="severity_dictionary", text=("code", "level"))
+    table = read_table(p, kind="severity_dictionary", text=("code", "level"), sought=("code", "level"))
     missing = [c for c in ("code", "level") if c not in table.column_names]
     if missing:
         raise InputError(

@@ -76,11 +76,13 @@ def raw_batches(
     batch_size: int,
     select: Callable[[list[str]], list[str]] | None = None,
     layout: Layout | None = None,
+    fits: Callable[[list[str]], bool] | None = None,
 ) -> Iterator[pa.Table]:
     """The file's rows as tables of at most ``batch_size`` rows (at least one table, maybe empty), by suffix.
 
     ``select(headers)`` returns the headers to read (all when None); headers and table columns are the file's,
-    after ``layout.rename``.
+    after ``layout.rename``. ``fits(headers)`` tells the table sought in a workbook whose sheet is not named:
+    the first sheet whose header fits is read (with the sheets after it that have its header).
     """
     path = Path(path)
     if not path.is_file():
@@ -95,15 +97,20 @@ def raw_batches(
     if suffix in PARQUET_SUFFIXES:
         return parquet_batches(path, batch_size, select, layout)
     if suffix in EXCEL_SUFFIXES:
-        return excel_batches(path, batch_size, select, layout)
+        return excel_batches(path, batch_size, select, layout, fits)
     return csv_batches(path, encoding, batch_size, select, layout)
 
 
 def read_raw(
-    path: str | os.PathLike, *, encoding: str | None = None, layout: Layout | None = None
+    path: str | os.PathLike,
+    *,
+    encoding: str | None = None,
+    layout: Layout | None = None,
+    fits: Callable[[list[str]], bool] | None = None,
 ) -> pa.Table:
-    """A small table (hospitals, deductions, history…) as one raw table (CSV and Excel cells as text)."""
-    batches = raw_batches(path, encoding=encoding, batch_size=1 << 20, layout=layout)
+    """A small table (hospitals, deductions, history…) as one raw table (CSV and Excel cells as text);
+    ``fits`` as in :func:`raw_batches`."""
+    batches = raw_batches(path, encoding=encoding, batch_size=1 << 20, layout=layout, fits=fits)
     try:
         return pa.concat_tables(list(batches))
     except (OSError, pa.ArrowException, ValueError) as exc:
@@ -173,10 +180,10 @@ def parquet_batches(path: Path, batch_size: int, select, layout: Layout) -> Iter
         yield reader.schema_arrow.empty_table().select(source).rename_columns(names)
 
 
-def excel_batches(path: Path, batch_size: int, select, layout: Layout) -> Iterator[pa.Table]:
-    """The sheet named by ``layout.sheet``, else the first sheet and every sheet with its header, in order,
-    streamed row by row (openpyxl read-only mode), every cell as text; a sheet with another header (or none) is
-    skipped with a warning naming it. Formula cells without a cached value and merged cells under the header
+def excel_batches(path: Path, batch_size: int, select, layout: Layout, fits=None) -> Iterator[pa.Table]:
+    """The sheet named by ``layout.sheet``, else the first sheet holding a table (whose header ``fits``, when
+    given and a sheet's does) and every sheet after it with its header, in order, streamed row by row (openpyxl
+    read-only mode), every cell as text; a sheet with another header (or none) is skipped with a warning naming it. Formula cells without a cached value and merged cells under the header
     (both read as empty) are counted in a warning."""
     import openpyxl  # only for Excel inputs: it takes a tenth of a second to import
 
@@ -194,15 +201,12 @@ def excel_batches(path: Path, batch_size: int, select, layout: Layout) -> Iterat
                 )
             sheets = [sheets[titles.index(layout.sheet)]]
         try:
-            if (
-                layout.sheet is None
-            ):  # a cover sheet (notes, one cell a row) before the data: skipped, said so
+            if layout.sheet is None:  # cover sheets (notes…) before the data: skipped, said so
                 tables = [_find_header(s, layout.header_row)[0] for s in sheets]
-                first = next((k for k, h in enumerate(tables) if sum(1 for c in h if c) >= 2), 0)
-                for s in sheets[:first]:
-                    warnings.warn(
-                        f"{path}: sheet {s.title!r} holds no table; not read", InputWarning, stacklevel=2
-                    )
+                first = _first_table(tables, layout, fits)
+                for s, h in zip(sheets[:first], tables, strict=False):
+                    why = "does not hold the columns sought" if _is_table(h) else "holds no table"
+                    warnings.warn(f"{path}: sheet {s.title!r} {why}; not read", InputWarning, stacklevel=2)
                 sheets = sheets[first:]
             header, at, rows = _find_header(sheets[0], layout.header_row)
         except Exception as exc:  # a damaged sheet part
@@ -246,6 +250,21 @@ def excel_batches(path: Path, batch_size: int, select, layout: Layout) -> Iterat
             yield _excel_table(batch, names, keep)
     finally:
         book.close()
+
+
+def _is_table(header: list[str]) -> bool:
+    return sum(1 for c in header if c) >= 2
+
+
+def _first_table(headers: list[list[str]], layout: Layout, fits) -> int:
+    """Index of the sheet to start reading at: the first whose header ``fits`` (when one does), else the first
+    holding a table (a header of two cells or more), else the first."""
+    tables = [k for k, h in enumerate(headers) if _is_table(h)]
+    if fits is not None:
+        for k in tables:
+            if fits([layout.rename.get(h, h) for h in _named(headers[k])]):
+                return k
+    return tables[0] if tables else 0
 
 
 def _named(header: list[str]) -> list[str]:

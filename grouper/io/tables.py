@@ -48,6 +48,7 @@ def read_table(
     required: Iterable[str] = (),
     encoding: str | None = None,
     layout: Layout | None = None,
+    sought: Iterable[str] = (),
 ) -> pa.Table:
     """Read a small table (CSV UTF-8/GBK, Excel, Parquet) with canonical headers and typed columns.
 
@@ -60,6 +61,9 @@ def read_table(
     required : columns that must be present
     encoding : CSV encoding; detected when None
     layout : sheet, header row (title rows above it are skipped when not given) and renamed headers
+    sought : columns (canonical, after aliases) that tell the table in a workbook whose sheet is not named:
+        the first sheet holding them all is read, cover sheets and other tables before it are skipped with a
+        warning (default: ``required``)
 
     Returns
     -------
@@ -72,7 +76,14 @@ def read_table(
         Unreadable file, two headers for one column, a missing required column.
     """
     path = Path(path)
-    table = read_raw(path, encoding=encoding, layout=layout)
+    required = tuple(required)
+    aliases = _table_aliases().get(kind, {}) if kind is not None else {}
+    sought = set(sought or required)
+
+    def fits(header: list[str]) -> bool:
+        return sought <= {aliases.get(_key(h), h) for h in header}
+
+    table = read_raw(path, encoding=encoding, layout=layout, fits=fits if sought else None)
     if kind is not None:
         table = _rename(path, table, kind)
     missing = [c for c in required if c not in table.column_names]

@@ -74,3 +74,25 @@ def test_every_sheet_with_the_same_header_is_read_and_another_is_named(tmp_path)
     assert ids == ["1", "2", "3"]
     result = CliRunner().invoke(app, ["group", str(path), "-o", str(tmp_path / "o.csv"), "-q"])
     assert result.exit_code == 0 and "warning: " in result.output and "'notes'" in result.output
+
+
+def test_a_workbook_table_after_a_field_list_sheet_is_found_by_its_columns(tmp_path):
+    """A field list (two columns) before the data sheet is a table too: the reader starts at the first sheet
+    holding the required columns and says which sheets it skipped."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "填表说明"
+    for row in (["字段", "含义"], ["医院编码", "定点医疗机构代码"]):
+        book.active.append(row)
+    data = book.create_sheet("医院")
+    for row in (["医院编码", "医院等级"], ["H1", "三级甲等"], ["H2", "二级"]):
+        data.append(row)
+    path = tmp_path / "hospitals.xlsx"
+    book.save(path)
+    with pytest.warns(UserWarning, match="sheet '填表说明' does not hold the columns sought"):
+        table = read_hospitals(path)
+    assert table.select(["hospital_id", "level"]).to_pydict() == {
+        "hospital_id": ["H1", "H2"],
+        "level": [3, 2],
+    }

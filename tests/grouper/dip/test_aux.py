@@ -183,6 +183,31 @@ def test_severity_dictionary_is_read_as_every_table_from_csv_or_excel(tmp_path):
     assert caught.value.column == "code"
 
 
+def test_severity_dictionary_gx_assi_sheet_after_a_note_sheet_is_found(tmp_path):
+    """A published workbook opens on a 说明 sheet (a note, a field list of two columns): the GX_ASSI sheet
+    after it is found by its columns and read; the sheets before it are named in a warning."""
+    import openpyxl
+
+    from grouper.io.formats import InputWarning
+
+    book = openpyxl.Workbook()
+    note = book.active
+    note.title = "说明"
+    note.append(["本表为病种中/重度辅助目录"])
+    note.append(["字段", "含义"])
+    note.append(["ASSI_ITEM_ID", "诊断编码"])
+    fields = book.create_sheet("字段说明")
+    fields.append(["字段名", "说明"])
+    data = book.create_sheet("GX_ASSI")
+    data.append(["ASSI_ITEM_ID", "ASSI_ITEM_NAME", "DIP_ASSISTANT_CODE"])
+    data.append(["R57.000", "休克", 2])
+    data.append(["K72.000", "肝衰竭", 1])
+    book.save(tmp_path / "dictionary.xlsx")
+    with pytest.warns(InputWarning, match="sheet '说明' does not hold the columns sought"):
+        d = read_severity_dictionary(tmp_path / "dictionary.xlsx")
+    assert d.to_pylist() == [{"code": "R57.000", "flag": "severe"}, {"code": "K72.000", "flag": "moderate"}]
+
+
 def test_severity_dictionary_replaces_cc_mcc(tmp_path):
     d = read_severity_dictionary(DATA / "severity_dictionary.csv")
     assert d.to_pylist() == [{"code": "R57.000", "flag": "severe"}, {"code": "K72.000", "flag": "moderate"}]
