@@ -19,7 +19,7 @@ from grouper.dip import read_catalogue
 from grouper.errors import InputError
 from grouper.io.discharges import as_discharges
 from grouper.schema import DISCHARGE_SCHEMA, FEE_COLUMNS
-from payment.audit.flags import alternatives, case_flags
+from payment.audit.flags import FLAG_SCHEMA, FLAGS, alternatives, case_flags, readmissions
 from payment.audit.grouping import Grouping
 from payment.audit.indicators import group_table, indicator_table
 from payment.audit.insurer import compare_insurer
@@ -188,6 +188,7 @@ def audit_batches(
     on_pass: Callable[[str, int | None], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
     total: int | None = None,
+    sink: Callable[[str, pa.Table], None] | None = None,
 ) -> Audit:
     """:func:`audit` of a run given as batches, with bounded memory: the engine behind :func:`audit` and
     :func:`payment.audit.files.audit_files`.
@@ -200,7 +201,9 @@ def audit_batches(
     (weights from the run, group means, risk classes, re-admissions) come from the per-case numbers, so they do
     not depend on how the cases are cut. ``on_pass(label, total)`` starts each pass (``total``: the cases, when
     known, or None for a step that reads none) and ``on_batch(rows)`` follows it, as in :mod:`grouper.fitting`.
-    Other options as for :func:`audit`.
+    ``sink(name, part)``, when given, receives the per-case tables (``cases``, ``flags``) batch by batch, in row
+    order, and the result leaves them out (memory bounded by the batch size and a few numbers per case; with
+    ``insurer`` the cases are also kept for the comparison). Other options as for :func:`audit`.
     """
     settings = settings or AuditSettings.load()
     lists = lists or QcLists.load()
@@ -293,9 +296,7 @@ def audit_batches(
         passes.start("auditing: routes for the expected payment")
         for _, t, _, out in passes.grouped():
             pricing.scan(_priced(t, out))
-    # filled batch by batch in the last pass
-    pay = {"route": np.full(n, "", object), "deviation": np.full(n, "", object),
-           "points": np.full(n, np.nan), "expected": np.full(n, np.nan)}  # fmt: skip
+    expected = np.full(n, np.nan)  # filled batch by batch in the last pass
 
     # risk classes (audit.md §1.1): the run's grouped cases, or a reference table
     mode = cat["mode"]
@@ -326,9 +327,6 @@ def audit_batches(
     c = {
         "case_id": case_id,
         "hospital_id": hospital_id,
-        "patient_id": pc.dictionary_encode(patient).indices.fill_null(-1).to_numpy(zero_copy_only=False),
-        "admission": cat["admission"],
-        "discharge": cat["discharge"],
         "los": los,
         "cost": cost,
         "mode": mode,
@@ -343,14 +341,17 @@ def audit_batches(
         "std_los": std_los,
         "risk": risk,
         "low_risk": risk == 0,
-        "deviation": pay["deviation"],
-        "route": pay["route"],
-        "expected": pay["expected"],
+        "expected": expected,
         "payment_method": _shared(text["payment_method"]),
         "low_standard_dx": cat["low_standard_dx"].astype(bool),
     }
     if fees_present:
         c["drug"], c["consumable"] = cat["drug"], cat["consumable"]
+    # re-admissions: the one finding across cases, from the patient, dates and hospital of every case
+    readmitted = readmissions(
+        {**c, "patient_id": pc.dictionary_encode(patient).indices.fill_null(-1).to_numpy(zero_copy_only=False),
+         "admission": cat["admission"], "discharge": cat["discharge"]}, settings
+    )  # fmt: skip
     department = _shared(text["department"])
     del (
         cat,
@@ -368,8 +369,18 @@ def audit_batches(
         notes.append(
             "未提供支付政策：无预计支付、盈亏与高低倍率 / no policy: no expected payment, 盈亏 or deviation flags"
         )
+    del patient
 
-    # last pass: expected payment, and the variants of the flags regrouped a slice of cases at a time
+    focus = np.ones(n, bool) if hospital is None else (c["hospital_id"] == hospital)
+    if hospital is not None and not focus.any():
+        raise InputError(f"hospital {hospital!r}: no case of the input has this hospital_id")
+    kept_cases = sink is None or insurer is not None  # the insurer comparison reads the cases table
+    out_parts: dict[str, list[pa.Table]] = {"flags": [], "cases": []}
+    emit = sink if sink is not None else (lambda name, part: out_parts[name].append(part))
+    flagged = {"cases": 0, "kinds": dict.fromkeys(FLAGS, 0)}
+
+    # last pass: expected payment, the variants of the flags regrouped a slice of cases at a time, and the
+    # per-case tables (cases, flags) batch by batch
     clean = view["grouped"] & ~qc_error
     kept = set(aux.input_columns()) if dip and aux is not None else set()
     up_rows = np.zeros(0, np.int64)
@@ -377,36 +388,63 @@ def audit_batches(
         suffix = pc.utf8_slice_codeunits(pa.array(view["group"], pa.string()), 3, 4)
         up_rows = np.flatnonzero(clean & np.isin(suffix.to_numpy(zero_copy_only=False), ["1", "3"]))
     pdx_rows = np.flatnonzero(clean)
-    up_parts, pdx_parts = [], []
+    means = _GroupMeans(c["group"], c["grouped"], c["cost"], c["los"])
     price = functools.partial(_price_table, hospitals=hospitals, policy=policy, catalogue=catalogue,
                               weights=grouping.weights)  # fmt: skip
-    passes.start("auditing: expected payment and the flags' variants")
+    passes.start("auditing: expected payment, the flags' variants and the per-case tables")
     last = passes.grouped() if pricing is not None else ((o, t, None, None) for o, t in passes.canonical())
     for offset, t, _, out in last:
         lo, hi = offset, offset + t.num_rows
+        batch = {k: v[lo:hi] for k, v in c.items() if k != "case_id"}
+        batch["case_id"] = case_id.slice(lo, hi - lo)
         if pricing is not None:
             part = _payment_arrays(pricing.price(_priced(t, out)), t.num_rows)
             err = qc_error[lo:hi]  # a QC error: not paid by points as it is
-            pay["expected"][lo:hi] = np.where(err, np.nan, part["expected"])
-            pay["points"][lo:hi] = part["points"]
-            pay["deviation"][lo:hi] = part["deviation"]
-            pay["route"][lo:hi] = np.where(err & (part["route"] != ""), "QC_ERROR", part["route"])
+            expected[lo:hi] = np.where(err, np.nan, part["expected"])
+            points, batch["deviation"] = part["points"], part["deviation"]
+            batch["route"] = np.where(err & (part["route"] != ""), "QC_ERROR", part["route"])
+        else:
+            points = np.full(t.num_rows, np.nan)
+            batch["deviation"] = batch["route"] = np.full(t.num_rows, "", object)
         # the variants need no fee breakdown, unless the auxiliary typing reads it
         slim = t.drop_columns([f for f in FEE_COLUMNS if f not in kept])
-        for rows, parts, fn in ((up_rows, up_parts, _upcoding), (pdx_rows, pdx_parts, _pdx_choice)):
+        found = {}
+        for rows, key, fn in ((up_rows, "upcoding", _upcoding), (pdx_rows, "pdx_choice", _pdx_choice)):
             mine = rows[(rows >= lo) & (rows < hi)] - lo
+            parts = []
             for i in range(0, len(mine), VARIANT_CASES):
-                found = fn(slim, mine[i : i + VARIANT_CASES], offset, c, view, settings, grouping, price)
-                if found is not None:
-                    parts.append(found)
-    upcoding = _concat(up_parts) if not dip else None
-    pdx_choice = _concat(pdx_parts)
-    passes.start("auditing: flags and indicators", counted=False)
-    flags = case_flags(c, settings, upcoding=upcoding, pdx_choice=pdx_choice)
+                hit = fn(slim, mine[i : i + VARIANT_CASES], offset, c, view, settings, grouping, price, means)
+                if hit is not None:
+                    parts.append(hit)
+            found[key] = _concat(parts)
+        if dip:
+            found["upcoding"] = None
+        flags = case_flags(batch, settings, readmitted=readmitted, offset=lo, **found)
+        flag_count = (
+            np.bincount(flags.column("row").to_numpy() - 1 - lo, minlength=t.num_rows)
+            if flags.num_rows
+            else np.zeros(t.num_rows, np.int64)
+        )
+        cases = _cases_table(
+            batch, department[lo:hi], view, lo, hi, points, qc_count, qc_error, flag_count, dip
+        )
+        mine = focus[lo:hi]
+        if hospital is not None:
+            flags = flags.filter(
+                pc.is_in(flags.column("row"), value_set=pa.array(np.flatnonzero(mine) + lo + 1))
+            )
+            cases = cases.filter(pa.array(mine))
+        review = pc.equal(flags.column("severity"), "review")
+        flagged["cases"] += pc.count_distinct(pc.filter(flags.column("row"), review)).as_py()
+        for kind, count in zip(*[flags.column("flag").value_counts().field(i).to_pylist() for i in (0, 1)],
+                               strict=True):  # fmt: skip
+            flagged["kinds"][kind] += count
+        emit("flags", flags)
+        emit("cases", cases)
+        if kept_cases and sink is not None:
+            out_parts["cases"].append(cases)
+    passes.start("auditing: indicators", counted=False)
 
-    focus = np.ones(n, bool) if hospital is None else (c["hospital_id"] == hospital)
-    if hospital is not None and not focus.any():
-        raise InputError(f"hospital {hospital!r}: no case of the input has this hospital_id")
     keep_rows = lambda t: t.filter(pc.is_in(t.column("row"), value_set=pa.array(np.flatnonzero(focus) + 1)))  # noqa: E731
     ind = {"hospital_id": c["hospital_id"]}
     tables = {
@@ -417,43 +455,12 @@ def audit_batches(
         doctor = {**ind, DOCTOR_COLUMN: _shared(text[DOCTOR_COLUMN])}
         tables["doctors"] = indicator_table(c, doctor, focus, relative_cmi=dip)
     tables["groups"] = group_table(c, focus, risk_of)
-    tables["flags"] = keep_rows(flags) if hospital is not None else flags
+    if sink is None:
+        tables["flags"] = _concat_tables(out_parts["flags"], FLAG_SCHEMA)
     tables["qc"] = keep_rows(qc) if hospital is not None else qc
-    flag_count = (
-        np.bincount(flags.column("row").to_numpy() - 1, minlength=n)
-        if flags.num_rows
-        else np.zeros(n, np.int64)
-    )
-    grouped = view["grouped"]
-
-    def labels(values: np.ndarray) -> pa.Array:
-        return pa.array(np.where(grouped, values, None), pa.string())
-
-    cases = pa.table(
-        {
-            "case_id": case_id,
-            "hospital_id": pa.array(hospital_id, pa.string()),
-            "department": pa.array(department, pa.string()),
-            "mdc": labels(view["mdc"]) if not dip else pa.nulls(n, pa.string()),
-            "adrg": labels(view["adrg"]) if not dip else pa.nulls(n, pa.string()),
-            "group": labels(view["group"]),
-            "status": pa.array(view["status"], pa.string()).fill_null(""),
-            "grouped": pa.array(grouped),
-            "weight": pa.array(weight, from_pandas=True),
-            "risk_class": pa.array(np.array(RISK_CLASSES, dtype=object)[risk], pa.string()),
-            "total_cost": pa.array(cost, from_pandas=True),
-            "los_days": pa.array(los, from_pandas=True).cast(pa.int32()),
-            "route": pa.array(pay["route"], pa.string()),
-            "deviation": pa.array(pay["deviation"], pa.string()),
-            "points": pa.array(pay["points"], from_pandas=True),
-            "expected_payment": pa.array(pay["expected"], from_pandas=True),
-            "gain_loss": pa.array(pay["expected"] - cost, from_pandas=True),
-            "qc_findings": pa.array(qc_count.astype(np.int64)),
-            "qc_error": pa.array(qc_error),
-            "flags": pa.array(flag_count.astype(np.int64)),
-        }
-    )
-    tables["cases"] = cases.filter(pa.array(focus)) if hospital is not None else cases
+    cases = _concat_tables(out_parts["cases"], None) if kept_cases else None
+    if sink is None:
+        tables["cases"] = cases
     if insurer is not None:
         known = (
             catalogue.table.column("dip_code") if dip else pa.array(np.asarray(codebook["drg_labels"], str))
@@ -465,18 +472,57 @@ def audit_batches(
             }
         )
         focus_table = principal.filter(pa.array(focus)) if hospital is not None else principal
-        tables["insurer"], insurer_summary = compare_insurer(
-            tables["cases"], insurer, known, focus_table, qc, dip
-        )
+        tables["insurer"], insurer_summary = compare_insurer(cases, insurer, known, focus_table, qc, dip)
     else:
         insurer_summary = None
     tables = {
         "summary": summary_table(
-            tables, c, focus, qc_error, flags, dip, hospital, settings, notes, insurer_summary
+            tables, c, focus, qc_error, flagged, dip, hospital, settings, notes, insurer_summary
         ),
         **tables,
     }
     return Audit(tables, settings, scheme, notes)
+
+
+def _cases_table(batch, department, view, lo, hi, points, qc_count, qc_error, flag_count, dip) -> pa.Table:
+    """The ``cases`` rows of one batch (the run's rows ``lo`` … ``hi``)."""
+    n = hi - lo
+    grouped = batch["grouped"]
+
+    def labels(values: np.ndarray) -> pa.Array:
+        return pa.array(np.where(grouped, values, None), pa.string())
+
+    expected, cost = batch["expected"], batch["cost"]
+    return pa.table(
+        {
+            "case_id": batch["case_id"],
+            "hospital_id": pa.array(batch["hospital_id"], pa.string()),
+            "department": pa.array(department, pa.string()),
+            "mdc": labels(view["mdc"][lo:hi]) if not dip else pa.nulls(n, pa.string()),
+            "adrg": labels(view["adrg"][lo:hi]) if not dip else pa.nulls(n, pa.string()),
+            "group": labels(batch["group"]),
+            "status": pa.array(view["status"][lo:hi], pa.string()).fill_null(""),
+            "grouped": pa.array(grouped),
+            "weight": pa.array(batch["weight"], from_pandas=True),
+            "risk_class": pa.array(np.array(RISK_CLASSES, dtype=object)[batch["risk"]], pa.string()),
+            "total_cost": pa.array(cost, from_pandas=True),
+            "los_days": pa.array(batch["los"], from_pandas=True).cast(pa.int32()),
+            "route": pa.array(batch["route"], pa.string()),
+            "deviation": pa.array(batch["deviation"], pa.string()),
+            "points": pa.array(points, from_pandas=True),
+            "expected_payment": pa.array(expected, from_pandas=True),
+            "gain_loss": pa.array(expected - cost, from_pandas=True),
+            "qc_findings": pa.array(qc_count[lo:hi].astype(np.int64)),
+            "qc_error": pa.array(qc_error[lo:hi]),
+            "flags": pa.array(flag_count.astype(np.int64)),
+        }
+    )
+
+
+def _concat_tables(parts: list[pa.Table], schema) -> pa.Table:
+    if not parts:
+        return schema.empty_table()
+    return pa.concat_tables(parts).combine_chunks()
 
 
 def _payment_arrays(e: pa.Table | None, n: int) -> dict[str, np.ndarray]:
@@ -532,7 +578,7 @@ def _regroup(grouping: Grouping, t: pa.Table, price) -> dict:
     return {**v, "weight": weight, "price": lambda rows: price(_priced(t, o).take(pa.array(rows)))}
 
 
-def _upcoding(table, rows, offset, c, view, settings, grouping, price) -> dict | None:
+def _upcoding(table, rows, offset, c, view, settings, grouping, price, means) -> dict | None:
     """POSSIBLE_UPCODING: removing one other diagnosis lowers the DRG within its ADRG, and the case's cost and
     LOS are within the lower group's (≤ cost_share × its mean over the run). ``rows``: of ``table``, which holds
     the run's rows ``offset`` …"""
@@ -544,8 +590,7 @@ def _upcoding(table, rows, offset, c, view, settings, grouping, price) -> dict |
     case = case + offset
     lower = alt["grouped"] & (alt["adrg"] == view["adrg"][case]) & (alt["weight"] < c["weight"][case])
     share = settings["upcoding.cost_share"]
-    alt_cost = _mean_of(c["group"], c["grouped"], c["cost"], alt["group"])
-    alt_los = _mean_of(c["group"], c["grouped"], c["los"], alt["group"])
+    alt_cost, alt_los = means.of("cost", alt["group"]), means.of("los", alt["group"])
     lower &= (c["cost"][case] <= share * alt_cost) & (c["los"][case] <= share * alt_los)
     keep = np.flatnonzero(lower)
     _, first = np.unique(case[keep], return_index=True)  # the first such diagnosis of each case
@@ -565,7 +610,7 @@ def _upcoding(table, rows, offset, c, view, settings, grouping, price) -> dict |
             "alt_payment": alt_pay, "difference": c["expected"][r] - alt_pay}  # fmt: skip
 
 
-def _pdx_choice(table, rows, offset, c, view, settings, grouping, price) -> dict | None:
+def _pdx_choice(table, rows, offset, c, view, settings, grouping, price, means) -> dict | None:
     """PDX_CHOICE: another diagnosis of the case as the principal gives another regular group (information)."""
     if not len(rows):
         return None
@@ -607,12 +652,24 @@ def _text(*parts) -> np.ndarray:
     return np.asarray(pc.binary_join_element_wise(*arrays, "").to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _mean_of(group: np.ndarray, grouped: np.ndarray, values: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """The run's mean of ``values`` over the grouped cases of each group label in ``of`` (NaN if none)."""
-    ok = grouped & np.isfinite(values)
-    inv, labels = _factorize(group[ok])
-    n = np.bincount(inv, minlength=len(labels))
-    mean = np.bincount(inv, weights=values[ok], minlength=len(labels)) / np.maximum(n, 1)
-    at = pc.index_in(pa.array(of, pa.string()), value_set=pa.array(labels)).fill_null(-1)
-    at = at.to_numpy(zero_copy_only=False)
-    return np.where(at >= 0, np.append(mean, np.nan)[np.maximum(at, 0)], np.nan)
+class _GroupMeans:
+    """The run's mean cost and LOS per group over its grouped cases (computed once: the lower group of
+    POSSIBLE_UPCODING is looked up here batch by batch)."""
+
+    def __init__(self, group: np.ndarray, grouped: np.ndarray, cost: np.ndarray, los: np.ndarray) -> None:
+        self.means = {"cost": self._means(group, grouped, cost), "los": self._means(group, grouped, los)}
+
+    @staticmethod
+    def _means(group: np.ndarray, grouped: np.ndarray, values: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        ok = grouped & np.isfinite(values)
+        inv, labels = _factorize(group[ok])
+        n = np.bincount(inv, minlength=len(labels))
+        mean = np.bincount(inv, weights=values[ok], minlength=len(labels)) / np.maximum(n, 1)
+        return pa.array(labels), np.append(mean, np.nan)
+
+    def of(self, name: str, groups: np.ndarray) -> np.ndarray:
+        """The mean ``name`` (``cost``, ``los``) of each group label of ``groups`` (NaN if none)."""
+        labels, mean = self.means[name]
+        at = pc.index_in(pa.array(groups, pa.string()), value_set=labels).fill_null(-1)
+        at = at.to_numpy(zero_copy_only=False)
+        return np.where(at >= 0, mean[np.maximum(at, 0)], np.nan)

@@ -1,25 +1,50 @@
-"""The audit from and to files: read discharge files, run :func:`audit`, write ``audit.xlsx``, one Parquet file
-per table and ``report.html`` into a folder, all or nothing (:func:`grouper.io.atomic_folder`)."""
+"""The audit from and to files: read discharge files, run the audit, write ``audit.xlsx``, one Parquet file per
+table and ``report.html`` into a folder, all or nothing (:func:`grouper.io.atomic_folder`).
+
+:func:`audit_to_folder` streams: the per-case tables (``cases``, ``flags``) go to their Parquet files batch by
+batch, so memory stays bounded by the batch size and a few numbers per case whatever the number of cases.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Iterator
+import secrets
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from grouper import __version__
+from grouper.errors import OutputError
 from grouper.io import atomic_folder, count_rows, read_discharges
+from grouper.io.writer import check_target
 from payment.audit.core import BATCH_SIZE, Audit, audit_batches
 from payment.audit.excel import write_workbook
 from payment.audit.report import write_report
 
-__all__ = ["OUTPUT_FILES", "audit_files", "write_audit"]
+__all__ = ["OUTPUT_FILES", "ROW_GROUP", "audit_files", "audit_to_folder", "write_audit"]
 
 #: Files every audit writes (plus ``<table>.parquet`` per table).
 OUTPUT_FILES = ("audit.xlsx", "report.html")
+#: Rows per Parquet row group of the streamed per-case tables, whatever the batches (a table of at most this
+#: many rows is one row group, as :func:`write_audit` writes it: the same bytes).
+ROW_GROUP = 1 << 17
+#: Every table an audit can write (``doctors`` with an attending-doctor column, ``insurer`` with ``--insurer``).
+TABLES = ("summary", "hospitals", "departments", "doctors", "groups", "flags", "qc", "cases", "insurer")
+#: Tables written batch by batch by :func:`audit_to_folder`.
+STREAMED = ("flags", "cases")
+
+
+def _batches(inputs: list, encoding: str | None, batch_size: int):
+    def batches() -> Iterator[pa.Table]:
+        return (t for path in inputs for t in read_discharges(path, encoding=encoding, batch_size=batch_size))
+
+    counts = [count_rows(p) for p in inputs]
+    return batches, sum(counts) if None not in counts else None
 
 
 def audit_files(
@@ -29,15 +54,16 @@ def audit_files(
     batch_size: int = BATCH_SIZE,
     **options,
 ) -> Audit:
-    """:func:`audit` of the cases of ``inputs``, read batch by batch at each pass (memory bounded by
-    ``batch_size`` rows and a few numbers per case); options as for :func:`audit`."""
-    inputs = list(inputs)
-    counts = [count_rows(p) for p in inputs]
+    """:func:`audit` of the cases of ``inputs``, read batch by batch at each pass, every table in memory (the
+    per-case ones grow with the cases: :func:`audit_to_folder` writes them as they come); options as for
+    :func:`audit`."""
+    batches, total = _batches(list(inputs), encoding, batch_size)
+    return audit_batches(batches, total=total, **options)
 
-    def batches() -> Iterator[pa.Table]:
-        return (t for path in inputs for t in read_discharges(path, encoding=encoding, batch_size=batch_size))
 
-    return audit_batches(batches, total=sum(counts) if None not in counts else None, **options)
+def _metadata(scheme: str, settings) -> dict[bytes, bytes]:
+    return {b"drgdip.version": __version__.encode(), b"drgdip.scheme": scheme.encode(),
+            b"drgdip.audit_settings_sha256": settings.sha256.encode()}  # fmt: skip
 
 
 def write_audit(result: Audit, out: str | os.PathLike, *, if_exists: str = "error") -> list[Path]:
@@ -48,11 +74,131 @@ def write_audit(result: Audit, out: str | os.PathLike, *, if_exists: str = "erro
     """
     out = Path(out)
     names = [*OUTPUT_FILES, *(f"{name}.parquet" for name in result.tables)]
-    meta = {b"drgdip.version": __version__.encode(), b"drgdip.scheme": result.scheme.encode(),
-            b"drgdip.audit_settings_sha256": result.settings.sha256.encode()}  # fmt: skip
+    meta = _metadata(result.scheme, result.settings)
     with atomic_folder(out, names, if_exists=if_exists) as tmp:
         for name, table in result.tables.items():
             pq.write_table(table.replace_schema_metadata(meta), tmp / f"{name}.parquet", compression="zstd")
         notes = write_workbook(result.tables, tmp / "audit.xlsx")
         write_report(result.tables, tmp / "report.html", scheme=result.scheme, notes=notes)
     return [out / n for n in names]
+
+
+class _ParquetSink:
+    """``sink(name, part)`` of :func:`audit_batches`: each per-case table into ``<name>.parquet`` of a folder, in
+    row groups of :data:`ROW_GROUP` rows whatever the batches."""
+
+    def __init__(self, folder: Path, out: Path, metadata: dict[bytes, bytes]) -> None:
+        self.folder, self.out, self.metadata = folder, out, metadata
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.pending: dict[str, list[pa.Table]] = {}
+        self.rows: dict[str, int] = {}
+
+    def __call__(self, name: str, part: pa.Table) -> None:
+        self.pending.setdefault(name, []).append(part)
+        self.rows[name] = self.rows.get(name, 0) + part.num_rows
+        while self.rows[name] >= ROW_GROUP:
+            self._flush(name, ROW_GROUP)
+
+    def _flush(self, name: str, n: int) -> None:
+        table = pa.concat_tables(self.pending[name])
+        group, rest = table.slice(0, n), table.slice(n)
+        self.pending[name], self.rows[name] = [rest], rest.num_rows
+        group = group.replace_schema_metadata(self.metadata).combine_chunks()
+        try:
+            if name not in self.writers:
+                path = self.folder / f"{name}.parquet"
+                self.writers[name] = pq.ParquetWriter(path, group.schema, compression="zstd")
+            self.writers[name].write_table(group)
+        except OSError as exc:
+            raise OutputError(
+                f"{self.out}: cannot write here ({exc.strerror or exc})", path=self.out
+            ) from None
+
+    def close(self) -> None:
+        """Write the last row group of each table (an empty table: its schema alone) and close the files."""
+        for name in self.pending:
+            if self.rows[name] or name not in self.writers:
+                self._flush(name, self.rows[name])
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the files (the folder is removed by the caller)."""
+        for writer in self.writers.values():
+            with contextlib.suppress(Exception):
+                writer.close()
+        self.writers.clear()
+
+    def review(self) -> pa.Table:
+        """The ``flags`` rows to review (the workbook's sheet and the page's list), read back a row group at a
+        time."""
+        file = pq.ParquetFile(self.folder / "flags.parquet")
+        parts = [
+            b.filter(pc.equal(b.column("severity"), "review"))
+            for b in file.iter_batches(batch_size=ROW_GROUP)
+        ]
+        return pa.Table.from_batches(parts, file.schema_arrow)
+
+
+def audit_to_folder(
+    inputs: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    encoding: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    if_exists: str = "error",
+    on_writing: Callable[[], None] | None = None,
+    **options,
+) -> Audit:
+    """Audit the cases of ``inputs`` into the folder ``out`` (the files of :func:`write_audit`, the same bytes),
+    with memory bounded by ``batch_size`` and a few numbers per case: ``cases.parquet`` and ``flags.parquet``
+    are written batch by batch. Returns the audit without those two tables (they are in the files).
+    ``on_writing()`` is called before the workbook and the page are written; other options as for :func:`audit`."""
+    from grouper.codebook import DEFAULT_SCHEME
+    from payment.audit.settings import AuditSettings
+
+    out = Path(out)
+    for name in (*OUTPUT_FILES, *(f"{t}.parquet" for t in TABLES)):
+        check_target(out / name, if_exists)
+    batches, total = _batches(list(inputs), encoding, batch_size)
+    if options.get("settings") is None:
+        options["settings"] = AuditSettings.load()
+    meta = _metadata(options.get("scheme") or DEFAULT_SCHEME, options["settings"])
+    with _scratch(out) as scratch:
+        sink = _ParquetSink(scratch, out, meta)
+        try:
+            result = audit_batches(batches, total=total, sink=sink, **options)
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
+        if on_writing is not None:
+            on_writing()
+        tables = {**result.tables, "flags": sink.review()}
+        names = [*OUTPUT_FILES, *(f"{t}.parquet" for t in TABLES if t in result.tables or t in STREAMED)]
+        with atomic_folder(out, names, if_exists=if_exists) as tmp:
+            for name in STREAMED:
+                os.replace(scratch / f"{name}.parquet", tmp / f"{name}.parquet")
+            for name, table in result.tables.items():
+                pq.write_table(
+                    table.replace_schema_metadata(meta), tmp / f"{name}.parquet", compression="zstd"
+                )
+            notes = write_workbook(tables, tmp / "audit.xlsx")
+            write_report(tables, tmp / "report.html", scheme=result.scheme, notes=notes)
+    return result
+
+
+@contextlib.contextmanager
+def _scratch(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` for the streamed tables (named as :func:`grouper.io.atomic_folder`
+    names its own, so a run killed midway leaves nothing the next run does not remove)."""
+    parent = out.parent
+    folder = parent / f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.drgdip-tmp"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write here ({exc.strerror or exc})", path=out) from None
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

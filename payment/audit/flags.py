@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["FLAGS", "FLAG_SCHEMA", "alternatives", "case_flags"]
+__all__ = ["FLAGS", "FLAG_SCHEMA", "alternatives", "case_flags", "readmissions"]
 
 #: Flag → (中文, severity): ``review`` findings and ``info`` (PDX_CHOICE).
 FLAGS = {
@@ -60,7 +60,15 @@ class _Found:
             self.parts.append({"flag": flag, "rows": rows, "detail": detail, **cols})
 
 
-def case_flags(c: dict[str, np.ndarray], settings, *, upcoding=None, pdx_choice=None) -> pa.Table:
+def case_flags(
+    c: dict[str, np.ndarray],
+    settings,
+    *,
+    upcoding=None,
+    pdx_choice=None,
+    readmitted: list[dict] | None = None,
+    offset: int = 0,
+) -> pa.Table:
     """The flags of every case (one row per finding), in row then flag order.
 
     Parameters
@@ -72,10 +80,15 @@ def case_flags(c: dict[str, np.ndarray], settings, *, upcoding=None, pdx_choice=
         (risk class code), ``deviation`` (names, "" without policy), ``route`` ("" without policy),
         ``payment_method`` (hi_paymtd hint), ``low_standard_dx`` (bool)
     settings : AuditSettings
-    upcoding, pdx_choice : dict of arrays, optional   from :func:`alternatives`
+    upcoding, pdx_choice : dict of arrays, optional   from :func:`alternatives` (rows of the run)
+    readmitted : :func:`readmissions` of the whole run (default: of ``c``, then the whole run)
+    offset : int   the run's row of the first case of ``c`` (a batch of the run: its cases only are flagged)
     """
     found = _Found()
-    _readmissions(found, c, settings)
+    n = len(c["los"])
+    for p in readmissions(c, settings) if readmitted is None else readmitted:
+        mine = (p["rows"] >= offset) & (p["rows"] < offset + n)
+        found.add(p["flag"], p["rows"][mine] - offset, p["detail"][mine], linked_case=p["linked_case"][mine])
     los, cost, mode = c["los"], c["cost"], c["mode"]
     grouped = c["grouped"]
     short = (los <= settings["low_standard.max_los"]) & ~np.isin(mode, settings["low_standard.exclude_modes"])
@@ -102,14 +115,14 @@ def case_flags(c: dict[str, np.ndarray], settings, *, upcoding=None, pdx_choice=
         if alt is not None and len(alt["row"]):
             found.add(
                 flag,
-                alt["row"],
+                alt["row"] - offset,
                 alt["detail"],
                 alt_group=alt["alt_group"],
                 alt_weight=alt["alt_weight"],
                 alt_expected_payment=alt["alt_payment"],
                 payment_difference=alt["difference"],
             )
-    return _assemble(found, c)
+    return _assemble(found, c, offset)
 
 
 def _fmt(template: str, a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -118,9 +131,14 @@ def _fmt(template: str, a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.nd
     return np.array([template.format(x, y) for x, y in zip(a[idx], b[idx], strict=True)], dtype=object)
 
 
-def _readmissions(found: _Found, c: dict, settings) -> None:
-    """Same patient, admitted ≤ short (READMISSION_15, an overlapping stay included) or ≤ long (READMISSION_31)
+def readmissions(c: dict, settings) -> list[dict]:
+    """The re-admission findings of the run ``c`` (a cross-case finding: computed once, before the cases are
+    flagged batch by batch): parts of :func:`case_flags`' ``readmitted``, rows of the run.
+
+    Same patient, admitted ≤ short (READMISSION_15, an overlapping stay included) or ≤ long (READMISSION_31)
     days after the previous stay's discharge; the same hospital first, then the previous stay at another hospital."""
+    found = _Found()
+    ids = c["case_id"] if isinstance(c["case_id"], pa.Array) else pa.array(c["case_id"], pa.string())
     patient = c["patient_id"]
     if patient.dtype == object:  # text (None: no patient id) → codes
         patient = pc.dictionary_encode(pa.array(patient, pa.string())).indices.fill_null(-1)
@@ -128,7 +146,7 @@ def _readmissions(found: _Found, c: dict, settings) -> None:
     adm, dis = c["admission"], c["discharge"]
     rows = np.flatnonzero((patient >= 0) & ~np.isnan(adm) & ~np.isnan(dis))
     if len(rows) < 2:
-        return
+        return found.parts
     pid = patient[rows]
     hid = (
         pc.dictionary_encode(pa.array(c["hospital_id"][rows], pa.string()))
@@ -159,7 +177,11 @@ def _readmissions(found: _Found, c: dict, settings) -> None:
                 pc.if_else(pa.array(same_group.astype(bool)), "，同一病组", ""),
                 "",
             )
-            found.add(flag, cur, np.asarray(detail.to_numpy(zero_copy_only=False), dtype=object), linked=prev)
+            linked = np.asarray(ids.take(pa.array(prev)).to_numpy(zero_copy_only=False), dtype=object)
+            found.add(
+                flag, cur, np.asarray(detail.to_numpy(zero_copy_only=False), object), linked_case=linked
+            )
+    return found.parts
 
 
 def alternatives(
@@ -202,7 +224,7 @@ def alternatives(
     return rows[case], pos + 1, regroup(base)
 
 
-def _assemble(found: _Found, c: dict) -> pa.Table:
+def _assemble(found: _Found, c: dict, offset: int) -> pa.Table:
     if not found.parts:
         return FLAG_SCHEMA.empty_table()
     order_flag = list(FLAGS)
@@ -221,9 +243,7 @@ def _assemble(found: _Found, c: dict) -> pa.Table:
 
     rows_o = rows[order]
     code = rank[order]
-    linked = np.concatenate([p.get("linked", np.full(len(p["rows"]), -1)) for p in found.parts])[order]
     ids = c["case_id"] if isinstance(c["case_id"], pa.Array) else pa.array(c["case_id"], pa.string())
-    linked_id = ids.take(pa.array(np.maximum(linked, 0), mask=linked < 0))
     names = pa.array(order_flag)
     zh = pa.array([FLAGS[f][0] for f in order_flag])
     severity = pa.array([FLAGS[f][1] for f in order_flag])
@@ -232,12 +252,12 @@ def _assemble(found: _Found, c: dict) -> pa.Table:
         {
             "case_id": ids.take(pa.array(rows_o)),
             "hospital_id": pa.array(c["hospital_id"][rows_o], pa.string()),
-            "row": pa.array(rows_o + 1, pa.int64()),
+            "row": pa.array(rows_o + offset + 1, pa.int64()),
             "flag": names.take(take),
             "flag_zh": zh.take(take),
             "severity": severity.take(take),
             "detail": pa.array(cat("detail", None), pa.string()),
-            "linked_case_id": linked_id,
+            "linked_case_id": pa.array(cat("linked_case", None), pa.string()),
             "group": pa.array(np.where(c["group"][rows_o] == "", None, c["group"][rows_o]), pa.string()),
             "alt_group": pa.array(cat("alt_group", None), pa.string()),
             "alt_weight": pa.array(cat("alt_weight", np.nan).astype(float), from_pandas=True),

@@ -29,8 +29,9 @@ _HEAD = (
 )
 
 
-def summary_table(tables, c, focus, qc_error, flags, dip, hospital, settings, notes, insurer) -> pa.Table:
-    """Headline figures of the audited cases (``focus``): volume, indicators, 盈亏, QC and flags by kind."""
+def summary_table(tables, c, focus, qc_error, flagged, dip, hospital, settings, notes, insurer) -> pa.Table:
+    """Headline figures of the audited cases (``focus``): volume, indicators, 盈亏, QC and flags by kind
+    (``flagged``: ``cases`` with a finding to review, and the findings per flag, ``kinds``)."""
     scope = {"scope": np.full(len(focus), "all", dtype=object)}
     head = indicator_table(c, scope, focus, relative_cmi=dip).to_pylist()[0]
     rows = [(k, zh, head.get(k), unit) for k, zh, unit in _HEAD]
@@ -49,21 +50,8 @@ def summary_table(tables, c, focus, qc_error, flags, dip, hospital, settings, no
     )
     blocked = np.nansum(np.where(qc_error & focus, c["cost"], 0.0))
     rows.append(("qc_error_cost", "质控错误病例医疗费用", float(blocked), "yuan"))
-    fl = tables["flags"]
-    review = pc.equal(fl.column("severity"), "review")
-    rows.append(
-        (
-            "flagged_cases",
-            "疑点病例数（待核查）",
-            float(pc.count_distinct(pc.filter(fl.column("row"), review)).as_py()),
-            "count",
-        )
-    )
-    counts = (
-        dict(zip(*[fl.column("flag").value_counts().field(i).to_pylist() for i in (0, 1)], strict=True))
-        if fl.num_rows
-        else {}
-    )
+    rows.append(("flagged_cases", "疑点病例数（待核查）", float(flagged["cases"]), "count"))
+    counts = flagged["kinds"]
     for flag, (zh, _) in FLAGS.items():
         rows.append((f"flag_{flag}", zh, float(counts.get(flag, 0)), "count"))
     if insurer is not None:

@@ -75,7 +75,7 @@ def audit(
     from grouper.dip import read_catalogue
     from grouper.pipeline import aux_typing_for
     from payment.audit import AuditSettings, QcLists, read_insurer
-    from payment.audit.files import OUTPUT_FILES, audit_files, write_audit
+    from payment.audit.files import OUTPUT_FILES, audit_to_folder
     from payment.inputs import read_hospitals, read_weights
     from payment.policy import Policy
 
@@ -99,9 +99,11 @@ def audit(
         raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
     with progress_bar(quiet) as bar:
         on_pass, on_batch = pass_reporter(bar)
-        result = audit_files(
+        result = audit_to_folder(
             inputs,
+            out,
             encoding=encoding,
+            if_exists=if_exists(force),
             scheme=scheme,
             catalogue=cat,
             policy=pol,
@@ -115,9 +117,8 @@ def audit(
             aux=typing,
             on_pass=on_pass,
             on_batch=on_batch,
+            on_writing=lambda: on_pass("writing audit.xlsx, report.html and the tables", None),
         )
-        on_pass("writing audit.xlsx, report.html and the tables", None)
-        write_audit(result, out, if_exists=if_exists(force))
     if not quiet:
         s = {r["item"]: r["value"] for r in result["summary"].to_pylist() if r["value"] is not None}
         gain = f", 盈亏 {s['gain_loss']:,.2f} 元" if "gain_loss" in s else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 import payment
 from grouper import Codebook
@@ -81,3 +82,32 @@ def test_progress_counts_every_case_once_per_pass(region):
     passes.clear()
     payment.audit(discharges, batch_size=600, scheme="dip", policy=policy, level=2, **progress)
     assert seen == [600, 400] * 3 and len(passes) == 4
+
+
+def test_the_streamed_folder_is_the_in_memory_audit_to_the_byte(region, tmp_path, monkeypatch):
+    # audit_to_folder writes cases.parquet and flags.parquet batch by batch (memory flat in the cases): every
+    # file is the one write_audit writes from the in-memory tables; with row groups smaller than a table, the
+    # same rows in several row groups
+    from payment.audit import files
+
+    folder, _, _ = region
+    source = folder / "discharges.parquet"
+    options = {"scheme": "dip", "catalogue": read_catalogue("pingdingshan-2025"),
+               "policy": Policy.load(data_path("policies", "demo-2025.toml")), "level": 2}  # fmt: skip
+    files.write_audit(files.audit_files([source], **options), tmp_path / "memory")
+    result = files.audit_to_folder([source], tmp_path / "streamed", batch_size=1000, **options)
+    assert "cases" not in result.tables and "flags" not in result.tables
+    names = sorted(p.name for p in (tmp_path / "memory").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "streamed").iterdir())
+    for name in names:
+        assert (tmp_path / "memory" / name).read_bytes() == (tmp_path / "streamed" / name).read_bytes(), name
+    monkeypatch.setattr(files, "ROW_GROUP", 1500)
+    files.audit_to_folder([source], tmp_path / "small", batch_size=1000, **options)
+    for name in ("cases", "flags"):
+        small = pq.ParquetFile(tmp_path / "small" / f"{name}.parquet")
+        assert small.metadata.num_row_groups > 2
+        assert small.read().equals(pq.read_table(tmp_path / "memory" / f"{name}.parquet")), name
+    assert (tmp_path / "small" / "report.html").read_bytes() == (
+        tmp_path / "memory" / "report.html"
+    ).read_bytes()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch folder left
