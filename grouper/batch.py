@@ -105,20 +105,16 @@ class DuplicateTracker:
     seen before.
 
     ``seen``: ids that occurred before the rows this tracker will see (a partition of a dataset grouped on a
-    cluster starts from the ids of the earlier partitions that it repeats): a string array, compared exactly, or
-    their :func:`case_hashes` (uint64), trusted by hash alone.
+    cluster starts from the ids of the earlier partitions that it repeats), compared exactly.
     """
 
-    def __init__(self, seen: pa.Array | np.ndarray | None = None) -> None:
+    def __init__(self, seen: pa.Array | pa.ChunkedArray | None = None) -> None:
         # sorted (hash, record start) runs, merged when two neighbours have similar sizes
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []
         self._spill = None  # temporary file of length-prefixed ids, opened on first use
         self._size = 0
-        self._trusted = np.empty(0, np.uint64)  # hashes given without their ids (seen as hashes)
-        if isinstance(seen, pa.Array | pa.ChunkedArray):
+        if seen is not None:
             self.flag(seen if isinstance(seen, pa.Array) else seen.combine_chunks())
-        elif seen is not None and len(seen):
-            self._trusted = _distinct(np.asarray(seen, np.uint64))
 
     def flag(self, case_id: pa.Array, *, remember: bool = True) -> np.ndarray:
         """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier);
@@ -151,9 +147,6 @@ class DuplicateTracker:
                 at[todo] += 1
                 todo = todo[~seen[todo] & (at[todo] < len(run_h))]
                 todo = todo[run_h[at[todo]] == hf[todo]]
-        if len(self._trusted):
-            at = np.minimum(np.searchsorted(self._trusted, hf), len(self._trusted) - 1)
-            seen |= self._trusted[at] == hf
         flags[firsts[seen]] = True
         new = firsts[~seen]
         if len(new) and remember:

@@ -5,8 +5,8 @@ A dataset is a list of files (a folder: its Parquet files, hive partitions inclu
 :func:`grouper.io.dataset_files`), one partition per file, in the order the local engine reads them.
 
 1. Duplicate case ids across partitions: the distinct case_id hashes of each partition form a Dask dataframe; a
-   groupby keeps the hashes held by more than one partition, with the first partition holding each (a small table:
-   duplicates are rare).
+   groupby keeps the hashes held by more than one partition (a small table: duplicates are rare); the partitions
+   then send back their ids of those hashes, compared exactly (a hash collision is not a repeat).
 2. Each partition is grouped by :func:`grouper.batch.group_files`, the local engine's own batch loop and grouping
    function, with its duplicate tracker seeded by the ids it shares with earlier partitions, so a repeated id is
    flagged once, on the same row as locally.
@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from grouper.batch import DuplicateTracker, _distinct, case_hashes, group_files
+from grouper.batch import DuplicateTracker, _distinct, _hashes, case_hashes, group_files
 from grouper.errors import ClusterError, DrgdipError
 from grouper.io import BATCH_SIZE, read_discharges
 from grouper.io.formats import one_line
@@ -164,9 +165,25 @@ def _partition_hashes(part: int, path: str, encoding: str | None) -> pd.DataFram
     return pd.DataFrame({"h": h, "part": np.full(len(h), part, np.int32)})
 
 
-def repeated_ids(client, files: list[Path], *, encoding: str | None = None) -> list[np.ndarray]:
-    """Per partition, the sorted hashes of its case_ids that an earlier partition already holds (a reduction
-    over the partitions' distinct hashes: a Dask dataframe groupby)."""
+def _candidate_ids(path: str, encoding: str | None, shared: np.ndarray) -> pa.Array:
+    """The distinct case_ids of one partition whose hash is one of ``shared`` (sorted): the ids that may repeat
+    an id of another partition."""
+    found = []
+    for t in read_discharges(path, encoding=encoding, columns=("case_id",)):
+        ids = t.column("case_id").combine_chunks().cast(pa.large_string())
+        h, valid = _hashes(ids)
+        at = np.minimum(np.searchsorted(shared, h), len(shared) - 1)
+        found.append(ids.filter(pa.array(valid & (shared[at] == h))))
+    return pc.unique(pa.concat_arrays(found)) if found else pa.array([], pa.large_string())
+
+
+def repeated_ids(client, files: list[Path], *, encoding: str | None = None) -> list[pa.Array | None]:
+    """Per partition, its case_ids that an earlier partition already holds (None: none).
+
+    A reduction over the partitions' distinct case_id hashes (a Dask dataframe groupby) finds the hashes held by
+    more than one partition; only when there are some, the partitions send back their ids of those hashes, and the
+    ids are compared exactly, so two distinct ids whose hashes collide are never taken for a repeat (as the local
+    duplicate tracker compares them)."""
     import dask.dataframe as dd
 
     meta = pd.DataFrame({"h": np.zeros(0, np.uint64), "part": np.zeros(0, np.int32)})
@@ -179,12 +196,22 @@ def repeated_ids(client, files: list[Path], *, encoding: str | None = None) -> l
         enforce_metadata=False,
     )
     agg = frame.groupby("h")["part"].agg(["min", "count"], split_out=max(1, len(files) // 16))
-    shared = client.compute(agg[agg["count"] > 1]["min"]).result()
-    h = shared.index.to_numpy(np.uint64)
-    first = shared.to_numpy(np.int64)
-    order = np.argsort(h)
-    h, first = h[order], first[order]
-    return [h[first < i] for i in range(len(files))]
+    shared = np.sort(client.compute(agg[agg["count"] > 1]).result().index.to_numpy(np.uint64))
+    seen: list[pa.Array | None] = [None] * len(files)
+    if not len(shared):
+        return seen
+    calls = ((str(f), encoding, shared) for f in files)
+    found = list(ordered_results(client, _candidate_ids, calls))
+    held = pd.DataFrame(
+        {
+            "id": pa.concat_arrays(found).to_numpy(zero_copy_only=False),
+            "part": np.repeat(np.arange(len(files)), [len(a) for a in found]),
+        }
+    )
+    held["first"] = held.groupby("id")["part"].transform("min")
+    for part, ids in held[held["part"] > held["first"]].groupby("part")["id"]:
+        seen[part] = pa.array(ids.to_numpy(), pa.large_string())
+    return seen
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -200,7 +227,7 @@ def _grouping_on_worker(settings: tuple):
 
 
 def _group_partition(
-    path: str, settings: tuple, seen: np.ndarray, encoding: str | None, batch_size: int
+    path: str, settings: tuple, seen: pa.Array | None, encoding: str | None, batch_size: int
 ) -> tuple[list[pa.Table], dict[str, str]]:
     g = _grouping_on_worker(settings)
     tables = list(
@@ -282,7 +309,7 @@ def group_part_file(
     path: str,
     target: str,
     settings: tuple,
-    seen: np.ndarray | None,
+    seen: pa.Array | None,
     encoding: str | None,
     batch_size: int,
     tracker: DuplicateTracker | None = None,

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+import grouper.batch
 from grouper.distributed import Engine
 from grouper.pipeline import group_to_file
 from grouper.resources import data_path
@@ -88,27 +89,53 @@ def test_conformance_files_group_to_the_same_bytes(dask, tmp_path):
         assert local.read_bytes() == remote.read_bytes(), scheme
 
 
-def test_duplicate_ids_across_partitions_are_flagged_once_as_locally(dask, tmp_path):
-    rows = 3000
-    ids = np.array([f"C{i:05d}" for i in range(rows)], dtype=object)
+def _parts_with_repeats(folder: Path) -> Path:
+    """Three partitions of 1,000 cases whose case ids repeat within and across partitions."""
+    ids = np.array([f"C{i:05d}" for i in range(3000)], dtype=object)
     ids[1500] = ids[10]  # partition 1 repeats an id of partition 0
     ids[2999] = ids[10]  # partition 2 too: both flagged, the first kept
     ids[2500] = ids[2400]  # a repeat inside partition 2
     ids[1200] = ids[2600]  # the later one (partition 2) is the duplicate
-    parts = tmp_path / "parts"
-    parts.mkdir()
+    folder.mkdir()
     for k in range(3):
         sl = slice(1000 * k, 1000 * (k + 1))
         pq.write_table(
             pa.table(
                 {"case_id": ids[sl].tolist(), "principal_dx": ["J18.900"] * 1000, "age_years": [40] * 1000}
             ),
-            parts / f"part-{k}.parquet",
+            folder / f"part-{k}.parquet",
         )
-    local, remote = _both(tmp_path, dask, [parts], scheme="chs-drg-1.1")
+    return folder
+
+
+REPEATS = [1500, 2500, 2600, 2999]  # the rows _parts_with_repeats flags as DUPLICATE_CASE
+
+
+def test_duplicate_ids_across_partitions_are_flagged_once_as_locally(dask, tmp_path):
+    local, remote = _both(tmp_path, dask, [_parts_with_repeats(tmp_path / "parts")], scheme="chs-drg-1.1")
     assert local.read_bytes() == remote.read_bytes()
     status = pq.read_table(remote).column("drg_status").to_pylist()
-    assert [i for i, s in enumerate(status) if s == "DUPLICATE_CASE"] == [1500, 2500, 2600, 2999]
+    assert [i for i, s in enumerate(status) if s == "DUPLICATE_CASE"] == REPEATS
+
+
+def test_ids_whose_hashes_collide_across_partitions_are_not_duplicates(tmp_path, monkeypatch):
+    """The hash cut to 3 values, so that most ids of different partitions collide: only the true repeats are
+    flagged (the ids are compared exactly), as locally. Workers in this process, so that they hash alike."""
+    real = grouper.batch._fnv1a
+    monkeypatch.setattr(grouper.batch, "_fnv1a", lambda o, d: real(o, d) % np.uint64(3))
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as c,
+        distributed.Client(c, set_as_default=False) as client,
+    ):
+        engine = Engine("dask", client=client)
+        local, remote = _both(
+            tmp_path, engine, [_parts_with_repeats(tmp_path / "parts")], scheme="chs-drg-1.1"
+        )
+    assert local.read_bytes() == remote.read_bytes()
+    status = pq.read_table(remote).column("drg_status").to_pylist()
+    assert [i for i, s in enumerate(status) if s == "DUPLICATE_CASE"] == REPEATS
 
 
 def test_a_folder_of_parts_is_the_same_on_both_engines(demo, dask, tmp_path):

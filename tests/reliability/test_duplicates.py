@@ -58,10 +58,3 @@ def test_a_tracker_seeded_with_ids_compares_them_exactly(monkeypatch):
     monkeypatch.setattr(grouper.batch, "_fnv1a", _constant_hash)
     tracker = DuplicateTracker(pa.array(["A1", "B2"]))
     assert tracker.flag(pa.array(["C3", "B2", "C3"])).tolist() == [False, True, True]
-
-
-def test_a_tracker_seeded_with_hashes_trusts_them():
-    from grouper.batch import case_hashes
-
-    tracker = DuplicateTracker(case_hashes(pa.array(["A1", "B2"])))
-    assert tracker.flag(pa.array(["C3", "B2", "A1", "C3"])).tolist() == [False, True, True, True]
