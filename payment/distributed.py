@@ -9,7 +9,9 @@ per part on the workers, and only small aggregates come back:
    cases, bed-day episodes; merged here in row order (:func:`~payment.settle.merge_scans`), then the region-wide
    decisions (特例单议 approvals, bed-day amounts) and, when they change points, pass 1b per part;
 2. the point values and hospital shares from the merged sums, here (:func:`~payment.settle.settle_pools`);
-3. pass 2 per part: the per-case tables, back in row order to the caller's writer, a few parts ahead.
+3. pass 2 per part: the per-case table of each part written by the worker into its own file of the folder
+   ``cases.parquet/`` (:func:`payment.casefile.part_name`; the caller's temporary settlement folder, moved in
+   whole at the end: a shared file system), in parallel; only the fund sums come back.
 
 The region (policy, hospitals, point values) is scattered to the workers once, never rebuilt per part. With the
 local engine the same passes run part after part in this process (a folder of parts settled on one machine).
@@ -27,6 +29,8 @@ import pyarrow as pa
 
 from grouper.distributed import Engine, connect, ordered_results
 from grouper.errors import InputError
+from grouper.io.writer import atomic_file
+from payment.casefile import CaseWriter, part_name
 from payment.cases import CaseSource
 from payment.settle import (
     cases_part,
@@ -69,13 +73,22 @@ def _sums(reg, part, batch_size: int, encoding: str | None, offset: int, res):
     return _source(part, batch_size, encoding).read_with_restart(lambda src: sums_part(reg, src, offset, res))
 
 
-def _cases(reg, part, batch_size: int, encoding: str | None, offset: int, res, pools):
-    def run(src):
-        tables: list[pa.Table] = []
-        fund, rows = cases_part(reg, src, offset, res, pools, tables.append)
-        return tables, fund, rows
+def _cases(reg, part, batch_size: int, encoding: str | None, offset: int, res, pools, target: str, metadata):
+    """Pass 2 of one part, its per-case table written to ``target`` (atomically); returns (fund sums, rows)."""
+    with atomic_file(target, if_exists="replace") as tmp:
+        writer = CaseWriter(tmp, metadata)
 
-    return _source(part, batch_size, encoding).read_with_restart(run)
+        def run(src):
+            writer.restart()
+            return cases_part(reg, src, offset, res, pools, writer)
+
+        try:
+            fund, rows = _source(part, batch_size, encoding).read_with_restart(run)
+            writer.close()
+        except BaseException:
+            writer.discard()
+            raise
+    return fund, rows
 
 
 @contextlib.contextmanager
@@ -99,14 +112,16 @@ def settle_partitions(
     parts: list[tuple[str, str | None]],
     reg,
     *,
-    write: Callable[[pa.Table], None],
+    folder: Path,
+    metadata: dict[str, str],
     batch_size: int,
     encoding: str | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> tuple[pa.Table, dict]:
     """Settle the cases of ``parts`` (:func:`case_parts`) with the region ``reg`` (:func:`payment.settle.prepare`)
-    on the cluster (or one after the other in this process with the local engine); ``write`` receives the per-case
-    tables in row order. Returns (hospitals, region summary)."""
+    on the cluster (or one after the other in this process with the local engine); the per-case table of the
+    ``k``-th part is written to ``folder / part_name(k)`` with ``metadata`` (the parts in order hold the rows in
+    order). Returns (hospitals, region summary)."""
     with _runner(engine) as (put, run):
         region = put(reg)
         common = (batch_size, encoding)
@@ -124,10 +139,13 @@ def settle_partitions(
         priced = put(pools)
         fund = np.zeros(reg.n_h * 8 + 1, dtype=np.int64)
         rows = 0
-        calls = ((region, p, *common, o, decided, priced) for p, o in zip(parts, offsets, strict=True))
-        for tables, part_fund, part_rows in run(_cases, calls):
-            for t in tables:
-                write(t)
+        folder.mkdir(exist_ok=True)
+        targets = [str(folder / part_name(k)) for k in range(len(parts))]
+        calls = (
+            (region, p, *common, o, decided, priced, t, metadata)
+            for p, o, t in zip(parts, offsets, targets, strict=True)
+        )
+        for part_fund, part_rows in run(_cases, calls):
             if on_rows is not None:
                 on_rows(part_rows)
             fund += part_fund

@@ -13,13 +13,9 @@ import io
 import json
 import os
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 import grouper
 from grouper.dip.catalogue import read_catalogue
@@ -27,7 +23,8 @@ from grouper.distributed import Engine
 from grouper.errors import SettingsError
 from grouper.io import dataset_files
 from grouper.io.formats import Layout
-from grouper.io.writer import PARQUET_OPTIONS, IfExists, atomic_folder
+from grouper.io.writer import IfExists, atomic_folder
+from payment.casefile import CaseWriter
 from payment.cases import CaseSource
 from payment.history import read_history
 from payment.inputs import read_deductions, read_hospitals, read_special_cases, read_weights
@@ -38,10 +35,6 @@ __all__ = ["SETTLEMENT_FILES", "settle_files"]
 
 #: The files of a settlement folder.
 SETTLEMENT_FILES = ("cases.parquet", "hospitals.csv", "region.json")
-#: Rows per row group of cases.parquet (fixed, so the file does not depend on how the input was read).
-ROW_GROUP = 1 << 19
-#: Per-case columns copied from the input: their dictionaries are the input's, cut as the input was read.
-_FROM_INPUT = ("case_id", "hospital_id", "insurance_type")
 
 
 def settle_files(
@@ -104,7 +97,10 @@ def settle_files(
         raise SettingsError(
             "an input layout (sheet, header row, renamed headers) is for one file on the local engine"
         )
-    with atomic_folder(out, SETTLEMENT_FILES, if_exists=if_exists) as tmp:
+    # a settlement of parts writes cases.parquet as a folder of parts (one per input part, in order)
+    with atomic_folder(
+        out, SETTLEMENT_FILES, if_exists=if_exists, folders=("cases.parquet",) if parted else ()
+    ) as tmp:
         parts = [(cases, discharges)]
         if parted:
             from payment.distributed import case_parts
@@ -140,30 +136,31 @@ def settle_files(
             if v
         }
 
-        writer = _CaseWriter(tmp / "cases.parquet", meta)
-        try:
-            if parted:
-                from payment.distributed import settle_partitions
+        if parted:
+            from payment.distributed import settle_partitions
 
-                reg = prepare(
-                    hosp,
-                    pol,
-                    catalogue=cat,
-                    weights=w,
-                    history=hist,
-                    special_cases=declared,
-                    deductions=deducted,
-                )
-                hosp_table, region = settle_partitions(
-                    engine,
-                    parts,
-                    reg,
-                    write=writer,
-                    batch_size=batch_size,
-                    encoding=encoding,
-                    on_rows=on_rows,
-                )
-            else:
+            reg = prepare(
+                hosp,
+                pol,
+                catalogue=cat,
+                weights=w,
+                history=hist,
+                special_cases=declared,
+                deductions=deducted,
+            )
+            hosp_table, region = settle_partitions(
+                engine,
+                parts,
+                reg,
+                folder=tmp / "cases.parquet",
+                metadata=meta,
+                batch_size=batch_size,
+                encoding=encoding,
+                on_rows=on_rows,
+            )
+        else:
+            writer = CaseWriter(tmp / "cases.parquet", meta)
+            try:
 
                 def run(src: CaseSource) -> tuple[pa.Table, dict]:
                     def counted():
@@ -186,10 +183,10 @@ def settle_files(
                     )
 
                 hosp_table, region = source.read_with_restart(run)
-            writer.close()
-        except BaseException:
-            writer.discard()
-            raise
+                writer.close()
+            except BaseException:
+                writer.discard()
+                raise
         region.update(hashes)
         (tmp / "hospitals.csv").write_bytes(_hospitals_csv(hosp_table))
         text = json.dumps(region, ensure_ascii=False, indent=2) + "\n"
@@ -210,81 +207,3 @@ def _hospitals_csv(table: pa.Table) -> bytes:
     ]
     out.writerows(zip(*columns, strict=True))
     return text.getvalue().encode("utf-8")
-
-
-def _first_seen(column: pa.ChunkedArray) -> pa.Array:
-    """A dictionary column as one array whose dictionary lists the values in order of first appearance.
-
-    Parquet stores the Arrow dictionary as it is, so this makes a row group's bytes depend only on its values.
-    """
-    code: dict = {}
-    parts = [np.zeros(0, dtype=np.int32)]
-    for chunk in column.chunks:
-        idx = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        remap = np.full(len(chunk.dictionary) + 1, -1, dtype=np.int32)  # the last entry: null
-        used = pc.unique(pa.array(idx)).to_numpy()  # in order of first appearance
-        used = used[used >= 0]
-        for i, value in zip(used.tolist(), chunk.dictionary.take(pa.array(used)).to_pylist(), strict=True):
-            remap[i] = code.setdefault(value, len(code))
-        parts.append(remap[idx])
-    new = np.concatenate(parts)
-    indices = pa.array(new, mask=new < 0).cast(column.type.index_type)  # no more values than the input's
-    return pa.DictionaryArray.from_arrays(indices, pa.array(list(code), column.type.value_type))
-
-
-class _CaseWriter:
-    """Per-case tables → Parquet in row groups of ``ROW_GROUP`` rows whatever the batches (byte-stable);
-    each row group is written in a background thread while the next batches are settled."""
-
-    def __init__(self, path: Path, metadata: dict[str, str]):
-        self.path, self.metadata = path, metadata
-        self.pool = ThreadPoolExecutor(1)
-        self.writer: pq.ParquetWriter | None = None
-        self.restart()
-
-    def restart(self) -> None:
-        """Start the file again (a settlement rerun once its cases turned out to need the join by case_id)."""
-        self.discard(keep_pool=True)
-        self.pending: list[pa.Table] = []
-        self.rows = 0
-        self.busy: Future | None = None  # the row group being written
-
-    def __call__(self, table: pa.Table) -> None:
-        self.pending.append(table)
-        self.rows += table.num_rows
-        while self.rows >= ROW_GROUP:
-            self._flush(ROW_GROUP)
-
-    def _flush(self, n: int) -> None:
-        table = pa.concat_tables(self.pending)
-        group, rest = table.slice(0, n), table.slice(n)
-        self.pending, self.rows = [rest], rest.num_rows
-        cols = [
-            _first_seen(c) if pa.types.is_dictionary(c.type) and name in _FROM_INPUT else c
-            for name, c in zip(group.column_names, group.columns, strict=True)
-        ]
-        group = pa.table(cols, names=group.column_names).replace_schema_metadata(self.metadata)
-        if self.busy is not None:
-            self.busy.result()
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, group.schema, compression="zstd", **PARQUET_OPTIONS)
-        self.busy = self.pool.submit(self.writer.write_table, group, row_group_size=ROW_GROUP)
-
-    def close(self) -> None:
-        """Write the last row group (or the empty table) and close the file."""
-        if self.rows or self.writer is None:
-            self._flush(self.rows)
-        self.busy.result()
-        self.pool.shutdown()
-        self.writer.close()
-
-    def discard(self, keep_pool: bool = False) -> None:
-        """Close and delete the unfinished file."""
-        if getattr(self, "busy", None) is not None:
-            self.busy.exception()  # wait for the row group being written
-        if not keep_pool:
-            self.pool.shutdown()
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        self.path.unlink(missing_ok=True)

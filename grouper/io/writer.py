@@ -117,19 +117,29 @@ def atomic_file(path: str | os.PathLike, *, if_exists: IfExists = "error") -> It
 
 @contextlib.contextmanager
 def atomic_folder(
-    folder: str | os.PathLike, names: Iterable[str], *, if_exists: IfExists = "error"
+    folder: str | os.PathLike,
+    names: Iterable[str],
+    *,
+    if_exists: IfExists = "error",
+    folders: Iterable[str] = (),
 ) -> Iterator[Path]:
     """A temporary folder whose files ``names`` move into ``folder`` together when the ``with`` block ends
     without an error (all-or-nothing: on failure nothing new appears in ``folder``).
 
     A new ``folder`` is created by renaming the temporary folder; into an existing one the files are moved one
-    by one after all of them were written (the renames, not the writes, are what is left at the end).
+    by one after all of them were written (the renames, not the writes, are what is left at the end). The names
+    in ``folders`` (also in ``names``) are folders written whole (a folder of Parquet parts): one that exists at
+    the destination is replaced as a whole, never merged with the new one.
     """
-    folder, names = Path(folder), list(names)
+    folder, names, folders = Path(folder), list(names), set(folders)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: is a file, not a folder", path=folder)
     for name in names:
-        check_target(folder / name, if_exists)
+        target = folder / name
+        if name not in folders:
+            check_target(target, if_exists)
+        elif (target.exists() or target.is_symlink()) and if_exists == "error":
+            raise OutputError(f"{target} already exists", path=target)
     exists = folder.is_dir()
     parent = _make_folder(folder if exists else folder.parent, folder)
     _remove_stale(parent, folder.name)
@@ -141,7 +151,7 @@ def atomic_folder(
             raise _output_error(folder, exc) from None
         try:
             yield tmp
-            missing = [n for n in names if not (tmp / n).is_file()]
+            missing = [n for n in names if not ((tmp / n).is_dir() if n in folders else (tmp / n).is_file())]
             if missing:
                 raise RuntimeError(f"{folder}: {', '.join(missing)} not written")
             if not exists and not folder.exists():
@@ -150,11 +160,29 @@ def atomic_folder(
                 folder.mkdir(parents=True, exist_ok=True)
                 for name in names:
                     (folder / name).parent.mkdir(parents=True, exist_ok=True)  # a part in a subfolder
-                    os.replace(tmp / name, folder / name)
+                    if name in folders:
+                        _replace_folder(tmp / name, folder / name)
+                    else:
+                        os.replace(tmp / name, folder / name)
         except OSError as exc:
             raise _output_error(folder, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Move the folder ``new`` to ``target``; what was at ``target`` (a folder or a file) is renamed aside first
+    and removed after."""
+    aside = None
+    if target.exists() or target.is_symlink():
+        aside = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{_TMP}"
+        os.rename(target, aside)
+    os.rename(new, target)
+    if aside is not None:
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.unlink(missing_ok=True)
 
 
 def write_bytes(data: bytes, path: str | os.PathLike, *, if_exists: IfExists = "error") -> Path:

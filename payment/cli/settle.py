@@ -60,7 +60,11 @@ def settle(
         "as assumptions, so region.json lists them.",
     ),
     out: Path = typer.Option(
-        ..., "--out", "-o", help="Output folder: cases.parquet, hospitals.csv, region.json."
+        ...,
+        "--out",
+        "-o",
+        help="Output folder: cases.parquet, hospitals.csv, region.json (cases given as a folder of parts: "
+        "cases.parquet/ is a folder of one file per part, part-00000.parquet, …).",
     ),
     discharges: Path = typer.Option(
         None,

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -16,33 +17,44 @@ import grouper.distributed
 from grouper.distributed import Engine, connect
 from grouper.errors import ClusterError, InputError
 from grouper.pipeline import group_to_file
+from grouper.resources import data_path
 from grouper.synth import generate
 from payment.cli import app
+from payment.pipeline import settle_files
 
 distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("parts")
-    table, _ = generate(4000, [2025], 6, seed=3)
+    """8 partitions of 500 synthetic discharges; the region's hospitals in ``../hospitals.csv``."""
+    folder = tmp_path_factory.mktemp("region") / "parts"
+    folder.mkdir()
+    table, hospitals = generate(4000, [2025], 6, seed=3)
     for k in range(8):
         pq.write_table(table.slice(500 * k, 500), folder / f"part-{k}.parquet")
+    pacsv.write_csv(hospitals, folder.parent / "hospitals.csv")
     return folder
 
 
 def test_a_worker_killed_mid_run_changes_nothing(parts, tmp_path):
-    """Real worker processes on loopback; the first partition task to start kills its worker (os._exit): the
-    nanny restarts it, the scheduler reruns its tasks, and the output is the local engine's, byte for byte."""
-    marker = tmp_path / "killed"
+    """Real worker processes on loopback; the first grouping task to start kills its worker (os._exit), and so
+    does the first task of settlement's pass 2 (each worker writes its parts of cases.parquet): the nanny
+    restarts the worker, the scheduler reruns its tasks, and the outputs are the local engine's, byte for byte."""
 
     class KillOnce(distributed.WorkerPlugin):
         def transition(self, key, start, finish, **kwargs):
-            if finish == "executing" and "_group_partition" in str(key) and not marker.exists():
-                marker.touch()
-                os._exit(1)
+            for task in ("_group_partition", "_cases"):
+                marker = tmp_path / f"killed{task}"
+                if finish == "executing" and task in str(key) and not marker.exists():
+                    marker.touch()
+                    os._exit(1)
 
+    settings = {"scheme": "dip", "catalogue": "pingdingshan-2025"}
     group_to_file([parts], tmp_path / "local.parquet")
+    group_to_file([parts], tmp_path / "grouped", **settings)
+    args = (tmp_path / "grouped", parts.parent / "hospitals.csv", data_path("policies", "demo-2025.toml"))
+    settle_files(*args, tmp_path / "local", discharges=parts, catalogue="pingdingshan-2025")
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
@@ -50,10 +62,18 @@ def test_a_worker_killed_mid_run_changes_nothing(parts, tmp_path):
         distributed.Client(cluster, set_as_default=False) as client,
     ):
         client.register_plugin(KillOnce())
-        run = group_to_file([parts], tmp_path / "dask.parquet", engine=Engine("dask", client=client))
-    assert marker.exists()  # a worker did die
+        engine = Engine("dask", client=client)
+        run = group_to_file([parts], tmp_path / "dask.parquet", engine=engine)
+        settle_files(*args, tmp_path / "dask", discharges=parts, catalogue="pingdingshan-2025", engine=engine)
+    assert (tmp_path / "killed_group_partition").exists() and (tmp_path / "killed_cases").exists()
     assert run.rows == 4000
     assert (tmp_path / "local.parquet").read_bytes() == (tmp_path / "dask.parquet").read_bytes()
+    names = sorted(str(p.relative_to(tmp_path / "local")) for p in (tmp_path / "local").rglob("*"))
+    assert names == sorted(str(p.relative_to(tmp_path / "dask")) for p in (tmp_path / "dask").rglob("*"))
+    assert len([n for n in names if n.startswith("cases.parquet/part-")]) == 8
+    for name in names:
+        if name != "cases.parquet":
+            assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
 
 
 def test_a_partition_that_cannot_be_read_leaves_no_output(parts, tmp_path):

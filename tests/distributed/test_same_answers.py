@@ -23,7 +23,7 @@ from grouper.pipeline import group_to_file
 from grouper.resources import data_path
 from payment.cli import app
 from payment.cli.demo import DEMO_MIN_CASES
-from payment.pipeline import SETTLEMENT_FILES, settle_files
+from payment.pipeline import settle_files
 
 distributed = pytest.importorskip("distributed")
 
@@ -184,8 +184,26 @@ def test_demo_region_settles_to_the_same_folder(demo, dask, tmp_path):
     # the partitions hold the cases in another order: the money is the same, the case rows are permuted
     for name in ("hospitals.csv", "region.json"):
         assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
+    # cases.parquet of a settlement of parts: a folder of one file per part, written by the workers, read whole
+    parts = sorted(p.name for p in (tmp_path / "dask" / "cases.parquet").iterdir())
+    assert parts == [f"part-{k:05d}.parquet" for k in range(7)]
     a, b = (pq.read_table(tmp_path / d / "cases.parquet") for d in ("local", "dask"))
     order = pc.sort_indices(a, [("case_id", "ascending")])
     assert a.take(order).equals(b.take(pc.sort_indices(b, [("case_id", "ascending")])))
-    for name in SETTLEMENT_FILES:  # the same parts on one machine: the same bytes
+    assert b.column("case_id").to_pylist() == pq.read_table(grouped).column("case_id").to_pylist()
+    for name in ("hospitals.csv", "region.json", *(f"cases.parquet/{p}" for p in parts)):
+        # the same parts on one machine: the same bytes
         assert (tmp_path / "parts" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
+    # settled again over the one-file settlement: cases.parquet is replaced whole (a folder for a file)
+    settle_files(
+        grouped,
+        hospitals,
+        policy,
+        tmp_path / "local",
+        discharges=demo / "parts",
+        catalogue=catalogue,
+        engine=dask,
+        if_exists="replace",
+    )
+    assert sorted(p.name for p in (tmp_path / "local" / "cases.parquet").iterdir()) == parts
+    assert [p.name for p in (tmp_path / "local").iterdir() if p.name.startswith(".")] == []

@@ -103,3 +103,26 @@ def test_a_folder_is_written_all_or_nothing(tmp_path):
     assert (out / "a.txt").read_text() == "a" and sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt"]
     with pytest.raises(OutputError, match="already exists"), atomic_folder(out, ["a.txt"]):
         pass
+
+
+def test_a_folder_in_a_folder_is_replaced_whole(tmp_path):
+    """A folder of parts (a settlement's cases.parquet/ of parts) replaces a file or an older folder of that name
+    as a whole: no part of the older one is left beside the new parts."""
+    out = tmp_path / "settlement"
+    out.mkdir()
+    (out / "cases").write_text("one file")
+    for parts in (["p0", "p1", "p2"], ["p0"]):
+        with atomic_folder(out, ["cases", "region.json"], if_exists="replace", folders=["cases"]) as tmp:
+            (tmp / "cases").mkdir()
+            for p in parts:
+                (tmp / "cases" / p).write_text(p)
+            (tmp / "region.json").write_text("{}")
+        assert sorted(p.name for p in (out / "cases").iterdir()) == parts
+        assert sorted(p.name for p in out.iterdir()) == ["cases", "region.json"]
+    with pytest.raises(OutputError, match="already exists"), atomic_folder(out, ["cases"], folders=["cases"]):
+        pass
+    with (
+        pytest.raises(RuntimeError, match="cases not written"),
+        atomic_folder(tmp_path / "new", ["cases"], folders=["cases"]) as tmp,
+    ):
+        (tmp / "cases").write_text("a file, not a folder")
