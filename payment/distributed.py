@@ -13,7 +13,7 @@ per part on the workers, and only small aggregates come back:
    ``cases.parquet/`` (:func:`payment.casefile.part_name`; the caller's temporary settlement folder, moved in
    whole at the end: a shared file system), in parallel; only the fund sums come back.
 
-The region (policy, hospitals, point values) is scattered to the workers once, never rebuilt per part. With the
+The region (policy, hospitals, point values) is sent to the workers once, never rebuilt per part. With the
 local engine the same passes run part after part in this process (a folder of parts settled on one machine).
 """
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -91,18 +92,25 @@ def _cases(reg, part, batch_size: int, encoding: str | None, offset: int, res, p
     return fund, rows
 
 
+def _value(obj):
+    return obj
+
+
 @contextlib.contextmanager
 def _runner(engine: Engine) -> Iterator[tuple[Callable, Callable]]:
-    """(put, run): ``put(obj)`` makes an object available to the tasks (scattered to every worker once);
-    ``run(fn, calls)`` yields ``fn(*args)`` for each call, in order. Local engine: in this process."""
+    """(put, run): ``put(obj)`` makes an object available to the tasks (sent once, as the result of a task that
+    returns it: a worker holding it that dies is not a loss, the scheduler reruns that task, where scattered data
+    would be gone); ``run(fn, calls)`` yields ``fn(*args)`` for each call, in order. Local engine: in this
+    process."""
     if engine.local:
         yield (lambda obj: obj), (lambda fn, calls: (fn(*args) for args in calls))
         return
     with connect(engine) as client:
 
         def put(obj):
-            [future] = client.scatter([obj], broadcast=True, hash=False)
-            return future
+            with warnings.catch_warnings():  # the region in the task graph is meant: it makes it recomputable
+                warnings.filterwarnings("ignore", "Large object", UserWarning)
+                return client.submit(_value, obj, pure=False)
 
         yield put, functools.partial(ordered_results, client)
 
