@@ -9,11 +9,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+def column(table: pa.Table, name: str) -> pa.Array:
+    """A column as one array (a column of one chunk without a copy)."""
+    col = table.column(name)
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
 def strings(table: pa.Table, name: str) -> pa.Array:
     """A string column as one array (dictionary<string> kept as is); all-null when the column is absent."""
     if name not in table.column_names:
         return pa.nulls(table.num_rows, pa.string())
-    col = table.column(name).combine_chunks()
+    col = column(table, name)
     if pa.types.is_dictionary(col.type):
         return (
             col
@@ -27,7 +33,7 @@ def numbers(table: pa.Table, name: str, fill: float = np.nan) -> np.ndarray:
     """A numeric column as float64 (read-only, zero-copy when possible); nulls, NaN and a missing column → ``fill``."""
     if name not in table.column_names:
         return np.full(table.num_rows, fill, dtype=np.float64)
-    col = table.column(name).combine_chunks()
+    col = column(table, name)
     if col.type != pa.float64():
         col = pc.cast(col, pa.float64())
     if col.null_count:
@@ -38,8 +44,16 @@ def numbers(table: pa.Table, name: str, fill: float = np.nan) -> np.ndarray:
     return out
 
 
+def encoded(arr: pa.Array) -> pa.DictionaryArray:
+    """A string column dictionary-encoded (kept as it is when it is already), so that the per-value work of
+    :func:`isin`, :func:`lookup` and :func:`prefix_in` runs on its distinct values only."""
+    return arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
+
+
 def _by_value(arr: pa.Array, fn: Callable[[pa.Array], np.ndarray], null) -> np.ndarray:
     """Apply ``fn`` (values → numpy) to the dictionary only, then spread by the indices; nulls → ``null``."""
+    if arr.null_count == len(arr):
+        return np.full(len(arr), null)
     if pa.types.is_dictionary(arr.type):
         per_value = np.append(fn(arr.dictionary), null)
         idx = pc.fill_null(arr.indices, len(arr.dictionary)).to_numpy(zero_copy_only=False)
@@ -50,16 +64,18 @@ def _by_value(arr: pa.Array, fn: Callable[[pa.Array], np.ndarray], null) -> np.n
     return out
 
 
-def lookup(keys: pa.Array, values: pa.Array) -> np.ndarray:
-    """Index of each key in ``values`` (int64, −1 when absent or null)."""
+def lookup(keys: pa.Array, values: pa.Array, then: np.ndarray | None = None) -> np.ndarray:
+    """Index of each key in ``values`` (int64, −1 when absent or null); with ``then``, ``then[index]`` (−1 kept),
+    taken on the distinct keys."""
     values = pc.cast(values, pa.string())
 
     def fn(a: pa.Array) -> np.ndarray:
-        return (
+        at = (
             pc.fill_null(pc.index_in(a, value_set=values), -1).to_numpy(zero_copy_only=False).astype(np.int64)
         )
+        return at if then is None else np.where(at >= 0, np.asarray(then, np.int64)[at], -1)
 
-    return _by_value(keys, fn, -1).astype(np.int64)
+    return _by_value(keys, fn, -1).astype(np.int64, copy=False)
 
 
 def isin(arr: pa.Array, values: Sequence[str]) -> np.ndarray:
@@ -67,7 +83,7 @@ def isin(arr: pa.Array, values: Sequence[str]) -> np.ndarray:
     vs = pa.array(list(values), pa.string())
     return _by_value(
         arr, lambda a: pc.fill_null(pc.is_in(a, value_set=vs), False).to_numpy(zero_copy_only=False), False
-    ).astype(bool)
+    ).astype(bool, copy=False)
 
 
 def prefix_in(codes: pa.Array, prefixes: Sequence[str]) -> np.ndarray:

@@ -116,11 +116,17 @@ def to_point_units(points: np.ndarray) -> np.ndarray:
 
 
 def fen_exact(
-    approx_yuan: np.ndarray, exact_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    approx_yuan: np.ndarray,
+    exact_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    per_unit: tuple[np.ndarray, np.ndarray, Sequence[Fraction]] | None = None,
 ) -> np.ndarray:
     """Half-up fen of amounts known exactly, fast: the float approximation decides, except within 1e-5 fen
     of a half fen, where the exact amounts decide: ``exact_of(positions)`` gives their numerators and positive
     denominators (yuan; object arrays of Python ints), rounded as :func:`round_fen` does.
+
+    ``per_unit`` ``(units, which, prices)``, optional: the amounts at rows with ``which >= 0`` are exactly
+    ``units / POINT_UNITS × prices[which]`` yuan (points × a point value); those near a half fen are rounded in
+    int64 arithmetic (when the price's terms are small enough), and ``exact_of`` is asked for the others only.
 
     The float approximation must be within 1e-6 fen of the exact amount (float64 products of a few factors
     carry ~1e-15 relative error, so amounts up to 1e8 yuan qualify).
@@ -134,12 +140,43 @@ def fen_exact(
     """
     out, near = _fen_near(np.ascontiguousarray(approx_yuan, dtype=np.float64), _NEAR_FEN)
     near = np.flatnonzero(near)
+    if len(near) and per_unit is not None:
+        units, which, prices = per_unit
+        fen_per_unit = [p * 100 / POINT_UNITS for p in prices]  # fen per unit, exact
+        a = np.array([f.numerator if _small(f) else 0 for f in fen_per_unit], dtype=np.int64)
+        b = np.array([f.denominator if _small(f) else 0 for f in fen_per_unit], dtype=np.int64)
+        done = _fen_units(np.ascontiguousarray(units, dtype=np.int64), near, np.asarray(which), a, b, out)
+        near = near[~done]
     if len(near):
         num, den = exact_of(near)
         num = num * 100
         q = (2 * np.abs(num) + den) // (2 * den)
         out[near] = np.where(num < 0, -q, q).astype(np.int64)
     return out
+
+
+def _small(f: Fraction) -> bool:
+    """A non-negative fraction whose int64 rounding in :func:`_fen_units` cannot overflow."""
+    return f.numerator >= 0 and f.numerator * f.denominator < 1 << 61
+
+
+@njit(cache=True)
+def _fen_units(units, at, which, a, b, out):
+    """``out[i]`` = half-up of ``units[i] × a[w] / b[w]`` (w = ``which[i]``) at the positions ``at`` where
+    ``w >= 0`` and ``b[w] > 0``, in int64 (a·b < 2**61); returns which positions it rounded."""
+    done = np.zeros(at.shape[0], dtype=np.bool_)
+    for j in range(at.shape[0]):
+        i = at[j]
+        w = which[i]
+        if w < 0 or b[w] == 0:
+            continue
+        u = units[i]
+        m = -u if u < 0 else u
+        q, r = m // b[w], m % b[w]  # m·a/b = q·a + r·a/b, and r·a < a·b stays in range
+        n = q * a[w] + (2 * r * a[w] + b[w]) // (2 * b[w])
+        out[i] = -n if u < 0 else n
+        done[j] = True
+    return done
 
 
 @njit(cache=True)

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.codes import normalise_codes
-from payment._arrays import isin, numbers, prefix_in, strings
+from payment._arrays import encoded, isin, numbers, prefix_in, strings
 from payment.percase import match_items, per_case_exit, per_case_price
 
 __all__ = ["REASONS", "Route", "Routing", "date_conflict", "route_cases"]
@@ -121,9 +121,9 @@ def route_cases(
             reason[where[mask]] = REASONS.index(why)
 
     dx, proc, dept = (  # codes cleaned exactly as the groupers clean them before matching the policy's lists
-        normalise_codes(strings(table, "principal_dx"), "dx"),
-        normalise_codes(strings(table, "principal_proc"), "proc"),
-        strings(table, "department"),
+        _codes(strings(table, "principal_dx"), "dx"),
+        _codes(strings(table, "principal_proc"), "proc"),
+        encoded(strings(table, "department")),
     )
     rule(~grouped, "ungrouped")
     if rt.trust_fee_for_service_hint:
@@ -167,6 +167,12 @@ def route_cases(
     per_case_price_out[sel[paid]] = price[paid]
     np.putmask(category, route != Route.BED_DAY, -1)
     return Routing(route, reason, per_case_item, per_case_price_out, category)
+
+
+def _codes(values: pa.Array, kind: str) -> pa.DictionaryArray:
+    """Codes cleaned as the groupers clean them, on the distinct values only (the column stays encoded)."""
+    values = encoded(values)
+    return pa.DictionaryArray.from_arrays(values.indices, normalise_codes(values.dictionary, kind))
 
 
 #: Route of each reason that fixes one; the others fall back to the scheme (or the policy's ungrouped route).

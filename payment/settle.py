@@ -141,11 +141,8 @@ def _avg_cost(cases: pa.Table, catalogue, policy, level: np.ndarray) -> np.ndarr
 
 def _pool_of(ins: pa.Array, pools: tuple[str, ...]) -> np.ndarray:
     """Pool index per case (−1 = no pool: self-pay or unknown 险种)."""
-    ok = isin(ins, ["employee", "resident"])
-    if pools == ("all",):
-        return np.where(ok, 0, -1)
-    is_res = isin(ins, ["resident"])
-    return np.where(ok, np.where(is_res, pools.index("resident"), pools.index("employee")), -1)
+    index = [0, 0] if pools == ("all",) else [pools.index("employee"), pools.index("resident")]
+    return lookup(ins, pa.array(["employee", "resident"]), np.array(index))
 
 
 def _fmt_value(v: Fraction) -> str:
@@ -859,9 +856,14 @@ def _bed_day_inputs(f: _Frame, reg: _Region) -> tuple:
     rate = np.zeros(len(sel))
     for i, c in enumerate(bd.categories):
         np.copyto(rate, c["rate"].at(f.level[sel], missing=0.0), where=cat == i)
-    own = pc.binary_join_element_wise("\x1f", strings(cases, "case_id"), "")  # apart from every patient_id
-    who = pc.coalesce(strings(cases, "patient_id"), own) if "patient_id" in cases.column_names else own
-    patient = to_str_numpy(who.take(pa.array(sel)))
+    at = pa.array(sel)
+    own = pc.binary_join_element_wise(
+        "\x1f", strings(cases, "case_id").take(at), ""
+    )  # apart from every patient_id
+    who = (
+        pc.coalesce(strings(cases, "patient_id").take(at), own) if "patient_id" in cases.column_names else own
+    )
+    patient = to_str_numpy(who)
     dates = None
     if bd.readmit_merge_days and {"admission_date", "discharge_date"} <= set(cases.column_names):
         # a missing date never continues a stay nor is continued (admitted late, discharged early)
@@ -1490,8 +1492,10 @@ def _case_money(
             num[j], den[j] = x.numerator, x.denominator
         return num, den
 
-    std = fen_exact(std_yuan, lambda at: exact_parts(at, False))
-    fund = fen_exact(fund_yuan, lambda at: exact_parts(at, True))
+    which = np.where(kind == 1, pool, -1)  # pooled: points × the pool's point value (× its ratio)
+    fund_prices = [v * r for v, r in zip(pools.value_exact, pools.ratio_exact, strict=True)]
+    std = fen_exact(std_yuan, lambda at: exact_parts(at, False), (units, which, pools.value_exact))
+    fund = fen_exact(fund_yuan, lambda at: exact_parts(at, True), (units, which, fund_prices))
     ffs = kind == 4
     std[ffs], fund[ffs] = f.cost_fen[ffs], f.fund_fen[ffs]
     if subtraction:
