@@ -5,15 +5,15 @@ workers of a cluster write in parallel (payment.distributed)."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from grouper.io.writer import PARQUET_OPTIONS
+from payment.rowgroups import JoinedWriter
 
 __all__ = ["ROW_GROUP", "CaseWriter", "part_name"]
 
@@ -49,21 +49,20 @@ def _first_seen(column: pa.ChunkedArray) -> pa.Array:
 
 
 class CaseWriter:
-    """Per-case tables → Parquet in row groups of ``ROW_GROUP`` rows whatever the batches (byte-stable);
-    each row group is written in a background thread while the next batches are settled."""
+    """Per-case tables → Parquet in row groups of ``ROW_GROUP`` rows whatever the batches (byte-stable); the row
+    groups are encoded in background threads (payment.rowgroups) while the next batches are settled."""
 
     def __init__(self, path: Path, metadata: dict[str, str]):
         self.path, self.metadata = path, metadata
-        self.pool = ThreadPoolExecutor(1)
-        self.writer: pq.ParquetWriter | None = None
+        self.file: BinaryIO | None = None
+        self.writer: JoinedWriter | None = None
         self.restart()
 
     def restart(self) -> None:
         """Start the file again (a settlement rerun once its cases turned out to need the join by case_id)."""
-        self.discard(keep_pool=True)
+        self.discard()
         self.pending: list[pa.Table] = []
         self.rows = 0
-        self.busy: Future | None = None  # the row group being written
 
     def __call__(self, table: pa.Table) -> None:
         self.pending.append(table)
@@ -80,27 +79,25 @@ class CaseWriter:
             for name, c in zip(group.column_names, group.columns, strict=True)
         ]
         group = pa.table(cols, names=group.column_names).replace_schema_metadata(self.metadata)
-        if self.busy is not None:
-            self.busy.result()
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, group.schema, compression="zstd", **PARQUET_OPTIONS)
-        self.busy = self.pool.submit(self.writer.write_table, group, row_group_size=ROW_GROUP)
+            self.file = self.path.open("wb")
+            self.writer = JoinedWriter(self.file, dict(compression="zstd", **PARQUET_OPTIONS))
+        self.writer.write(group)
 
     def close(self) -> None:
         """Write the last row group (or the empty table) and close the file."""
         if self.rows or self.writer is None:
             self._flush(self.rows)
-        self.busy.result()
-        self.pool.shutdown()
         self.writer.close()
+        self.file.close()
+        self.writer = self.file = None
 
-    def discard(self, keep_pool: bool = False) -> None:
+    def discard(self) -> None:
         """Close and delete the unfinished file."""
-        if getattr(self, "busy", None) is not None:
-            self.busy.exception()  # wait for the row group being written
-        if not keep_pool:
-            self.pool.shutdown()
         if self.writer is not None:
-            self.writer.close()
+            self.writer.discard()
             self.writer = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None
         self.path.unlink(missing_ok=True)

@@ -1,0 +1,80 @@
+"""Row groups encoded in parallel and joined (payment.rowgroups): the same bytes as one Parquet writer."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from grouper.errors import OutputError
+from grouper.io.writer import PARQUET_OPTIONS
+from payment.rowgroups import JoinedWriter, decode, encode
+
+OPTIONS = dict(compression="zstd", **PARQUET_OPTIONS)
+
+
+def _group(rows: int, first: int, seed: int) -> pa.Table:
+    """Dictionary (its own per group), nullable double, text, bool, int, date columns, with metadata."""
+    rng = np.random.default_rng(seed)
+    values = pa.array([f"v{i}" for i in range(first, first + 7)])
+    idx = pa.array(rng.integers(0, 7, rows).astype(np.int32), mask=rng.random(rows) < 0.1)
+    return pa.table(
+        {
+            "d": pa.DictionaryArray.from_arrays(idx, values),
+            "x": pa.array(rng.random(rows), mask=rng.random(rows) < 0.2),
+            "s": pa.array([f"C{first}-{i}" for i in range(rows)]),
+            "b": pa.array(rng.random(rows) < 0.5),
+            "i": pa.array(rng.integers(-5, 5, rows)),
+            "t": pa.array(rng.integers(0, 400, rows).astype("datetime64[D]")),
+        }
+    ).replace_schema_metadata({"drgdip.version": "test"})
+
+
+def _one_writer(groups: list[pa.Table]) -> bytes:
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, groups[0].schema, **OPTIONS) as writer:
+        for g in groups:
+            writer.write_table(g, row_group_size=max(g.num_rows, 1))
+    return sink.getvalue()
+
+
+def _joined(groups: list[pa.Table], threads: int = 2) -> bytes:
+    sink = io.BytesIO()
+    writer = JoinedWriter(sink, OPTIONS, threads)
+    for g in groups:
+        writer.write(g)
+    writer.close()
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[1000, 500, 17], [0], [3] * 20, [2000]],
+    ids=["three", "empty", "twenty (a long Thrift list)", "one"],
+)
+def test_joined_row_groups_are_the_bytes_one_writer_writes(sizes):
+    groups = [_group(n, 3 * k, k) for k, n in enumerate(sizes)]
+    one = _one_writer(groups)
+    assert _joined(groups) == one
+    assert _joined(groups, threads=1) == one
+    back = pq.read_table(io.BytesIO(one))
+    assert back.num_rows == sum(sizes)
+
+
+def test_the_footer_reads_back_byte_for_byte():
+    data = _one_writer([_group(100, 0, 1), _group(50, 2, 2)])
+    (size,) = struct.unpack("<I", data[-8:-4])
+    footer = data[-8 - size : -8]
+    assert encode(decode(footer)) == footer
+
+
+def test_a_row_group_with_another_schema_is_refused():
+    writer = JoinedWriter(io.BytesIO(), OPTIONS)
+    writer.write(_group(10, 0, 1))
+    with pytest.raises(OutputError, match="schema"):
+        writer.write(_group(10, 0, 1).drop_columns(["x"]))
+    writer.discard()
