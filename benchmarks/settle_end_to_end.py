@@ -1,16 +1,18 @@
 """End-to-end settlement of a grouped Parquet file with its peak memory (the streaming claim).
 
-``python benchmarks/settle_end_to_end.py --cases 10000000`` writes an N-case grouped DIP file once
+``python benchmarks/settle_end_to_end.py --cases 1000000,10000000`` writes each N-case grouped DIP file once
 (``bench-data/settle-N-…parquet`` and its hospitals CSV, 500 hospitals; cases from
-tests/payment/payment_synth.py, written chunk by chunk), then runs ``drgdip settle`` on it (demo-2025 policy,
-Parquet → cases.parquet / hospitals.csv / region.json) in a fresh process and prints cases/s and the peak
-resident set size. Memory should not grow with N.
+tests/payment/payment_synth.py, written chunk by chunk), then, each in a fresh process, reads the columns the
+settlement needs from the file (the floor) and runs ``drgdip settle`` on it (demo-2025 policy, Parquet →
+cases.parquet / hospitals.csv / region.json). It prints one line per N: the wall time end to end (start-up
+included), the floor, their ratio, the peak resident set size and the load. Memory should not grow with N.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import resource
 import subprocess
 import sys
@@ -67,10 +69,10 @@ def ensure(cases: int) -> tuple[Path, Path]:
 
 
 def _settle(source: Path, hospitals: Path, batch_size: int | None) -> None:
+    """Child: ``drgdip settle`` on the file in this process; prints its seconds and peak RSS (MiB)."""
     import payment.cli.settle  # noqa: F401  (registers the command)
     from payment.cli._app import app
 
-    rows = pq.ParquetFile(source).metadata.num_rows
     extra = [] if batch_size is None else ["--batch-size", str(batch_size)]
     with tempfile.TemporaryDirectory() as tmp:
         args = ["settle", "--cases", str(source), "--hospitals", str(hospitals), "--out", tmp, "-q",
@@ -78,26 +80,66 @@ def _settle(source: Path, hospitals: Path, batch_size: int | None) -> None:
         start = time.perf_counter()
         app(args, standalone_mode=False)
         seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{rows:,} cases in {seconds:.1f} s = {rows / seconds:,.0f} cases/s; peak RSS {peak_mib:,.0f} MiB")
+    print(f"{seconds} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}")
+
+
+def needed_columns(source: Path) -> list[str]:
+    """The columns of ``source`` that the settlement reads (discharge and grouping columns)."""
+    from payment.cases import GROUPING_COLUMNS, SETTLE_COLUMNS
+
+    names = pq.ParquetFile(source).schema_arrow.names
+    return [n for n in names if n in SETTLE_COLUMNS or n in GROUPING_COLUMNS]
+
+
+def _floor(source: Path) -> None:
+    """Child: read the columns the settlement needs from the file, batch by batch as the settlement reads them."""
+    columns = needed_columns(source)
+    start = time.perf_counter()
+    reader = pq.ParquetFile(source, pre_buffer=False, page_checksum_verification=True)
+    rows = sum(b.num_rows for b in reader.iter_batches(batch_size=1 << 18, columns=columns))
+    print(f"{time.perf_counter() - start} {rows}")
+
+
+def _child(*args: str) -> tuple[float, list[float]]:
+    """Wall seconds of a fresh process running this script with ``args`` (start-up included), and its output."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True).stdout
+    return time.perf_counter() - start, [float(x) for x in out.split()]
+
+
+def measure(cases: int, batch_size: int | None) -> str:
+    """One quotable line: the settlement's wall time end to end (fresh process), its floor and peak RSS."""
+    source, hospitals = ensure(cases)
+    extra = [] if batch_size is None else ["--batch-size", str(batch_size)]
+    floor, _ = _child("--floor", str(source))
+    wall, (inside, peak) = _child("--file", str(source), "--hospitals", str(hospitals), *extra)
+    load = os.getloadavg()[0]
+    return (
+        f"settle {cases:,} cases: {wall:.2f} s end to end ({cases / wall / 1e6:.2f} M cases/s; {inside:.2f} s in "
+        f"the command), floor {floor:.2f} s (fresh process reading the {len(needed_columns(source))} columns it "
+        f"needs) = {wall / floor:.1f}× the floor; peak RSS {peak:,.0f} MiB; load {load:.1f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=10_000_000)
+    parser.add_argument(
+        "--cases", default="10000000", help="cases, or sizes separated by commas (1000000,10000000)"
+    )
     parser.add_argument("--batch-size", type=int, help="cases per batch (default: the CLI's)")
     parser.add_argument("--file", type=Path, help="settle this Parquet file instead (internal)")
     parser.add_argument("--hospitals", type=Path, help="with --file: its hospitals CSV (internal)")
+    parser.add_argument(
+        "--floor", type=Path, help="read the columns settlement needs from this file (internal)"
+    )
     args = parser.parse_args()
     if args.file:
         _settle(args.file, args.hospitals, args.batch_size)
-        return
-    start = time.perf_counter()
-    source, hospitals = ensure(args.cases)
-    print(f"data: {source.name} ({time.perf_counter() - start:.1f} s)")
-    extra = [] if args.batch_size is None else ["--batch-size", str(args.batch_size)]
-    cmd = [sys.executable, __file__, "--file", str(source), "--hospitals", str(hospitals), *extra]
-    subprocess.run(cmd, check=True)
+    elif args.floor:
+        _floor(args.floor)
+    else:
+        for cases in (int(n) for n in args.cases.split(",")):
+            print(measure(cases, args.batch_size), flush=True)
 
 
 if __name__ == "__main__":
