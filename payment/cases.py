@@ -15,14 +15,13 @@ Three shapes of input, read batch by batch as often as :func:`payment.settle.set
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from grouper.batch import _hashes
 from grouper.errors import InputError
 from grouper.io.discharges import BATCH_SIZE, dataset_files, read_discharges
 from grouper.io.formats import PARQUET_SUFFIXES, Layout, raw_batches, read_ahead
@@ -97,40 +96,42 @@ class CaseSource:
         self._keyed: _Keyed | None = None
         self._calls = 0
 
-    def __call__(self) -> Iterator[pa.Table]:
+    def __call__(self, without: Collection[str] = ()) -> Iterator[pa.Table]:
+        """A fresh iterator over the case tables; ``without``: canonical columns not to read (left out, or
+        all-null), such as ``patient_id`` once the bed-day episodes are known."""
         self._calls += 1
         if self.discharges is None:
             if _as_it_is(self.cases):
-                return _plausible(read_ahead(_normalised(self.cases, self.batch_size)), self.cases)
-            return _plausible(self._same_file(), self.cases)
-        return _plausible(self._joined(), self.discharges)
+                return _plausible(read_ahead(_normalised(self.cases, self.batch_size, without)), self.cases)
+            return _plausible(self._same_file(without), self.cases)
+        return _plausible(self._joined(without), self.discharges)
 
     # ------------------------------------------------------------------------------------------------------
 
-    def _base(self, path: Path) -> Iterator[pa.Table]:
+    def _base(self, path: Path, without: Collection[str]) -> Iterator[pa.Table]:
         if _as_it_is(path):
-            return _normalised(path, self.batch_size)
+            return _normalised(path, self.batch_size, without)
         return read_discharges(
             path,
             encoding=self.encoding,
             batch_size=self.batch_size,
-            columns=SETTLE_COLUMNS,
+            columns=[c for c in SETTLE_COLUMNS if c not in without],
             layout=self.layout,
         )
 
-    def _same_file(self) -> Iterator[pa.Table]:
+    def _same_file(self, without: Collection[str]) -> Iterator[pa.Table]:
         """Canonical columns through the discharge reader, grouping columns as written, from one file."""
         extra = [n for n in self.names if n in GROUPING_COLUMNS]
         grouped = (_text_as_null(t.select(extra)) for t in self._raw(self.cases, self.encoding, self.layout))
-        for d, g in _aligned(read_ahead(self._base(self.cases)), read_ahead(grouped)):
+        for d, g in _aligned(read_ahead(self._base(self.cases, without)), read_ahead(grouped)):
             yield _attach(d, g)
 
     def _raw(self, path: Path, encoding: str | None, layout: Layout | None = None) -> Iterator[pa.Table]:
         return raw_batches(path, encoding=encoding, batch_size=self.batch_size, layout=layout)
 
-    def _joined(self) -> Iterator[pa.Table]:
+    def _joined(self, without: Collection[str]) -> Iterator[pa.Table]:
         """Discharges + grouping columns by case_id: side by side while the ids line up, else by lookup."""
-        base = read_ahead(self._base(self.discharges))
+        base = read_ahead(self._base(self.discharges, without))
         if self._keyed is not None:
             yield from self._keyed.join(base)
             return
@@ -183,6 +184,8 @@ class _Keyed:
     """Grouping columns looked up by case_id: every discharge's id once in the grouped file, and the reverse."""
 
     def __init__(self, grouped: Path, discharges: Path, batch_size: int, encoding: str | None, first: str):
+        from grouper.batch import _hashes  # (the grouper's engine: imported when the ids do not line up)
+
         self.grouped_path, self.discharges_path = grouped, discharges
         table = pa.concat_tables(_text_as_null(t) for t in raw_batches(grouped, batch_size=batch_size))
         if "case_id" not in table.column_names:
@@ -236,6 +239,8 @@ class _Keyed:
     def _find(self, ids: pa.Array) -> np.ndarray:
         if ids.null_count:
             return np.where(ids.is_null().to_numpy(zero_copy_only=False), -1, self._find(ids.fill_null("")))
+        from grouper.batch import _hashes
+
         h, _ = _hashes(ids)
         pos = np.searchsorted(self.hash, h)
         out = np.full(len(h), -1, np.int64)
@@ -274,9 +279,14 @@ def _as_it_is(path: Path) -> bool:
 _CANONICAL = {f.name: f for f in DISCHARGE_SCHEMA}
 
 
-def _normalised(path: Path, batch_size: int) -> Iterator[pa.Table]:
-    """A canonical Parquet file batch by batch, its values normalised as the discharge reader normalises them."""
-    for t in raw_batches(path, batch_size=batch_size):
+def _normalised(path: Path, batch_size: int, without: Collection[str] = ()) -> Iterator[pa.Table]:
+    """A canonical Parquet file batch by batch, its values normalised as the discharge reader normalises them;
+    only the columns the settlement reads (discharge and grouping columns), less ``without``."""
+
+    def select(headers: list[str]) -> list[str]:
+        return [h for h in headers if (h in SETTLE_COLUMNS or h in GROUPING_COLUMNS) and h not in without]
+
+    for t in raw_batches(path, batch_size=batch_size, select=select):
         yield _normalise(t)
 
 

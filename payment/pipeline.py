@@ -14,22 +14,23 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 import grouper
-from grouper.dip.catalogue import read_catalogue
-from grouper.distributed import Engine
 from grouper.errors import SettingsError
 from grouper.io import dataset_files
 from grouper.io.formats import Layout
 from grouper.io.writer import IfExists, atomic_folder
 from payment.casefile import CaseWriter
 from payment.cases import CaseSource
-from payment.history import read_history
 from payment.inputs import read_deductions, read_hospitals, read_special_cases, read_weights
 from payment.policy import Policy
 from payment.settle import BATCH_SIZE, prepare, settle_batches
+
+if TYPE_CHECKING:
+    from grouper.distributed import Engine
 
 __all__ = ["SETTLEMENT_FILES", "settle_files"]
 
@@ -90,9 +91,13 @@ def settle_files(
         The region summary written to ``region.json``.
     """
     pol = policy if isinstance(policy, Policy) else Policy.load(policy)
-    engine = engine or Engine()
     folders = [p for p in (cases, discharges) if p is not None and Path(p).is_dir()]
-    parted = not engine.local or bool(folders)  # a dataset of parts: payment.distributed, on either engine
+    # a dataset of parts: payment.distributed, on either engine
+    parted = (engine is not None and not engine.local) or bool(folders)
+    if parted and engine is None:
+        from grouper.distributed import Engine
+
+        engine = Engine()
     if parted and layout is not None and layout != Layout():
         raise SettingsError(
             "an input layout (sheet, header row, renamed headers) is for one file on the local engine"
@@ -113,9 +118,15 @@ def settle_files(
         cat = None
         name = catalogue or pol.header.get("catalogue")
         if pol.scheme == "dip" and "dip_avg_cost" not in source.names and name:
+            from grouper.dip.catalogue import read_catalogue  # (a DIP run without dip_avg_cost only)
+
             cat = read_catalogue(name)
         w = read_weights(weights, encoding=encoding) if weights is not None else None
-        hist = read_history(history) if history is not None else None
+        hist = None
+        if history is not None:
+            from payment.history import read_history
+
+            hist = read_history(history)
         deducted = (
             read_deductions(deductions, hosp.column("hospital_id"), pol, encoding=encoding)
             if deductions is not None
@@ -163,14 +174,15 @@ def settle_files(
             try:
 
                 def run(src: CaseSource) -> tuple[pa.Table, dict]:
-                    def counted():
-                        for t in src():
-                            on_rows(t.num_rows)
+                    def counted(batches):
+                        for t in batches:
+                            if on_rows is not None:
+                                on_rows(t.num_rows)
                             yield t
 
                     writer.restart()
                     return settle_batches(
-                        counted if on_rows is not None else src,
+                        lambda: counted(src()),
                         hosp,
                         pol,
                         write=writer,
@@ -180,6 +192,7 @@ def settle_files(
                         special_cases=declared,
                         deductions=deducted,
                         on_pass=on_pass,
+                        per_case=lambda: counted(src(without=("patient_id",))),
                     )
 
                 hosp_table, region = source.read_with_restart(run)

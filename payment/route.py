@@ -170,9 +170,17 @@ def route_cases(
 
 
 def _codes(values: pa.Array, kind: str) -> pa.DictionaryArray:
-    """Codes cleaned as the groupers clean them, on the distinct values only (the column stays encoded)."""
+    """Codes cleaned as the groupers clean them, on the distinct values only (the column stays encoded; the
+    batches of one Parquet row group share their dictionary, cleaned once)."""
     values = encoded(values)
-    return pa.DictionaryArray.from_arrays(values.indices, normalise_codes(values.dictionary, kind))
+    last = _CLEANED.get(kind)
+    if last is None or not last[0].equals(values.dictionary):
+        last = _CLEANED[kind] = (values.dictionary, normalise_codes(values.dictionary, kind))
+    return pa.DictionaryArray.from_arrays(values.indices, last[1])
+
+
+#: The last dictionary cleaned per kind of code, and its cleaned values.
+_CLEANED: dict[str, tuple[pa.Array, pa.Array]] = {}
 
 
 #: Route of each reason that fixes one; the others fall back to the scheme (or the policy's ungrouped route).

@@ -236,6 +236,7 @@ def settle_batches(
     special_cases: Sequence[str] = (),
     deductions: Mapping[tuple[str, int], int] | None = None,
     on_pass: Callable[[str, int | None], None] | None = None,
+    per_case: Callable[[], Iterable[pa.Table]] | None = None,
 ) -> tuple[pa.Table, dict]:
     """Settle a region's year from record batches with bounded memory (the engine behind :func:`settle`).
 
@@ -257,6 +258,9 @@ def settle_batches(
     on_pass : callable, optional
         ``on_pass(what, rows)`` at the start of each pass over the batches (progress bars): what it does and
         the rows it reads (None for the first pass, whose count is not known yet).
+    per_case : callable, optional
+        The batches of pass 2 when they can be read without ``patient_id`` (only pass 1 reads it, for the
+        bed-day episodes): the same rows as ``batches``. Default: ``batches``.
 
     Returns
     -------
@@ -280,7 +284,7 @@ def settle_batches(
         scan.sums = sums_part(reg, batches, 0, res)
     pools = settle_pools(reg, scan.sums)
     passes("pass 2: payments per case", scan.rows)
-    fund_by_route, rows = cases_part(reg, batches, 0, res, pools, write)
+    fund_by_route, rows = cases_part(reg, per_case or batches, 0, res, pools, write)
     if rows != scan.rows:
         raise InputError(f"cases: the batches changed between passes ({scan.rows} rows, then {rows})")
     return finish(reg, scan, pools, fund_by_route, res)
@@ -580,10 +584,9 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     policy, pools = reg.policy, reg.pools
     n = cases.num_rows
     hidx = lookup(strings(cases, "hospital_id"), reg.hosp_ids)
-    known = hidx >= 0
-    hsafe = np.maximum(hidx, 0)
-    level = np.where(known, reg.h_level[hsafe], 0)
-    k = np.where(known, reg.h_coef[hsafe], np.nan)
+    # per hospital, with one more entry for the cases of no known hospital (index −1)
+    level = np.append(reg.h_level, 0)[hidx]
+    kk = np.nan_to_num(np.append(reg.h_coef, 0.0), nan=0.0)[hidx]
 
     pool = _pool_of(strings(cases, "insurance_type"), pools)
     cost = numbers(cases, "total_cost", 0.0)
@@ -619,7 +622,6 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     in_scheme = route == (Route.DIP if policy.scheme == "dip" else Route.DRG)
 
     # case points
-    kk = np.nan_to_num(k, nan=0.0)
     if policy.scheme == "dip":
         rule = DeviationRule.from_policy(policy.deviation)
         avg = _avg_cost(cases, reg.catalogue, policy, level)
@@ -1067,7 +1069,7 @@ def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarra
         f, kind, pools, pc_ratio, subtraction=policy.point_value.form == "subtraction"
     )
     by_route = np.where((f.hidx >= 0) & ~f.pooled, f.hidx * 8 + route, reg.n_h * 8)
-    fund_by_route += np.bincount(by_route, weights=fund_fen, minlength=len(fund_by_route)).astype(np.int64)
+    _add_exact(fund_by_route, by_route, fund_fen)
     cases, in_scheme = f.table, f.in_scheme
     return pa.table(
         {

@@ -22,7 +22,10 @@ WORKERS = typer.Option(
 
 
 def engine(kind: str, scheduler: str | None, workers: int | None):
-    """The :class:`grouper.distributed.Engine` of the options (a usage error, exit 2, when they do not fit)."""
+    """The :class:`grouper.distributed.Engine` of the options (a usage error, exit 2, when they do not fit); None for
+    this machine, the pipelines' default (so that a local run does not load the distributed engine)."""
+    if kind == "local" and scheduler is None and workers is None:
+        return None
     from grouper.distributed import ENGINES, Engine
 
     if kind not in ENGINES:
