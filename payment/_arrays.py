@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 
 def column(table: pa.Table, name: str) -> pa.Array:
@@ -56,11 +57,20 @@ def _by_value(arr: pa.Array, fn: Callable[[pa.Array], np.ndarray], null) -> np.n
         return np.full(len(arr), null)
     if pa.types.is_dictionary(arr.type):
         per_value = np.append(fn(arr.dictionary), null)
-        idx = pc.fill_null(arr.indices, len(arr.dictionary)).to_numpy(zero_copy_only=False)
-        return per_value[idx]
+        idx = arr.indices if arr.null_count == 0 else pc.fill_null(arr.indices, len(arr.dictionary))
+        return _spread(per_value, idx.to_numpy(zero_copy_only=False))
     out = fn(arr)
     if arr.null_count:
         out = np.where(arr.is_null().to_numpy(zero_copy_only=False), null, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _spread(per_value, indices):
+    """``per_value[indices]`` for indices of any integer width (numpy would first copy them to intp)."""
+    out = np.empty(indices.shape[0], per_value.dtype)
+    for i in range(indices.shape[0]):
+        out[i] = per_value[indices[i]]
     return out
 
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.codes import normalise_codes
-from payment._arrays import encoded, isin, numbers, prefix_in, strings
+from payment._arrays import column, encoded, isin, numbers, prefix_in, strings
 from payment.percase import match_items, per_case_exit, per_case_price
 
 __all__ = ["REASONS", "Route", "Routing", "date_conflict", "route_cases"]
@@ -204,9 +204,7 @@ def date_conflict(table: pa.Table) -> np.ndarray:
     """Discharged before admitted (docs/records.md Q10 ``DATE_CONFLICT``); False where either date is missing."""
     if not {"admission_date", "discharge_date"} <= set(table.column_names):
         return np.zeros(table.num_rows, dtype=bool)
-    adm, dis = (
-        table.column(c).combine_chunks().cast(pa.date32()) for c in ("admission_date", "discharge_date")
-    )
+    adm, dis = (column(table, c).cast(pa.date32()) for c in ("admission_date", "discharge_date"))
     return pc.less(dis, adm).fill_null(False).to_numpy(zero_copy_only=False)
 
 
@@ -214,7 +212,7 @@ def _outside_period(table: pa.Table, effective: dict) -> np.ndarray:
     """Discharged before or after the policy's effective period: another year's budget pays it."""
     if "discharge_date" not in table.column_names:
         return np.zeros(table.num_rows, dtype=bool)
-    day = table.column("discharge_date").combine_chunks().cast(pa.date32())
+    day = column(table, "discharge_date").cast(pa.date32())
     start, end = pa.scalar(effective["start"], pa.date32()), pa.scalar(effective["end"], pa.date32())
     outside = pc.or_(pc.less(day, start), pc.greater(day, end))
     return outside.fill_null(False).to_numpy(zero_copy_only=False)
