@@ -23,7 +23,6 @@ import shutil
 import signal
 import sys
 import threading
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from grouper.errors import OutputError
+from grouper.io.xlsx import write_sheet
 
 __all__ = [
     "CSV_ENCODING",
@@ -53,14 +53,12 @@ __all__ = [
 IfExists = Literal["error", "replace"]
 #: Options of every Parquet file drgdip writes: page checksums, so that a damaged page is detected on reading.
 PARQUET_OPTIONS = {"write_page_checksum": True}
-_EXCEL_MAX_ROWS = 1_048_575
 _TMP = ".drgdip-tmp"  # suffix of every temporary file or folder
 _FORMATS = (".parquet", ".csv", ".xlsx", ".json")
 #: Encoding of CSV files by default: UTF-8 with a byte-order mark, so that Excel on Windows reads Chinese text.
 CSV_ENCODING = "utf-8-sig"
 #: Excel number format of money columns (元, two decimals).
 MONEY_FORMAT = "#,##0.00"
-_MAX_WIDTH = 48
 
 
 def check_target(path: str | os.PathLike, if_exists: IfExists = "error") -> Path:
@@ -256,7 +254,7 @@ def write_results(
         elif suffix == ".json":
             rows = _write_json_rows(tables, tmp)
         else:
-            rows = _write_excel(tables, tmp, path, sheet, formats or {})
+            rows = write_sheet(tables, tmp, path=path, title=sheet, formats=formats or {})
         if suffix != ".parquet" and metadata:
             write_json(
                 dict(sorted(metadata.items())), path.with_name(path.name + ".meta.json"), if_exists="replace"
@@ -419,85 +417,3 @@ def _write_json_rows(tables: Iterable[pa.Table], tmp: Path) -> int:
         rows += _decoded(t).to_pylist()
     tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
     return len(rows)
-
-
-def _write_excel(
-    tables: Iterable[pa.Table], tmp: Path, path: Path, title: str, formats: dict[str, str]
-) -> int:
-    """One sheet, streamed (openpyxl write-only), header row frozen, widths from the header and the first batch,
-    ``formats`` per column; text stays text, so an id such as ``=1+1`` is never a formula."""
-    import openpyxl  # only for Excel outputs: it takes a tenth of a second to import
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    book = openpyxl.Workbook(write_only=True)
-    sheet = book.create_sheet(title)
-    sheet.freeze_panes = "A2"
-    rows, header, styles = 0, False, []
-    for t in tables:
-        t = _decoded(t)
-        rows += t.num_rows
-        if rows > _EXCEL_MAX_ROWS:
-            raise OutputError(
-                f"{path}: more than {_EXCEL_MAX_ROWS:,} rows do not fit in Excel; write .parquet or .csv",
-                path=path,
-            )
-        values = [c.to_pylist() for c in t.columns]
-        if not header:  # widths must be set before the first row is written
-            for k, (name, col) in enumerate(zip(t.column_names, values, strict=True)):
-                sample = [_width(name)] + [_width(v, formats.get(name)) for v in col[:1000]]
-                sheet.column_dimensions[get_column_letter(k + 1)].width = min(max(sample) + 2, _MAX_WIDTH)
-            bold = Font(bold=True)
-            cells = []
-            for name in t.column_names:
-                cell = WriteOnlyCell(sheet, value=name)
-                cell.font = bold
-                cells.append(cell)
-            sheet.append(cells)
-            styles = [formats.get(name) for name in t.column_names]
-            header = True
-        for row in zip(*values, strict=True):
-            sheet.append([_excel_cell(sheet, v, f) for v, f in zip(row, styles, strict=True)])
-    book.save(tmp)
-    _fix_workbook_dates(tmp)
-    return rows
-
-
-def _width(value, number_format: str | None = None) -> int:
-    """Display width of a cell in Excel's character units (a Chinese character counts two)."""
-    if value is None:
-        return 0
-    text = f"{value:,.2f}" if isinstance(value, float) and number_format else str(value)
-    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
-
-
-def _excel_cell(sheet, value, number_format: str | None = None):
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    if not isinstance(value, str):
-        if number_format is None or value is None:
-            return value
-        cell = WriteOnlyCell(sheet, value=value)
-        cell.number_format = number_format
-        return cell
-
-    cell = WriteOnlyCell(
-        sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value)
-    )  # control characters Excel refuses
-    cell.data_type = "s"
-    return cell
-
-
-def _fix_workbook_dates(path: Path) -> None:
-    """Give a workbook fixed zip timestamps and document dates, so that a rerun writes the same bytes."""
-    with zipfile.ZipFile(path) as z:
-        parts = [(info.filename, z.read(info)) for info in z.infolist()]
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in parts:
-            if name == "docProps/core.xml":
-                data = re.sub(
-                    rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>1980-01-01T00:00:00Z", data
-                )
-            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
