@@ -82,10 +82,10 @@ class EngineSettings:
     Attributes
     ----------
     checks : tuple[Check, ...]        blocking record checks (病案校验), in order
-    numbers : NumberReading            how ages and birth weight are read (RULES.md §1.3)
+    numbers : NumberReading            how ages and birth weight are read (codebooks/chs-drg-2.0/RULES.md §1.3)
     severity_includes_principal : bool whether the principal dx takes part in its own MCC/CC scan (2.0: yes)
     sex_spellings : tuple[str, ...]    how sex must be written to pass the ``SEX_INVALID`` check (2.0: exactly
-                                       ``"1"`` or ``"2"``, RULES.md §1.4), compared with the sex as written
+                                       ``"1"`` or ``"2"``, codebooks/chs-drg-2.0/RULES.md §1.4), compared with the sex as written
     """
 
     checks: tuple[Check, ...] = (Check.SEX_MISSING,)
@@ -479,7 +479,7 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
     bad_stage = set(qy.stage) - {"pre_gate", "in_mdc"}
     if bad_stage:
         raise CodebookError(f"{folder / 'qy.csv'}: unknown stage {sorted(bad_stage)[0]!r} (pre_gate, in_mdc)")
-    # the steps of each MDC (RULES.md §2): its pre-gate QY rows, its gate, then its items: its ADRGs in order,
+    # the steps of each MDC (codebooks/chs-drg-2.0/RULES.md §2): its pre-gate QY rows, its gate, then its items: its ADRGs in order,
     # each in_mdc QY row right after its after_adrg
     step_prog, step_kind, step_target, step_off = [], [], [], np.zeros(n_mdc + 1, np.int64)
     for m in range(n_mdc):

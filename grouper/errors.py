@@ -1,4 +1,4 @@
-"""One error family (STYLE.md §h): every error drgdip raises on purpose derives from :class:`DrgdipError`.
+"""One error family: every error drgdip raises on purpose derives from :class:`DrgdipError`.
 
 Each error carries where it happened (``path``, ``row``, ``column``, ``key``) besides its message; the CLI catches
 only this family, so anything else is a bug. Messages name files, rows, columns and keys, never a command-line

@@ -1,4 +1,4 @@
-"""The one contract of the fit/apply objects (估计器): ``DipCatalog``, ``DrgWeights`` and ``AuxTyping`` (STYLE.md §k).
+"""The one contract of the fit/apply objects (估计器): ``DipCatalog``, ``DrgWeights`` and ``AuxTyping``.
 
 Settings are keyword arguments stored unchanged and declared with the field kinds of :mod:`grouper.settings`;
 :meth:`Estimator.check_settings` checks them all, once, at ``fit`` and ``read_*``. A fitted object keeps what it

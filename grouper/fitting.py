@@ -1,4 +1,4 @@
-"""File-to-file fitting: what ``drgdip catalog`` and ``drgdip weights`` do, callable from Python (DESIGN.md §5).
+"""File-to-file fitting: what ``drgdip catalog`` and ``drgdip weights`` do, callable from Python.
 
 :func:`catalogue_to_file` builds a local DIP catalogue (目录库) from past years of cases, with auxiliary typing
 (辅助分型) beside it; :func:`weights_to_file` fits DRG relative weights (相对权重), grouping the cases first when

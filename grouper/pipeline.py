@@ -1,4 +1,4 @@
-"""File-to-file grouping: what ``drgdip group`` does, callable from Python (DESIGN.md §5).
+"""File-to-file grouping: what ``drgdip group`` does, callable from Python.
 
 :func:`group_to_file` streams discharge files through the CHS-DRG or DIP grouper (one output row per input row, in
 input order; a case_id repeated anywhere in the run is DUPLICATE_CASE) and writes the results atomically, with the

@@ -1,4 +1,4 @@
-"""Canonical discharge schema (出院病例 / 结算清单数据): one row per case, DESIGN.md §2."""
+"""Canonical discharge schema (出院病例 / 结算清单数据): one row per case (docs/records.md §6)."""
 
 from __future__ import annotations
 

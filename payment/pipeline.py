@@ -1,4 +1,4 @@
-"""File-to-file pipelines, one per command (DESIGN.md §5): what ``drgdip settle`` does, callable from Python.
+"""File-to-file pipelines, one per command: what ``drgdip settle`` does, callable from Python.
 
 :func:`settle_files` reads the grouped cases (joined with their discharges by ``case_id``), the hospitals table,
 the policy and the optional history folder, deductions, special cases, weights and catalogue, settles the year

@@ -5,7 +5,7 @@ Values are checked by the field kinds of :mod:`grouper.settings`, the same check
 Every number is a small table ``{value, unit, source, clause?, note?}`` whose ``source`` names an entry of
 ``[sources]`` (or ``"assumption"`` with a ``note``); rows of rate and price tables carry one ``source`` each.
 The loader rejects unknown keys, wrong types, unknown or mismatched units, impossible values and undeclared
-sources, naming the file and the dotted key (STYLE.md §a). The key list mirrors docs/formulas.md §13.
+sources, naming the file and the dotted key. The key list mirrors docs/formulas.md §13.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from payment.points import BOUNDARIES, FORMULAS
 
 __all__ = ["LEVELS", "POOLS", "ByKey", "Policy", "PolicyError", "Section"]
 
-#: Closed list of units (STYLE.md §a).
+#: Closed list of units.
 UNITS = ("yuan", "yuan/point", "yuan/day", "points", "points/day", "ratio", "share", "days", "count")
 #: Hospital levels (医院等级) that values by level are keyed by.
 LEVELS = (1, 2, 3)

@@ -40,7 +40,7 @@ def main() -> None:
         args = [*name.split(), "--help"]
         text = runner.invoke(app, args, prog_name="drgdip", terminal_width=110).output.rstrip()
         parts.append(f"## drgdip {name}\n\n```text\n{text}\n```\n")
-    (ROOT / "docs" / "cli.md").write_text("\n".join(parts), encoding="utf-8")
+    (ROOT / "docs/cli.md").write_text("\n".join(parts), encoding="utf-8")
 
 
 if __name__ == "__main__":

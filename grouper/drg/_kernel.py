@@ -1,7 +1,7 @@
 """Numba kernel of the CHS-DRG grouper: postfix condition programs on a stack of booleans, cases in parallel.
 
 Reads only the flat arrays of a compiled ``Codebook`` (packed into the ``Tables`` named tuple) and the encoded
-case arrays (ids, CSR offsets). The flow is RULES.md §2 of chs-drg-2.0, for every scheme: MDCs in seq order;
+case arrays (ids, CSR offsets). The flow is codebooks/chs-drg-2.0/RULES.md §2, for every scheme: MDCs in seq order;
 per MDC its pre-gate QY rows, its gate, then its items (ADRGs and in-MDC QY rows) in order; the first true item
 wins; an MDC whose items all fail falls through to the next; then the severity suffix of the ADRG's DRGs.
 
@@ -155,7 +155,7 @@ def _run(t, p, pdx, odx, pproc, oprocs, sex, nums):
 
 @njit(cache=True, inline="always")
 def _severity(t, pdx, odx):
-    """(severity, dx id that set it): MCC/CC excluding the principal's 排除表 (RULES.md §6.2)."""
+    """(severity, dx id that set it): MCC/CC excluding the principal's 排除表 (codebooks/chs-drg-2.0/RULES.md §6.2)."""
     excl = t.cce_table[pdx] if pdx >= 0 else -1
     cc_code = -1
     start = -1 if t.severity_all[0] else 0
@@ -258,7 +258,7 @@ def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums
                 if hit != -1 or refused:
                     break
             if hit == -1:
-                continue  # gate refused, or no item matched: fall through to the next MDC (RULES.md §2)
+                continue  # gate refused, or no item matched: fall through to the next MDC (codebooks/chs-drg-2.0/RULES.md §2)
             if hit < 0:  # an ambiguous group: its own MDC (MDCN's wrong-sex row reports MQY in MDCM)
                 q = -2 - hit
                 mdc[i] = t.qy_mdc[q]

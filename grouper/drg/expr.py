@@ -1,7 +1,7 @@
 """The condition language of CHS-DRG codebooks (入组条件表达式): parser and postfix compiler.
 
 ADRG conditions (``adrg.csv``), MDC gates (``mdc.csv``) and ambiguous-group rows (``qy.csv``) are written in one
-small language (chs-drg-2.0 RULES.md §4)::
+small language (codebooks/chs-drg-2.0/RULES.md §4)::
 
     condition := or_expr            or_expr := and_expr {"or" and_expr}     and_expr := unary {"and" unary}
     unary     := "not" unary | "(" or_expr ")" | predicate
@@ -55,7 +55,7 @@ class Op(IntEnum):
 
 
 class Sel(IntEnum):
-    """Which codes a list predicate looks at (RULES.md §4.2)."""
+    """Which codes a list predicate looks at (codebooks/chs-drg-2.0/RULES.md §4.2)."""
 
     PDX = 0  #: the principal diagnosis
     ODX = 1  #: some other diagnosis
@@ -75,7 +75,7 @@ class Cmp(IntEnum):
     NE = 5
 
 
-#: Kinds of the steps of an MDC (RULES.md §2): a pre-gate QY row (true → that QY group), the gate (false → next
+#: Kinds of the steps of an MDC (codebooks/chs-drg-2.0/RULES.md §2): a pre-gate QY row (true → that QY group), the gate (false → next
 #: MDC), an item (an ADRG or an in-MDC QY row; true → its result).
 STEP_PRE, STEP_GATE, STEP_ITEM = 0, 1, 2
 

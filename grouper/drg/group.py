@@ -177,7 +177,7 @@ def _group(table, codebook, col, words, verbatim, duplicates) -> pa.Table:
 def _numbers(col: dict[str, pa.Array], reading: NumberReading) -> np.ndarray:
     """age_years, age_days, birth_weight_g per case as float64 (columns in ``expr.NUMVARS`` order).
 
-    Both readings take an empty value as 0 (RULES.md §1.3); the ECMAScript one makes a present but unreadable
+    Both readings take an empty value as 0 (codebooks/chs-drg-2.0/RULES.md §1.3); the ECMAScript one makes a present but unreadable
     value (``-1`` from the readers) NaN, which fails every comparison but ``!=``.
     """
     out = np.empty((len(col["age_years"]), 3), np.float64)
@@ -271,7 +271,7 @@ def _raise(status: np.ndarray, mask: np.ndarray, code: Status) -> None:
 
 def _sex_conflict(codebook: Codebook, rows: np.ndarray, pdx: np.ndarray, sex: np.ndarray) -> np.ndarray:
     """Of ``rows`` (a mask, the ungrouped cases), those whose principal's MDC lists are all sex-gated and none
-    admits this sex (RULES.md §2, project SEX_CONFLICT)."""
+    admits this sex (codebooks/chs-drg-2.0/RULES.md §2, project SEX_CONFLICT)."""
     at = np.flatnonzero(rows & (pdx >= 0))
     mask_of_pdx = codebook["dx_mdc_mask"][pdx[at]]
     gated = np.uint32(0)

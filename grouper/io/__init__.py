@@ -1,4 +1,4 @@
-"""Input and output (STYLE.md §d): the readers of every table the commands take and the one writer module.
+"""Input and output: the readers of every table the commands take and the one writer module.
 
 - :mod:`grouper.io.discharges`: discharge files (结算清单 exports) → canonical batches.
 - :mod:`grouper.io.writer`: atomic files and folders, ``if_exists="error" | "replace"``, Parquet/CSV/Excel/JSON.

@@ -1,4 +1,4 @@
-"""The one writer module (STYLE.md §i): every file drgdip writes goes through :func:`atomic_file` or
+"""The one writer module: every file drgdip writes goes through :func:`atomic_file` or
 :func:`atomic_folder`.
 
 A file is written to a temporary name in its target folder, created exclusively (``O_EXCL | O_NOFOLLOW``: a link

@@ -298,7 +298,7 @@ def audit_batches(
             pricing.scan(_priced(t, out))
     expected = np.full(n, np.nan)  # filled batch by batch in the last pass
 
-    # risk classes (audit.md §1.1): the run's grouped cases, or a reference table
+    # risk classes (docs/audit.md §1.1): the run's grouped cases, or a reference table
     mode = cat["mode"]
     dead = mode == 5
     if risk_reference is not None:

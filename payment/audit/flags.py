@@ -1,4 +1,4 @@
-"""Supervision flags (智能监控疑点) per case, reference/audit.md §2: findings to review, never verdicts.
+"""Supervision flags (智能监控疑点) per case, docs/audit.md §2: findings to review, never verdicts.
 
 READMISSION_15 / READMISSION_31 (疑似分解住院, same hospital or another, with the linked earlier case),
 LOW_STANDARD_ADMISSION (低标入院), LONG_STAY (超长住院), HIGH_DEVIATION / LOW_DEVIATION (高/低倍率, from the

@@ -22,7 +22,7 @@ __all__ = ["Grouping"]
 
 _DRG_ERRORS = [s.name for s in Status if s.is_error]
 #: DIP statuses of a case in a regular group (入组): core or 先期 (OK), 综合, or with an unknown procedure left out;
-#: 空白病种 (BLANK, ``KBBZ``) and the errors are not grouped (audit.md §1: "say which").
+#: 空白病种 (BLANK, ``KBBZ``) and the errors are not grouped (docs/audit.md §1: "say which").
 _DIP_GROUPED = [Status.OK.name, Status.COMPREHENSIVE.name, Status.CODE_UNKNOWN.name]
 
 
@@ -36,7 +36,7 @@ class Grouping:
     codebook : Codebook
     catalogue : grouper.dip.Catalogue, optional   DIP: required (groups, scores, avg_cost, avg_los)
     weights : pa.Table, optional   CHS-DRG: ``drg, rw`` (+ ``avg_cost``, ``avg_los``); default: RW from the run
-    score_scale : float            DIP: points of weight 1 (audit.md §1: total weight = Σ score / 1000)
+    score_scale : float            DIP: points of weight 1 (docs/audit.md §1: total weight = Σ score / 1000)
     """
 
     scheme: str

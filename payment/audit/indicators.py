@@ -1,4 +1,4 @@
-"""Indicators (DRG/DIP 绩效指标) per hospital, department, attending doctor and group, reference/audit.md §1.
+"""Indicators (DRG/DIP 绩效指标) per hospital, department, attending doctor and group, docs/audit.md §1.
 
 Cases, 入组率, 组数, total weight, CMI, 费用消耗指数 / 时间消耗指数 (against the region: all cases of the run), 低风险组
 死亡率, mean cost and LOS against the region's and the group standard's for the same case mix, drug and
@@ -45,7 +45,7 @@ def indicator_table(
 ) -> pa.Table:
     """One row per combination of ``keys`` (e.g. ``hospital_id``, ``department``) among the ``focus`` cases.
 
-    ``relative_cmi``: DIP's CMI is the mean score per case ÷ the region's mean score per case (audit.md §1);
+    ``relative_cmi``: DIP's CMI is the mean score per case ÷ the region's mean score per case (docs/audit.md §1);
     CHS-DRG's is the mean RW.
 
     Examples

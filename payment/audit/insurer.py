@@ -1,4 +1,4 @@
-"""Comparison with the insurer's returned grouping (医保反馈分组结果), reference/audit.md §3.
+"""Comparison with the insurer's returned grouping (医保反馈分组结果), docs/audit.md §3.
 
 The insurer's file (CSV, Excel or Parquet; Chinese, 4101A/3605 or canonical headers, kind ``insurer`` of
 ``codebooks/records/table_aliases.csv``) is matched to the hospital's cases by ``case_id``. Each difference gets the first reason
@@ -23,7 +23,7 @@ from grouper.io.tables import read_table
 
 __all__ = ["INSURER_SCHEMA", "REASONS", "compare_insurer", "read_insurer"]
 
-#: Reasons in the order they are tried (audit.md §3) → 中文.
+#: Reasons in the order they are tried (docs/audit.md §3) → 中文.
 REASONS = {
     "MISSING_AT_INSURER": "医保方无此病例",
     "MISSING_AT_HOSPITAL": "医院方无此病例",

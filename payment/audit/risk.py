@@ -1,4 +1,4 @@
-"""Risk classes of groups for the low-risk mortality (低风险组死亡率), reference/audit.md §1.1.
+"""Risk classes of groups for the low-risk mortality (低风险组死亡率), docs/audit.md §1.1.
 
 For each group over the reference population: mortality m = deaths / cases; z = (ln m − mean) / sd over the
 groups with m > 0 and enough cases; z < −1 low, −1 ≤ z < 0 mid-low, 0 ≤ z < 1 mid-high, z ≥ 1 high. A group with
@@ -35,7 +35,7 @@ def risk_classes(
 
     Examples
     --------
-    audit.md §1.1: mortality 0.001, 0.002, 0.01, 0.05, 0.2 (1000 cases each):
+    docs/audit.md §1.1: mortality 0.001, 0.002, 0.01, 0.05, 0.2 (1000 cases each):
 
     >>> c, z = risk_classes(np.full(5, 1000), np.array([1, 2, 10, 50, 200]))
     >>> [RISK_CLASSES[i] for i in c], np.round(z, 3).tolist()

@@ -1,6 +1,6 @@
 """Audit settings (自查阈值): the thresholds of the supervision flags and risk classes, as sourced data.
 
-``codebooks/qc/audit-defaults.toml`` holds every number as ``{value, unit, source, note}`` (STYLE.md §a); a region
+``codebooks/qc/audit-defaults.toml`` holds every number as ``{value, unit, source, note}``; a region
 passes its own file of the same shape. Unknown sections or keys, wrong types and undeclared sources are refused,
 naming the file and the dotted key.
 """

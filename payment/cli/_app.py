@@ -1,4 +1,4 @@
-"""The typer app, its error handling, progress bars and output checks, shared by every command (STYLE.md §f).
+"""The typer app, its error handling, progress bars and output checks, shared by every command.
 
 The options several commands take are in :mod:`payment.cli._options`.
 """

@@ -1,4 +1,4 @@
-"""The options more than one command takes, each defined once (STYLE.md §f).
+"""The options more than one command takes, each defined once.
 
 A command names them (``from payment.cli import _options as opt``, then ``out: Path = opt.OUT``) instead of
 writing its own copy, so a flag has one spelling, one default and one help text everywhere. An option whose

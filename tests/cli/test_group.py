@@ -1,4 +1,4 @@
-"""`drgdip group`: one output row per input row, metadata, clear errors and exit codes (STYLE.md §f)."""
+"""`drgdip group`: one output row per input row, metadata, clear errors and exit codes."""
 
 from __future__ import annotations
 

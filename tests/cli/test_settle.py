@@ -181,7 +181,7 @@ def test_chinese_hospital_levels_are_levels(files):
 
 def test_publication_difference_is_recorded_per_pool(files):
     region = json.loads((files / "base" / "region.json").read_text(encoding="utf-8"))
-    for pool in region["pools"].values():  # payment.md §0: allocated + kept − distributable
+    for pool in region["pools"].values():  # docs/formulas.md §0: allocated + kept − distributable
         diff = (
             Fraction(pool["allocated"])
             + Fraction(pool["kept_by_fund"])

@@ -95,7 +95,7 @@ def test_missing_table_and_unknown_name(tmp_path):
 
 
 def test_enabled_qy_sends_an_unrelated_procedure_to_the_ambiguous_group(tmp_path):
-    """RULES.md §3 QY: with the test on, a case failing the surgical/non-OR ADRGs but with a valid procedure → xQY."""
+    """codebooks/chs-drg-1.1/RULES.md §3 QY: with the test on, a case failing the surgical/non-OR ADRGs but with a valid procedure → xQY."""
     folder = _copy(tmp_path)
     qy = folder / "qy.csv"
     _edit(qy, "GQY,1,in_mdc,GK3,anyproc valid,false", "GQY,1,in_mdc,GK3,anyproc valid,true")

@@ -1,4 +1,4 @@
-"""The one estimator contract (STYLE.md §k): DipCatalog, DrgWeights and AuxTyping behave alike."""
+"""The one estimator contract: DipCatalog, DrgWeights and AuxTyping behave alike."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The 清单 fee breakdown (医疗收费项目类别 01 … 14, records.md §3 and §6) is an optional canonical money block."""
+"""The 清单 fee breakdown (医疗收费项目类别 01 … 14, docs/records.md §3 and §6) is an optional canonical money block."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import grouper
 from grouper.schema import DISCHARGE_SCHEMA, FEE_COLUMNS
 from grouper.synth import FEE_FIELDS, write_region
 
-#: records.md §3 医疗收费项目类别: code → category, in code order.
+#: docs/records.md §3 医疗收费项目类别: code → category, in code order.
 CATEGORIES = [
     "床位费",
     "诊察费",

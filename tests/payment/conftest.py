@@ -1,4 +1,4 @@
-"""Collect payment test vectors from data files (STYLE.md §e).
+"""Collect payment test vectors from data files.
 
 Each ``tests/payment/vectors/*.toml`` names a harness ``kind``, shared inputs ``given`` and ``[[cases]]`` with
 ``name``, ``input`` and ``expect``. Every case is a pytest item named after its sentence, so

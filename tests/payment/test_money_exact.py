@@ -1,4 +1,4 @@
-"""Money exact to the fen (payment.md §0): points carried in fixed point, one half-up rounding at the output.
+"""Money exact to the fen (docs/formulas.md §0): points carried in fixed point, one half-up rounding at the output.
 
 Hand-worked vectors where an amount is exactly half a fen. 120.05 points are 120.04999999999999715… as a
 float, so a float sum pays 12.005 yuan as 12.00; the exact reading pays 12.01. Every figure below is worked by

@@ -47,7 +47,7 @@ def _rule(policy: Policy) -> tuple:
 
 
 def test_shipped_policies_cover_every_profile_and_drg():
-    """The payment.md §3.3 profiles national_2020, guangzhou_2018 (same kinds, no extreme band), yichang, jining,
+    """The docs/formulas.md §3.3 profiles national_2020, guangzhou_2018 (same kinds, no extreme band), yichang, jining,
     taian (k by 险种) and a DRG rule are each shipped as formula kinds."""
     rules = {_rule(Policy.load(p)) for p in POLICIES}
     assert {

@@ -125,7 +125,7 @@ def test_aux_coefficient_on_deviation_cases(aux_on_deviation, expect):
 
 
 def test_aux_on_deviation_default_follows_the_profile():
-    # the 2020 national kinds carry no a on deviation cases (payment.md §3.3); 济宁's kinds do
+    # the 2020 national kinds carry no a on deviation cases (docs/formulas.md §3.3); 济宁's kinds do
     assert DEMO.deviation.aux_on_deviation is False
     assert "deviation.aux_on_deviation = false" in " ".join(DEMO.assumptions())
     jining = DEMO.replace({"deviation.high.formula": "minus_two_plus_k"})

@@ -364,7 +364,7 @@ def test_grouping_columns_are_joined_onto_the_discharges(files, tmp_path):
 
 
 def test_a_k_per_pool_replaces_the_hospital_coefficient_in_every_formula():
-    """k = "by_pool" (payment.md §3.3, 泰安's 0.611 职工 / 0.631 居民): normal S·k, high S·(q − 2 + k)."""
+    """k = "by_pool" (docs/formulas.md §3.3, 泰安's 0.611 职工 / 0.631 居民): normal S·k, high S·(q − 2 + k)."""
     policy = Policy.load(ROOT / "codebooks/policies/taian-2025.toml")
     cases, hospitals = _small_cases()
     out = settle(cases, hospitals, policy).cases.to_pydict()

@@ -1,4 +1,4 @@
-"""Trimmed budget point value (分位数法, payment.md §2.1/§2.6) and monthly audit deductions (审核扣款, §6)
+"""Trimmed budget point value (分位数法, docs/formulas.md §2.1/§2.6) and monthly audit deductions (审核扣款, §6)
 through :func:`payment.pipeline.settle_files` (what ``drgdip settle`` calls) and :func:`payment.settle.settle`; the hand-worked vectors are in
 ``vectors/trimmed_budget.toml`` and ``vectors/prepaid_deductions.toml``."""
 

@@ -77,7 +77,7 @@ def test_apply_batch_equals_row_by_row(fitted):
 
 
 def test_metastasis_at_los_3_under_the_inclusive_reading():
-    # dip.md §5.2: "住院天数 3 天以上" read as ≥ 3 makes the LOS-3 case 转移; the direction is data.
+    # docs/dip.md §5.2: "住院天数 3 天以上" read as ≥ 3 makes the LOS-3 case 转移; the direction is data.
     est = AuxTyping.read(DATA / "coefficients.csv")
     est.subtypes = str(DATA / "subtypes_los3.csv")
     case = next(c for c in CASES if c["name"].startswith("metastasis needs LOS"))
@@ -94,7 +94,7 @@ def test_only_eligible_kinds_get_a_subtype(fitted):
 
 
 def test_trigger_vector():
-    # dip.md §5.2 DIP-AUX: group n 400 > 15, subtype n 60 > 5, CV 0.80 → 0.60: fall 25 % ≥ 20 % → admitted.
+    # docs/dip.md §5.2 DIP-AUX: group n 400 > 15, subtype n 60 > 5, CV 0.80 → 0.60: fall 25 % ≥ 20 % → admitted.
     assert subtype_admitted(400, 60, 0.80, 0.60)
     assert not subtype_admitted(15, 60, 0.80, 0.60)  # group n must exceed N
     assert not subtype_admitted(400, 5, 0.80, 0.60)  # subtype n must exceed n
@@ -274,7 +274,7 @@ def test_input_columns_add_the_fee_columns_of_high_cost_rows():
 
 
 def test_charlson_index_vector_and_band(fitted):
-    # dip.md §5.1 TEST VECTOR DIP-CCI (fallback table): I50.900 chf 1, E11.200 diabwc 2, E11.900 diab 1 zeroed
+    # docs/dip.md §5.1 TEST VECTOR DIP-CCI (fallback table): I50.900 chf 1, E11.200 diabwc 2, E11.900 diab 1 zeroed
     # because diabwc is present, N18.500 rend 2 → CCI = 1 + 2 + 0 + 2 = 5 → band ≥ 5.
     odx = ["I50.900", "E11.200", "E11.900", "N18.500"]
     assert charlson_index(pa.array([odx]), read_cci_table()).tolist() == [5]

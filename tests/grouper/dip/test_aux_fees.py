@@ -1,4 +1,4 @@
-"""恶性肿瘤 高费用类型 (dip.md §5.2) from the 清单 fee columns: TUM-HC1 ``fee_05``, TUM-HC2 ``fee_09+fee_10+fee_11``."""
+"""恶性肿瘤 高费用类型 (docs/dip.md §5.2) from the 清单 fee columns: TUM-HC1 ``fee_05``, TUM-HC2 ``fee_09+fee_10+fee_11``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from grouper.synth import write_region
 
 # Last year's C18.0 cases: 10 高费用类型1 (治疗费 35,000 of 65,000), 10 高费用类型2 (药品费 40,000 of 65,000),
 # 80 others at 8,750. Group mean = (10 × 65,000 + 10 × 65,000 + 80 × 8,750) / 100 = 2,000,000 / 100 = 20,000
-# (the "group standard" of dip.md §5.2); each subtype has CV 0 → CV fall 100 % → both admitted, coefficient
+# (the "group standard" of docs/dip.md §5.2); each subtype has CV 0 → CV fall 100 % → both admitted, coefficient
 # 65,000 / 20,000 = 3.25.
 HISTORY = (
     "结算ID,主要诊断编码,实际住院天数,离院方式,年龄,医疗费用总额,治疗费,手术费,西药费,中药饮片费,中成药费\n"
@@ -26,7 +26,7 @@ HISTORY = (
     + "".join(f"h3-{i},C18.000,10,1,60,8750,1000,,3000,,\n" for i in range(80))
 )
 
-# dip.md §5.2 TEST VECTORS DIP-AUX, group standard 20,000 → 3 × 20,000 = 60,000. Columns: case, cost, 治疗费 05,
+# docs/dip.md §5.2 TEST VECTORS DIP-AUX, group standard 20,000 → 3 × 20,000 = 60,000. Columns: case, cost, 治疗费 05,
 # 手术费 06, 西药费 09, 中药饮片费 10, 中成药费 11, 离院方式, expected tumour cell, expected aux_type / coefficient.
 VECTORS = [
     # C 65,000 ≥ 60,000; 治疗费 35,000 / 65,000 = 53.8 % ≥ 50 % → 高费用类型1 (the spec's own vector)

@@ -72,7 +72,7 @@ def test_vectors(case):
 
 
 def test_coverage_threshold_dip_thr():
-    # dip.md §4.2 DIP-THR: t = 40 (t = 20 would also reach 95 % but is not the largest).
+    # docs/dip.md §4.2 DIP-THR: t = 40 (t = 20 would also reach 95 % but is not the largest).
     assert coverage_threshold([500, 300, 120, 40, 20, 10, 6, 4], 0.95) == 40
     assert coverage_threshold([10, 10, 10], 1.0) == 10
     assert coverage_threshold([100, 1], 0.5) == 100

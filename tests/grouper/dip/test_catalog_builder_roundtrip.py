@@ -86,7 +86,7 @@ def synthetic_history(catalogue: pa.Table, tmp_path, seed: int = 20250101):
 
 
 def _codes(truth: pa.Table) -> list[str]:
-    # the builder normalises codes: the one 平顶山 key written with a capital X (C56.X, dip.md §6.1) comes back as C56.x
+    # the builder normalises codes: the one 平顶山 key written with a capital X (C56.X, docs/dip.md §6.1) comes back as C56.x
     return [c.replace(".X", ".x") for c in truth["dip_code"].to_pylist()]
 
 

@@ -1,4 +1,4 @@
-"""Catalogue format: the shipped 平顶山 2025 catalogue (reference/dip.md §6) and CSV/Parquet round trips."""
+"""Catalogue format: the shipped 平顶山 2025 catalogue (docs/dip.md §6) and CSV/Parquet round trips."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def pds() -> Catalogue:
 
 
 def test_counts_match_the_reference(pds):
-    # dip.md §6.2: 3,877 core + 567 comprehensive + 88 placeholders + 3 export-only + 1 KBBZ = 4,536
+    # docs/dip.md §6: 3,877 core + 567 comprehensive + 88 placeholders + 3 export-only + 1 KBBZ = 4,536
     kinds = pds.table.column("kind").value_counts().to_pylist()
     assert {k["values"]: k["counts"] for k in kinds} == {
         "core": 3877,
@@ -35,7 +35,7 @@ def test_counts_match_the_reference(pds):
 
 
 def test_identity_score_for_every_row(pds):
-    # dip.md §6.3: score = avg_fee / region_avg_fee × 1000 for every row "within 1.1e-6". The largest gap is
+    # docs/dip.md §6: score = avg_fee / region_avg_fee × 1000 for every row "within 1.1e-6". The largest gap is
     # 1.105e-6 (I72.0:39.7205_88.4101, score 26,954): all three values are rounded to 6 dp, so the bound is
     # 0.5e-6 (score) + 0.5e-6 × 1000 / M (avg) + score × 0.5e-6 / M (region average M).
     meta = pds.meta
@@ -50,7 +50,7 @@ def test_identity_score_for_every_row(pds):
 
 @pytest.mark.parametrize(
     ("code", "score", "avg_cost", "n", "cv"),
-    [  # dip.md §6.4
+    [  # docs/dip.md §6
         ("K35.8", 393.804594, 2251.835112, 3097, 0.543),
         ("K35.8:47.0100", 1291.910037, 7387.339886, 1736, 0.352),
         ("K35.8:47.0100_54.5101", 1260.754470, 7209.187569, 1169, 0.308),
@@ -117,7 +117,7 @@ def test_errors_name_the_problem(tmp_path, pds):
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_nested_metadata_round_trip(pds, tmp_path, suffix):
-    # a built catalogue records its settings and history fingerprint (STYLE.md (c)); TOML has no null → ""
+    # a built catalogue records its settings and history fingerprint; TOML has no null → ""
     meta = {**pds.meta, "params": {"year_weights": [0.1, 0.2, 0.7], "trim": "percentile", "cv_ddof": 1}}
     cat = Catalogue(pds.table, meta)
     back = read_catalogue(write_catalogue(cat, tmp_path / f"built{suffix}"))

@@ -1,4 +1,4 @@
-"""DIP exclusion lists (reference/dip.md §3.2, records.md §5 Q04) on the 平顶山 2025 catalogue: each rule with
+"""DIP exclusion lists (docs/dip.md §3.2, docs/records.md §5 Q04) on the 平顶山 2025 catalogue: each rule with
 hand-made cases (the region rows of a case are its own tiny table), loader errors, one output row per input row
 and the CLI option."""
 
@@ -36,8 +36,8 @@ dx exact code cannot be the principal,dx Z37.000 exact not_principal,Z37.000,,,,
 dx exact does not reach a longer code,dx Z37.000 exact not_principal,Z37.000x001,,,,KBBZ,KBBZ,BLANK,exact: Z37.000x001 is another code
 dx 类目 prefix,dx Z37 prefix not_principal,Z37.000x001,,,,KBBZ,,PDX_INVALID,prefix Z37 covers every Z37 code
 dx 亚目 prefix leaves the other 亚目,dx K35.3 prefix not_principal,K35.800x001,,,,K35.8,K35.8,OK,prefix K35.3 does not cover K35.8
-dx prefix is case-insensitive on the x extension,dx I10.X prefix not_principal,I10.x05,,,,I10.x,,PDX_INVALID,I10.X and I10.x are the same 亚目 (dip.md §6.1)
-a lone asterisk code is not a principal,,M49.0*,,,,,,PDX_INVALID,shipped suffix rule *: records.md §5 Q04
+dx prefix is case-insensitive on the x extension,dx I10.X prefix not_principal,I10.x05,,,,I10.x,,PDX_INVALID,I10.X and I10.x are the same 亚目 (docs/dip.md §6.1)
+a lone asterisk code is not a principal,,M49.0*,,,,,,PDX_INVALID,shipped suffix rule *: docs/records.md §5 Q04
 the dagger code of a pair is the principal,,A18.000x047+M49.0*,,,,A18.0,A18.0,OK,the asterisk rule sees the dagger code A18.000x047
 不可作为主要手术操作 promotes the next procedure,proc 47.0100 exact not_main,K35.800x001,47.0100,47.0901,,K35.8:47.0100,K35.8:47.0901,OK,47.0100 can never be main → 47.0901 heads the core group (801.89 instead of 1291.91)
 the promoted main keeps the related set,proc 54.5101 exact not_main,K35.800x001,54.5101,47.0100,,K35:SS,K35.8:47.0100_54.5101,OK,54.5101 heads no K35.8 group (综合 SS); not main it still counts as a related procedure of 47.0100
@@ -48,7 +48,7 @@ an excluded flagged main passes on without the fallback,proc 47.0100 exact not_m
 限范围可作主要手术操作 outside the scope,proc 47.0100 exact main_in_scope K35.3,K35.800x001,47.0100,47.0901,,K35.8:47.0100,K35.8:47.0901,OK,K35.8 is outside K35.3 → 47.0100 skipped like 不可作为主要手术操作
 限范围 outside the scope and nothing left,proc 47.0100 exact main_in_scope K35.3,K35.800x001,47.0100,,,K35.8:47.0100,K35.8,OK,47.0100 skipped → no main → the 亚目 conservative group
 限范围 inside a 亚目 scope,proc 47.0100 exact main_in_scope K35.3,K35.300,47.0100,47.0901,,K35.3:47.0100,K35.3:47.0100,OK,K35.300 is inside K35.3
-按保守治疗入组 makes the case conservative,proc 45.2302 exact conservative,C18.900,45.2302,,,C18:ZDXCZ,C18.9,OK,dip.md §3.8: the main procedure counts as 保守 → the 亚目 conservative group
+按保守治疗入组 makes the case conservative,proc 45.2302 exact conservative,C18.900,45.2302,,,C18:ZDXCZ,C18.9,OK,docs/dip.md §3.8: the main procedure counts as 保守 → the 亚目 conservative group
 按保守治疗入组 by chapter prefix,proc 45.2 prefix conservative,C18.100,45.2302,,,C18:ZDXCZ,C18:BSZL,COMPREHENSIVE,C18.1 has no core group → 类目 C18 × 保守 (BSZL)
 the exact row beats the prefix row,proc 47 prefix not_main;proc 47.0901 exact conservative,K35.800x001,47.0100,47.0901,,K35.8:47.0100,K35.8,OK,47.0100 skipped (prefix 47); 47.0901 is main but 按保守治疗入组 (exact) → conservative
 """)))  # fmt: skip
@@ -106,7 +106,7 @@ def test_rule(pds, tmp_path, case, with_codebook):
 
 
 def test_conservative_rule_is_the_tier_override(pds, tmp_path):
-    # 按保守治疗入组 in the exclusion table = tier `conservative` in a region tier table (dip.md §3.8)
+    # 按保守治疗入组 in the exclusion table = tier `conservative` in a region tier table (docs/dip.md §3.8)
     tiers = tmp_path / "tiers.csv"
     tiers.write_text("code,tier,rule\n45.2302,conservative,按保守治疗入组\n", encoding="utf-8")
     table = pa.table({"case_id": ["a", "b"], "principal_dx": ["C18.900", "C18.100"],

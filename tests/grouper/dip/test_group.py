@@ -1,4 +1,4 @@
-"""DIP grouper on the 平顶山 2025 catalogue: the worked examples of reference/dip.md §6.5 and one row per layer,
+"""DIP grouper on the 平顶山 2025 catalogue: the worked examples of docs/dip.md §6.5 and one row per layer,
 tie-break and treatment tier (cases in data/group_pingdingshan.csv), plus table-level properties."""
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def test_without_kbbz_the_case_is_unmatched(pds):
 
 
 def test_region_tier_table_demotes_a_procedure_to_conservative(pds, tmp_path):
-    # dip.md §3.8: a procedure listed 按保守治疗入组 is no main procedure → the 亚目's conservative group
+    # docs/dip.md §3.8: a procedure listed 按保守治疗入组 is no main procedure → the 亚目's conservative group
     own = tmp_path / "region.csv"
     own.write_text("code,tier,rule\n45.2302,conservative,按保守治疗入组\n", encoding="utf-8")
     table = pa.table({"case_id": ["a"], "principal_dx": ["C18.900"], "principal_proc": ["45.2302"]})

@@ -1,4 +1,4 @@
-"""group_dip with auxiliary typing (辅助分型): aux_type / aux_coef from a fitted AuxTyping (reference/dip.md §5.2)."""
+"""group_dip with auxiliary typing (辅助分型): aux_type / aux_coef from a fitted AuxTyping (docs/dip.md §5.2)."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_without_aux_the_coefficient_is_one(fitted):
 
 
 def test_the_highest_qualifying_coefficient_wins():
-    # dip.md §5.2 TEST VECTORS DIP-AUX: several subtypes fit (中度 1.2, 重度 1.5, 65+ 1.1) → a = 1.5.
+    # docs/dip.md §5.2 TEST VECTORS DIP-AUX: several subtypes fit (中度 1.2, 重度 1.5, 65+ 1.1) → a = 1.5.
     aux = AuxTyping.read(DATA / "coefficients.csv")  # K35.8: SEV-II 1.2, SEV-III 1.5, AGE-65Y 1.1
     t = cases(
         [

@@ -1,7 +1,7 @@
 """先期分组 (priority groups) and the final dip_code tie-break, on the 平顶山 catalogue plus synthetic rows.
 
 The 平顶山 2025 catalogue has no 先期分组; the rows AA2 and AI1–AI5 are added here with made-up scores to test the
-rules of codebooks/dip/priority_rules.csv against the band edges of reference/dip.md §3.3 (data/group_priority.csv).
+rules of codebooks/dip/priority_rules.csv against the band edges of docs/dip.md §3.3 (data/group_priority.csv).
 """
 
 from __future__ import annotations

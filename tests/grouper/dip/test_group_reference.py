@@ -1,4 +1,4 @@
-"""The vectorized grouper against a plain per-case reading of reference/dip.md §3.7–3.9 on random cases."""
+"""The vectorized grouper against a plain per-case reading of docs/dip.md §3.7–3.9 on random cases."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from grouper.dip import TIERS, group_dip, read_catalogue, read_procedure_tiers
 
 
 def _reference(case: dict, rows: list[dict], tier_of: dict) -> str:
-    """National profile, subset rule, tier from the main procedure, 介入 → 手术 (dip.md §3.7 recommended reading)."""
+    """National profile, subset rule, tier from the main procedure, 介入 → 手术 (docs/dip.md §3.7 recommended reading)."""
     dx = (case["principal_dx"] or "").upper().replace("X", "x")
     procs = [p for p in [case["principal_proc"], *case["other_procs"]] if p and p in tier_of]
     main = procs[0] if procs else None

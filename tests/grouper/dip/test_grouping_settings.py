@@ -96,7 +96,7 @@ def test_a_catalogue_from_the_policy_records_the_policy_and_its_assumptions():
     assert est.tie_break == ("most_related", "highest_score") and est.trim_limits == (0.025, 0.975)
     cat = est.fit(history(BLOCKS)).to_catalogue()
     assert cat.meta["policy_sha256"] == policy.sha256
-    assert "dip.md §4.3" in cat.meta["policy_settings"]["year_weights"]
+    assert "docs/dip.md §4.3" in cat.meta["policy_settings"]["year_weights"]
     assert "cv_ddof = 1 (DipCatalog default)" in cat.meta["assumptions"]
     assert cat.meta["grouping"]["tie_break"] == ["most_related", "highest_score"]
     plain = DipCatalog(tiers=TIERS).fit(history(BLOCKS))

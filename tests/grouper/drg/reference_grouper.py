@@ -2,7 +2,7 @@
 
 Written only from ``codebooks/chs-drg-1.1/RULES.md`` §1–§4 and the CSV tables, without looking at
 ``grouper/drg``, so that ``test_reference_crosscheck.py`` is an independent check of the vectorized grouper.
-It reads the MDC gates and ADRG rules as the 13 rule kinds of RULES.md §3 (``data/kinds_1_1/``: mdc.csv,
+It reads the MDC gates and ADRG rules as the 13 rule kinds of codebooks/chs-drg-1.1/RULES.md §3 (``data/kinds_1_1/``: mdc.csv,
 adrg.csv and adrg_codes.csv as the 1.1 source states them), not the condition expressions the codebook now
 holds, so the cross-check also checks the rewrite of the kinds into expressions.
 Oracle mode: codes match verbatim (no normalisation, no 国临→医保 mapping); feed it clean 医保版 codes.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 __all__ = ["UNGROUPED", "ReferenceGrouper"]
 
-#: (mdc, adrg, drg) of a case that does not group or fails the record checks (RULES.md §5).
+#: (mdc, adrg, drg) of a case that does not group or fails the record checks (codebooks/chs-drg-1.1/RULES.md §5).
 UNGROUPED = ("0000", "00", "0000")
 
 
@@ -31,7 +31,7 @@ def _params(text: str) -> dict[str, str]:
 
 
 class ReferenceGrouper:
-    """CHS-DRG 1.1 grouping of one record at a time (RULES.md §1–§4)."""
+    """CHS-DRG 1.1 grouping of one record at a time (codebooks/chs-drg-1.1/RULES.md §1–§4)."""
 
     def __init__(self, folder: Path, kinds: Path) -> None:
         self.mdcs = sorted(_rows(kinds, "mdc.csv"), key=lambda r: int(r["seq"]))

@@ -23,7 +23,7 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)
 
 
 def to_number(text: str) -> float:
-    """ECMAScript ToNumber of a string (RULES.md §1.3): blank is 0, a decimal literal its value, else NaN."""
+    """ECMAScript ToNumber of a string (codebooks/chs-drg-2.0/RULES.md §1.3): blank is 0, a decimal literal its value, else NaN."""
     s = text.strip()
     if not s:
         return 0.0
@@ -64,7 +64,7 @@ Predicate = Callable[[Record], bool]
 
 
 class _Conditions:
-    """Recursive-descent parser of RULES.md §4.1 that returns a closure per condition."""
+    """Recursive-descent parser of codebooks/chs-drg-2.0/RULES.md §4.1 that returns a closure per condition."""
 
     def __init__(self, grouper: ReferenceGrouper20) -> None:
         self.g = grouper
@@ -160,7 +160,7 @@ class _Conditions:
 
 
 class ReferenceGrouper20:
-    """CHS-DRG 2.0 grouping of one record at a time (RULES.md §1.4, §2, §6)."""
+    """CHS-DRG 2.0 grouping of one record at a time (codebooks/chs-drg-2.0/RULES.md §1.4, §2, §6)."""
 
     def __init__(self, folder: Path) -> None:
         self.lists: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -231,7 +231,7 @@ class ReferenceGrouper20:
         return UNGROUPED, "无法入组"
 
     def severity(self, dx: list[str]) -> tuple[bool, bool]:
-        """(has_mcc, has_cc) over all diagnoses, the principal included (RULES.md §6.2)."""
+        """(has_mcc, has_cc) over all diagnoses, the principal included (codebooks/chs-drg-2.0/RULES.md §6.2)."""
         table = self.cce.get(dx[0]) if dx else None
         has_mcc = any(d in self.mcc and (table is None or self.mcc[d] != table) for d in dx)
         has_cc = any(d in self.cc and (table is None or self.cc[d] != table) for d in dx)

@@ -1,4 +1,4 @@
-"""Worked examples of chs-drg.md §6 and RULES.md §4, one CSV row each (``why`` cites the rule)."""
+"""Worked examples of the CHS-DRG 1.1 rules (codebooks/chs-drg-1.1/RULES.md §4), one CSV row each (``why`` cites the rule)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conformance with the CHS-DRG 1.1 reference (OpenDRG Java chs_drg_11, RULES.md): 100 % on the suites.
+"""Conformance with the CHS-DRG 1.1 reference (OpenDRG Java chs_drg_11, codebooks/chs-drg-1.1/RULES.md): 100 % on the suites.
 
 Rows whose ``gen_note`` marks normalisation noise (``lowercase_*``, ``pad_*``, ``old_code_*``) differ from the
 reference by design (the reference takes codes verbatim, drgdip cleans them): for those rows each must group

@@ -1,6 +1,6 @@
 """Conformance with the CHS-DRG 2.0 reference (OpenDRG chs_drg_20, codebooks/chs-drg-2.0/RULES.md).
 
-* ``conformance_examples.csv`` (80 rows, one per RULES.md statement) and ``conformance_published.csv`` (17 published
+* ``conformance_examples.csv`` (80 rows, one per codebooks/chs-drg-2.0/RULES.md statement) and ``conformance_published.csv`` (17 published
   cases; P015 is marked ``oracle_differs_from_published``: the reference value is asserted, the note kept);
 * ``conformance_visible.csv`` (5,000 rows): every row with verbatim, well-formed codes and fields agrees.
 
@@ -129,7 +129,7 @@ def test_examples_agree_on_every_statement_but_the_cleaning_ones(codebook20, dep
 
 
 def test_sex_in_another_format_is_stopped_like_the_reference(codebook20):
-    """RULES.md §1.4: sex must be exactly "1" or "2"; 1.0, 男, " 1", F, M, "2 " get SEX_INVALID (0000) with a reason
+    """codebooks/chs-drg-2.0/RULES.md §1.4: sex must be exactly "1" or "2"; 1.0, 男, " 1", F, M, "2 " get SEX_INVALID (0000) with a reason
     naming the field, in the examples and in the visible file."""
     for name, least in (("conformance_examples.csv", 3), ("conformance_visible.csv", 9)):
         expected, got = _group(codebook20, name)
@@ -148,7 +148,7 @@ def test_sex_in_another_format_is_stopped_like_the_reference(codebook20):
         }
     )
     assert grouper.group_drg(same, codebook20).column("drg_status").to_pylist() == ["OK", "SEX_INVALID"]
-    # chs-drg-1.1 has no such check: its reference reads 男 as 1 (RULES.md §1), so the value map applies
+    # chs-drg-1.1 has no such check: its reference reads 男 as 1 (codebooks/chs-drg-2.0/RULES.md §1), so the value map applies
     assert (
         grouper.group_drg(same, grouper.Codebook.load("chs-drg-1.1")).column("drg").to_pylist()[1] != "0000"
     )
@@ -190,7 +190,7 @@ def test_code_noise_rows_group_like_their_cleaned_form(codebook20, kind):
 
 
 def test_defective_ages_reproduce_the_reference(codebook20):
-    """Empty ages are 0 and unreadable ones NaN (RULES.md §1.3): the visible rows with missing or oddly written
+    """Empty ages are 0 and unreadable ones NaN (codebooks/chs-drg-2.0/RULES.md §1.3): the visible rows with missing or oddly written
     ages, and the newborns without birth weight (no check in 2.0), all agree with the reference."""
     expected, got = _group(codebook20, "conformance_visible.csv")
     odd = expected.gen_note.str.contains(

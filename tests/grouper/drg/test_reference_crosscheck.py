@@ -1,14 +1,14 @@
 """Cross-check of ``grouper.group_drg`` against the plain reference grouper (``reference_grouper.py``).
 
 Cases are generated deterministically from the CHS-DRG 1.1 tables so that every ADRG path and every DRG
-suffix is exercised (RULES.md §2–§4): for each ADRG a base case is built from its own lists until the
+suffix is exercised (codebooks/chs-drg-1.1/RULES.md §2–§4): for each ADRG a base case is built from its own lists until the
 reference lands in that ADRG, then varied in severity (MCC, CC, excluded MCC/CC, none) and, where it
 matters, in sex (MDCM/MDCN/MDCO), newborn age and birth weight (PS band edges), trauma body parts (MDCZ),
 procedure positions (two-list rules) and procedure groups (NA1/JA1/JA2). On top: every dictionary and list
 code once as principal diagnosis and once as principal procedure, random mixtures, and a few missing or
-empty values (Java semantics: an empty number is 0, RULES.md §1). Only clean 医保版 codes are used, so the
+empty values (Java semantics: an empty number is 0, codebooks/chs-drg-1.1/RULES.md §1). Only clean 医保版 codes are used, so the
 project's normalisation leaves them unchanged. All 628 DRGs are reached (the list codes that cannot reach
-their ADRG, RULES.md §2, never empty a whole DRG).
+their ADRG, codebooks/chs-drg-1.1/RULES.md §2, never empty a whole DRG).
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ class _Generator:
             self.add(self.base["ZZ1"], "repeat:ZZ1", dx=[code, self.other_part(code), code], procs=[])
 
     def edges(self) -> None:
-        """Empty and missing values, duplicates and long lists (null numbers count as 0, RULES.md §1)."""
+        """Empty and missing values, duplicates and long lists (null numbers count as 0, codebooks/chs-drg-1.1/RULES.md §1)."""
         ac1, ac1b = self.sorted_list("AC1", "ss"), self.sorted_list("AC1", "ss1")
         gz = "K22.301"
         rows = [

@@ -2,7 +2,7 @@
 
 Cases are generated deterministically: every row of ``data20/conformance_visible.csv`` with verbatim codes (so that
 the project's code cleaning leaves it unchanged; sex written as ``男`` or ``1.0`` is kept, as the reader keeps it), and for each such row variants that move it along the
-paths of RULES.md: severity (an MCC, a CC, one of the principal's own exclusion table, the principal repeated, no
+paths of codebooks/chs-drg-2.0/RULES.md: severity (an MCC, a CC, one of the principal's own exclusion table, the principal repeated, no
 other diagnosis), the other sex, newborn ages and birth-weight band edges, empty or unreadable ages, procedures
 dropped, moved out of the principal position or replaced by a valid one; plus random mixtures of list codes. The
 reference and the kernel must agree on every case, and together the cases reach all 409 ADRGs, 634 DRGs and 20 QY
@@ -73,7 +73,8 @@ def _build(ref: ReferenceGrouper20) -> list[Case]:
     valid = sorted(ref.proc_valid)
     dx_lists = sorted({c for (o, n), codes in ref.lists.items() if n.startswith("zd") for c in codes})
     proc_lists = sorted({c for (o, n), codes in ref.lists.items() if n.startswith("ss") for c in codes})
-    proc_lists = [c for c in proc_lists if "耳" not in c]  # DE2's glued code+name item (RULES.md §9.9)
+    # DE2's glued code+name item (codebooks/chs-drg-2.0/RULES.md §9, quirk 9)
+    proc_lists = [c for c in proc_lists if "耳" not in c]
     cases: list[Case] = []
     with open(DATA / "conformance_visible.csv", encoding="utf-8", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if not r["gen_note"].startswith(NOISE)]
@@ -148,7 +149,7 @@ def test_every_adrg_drg_and_qy_group_is_reached(crosscheck):
 
 
 def _items(first: str, rest: str) -> list[str]:
-    """The oracle's list (RULES.md §1.2): principal then the ``|``-separated others; both empty → no item."""
+    """The oracle's list (codebooks/chs-drg-2.0/RULES.md §1.2): principal then the ``|``-separated others; both empty → no item."""
     if not first and not rest:
         return []
     return [first, *rest.split("|")] if rest else [first]

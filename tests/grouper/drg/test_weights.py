@@ -1,4 +1,4 @@
-"""DrgWeights: vectors of chs-drg.md §7.1 (data_weights/vectors.toml), apply, settings, saved parameters."""
+"""DrgWeights: vectors of docs/drg.md §7.1 (data_weights/vectors.toml), apply, settings, saved parameters."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Supervision flags (audit.md §2) on hand-made cases; expected payment by hand."""
+"""Supervision flags (docs/audit.md §2) on hand-made cases; expected payment by hand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Comparison with the insurer's returned grouping (audit.md §3): the first reason that applies, the payment
+"""Comparison with the insurer's returned grouping (docs/audit.md §3): the first reason that applies, the payment
 impact, agreement rates; the file read with Chinese headers in GBK."""
 
 from __future__ import annotations

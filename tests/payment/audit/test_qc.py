@@ -1,4 +1,4 @@
-"""QC edits Q01–Q14 (records.md §5) on hand-made rows: each row plants one defect; the clean row has none."""
+"""QC edits Q01–Q14 (docs/records.md §5) on hand-made rows: each row plants one defect; the clean row has none."""
 
 from __future__ import annotations
 

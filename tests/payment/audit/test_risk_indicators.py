@@ -1,4 +1,4 @@
-"""Risk classes and indicators (audit.md §1, §1.1) against hand-worked numbers."""
+"""Risk classes and indicators (docs/audit.md §1, §1.1) against hand-worked numbers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from payment.audit.risk import RISK_CLASSES, risk_classes
 
 
 def test_worked_example_population_sd():
-    # audit.md §1.1: ln m = −6.908 −6.215 −4.605 −2.996 −1.609; mean −4.467, sd (÷ n) 1.968
+    # docs/audit.md §1.1: ln m = −6.908 −6.215 −4.605 −2.996 −1.609; mean −4.467, sd (÷ n) 1.968
     cls, z = risk_classes(np.full(5, 1000), np.array([1, 2, 10, 50, 200]))
     assert np.round(z, 3).tolist() == [-1.241, -0.888, -0.070, 0.747, 1.452]
     assert [RISK_CLASSES[c] for c in cls] == ["low", "mid_low", "mid_low", "mid_high", "high"]
@@ -88,7 +88,7 @@ def test_dip_cmi_is_relative_to_the_region_mean_score():
 
 
 def test_low_risk_mortality_of_the_worked_example():
-    # audit.md §1.1: a hospital with 400 cases and 1 death in the first (low-risk) group: 0.25 %
+    # docs/audit.md §1.1: a hospital with 400 cases and 1 death in the first (low-risk) group: 0.25 %
     n = 400
     t = pa.table(
         {
