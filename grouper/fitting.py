@@ -25,6 +25,8 @@ from grouper.dip.catalogue_builder import HISTORY_COLUMNS, DipCatalog
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
 from grouper.io import BATCH_SIZE, count_rows, read_cases
+from grouper.io.discharges import HeaderMapping
+from grouper.io.formats import Layout
 from grouper.io.writer import IfExists, check_target
 
 __all__ = ["CatalogueRun", "WeightsRun", "catalogue_to_file", "weights_to_file"]
@@ -64,6 +66,8 @@ def catalogue_to_file(
     aux: bool = True,
     name: str | None = None,
     encoding: str | None = None,
+    layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
     if_exists: IfExists = "error",
     on_pass: OnPass | None = None,
     on_batch: OnBatch | None = None,
@@ -88,6 +92,9 @@ def catalogue_to_file(
         Catalogue name recorded in its metadata.
     encoding : str, optional
         Encoding of CSV history files (detected when None).
+    layout, on_mapping
+        How CSV/Excel history files lay out their table (sheet, header row, renamed headers; renamed headers for
+        Parquet too) and a callback given each file's header mapping (:func:`grouper.io.read_cases`).
     if_exists : {"error", "replace"}
         An existing catalogue or auxiliary typing file is refused (default) or replaced; checked before any work.
     on_pass, on_batch
@@ -104,7 +111,7 @@ def catalogue_to_file(
     if typing is not None:
         check_target(aux_path(out), if_exists)
     columns = dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ()))
-    table = _read(history, tuple(columns), encoding, on_pass, on_batch)
+    table = _read(history, tuple(columns), encoding, on_pass, on_batch, layout, on_mapping)
     est = DipCatalog.from_policy(policy, **settings) if policy is not None else DipCatalog(**settings)
     _pass(on_pass, "fitting the catalogue", None)
     est.fit(table)
@@ -136,6 +143,8 @@ def weights_to_file(
     *,
     scheme: str | None = None,
     encoding: str | None = None,
+    layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
     if_exists: IfExists = "error",
     on_pass: OnPass | None = None,
     on_batch: OnBatch | None = None,
@@ -153,7 +162,7 @@ def weights_to_file(
     scheme : str, optional
         Codebook that groups a history without ``drg``; None: the scheme in force (``DEFAULT_SCHEME``,
         ``chs-drg-2.0``).
-    encoding, if_exists, on_pass, on_batch
+    encoding, layout, on_mapping, if_exists, on_pass, on_batch
         As :func:`catalogue_to_file`.
     **settings
         :class:`DrgWeights` settings (``years``, ``year_weights``, ``min_n``, ``trim``, …).
@@ -164,7 +173,7 @@ def weights_to_file(
     """
     out = check_target(out, if_exists)
     est = DrgWeights(**settings)
-    table = _read(history, None, encoding, on_pass, on_batch)
+    table = _read(history, None, encoding, on_pass, on_batch, layout, on_mapping)
     grouped_with = None
     if "drg" not in table.column_names:
         codebook = Codebook.load(scheme or DEFAULT_SCHEME)
@@ -190,12 +199,12 @@ def _pass(on_pass: OnPass | None, label: str, total: int | None) -> None:
         on_pass(label, total)
 
 
-def _read(history: Paths, columns, encoding, on_pass, on_batch) -> pa.Table:
+def _read(history: Paths, columns, encoding, on_pass, on_batch, layout=None, on_mapping=None) -> pa.Table:
     """The history as one table; one progress step per file (rows when a file's count is known up front)."""
     paths = [history] if isinstance(history, str | os.PathLike) else list(history)
     counts = [count_rows(p) for p in paths]
     _pass(on_pass, "reading the history", sum(counts) if None not in counts else None)
-    table = read_cases(paths, columns=columns, encoding=encoding)
+    table = read_cases(paths, columns=columns, encoding=encoding, layout=layout, on_mapping=on_mapping)
     if on_batch is not None:
         on_batch(table.num_rows)
     return table

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from grouper.errors import InputError
 from grouper.io.discharges import BATCH_SIZE, dataset_files, read_discharges
-from grouper.io.formats import PARQUET_SUFFIXES, Layout, raw_batches, read_ahead
+from grouper.io.formats import PARQUET_SUFFIXES, Layout, first_data_row, raw_batches, read_ahead
 from grouper.io.values import convert, strings
 from grouper.schema import DISCHARGE_SCHEMA
 from payment.plausibility import check_cases
@@ -95,6 +95,7 @@ class CaseSource:
             )
         self._keyed: _Keyed | None = None
         self._calls = 0
+        self._first: int | None = None
 
     def __call__(self, without: Collection[str] = ()) -> Iterator[pa.Table]:
         """A fresh iterator over the case tables; ``without``: canonical columns not to read (left out, or
@@ -102,9 +103,17 @@ class CaseSource:
         self._calls += 1
         if self.discharges is None:
             if _as_it_is(self.cases):
-                return _plausible(read_ahead(_normalised(self.cases, self.batch_size, without)), self.cases)
-            return _plausible(self._same_file(without), self.cases)
-        return _plausible(self._joined(without), self.discharges)
+                return _plausible(
+                    read_ahead(_normalised(self.cases, self.batch_size, without)), self.cases, 1
+                )
+            return _plausible(self._same_file(without), self.cases, self._first_row(self.cases))
+        return _plausible(self._joined(without), self.discharges, self._first_row(self.discharges))
+
+    def _first_row(self, path: Path) -> int:
+        """The row number of the file's first case as the user sees it (title rows above the header counted)."""
+        if self._first is None:
+            self._first = first_data_row(path, encoding=self.encoding, layout=self.layout)
+        return self._first
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -162,10 +171,10 @@ class CaseSource:
             return run(self)
 
 
-def _plausible(batches: Iterator[pa.Table], path: Path) -> Iterator[pa.Table]:
+def _plausible(batches: Iterator[pa.Table], path: Path, first: int) -> Iterator[pa.Table]:
     """The batches, each checked against the hard plausibility rules (rows counted in ``path``, the file whose
-    order the stream follows and that holds the money columns)."""
-    first, offset = (1 if path.suffix.lower() in PARQUET_SUFFIXES else 2), 0
+    order the stream follows and that holds the money columns, from its first data row ``first``)."""
+    offset = 0
     for t in batches:
         check_cases(t, where=path, first_row=first, offset=offset)
         offset += t.num_rows

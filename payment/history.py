@@ -28,12 +28,11 @@ import pyarrow.parquet as pq
 
 from grouper.errors import InputError
 from grouper.io.discharges import to_arrow
-from grouper.io.formats import InputWarning
-from grouper.io.tables import read_table
+from grouper.io.formats import InputWarning, Layout
+from grouper.io.tables import first_row_of, read_table
 from grouper.io.writer import PARQUET_OPTIONS, IfExists, atomic_folder
 from payment._arrays import to_str_numpy
 from payment.budget import level_coefficients
-from payment.inputs import first_row
 from payment.policy import POOLS
 
 __all__ = ["HISTORY_FILES", "history_from_settlements", "read_history", "write_history"]
@@ -160,13 +159,16 @@ def history_from_settlements(
     *,
     discharges: Sequence[str | os.PathLike | None] | None = None,
     encoding: str | None = None,
+    layout: Layout | None = None,
 ) -> dict[str, pa.Table]:
     """The history tables of three past settled years (历史数据), as :func:`write_history` takes them.
 
     Each settlement folder (``drgdip settle -o``: its year from ``region.json``, each case's pool, hospital, route
     and points from ``cases.parquet``, levels from ``hospitals.csv``) is read with the cases it settled
     (``cases[i]``, and ``discharges[i]`` when ``cases[i]`` holds only grouping columns), whose ``total_cost`` is the
-    case's cost. Only cases paid by points (route DRG or DIP) with points > 0 count.
+    case's cost. Only cases paid by points (route DRG or DIP) with points > 0 count. ``encoding`` and ``layout``
+    (sheet, header row, renamed headers) are those of the discharge files (``discharges``, else ``cases``), as for
+    ``drgdip settle``.
 
     Returns
     -------
@@ -201,7 +203,7 @@ def history_from_settlements(
         except (OSError, ValueError, pa.ArrowException):
             raise InputError(f"{folder}: not a settlement folder (drgdip settle -o)", path=folder) from None
         levels = read_table(folder / "hospitals.csv", text=("hospital_id",)).select(["hospital_id", "level"])
-        source = CaseSource(case_file, discharge_file, encoding=encoding)
+        source = CaseSource(case_file, discharge_file, encoding=encoding, layout=layout)
         costs = pa.concat_tables(t.select(["case_id", "total_cost"]) for t in source())
         if costs.num_rows != settled.num_rows or not costs.column("case_id").cast(pa.string()).equals(
             settled.column("case_id").cast(pa.string())
@@ -279,7 +281,7 @@ def _history_cases(folder: Path) -> pa.Table | None:
     missing = [c for c in (key, "year", "total_cost", "points") if c not in t.column_names]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}", path=path, column=missing[0])
-    first = first_row(path)
+    first = first_row_of(t)
     if key == "pool":
         bad = ~np.isin(to_str_numpy(t.column("pool").combine_chunks()), POOLS)
         _bad_row(path, "pool", bad, first, f"is not one of {', '.join(POOLS)}", t)
@@ -292,7 +294,7 @@ def _history_cases(folder: Path) -> pa.Table | None:
         values = pd.to_numeric(t.column(name).to_pandas(), errors="coerce").to_numpy(np.float64)
         _bad_row(path, name, ~ok(values), first, what, t)
         t = t.set_column(t.schema.get_field_index(name), name, pa.array(values))
-    return t
+    return t.replace_schema_metadata(None)
 
 
 def _bad_row(path: Path, column: str, bad: np.ndarray, first: int, what: str, table: pa.Table) -> None:

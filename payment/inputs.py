@@ -15,8 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import InputError
-from grouper.io.formats import PARQUET_SUFFIXES
-from grouper.io.tables import read_table
+from grouper.io.tables import first_row_of, read_table
 from grouper.io.values import map_values, numbers
 from payment._arrays import to_str_numpy
 from payment.deductions import parse_deductions
@@ -28,12 +27,6 @@ __all__ = ["read_deductions", "read_hospitals", "read_special_cases", "read_weig
 _HOSPITAL_TEXT = ("hospital_id", "name", "region", "type", "level")
 #: Number columns of the hospitals table under the plausibility rules (codebooks/qc/plausibility.csv).
 _HOSPITAL_NUMBERS = ("coefficient", "assessment_coef", "audit_deduction")
-
-
-def first_row(path: Path) -> int:
-    """Number of a file's first data row as a user counts it: 2 for CSV and Excel (line 1 is the header), 1 for
-    Parquet."""
-    return 1 if path.suffix.lower() in PARQUET_SUFFIXES else 2
 
 
 def read_hospitals(path: str | os.PathLike, *, encoding: str | None = None) -> pa.Table:
@@ -51,7 +44,7 @@ def read_hospitals(path: str | os.PathLike, *, encoding: str | None = None) -> p
     )
     if table.num_rows == 0:
         raise InputError(f"{path}: no hospital rows (only a header)", path=path)
-    first = first_row(path)
+    first = first_row_of(table)
     ids = table.column("hospital_id").combine_chunks()
     if ids.null_count:
         i = int(np.argmax(ids.is_null().to_numpy(zero_copy_only=False)))
@@ -83,11 +76,12 @@ def read_hospitals(path: str | os.PathLike, *, encoding: str | None = None) -> p
             row=first + i,
             column="level",
         )
-    check_hard("hospitals", _numeric(path, table, _HOSPITAL_NUMBERS), where=path, first_row=first)
+    check_hard("hospitals", _numeric(path, table, _HOSPITAL_NUMBERS, first), where=path, first_row=first)
+    table = table.replace_schema_metadata(None)  # the row numbers were for the messages
     return table.set_column(table.schema.get_field_index("level"), "level", level)
 
 
-def _numeric(path: Path, table: pa.Table, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _numeric(path: Path, table: pa.Table, columns: tuple[str, ...], first: int) -> dict[str, np.ndarray]:
     """The given columns present in ``table`` as float64 (missing → NaN); a column holding text that is not a
     number is an error naming its first such row."""
     out = {}
@@ -98,7 +92,7 @@ def _numeric(path: Path, table: pa.Table, columns: tuple[str, ...]) -> dict[str,
         v = numbers(col, pa.float64(), bad=None)
         bad = pc.and_(pc.is_valid(col), pc.is_null(v)).to_numpy(zero_copy_only=False)
         if pa.types.is_string(col.type) and bad.any():
-            row = first_row(path) + int(np.argmax(bad))
+            row = first + int(np.argmax(bad))
             raise InputError(f"{path}: row {row}, column {c}: not a number", path=path, row=row, column=c)
         out[c] = pc.fill_null(v, np.nan).to_numpy(zero_copy_only=False)
     return out
@@ -134,7 +128,7 @@ def read_deductions(
         if isinstance(hospital_ids, pa.Array | pa.ChunkedArray)
         else list(hospital_ids)
     )
-    return parse_deductions(table, ids, policy, first_row=first_row(path), path=path)
+    return parse_deductions(table, ids, policy, first_row=first_row_of(table), path=path)
 
 
 def read_special_cases(path: str | os.PathLike, *, encoding: str | None = None) -> list[str]:
@@ -152,4 +146,4 @@ def read_weights(path: str | os.PathLike, *, encoding: str | None = None) -> pa.
     rw = table.column("rw")
     if not (pa.types.is_integer(rw.type) or pa.types.is_floating(rw.type) or pa.types.is_decimal(rw.type)):
         raise InputError(f"{path}: column rw holds values that are not numbers", path=path, column="rw")
-    return table
+    return table.replace_schema_metadata(None)

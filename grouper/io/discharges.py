@@ -26,7 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from grouper.errors import InputError
-from grouper.io.formats import PARQUET_SUFFIXES, InputWarning, Layout, one_line, raw_batches
+from grouper.io.formats import PARQUET_SUFFIXES, InputWarning, Layout, one_line, raw_batches, renamed
 from grouper.io.values import CodeReading, as_written, code_list, code_reading, convert, date_list, strings
 from grouper.resources import data_path
 from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
@@ -327,12 +327,14 @@ def read_cases(
     *,
     columns: Iterable[str] | None = None,
     encoding: str | None = None,
+    layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
 ) -> pa.Table:
     """Past cases (历史病例) for building a catalogue or weights, as one table.
 
-    Parquet files and folders (read recursively for ``*.parquet``) are read as they are, keeping only
-    ``columns`` that exist (all when None); when a file is CSV or Excel, every file goes through
-    :func:`read_discharges` (canonical columns).
+    Parquet files and folders (read recursively for ``*.parquet``) are read as they are (headers renamed by
+    ``layout.rename``), keeping only ``columns`` that exist (all when None); when a file is CSV or Excel, every
+    file goes through :func:`read_discharges` (canonical columns; ``layout`` and ``on_mapping`` as there).
 
     Raises
     ------
@@ -355,14 +357,24 @@ def read_cases(
         try:
             dataset = ds.dataset([str(f) for f in files], format="parquet")
             names = dataset.schema.names
-            keep = names if columns is None else [c for c in columns if c in names]
-            table = dataset.to_table(columns=keep)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{named}: not readable Parquet ({one_line(exc)})", path=paths[0]) from None
+        if layout is not None and layout.sheet is not None:
+            raise InputError(
+                f"{named}: a sheet is named but the history is Parquet", path=paths[0], key="sheet"
+            )
+        header = renamed(files[0], names, layout.rename if layout is not None else {})
+        wanted = header if columns is None else [c for c in columns if c in header]
+        try:
+            table = dataset.to_table(columns=[names[header.index(c)] for c in wanted]).rename_columns(wanted)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{named}: not readable Parquet ({one_line(exc)})", path=paths[0]) from None
     else:
         cols = None if columns is None else tuple(columns)
         table = pa.concat_tables(
-            t for f in files for t in read_discharges(f, encoding=encoding, columns=cols)
+            t
+            for f in files
+            for t in read_discharges(f, encoding=encoding, columns=cols, layout=layout, on_mapping=on_mapping)
         )
     if table.num_rows == 0:
         raise InputError(f"{named}: no cases in the history", path=paths[0])

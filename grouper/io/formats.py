@@ -30,6 +30,7 @@ __all__ = [
     "PARQUET_SUFFIXES",
     "InputWarning",
     "Layout",
+    "first_data_row",
     "one_line",
     "raw_batches",
     "read_ahead",
@@ -193,24 +194,7 @@ def excel_batches(path: Path, batch_size: int, select, layout: Layout, fits=None
     except Exception as exc:  # openpyxl raises many types for a broken workbook
         raise InputError(f"{path}: not a readable Excel workbook ({one_line(exc)})", path=path) from None
     try:
-        titles = [s.title for s in sheets]
-        if layout.sheet is not None:
-            if layout.sheet not in titles:
-                raise InputError(
-                    f"{path}: no sheet {layout.sheet!r} (sheets: {', '.join(titles)})", path=path, key="sheet"
-                )
-            sheets = [sheets[titles.index(layout.sheet)]]
-        try:
-            if layout.sheet is None:  # cover sheets (notes…) before the data: skipped, said so
-                tables = [_find_header(s, layout.header_row)[0] for s in sheets]
-                first = _first_table(tables, layout, fits)
-                for s, h in zip(sheets[:first], tables, strict=False):
-                    why = "does not hold the columns sought" if _is_table(h) else "holds no table"
-                    warnings.warn(f"{path}: sheet {s.title!r} {why}; not read", InputWarning, stacklevel=2)
-                sheets = sheets[first:]
-            header, at, rows = _find_header(sheets[0], layout.header_row)
-        except Exception as exc:  # a damaged sheet part
-            raise InputError(f"{path}: not a readable Excel workbook ({one_line(exc)})", path=path) from None
+        sheets, header, at, rows = _excel_table_start(path, sheets, layout, fits)
         if not header:
             raise InputError(f"{path}: sheet {sheets[0].title!r} has no header row", path=path)
         header = renamed(path, _named(header), layout.rename)
@@ -265,6 +249,63 @@ def _first_table(headers: list[list[str]], layout: Layout, fits) -> int:
             if fits([layout.rename.get(h, h) for h in _named(headers[k])]):
                 return k
     return tables[0] if tables else 0
+
+
+def _excel_table_start(
+    path: Path, sheets: list, layout: Layout, fits=None
+) -> tuple[list, list[str], int, Iterator[tuple]]:
+    """(the sheets to read, the first one's header cells, its 1-based row, its rows after it): the sheet named by
+    ``layout.sheet``, else the first sheet holding a table (whose header ``fits``, when given and a sheet's does)
+    and those after it (cover sheets and other tables before it are skipped with a warning)."""
+    titles = [s.title for s in sheets]
+    if layout.sheet is not None:
+        if layout.sheet not in titles:
+            raise InputError(
+                f"{path}: no sheet {layout.sheet!r} (sheets: {', '.join(titles)})", path=path, key="sheet"
+            )
+        sheets = [sheets[titles.index(layout.sheet)]]
+    try:
+        if layout.sheet is None:  # cover sheets (notes…) before the data: skipped, said so
+            tables = [_find_header(s, layout.header_row)[0] for s in sheets]
+            first = _first_table(tables, layout, fits)
+            for s, h in zip(sheets[:first], tables, strict=False):
+                why = "does not hold the columns sought" if _is_table(h) else "holds no table"
+                warnings.warn(f"{path}: sheet {s.title!r} {why}; not read", InputWarning, stacklevel=3)
+            sheets = sheets[first:]
+        return (sheets, *_find_header(sheets[0], layout.header_row))
+    except Exception as exc:  # a damaged sheet part
+        raise InputError(f"{path}: not a readable Excel workbook ({one_line(exc)})", path=path) from None
+
+
+def first_data_row(
+    path: str | os.PathLike, *, encoding: str | None = None, layout: Layout | None = None, fits=None
+) -> int:
+    """The number of a file's first data row as the user sees it (首行行号): the row after the header in Excel or
+    the line after it in an editor, title rows above the header counted; 1 for Parquet (no header row).
+
+    An error about the ``i``-th row read (from 0) names row ``first_data_row(...) + i``; empty lines inside the
+    data (which the readers skip) would shift it. ``fits`` as in :func:`raw_batches` (the table sought)."""
+    path, layout = Path(path), layout or Layout()
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return 1
+    if suffix in EXCEL_SUFFIXES:
+        import openpyxl
+
+        with warnings.catch_warnings():  # the reader itself says what it skips
+            warnings.simplefilter("ignore")
+            try:
+                book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+            except Exception as exc:  # openpyxl raises many types for a broken workbook
+                raise InputError(
+                    f"{path}: not a readable Excel workbook ({one_line(exc)})", path=path
+                ) from None
+            try:
+                return _excel_table_start(path, list(book.worksheets), layout, fits)[2] + 1
+            finally:
+                book.close()
+    encoding = encoding or detect_encoding(path)
+    return _csv_header_line(path, encoding, layout)[0] + 1
 
 
 def _named(header: list[str]) -> list[str]:
@@ -398,14 +439,7 @@ def csv_batches(
     except LookupError:
         raise InputError(f"{path}: unknown encoding {encoding!r}") from None
     utf8 = codecs.lookup(encoding).name == "utf-8"
-    with path.open("rb") as f:
-        head = f.read(1 << 20)
-    if utf8 and head.startswith(codecs.BOM_UTF8):
-        head = head[len(codecs.BOM_UTF8) :]
-    # the first lines only (a stray byte further down is the data's business); CR-only line ends too (old Mac)
-    lines = re.split(rb"\r\n|\r|\n", head, maxsplit=_HEADER_SCAN)[:_HEADER_SCAN]
-    at = _csv_header_row(lines, encoding) if layout.header_row is None else layout.header_row
-    line = lines[at - 1] if at <= len(lines) else b""
+    at, line = _csv_header_line(path, encoding, layout)
     try:
         header = next(csv.reader([line.decode(encoding)]), [])
     except UnicodeDecodeError:
@@ -471,6 +505,18 @@ def csv_batches(
             r"(Expected \d+ columns, got \d+): .*", r"\1 in a row (check its quoting)", str(exc), flags=re.S
         ).splitlines()[0]
         raise InputError(f"{path}: {message}{hint}", path=path, key="encoding" if gbk else None) from None
+
+
+def _csv_header_line(path: Path, encoding: str, layout: Layout) -> tuple[int, bytes]:
+    """(1-based line of the header, its bytes): ``layout.header_row``, else found below title lines."""
+    with path.open("rb") as f:
+        head = f.read(1 << 20)
+    if codecs.lookup(encoding).name == "utf-8" and head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8) :]
+    # the first lines only (a stray byte further down is the data's business); CR-only line ends too (old Mac)
+    lines = re.split(rb"\r\n|\r|\n", head, maxsplit=_HEADER_SCAN)[:_HEADER_SCAN]
+    at = _csv_header_row(lines, encoding) if layout.header_row is None else layout.header_row
+    return at, lines[at - 1] if at <= len(lines) else b""
 
 
 def _csv_header_row(lines: list[bytes], encoding: str) -> int:

@@ -16,12 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import InputError
-from grouper.io.formats import Layout, read_raw
+from grouper.io.formats import Layout, first_data_row, read_raw
 from grouper.io.values import strings
 from grouper.resources import data_path
 
-__all__ = ["read_table", "type_columns"]
+__all__ = ["first_row_of", "read_table", "type_columns"]
 
+#: Schema metadata key of the file row of a table's first row.
+_FIRST_ROW = "drgdip.first_row"
 _INTEGER = r"^[+-]?\d{1,18}$"
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
@@ -68,7 +70,8 @@ def read_table(
     Returns
     -------
     pa.Table: ``text`` columns as trimmed text, the other text columns as whole numbers or numbers when every
-    value reads as one (else trimmed text); Parquet columns keep their types.
+    value reads as one (else trimmed text); Parquet columns keep their types. :func:`first_row_of` gives the file
+    row of its first row (title rows above the header counted), for error messages.
 
     Raises
     ------
@@ -89,7 +92,14 @@ def read_table(
     missing = [c for c in required if c not in table.column_names]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}", path=path, column=missing[0])
-    return type_columns(table, text)
+    first = first_data_row(path, encoding=encoding, layout=layout, fits=fits if sought else None)
+    return type_columns(table, text).replace_schema_metadata({_FIRST_ROW: str(first)})
+
+
+def first_row_of(table: pa.Table) -> int:
+    """The file row (首行行号) of the first row of a table :func:`read_table` returned, as the user sees it in Excel
+    or an editor: an error about the table's row ``i`` (from 0) names row ``first_row_of(table) + i``."""
+    return int((table.schema.metadata or {}).get(_FIRST_ROW.encode(), b"1"))
 
 
 def _rename(path: Path, table: pa.Table, kind: str) -> pa.Table:

@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 from grouper import __version__
 from grouper.errors import OutputError
 from grouper.io import atomic_folder, count_rows, read_discharges
+from grouper.io.discharges import HeaderMapping
+from grouper.io.formats import Layout
 from grouper.io.writer import check_target
 from payment.audit.core import BATCH_SIZE, Audit, audit_batches
 from payment.audit.excel import write_workbook
@@ -39,9 +41,26 @@ TABLES = ("summary", "hospitals", "departments", "doctors", "groups", "flags", "
 STREAMED = ("flags", "cases")
 
 
-def _batches(inputs: list, encoding: str | None, batch_size: int):
+def _batches(inputs: list, encoding: str | None, batch_size: int, layout=None, on_mapping=None):
+    """The ``batches()`` of :func:`audit_batches` (read again at each pass) and the row total when known.
+    ``layout``: how the files lay out their table (sheet, header row, renamed headers, value maps);
+    ``on_mapping``: called with each file's header mapping, once (not at every pass)."""
+    reported: set[int] = set()
+
+    def mapped(k: int) -> Callable[[HeaderMapping], None] | None:
+        if on_mapping is None or k in reported:
+            return None
+        reported.add(k)
+        return on_mapping
+
     def batches() -> Iterator[pa.Table]:
-        return (t for path in inputs for t in read_discharges(path, encoding=encoding, batch_size=batch_size))
+        return (
+            t
+            for k, path in enumerate(inputs)
+            for t in read_discharges(
+                path, encoding=encoding, batch_size=batch_size, layout=layout, on_mapping=mapped(k)
+            )
+        )
 
     counts = [count_rows(p) for p in inputs]
     return batches, sum(counts) if None not in counts else None
@@ -52,12 +71,15 @@ def audit_files(
     *,
     encoding: str | None = None,
     batch_size: int = BATCH_SIZE,
+    layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
     **options,
 ) -> Audit:
     """:func:`audit` of the cases of ``inputs``, read batch by batch at each pass, every table in memory (the
-    per-case ones grow with the cases: :func:`audit_to_folder` writes them as they come); options as for
+    per-case ones grow with the cases: :func:`audit_to_folder` writes them as they come); ``layout`` and
+    ``on_mapping`` as for :func:`grouper.io.read_discharges` (the mapping reported once per file); options as for
     :func:`audit`."""
-    batches, total = _batches(list(inputs), encoding, batch_size)
+    batches, total = _batches(list(inputs), encoding, batch_size, layout, on_mapping)
     return audit_batches(batches, total=total, **options)
 
 
@@ -147,19 +169,22 @@ def audit_to_folder(
     batch_size: int = BATCH_SIZE,
     if_exists: str = "error",
     on_writing: Callable[[], None] | None = None,
+    layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
     **options,
 ) -> Audit:
     """Audit the cases of ``inputs`` into the folder ``out`` (the files of :func:`write_audit`, the same bytes),
     with memory bounded by ``batch_size`` and a few numbers per case: ``cases.parquet`` and ``flags.parquet``
     are written batch by batch. Returns the audit without those two tables (they are in the files).
-    ``on_writing()`` is called before the workbook and the page are written; other options as for :func:`audit`."""
+    ``on_writing()`` is called before the workbook and the page are written; ``layout`` and ``on_mapping`` as for
+    :func:`audit_files`; other options as for :func:`audit`."""
     from grouper.codebook import DEFAULT_SCHEME
     from payment.audit.settings import AuditSettings
 
     out = Path(out)
     for name in (*OUTPUT_FILES, *(f"{t}.parquet" for t in TABLES)):
         check_target(out / name, if_exists)
-    batches, total = _batches(list(inputs), encoding, batch_size)
+    batches, total = _batches(list(inputs), encoding, batch_size, layout, on_mapping)
     if options.get("settings") is None:
         options["settings"] = AuditSettings.load()
     meta = _metadata(options.get("scheme") or DEFAULT_SCHEME, options["settings"])

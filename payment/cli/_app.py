@@ -84,11 +84,14 @@ def command(*args, on: typer.Typer | None = None, **kwargs) -> Callable[[Callabl
             except Exception:
                 failed = True
                 fail(INTERNAL, debug)
-            finally:  # what the readers noticed (a skipped sheet…) as warning lines, unless the run failed (its
-                # error is the one line); other warnings as usual
+            finally:  # what the readers noticed (a skipped sheet…) as warning lines, each once (a file read at
+                # every pass warns at every pass), unless the run failed (its error is the one line); other
+                # warnings as usual
+                said: set[str] = set()
                 for w in caught:
                     if issubclass(w.category, InputWarning):
-                        if not failed:
+                        if not failed and str(w.message) not in said:
+                            said.add(str(w.message))
                             warn(str(w.message))
                     else:
                         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
@@ -140,6 +143,18 @@ def layout(sheet: str | None, header_row: int | None, rename: list[str] | None):
             raise typer.BadParameter(f"--rename takes SRC=DST, not {item!r}")
         pairs[src.strip()] = dst.strip()
     return Layout(sheet=sheet, header_row=header_row, rename=pairs)
+
+
+def mapping_report(show: bool) -> tuple[Callable | None, Callable[[], None]]:
+    """``--show-mapping``: the reader's ``on_mapping`` callback (None when not asked) and a function printing what
+    it collected (each input header and what it was read as), to call once the command's work is done."""
+    lines: list[str] = []
+
+    def show_lines() -> None:
+        for line in lines:
+            stderr.print(line, highlight=False, markup=False)
+
+    return ((lambda report: lines.extend(report.lines())) if show else None), show_lines
 
 
 def column_list(text: str | None) -> list[str]:

@@ -13,7 +13,8 @@ OUT = typer.Option(..., "--out", "-o", help="Output file or folder.")
 ENCODING = typer.Option(
     None, "--encoding", help="Encoding of CSV inputs (utf-8, gbk, gb18030); detected if unset."
 )
-#: How an input file lays out its table (grouper.io.formats.Layout), for the commands that read discharges.
+#: How an input file lays out its table (grouper.io.formats.Layout), for the commands that read discharges or
+#: past cases (group, settle, audit, catalog, weights, history).
 SHEET = typer.Option(
     None,
     "--sheet",
@@ -32,6 +33,9 @@ RENAME = typer.Option(
     "--rename",
     help="SRC=DST: read the input column SRC as DST (a canonical name or any accepted header, e.g. "
     "--rename 住院流水号=结算ID); repeatable.",
+)
+SHOW_MAPPING = typer.Option(
+    False, "--show-mapping", help="Print what each input header was read as (and which were not read)."
 )
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary.")
 FORCE = typer.Option(False, "--force", help="Replace an existing output.")

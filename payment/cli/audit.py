@@ -13,6 +13,8 @@ from payment.cli._app import (
     check_output,
     command,
     if_exists,
+    layout,
+    mapping_report,
     pass_reporter,
     progress_bar,
     warn,
@@ -66,6 +68,10 @@ def audit(
         None, "--qc-lists", help="A region's folder of QC lists replacing the shipped ones by name."
     ),
     encoding: str = opt.ENCODING,
+    sheet: str = opt.SHEET,
+    header_row: int = opt.HEADER_ROW,
+    rename: list[str] = opt.RENAME,
+    show_mapping: bool = opt.SHOW_MAPPING,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -97,6 +103,8 @@ def audit(
                 warn(message)
     if pol is not None and hospitals is None and level is None:
         raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
+    files_layout = layout(sheet, header_row, rename)
+    on_mapping, show_mapping_lines = mapping_report(show_mapping)
     with progress_bar(quiet) as bar:
         on_pass, on_batch = pass_reporter(bar)
         result = audit_to_folder(
@@ -104,6 +112,8 @@ def audit(
             out,
             encoding=encoding,
             if_exists=if_exists(force),
+            layout=files_layout,
+            on_mapping=on_mapping,
             scheme=scheme,
             catalogue=cat,
             policy=pol,
@@ -119,6 +129,7 @@ def audit(
             on_batch=on_batch,
             on_writing=lambda: on_pass("writing audit.xlsx, report.html and the tables", None),
         )
+    show_mapping_lines()
     if not quiet:
         s = {r["item"]: r["value"] for r in result["summary"].to_pylist() if r["value"] is not None}
         gain = f", 盈亏 {s['gain_loss']:,.2f} 元" if "gain_loss" in s else ""

@@ -8,7 +8,17 @@ import typer
 from rich.markup import escape
 
 from payment.cli import _options as opt
-from payment.cli._app import UserError, check_output, command, if_exists, pass_reporter, progress_bar, warn
+from payment.cli._app import (
+    UserError,
+    check_output,
+    command,
+    if_exists,
+    layout,
+    mapping_report,
+    pass_reporter,
+    progress_bar,
+    warn,
+)
 from payment.cli._app import stderr as console
 
 
@@ -43,6 +53,10 @@ def catalog(
         "a .parquet catalogue alike; `drgdip group --catalogue` picks it up from there.",
     ),
     encoding: str = opt.ENCODING,
+    sheet: str = opt.SHEET,
+    header_row: int = opt.HEADER_ROW,
+    rename: list[str] = opt.RENAME,
+    show_mapping: bool = opt.SHOW_MAPPING,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -64,6 +78,7 @@ def catalog(
     }
     # with a policy, only the options given on the command line are settings (the others leave the policy's)
     given = {k: v for k, v in parsed.items() if v is not None and (policy is None or _given(ctx, k))}
+    on_mapping, show_mapping_lines = mapping_report(show_mapping)
     with progress_bar(quiet) as bar:
         on_pass, on_batch = pass_reporter(bar)
         run = catalogue_to_file(
@@ -73,11 +88,14 @@ def catalog(
             aux=aux,
             name=name or None,
             encoding=encoding,
+            layout=layout(sheet, header_row, rename),
+            on_mapping=on_mapping,
             if_exists=if_exists(force),
             on_pass=on_pass,
             on_batch=on_batch,
             **given,
         )
+    show_mapping_lines()
     if not quiet:
         est, typing = run.catalogue, run.aux
         kinds = est.groups_.column("kind").value_counts().to_pylist()
@@ -114,6 +132,10 @@ def weights(
         show_default=False,
     ),
     encoding: str = opt.ENCODING,
+    sheet: str = opt.SHEET,
+    header_row: int = opt.HEADER_ROW,
+    rename: list[str] = opt.RENAME,
+    show_mapping: bool = opt.SHOW_MAPPING,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -122,6 +144,7 @@ def weights(
     from grouper.fitting import weights_to_file
 
     check_output(out, force)
+    on_mapping, show_mapping_lines = mapping_report(show_mapping)
     with progress_bar(quiet) as bar:
         on_pass, on_batch = pass_reporter(bar)
         run = weights_to_file(
@@ -129,6 +152,8 @@ def weights(
             out,
             scheme=scheme,
             encoding=encoding,
+            layout=layout(sheet, header_row, rename),
+            on_mapping=on_mapping,
             if_exists=if_exists(force),
             on_pass=on_pass,
             on_batch=on_batch,
@@ -137,6 +162,7 @@ def weights(
             min_n=min_n,
             trim=trim,
         )
+    show_mapping_lines()
     if not quiet:
         est = run.weights
         if run.grouped_with:

@@ -10,7 +10,16 @@ from pathlib import Path
 import typer
 
 from payment.cli import _options as opt
-from payment.cli._app import check_output, column_list, command, if_exists, layout, progress_bar, warn
+from payment.cli._app import (
+    check_output,
+    column_list,
+    command,
+    if_exists,
+    layout,
+    mapping_report,
+    progress_bar,
+    warn,
+)
 from payment.cli._app import stderr as console
 from payment.cli._engine import ENGINE, SCHEDULER, WORKERS, engine
 
@@ -86,9 +95,7 @@ def group(
         help="Input columns to carry into the output after case_id, comma-separated as headed in the input "
         "(--keep 病案号,科室,总费用).",
     ),
-    show_mapping: bool = typer.Option(
-        False, "--show-mapping", help="Print what each input header was read as (and which were not read)."
-    ),
+    show_mapping: bool = opt.SHOW_MAPPING,
     sheet: str = opt.SHEET,
     header_row: int = opt.HEADER_ROW,
     rename: list[str] = opt.RENAME,
@@ -142,7 +149,7 @@ def group(
     if not quiet and all(Path(p).is_file() for p in inputs) and needs_compiling(kernels):
         console.print("compiling kernels (first run only)…", highlight=False)
     total = sum(totals) if all(x is not None for x in totals) else None
-    shown: list[str] = []
+    on_mapping, show_mapping_lines = mapping_report(show_mapping)
     with progress_bar(quiet) as bar:
         task = bar.add_task("grouping", total=total)
         done = group_to_file(
@@ -167,11 +174,10 @@ def group(
             lang=lang,
             keep=column_list(keep),
             layout=files_layout,
-            on_mapping=(lambda report: shown.extend(report.lines())) if show_mapping else None,
+            on_mapping=on_mapping,
             out_encoding=out_encoding,
         )
-    for line in shown:
-        console.print(line, highlight=False, markup=False)
+    show_mapping_lines()
     for message in done.warnings:
         warn(message)
     if not quiet:

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from payment.cli import _options as opt
-from payment.cli._app import check_folder, check_output, command
+from payment.cli._app import check_folder, check_output, command, layout
 from payment.cli._app import stderr as console
 
 
@@ -38,6 +38,9 @@ def history(
         ..., "--out", "-o", help="Output folder (the --history folder of drgdip settle)."
     ),
     encoding: str = opt.ENCODING,
+    sheet: str = opt.SHEET,
+    header_row: int = opt.HEADER_ROW,
+    rename: list[str] = opt.RENAME,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -52,7 +55,13 @@ def history(
     check_folder(out)
     for name in HISTORY_FILES.values():
         check_output(out / name, force)
-    tables = history_from_settlements(settlements, cases, discharges=discharges or None, encoding=encoding)
+    tables = history_from_settlements(
+        settlements,
+        cases,
+        discharges=discharges or None,
+        encoding=encoding,
+        layout=layout(sheet, header_row, rename),  # of the discharge files: --discharges, else --cases
+    )
     write_history(out, **tables, if_exists="replace" if force else "error")
     if not quiet:
         years = sorted(set(tables["region_years"].column("year").to_pylist()))

@@ -79,3 +79,28 @@ def test_history_refuses_other_than_three_years_or_foreign_cases(years, tmp_path
     result = runner.invoke(app, swapped)
     assert result.exit_code == 1 and "not the cases settled in" in result.output
     assert not (tmp_path / "h").exists()
+
+
+def test_history_reads_cases_exported_with_a_title_and_other_headers(years, tmp_path):
+    """The cases of each year as a clerk exports them (GBK CSV, two title lines, 住院流水号 for the case id) give the
+    history of the Parquet files, with --header-row and --rename as for `drgdip settle`."""
+    d = years
+    plain = ["history", *(str(d / f"s{y}") for y in (2022, 2023, 2024)), "-o", str(tmp_path / "a"), "-q"]
+    his = ["history", *(str(d / f"s{y}") for y in (2022, 2023, 2024)), "-o", str(tmp_path / "b"), "-q",
+           "--header-row", "3", "--rename", "住院流水号=结算ID"]  # fmt: skip
+    for y in (2022, 2023, 2024):
+        table = pq.read_table(d / f"cases{y}.parquet")
+        frame = pa.table(
+            [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns],
+            names=table.column_names,
+        ).to_pandas()
+        frame["discharge_date"] = frame["discharge_date"].astype(str)
+        text = frame.rename(columns={"case_id": "住院流水号"}).to_csv(index=False)
+        (tmp_path / f"his{y}.csv").write_bytes(f"出院病例导出\n{y}年度\n{text}".encode("gbk"))
+        plain += ["--cases", str(d / f"cases{y}.parquet")]
+        his += ["--cases", str(tmp_path / f"his{y}.csv")]
+    for args in (plain, his):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    for name in ("region_years.csv", "hospital_years.csv", "level_years.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
