@@ -349,4 +349,18 @@ def group_to_file(
         )
     if migration:
         write_results(moved.table(), migration, if_exists=if_exists, metadata=g.metadata)
+    if counts.get("SEX_INVALID"):
+        g.warnings.append(_sex_written_otherwise(counts["SEX_INVALID"], g.metadata["drgdip.codebook"]))
     return GroupRun(rows, dict(counts), g.metadata, g.warnings, moved)
+
+
+def _sex_written_otherwise(cases: int, scheme: str) -> str:
+    """The one warning for cases stopped by SEX_INVALID (性别写法), with the remedy, in Chinese and English: an HIS
+    export that writes 男/女 gets it on every case under a scheme that takes sex only as 1/2."""
+    spelt = " / ".join(Codebook.load(scheme).settings.sex_spellings)
+    return (
+        f"{cases:,} 例性别写法不符未入组（SEX_INVALID）：{scheme} 只接受性别写作 {spelt}（GB/T 2261.1 代码，结算清单要求）；"
+        f"若导出文件写作 男/女，请加 --value-map sex:男=1,女=2 读取。{cases:,} cases stopped with SEX_INVALID: "
+        f"{scheme} takes sex only written as {spelt} (GB/T 2261.1 codes, as the settlement list requires); if the "
+        "export writes 男/女, read it with --value-map sex:男=1,女=2."
+    )

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -193,6 +193,8 @@ def read_discharges_keeping(
     while True:
         try:  # a damaged data page or an unconvertible column type is a whole-file problem: one clear line
             raw = next(batches, None)
+            if raw is not None and layout is not None and layout.values:
+                raw = _mapped_values(raw, mapping, layout.values, path)
             table = None if raw is None else _canonical(raw, mapping, path, verbatim)
         except InputError:
             raise
@@ -456,6 +458,29 @@ def _column_mapping(path: Path | str, headers: list[str]) -> tuple[dict[str, lis
 
 def _file(path: Path | str) -> Path | None:
     return None if path == _IN_MEMORY else Path(path)
+
+
+def _mapped_values(
+    raw: pa.Table, mapping: dict[str, list[str]], values: Mapping[str, Mapping[str, str]], path: Path
+) -> pa.Table:
+    """``raw`` with the values of ``values`` read as others (``Layout.values``): a key names a header of the file
+    or the canonical column a header feeds; values are matched trimmed, the others stay as written."""
+    for key, pairs in values.items():
+        headers = [key] if key in raw.column_names else mapping.get(key, [])
+        if not headers:
+            raise InputError(
+                f"{path}: no column {key!r} whose values to map (a header, or a column such as sex)",
+                path=path,
+                column=key,
+                key="value_map",
+            )
+        written, read = pa.array(list(pairs), pa.string()), pa.array(list(pairs.values()), pa.string())
+        for h in headers:
+            text = raw.column(h).combine_chunks().cast(pa.string())
+            at = pc.index_in(pc.utf8_trim_whitespace(text), value_set=written)
+            new = pc.if_else(pc.is_null(at), text, pc.take(read, at))  # the others as written
+            raw = raw.set_column(raw.schema.get_field_index(h), h, new)
+    return raw
 
 
 def _canonical(

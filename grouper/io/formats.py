@@ -59,11 +59,14 @@ class Layout:
     header_row : 1-based row of the header (None: the first row with two cells or more among the first ten,
         so that title rows above the header are skipped; row 1 when no row has two cells)
     rename : file header → header to read it as (``{"住院号": "病案号"}``), applied before any alias
+    values : discharge files: a column (its header, or the canonical column it feeds) → {value as written →
+        value to read}, e.g. ``{"sex": {"男": "1", "女": "2"}}`` for a scheme that takes sex only as 1/2 (取值映射)
     """
 
     sheet: str | None = None
     header_row: int | None = None
     rename: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.header_row is not None and self.header_row < 1:

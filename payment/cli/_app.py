@@ -36,6 +36,7 @@ _OPTION_HINTS = {
     "sheet": " (--sheet)",
     "rename": " (--rename)",
     "keep": " (--keep)",
+    "value_map": " (--value-map)",
 }
 
 
@@ -132,8 +133,11 @@ def pass_reporter(bar: Progress) -> tuple[Callable[[str, int | None], None], Cal
     return on_pass, lambda rows: bar.advance(task, rows)
 
 
-def layout(sheet: str | None, header_row: int | None, rename: list[str] | None):
-    """The inputs' :class:`grouper.io.formats.Layout` from ``--sheet``, ``--header-row`` and ``--rename``."""
+def layout(
+    sheet: str | None, header_row: int | None, rename: list[str] | None, value_map: list[str] | None = None
+):
+    """The inputs' :class:`grouper.io.formats.Layout` from ``--sheet``, ``--header-row``, ``--rename`` and
+    ``--value-map``."""
     from grouper.io.formats import Layout
 
     pairs = {}
@@ -142,7 +146,14 @@ def layout(sheet: str | None, header_row: int | None, rename: list[str] | None):
         if not sep or not src.strip() or not dst.strip():
             raise typer.BadParameter(f"--rename takes SRC=DST, not {item!r}")
         pairs[src.strip()] = dst.strip()
-    return Layout(sheet=sheet, header_row=header_row, rename=pairs)
+    values: dict[str, dict[str, str]] = {}
+    for item in value_map or ():
+        column, sep, rest = item.replace("：", ":").partition(":")
+        maps = [m.partition("=") for m in rest.replace("，", ",").split(",") if m.strip()]
+        if not sep or not column.strip() or not maps or any(not s or not a.strip() for a, s, _ in maps):
+            raise typer.BadParameter(f"--value-map takes COLUMN:FROM=TO[,FROM=TO…], not {item!r}")
+        values.setdefault(column.strip(), {}).update({a.strip(): b.strip() for a, _, b in maps})
+    return Layout(sheet=sheet, header_row=header_row, rename=pairs, values=values)
 
 
 def mapping_report(show: bool) -> tuple[Callable | None, Callable[[], None]]:

@@ -34,6 +34,12 @@ RENAME = typer.Option(
     help="SRC=DST: read the input column SRC as DST (a canonical name or any accepted header, e.g. "
     "--rename 住院流水号=结算ID); repeatable.",
 )
+VALUE_MAP = typer.Option(
+    None,
+    "--value-map",
+    help="COLUMN:FROM=TO[,FROM=TO…]: read these values of a discharge column (a header, or a column such as "
+    "sex) as others, e.g. --value-map sex:男=1,女=2 for chs-drg-2.0, which takes sex only as 1/2; repeatable.",
+)
 SHOW_MAPPING = typer.Option(
     False, "--show-mapping", help="Print what each input header was read as (and which were not read)."
 )

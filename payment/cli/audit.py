@@ -71,6 +71,7 @@ def audit(
     sheet: str = opt.SHEET,
     header_row: int = opt.HEADER_ROW,
     rename: list[str] = opt.RENAME,
+    value_map: list[str] = opt.VALUE_MAP,
     show_mapping: bool = opt.SHOW_MAPPING,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
@@ -103,7 +104,7 @@ def audit(
                 warn(message)
     if pol is not None and hospitals is None and level is None:
         raise UserError("--policy needs --hospitals (hospital_id, level) or --level")
-    files_layout = layout(sheet, header_row, rename)
+    files_layout = layout(sheet, header_row, rename, value_map)
     on_mapping, show_mapping_lines = mapping_report(show_mapping)
     with progress_bar(quiet) as bar:
         on_pass, on_batch = pass_reporter(bar)

@@ -99,6 +99,7 @@ def group(
     sheet: str = opt.SHEET,
     header_row: int = opt.HEADER_ROW,
     rename: list[str] = opt.RENAME,
+    value_map: list[str] = opt.VALUE_MAP,
     out_encoding: str = typer.Option(
         None,
         "--out-encoding",
@@ -140,7 +141,7 @@ def group(
     run_on = engine(engine_kind, scheduler, workers)
     if lang is not None and lang not in ("zh", "en"):
         raise typer.BadParameter(f"--lang is zh or en, not {lang!r}")
-    files_layout = layout(sheet, header_row, rename)
+    files_layout = layout(sheet, header_row, rename, value_map)
     check_output(out, force)
     if migration:
         check_output(migration, force)

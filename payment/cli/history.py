@@ -41,6 +41,7 @@ def history(
     sheet: str = opt.SHEET,
     header_row: int = opt.HEADER_ROW,
     rename: list[str] = opt.RENAME,
+    value_map: list[str] = opt.VALUE_MAP,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -60,7 +61,9 @@ def history(
         cases,
         discharges=discharges or None,
         encoding=encoding,
-        layout=layout(sheet, header_row, rename),  # of the discharge files: --discharges, else --cases
+        layout=layout(
+            sheet, header_row, rename, value_map
+        ),  # of the discharge files: --discharges, else --cases
     )
     write_history(out, **tables, if_exists="replace" if force else "error")
     if not quiet:

@@ -88,6 +88,7 @@ def settle(
     sheet: str = opt.SHEET,
     header_row: int = opt.HEADER_ROW,
     rename: list[str] = opt.RENAME,
+    value_map: list[str] = opt.VALUE_MAP,
     special_cases: Path = typer.Option(None, "--special-cases", help="CSV with a case_id column (特例单议)."),
     weights: Path = typer.Option(None, "--weights", help="DRG weights (drg, rw) for a DRG policy."),
     catalogue: str = opt.CATALOGUE,
@@ -123,7 +124,9 @@ def settle(
             codecs.lookup(encoding)
         except LookupError:
             raise UserError(f"--encoding: unknown encoding {encoding!r} (utf-8, gbk, gb18030)") from None
-    files_layout = layout(sheet, header_row, rename)  # of the discharge file: --discharges, else --cases
+    files_layout = layout(
+        sheet, header_row, rename, value_map
+    )  # of the discharge file: --discharges, else --cases
     if discharges is None and grouping_only(cases, encoding=encoding, layout=files_layout):
         raise UserError(
             f"{cases} holds only grouping columns: pass the discharges that were grouped with --discharges"
