@@ -36,6 +36,9 @@ def compare(
     write_comparison(cmp, out)
     if not quiet:
         for row in cmp.summary.itertuples():
-            if row.item in ("payment_due", "clearing", "hospitals_changed"):
+            if row.item in ("payment_due", "clearing"):
                 console.print(f"{row.item}: {row.a} → {row.b} (Δ {row.diff})", highlight=False, markup=False)
+            elif row.item == "hospitals_changed":  # a, b: the hospitals of each; diff: those paid otherwise
+                line = f"hospitals paid otherwise: {row.diff} of {row.b}"
+                console.print(line, highlight=False, markup=False)
         console.print(f"→ {out}", highlight=False, markup=False)
