@@ -15,7 +15,7 @@ Three shapes of input, read batch by batch as often as :func:`payment.settle.set
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import InputError
-from grouper.io.discharges import BATCH_SIZE, dataset_files, read_discharges
+from grouper.io.discharges import BATCH_SIZE, HeaderMapping, dataset_files, read_discharges
 from grouper.io.formats import PARQUET_SUFFIXES, Layout, first_data_row, raw_batches, read_ahead
 from grouper.io.values import convert, strings
 from grouper.schema import DISCHARGE_SCHEMA
@@ -69,6 +69,7 @@ class CaseSource:
     encoding : CSV encoding; detected when None
     layout : how the discharge file (``discharges``, else ``cases``) lays out its table: sheet, header row,
         renamed headers (:class:`grouper.io.formats.Layout`)
+    on_mapping : called once with that file's header mapping (``--show-mapping``), at the first pass
 
     Attributes
     ----------
@@ -83,10 +84,12 @@ class CaseSource:
         batch_size: int = BATCH_SIZE,
         encoding: str | None = None,
         layout: Layout | None = None,
+        on_mapping: Callable[[HeaderMapping], None] | None = None,
     ):
         self.cases = Path(cases)
         self.discharges = None if discharges is None else Path(discharges)
         self.batch_size, self.encoding, self.layout = batch_size, encoding, layout
+        self._on_mapping = on_mapping  # the discharge file's header mapping, reported at the first pass only
         self.names = _names(self.cases, None if discharges else encoding, None if discharges else layout)
         if discharges is None and set(self.names) <= GROUPING_COLUMNS | {"case_id"}:
             raise InputError(
@@ -120,12 +123,14 @@ class CaseSource:
     def _base(self, path: Path, without: Collection[str]) -> Iterator[pa.Table]:
         if _as_it_is(path):
             return _normalised(path, self.batch_size, without)
+        report, self._on_mapping = self._on_mapping, None
         return read_discharges(
             path,
             encoding=self.encoding,
             batch_size=self.batch_size,
             columns=[c for c in SETTLE_COLUMNS if c not in without],
             layout=self.layout,
+            on_mapping=report,
         )
 
     def _same_file(self, without: Collection[str]) -> Iterator[pa.Table]:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import grouper
 from grouper.errors import SettingsError
 from grouper.io import dataset_files
+from grouper.io.discharges import HeaderMapping
 from grouper.io.formats import Layout
 from grouper.io.writer import IfExists, atomic_folder
 from payment.casefile import CaseWriter
@@ -57,6 +58,7 @@ def settle_files(
     engine: Engine | None = None,
     on_pass: Callable[[str, int | None], None] | None = None,
     layout: Layout | None = None,
+    on_mapping: Callable[[HeaderMapping], None] | None = None,
 ) -> dict:
     """Settle a region's year from files (区域点数法总额预算结算) into the folder ``out``.
 
@@ -84,6 +86,7 @@ def settle_files(
         engine only)
     layout : how the discharge file (``discharges``, else ``cases``) lays out its table (sheet, header row,
         renamed headers; :class:`grouper.io.formats.Layout`; local engine only)
+    on_mapping : called once with that file's header mapping (``--show-mapping``; local engine only)
 
     Returns
     -------
@@ -98,9 +101,10 @@ def settle_files(
         from grouper.distributed import Engine
 
         engine = Engine()
-    if parted and layout is not None and layout != Layout():
+    if parted and ((layout is not None and layout != Layout()) or on_mapping is not None):
         raise SettingsError(
-            "an input layout (sheet, header row, renamed headers) is for one file on the local engine"
+            "an input layout (sheet, header row, renamed headers) and the header report are for one file on the "
+            "local engine"
         )
     # a settlement of parts writes cases.parquet as a folder of parts (one per input part, in order)
     with atomic_folder(
@@ -113,7 +117,9 @@ def settle_files(
             parts = case_parts(
                 dataset_files(cases), None if discharges is None else dataset_files(discharges)
             )
-        source = CaseSource(*parts[0], batch_size=batch_size, encoding=encoding, layout=layout)
+        source = CaseSource(
+            *parts[0], batch_size=batch_size, encoding=encoding, layout=layout, on_mapping=on_mapping
+        )
         hosp = read_hospitals(hospitals, encoding=encoding)
         cat = None
         name = catalogue or pol.header.get("catalogue")

@@ -19,6 +19,7 @@ from payment.cli._app import (
     command,
     if_exists,
     layout,
+    mapping_report,
     progress_bar,
     warn,
 )
@@ -89,6 +90,7 @@ def settle(
     header_row: int = opt.HEADER_ROW,
     rename: list[str] = opt.RENAME,
     value_map: list[str] = opt.VALUE_MAP,
+    show_mapping: bool = opt.SHOW_MAPPING,
     special_cases: Path = typer.Option(None, "--special-cases", help="CSV with a case_id column (特例单议)."),
     weights: Path = typer.Option(None, "--weights", help="DRG weights (drg, rw) for a DRG policy."),
     catalogue: str = opt.CATALOGUE,
@@ -133,6 +135,7 @@ def settle(
         )
     # the rows of the first pass are known for Parquet, so the bar has a time left from the start
     first = count_rows(discharges if discharges is not None else cases)
+    on_mapping, show_mapping_lines = mapping_report(show_mapping)
     with progress_bar(quiet) as bar:
         task = bar.add_task("settling: reading", total=first)
 
@@ -157,7 +160,9 @@ def settle(
             engine=run_on,
             on_pass=stage,
             layout=files_layout,
+            on_mapping=on_mapping,
         )
+    show_mapping_lines()
     if not quiet:
         r = region
         console.print(

@@ -1,5 +1,6 @@
 """`drgdip settle` reads an HIS export laid out as a clerk gets it (issue 13 item 2): title rows above the header
-and a header of another name (--header-row, --rename) give the settlement of the plain file, byte for byte."""
+and a header of another name (--header-row, --rename) give the settlement of the plain file, byte for byte, and
+--show-mapping reports the headers once."""
 
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ def test_title_rows_and_a_renamed_header_settle_as_the_plain_file(tmp_path):
         == 0
     )
     args = [*base, "--discharges", str(tmp_path / "his.csv"), "-o", str(tmp_path / "b"), "--header-row", "3",
-            "--rename", "住院流水号=结算ID"]  # fmt: skip
+            "--rename", "住院流水号=结算ID", "--show-mapping"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert result.output.count("  结算ID → case_id\n") == 1  # the header report once, not once per pass
     for name in ("cases.parquet", "hospitals.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
