@@ -570,6 +570,7 @@ _SOURCE_KEYS = ("title", "doc", "url", "clause", "note")
 #: Amounts an items budget carves out of a pool's fund (docs/formulas.md §1).
 _CARVE_OUTS = ("out_of_area", "bed_day", "per_case", "fee_for_service", "other")
 #: Policy years accepted (``policy.year``): a typo such as −5 or 20255 is an error, not a period nobody settles.
+#: Declared here beside the other keys' bounds (``_SPEC``); the JSON Schema carries it (payment/policy_schema.py).
 _YEARS = (1990, 2100)
 
 

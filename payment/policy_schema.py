@@ -21,6 +21,7 @@ from payment.policy import (
     _R,
     _REQUIRED,
     _SPEC,
+    _YEARS,
     POOLS,
     ByKey,
     _Banded,
@@ -258,7 +259,7 @@ def schema() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "region": {"type": "string"},
-                "year": {"type": "integer"},
+                "year": {"type": "integer", "minimum": _YEARS[0], "maximum": _YEARS[1]},
                 "scheme": {"enum": list(_SCHEMES)},
                 "catalogue": {"type": "string"},
                 "effective": {"type": "object", "required": ["start", "end"]},

@@ -4,6 +4,7 @@ that stays in step, error text that rich markup does not swallow."""
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -107,6 +108,27 @@ def test_the_schema_accepts_the_shipped_policies_and_rejects_an_unknown_key():
     raw["deviation"]["hihg"] = {}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(raw, schema())
+
+
+def test_the_schema_and_the_loader_bound_the_policy_year_alike(tmp_path):
+    """One declaration (payment.policy._YEARS) bounds policy.year for the loader and for an editor's schema."""
+    import jsonschema
+
+    from payment.policy import _YEARS
+
+    text = template("drg", "x", 2026)
+    raw = json.loads(json.dumps(tomllib.loads(text), default=str))
+    assert schema()["properties"]["policy"]["properties"]["year"] == {
+        "type": "integer",
+        "minimum": _YEARS[0],
+        "maximum": _YEARS[1],
+    }
+    raw["policy"]["year"] = -5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(raw, schema())
+    bad = tmp_path / "year.toml"
+    bad.write_text(re.sub(r"(?m)^year( *)= 2026$", r"year\1= -5", text, count=1), encoding="utf-8")
+    assert any(f"must lie in {_YEARS[0]}–{_YEARS[1]}" in p for p in map(str, Policy.problems(bad)))
 
 
 def test_docs_key_reference_is_the_generated_one():
