@@ -14,6 +14,7 @@ Three shapes of input, read batch by batch as often as :func:`payment.settle.set
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import InputError
-from grouper.io.discharges import BATCH_SIZE, HeaderMapping, dataset_files, read_discharges
+from grouper.io.discharges import BATCH_SIZE, HeaderMapping, accepted_headers, dataset_files, read_discharges
 from grouper.io.formats import PARQUET_SUFFIXES, Layout, first_data_row, raw_batches, read_ahead
 from grouper.io.values import convert, strings
 from grouper.schema import DISCHARGE_SCHEMA
@@ -130,7 +131,7 @@ class CaseSource:
             batch_size=self.batch_size,
             columns=[c for c in SETTLE_COLUMNS if c not in without],
             layout=self.layout,
-            on_mapping=report,
+            on_mapping=functools.partial(_cost_read, report),
         )
 
     def _same_file(self, without: Collection[str]) -> Iterator[pa.Table]:
@@ -174,6 +175,23 @@ class CaseSource:
         except _NotAligned as exc:
             self.keyed(exc.where)
             return run(self)
+
+
+def _cost_read(show: Callable[[HeaderMapping], None] | None, report: HeaderMapping) -> None:
+    """``show(report)`` (``--show-mapping``), then: a discharge file without a total cost column is a whole-file
+    error — every case would be COST_INVALID (docs/records.md §4), and a settlement that pays nothing by points is
+    never what was meant."""
+    if show is not None:
+        show(report)
+    if "total_cost" not in report.mapped.values():
+        known = ", ".join(accepted_headers("total_cost"))
+        raise InputError(
+            f"{report.path}: no total cost column (accepted headers: {known}); the settlement prices each case "
+            "by its cost",
+            path=report.path,
+            column="total_cost",
+            key="header",
+        )
 
 
 def _plausible(batches: Iterator[pa.Table], path: Path, first: int) -> Iterator[pa.Table]:

@@ -4,7 +4,8 @@ docs/formulas.md §12, recommended order: unpaid insurance type and policy exclu
 per-case list (dx + main procedure) → PER_CASE, unless an exit rule sends the case back; the bed-day categories
 (dx or department) → BED_DAY; a trusted 按项目 hint (``hi_paymtd`` 1) → FEE_FOR_SERVICE; an ungroupable case →
 the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case discharged before its admission
-(docs/records.md Q10 ``DATE_CONFLICT``) takes the policy's ``routing.invalid`` (fee-for-service by default), after the
+(docs/records.md Q10 ``DATE_CONFLICT``), and a case without a readable total cost (empty, or text that is not a number:
+``COST_INVALID``, docs/records.md §4), take the policy's ``routing.invalid`` (fee-for-service by default), after the
 lists and before the exclusions. A case the grouper marked ``DUPLICATE_CASE`` or
 ``CASE_ID_MISSING``, and a case discharged outside the policy's effective period, is EXCLUDED. ``hi_paymtd`` is only a hint (docs/records.md §3):
 2 and 5 never route a case that the policy's lists do not confirm.
@@ -23,7 +24,7 @@ from grouper.codes import normalise_codes
 from payment._arrays import column, encoded, isin, numbers, prefix_in, strings
 from payment.percase import match_items, per_case_exit, per_case_price
 
-__all__ = ["REASONS", "Route", "Routing", "date_conflict", "route_cases"]
+__all__ = ["REASONS", "Route", "Routing", "cost_invalid", "date_conflict", "route_cases"]
 
 
 class Route(IntEnum):
@@ -56,6 +57,7 @@ REASONS = (
     "case_id_missing",
     "date_conflict",
     "special_case_fee_for_service",
+    "cost_invalid",
 )
 
 
@@ -108,9 +110,8 @@ def route_cases(
     ungrouped_route = Route.FEE_FOR_SERVICE if rt.ungrouped == "fee_for_service" else scheme
     route_of = np.array([_ROUTE_OF.get(why, scheme) for why in REASONS], dtype=np.int8)
     route_of[REASONS.index("ungrouped")] = ungrouped_route
-    route_of[REASONS.index("date_conflict")] = (
-        Route.FEE_FOR_SERVICE if rt.invalid == "fee_for_service" else Route.EXCLUDED
-    )
+    invalid = Route.FEE_FOR_SERVICE if rt.invalid == "fee_for_service" else Route.EXCLUDED
+    route_of[REASONS.index("date_conflict")] = route_of[REASONS.index("cost_invalid")] = invalid
     reason = np.zeros(n, dtype=np.int8)
 
     # rules from the lowest priority to the highest: a later rule overwrites an earlier one
@@ -147,6 +148,7 @@ def route_cases(
 
     # docs/records.md Q10: discharged before admitted (DATE_CONFLICT) is an invalid record, never paid by points
     rule(date_conflict(table), "date_conflict")
+    rule(cost_invalid(table), "cost_invalid")  # §4: no deviation class, no points without a cost
     rule(prefix_in(dept, rt.exclude_departments), "excluded_department")
     rule(prefix_in(dx, rt.exclude_dx), "excluded_dx")
     if duplicate is not None:
@@ -206,6 +208,17 @@ def date_conflict(table: pa.Table) -> np.ndarray:
         return np.zeros(table.num_rows, dtype=bool)
     adm, dis = (column(table, c).cast(pa.date32()) for c in ("admission_date", "discharge_date"))
     return pc.less(dis, adm).fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def cost_invalid(table: pa.Table) -> np.ndarray:
+    """No readable total cost (docs/records.md §4 ``COST_INVALID``): empty, NaN, or text that is not a number
+    (the readers' :data:`grouper.io.values.UNREADABLE`); all False when the table has no ``total_cost`` column."""
+    if "total_cost" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    cost = table.column("total_cost").combine_chunks()
+    if not pa.types.is_floating(cost.type):
+        cost = cost.cast(pa.float64())
+    return pc.fill_null(pc.is_nan(cost), True).to_numpy(zero_copy_only=False)
 
 
 def _outside_period(table: pa.Table, effective: dict) -> np.ndarray:

@@ -757,7 +757,9 @@ class _Scan:
         self.bd: list[tuple] = []
         self.reasons = np.zeros(len(REASONS), dtype=np.int64)
         self.no_date = 0  #: cases without a (readable) discharge date
-        self.no_cost = 0  #: cases without a (readable) total cost
+        self.no_cost = (
+            0  #: COST_INVALID cases whose total cost is empty (the others hold text that is not a number)
+        )
         self.unknown_hospitals: set[str | None] = set()  # hospital_ids missing from the hospitals table
         #: scheme cases costing more than k × their group's average (plausibility, soft), per hospital
         self.costly = np.zeros(reg.n_h + 1, dtype=np.int64)
@@ -769,8 +771,11 @@ class _Scan:
         self.reasons += np.bincount(f.routing.reason.astype(np.int64), minlength=len(REASONS))
         if "discharge_date" in f.table.column_names:
             self.no_date += f.table.column("discharge_date").null_count
-        if "total_cost" in f.table.column_names:  # empty, or text that is not a number ("1e15", "abc")
-            self.no_cost += f.table.column("total_cost").null_count
+        if "total_cost" in f.table.column_names:
+            invalid = f.routing.reason == REASONS.index("cost_invalid")
+            if invalid.any():
+                empty = f.table.column("total_cost").is_null().to_numpy(zero_copy_only=False)
+                self.no_cost += int((invalid & empty).sum())
         if (f.hidx < 0).any():
             ids = pc.filter(strings(f.table, "hospital_id"), pa.array(f.hidx < 0))
             self.unknown_hospitals.update(pc.unique(pc.cast(ids, pa.string())).to_pylist())
@@ -1271,6 +1276,7 @@ def _region_summary(
         "special_cases": {"declared": res.n_declared, "cap": res.cap, "approved": len(res.approved)},
         "invalid_cases": {
             "DATE_CONFLICT": int(scan.reasons[REASONS.index("date_conflict")]),
+            "COST_INVALID": int(scan.reasons[REASONS.index("cost_invalid")]),
             "route": policy.routing.invalid,
         },
         "pools": pools.summary,
@@ -1322,11 +1328,19 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
             f"({shown}) are EXCLUDED (unknown_hospital); the budget goes to the hospitals listed"
         )
     conflict = int(scan.reasons[REASONS.index("date_conflict")])
+    paid = "paid by item" if reg.policy.routing.invalid == "fee_for_service" else "EXCLUDED"
     if conflict:
-        paid = "paid by item" if reg.policy.routing.invalid == "fee_for_service" else "EXCLUDED"
         out.append(
             f"{conflict:,} cases ({conflict / n:.1%}) were discharged before their admission (DATE_CONFLICT, "
             f"docs/records.md Q10): {paid} (routing.invalid), not by points"
+        )
+    no_cost = int(scan.reasons[REASONS.index("cost_invalid")])
+    if no_cost:
+        parts = ((scan.no_cost, "empty"), (no_cost - scan.no_cost, "not a number"))
+        what = ", ".join(f"{k:,} {word}" for k, word in parts if k)
+        out.append(
+            f"{no_cost:,} cases ({no_cost / n:.1%}) have no readable total_cost ({what}; COST_INVALID, "
+            f"docs/records.md §4): {paid} (routing.invalid), not by points — fix the column and settle again"
         )
     outside = int(scan.reasons[REASONS.index("outside_settlement_period")])
     if outside:
@@ -1334,11 +1348,6 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
         out.append(
             f"{outside:,} cases ({outside / n:.1%}) were discharged outside the policy's effective period "
             f"{eff['start']} – {eff['end']} and are EXCLUDED (outside_settlement_period)"
-        )
-    if scan.no_cost:
-        out.append(
-            f"{scan.no_cost:,} cases have no readable total_cost (empty, or text that is not a plain number such as "
-            "1e15 or abc): settled with cost 0, so a scheme case is paid as a low-cost case — fix the column"
         )
     if scan.no_date:
         out.append(

@@ -34,6 +34,7 @@ from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_
 __all__ = [
     "BATCH_SIZE",
     "HeaderMapping",
+    "accepted_headers",
     "as_discharges",
     "canonicalise",
     "count_rows",
@@ -217,11 +218,11 @@ def to_arrow(data) -> pa.Table:
         return pa.Table.from_batches([data])
     if isinstance(data, pa.RecordBatchReader):
         return data.read_all()
-    if isinstance(data, pd.DataFrame):
-        return pa.Table.from_pandas(data, preserve_index=False)
     if isinstance(data, list | tuple) and data and all(isinstance(b, pa.RecordBatch) for b in data):
         return pa.Table.from_batches(list(data))
     try:
+        if isinstance(data, pd.DataFrame):  # a column mixing text and numbers is refused here
+            return pa.Table.from_pandas(data, preserve_index=False)
         return pa.table(data)
     except (TypeError, ValueError, pa.ArrowException) as exc:
         raise InputError(f"not an Arrow-compatible table ({type(data).__name__}): {one_line(exc)}") from None
@@ -446,14 +447,18 @@ def _column_mapping(path: Path | str, headers: list[str]) -> tuple[dict[str, lis
     report.unused = {h: report.unused[h] for h in headers if h in report.unused}
     for col in REQUIRED_COLUMNS:
         if col not in mapping:
-            known = sorted(a for a, (c, _) in aliases.items() if c == col)
             raise InputError(
-                f"{path}: required column {col!r} is missing (accepted headers: {', '.join(known)})",
+                f"{path}: required column {col!r} is missing (accepted headers: {', '.join(accepted_headers(col))})",
                 path=_file(path),
                 column=col,
                 key="header",
             )
     return mapping, report
+
+
+def accepted_headers(column: str) -> list[str]:
+    """The header keys read as a canonical ``column`` (``column_aliases.csv``), sorted."""
+    return sorted(a for a, (c, _) in _aliases().items() if c == column)
 
 
 def _file(path: Path | str) -> Path | None:
@@ -507,7 +512,7 @@ def _canonical(
                 columns.append(convert(field, raw.column(sources[0])))
         except (pa.ArrowException, ValueError, TypeError) as exc:
             kind = raw.schema.field(sources[0]).type
-            raise InputError(
+            raise InputError(  # one_line: the library's reason without the value it quotes
                 f"{path}: column {sources[0]!r} ({kind}) cannot be read as {field.name}: {one_line(exc)}",
                 path=_file(path),
                 column=sources[0],

@@ -136,8 +136,18 @@ def read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's text on one line."""
-    return re.sub(r"\s+", " ", str(exc)).strip()
+    """An exception's text on one line, without the values it quotes: pyarrow and pandas quote the cell they
+    could not convert (``Failed to parse string: '张三 …'``), and an error line never repeats a row's data."""
+    raw = "; ".join(map(str, exc.args)) if len(exc.args) > 1 else str(exc)  # pyarrow's (reason, column) pairs
+    text = _CONVERT.sub(r"\1 …", _QUOTED.sub("'…'", raw))
+    return _NUMBER_VALUE.sub(r"\1 …", re.sub(r"\s+", " ", text)).strip()
+
+
+#: A quoted value in a library's message (single or double quotes, over line breaks).
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"", re.S)
+#: A number a library's message names as the value it could not convert (``Float value 65.5 was truncated``).
+_CONVERT = re.compile(r"\b(Could not convert) \S.*?(?= with type)")
+_NUMBER_VALUE = re.compile(r"\b(value|values) [-+]?[\d.]+(?:[eE][-+]?\d+)?")
 
 
 def renamed(path: Path, header: list[str], rename: Mapping[str, str]) -> list[str]:

@@ -22,7 +22,12 @@ from grouper.resources import data_path
 #: ``verbatim`` keeps them exactly as written, as the CHS-DRG reference groupers match them.
 CodeReading = Literal["clean", "verbatim"]
 
+#: What a number column (cost, fund paid, hours, fees) holds where its text is present but not a number (``abc``,
+#: ``12元``): NaN, apart from null (empty). Whole-number columns hold -1 there, which the grouper makes a status.
+UNREADABLE = float("nan")
+
 __all__ = [
+    "UNREADABLE",
     "CodeReading",
     "as_written",
     "code_list",
@@ -34,9 +39,18 @@ __all__ = [
     "map_values",
     "numbers",
     "strings",
+    "unreadable",
 ]
 
-_NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$"
+#: A number as exports write it: ``1234.5``, ``.5``, ``1e15``, ``1.2E+11`` (text trimmed, digit groups removed first).
+_NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+#: Digit groups of three in an amount (``1,234,567.89``, Excel's 千位分隔符): read without the commas; ``1,5`` is not a
+#: number.
+_GROUPED = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$"
+#: ``inf``, ``-Infinity``: read as infinite, so that the plausibility rules stop it as a Parquet ``inf`` is stopped.
+_INFINITE = r"(?i)^[+-]?inf(inity)?$"
+#: ``nan``, ``NaN``, ``NA``, ``null``, ``None``, ``-`` in an amount: empty, as a Parquet NaN or null is.
+_EMPTY = r"(?i)^([+-]?nan|na|n/a|null|none|-)$"
 #: Separators between codes in a flat list column: `|` (canonical), and the , ; ， ； 、 and line breaks that
 #: hand-made exports use. No ICD code contains any of them.
 _LIST_SEPARATORS = r"[|,;，；、\r\n]"
@@ -158,7 +172,7 @@ def convert(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> pa.Array:
     if pa.types.is_floating(t):
         if field.name in ("icu_hours", "vent_hours"):
             arr = _duration_hours(strings(arr))
-        return numbers(arr, t, bad=None)
+        return numbers(arr, t, bad=UNREADABLE)
     if pa.types.is_date(t):
         return dates(arr)
     return strings(arr)
@@ -178,9 +192,13 @@ def integers(arr: pa.Array, typ: pa.DataType) -> pa.Array:
     return pc.if_else(bad, pa.scalar(-1.0), values).cast(typ)
 
 
-def numbers(arr: pa.Array, typ: pa.DataType, bad: int | None) -> pa.Array:
-    """Numbers from text or numeric columns; a present but unreadable value becomes ``bad`` (-1 or null), an
-    empty one (or NaN) null. Full-width digits are read (NFKC)."""
+def numbers(arr: pa.Array, typ: pa.DataType, bad: float | None) -> pa.Array:
+    """Numbers from text or numeric columns; a present but unreadable value becomes ``bad`` (-1 for whole
+    numbers, :data:`UNREADABLE` or null for amounts), an empty one (or NaN) null.
+
+    Text is read as exports write numbers: full-width digits (NFKC), exponents (``1e15``) and ``inf`` (infinite,
+    as in a Parquet column: the plausibility rules judge it); for amounts (``bad`` not -1) also digit groups
+    (``1,234.5``), and ``nan``, ``NA``, ``-`` as empty."""
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type):
         values = arr.cast(pa.float64())
         values = pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
@@ -188,11 +206,28 @@ def numbers(arr: pa.Array, typ: pa.DataType, bad: int | None) -> pa.Array:
     text = strings(arr)
     if not pc.all(pc.string_is_ascii(text)).as_py():
         text = pc.utf8_normalize(text, "NFKC")
-    ok = pc.match_substring_regex(text, _NUMBER)
+    # amounts: not a whole-number field (those keep the reference groupers' reading)
+    amounts = bad is None or bad != bad
+    if amounts:
+        grouped = pc.match_substring_regex(text, _GROUPED)
+        if pc.any(grouped).as_py():
+            text = pc.if_else(grouped, pc.replace_substring(text, ",", ""), text)
+    ok = pc.or_(pc.match_substring_regex(text, _NUMBER), pc.match_substring_regex(text, _INFINITE))
     parsed = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
     if bad is not None:
-        parsed = pc.if_else(pc.and_(pc.is_valid(text), pc.invert(ok)), pa.scalar(float(bad)), parsed)
+        wrong = pc.and_(pc.is_valid(text), pc.invert(ok))
+        if amounts:
+            wrong = pc.and_(wrong, pc.invert(pc.match_substring_regex(text, _EMPTY)))
+        parsed = pc.if_else(wrong, pa.scalar(float(bad)), parsed)
     return parsed.cast(typ)
+
+
+def unreadable(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Where a number column read by :func:`convert` holds :data:`UNREADABLE` (text that is not a number)."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if not pa.types.is_floating(arr.type):
+        return pa.array(np.zeros(len(arr), bool))
+    return pc.fill_null(pc.is_nan(arr), False)
 
 
 def _duration_hours(text: pa.Array) -> pa.Array:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -62,7 +64,8 @@ def test_fee_values_parse_like_other_money_columns(tmp_path):
     assert t["fee_05"].to_pylist() == [35000.25, None]
     assert t["fee_09"].to_pylist() == [1200.0, None]
     assert t["fee_10"].to_pylist() == [None, None]  # empty → null
-    assert t["fee_11"].to_pylist() == [None, None]  # unreadable → null, the batch goes on
+    fee_11 = t["fee_11"].to_pylist()  # unreadable → NaN (UNREADABLE, apart from empty), the batch goes on
+    assert math.isnan(fee_11[0]) and fee_11[1] is None
     assert t["fee_01"].to_pylist() == [0.0, None]
     assert t["fee_02"].null_count == 2  # absent header → all null
     assert t.schema == DISCHARGE_SCHEMA

@@ -162,8 +162,10 @@ def test_a_malformed_row_with_a_multi_line_cell_is_not_repeated(tmp_path):
     assert "张三" not in result.output and "1101" not in result.output and "I66" not in result.output
 
 
-def test_an_unreadable_total_cost_is_warned_not_silent(tmp_path, region):
-    """A CSV cost written 1e15 or abc is not a number to the reader: the settlement says so (issue 11 item 1)."""
+def test_a_csv_cost_1e15_is_one_error_and_abc_is_cost_invalid(tmp_path, region):
+    """A CSV cost written 1e15 is a number outside its plausible range: one error line naming the file, row and
+    column, nothing written; one written abc is no readable cost: the case is COST_INVALID, paid by item, and the
+    settlement says so (issue 11 items 1 and 2)."""
     import csv
     import io
 
@@ -172,11 +174,22 @@ def test_an_unreadable_total_cost_is_warned_not_silent(tmp_path, region):
     pacsv.write_csv(table, buf)
     rows = list(csv.reader(io.StringIO(buf.getvalue().decode("utf-8"))))
     j = rows[0].index("total_cost")
-    rows[3][j], rows[4][j] = "1e15", "abc"
     path = tmp_path / "cases.csv"
+    args = ["settle", "--cases", str(path), "--hospitals", str(region["hospitals"]), "--policy", str(DEMO)]
+    for value in ("1e15", "inf", "-1,234.5"):
+        rows[3][j] = value
+        with path.open("w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows(rows)
+        result = runner.invoke(app, [*args, "-o", str(tmp_path / "out")])
+        _one_line(result, f"error: {path}: row 4, column total_cost: outside its plausible range")
+        assert value not in result.output.replace(str(path), "") and not (tmp_path / "out").exists()
+    rows[3][j], rows[4][j] = "abc", ""
     with path.open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows(rows)
-    args = ["settle", "--cases", str(path), "--hospitals", str(region["hospitals"]), "--policy", str(DEMO)]
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "warning: 2 cases have no readable total_cost" in result.output.replace("\n", " ")
+    said = " ".join(result.output.split())
+    assert (
+        "warning: 2 cases (1.0%) have no readable total_cost (1 empty, 1 not a number; COST_INVALID" in said
+    )
+    assert "paid by item (routing.invalid), not by points" in said
