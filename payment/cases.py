@@ -24,7 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import InputError
-from grouper.io.discharges import BATCH_SIZE, HeaderMapping, accepted_headers, dataset_files, read_discharges
+from grouper.io.discharges import (
+    BATCH_SIZE,
+    HeaderMapping,
+    accepted_headers,
+    check_dates,
+    dataset_files,
+    read_discharges,
+)
 from grouper.io.formats import PARQUET_SUFFIXES, Layout, first_data_row, raw_batches, read_ahead
 from grouper.io.values import convert, strings
 from grouper.schema import DISCHARGE_SCHEMA
@@ -42,6 +49,8 @@ GROUPING_COLUMNS = frozenset(
     ("dip_group", "dip_kind", "dip_score", "aux_type", "aux_coef", "dip_status", "dip_avg_cost", "mdc",
      "adrg", "drg", "drg_status", "reason")
 )  # fmt: skip
+#: Dates a settlement cannot do without when they are written: the period (discharge) and DATE_CONFLICT (admission).
+_DATES = ("admission_date", "discharge_date")
 #: Canonical columns a case table must hold under their own names to be read as it is.
 _CASE_COLUMNS = ("case_id", "hospital_id", "insurance_type", "total_cost")
 
@@ -132,6 +141,7 @@ class CaseSource:
             columns=[c for c in SETTLE_COLUMNS if c not in without],
             layout=self.layout,
             on_mapping=functools.partial(_cost_read, report),
+            strict_dates=_DATES,
         )
 
     def _same_file(self, without: Collection[str]) -> Iterator[pa.Table]:
@@ -312,14 +322,19 @@ _CANONICAL = {f.name: f for f in DISCHARGE_SCHEMA}
 
 
 def _normalised(path: Path, batch_size: int, without: Collection[str] = ()) -> Iterator[pa.Table]:
-    """A canonical Parquet file batch by batch, its values normalised as the discharge reader normalises them;
-    only the columns the settlement reads (discharge and grouping columns), less ``without``."""
+    """A canonical Parquet file batch by batch, its values normalised as the discharge reader normalises them
+    (a date written but not readable is an error there too); only the columns the settlement reads (discharge and
+    grouping columns), less ``without``."""
 
     def select(headers: list[str]) -> list[str]:
         return [h for h in headers if (h in SETTLE_COLUMNS or h in GROUPING_COLUMNS) and h not in without]
 
+    offset = 0
     for t in raw_batches(path, batch_size=batch_size, select=select):
-        yield _normalise(t)
+        out = _normalise(t)
+        check_dates(path, t, out, {c: c for c in _DATES if c in t.column_names}, offset, lambda: 1)  # Parquet
+        offset += t.num_rows
+        yield out
 
 
 def _normalise(table: pa.Table) -> pa.Table:

@@ -756,7 +756,9 @@ class _Scan:
         self.declared_cost = np.zeros(len(reg.special_cases), dtype=np.int64)  # fen
         self.bd: list[tuple] = []
         self.reasons = np.zeros(len(REASONS), dtype=np.int64)
-        self.no_date = 0  #: cases without a (readable) discharge date
+        self.no_date = (
+            0  #: cases without a discharge date (one written but unreadable stops a file's settlement)
+        )
         self.no_cost = (
             0  #: COST_INVALID cases whose total cost is empty (the others hold text that is not a number)
         )
@@ -1351,7 +1353,7 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
         )
     if scan.no_date:
         out.append(
-            f"{scan.no_date:,} cases have no readable discharge date: settled in the policy's year, "
+            f"{scan.no_date:,} cases have no discharge date: settled in the policy's year, "
             "month of the pre-settlement unknown"
         )
     if scan.costly.any():

@@ -26,7 +26,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from grouper.errors import InputError
-from grouper.io.formats import PARQUET_SUFFIXES, InputWarning, Layout, one_line, raw_batches, renamed
+from grouper.io.formats import (
+    PARQUET_SUFFIXES,
+    InputWarning,
+    Layout,
+    first_data_row,
+    one_line,
+    raw_batches,
+    renamed,
+)
 from grouper.io.values import CodeReading, as_written, code_list, code_reading, convert, date_list, strings
 from grouper.resources import data_path
 from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
@@ -37,6 +45,7 @@ __all__ = [
     "accepted_headers",
     "as_discharges",
     "canonicalise",
+    "check_dates",
     "count_rows",
     "dataset_files",
     "part_names",
@@ -101,6 +110,7 @@ def read_discharges(
     codes: CodeReading = "clean",
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
+    strict_dates: Iterable[str] = (),
 ) -> Iterator[pa.Table]:
     """Read a discharge file (出院病例) as canonical tables, one per batch; memory is bounded by ``batch_size``.
 
@@ -114,6 +124,8 @@ def read_discharges(
     layout : sheet, header row and renamed headers (:class:`grouper.io.formats.Layout`)
     on_mapping : called once with the file's :class:`HeaderMapping` (``--show-mapping``); headers not recognised
         are also an :class:`InputWarning`
+    strict_dates : date columns (``discharge_date``…) where a value written but not readable as a date is an
+        :class:`InputError` (:func:`check_dates`) rather than empty: the settlement's period depends on them
 
     Yields
     ------
@@ -127,6 +139,7 @@ def read_discharges(
         codes=codes,
         layout=layout,
         on_mapping=on_mapping,
+        strict_dates=strict_dates,
     ):
         yield table
 
@@ -141,6 +154,7 @@ def read_discharges_keeping(
     codes: CodeReading = "clean",
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
+    strict_dates: Iterable[str] = (),
 ) -> Iterator[tuple[pa.Table, pa.Table | None]]:
     """:func:`read_discharges`, each batch with a second table: the file's columns named in ``keep`` (病案号,
     科室, 总费用…), under their own headers, to carry into an output (None when ``keep`` is empty). A kept header that feeds a canonical column
@@ -191,6 +205,7 @@ def read_discharges_keeping(
         return [h for h in headers if h in read]
 
     batches = raw_batches(path, encoding=encoding, batch_size=batch_size, select=select, layout=layout)
+    strict_dates, offset = tuple(strict_dates), 0
     while True:
         try:  # a damaged data page or an unconvertible column type is a whole-file problem: one clear line
             raw = next(batches, None)
@@ -205,8 +220,53 @@ def read_discharges_keeping(
             ) from None
         if table is None:
             return
+        if strict_dates:
+            sources = {c: mapping[c][0] for c in strict_dates if c in mapping}
+            check_dates(
+                path,
+                raw,
+                table,
+                sources,
+                offset,
+                lambda: first_data_row(path, encoding=encoding, layout=layout),
+            )
+        offset += table.num_rows
         extra = {h: table.column(c) if c is not None else strings(raw.column(h)) for h, c in kept.items()}
         yield table, pa.table(extra) if extra else None
+
+
+def check_dates(
+    path: Path,
+    raw: pa.Table,
+    table: pa.Table,
+    sources: dict[str, str],
+    offset: int,
+    first: Callable[[], int],
+) -> None:
+    """Raise an :class:`InputError` for a date written in ``raw`` that ``table`` could not read (``07/05/2025``:
+    day and month cannot be told apart; ``2025-02-30``), naming the file, the first such row (``offset``: rows
+    before this batch; ``first()``: the file's first data row, :func:`grouper.io.formats.first_data_row`), the
+    column and how many more the batch holds — never the value.
+
+    ``sources``: canonical date column of ``table`` → the column of ``raw`` it was read from."""
+    for column, header in sources.items():
+        written = raw.column(header)
+        if pa.types.is_temporal(written.type):
+            continue  # typed dates are read as they are
+        bad = pc.and_(pc.is_valid(strings(written)), pc.is_null(table.column(column))).to_numpy(
+            zero_copy_only=False
+        )
+        if bad.any():
+            i, more = int(bad.argmax()), int(bad.sum()) - 1
+            row = first() + offset + i
+            raise InputError(
+                f"{path}: row {row}, column {column}: not a date as drgdip reads dates (YYYY-MM-DD, YYYY/M/D, "
+                "YYYYMMDD, YYYY年M月D日; dd/mm/yyyy is not read: day and month cannot be told apart)"
+                + (f"; at least {more:,} more row(s) like it" if more else ""),
+                path=path,
+                row=row,
+                column=column,
+            )
 
 
 def to_arrow(data) -> pa.Table:

@@ -1,0 +1,75 @@
+"""A discharge date written but unreadable (dd/mm/yyyy, 2025-02-30) stops a settlement with one error naming the
+file, the row and the column (issue 11 item 2): it used to read as empty, which took the case out of the policy's
+period filter and paid every year's cases from this year's budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+import grouper
+from grouper.errors import InputError
+from payment.cli import app
+from payment.pipeline import settle_files
+from tests.payment import payment_synth as synth
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "codebooks/policies/demo-2025.toml"
+
+
+@pytest.fixture(scope="module")
+def region():
+    cases, hospitals = synth.region(60, 2, seed=3, codes=True)
+    plain = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in cases.columns]
+    return pa.table(plain, names=cases.column_names), hospitals
+
+
+def _dates_as(cases: pa.Table, fmt: str) -> pa.Table:
+    day = pc.strftime(cases.column("discharge_date").cast(pa.timestamp("s")), fmt)
+    return cases.set_column(cases.column_names.index("discharge_date"), "discharge_date", day)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_day_first_dates_stop_the_settlement_naming_file_row_and_column(tmp_path, region, suffix):
+    cases, hospitals = region
+    pacsv.write_csv(hospitals, tmp_path / "h.csv")
+    path = tmp_path / f"cases.{suffix}"
+    dmy = _dates_as(cases, "%d/%m/%Y")
+    pq.write_table(dmy, path) if suffix == "parquet" else pacsv.write_csv(dmy, path)
+    with pytest.raises(InputError) as info:
+        settle_files(path, tmp_path / "h.csv", DEMO, tmp_path / "out")
+    row = 1 if suffix == "parquet" else 2
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: row {row}, column discharge_date: not a date as drgdip reads dates"), msg
+    assert "at least 59 more row(s)" in msg and (info.value.row, info.value.column) == (row, "discharge_date")
+    first = dmy.column("discharge_date")[0].as_py()
+    assert first not in msg and not (tmp_path / "out").exists()
+    # the same dates written year first are read, in either format
+    ymd = _dates_as(cases, "%Y/%m/%d")
+    pq.write_table(ymd, path) if suffix == "parquet" else pacsv.write_csv(ymd, path)
+    settle_files(path, tmp_path / "h.csv", DEMO, tmp_path / "out")
+
+
+def test_one_impossible_date_is_one_error_line_and_grouping_still_reads_the_file(tmp_path, region):
+    cases, hospitals = region
+    pacsv.write_csv(hospitals, tmp_path / "h.csv")
+    day = cases.column("discharge_date").cast(pa.string()).to_pylist()
+    day[4] = "2025-02-30"
+    path = tmp_path / "cases.csv"
+    pacsv.write_csv(
+        cases.set_column(cases.column_names.index("discharge_date"), "discharge_date", pa.array(day)), path
+    )
+    args = ["settle", "--cases", str(path), "--hospitals", str(tmp_path / "h.csv"), "--policy", str(DEMO)]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"error: {path}: row 6, column discharge_date: not a date")
+    assert "2025-02-30" not in result.output
+    # grouping does not need the date: the case is read, its discharge date empty
+    read = pa.concat_tables(grouper.read_discharges(path))
+    assert read.num_rows == 60 and read.column("discharge_date")[4].as_py() is None
