@@ -530,11 +530,12 @@ _DEFAULT_SOURCES: dict[str, tuple[str, Any]] = {
     ),
     "deviation.aux_on_deviation": (
         "docs/formulas.md §3.3/§3.6: a multiplies low/high/extreme points as the profile's table shows "
-        "(not under the 2020 national / 广州 kinds low cost + high minus_one)",
+        "(not under the 2020 national kinds low cost + high minus_one)",
         lambda v, scheme: scheme == "dip",
     ),
     "routing.invalid": (
-        "docs/records.md Q10: a case discharged before its admission (DATE_CONFLICT) is an error, paid by item",
+        "docs/records.md Q10 and §4: a case discharged before its admission (DATE_CONFLICT) or without a readable "
+        "total cost (COST_INVALID) is an invalid record, paid by item",
         None,
     ),
     "routing.ungrouped": ("docs/formulas.md §12: ungroupable cases paid by item", None),

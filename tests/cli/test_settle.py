@@ -89,13 +89,14 @@ def test_gbk_discharges_with_or_without_encoding(files):
         _same_settlement(files, f"gbk{len(extra)}")
 
 
-def test_a_bad_date_is_one_case_without_a_date_not_a_failed_settlement(files):
+def test_a_bad_date_is_one_error_line_naming_the_row_not_a_case_settled_in_another_period(files):
+    """A date written but unreadable is an error (issue 11 item 2): read as empty, its case would leave the
+    policy's period filter and be paid from this year's budget whatever year it belongs to."""
     name = _variant(files, "onebad.csv", lambda f: f.loc.__setitem__((100, "discharge_date"), "2025-13-45"))
     r = _settle(files, name, "onebad")
-    assert r.exit_code == 0, r.output
-    region = json.loads((files / "onebad" / "region.json").read_text(encoding="utf-8"))
-    assert region["cases"] == 800
-    assert any("1 cases have no readable discharge date" in w for w in region["warnings"])
+    assert r.exit_code == 1, r.output
+    assert f"{files / name}: row 102, column discharge_date: not a date" in r.output.replace("\n", "")
+    assert "2025-13-45" not in r.output and not (files / "onebad").exists()
 
 
 def test_grouped_output_as_excel(files):
