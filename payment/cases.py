@@ -37,7 +37,7 @@ from grouper.io.values import convert, strings
 from grouper.schema import DISCHARGE_SCHEMA
 from payment.plausibility import check_cases
 
-__all__ = ["GROUPING_COLUMNS", "SETTLE_COLUMNS", "CaseSource", "grouping_only"]
+__all__ = ["GROUPING_COLUMNS", "SETTLE_COLUMNS", "CaseSource", "grouping_only", "plausible"]
 
 #: The canonical columns the settlement reads (routes, points, money, bed days); the others are not parsed.
 SETTLE_COLUMNS = (
@@ -116,11 +116,9 @@ class CaseSource:
         self._calls += 1
         if self.discharges is None:
             if _as_it_is(self.cases):
-                return _plausible(
-                    read_ahead(_normalised(self.cases, self.batch_size, without)), self.cases, 1
-                )
-            return _plausible(self._same_file(without), self.cases, self._first_row(self.cases))
-        return _plausible(self._joined(without), self.discharges, self._first_row(self.discharges))
+                return plausible(read_ahead(_normalised(self.cases, self.batch_size, without)), self.cases, 1)
+            return plausible(self._same_file(without), self.cases, self._first_row(self.cases))
+        return plausible(self._joined(without), self.discharges, self._first_row(self.discharges))
 
     def _first_row(self, path: Path) -> int:
         """The row number of the file's first case as the user sees it (title rows above the header counted)."""
@@ -204,9 +202,10 @@ def _cost_read(show: Callable[[HeaderMapping], None] | None, report: HeaderMappi
         )
 
 
-def _plausible(batches: Iterator[pa.Table], path: Path, first: int) -> Iterator[pa.Table]:
+def plausible(batches: Iterator[pa.Table], path: str | os.PathLike, first: int) -> Iterator[pa.Table]:
     """The batches, each checked against the hard plausibility rules (rows counted in ``path``, the file whose
-    order the stream follows and that holds the money columns, from its first data row ``first``)."""
+    order the stream follows and that holds the money columns, from its first data row ``first``,
+    :func:`grouper.io.formats.first_data_row`)."""
     offset = 0
     for t in batches:
         check_cases(t, where=path, first_row=first, offset=offset)

@@ -22,11 +22,12 @@ from grouper import __version__
 from grouper.errors import OutputError
 from grouper.io import atomic_folder, count_rows, read_discharges
 from grouper.io.discharges import HeaderMapping
-from grouper.io.formats import Layout
+from grouper.io.formats import Layout, first_data_row
 from grouper.io.writer import check_target
 from payment.audit.core import BATCH_SIZE, Audit, audit_batches
 from payment.audit.excel import write_workbook
 from payment.audit.report import write_report
+from payment.cases import plausible
 
 __all__ = ["OUTPUT_FILES", "ROW_GROUP", "audit_files", "audit_to_folder", "write_audit"]
 
@@ -54,11 +55,15 @@ def _batches(inputs: list, encoding: str | None, batch_size: int, layout=None, o
         return on_mapping
 
     def batches() -> Iterator[pa.Table]:
-        return (
+        return (  # a cost of 1e15 or inf stops the audit as it stops a settlement (plausibility.csv hard rules)
             t
             for k, path in enumerate(inputs)
-            for t in read_discharges(
-                path, encoding=encoding, batch_size=batch_size, layout=layout, on_mapping=mapped(k)
+            for t in plausible(
+                read_discharges(
+                    path, encoding=encoding, batch_size=batch_size, layout=layout, on_mapping=mapped(k)
+                ),
+                path,
+                first_data_row(path, encoding=encoding, layout=layout),
             )
         )
 

@@ -85,6 +85,23 @@ def test_errors_are_one_line(region, tmp_path):
     assert (tmp_path / "o2" / "report.html").read_text() == "keep"
 
 
+def test_a_cost_outside_its_plausible_range_is_one_error_line_as_in_settle(region, tmp_path):
+    """An infinite or 1e15 cost (Parquet, or written so in a CSV) stopped the audit's workbook writer with an
+    internal error: the audit applies the settlement's hard plausibility rules to its cases."""
+    folder, _, _ = region
+    cases = pq.read_table(folder / "discharges.parquet").slice(0, 200)
+    cost = cases.column("total_cost").to_pylist()
+    cost[3] = float("inf")
+    path = tmp_path / "inf.parquet"
+    pq.write_table(
+        cases.set_column(cases.column_names.index("total_cost"), "total_cost", pa.array(cost)), path
+    )
+    result = runner.invoke(app, ["audit", str(path), "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"error: {path}: row 4, column total_cost: outside its plausible range")
+    assert "internal error" not in result.output and not (tmp_path / "o").exists()
+
+
 def test_insurer_file_adds_the_differences_sheet(audited, tmp_path):
     out, _, args = audited
     cases = pq.read_table(out / "cases.parquet").slice(0, 50).to_pylist()
