@@ -24,10 +24,9 @@ def _write(text: str, out: Path, force: bool) -> None:
         sys.stdout.write(text)
         return
     check_output(out, force)
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{out}: cannot write: {exc.strerror}") from None
+    from grouper.io.writer import write_text  # the one writer: atomic, never half a template
+
+    write_text(text, out, if_exists="replace" if force else "error")
 
 
 @command("init", on=policy_app)
