@@ -208,16 +208,19 @@ def numbers(arr: pa.Array, typ: pa.DataType, bad: float | None) -> pa.Array:
         text = pc.utf8_normalize(text, "NFKC")
     # amounts: not a whole-number field (those keep the reference groupers' reading)
     amounts = bad is None or bad != bad
-    if amounts:
-        grouped = pc.match_substring_regex(text, _GROUPED)
-        if pc.any(grouped).as_py():
+    ok = pc.match_substring_regex(text, _NUMBER)
+    wrong = pc.and_kleene(pc.is_valid(text), pc.invert(ok))
+    if pc.any(wrong).as_py():  # the other spellings, looked for only when a value is not a plain number
+        if amounts:
+            grouped = pc.match_substring_regex(text, _GROUPED)
             text = pc.if_else(grouped, pc.replace_substring(text, ",", ""), text)
-    ok = pc.or_(pc.match_substring_regex(text, _NUMBER), pc.match_substring_regex(text, _INFINITE))
-    parsed = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
-    if bad is not None:
-        wrong = pc.and_(pc.is_valid(text), pc.invert(ok))
+            ok = pc.or_(ok, grouped)
+        ok = pc.or_(ok, pc.match_substring_regex(text, _INFINITE))
+        wrong = pc.and_kleene(pc.is_valid(text), pc.invert(ok))
         if amounts:
             wrong = pc.and_(wrong, pc.invert(pc.match_substring_regex(text, _EMPTY)))
+    parsed = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
+    if bad is not None:
         parsed = pc.if_else(wrong, pa.scalar(float(bad)), parsed)
     return parsed.cast(typ)
 
