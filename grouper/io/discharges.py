@@ -231,8 +231,19 @@ def read_discharges_keeping(
                 lambda: first_data_row(path, encoding=encoding, layout=layout),
             )
         offset += table.num_rows
-        extra = {h: table.column(c) if c is not None else strings(raw.column(h)) for h, c in kept.items()}
+        extra = {
+            h: _kept(table.column(c)) if c is not None else strings(raw.column(h)) for h, c in kept.items()
+        }
         yield table, pa.table(extra) if extra else None
+
+
+def _kept(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A canonical column as an output carries it: an amount that was not a number (UNREADABLE) is empty there, as
+    in the file's own export, not ``nan``."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_floating(arr.type):
+        return pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+    return arr
 
 
 def check_dates(

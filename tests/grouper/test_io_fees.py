@@ -99,3 +99,17 @@ def test_synthetic_region_with_and_without_fees_reads_back(tmp_path):
     assert all(p[c].null_count == p.num_rows for c in FEE_COLUMNS)  # without --fees: null
     others = [c for c in DISCHARGE_SCHEMA.names if c not in FEE_COLUMNS]
     assert p.select(others).equals(t.select(others))
+
+
+def test_a_kept_amount_that_is_not_a_number_is_empty_in_the_output(tmp_path):
+    """``--keep 总费用``: the kept value is the canonical number; text that is not a number stays empty there
+    (never ``nan``), as an empty cell does."""
+    path = tmp_path / "k.csv"
+    path.write_text(
+        '结算ID,主要诊断编码,总费用\n1,K35.800,abc\n2,J18.900,"1,234.5"\n3,J18.900,\n', encoding="utf-8"
+    )
+    from grouper.io.discharges import read_discharges_keeping
+
+    [(table, kept)] = list(read_discharges_keeping(path, keep=["总费用"]))
+    assert kept.column("总费用").to_pylist() == [None, 1234.5, None]
+    assert math.isnan(table.column("total_cost")[0].as_py())  # the case itself keeps UNREADABLE
