@@ -8,6 +8,7 @@ batch, so memory stays bounded by the batch size and a few numbers per case what
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import shutil
@@ -55,17 +56,17 @@ def _batches(inputs: list, encoding: str | None, batch_size: int, layout=None, o
         return on_mapping
 
     def batches() -> Iterator[pa.Table]:
-        return (  # a cost of 1e15 or inf stops the audit as it stops a settlement (plausibility.csv hard rules)
-            t
-            for k, path in enumerate(inputs)
-            for t in plausible(
-                read_discharges(
-                    path, encoding=encoding, batch_size=batch_size, layout=layout, on_mapping=mapped(k)
-                ),
-                path,
-                first_data_row(path, encoding=encoding, layout=layout),
-            )
+        return (t for k, path in enumerate(inputs) for t in checked(k, path))
+
+    def checked(k: int, path) -> Iterator[pa.Table]:
+        """A file's cases; a cost of 1e15 or inf stops the audit as it stops a settlement (plausibility.csv)."""
+        stream = read_discharges(
+            path, encoding=encoding, batch_size=batch_size, layout=layout, on_mapping=mapped(k)
         )
+        head = next(stream, None)  # the file's own errors (no such file…) come first
+        if head is not None:
+            first = first_data_row(path, encoding=encoding, layout=layout)
+            yield from plausible(itertools.chain([head], stream), path, first)
 
     counts = [count_rows(p) for p in inputs]
     return batches, sum(counts) if None not in counts else None
