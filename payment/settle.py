@@ -11,6 +11,7 @@ special-case and bed-day aggregates) then a per-case pass; :func:`settle` runs i
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -448,6 +449,34 @@ class ExpectedPayments:
         f = _frame(cases, self._reg, self._offset, self._res)
         self._offset += cases.num_rows
         return _expected_table(f)
+
+    # a run cut into parts priced apart (the workers of a cluster): scan each part on an empty copy, merge the
+    # scans here in row order, then price each part on a copy positioned at its first row
+
+    def part(self) -> ExpectedPayments:
+        """An empty copy (the same region) to :meth:`scan` one part of the cases apart."""
+        new = copy.copy(self)
+        new._scan, new._res, new._offset = _Scan(self._reg), None, 0
+        return new
+
+    def scanned(self):
+        """What the scan of a part sends back to :meth:`merge` (its aggregates, not the region)."""
+        scan = copy.copy(self._scan)
+        scan.reg = None
+        return scan
+
+    def merge(self, scans: Iterable) -> None:
+        """Take in the :meth:`scanned` parts that follow the cases scanned so far, in row order."""
+        for scan in scans:
+            self._scan.merge(scan)
+
+    def at(self, offset: int) -> ExpectedPayments:
+        """A copy, every batch scanned, that prices the cases from row ``offset`` on."""
+        if self._res is None:
+            self._res = self._scan.resolve()
+        new = copy.copy(self)
+        new._offset = offset
+        return new
 
 
 def _expected_table(f: _Frame) -> pa.Table:

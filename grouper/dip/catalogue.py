@@ -101,6 +101,10 @@ class Catalogue:
         object.__setattr__(self, "meta", MappingProxyType(meta))
         object.__setattr__(self, "fingerprint", _fingerprint(table, meta))
 
+    def __reduce__(self):
+        # the metadata view cannot be pickled: rebuild from the rows and a plain dict (a worker of a cluster)
+        return (Catalogue, (self.table, dict(self.meta)))
+
     @property
     def name(self) -> str:
         """The catalogue's ``name`` metadata, or ``""``."""

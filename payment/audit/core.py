@@ -88,48 +88,187 @@ def _shared(parts: list) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, object)
 
 
-class _Passes:
-    """The per-case passes over the batches: canonical tables, and grouped ones with the duplicate-case mask of
-    the first grouped pass (Q01: a case_id seen in an earlier row of the run)."""
-
-    def __init__(self, batches: Callable[[], Iterable], grouping: Grouping, on_pass, on_batch, total) -> None:
-        self.batches, self.grouping = batches, grouping
-        self.on_pass, self.on_batch, self.total = on_pass, on_batch, total
-        self.dup: list[np.ndarray] | None = None
-
-    def start(self, label: str, counted: bool = True) -> None:
-        """Report the next pass (``counted``: over the cases, else a step that reads none)."""
-        if self.on_pass is not None:
-            self.on_pass(label, self.total if counted else None)
-
-    def canonical(self) -> Iterator[tuple[int, pa.Table]]:
-        offset = 0
-        for b in self.batches():
-            t = _canonical(b)
-            yield offset, t
-            offset += t.num_rows
-            if self.on_batch is not None:
-                self.on_batch(t.num_rows)
-
-    def grouped(self) -> Iterator[tuple[int, pa.Table, np.ndarray, pa.Table]]:
-        first = self.dup is None
-        tracker, masks = DuplicateTracker(), []
-        for i, (offset, t) in enumerate(self.canonical()):
-            dup = (
-                tracker.flag(t.column("case_id").cast(pa.string()).combine_chunks()) if first else self.dup[i]
-            )
-            masks.append(dup)
-            yield offset, t, dup, self.grouping.group(t, dup)
-        if first:
-            self.dup = masks
-
-
 def _priced(t: pa.Table, out: pa.Table) -> pa.Table:
     """A canonical batch with the grouper's columns: what the payment engine prices."""
     for name in out.column_names:
         if name != "case_id":
             t = t.append_column(name, out.column(name))
     return t
+
+
+@dataclass
+class Setup:
+    """What every batch of a pass needs (sent once to each worker of a cluster): the grouping, the QC lists
+    and codebook, the settings, and after pass 1 the pricing of the variants."""
+
+    grouping: Grouping
+    codebook: Codebook
+    lists: QcLists
+    settings: AuditSettings
+    principal: bool  #: keep each case's principal diagnosis and procedure (the insurer comparison)
+    kept: frozenset  #: fee columns the variants keep (the DIP auxiliary typing reads them)
+    price: Callable | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the passes over one part of the run (the whole run locally, one partition on a worker of a cluster)
+
+
+def first_part(setup: Setup, batches: Callable[[], Iterable], tracker, pricing, on_batch=None) -> list[dict]:
+    """Pass 1 over a part: per batch, the grouping, the QC edits (rows counted from the batch's first row) and a
+    few numbers per case; ``pricing`` (optional) scans each batch. ``tracker``: the duplicate case ids seen."""
+    records = []
+    for b in batches():
+        t = _canonical(b)
+        dup = tracker.flag(t.column("case_id").cast(pa.string()).combine_chunks())
+        out = setup.grouping.group(t, dup)
+        records.append(_first(setup, t, dup, out))
+        if pricing is not None:
+            pricing.scan(_priced(t, out))
+        if on_batch is not None:
+            on_batch(t.num_rows)
+    return records
+
+
+def scan_part(setup: Setup, batches: Callable[[], Iterable], dups: list, pricing, on_batch=None):
+    """The pricing's scan of a part (when its weights come from the run, or its hospitals from a level)."""
+    for b, dup in zip(batches(), dups, strict=True):
+        t = _canonical(b)
+        pricing.scan(_priced(t, setup.grouping.group(t, dup)))
+        if on_batch is not None:
+            on_batch(t.num_rows)
+    return pricing
+
+
+def last_part(setup: Setup, batches: Callable[[], Iterable], dups: list, ctx: dict, base: int, pricing,
+              on_batch=None) -> Iterator[dict]:  # fmt: skip
+    """The last pass over a part whose first row is the run's row ``base`` (``ctx``: the run's per-case
+    arrays from that row on): per batch the ``cases`` and ``flags`` rows, the expected payment and the counts
+    of the findings."""
+    lo = base
+    for b, dup in zip(batches(), dups, strict=True):
+        t = _canonical(b)
+        out = setup.grouping.group(t, dup) if pricing is not None else None
+        yield _last(setup, t, out, lo, base, ctx, pricing)
+        lo += t.num_rows
+        if on_batch is not None:
+            on_batch(t.num_rows)
+
+
+def _first(setup: Setup, t: pa.Table, dup: np.ndarray, out: pa.Table) -> dict:
+    grouping, dip = setup.grouping, setup.grouping.is_dip
+    view = grouping.view(out)
+    text = {}
+    for k in ("case_id", "hospital_id", "patient_id", "department", DOCTOR_COLUMN, "payment_method"):
+        column = t.column(k).cast(pa.string()).combine_chunks()
+        text[k] = column if k in ("case_id", "patient_id") else pc.dictionary_encode(column)
+    for k in ("group", "mdc", "adrg", "status"):
+        text[k] = pc.dictionary_encode(pa.array(view[k].astype(object), pa.string()))
+    if setup.principal:
+        text["pdx"] = t.column("principal_dx").combine_chunks()
+        text["pproc"] = t.column("principal_proc").combine_chunks()
+    fee = {f: _np(t, f) for f in ("fee_08", "fee_09", "fee_10", "fee_11")}
+    fees_present = any(not np.isnan(v).all() for v in fee.values())
+    fee = {f: np.nan_to_num(v) for f, v in fee.items()}
+    nums = {
+        "admission": _days(t, "admission_date"),
+        "discharge": _days(t, "discharge_date"),
+        "los": _np(t, "los_days"),
+        "cost": _np(t, "total_cost"),
+        "mode": np.nan_to_num(_np(t, "discharge_mode"), nan=-1).astype(np.int64),
+        "grouped": view["grouped"],
+        "score": _np(out, "dip_score") if dip else np.full(t.num_rows, np.nan),
+        "low_standard_dx": setup.lists["low_standard_dx"].find(t.column("principal_dx")) >= 0,
+        "drug": fee["fee_09"] + fee["fee_10"] + fee["fee_11"],
+        "consumable": fee["fee_08"],
+    }
+    qc = qc_edits(t, setup.codebook, setup.lists, duplicate=dup)
+    return {
+        "rows": t.num_rows,
+        "dup": dup,
+        "text": text,
+        "nums": nums,
+        "qc": qc,  # rows of the batch
+        "fees": fees_present,
+        "doctor": t.column(DOCTOR_COLUMN).null_count < t.num_rows,
+    }
+
+
+def _last(setup: Setup, t: pa.Table, out, lo: int, base: int, c: dict, pricing) -> dict:
+    """The last pass over one batch (the run's rows ``lo`` …; ``c``: the run's arrays from row ``base``)."""
+    settings, grouping = setup.settings, setup.grouping
+    dip = grouping.is_dip
+    m = t.num_rows
+    a, z = lo - base, lo - base + m  # the batch in ``c``
+    batch = {k: v[a:z] for k, v in c.items() if isinstance(v, np.ndarray)}
+    batch["case_id"] = c["case_id"].slice(a, m)
+    if pricing is not None:
+        part = _payment_arrays(pricing.price(_priced(t, out)), m)
+        err = batch["qc_error"]  # a QC error: not paid by points as it is
+        batch["expected"][:] = np.where(err, np.nan, part["expected"])
+        points, batch["deviation"] = part["points"], part["deviation"]
+        batch["route"] = np.where(err & (part["route"] != ""), "QC_ERROR", part["route"])
+    else:
+        points = np.full(m, np.nan)
+        batch["deviation"] = batch["route"] = np.full(m, "", object)
+    # the variants need no fee breakdown, unless the auxiliary typing reads it
+    slim = t.drop_columns([f for f in FEE_COLUMNS if f not in setup.kept])
+    found = {"upcoding": None, "pdx_choice": None}
+    for mask, key, fn in (("upcoding_rows", "upcoding", _upcoding), ("pdx_rows", "pdx_choice", _pdx_choice)):
+        if dip and key == "upcoding":
+            continue
+        mine = np.flatnonzero(batch[mask])
+        parts = []
+        for i in range(0, len(mine), VARIANT_CASES):
+            hit = fn(slim, mine[i : i + VARIANT_CASES], a, c, c, settings, grouping, setup.price, c["means"])
+            if hit is not None:
+                parts.append({**hit, "row": hit["row"] + base})
+        found[key] = _concat(parts)
+    flags = case_flags(batch, settings, readmitted=c["readmitted"], offset=lo, **found)
+    flag_count = (
+        np.bincount(flags.column("row").to_numpy() - 1 - lo, minlength=m)
+        if flags.num_rows
+        else np.zeros(m, np.int64)
+    )
+    cases = _cases_table(batch, lo, points, flag_count, dip)
+    focus = batch["focus"]
+    if not focus.all():
+        flags = flags.filter(
+            pc.is_in(flags.column("row"), value_set=pa.array(np.flatnonzero(focus) + lo + 1))
+        )
+        cases = cases.filter(pa.array(focus))
+    review = pc.equal(flags.column("severity"), "review")
+    kinds = flags.column("flag").value_counts()
+    return {
+        "rows": m,
+        "cases": cases,
+        "flags": flags,
+        "expected": batch["expected"],
+        "flagged": pc.count_distinct(pc.filter(flags.column("row"), review)).as_py(),
+        "kinds": dict(zip(kinds.field(0).to_pylist(), kinds.field(1).to_pylist(), strict=True)),
+    }
+
+
+class LocalParts:
+    """The run as one part, read in this process (the local engine)."""
+
+    def __init__(self, batches: Callable[[], Iterable], on_batch=None) -> None:
+        self.batches, self.on_batch = batches, on_batch
+        self.dups: list[np.ndarray] = []
+
+    def first(self, setup: Setup, pricing) -> list[dict]:
+        records = first_part(setup, self.batches, DuplicateTracker(), pricing, self.on_batch)
+        self.dups = [r["dup"] for r in records]
+        return records
+
+    def scan(self, setup: Setup, pricing) -> None:
+        scan_part(setup, self.batches, self.dups, pricing, self.on_batch)
+
+    def last(self, setup: Setup, ctx: dict, pricing) -> Iterator[dict]:
+        return last_part(setup, self.batches, self.dups, ctx, 0, pricing, self.on_batch)
+
+
+# ---------------------------------------------------------------------------------------------------------
 
 
 def audit(discharges, *, batch_size: int = BATCH_SIZE, **options) -> Audit:
@@ -171,7 +310,7 @@ def audit(discharges, *, batch_size: int = BATCH_SIZE, **options) -> Audit:
 
 
 def audit_batches(
-    batches: Callable[[], Iterable],
+    batches: Callable[[], Iterable] | None,
     *,
     scheme: str = DEFAULT_SCHEME,
     catalogue=None,
@@ -189,6 +328,7 @@ def audit_batches(
     on_batch: Callable[[int], None] | None = None,
     total: int | None = None,
     sink: Callable[[str, pa.Table], None] | None = None,
+    parts=None,
 ) -> Audit:
     """:func:`audit` of a run given as batches, with bounded memory: the engine behind :func:`audit` and
     :func:`payment.audit.files.audit_files`.
@@ -203,7 +343,9 @@ def audit_batches(
     known, or None for a step that reads none) and ``on_batch(rows)`` follows it, as in :mod:`grouper.fitting`.
     ``sink(name, part)``, when given, receives the per-case tables (``cases``, ``flags``) batch by batch, in row
     order, and the result leaves them out (memory bounded by the batch size and a few numbers per case; with
-    ``insurer`` the cases are also kept for the comparison). Other options as for :func:`audit`.
+    ``insurer`` the cases are also kept for the comparison). ``parts``: who runs the passes (default
+    :class:`LocalParts` of ``batches``; :mod:`payment.audit.distributed`: the partitions of a dataset on a Dask
+    cluster, same results). Other options as for :func:`audit`.
     """
     settings = settings or AuditSettings.load()
     lists = lists or QcLists.load()
@@ -223,50 +365,39 @@ def audit_batches(
     grouping = Grouping(
         scheme, codebook, catalogue, weights, scale, {"aux": aux} if dip and aux is not None else {}
     )
-    passes = _Passes(batches, grouping, on_pass, on_batch, total)
+    kept = frozenset(aux.input_columns()) if dip and aux is not None else frozenset()
+    setup = Setup(grouping, codebook, lists, settings, insurer is not None, kept)
+    parts = parts if parts is not None else LocalParts(batches, on_batch)
+
+    def start(label: str, counted: bool = True) -> None:
+        if on_pass is not None:
+            on_pass(label, total if counted else None)
+
     # pricing scans in pass 1 when its inputs are known up front (else in a pass of its own) and prices in the last
     early = policy is not None and hospitals is not None and (dip or weights is not None)
     pricing = ExpectedPayments(hospitals, policy, catalogue=catalogue, weights=weights) if early else None
 
     # pass 1: grouping, QC edits and the per-case numbers
-    text = {k: [] for k in ("case_id", "hospital_id", "patient_id", "department", DOCTOR_COLUMN,
-                            "payment_method", "group", "mdc", "adrg", "status", "pdx", "pproc")}  # fmt: skip
-    nums = {k: [] for k in ("admission", "discharge", "los", "cost", "mode", "grouped", "score",
-                            "low_standard_dx", "drug", "consumable")}  # fmt: skip
-    qc_parts: list[pa.Table] = []
-    fees_present = doctor_present = False
-    n = 0
-    passes.start("auditing: grouping and QC edits")
-    for offset, t, dup, out in passes.grouped():
-        view = grouping.view(out)
-        for k in ("case_id", "hospital_id", "patient_id", "department", DOCTOR_COLUMN, "payment_method"):
-            column = t.column(k).cast(pa.string()).combine_chunks()
-            text[k].append(column if k in ("case_id", "patient_id") else pc.dictionary_encode(column))
-        for k in ("group", "mdc", "adrg", "status"):
-            text[k].append(pc.dictionary_encode(pa.array(view[k].astype(object), pa.string())))
-        if insurer is not None:
-            text["pdx"].append(t.column("principal_dx").combine_chunks())
-            text["pproc"].append(t.column("principal_proc").combine_chunks())
-        nums["admission"].append(_days(t, "admission_date"))
-        nums["discharge"].append(_days(t, "discharge_date"))
-        nums["los"].append(_np(t, "los_days"))
-        nums["cost"].append(_np(t, "total_cost"))
-        nums["mode"].append(np.nan_to_num(_np(t, "discharge_mode"), nan=-1).astype(np.int64))
-        nums["grouped"].append(view["grouped"])
-        nums["score"].append(_np(out, "dip_score") if dip else np.full(t.num_rows, np.nan))
-        nums["low_standard_dx"].append(lists["low_standard_dx"].find(t.column("principal_dx")) >= 0)
-        fee = {f: _np(t, f) for f in ("fee_08", "fee_09", "fee_10", "fee_11")}
-        fees_present |= any(not np.isnan(v).all() for v in fee.values())
-        fee = {f: np.nan_to_num(v) for f, v in fee.items()}
-        nums["drug"].append(fee["fee_09"] + fee["fee_10"] + fee["fee_11"])
-        nums["consumable"].append(fee["fee_08"])
-        doctor_present |= t.column(DOCTOR_COLUMN).null_count < t.num_rows
-        qc = qc_edits(t, codebook, lists, duplicate=dup)
-        qc_parts.append(qc.set_column(2, "row", pc.add(qc.column("row"), offset)))
-        if pricing is not None:
-            pricing.scan(_priced(t, out))
-        n = offset + t.num_rows
-    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in nums.items()}
+    start("auditing: grouping and QC edits")
+    records = parts.first(setup, pricing)
+    n = sum(r["rows"] for r in records)
+    offsets = np.cumsum([0] + [r["rows"] for r in records])[:-1]
+    qc_parts = [
+        r["qc"].set_column(2, "row", pc.add(r["qc"].column("row"), int(o)))
+        for r, o in zip(records, offsets, strict=True)
+    ]
+    fees_present = any(r["fees"] for r in records)
+    doctor_present = any(r["doctor"] for r in records)
+    text = {k: [r["text"][k] for r in records] for k in (records[0]["text"] if records else ())}
+    cat = {
+        k: np.concatenate([r["nums"][k] for r in records]) if records else np.zeros(0)
+        for k in ("admission", "discharge", "los", "cost", "mode", "grouped", "score", "low_standard_dx",
+                  "drug", "consumable")
+    }  # fmt: skip
+    del records
+    for k in ("case_id", "hospital_id", "patient_id", "department", DOCTOR_COLUMN, "payment_method", "group",
+              "mdc", "adrg", "status"):  # fmt: skip
+        text.setdefault(k, [])
     qc = pa.concat_tables(qc_parts) if qc_parts else QC_SCHEMA.empty_table()
     err_rows = pc.filter(qc.column("row"), pc.equal(qc.column("severity"), "error")).to_numpy() - 1
     qc_error = np.zeros(n, bool)
@@ -293,9 +424,8 @@ def audit_batches(
         hospitals = pa.table({"hospital_id": ids, "level": pa.array([level] * len(ids), pa.int8())})
     if policy is not None and pricing is None:  # RW from the run, or every hospital at --level: scan now
         pricing = ExpectedPayments(hospitals, policy, catalogue=catalogue, weights=grouping.weights)
-        passes.start("auditing: routes for the expected payment")
-        for _, t, _, out in passes.grouped():
-            pricing.scan(_priced(t, out))
+        start("auditing: routes for the expected payment")
+        parts.scan(setup, pricing)
     expected = np.full(n, np.nan)  # filled batch by batch in the last pass
 
     # risk classes (docs/audit.md §1.1): the run's grouped cases, or a reference table
@@ -317,6 +447,7 @@ def audit_batches(
     ).fill_null(-1)
     at = at.to_numpy(zero_copy_only=False)
     risk = np.where(view["grouped"] & (at >= 0), np.append(cls, 4)[np.maximum(at, 0)], 4).astype(np.int8)
+    del at
 
     region_cost = _group_mean(view, cost)
     los = cat["los"]
@@ -334,6 +465,8 @@ def audit_batches(
         "group": view["group"],
         "grouped": view["grouped"],
         "mdc": view["mdc"],
+        "adrg": view["adrg"],
+        "status": view["status"],
         "weight": weight,
         "group_cost": np.where(np.isnan(std_cost), region_cost, std_cost),
         "group_los": np.where(np.isnan(std_los), region_los, std_los),
@@ -344,7 +477,11 @@ def audit_batches(
         "expected": expected,
         "payment_method": _shared(text["payment_method"]),
         "low_standard_dx": cat["low_standard_dx"].astype(bool),
+        "department": _shared(text["department"]),
+        "qc_error": qc_error,
+        "qc_count": qc_count,
     }
+    del region_cost, region_los
     if fees_present:
         c["drug"], c["consumable"] = cat["drug"], cat["consumable"]
     # re-admissions: the one finding across cases, from the patient, dates and hospital of every case
@@ -352,7 +489,6 @@ def audit_batches(
         {**c, "patient_id": pc.dictionary_encode(patient).indices.fill_null(-1).to_numpy(zero_copy_only=False),
          "admission": cat["admission"], "discharge": cat["discharge"]}, settings
     )  # fmt: skip
-    department = _shared(text["department"])
     del (
         cat,
         text["group"],
@@ -374,82 +510,43 @@ def audit_batches(
     focus = np.ones(n, bool) if hospital is None else (c["hospital_id"] == hospital)
     if hospital is not None and not focus.any():
         raise InputError(f"hospital {hospital!r}: no case of the input has this hospital_id")
-    kept_cases = sink is None or insurer is not None  # the insurer comparison reads the cases table
-    out_parts: dict[str, list[pa.Table]] = {"flags": [], "cases": []}
-    emit = sink if sink is not None else (lambda name, part: out_parts[name].append(part))
-    flagged = {"cases": 0, "kinds": dict.fromkeys(FLAGS, 0)}
 
     # last pass: expected payment, the variants of the flags regrouped a slice of cases at a time, and the
     # per-case tables (cases, flags) batch by batch
     clean = view["grouped"] & ~qc_error
-    kept = set(aux.input_columns()) if dip and aux is not None else set()
-    up_rows = np.zeros(0, np.int64)
+    upcoding_rows = np.zeros(n, bool)
     if not dip and n:
         suffix = pc.utf8_slice_codeunits(pa.array(view["group"], pa.string()), 3, 4)
-        up_rows = np.flatnonzero(clean & np.isin(suffix.to_numpy(zero_copy_only=False), ["1", "3"]))
-    pdx_rows = np.flatnonzero(clean)
-    means = _GroupMeans(c["group"], c["grouped"], c["cost"], c["los"])
-    price = functools.partial(_price_table, hospitals=hospitals, policy=policy, catalogue=catalogue,
-                              weights=grouping.weights)  # fmt: skip
-    passes.start("auditing: expected payment, the flags' variants and the per-case tables")
-    last = passes.grouped() if pricing is not None else ((o, t, None, None) for o, t in passes.canonical())
-    for offset, t, _, out in last:
-        lo, hi = offset, offset + t.num_rows
-        batch = {k: v[lo:hi] for k, v in c.items() if k != "case_id"}
-        batch["case_id"] = case_id.slice(lo, hi - lo)
-        if pricing is not None:
-            part = _payment_arrays(pricing.price(_priced(t, out)), t.num_rows)
-            err = qc_error[lo:hi]  # a QC error: not paid by points as it is
-            expected[lo:hi] = np.where(err, np.nan, part["expected"])
-            points, batch["deviation"] = part["points"], part["deviation"]
-            batch["route"] = np.where(err & (part["route"] != ""), "QC_ERROR", part["route"])
-        else:
-            points = np.full(t.num_rows, np.nan)
-            batch["deviation"] = batch["route"] = np.full(t.num_rows, "", object)
-        # the variants need no fee breakdown, unless the auxiliary typing reads it
-        slim = t.drop_columns([f for f in FEE_COLUMNS if f not in kept])
-        found = {}
-        for rows, key, fn in ((up_rows, "upcoding", _upcoding), (pdx_rows, "pdx_choice", _pdx_choice)):
-            mine = rows[(rows >= lo) & (rows < hi)] - lo
-            parts = []
-            for i in range(0, len(mine), VARIANT_CASES):
-                hit = fn(slim, mine[i : i + VARIANT_CASES], offset, c, view, settings, grouping, price, means)
-                if hit is not None:
-                    parts.append(hit)
-            found[key] = _concat(parts)
-        if dip:
-            found["upcoding"] = None
-        flags = case_flags(batch, settings, readmitted=readmitted, offset=lo, **found)
-        flag_count = (
-            np.bincount(flags.column("row").to_numpy() - 1 - lo, minlength=t.num_rows)
-            if flags.num_rows
-            else np.zeros(t.num_rows, np.int64)
-        )
-        cases = _cases_table(
-            batch, department[lo:hi], view, lo, hi, points, qc_count, qc_error, flag_count, dip
-        )
-        mine = focus[lo:hi]
-        if hospital is not None:
-            flags = flags.filter(
-                pc.is_in(flags.column("row"), value_set=pa.array(np.flatnonzero(mine) + lo + 1))
-            )
-            cases = cases.filter(pa.array(mine))
-        review = pc.equal(flags.column("severity"), "review")
-        flagged["cases"] += pc.count_distinct(pc.filter(flags.column("row"), review)).as_py()
-        for kind, count in zip(*[flags.column("flag").value_counts().field(i).to_pylist() for i in (0, 1)],
-                               strict=True):  # fmt: skip
+        upcoding_rows = clean & np.isin(suffix.to_numpy(zero_copy_only=False), ["1", "3"])
+    ctx = {**c, "focus": focus, "upcoding_rows": upcoding_rows, "pdx_rows": clean, "readmitted": readmitted,
+           "means": _GroupMeans(c["group"], c["grouped"], c["cost"], c["los"])}  # fmt: skip
+    setup.price = functools.partial(_price_table, hospitals=hospitals, policy=policy, catalogue=catalogue,
+                                    weights=grouping.weights)  # fmt: skip
+    kept_cases = sink is None or insurer is not None  # the insurer comparison reads the cases table
+    out_parts: dict[str, list[pa.Table]] = {"flags": [], "cases": []}
+    flagged = {"cases": 0, "kinds": dict.fromkeys(FLAGS, 0)}
+    start("auditing: expected payment, the flags' variants and the per-case tables")
+    lo = 0
+    for r in parts.last(setup, ctx, pricing):
+        expected[lo : lo + r["rows"]] = r["expected"]
+        lo += r["rows"]
+        flagged["cases"] += r["flagged"]
+        for kind, count in r["kinds"].items():
             flagged["kinds"][kind] += count
-        emit("flags", flags)
-        emit("cases", cases)
-        if kept_cases and sink is not None:
-            out_parts["cases"].append(cases)
-    passes.start("auditing: indicators", counted=False)
+        for name in ("flags", "cases"):
+            if sink is not None:
+                sink(name, r[name])
+            if sink is None or (name == "cases" and kept_cases):
+                out_parts[name].append(r[name])
+    if lo != n:
+        raise InputError(f"the discharges changed between the passes ({n} rows, then {lo})")
+    del ctx
+    start("auditing: indicators", counted=False)
 
-    keep_rows = lambda t: t.filter(pc.is_in(t.column("row"), value_set=pa.array(np.flatnonzero(focus) + 1)))  # noqa: E731
     ind = {"hospital_id": c["hospital_id"]}
     tables = {
         "hospitals": indicator_table(c, ind, focus, relative_cmi=dip),
-        "departments": indicator_table(c, {**ind, "department": department}, focus, relative_cmi=dip),
+        "departments": indicator_table(c, {**ind, "department": c["department"]}, focus, relative_cmi=dip),
     }
     if doctor_present:
         doctor = {**ind, DOCTOR_COLUMN: _shared(text[DOCTOR_COLUMN])}
@@ -457,8 +554,11 @@ def audit_batches(
     tables["groups"] = group_table(c, focus, risk_of)
     if sink is None:
         tables["flags"] = _concat_tables(out_parts["flags"], FLAG_SCHEMA)
-    tables["qc"] = keep_rows(qc) if hospital is not None else qc
-    cases = _concat_tables(out_parts["cases"], None) if kept_cases else None
+    if hospital is not None:
+        tables["qc"] = qc.filter(pc.is_in(qc.column("row"), value_set=pa.array(np.flatnonzero(focus) + 1)))
+    else:
+        tables["qc"] = qc
+    cases = _concat_tables(out_parts["cases"], CASE_SCHEMA) if kept_cases else None
     if sink is None:
         tables["cases"] = cases
     if insurer is not None:
@@ -484,9 +584,19 @@ def audit_batches(
     return Audit(tables, settings, scheme, notes)
 
 
-def _cases_table(batch, department, view, lo, hi, points, qc_count, qc_error, flag_count, dip) -> pa.Table:
-    """The ``cases`` rows of one batch (the run's rows ``lo`` … ``hi``)."""
-    n = hi - lo
+CASE_SCHEMA = pa.schema(
+    [("case_id", pa.string()), ("hospital_id", pa.string()), ("department", pa.string()), ("mdc", pa.string()),
+     ("adrg", pa.string()), ("group", pa.string()), ("status", pa.string()), ("grouped", pa.bool_()),
+     ("weight", pa.float64()), ("risk_class", pa.string()), ("total_cost", pa.float64()),
+     ("los_days", pa.int32()), ("route", pa.string()), ("deviation", pa.string()), ("points", pa.float64()),
+     ("expected_payment", pa.float64()), ("gain_loss", pa.float64()), ("qc_findings", pa.int64()),
+     ("qc_error", pa.bool_()), ("flags", pa.int64())]
+)  # fmt: skip
+
+
+def _cases_table(batch: dict, lo: int, points: np.ndarray, flag_count: np.ndarray, dip: bool) -> pa.Table:
+    """The ``cases`` rows of one batch (the run's rows from ``lo``)."""
+    n = len(points)
     grouped = batch["grouped"]
 
     def labels(values: np.ndarray) -> pa.Array:
@@ -497,11 +607,11 @@ def _cases_table(batch, department, view, lo, hi, points, qc_count, qc_error, fl
         {
             "case_id": batch["case_id"],
             "hospital_id": pa.array(batch["hospital_id"], pa.string()),
-            "department": pa.array(department, pa.string()),
-            "mdc": labels(view["mdc"][lo:hi]) if not dip else pa.nulls(n, pa.string()),
-            "adrg": labels(view["adrg"][lo:hi]) if not dip else pa.nulls(n, pa.string()),
+            "department": pa.array(batch["department"], pa.string()),
+            "mdc": labels(batch["mdc"]) if not dip else pa.nulls(n, pa.string()),
+            "adrg": labels(batch["adrg"]) if not dip else pa.nulls(n, pa.string()),
             "group": labels(batch["group"]),
-            "status": pa.array(view["status"][lo:hi], pa.string()).fill_null(""),
+            "status": pa.array(batch["status"], pa.string()).fill_null(""),
             "grouped": pa.array(grouped),
             "weight": pa.array(batch["weight"], from_pandas=True),
             "risk_class": pa.array(np.array(RISK_CLASSES, dtype=object)[batch["risk"]], pa.string()),
@@ -512,14 +622,15 @@ def _cases_table(batch, department, view, lo, hi, points, qc_count, qc_error, fl
             "points": pa.array(points, from_pandas=True),
             "expected_payment": pa.array(expected, from_pandas=True),
             "gain_loss": pa.array(expected - cost, from_pandas=True),
-            "qc_findings": pa.array(qc_count[lo:hi].astype(np.int64)),
-            "qc_error": pa.array(qc_error[lo:hi]),
+            "qc_findings": pa.array(batch["qc_count"].astype(np.int64)),
+            "qc_error": pa.array(batch["qc_error"]),
             "flags": pa.array(flag_count.astype(np.int64)),
-        }
+        },
+        schema=CASE_SCHEMA,
     )
 
 
-def _concat_tables(parts: list[pa.Table], schema) -> pa.Table:
+def _concat_tables(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
     if not parts:
         return schema.empty_table()
     return pa.concat_tables(parts).combine_chunks()

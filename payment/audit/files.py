@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from grouper import __version__
 from grouper.errors import OutputError
-from grouper.io import atomic_folder, count_rows, read_discharges
+from grouper.io import atomic_folder, count_rows, dataset_files, read_discharges
 from grouper.io.discharges import HeaderMapping
 from grouper.io.formats import Layout, first_data_row
 from grouper.io.writer import check_target
@@ -46,7 +46,9 @@ STREAMED = ("flags", "cases")
 def _batches(inputs: list, encoding: str | None, batch_size: int, layout=None, on_mapping=None):
     """The ``batches()`` of :func:`audit_batches` (read again at each pass) and the row total when known.
     ``layout``: how the files lay out their table (sheet, header row, renamed headers, value maps);
-    ``on_mapping``: called with each file's header mapping, once (not at every pass)."""
+    ``on_mapping``: called with each file's header mapping, once (not at every pass). A folder is its Parquet
+    files (:func:`grouper.io.dataset_files`), read in the order the Dask engine reads them."""
+    inputs = dataset_files(inputs)
     reported: set[int] = set()
 
     def mapped(k: int) -> Callable[[HeaderMapping], None] | None:
@@ -69,7 +71,7 @@ def _batches(inputs: list, encoding: str | None, batch_size: int, layout=None, o
             yield from plausible(itertools.chain([head], stream), path, first)
 
     counts = [count_rows(p) for p in inputs]
-    return batches, sum(counts) if None not in counts else None
+    return inputs, batches, sum(counts) if None not in counts else None
 
 
 def audit_files(
@@ -85,7 +87,7 @@ def audit_files(
     per-case ones grow with the cases: :func:`audit_to_folder` writes them as they come); ``layout`` and
     ``on_mapping`` as for :func:`grouper.io.read_discharges` (the mapping reported once per file); options as for
     :func:`audit`."""
-    batches, total = _batches(list(inputs), encoding, batch_size, layout, on_mapping)
+    _, batches, total = _batches(list(inputs), encoding, batch_size, layout, on_mapping)
     return audit_batches(batches, total=total, **options)
 
 
@@ -177,27 +179,31 @@ def audit_to_folder(
     on_writing: Callable[[], None] | None = None,
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
+    engine=None,
     **options,
 ) -> Audit:
     """Audit the cases of ``inputs`` into the folder ``out`` (the files of :func:`write_audit`, the same bytes),
     with memory bounded by ``batch_size`` and a few numbers per case: ``cases.parquet`` and ``flags.parquet``
     are written batch by batch. Returns the audit without those two tables (they are in the files).
     ``on_writing()`` is called before the workbook and the page are written; ``layout`` and ``on_mapping`` as for
-    :func:`audit_files`; other options as for :func:`audit`."""
+    :func:`audit_files`. ``engine``: a :class:`grouper.distributed.Engine` (``"dask"``: the partitions, one per
+    file, audited by the workers of a cluster, :mod:`payment.audit.distributed`; the same files). Other options as
+    for :func:`audit`."""
     from grouper.codebook import DEFAULT_SCHEME
     from payment.audit.settings import AuditSettings
 
     out = Path(out)
     for name in (*OUTPUT_FILES, *(f"{t}.parquet" for t in TABLES)):
         check_target(out / name, if_exists)
-    batches, total = _batches(list(inputs), encoding, batch_size, layout, on_mapping)
+    files, batches, total = _batches(list(inputs), encoding, batch_size, layout, on_mapping)
     if options.get("settings") is None:
         options["settings"] = AuditSettings.load()
     meta = _metadata(options.get("scheme") or DEFAULT_SCHEME, options["settings"])
     with _scratch(out) as scratch:
         sink = _ParquetSink(scratch, out, meta)
         try:
-            result = audit_batches(batches, total=total, sink=sink, **options)
+            with _parts(engine, files, encoding, batch_size, layout, options.get("on_batch")) as parts:
+                result = audit_batches(batches, total=total, sink=sink, parts=parts, **options)
         except BaseException:
             sink.abort()
             raise
@@ -216,6 +222,20 @@ def audit_to_folder(
             notes = write_workbook(tables, tmp / "audit.xlsx")
             write_report(tables, tmp / "report.html", scheme=result.scheme, notes=notes)
     return result
+
+
+@contextlib.contextmanager
+def _parts(engine, files: list[Path], encoding: str | None, batch_size: int, layout, on_batch) -> Iterator:
+    """Who runs the passes: None (the local engine, in :func:`audit_batches`) or the partitions on Dask."""
+    if engine is None or engine.local:
+        yield None
+        return
+    from payment.audit.distributed import dask_parts
+
+    with dask_parts(
+        engine, files, encoding=encoding, batch_size=batch_size, layout=layout, on_batch=on_batch
+    ) as p:
+        yield p
 
 
 @contextlib.contextmanager

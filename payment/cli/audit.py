@@ -20,6 +20,7 @@ from payment.cli._app import (
     warn,
 )
 from payment.cli._app import stderr as console
+from payment.cli._engine import ENGINE, SCHEDULER, WORKERS, engine
 
 _HELP = (
     "Self-audit (医院自查) of discharge files before upload: QC edits Q01–Q14, supervision flags (再入院, 低标入院, "
@@ -73,6 +74,9 @@ def audit(
     rename: list[str] = opt.RENAME,
     value_map: list[str] = opt.VALUE_MAP,
     show_mapping: bool = opt.SHOW_MAPPING,
+    engine_kind: str = ENGINE,
+    scheduler: str = SCHEDULER,
+    workers: int = WORKERS,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -87,6 +91,7 @@ def audit(
     from payment.policy import Policy
 
     scheme = scheme or DEFAULT_SCHEME
+    run_on = engine(engine_kind, scheduler, workers)
     check_folder(out)
     for name in (*OUTPUT_FILES, "summary.parquet", "cases.parquet"):
         check_output(out / name, force)
@@ -115,6 +120,7 @@ def audit(
             if_exists=if_exists(force),
             layout=files_layout,
             on_mapping=on_mapping,
+            engine=run_on,
             scheme=scheme,
             catalogue=cat,
             policy=pol,
