@@ -4,7 +4,7 @@
 (``bench-data/audit-N-hH-s2025/discharges.parquet`` with the fee breakdown, and its hospitals CSV), then runs
 ``drgdip audit`` on it in a fresh process (DIP, demo-2025 policy, every output: Parquet tables, audit.xlsx,
 report.html) and prints the wall time, the child's CPU time (user + system), the load average around the run and
-the child's peak resident set size, after the same for ``drgdip group`` of the file (the floor: the
+the child's own peak resident set size, after the same for ``drgdip group`` of the file (the floor: the
 grouping alone, measured under the same load). ``--focus`` audits the busiest hospital (one hospital's year: ``--hospitals 1
 --focus``). A warm-up run on 2,000 cases fills the compiled caches first. The machine is shared: CPU time is the
 fairer figure; the wall time is reported with the load it was measured under.
@@ -45,6 +45,15 @@ def _busiest(source: Path) -> str:
     return max(counts, key=lambda v: (v["counts"], v["values"]))["values"]
 
 
+#: The command in a fresh process that reports its own peak resident set size on exit (the children's
+#: ru_maxrss is the largest of all the children so far).
+_CHILD = (
+    "import atexit, resource, sys; atexit.register(lambda: print('PEAK_RSS_KB', "
+    "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)); "
+    "from payment.cli import app; app(sys.argv[1:])"
+)
+
+
 def _run(source: Path, hospitals: Path, focus: str | None, floor: bool = False) -> tuple[float, float, float]:
     """Wall seconds, the child's CPU seconds and its peak RSS (GiB) of one ``drgdip audit`` in a fresh process
     (``floor``: ``drgdip group`` of the same file, the reference measured under the same load)."""
@@ -57,12 +66,14 @@ def _run(source: Path, hospitals: Path, focus: str | None, floor: bool = False) 
             args = ["group", str(source), "--scheme", "dip", "--catalogue", "pingdingshan-2025", "-q",
                     "--out", str(Path(tmp) / "grouped.parquet")]  # fmt: skip
         start = time.perf_counter()
-        code = "import sys; from payment.cli import app; app(sys.argv[1:])"
-        subprocess.run([sys.executable, "-c", code, *args], check=True)
+        run = subprocess.run([sys.executable, "-c", _CHILD, *args], stderr=subprocess.PIPE, text=True)
         wall = time.perf_counter() - start
+        if run.returncode:
+            sys.exit(f"drgdip {args[0]} failed:\n{run.stderr}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return wall, cpu, after.ru_maxrss / 1024**2
+    peak = int(run.stderr.rsplit("PEAK_RSS_KB ", 1)[1].split()[0])
+    return wall, cpu, peak / 1024**2
 
 
 def main() -> None:
@@ -80,7 +91,6 @@ def main() -> None:
     _run(warm, warm_hosp, None)  # compiled caches (numba) outside the measurement
     focus = _busiest(source) if args.focus else None
     rows = pq.ParquetFile(source).metadata.num_rows
-    # the floor first: a child's peak RSS is the largest of the children so far
     load = os.getloadavg()[0]
     wall, cpu, rss = _run(source, hospitals, None, floor=True)
     print(

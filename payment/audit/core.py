@@ -51,9 +51,9 @@ class Audit:
 
 
 #: Rows per batch of the per-case passes (bounds the intermediates; the results do not depend on it).
-BATCH_SIZE = 1 << 18
+BATCH_SIZE = 1 << 17
 #: Cases whose variants (another principal diagnosis, one CC/MCC removed) are regrouped at a time.
-VARIANT_CASES = 1 << 15
+VARIANT_CASES = 1 << 14
 
 
 def _canonical(table) -> pa.Table:
