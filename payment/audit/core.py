@@ -513,7 +513,8 @@ def audit_batches(
 
     # last pass: expected payment, the variants of the flags regrouped a slice of cases at a time, and the
     # per-case tables (cases, flags) batch by batch
-    clean = view["grouped"] & ~qc_error
+    # the variants of the audited cases only (the others' flags are not reported)
+    clean = view["grouped"] & ~qc_error & focus
     upcoding_rows = np.zeros(n, bool)
     if not dip and n:
         suffix = pc.utf8_slice_codeunits(pa.array(view["group"], pa.string()), 3, 4)

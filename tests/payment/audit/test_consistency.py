@@ -111,3 +111,17 @@ def test_the_streamed_folder_is_the_in_memory_audit_to_the_byte(region, tmp_path
         tmp_path / "memory" / "report.html"
     ).read_bytes()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch folder left
+
+
+def test_a_hospital_in_focus_gets_its_rows_of_the_region_audit(region):
+    # the flags' variants are regrouped for the audited hospital's cases only: its flags and cases are still the
+    # region audit's rows of that hospital (re-admissions from another hospital included)
+    _, discharges, _ = region
+    discharges = discharges.drop(["synthetic_defect"]).slice(0, 3000)
+    whole = payment.audit(discharges, scheme="chs-drg-2.0")
+    hospital = whole["hospitals"].sort_by([("cases", "descending")]).column("hospital_id")[0].as_py()
+    one = payment.audit(discharges, scheme="chs-drg-2.0", hospital=hospital)
+    mine = pa.compute.field("hospital_id") == hospital
+    for name in ("flags", "cases", "qc"):
+        assert one[name].equals(whole[name].filter(mine)), name
+    assert {"POSSIBLE_UPCODING", "PDX_CHOICE"} <= set(one["flags"].column("flag").to_pylist())
