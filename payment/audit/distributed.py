@@ -28,15 +28,16 @@ import pyarrow as pa
 
 from grouper.batch import DuplicateTracker
 from grouper.distributed import Engine, connect, ordered_results, repeated_ids
-from grouper.io import read_discharges
 from payment.audit.core import Setup, first_part, last_part, scan_part
 
 __all__ = ["DaskParts", "dask_parts"]
 
 
 def _reader(path: str, reading: tuple, batch_size: int) -> Callable[[], Iterator[pa.Table]]:
+    from payment.audit.files import read_checked
+
     encoding, layout = reading  # how the files are read, as locally
-    return lambda: read_discharges(path, encoding=encoding, batch_size=batch_size, layout=layout)
+    return lambda: read_checked(path, encoding, batch_size, layout)
 
 
 def _first(setup: Setup, path: str, seen: np.ndarray, pricing, reading: tuple, batch_size: int):

@@ -58,20 +58,28 @@ def _batches(inputs: list, encoding: str | None, batch_size: int, layout=None, o
         return on_mapping
 
     def batches() -> Iterator[pa.Table]:
-        return (t for k, path in enumerate(inputs) for t in checked(k, path))
-
-    def checked(k: int, path) -> Iterator[pa.Table]:
-        """A file's cases; a cost of 1e15 or inf stops the audit as it stops a settlement (plausibility.csv)."""
-        stream = read_discharges(
-            path, encoding=encoding, batch_size=batch_size, layout=layout, on_mapping=mapped(k)
+        return (
+            t
+            for k, path in enumerate(inputs)
+            for t in read_checked(path, encoding, batch_size, layout, mapped(k))
         )
-        head = next(stream, None)  # the file's own errors (no such file…) come first
-        if head is not None:
-            first = first_data_row(path, encoding=encoding, layout=layout)
-            yield from plausible(itertools.chain([head], stream), path, first)
 
     counts = [count_rows(p) for p in inputs]
     return inputs, batches, sum(counts) if None not in counts else None
+
+
+def read_checked(
+    path, encoding: str | None, batch_size: int, layout=None, on_mapping=None
+) -> Iterator[pa.Table]:
+    """A file's cases, batch by batch (both engines read them so); a cost of 1e15 or inf stops the audit as it
+    stops a settlement (plausibility.csv)."""
+    stream = read_discharges(
+        path, encoding=encoding, batch_size=batch_size, layout=layout, on_mapping=on_mapping
+    )
+    head = next(stream, None)  # the file's own errors (no such file…) come first
+    if head is not None:
+        first = first_data_row(path, encoding=encoding, layout=layout)
+        yield from plausible(itertools.chain([head], stream), path, first)
 
 
 def audit_files(
