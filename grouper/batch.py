@@ -1,8 +1,8 @@
 """Streaming batch front end: files → canonical batches → a grouping function → result batches, in input order.
 
-Memory is bounded by the batch size, except for the duplicate-case tracker, which keeps 16 bytes per case seen
-(160 MB for 10 million cases; the ids themselves go to a temporary file) so that a case_id repeated anywhere in
-the run is flagged, never merged — and only an exactly equal id, never a hash collision.
+Memory is bounded by the batch size, except for the duplicate-case tracker, which keeps a hash table of 16-byte
+slots, at most 60 % full (268 MB for 10 million cases; the ids themselves go to a temporary file) so that a case_id
+repeated anywhere in the run is flagged, never merged — and only an exactly equal id, never a hash collision.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numba import njit
 
 from grouper.io import BATCH_SIZE
-from grouper.io.discharges import HeaderMapping, read_discharges_keeping
+from grouper.io.discharges import HeaderMapping, count_rows, read_discharges_keeping
 from grouper.io.formats import Layout, read_ahead
 from grouper.io.readable import readable
 from grouper.io.values import CodeReading
@@ -53,26 +52,82 @@ def _hashes(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return _fnv1a(offsets, data), valid
 
 
-@njit(cache=True)
-def _same_bytes(a, a_start, b, b_start, b_end):
-    """Whether each id ``b[b_start[i]:b_end[i]]`` equals the length-prefixed id stored in ``a`` at ``a_start[i]``."""
-    n = a_start.shape[0]
-    out = np.empty(n, np.bool_)
-    for i in range(n):
-        p = a_start[i]
-        length = (
-            np.int64(a[p])
-            | (np.int64(a[p + 1]) << 8)
-            | (np.int64(a[p + 2]) << 16)
-            | (np.int64(a[p + 3]) << 24)
-        )
-        same = length == b_end[i] - b_start[i]
-        k = 0
-        while same and k < length:
-            same = a[p + 4 + k] == b[b_start[i] + k]
-            k += 1
-        out[i] = same
-    return out
+@njit(cache=True, inline="always")
+def _equal(a, a_start, a_end, b, b_start, b_end):
+    """Whether the bytes ``a[a_start:a_end]`` equal ``b[b_start:b_end]``."""
+    if a_end - a_start != b_end - b_start:
+        return False
+    for k in range(a_end - a_start):  # noqa: SIM110 (a loop numba compiles)
+        if a[a_start + k] != b[b_start + k]:
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _slot(key, shift):
+    """Home slot of a hash in a table of ``2**(64 - shift)`` slots (Fibonacci hashing: every bit of the key
+    counts, whatever bits the string hash leaves weak)."""
+    return np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift))
+
+
+@njit(cache=True, nogil=True)
+def _insert(keys, at, shift, h, valid, offsets, data, stored, flags, new_rows, new_slots):
+    """Look up each valid row's id in the open-addressing table (``keys``: hash, 0 = empty slot; ``at``: where
+    the id's bytes are, a record start in ``stored`` or ``-(row + 1)`` of this array), in row order: a row equal
+    to an id already there is flagged, any other is inserted. Returns how many rows were inserted (their rows
+    and slots in ``new_rows`` / ``new_slots``)."""
+    mask = keys.shape[0] - 1
+    n_new = 0
+    for i in range(h.shape[0]):
+        if not valid[i]:
+            continue
+        key = h[i] if h[i] != 0 else np.uint64(1)  # 0 marks an empty slot (1 and 0 are then compared exactly)
+        s = _slot(key, shift)
+        while True:
+            k = keys[s]
+            if k == 0:
+                keys[s] = key
+                at[s] = -(i + 1)
+                new_rows[n_new] = i
+                new_slots[n_new] = s
+                n_new += 1
+                break
+            if k == key:
+                p = at[s]
+                if p < 0:  # a row of this array
+                    r = -p - 1
+                    same = _equal(data, offsets[r], offsets[r + 1], data, offsets[i], offsets[i + 1])
+                else:  # a stored record: 4-byte little-endian length, then the bytes
+                    length = (
+                        np.int64(stored[p])
+                        | (np.int64(stored[p + 1]) << 8)
+                        | (np.int64(stored[p + 2]) << 16)
+                        | (np.int64(stored[p + 3]) << 24)
+                    )
+                    same = _equal(stored, p + 4, p + 4 + length, data, offsets[i], offsets[i + 1])
+                if same:
+                    flags[i] = True
+                    break
+            s = (s + 1) & mask
+    return n_new
+
+
+@njit(cache=True, nogil=True)
+def _rehash(keys, at, shift):
+    """The table's entries in a table of ``2**(64 - shift)`` slots."""
+    size = np.int64(1) << np.int64(64 - shift)
+    new_keys = np.zeros(size, np.uint64)
+    new_at = np.zeros(size, np.int64)
+    for j in range(keys.shape[0]):
+        key = keys[j]
+        if key == 0:
+            continue
+        s = _slot(key, shift)
+        while new_keys[s] != 0:
+            s = (s + 1) & (size - 1)
+        new_keys[s] = key
+        new_at[s] = at[j]
+    return new_keys, new_at
 
 
 @njit(cache=True)
@@ -96,87 +151,75 @@ def _records(offsets, data, rows):
     return out, starts
 
 
+#: Most entries per slot before the table doubles (linear probing stays short below it).
+_LOAD = 0.6
+_EMPTY = np.empty(0, np.uint8)
+
+
 class DuplicateTracker:
     """Flags case_ids already seen in this run (the first occurrence is kept, later ones are duplicates).
 
     Hash first, then compare exactly: a row is a duplicate only when an earlier row holds the very same id, so two
-    distinct ids whose 64-bit hashes collide are both kept. Memory: 16 bytes per distinct id (its hash and where
-    its bytes are), the ids themselves in an anonymous temporary file, read back only for the rows whose hash was
+    distinct ids whose 64-bit hashes collide are both kept. The ids seen are an open-addressing hash table (one
+    lookup per row, numba): 16 bytes per slot, at most 60 % of the slots used (about 27 bytes per distinct id),
+    the ids themselves in an anonymous temporary file, read back (memory-mapped) only for the rows whose hash was
     seen before.
 
     ``seen``: ids that occurred before the rows this tracker will see (a partition of a dataset grouped on a
-    cluster starts from the ids of the earlier partitions that it repeats), compared exactly.
+    cluster starts from the ids of the earlier partitions that it repeats), compared exactly. ``spill=False``: a tracker of one array only (its
+    ids are not written out; :func:`duplicated`).
     """
 
-    def __init__(self, seen: pa.Array | pa.ChunkedArray | None = None) -> None:
-        # sorted (hash, record start) runs, merged when two neighbours have similar sizes
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+    def __init__(self, seen: pa.Array | pa.ChunkedArray | None = None, *, spill: bool = True) -> None:
+        self._shift = 64 - 12
+        self._keys = np.zeros(1 << 12, np.uint64)
+        self._at = np.zeros(1 << 12, np.int64)
+        self._count = 0
+        self._spill_ids = spill
         self._spill = None  # temporary file of length-prefixed ids, opened on first use
         self._size = 0
         if seen is not None:
             self.flag(seen if isinstance(seen, pa.Array) else seen.combine_chunks())
 
-    def flag(self, case_id: pa.Array, *, remember: bool = True) -> np.ndarray:
-        """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier);
-        ``remember=False`` leaves this array's ids out of the later calls (one array on its own)."""
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` more ids at once (one rehash for a file whose row count is known, not one per
+        doubling)."""
+        shift = self._shift
+        while self._count + rows > _LOAD * 2 ** (64 - shift):
+            shift -= 1
+        if shift != self._shift:
+            self._shift = shift
+            self._keys, self._at = _rehash(self._keys, self._at, shift)
+
+    def flag(self, case_id: pa.Array) -> np.ndarray:
+        """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier)."""
         ids = case_id.cast(pa.large_string())
         offsets, data, valid = _buffers(ids)
         h = _fnv1a(offsets, data)
-        rows = np.flatnonzero(valid)  # a null id is never a duplicate, whatever bytes its slot hides
-        flags = np.zeros(len(h), np.bool_)
-        if len(rows) == 0:
+        n = len(h)
+        flags = np.zeros(n, np.bool_)
+        if n == 0:
             return flags
-        # 1. within the array: rows sharing a hash are compared exactly (dictionary codes of their ids)
-        order = rows[np.argsort(h[rows])]  # rows by hash
-        same = h[order][1:] == h[order][:-1]
-        if same.any():
-            cand = np.unique(order[np.r_[same, False] | np.r_[False, same]])  # ascending rows
-            codes = pc.dictionary_encode(ids.take(pa.array(cand))).indices.to_numpy(zero_copy_only=False)
-            _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-            flags[cand] = cand[first[inverse]] != cand  # not the first row holding that very id
-        # 2. across arrays: the first row of each id new to this array, against the ids seen before (queries
-        # sorted by hash, so that the binary searches walk the runs in order)
-        firsts = order[~flags[order]]
-        hf = h[firsts]
-        seen = np.zeros(len(firsts), np.bool_)
-        for run_h, run_at in self._runs:
-            at = np.searchsorted(run_h, hf)
-            todo = np.flatnonzero((run_h[np.minimum(at, len(run_h) - 1)] == hf) & ~seen)
-            while todo.size:  # a hash seen before: compare the ids, then the next id of the same hash
-                seen[todo] = self._same(run_at[at[todo]], firsts[todo], offsets, data)
-                at[todo] += 1
-                todo = todo[~seen[todo] & (at[todo] < len(run_h))]
-                todo = todo[run_h[at[todo]] == hf[todo]]
-        flags[firsts[seen]] = True
-        new = firsts[~seen]
-        if len(new) and remember:
-            self._add(h[new], new, offsets, data)
+        self.reserve(n)
+        new_rows, new_slots = np.empty(n, np.int64), np.empty(n, np.int64)
+        stored = _EMPTY
+        if self._size:
+            self._spill.flush()
+            stored = np.asarray(np.memmap(self._spill, np.uint8, "r", shape=(self._size,)))
+        added = _insert(
+            self._keys, self._at, self._shift, h, valid, offsets, data, stored, flags, new_rows, new_slots
+        )
+        new_rows, new_slots = new_rows[:added], new_slots[:added]
+        self._count += added
+        if self._spill_ids and added:  # the new ids go to the file; their slots point at their records
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile(prefix="drgdip-ids-")  # noqa: SIM115 (lives as long as the tracker)
+            buf, starts = _records(offsets, data, new_rows)
+            self._spill.seek(self._size)
+            self._spill.write(buf.data)
+            self._at[new_slots] = starts + self._size
+            self._size += len(buf)
         return flags
-
-    def _same(self, at: np.ndarray, rows: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
-        self._spill.flush()
-        stored = np.memmap(self._spill, np.uint8, "r", shape=(self._size,))
-        return _same_bytes(stored, at, data, offsets[rows], offsets[rows + 1])
-
-    def _add(self, h: np.ndarray, rows: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> None:
-        if self._spill is None:
-            self._spill = tempfile.TemporaryFile(prefix="drgdip-ids-")  # noqa: SIM115 (lives as long as the tracker)
-        by_row = np.argsort(rows)  # the bytes written in row order (sequential reads), located in hash order
-        buf, starts = _records(offsets, data, rows[by_row])
-        starts[by_row] = starts.copy()
-        self._spill.seek(self._size)
-        self._spill.write(buf.tobytes())
-        at = starts + self._size
-        self._size += len(buf)
-        self._runs.append((h, at))  # the rows come sorted by hash
-        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
-            (h1, a1), (h2, a2) = self._runs.pop(-2), self._runs.pop()
-            into = np.searchsorted(h1, h2, "right") + np.arange(len(h2))  # where h2's entries go: a merge
-            rest = np.ones(len(h1) + len(h2), np.bool_)
-            rest[into] = False
-            mh, ma = np.empty(len(rest), h1.dtype), np.empty(len(rest), a1.dtype)
-            mh[into], ma[into], mh[rest], ma[rest] = h2, a2, h1, a1
-            self._runs.append((mh, ma))
 
 
 def case_hashes(case_id: pa.Array) -> np.ndarray:
@@ -193,7 +236,7 @@ def _distinct(h: np.ndarray) -> np.ndarray:
 
 def duplicated(case_id: pa.Array) -> np.ndarray:
     """Rows whose case_id occurred earlier in the same array (the first occurrence is not flagged; nulls never)."""
-    return DuplicateTracker().flag(case_id, remember=False)
+    return DuplicateTracker(spill=False).flag(case_id)
 
 
 def group_files(
@@ -222,6 +265,7 @@ def group_files(
     """
     tracker = tracker if tracker is not None else DuplicateTracker()
     for path in inputs:
+        tracker.reserve(count_rows(path) or 0)
         batches = read_discharges_keeping(
             path,
             keep=keep,
@@ -232,8 +276,15 @@ def group_files(
             layout=layout,
             on_mapping=on_mapping,
         )
-        for table, kept in read_ahead(batches):
-            result = group(table, tracker.flag(table.column("case_id").combine_chunks()))
+
+        def flagged(
+            batches=batches,
+        ):  # duplicates are found on the reading thread, while the last batch groups
+            for table, kept in batches:
+                yield table, kept, tracker.flag(table.column("case_id").combine_chunks())
+
+        for table, kept, duplicate in read_ahead(flagged()):
+            result = group(table, duplicate)
             if result.num_rows != table.num_rows:
                 raise RuntimeError(f"{path}: grouping returned {result.num_rows} rows for {table.num_rows}")
             if kept is not None:

@@ -214,6 +214,37 @@ class Codebook:
         return encode_values(values, lambda distinct: self._lookup("proc", distinct, verbatim))
 
     def _lookup(self, kind: str, distinct: pa.Array, verbatim: bool = False) -> np.ndarray:
+        """Ids of distinct raw strings, through the strings already looked up in this process (a batch repeats
+        most of the previous batches' codes: only the new ones are cleaned and looked up)."""
+        memo = f"{kind}{'=' if verbatim else ''}/seen"
+        seen, seen_ids = self._lookups.get(memo, (None, None))
+        if seen is None:
+            found = self._look_up(kind, distinct, verbatim)
+            new = np.ones(len(distinct), np.bool_)
+        else:
+            pos = pc.index_in(distinct, value_set=seen)
+            new = pos.is_null().to_numpy(zero_copy_only=False) & distinct.is_valid().to_numpy(
+                zero_copy_only=False
+            )
+            found = np.full(len(distinct), -1, np.int32)
+            old = np.flatnonzero(~new)
+            found[old] = seen_ids[pos.fill_null(0).to_numpy(zero_copy_only=False)[old]]
+            if new.any():
+                rows = np.flatnonzero(new)
+                found[rows] = self._look_up(kind, distinct.take(pa.array(rows)), verbatim)
+        if new.any() and (seen is None or len(seen) < _MEMO_MAX):
+            rows = np.flatnonzero(new & distinct.is_valid().to_numpy(zero_copy_only=False))
+            added = distinct.take(pa.array(rows)).cast(pa.string())
+            if seen is None:
+                self._lookups[memo] = (added, found[rows])
+            else:
+                self._lookups[memo] = (
+                    pa.concat_arrays([seen, added]),
+                    np.concatenate([seen_ids, found[rows]]),
+                )
+        return found
+
+    def _look_up(self, kind: str, distinct: pa.Array, verbatim: bool) -> np.ndarray:
         if verbatim:  # the codes themselves, each its own id
             if f"{kind}=" not in self._lookups:
                 codes = self.arrays[f"{kind}_codes"]
@@ -229,6 +260,10 @@ class Codebook:
             dagger = pc.replace_substring_regex(clean, r"\+.*$", "")
             found = np.where(found < 0, _index_in(dagger, keys, ids), found)
         return found
+
+
+#: Most raw code strings remembered per kind (beyond, new strings are looked up batch by batch).
+_MEMO_MAX = 1 << 20
 
 
 def _index_in(values: pa.Array, keys: pa.Array, ids: np.ndarray) -> np.ndarray:

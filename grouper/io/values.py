@@ -159,9 +159,34 @@ def date_list(parts: list[pa.ChunkedArray]) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), dates(flat))
 
 
+#: Columns converted value by value whatever their repetition: money and hours (most values distinct), ids.
+_MOSTLY_DISTINCT = ("case_id", "patient_id")
+#: Rows from which a column is converted through its distinct values (a hash pass, then each value once).
+_DISTINCT_FROM = 4096
+
+
 def convert(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """A column as the canonical type of ``field`` (value maps, trimmed text, numbers, durations, dates)."""
+    """A column as the canonical type of ``field`` (value maps, trimmed text, numbers, durations, dates).
+
+    Columns that repeat a few values (sex, dates, ages, codes of a value map) are converted through their distinct
+    values only: each conversion is value by value, so converting the dictionary and taking it back by the
+    indices gives the same column.
+    """
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(arr.type):
+        return _convert(field, arr.dictionary).take(arr.indices)
+    repeats = len(arr) >= _DISTINCT_FROM and not pa.types.is_floating(field.type)
+    if (
+        repeats
+        and field.name not in _MOSTLY_DISTINCT
+        and (arr.type != field.type or field.name in _value_maps() or field.type == pa.string())
+    ):
+        encoded = pc.dictionary_encode(arr)
+        return _convert(field, encoded.dictionary).take(encoded.indices)
+    return _convert(field, arr)
+
+
+def _convert(field: pa.Field, arr: pa.Array) -> pa.Array:
     if field.name in _value_maps():
         arr = map_values(field.name, arr)
     if arr.type == field.type and field.type != pa.string():

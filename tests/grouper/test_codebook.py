@@ -149,3 +149,19 @@ def test_the_default_scheme_is_chs_drg_2_0_with_its_counts_and_qc_lists():
     assert (
         len(cb.table("dx_surgical_hint_adrg.csv")) == 15 and len(cb.table("dx_surgical_hint_mdc.csv")) == 14
     )
+
+
+def test_codes_seen_in_earlier_batches_encode_as_in_a_fresh_codebook(codebook):
+    """Raw code strings looked up once are remembered (issue 14); a later batch mixing remembered, new, noisy and
+    unknown codes gets the ids a fresh codebook gives."""
+    import pyarrow as pa
+
+    first = pa.array(["K35.800x001", " j18.900", "XXX", None, "I10.X05"])
+    later = pa.array(
+        ["j18.900", " j18.900", "E11.900", "XXX", "", "K35.800x001", None, "A18.000x047 + M49.0*"]
+    )
+    codebook.encode_dx(first)
+    fresh = grouper.Codebook.load(codebook.scheme)
+    assert codebook.encode_dx(later).tolist() == fresh.encode_dx(later).tolist()
+    assert codebook.encode_dx(first, verbatim=True).tolist() == fresh.encode_dx(first, verbatim=True).tolist()
+    assert codebook.encode_proc(later).tolist() == fresh.encode_proc(later).tolist()

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 import grouper
@@ -56,3 +57,28 @@ def test_the_groupers_take_a_dataframe_and_refuse_an_exports_headers():
         grouper.group_drg(pd.DataFrame(EXPORT), cb)  # not 100 % CASE_ID_MISSING
     with pytest.raises(InputError, match="canonicalise"):
         grouper.group_dip(pd.DataFrame(EXPORT), "pingdingshan-2025")
+
+
+def test_a_long_column_is_converted_through_its_distinct_values_exactly_as_value_by_value():
+    """Columns that repeat a few values (sex, dates, ages, value-mapped text) are converted once per distinct
+    value (issue 14): the same values as converting every row, for spellings, blanks, unreadable values and
+    nulls, from text, numbers and a dictionary column alike."""
+    from grouper.io.values import _DISTINCT_FROM, _convert, convert
+    from grouper.schema import DISCHARGE_SCHEMA
+
+    reps = _DISTINCT_FROM // 4 + 1
+    samples = {
+        "sex": [" 男", "女", "1", "2.0", "x", "", None, "１"],
+        "insurance_type": ["310", "390", " 职工 ", "", None, "other"],
+        "discharge_date": ["2025/05/07", "20250601", "2025-02-30", "", None, "2025年6月1日"],
+        "age_years": ["65", "65.7", "-3", "abc", "", None, "70000"],
+        "department": [" 内科", "外科 ", "", None],
+    }
+    for name, values in samples.items():
+        field = DISCHARGE_SCHEMA.field(name)
+        column = pa.array(values * reps, pa.string())
+        expected = _convert(field, column)
+        assert convert(field, column).equals(expected), name
+        assert convert(field, pc.dictionary_encode(column)).equals(expected), name
+    sex = pa.array([1, 2, 9, None] * reps, pa.int8())
+    assert convert(DISCHARGE_SCHEMA.field("sex"), sex).equals(_convert(DISCHARGE_SCHEMA.field("sex"), sex))

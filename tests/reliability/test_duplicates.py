@@ -58,3 +58,14 @@ def test_a_tracker_seeded_with_ids_compares_them_exactly(monkeypatch):
     monkeypatch.setattr(grouper.batch, "_fnv1a", _constant_hash)
     tracker = DuplicateTracker(pa.array(["A1", "B2"]))
     assert tracker.flag(pa.array(["C3", "B2", "C3"])).tolist() == [False, True, True]
+
+
+def test_the_table_grows_and_is_reserved_without_losing_an_id():
+    """Enough ids to double the hash table several times (and a reserved one), with repeats near and far."""
+    batches = [[f"K{i}" for i in range(k * 7_000, k * 7_000 + 9_000)] for k in range(4)] + [
+        ["K0", "K27999", None]
+    ]
+    assert _run(batches) == _reference(batches)
+    tracker = DuplicateTracker()
+    tracker.reserve(40_000)
+    assert [tracker.flag(pa.array(b, pa.string())).tolist() for b in batches] == _reference(batches)

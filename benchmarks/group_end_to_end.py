@@ -1,0 +1,277 @@
+"""End-to-end ``drgdip group`` (issue 14): each figure beside its floor, measured in the same run, in fresh processes.
+
+Usage::
+
+    python benchmarks/group_end_to_end.py                   # everything: 10M files, 1M CSV, start-up, first run
+    python benchmarks/group_end_to_end.py --cases 1000000   # smaller Parquet files (quick look)
+    python benchmarks/group_end_to_end.py --only parquet,heavy,csv,startup
+
+Each line is one quotable figure, with the machine's load (``os.getloadavg``) at the time:
+
+- ``parquet``: the CLI, Parquet → Parquet, on the synthetic region (make_data.py) for chs-drg-1.1, chs-drg-2.0 and
+  DIP (平顶山 2025 catalogue, the region's), at ``--cases`` and at 1M rows (peak RSS 1M vs 10M: memory flat in the
+  input size). Floor: reading the columns the grouper needs from the same file (``ParquetFile.iter_batches``) in
+  a fresh process.
+- ``heavy``: the same on a file of conformance-style cases (the CHS-DRG conformance rows, 3–4 other diagnoses
+  per case, tiled with unique ids).
+- ``csv``: the CLI on a CSV file of ``--csv-cases`` synthetic cases (``|``-separated code lists); floor: Arrow
+  reading the needed columns of that CSV as text.
+- ``startup``: ``drgdip --help`` / ``--version`` (best of 5; floor: a bare ``python -c pass``), the cold first run
+  of a 5,000-case file (empty numba cache and codebook cache: a fresh install; floor: the same command warm),
+  and a 10,000-case CSV grouped with warm caches (target < 1.5 s).
+
+Targets (issue 14): ≥ 2.5 M records/s and within 3× of the floor end to end; CSV ≥ 1 M records/s; first run < 10 s;
+``--help``/``--version`` < 0.3 s. On a shared machine compare the ratios, not the wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "bench-data"
+SCHEMES = {
+    "chs-drg-1.1": ["--scheme", "chs-drg-1.1"],
+    "chs-drg-2.0": ["--scheme", "chs-drg-2.0"],
+    "dip": ["--scheme", "dip", "--catalogue", "pingdingshan-2025"],
+}
+HEAVY_SOURCES = [
+    ROOT / "tests" / "grouper" / "drg" / "data" / "conformance_visible.csv",
+    ROOT / "tests" / "grouper" / "drg" / "data20" / "conformance_visible.csv",
+]
+CLI = [sys.executable, "-c", "from payment.cli import main; main()"]
+_CHUNK = 1_000_000
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
+def _load() -> str:
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MiB) of one child process, which must succeed."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, env=env or _env(), stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"failed: {' '.join(args)}\n{err.read().decode(errors='replace')}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def _columns(scheme: str) -> list[str]:
+    from grouper.pipeline import grouping
+
+    settings = {"scheme": scheme}
+    if scheme == "dip":
+        settings["catalogue"] = "pingdingshan-2025"
+    return list(grouping(**settings).columns)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+
+def heavy_file(cases: int) -> Path:
+    """``cases`` conformance-style rows (both CHS-DRG conformance sets, canonical, tiled with unique case ids)."""
+    import make_data  # (not at import: the floor processes load pyarrow only)
+
+    path = DATA_DIR / f"heavy-{cases}-{make_data._version()}.parquet"
+    if path.exists():
+        return path
+    import grouper
+
+    rows = pa.concat_tables(
+        [grouper.canonicalise(pacsv.read_csv(p, convert_options=_text(p))) for p in HEAVY_SOURCES]
+    )
+    rows = rows.drop_columns(["case_id"])
+    DATA_DIR.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with pq.ParquetWriter(tmp, pa.schema([("case_id", pa.string()), *rows.schema])) as writer:
+        for lo in range(0, cases, _CHUNK):
+            n = min(_CHUNK, cases - lo)
+            numbers = np.arange(lo, lo + n)
+            ids = pc.binary_join_element_wise("H", pa.array(numbers).cast(pa.string()), "")
+            chunk = rows.take(pa.array(numbers % rows.num_rows))
+            writer.write_table(pa.table([ids, *chunk.columns], schema=writer.schema))
+    tmp.rename(path)
+    return path
+
+
+def _text(path: Path) -> pacsv.ConvertOptions:
+    header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
+    return pacsv.ConvertOptions(column_types={h: pa.string() for h in header})
+
+
+def csv_file(cases: int) -> Path:
+    """The synthetic region's first ``cases`` discharges as a CSV export (canonical headers, ``|`` lists)."""
+    import make_data  # (not at import: the floor processes load pyarrow only)
+
+    path = DATA_DIR / f"discharges-{cases}-{make_data._version()}.csv"
+    if path.exists():
+        return path
+    source = pq.ParquetFile(make_data.ensure(cases))
+    tmp = path.with_name(f".{path.name}.tmp")
+    writer = None
+    with tmp.open("wb") as sink:
+        for batch in source.iter_batches(batch_size=_CHUNK):
+            table = pa.Table.from_batches([batch])
+            cols = [
+                pc.binary_join(c.cast(pa.list_(pa.string())), "|") if pa.types.is_list(c.type) else c
+                for c in table.columns
+            ]
+            table = pa.table(cols, names=table.column_names)
+            if writer is None:
+                writer = pacsv.CSVWriter(sink, table.schema)
+            writer.write_table(table)
+        writer.close()
+    tmp.rename(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# floors (run in a fresh process by this script itself)
+
+
+def _floor_parquet(path: str, columns: str) -> None:
+    start = time.perf_counter()
+    reader = pq.ParquetFile(path)
+    wanted = [c for c in columns.split(",") if c in reader.schema_arrow.names]
+    for _ in reader.iter_batches(batch_size=1 << 18, columns=wanted):
+        pass
+    print(time.perf_counter() - start)
+
+
+def _floor_csv(path: str, columns: str) -> None:
+    start = time.perf_counter()
+    with open(path, encoding="utf-8-sig") as f:
+        header = f.readline().strip().split(",")
+    wanted = [c for c in columns.split(",") if c in header]
+    convert = pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in wanted})
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22), convert_options=convert)
+    for _ in reader:
+        pass
+    print(time.perf_counter() - start)
+
+
+def _floor(kind: str, path: Path, scheme: str) -> float:
+    """Seconds to read the columns ``scheme`` needs from ``path`` in a fresh process (the read alone, timed
+    inside the process: the interpreter's start is not counted in the floor, while it is in the CLI's figure)."""
+    args = [sys.executable, __file__, f"--floor-{kind}", str(path), ",".join(_columns(scheme))]
+    done = subprocess.run(args, env=_env(), check=True, capture_output=True, text=True)
+    return float(done.stdout.strip())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# figures
+
+
+def _group(path: Path, scheme: str, tmp: str) -> tuple[float, float, float]:
+    out = f"{tmp}/grouped.parquet"
+    return _run([*CLI, "group", str(path), "-o", out, "--force", "-q", *SCHEMES[scheme]])
+
+
+def end_to_end(label: str, path: Path, scheme: str, kind: str = "parquet") -> None:
+    rows = pq.ParquetFile(path).metadata.num_rows if kind == "parquet" else _csv_rows(path)
+    floor_wall = _floor(kind, path, scheme)
+    with tempfile.TemporaryDirectory(prefix="drgdip-bench-") as tmp:
+        wall, cpu, rss = _group(path, scheme, tmp)
+    print(
+        f"group {scheme} {label} {rows:,} rows: {wall:.2f} s = {rows / wall / 1e6:.2f} M records/s "
+        f"(CPU {cpu:.1f} s, peak RSS {rss:,.0f} MiB); floor ({kind} read of the needed columns) {floor_wall:.2f} s "
+        f"= {rows / floor_wall / 1e6:.2f} M/s; ratio {wall / floor_wall:.2f} ({_load()})",
+        flush=True,
+    )
+
+
+def _csv_rows(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 24), b"")) - 1
+
+
+def startup(cases: int = 5_000, csv_cases: int = 10_000) -> None:
+    import make_data  # (not at import: the floor processes load pyarrow only)
+
+    floor = min(_run([sys.executable, "-c", "pass"])[0] for _ in range(5))
+    for flag in ("--help", "--version"):
+        t = min(_run([*CLI, flag])[0] for _ in range(5))
+        print(
+            f"drgdip {flag}: {t:.3f} s; floor (bare python) {floor:.3f} s; ratio {t / floor:.2f} ({_load()})"
+        )
+    with tempfile.TemporaryDirectory(prefix="drgdip-cold-") as tmp:
+        source = make_data.make(cases, Path(tmp) / "small.parquet")
+        cold = _env(NUMBA_CACHE_DIR=f"{tmp}/numba", DRGDIP_CACHE=f"{tmp}/codebooks")
+        group = [*CLI, "group", str(source), "-o", f"{tmp}/out.parquet", "--force", "-q"]
+        wall, cpu, _ = _run(group, cold)
+        warm, warm_cpu, _ = _run(group, cold)
+        print(
+            f"cold first drgdip group of {cases:,} cases: {wall:.1f} s wall, {cpu:.1f} s CPU; floor (warm caches) "
+            f"{warm:.2f} s wall, {warm_cpu:.2f} s CPU; ratio {wall / warm:.1f} ({_load()})",
+            flush=True,
+        )
+        small_csv = Path(tmp) / "small.csv"
+        table = pq.read_table(make_data.make(csv_cases, Path(tmp) / "ten.parquet"))
+        cols = [
+            pc.binary_join(c.cast(pa.list_(pa.string())), "|") if pa.types.is_list(c.type) else c
+            for c in table.columns
+        ]
+        pacsv.write_csv(pa.table(cols, names=table.column_names), small_csv)
+        group = [*CLI, "group", str(small_csv), "-o", f"{tmp}/out.csv", "--force", "-q"]
+        _run(group, cold)  # caches warm for this input too
+        t = min(_run(group, cold)[0] for _ in range(3))
+        print(
+            f"warm drgdip group of a {csv_cases:,}-case CSV: {t:.2f} s (best of 3); floor (bare python) "
+            f"{floor:.3f} s ({_load()})",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10_000_000, help="rows of the big Parquet files")
+    parser.add_argument("--csv-cases", type=int, default=1_000_000, help="rows of the CSV file")
+    parser.add_argument("--only", default="parquet,heavy,csv,startup", help="comma-separated sections")
+    parser.add_argument("--floor-parquet", nargs=2, metavar=("FILE", "COLUMNS"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor-csv", nargs=2, metavar=("FILE", "COLUMNS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.floor_parquet:
+        return _floor_parquet(*args.floor_parquet)
+    if args.floor_csv:
+        return _floor_csv(*args.floor_csv)
+    import make_data
+
+    only = set(args.only.split(","))
+    sizes = sorted({args.cases, min(args.cases, 1_000_000)}, reverse=True)
+    if "parquet" in only:
+        for scheme in SCHEMES:
+            for n in sizes:
+                end_to_end("synthetic", make_data.ensure(n), scheme)
+    if "heavy" in only:
+        for scheme in ("chs-drg-1.1", "chs-drg-2.0"):
+            end_to_end("conformance-style", heavy_file(args.cases), scheme)
+    if "csv" in only:
+        end_to_end("synthetic CSV", csv_file(args.csv_cases), "chs-drg-2.0", kind="csv")
+    if "startup" in only:
+        startup()
+
+
+if __name__ == "__main__":
+    main()
