@@ -146,7 +146,8 @@ def _records(offsets, data, rows):
         starts[i] = p
         for b in range(4):
             out[p + b] = (length >> (8 * b)) & 0xFF
-        out[p + 4 : p + 4 + length] = data[offsets[r] : offsets[r + 1]]
+        for k in range(length):  # a loop: a slice assignment costs seconds of compiling
+            out[p + 4 + k] = data[offsets[r] + k]
         p += 4 + length
     return out, starts
 
