@@ -54,6 +54,9 @@ _EMPTY = r"(?i)^([+-]?nan|na|n/a|null|none|-)$"
 #: Separators between codes in a flat list column: `|` (canonical), and the , ; ， ； 、 and line breaks that
 #: hand-made exports use. No ICD code contains any of them.
 _LIST_SEPARATORS = r"[|,;，；、\r\n]"
+#: Bytes that may begin a separator other than ``|`` in UTF-8 text: , ; CR LF, and the lead bytes of ，；、.
+_OTHER_SEPARATOR_BYTE = np.zeros(256, np.bool_)
+_OTHER_SEPARATOR_BYTE[[ord(c) for c in ",;\r\n"] + [s.encode()[0] for s in "，；、"]] = True
 
 
 @cache
@@ -121,7 +124,7 @@ def code_list(parts: list[pa.ChunkedArray], verbatim: bool = False) -> pa.Array:
         for a in arrays
     ]
     text = pc.binary_join_element_wise(*(t.fill_null("") for t in texts), "|") if len(texts) > 1 else texts[0]
-    split = pc.split_pattern_regex(text.fill_null(""), _LIST_SEPARATORS)
+    split = _split(text.fill_null(""))
     flat = pc.list_flatten(split)
     if not verbatim:
         flat = pc.utf8_trim_whitespace(flat)
@@ -130,6 +133,20 @@ def code_list(parts: list[pa.ChunkedArray], verbatim: bool = False) -> pa.Array:
     offsets = np.zeros(len(text) + 1, np.int32)
     np.cumsum(np.bincount(owner[keep], minlength=len(text)), out=offsets[1:])
     return pa.ListArray.from_arrays(pa.array(offsets), pc.filter(flat, pa.array(keep)))
+
+
+def _split(text: pa.Array) -> pa.Array:
+    """Text split at the list separators: at ``|`` alone (a plain split, 4× faster than the pattern) when no byte
+    of the text can start another separator."""
+    text = text.cast(pa.string())
+    offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset : text.offset + len(text) + 1]
+    data = text.buffers()[2]
+    if (
+        data is not None
+        and _OTHER_SEPARATOR_BYTE[np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]].any()
+    ):
+        return pc.split_pattern_regex(text, _LIST_SEPARATORS)
+    return pc.split_pattern(text, "|")
 
 
 def date_list(parts: list[pa.ChunkedArray]) -> pa.Array:
@@ -150,7 +167,7 @@ def date_list(parts: list[pa.ChunkedArray]) -> pa.Array:
     ]
     text = pc.binary_join_element_wise(*(t.fill_null("") for t in texts), "|") if len(texts) > 1 else texts[0]
     text = pc.replace_substring_regex(pc.utf8_trim_whitespace(text.fill_null("")), r"[|,;，；、\r\n]+$", "")
-    split = pc.split_pattern_regex(text, _LIST_SEPARATORS)
+    split = _split(text)
     empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
     lengths = np.where(empty, 0, pc.list_value_length(split).to_numpy(zero_copy_only=False))
     offsets = np.zeros(len(text) + 1, np.int32)

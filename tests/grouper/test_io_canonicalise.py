@@ -82,3 +82,17 @@ def test_a_long_column_is_converted_through_its_distinct_values_exactly_as_value
         assert convert(field, pc.dictionary_encode(column)).equals(expected), name
     sex = pa.array([1, 2, 9, None] * reps, pa.int8())
     assert convert(DISCHARGE_SCHEMA.field("sex"), sex).equals(_convert(DISCHARGE_SCHEMA.field("sex"), sex))
+
+
+def test_code_lists_split_at_bars_alone_as_the_pattern_does():
+    """A column whose text holds no other separator is split at ``|`` by a plain split (issue 14); any other
+    separator (, ; ， ； 、 line breaks) anywhere sends the column through the pattern, as before."""
+    from grouper.io.values import _LIST_SEPARATORS, _split, code_list
+
+    bars = pa.array(["A01.000|B02.100", "", "|C03.9||", "D04 | E05", "中文|F06"] * 3, pa.string())
+    assert _split(bars).equals(pc.split_pattern_regex(bars, _LIST_SEPARATORS))
+    assert _split(bars.slice(2, 7)).equals(pc.split_pattern_regex(bars.slice(2, 7), _LIST_SEPARATORS))
+    for other in ("G07,H08", "G07；H08", "G07、H08", "G07\nH08"):
+        mixed = pa.array(["A01.000|B02.100", other], pa.string())
+        assert _split(mixed).equals(pc.split_pattern_regex(mixed, _LIST_SEPARATORS))
+        assert code_list([mixed]).to_pylist()[1] == ["G07", "H08"]
