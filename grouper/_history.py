@@ -57,6 +57,8 @@ _DEFAULT_K = {"iqr": 1.5, "log_sd": 3.0}
 # Percentile limits are computed in float64 and may land a few ulps inside a data value (docs/drg.md §7.1: P97.5
 # = 43,024.99999999977); a case within this relative distance of a limit is kept (limits are inclusive).
 _REL_TOL = 1e-9
+#: Rows per batch of the stream a history's fingerprint hashes.
+_FINGERPRINT_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -430,7 +432,9 @@ class _HashSink:
 
 
 def fingerprint(table: pa.Table, columns: list[str], years: np.ndarray) -> dict:
-    """Fingerprint of a history table: data years, rows and the SHA-256 of the columns used (Arrow IPC stream).
+    """Fingerprint of a history table: data years, rows and the SHA-256 of the columns used (Arrow IPC stream of
+    batches of 2²⁰ rows, whatever the table's chunks: the same rows read from one file or from parts, or grouped
+    on a cluster, give the same fingerprint).
 
     Returns
     -------
@@ -441,8 +445,8 @@ def fingerprint(table: pa.Table, columns: list[str], years: np.ndarray) -> dict:
     part = table.select(cols).replace_schema_metadata(None)
     sink = _HashSink()
     with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), part.schema) as writer:
-        for batch in part.to_batches(max_chunksize=1 << 20):
-            writer.write_batch(batch)
+        for start in range(0, part.num_rows, _FINGERPRINT_ROWS):
+            writer.write_table(part.slice(start, _FINGERPRINT_ROWS).combine_chunks())
     seen = sorted(int(y) for y in np.unique(years) if y >= 0)
     return {"years": seen, "rows": int(table.num_rows), "sha256": sink.hash.hexdigest(), "columns": cols}
 

@@ -47,6 +47,7 @@ __all__ = [
     "group_to_parts",
     "ordered_results",
     "repeated_ids",
+    "weights_history",
 ]
 
 #: The engines a command can run on.
@@ -346,6 +347,67 @@ def _part_results(results, metadata, on_batch) -> Iterator[tuple[int, dict[str, 
         if on_batch is not None:
             on_batch(rows)
         yield rows, counts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the history of a weights fit
+
+
+@functools.lru_cache(maxsize=2)
+def _codebook_on_worker(scheme: str):
+    from grouper.codebook import Codebook
+
+    return Codebook.load(scheme)
+
+
+def _weights_part(
+    path: str, scheme: str, seen: pa.Array | None, encoding: str | None
+) -> tuple[pa.Table, str | None]:
+    """One file of a history: read as :func:`grouper.io.read_cases` reads it, grouped under ``scheme`` when it has
+    no ``drg``, cut to the columns the weights fit reads; and the fingerprint of the codebook (None: not grouped)."""
+    from grouper.fitting import WEIGHTS_COLUMNS, with_drg
+    from grouper.io import read_cases
+
+    table = read_cases([path], encoding=encoding)
+    used = None
+    if "drg" not in table.column_names:
+        codebook = _codebook_on_worker(scheme)
+        table, used = with_drg(table, codebook, None, seen), codebook.fingerprint
+    return table.select([c for c in WEIGHTS_COLUMNS if c in table.column_names]), used
+
+
+def weights_history(
+    engine: Engine,
+    files: list[Path],
+    scheme: str,
+    *,
+    encoding: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
+):
+    """The history of a weights fit (:func:`grouper.fitting.weights_to_file`), one file per task: each read, and
+    grouped under ``scheme`` when it has no ``drg`` (duplicate case ids flagged across the files, exactly, as
+    when the local engine groups them in one table), cut to the columns the fit reads. Returns the table, in file
+    order, and the codebook when the cases were grouped (else None)."""
+    import pyarrow.parquet as pq
+
+    from grouper.codebook import Codebook
+
+    codebook = Codebook.load(scheme)
+    names = set(pq.read_schema(files[0]).names) if files[0].suffix.lower() == ".parquet" else {"case_id"}
+    tables, grouped = [], False
+    with connect(engine) as client:
+        seen = [None] * len(files)
+        if "drg" not in names and "case_id" in names:
+            seen = repeated_ids(client, files, encoding=encoding)
+        calls = ((str(f), scheme, s, encoding) for f, s in zip(files, seen, strict=True))
+        for table, used in ordered_results(client, _weights_part, calls):
+            if used is not None:
+                grouped = True
+                _same_metadata({"codebook": codebook.fingerprint}, {"codebook": used})
+            if on_batch is not None:
+                on_batch(table.num_rows)
+            tables.append(table)
+    return pa.concat_tables(tables, promote_options="default"), codebook if grouped else None
 
 
 def _frozen(settings: dict) -> tuple:

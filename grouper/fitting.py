@@ -24,12 +24,23 @@ from grouper.dip.catalogue import read_catalogue
 from grouper.dip.catalogue_builder import HISTORY_COLUMNS, DipCatalog
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
+from grouper.errors import SettingsError
 from grouper.io import BATCH_SIZE, count_rows, read_cases
-from grouper.io.discharges import HeaderMapping
+from grouper.io.discharges import HeaderMapping, history_files
 from grouper.io.formats import Layout
 from grouper.io.writer import IfExists, check_target
 
-__all__ = ["CatalogueRun", "WeightsRun", "catalogue_to_file", "weights_to_file"]
+__all__ = [
+    "WEIGHTS_COLUMNS",
+    "CatalogueRun",
+    "WeightsRun",
+    "catalogue_to_file",
+    "weights_to_file",
+    "with_drg",
+]
+
+#: The columns of a grouped history that the weights fit reads (and fingerprints).
+WEIGHTS_COLUMNS = ("year", "discharge_date", "drg", "adrg", "total_cost", "los_days")
 
 OnPass = Callable[[str, int | None], None]
 OnBatch = Callable[[int], None]
@@ -148,6 +159,7 @@ def weights_to_file(
     if_exists: IfExists = "error",
     on_pass: OnPass | None = None,
     on_batch: OnBatch | None = None,
+    engine=None,
     **settings: Any,
 ) -> WeightsRun:
     """Fit DRG relative weights on history files and write them: Parquet for a ``.parquet`` path, else CSV with
@@ -164,6 +176,11 @@ def weights_to_file(
         ``chs-drg-2.0``).
     encoding, layout, on_mapping, if_exists, on_pass, on_batch
         As :func:`catalogue_to_file`.
+    engine : grouper.distributed.Engine, optional
+        Where the history is read and grouped (local when None). On a Dask cluster each Parquet file of the
+        history is read, and grouped when it has no ``drg``, by a worker (duplicate case ids flagged across the
+        files as locally); only the columns the fit reads come back, and the fit runs here on them: the same
+        weights file, byte for byte.
     **settings
         :class:`DrgWeights` settings (``years``, ``year_weights``, ``min_n``, ``trim``, …).
 
@@ -173,18 +190,27 @@ def weights_to_file(
     """
     out = check_target(out, if_exists)
     est = DrgWeights(**settings)
-    table = _read(history, None, encoding, on_pass, on_batch, layout, on_mapping)
-    grouped_with = None
-    if "drg" not in table.column_names:
-        codebook = Codebook.load(scheme or DEFAULT_SCHEME)
-        grouped_with = codebook.scheme
-        _pass(on_pass, f"grouping with {grouped_with}", table.num_rows)
-        grouped = _in_batches(
-            lambda t, duplicate: group_drg(t, codebook, duplicate=duplicate), table, on_batch
+    codebook = None
+    if engine is not None and not engine.local:
+        from grouper.distributed import weights_history
+
+        if layout is not None and layout != Layout():
+            raise SettingsError(
+                "an input layout (sheet, header row, renamed headers) is for the local engine"
+            )
+
+        files = history_files([history] if isinstance(history, str | os.PathLike) else history)
+        _pass(on_pass, "reading (and grouping) the history on the cluster", None)
+        table, codebook = weights_history(
+            engine, files, scheme or DEFAULT_SCHEME, encoding=encoding, on_batch=on_batch
         )
-        table = table.append_column("drg", grouped.column("drg")).append_column(
-            "adrg", grouped.column("adrg")
-        )
+    else:
+        table = _read(history, None, encoding, on_pass, on_batch, layout, on_mapping)
+        if "drg" not in table.column_names:
+            codebook = Codebook.load(scheme or DEFAULT_SCHEME)
+            _pass(on_pass, f"grouping with {codebook.scheme}", table.num_rows)
+            table = with_drg(table, codebook, on_batch)
+    grouped_with = None if codebook is None else codebook.scheme
     _pass(on_pass, "fitting the weights", None)
     est.fit(table)
     if out.suffix.lower() == ".parquet":
@@ -210,12 +236,26 @@ def _read(history: Paths, columns, encoding, on_pass, on_batch, layout=None, on_
     return table
 
 
-def _in_batches(group: Callable[..., pa.Table], table: pa.Table, on_batch: OnBatch | None) -> pa.Table:
+def with_drg(
+    table: pa.Table, codebook: Codebook, on_batch: OnBatch | None, seen: pa.Array | None = None
+) -> pa.Table:
+    """``table`` with the ``drg`` and ``adrg`` of its cases grouped under ``codebook`` (in slices, with progress;
+    ``seen``: case ids met before this table, as :class:`~grouper.batch.DuplicateTracker` takes them)."""
+    grouped = _in_batches(
+        lambda t, duplicate: group_drg(t, codebook, duplicate=duplicate), table, on_batch, seen
+    )
+    return table.append_column("drg", grouped.column("drg")).append_column("adrg", grouped.column("adrg"))
+
+
+def _in_batches(
+    group: Callable[..., pa.Table], table: pa.Table, on_batch: OnBatch | None, seen: pa.Array | None = None
+) -> pa.Table:
     """``group(part, duplicate)`` (one result row per input row) over slices of ``table``, concatenated, with
-    progress; a case_id repeated anywhere in the table is a duplicate, as when grouping it in one call."""
+    progress; a case_id repeated anywhere in the table (or in ``seen``) is a duplicate, as when grouping it in
+    one call."""
     if table.num_rows == 0:
         return group(table, None)
-    tracker = DuplicateTracker() if "case_id" in table.column_names else None  # no ids: no duplicates
+    tracker = DuplicateTracker(seen) if "case_id" in table.column_names else None  # no ids: no duplicates
     parts = []
     for start in range(0, table.num_rows, BATCH_SIZE):
         part = table.slice(start, BATCH_SIZE)

@@ -396,6 +396,30 @@ def _dataset(paths) -> list[tuple[Path, Path]]:
     return files
 
 
+def history_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The files :func:`read_cases` reads, in its order: each file given, and each folder's ``*.parquet`` files
+    (recursively, sorted by path).
+
+    Raises
+    ------
+    InputError
+        A path that does not exist, or no file at all.
+    """
+    paths = [Path(p) for p in paths]
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(p.rglob("*.parquet"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder", path=p)
+    if not files:
+        named = ", ".join(map(str, paths))
+        raise InputError(f"{named}: no Parquet files found", path=paths[0] if paths else None)
+    return files
+
+
 def read_cases(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     *,
@@ -416,17 +440,8 @@ def read_cases(
         A path that does not exist, no Parquet file in the folders, or no case at all.
     """
     paths = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(p.rglob("*.parquet"))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"{p}: no such file or folder", path=p)
+    files = history_files(paths)
     named = ", ".join(map(str, paths))
-    if not files:
-        raise InputError(f"{named}: no Parquet files found", path=paths[0] if paths else None)
     if all(f.suffix.lower() in PARQUET_SUFFIXES for f in files):
         try:
             dataset = ds.dataset([str(f) for f in files], format="parquet")

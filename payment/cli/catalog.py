@@ -20,6 +20,7 @@ from payment.cli._app import (
     warn,
 )
 from payment.cli._app import stderr as console
+from payment.cli._engine import ENGINE, SCHEDULER, WORKERS, engine
 
 
 @command()
@@ -138,6 +139,9 @@ def weights(
     rename: list[str] = opt.RENAME,
     value_map: list[str] = opt.VALUE_MAP,
     show_mapping: bool = opt.SHOW_MAPPING,
+    engine_kind: str = ENGINE,
+    scheduler: str = SCHEDULER,
+    workers: int = WORKERS,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -145,6 +149,7 @@ def weights(
     """Fit DRG relative weights (相对权重) on past years of cases; writes CSV (+ .params.toml) or Parquet."""
     from grouper.fitting import weights_to_file
 
+    run_on = engine(engine_kind, scheduler, workers)
     check_output(out, force)
     on_mapping, show_mapping_lines = mapping_report(show_mapping)
     with progress_bar(quiet) as bar:
@@ -163,6 +168,7 @@ def weights(
             year_weights=_floats(year_weights, "--year-weights"),
             min_n=min_n,
             trim=trim,
+            engine=run_on,
         )
     show_mapping_lines()
     if not quiet:

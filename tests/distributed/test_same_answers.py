@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 
 import grouper.batch
 from grouper.distributed import Engine
+from grouper.fitting import weights_to_file
 from grouper.pipeline import group_to_file
 from grouper.resources import data_path
+from grouper.synth import generate
 from payment.cli import app
 from payment.cli.demo import DEMO_MIN_CASES
 from payment.pipeline import settle_files
@@ -207,3 +209,31 @@ def test_demo_region_settles_to_the_same_folder(demo, dask, tmp_path):
     )
     assert sorted(p.name for p in (tmp_path / "local" / "cases.parquet").iterdir()) == parts
     assert [p.name for p in (tmp_path / "local").iterdir() if p.name.startswith(".")] == []
+
+
+def test_weights_fitted_on_the_cluster_are_the_same_file(dask, tmp_path):
+    """A history without `drg` in 4 parts, case ids repeated across them: the workers read and group the parts,
+    the caller fits; the weights file is the local engine's, byte for byte (and the command takes --engine)."""
+    table, _ = generate(1600, [2023, 2024, 2025], 6, seed=8)
+    ids = table.column("case_id").to_pylist()
+    ids[500], ids[1300] = ids[10], ids[499]  # repeats in later parts: duplicates, left out of the fit
+    table = table.set_column(table.schema.get_field_index("case_id"), "case_id", pa.array(ids))
+    (tmp_path / "h" / "year=all").mkdir(parents=True)
+    for k in range(4):
+        pq.write_table(table.slice(400 * k, 400), tmp_path / "h" / "year=all" / f"part-{k}.parquet")
+    local = weights_to_file([tmp_path / "h"], tmp_path / "local.parquet", scheme="chs-drg-1.1")
+    remote = weights_to_file([tmp_path / "h"], tmp_path / "dask.parquet", scheme="chs-drg-1.1", engine=dask)
+    assert remote.grouped_with == local.grouped_with == "chs-drg-1.1"
+    assert local.weights.n_cases_ == remote.weights.n_cases_ > 0
+    assert (tmp_path / "local.parquet").read_bytes() == (tmp_path / "dask.parquet").read_bytes()
+    command = ["weights", "--history", str(tmp_path / "h"), "--scheme", "chs-drg-1.1", "--quiet", "--out"]
+    address = dask.client.scheduler.address  # the command connects to the module's cluster
+    for out, options in (
+        ("cli-local.csv", []),
+        ("cli-dask.csv", ["--engine", "dask", "--scheduler", address]),
+    ):
+        result = CliRunner().invoke(app, [*command, str(tmp_path / out), *options])
+        assert result.exit_code == 0, result.output
+    for suffix in (".csv", ".params.toml"):
+        local, remote = (tmp_path / f"cli-{e}{suffix}" for e in ("local", "dask"))
+        assert local.read_bytes() == remote.read_bytes(), suffix
