@@ -48,6 +48,15 @@ def _first_seen(column: pa.ChunkedArray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(code), column.type.value_type))
 
 
+def _dictionaries_in_order(group: pa.Table) -> pa.Table:
+    """The row group with the input's dictionary columns re-coded in order of first appearance (same types)."""
+    cols = [
+        _first_seen(c) if pa.types.is_dictionary(c.type) and name in _FROM_INPUT else c
+        for name, c in zip(group.column_names, group.columns, strict=True)
+    ]
+    return pa.table(cols, names=group.column_names).replace_schema_metadata(group.schema.metadata)
+
+
 class CaseWriter:
     """Per-case tables → Parquet in row groups of ``ROW_GROUP`` rows whatever the batches (byte-stable); the row
     groups are encoded in background threads (payment.rowgroups) while the next batches are settled."""
@@ -74,15 +83,11 @@ class CaseWriter:
         table = pa.concat_tables(self.pending)
         group, rest = table.slice(0, n), table.slice(n)
         self.pending, self.rows = [rest], rest.num_rows
-        cols = [
-            _first_seen(c) if pa.types.is_dictionary(c.type) and name in _FROM_INPUT else c
-            for name, c in zip(group.column_names, group.columns, strict=True)
-        ]
-        group = pa.table(cols, names=group.column_names).replace_schema_metadata(self.metadata)
+        group = group.replace_schema_metadata(self.metadata)
         if self.writer is None:
             self.file = self.path.open("wb")
             self.writer = JoinedWriter(self.file, dict(compression="zstd", **PARQUET_OPTIONS))
-        self.writer.write(group)
+        self.writer.write(group, _dictionaries_in_order)
 
     def close(self) -> None:
         """Write the last row group (or the empty table) and close the file."""

@@ -116,7 +116,8 @@ class CaseSource:
         self._calls += 1
         if self.discharges is None:
             if _as_it_is(self.cases):
-                return plausible(read_ahead(_normalised(self.cases, self.batch_size, without)), self.cases, 1)
+                # read, normalised and checked on the reading thread
+                return read_ahead(plausible(_normalised(self.cases, self.batch_size, without), self.cases, 1))
             return plausible(self._same_file(without), self.cases, self._first_row(self.cases))
         return plausible(self._joined(without), self.discharges, self._first_row(self.discharges))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
@@ -200,8 +201,12 @@ def _moved_chunk(chunk: list, shift: int) -> list:
     return out
 
 
-def _part(table: pa.Table, options: dict) -> tuple[bytes, list]:
+def _part(
+    table: pa.Table, options: dict, prepare: Callable[[pa.Table], pa.Table] | None
+) -> tuple[bytes, list]:
     """One row group as a Parquet file: its column chunks (bytes) and its footer (decoded, checked)."""
+    if prepare is not None:
+        table = prepare(table)
     sink = io.BytesIO()
     with pq.ParquetWriter(sink, table.schema, **options) as writer:
         writer.write_table(table, row_group_size=max(table.num_rows, 1))
@@ -236,14 +241,15 @@ class JoinedWriter:
         self.offset = len(_MAGIC)
         self.sink.write(_MAGIC)
 
-    def write(self, table: pa.Table) -> None:
-        """Encode ``table`` as the next row group (in the background; waits while ``threads`` are busy)."""
+    def write(self, table: pa.Table, prepare: Callable[[pa.Table], pa.Table] | None = None) -> None:
+        """Encode ``table`` as the next row group (in the background; waits while ``threads`` are busy);
+        ``prepare(table)``, run in the background first, may change the columns' values, not the schema."""
         self.schema = getattr(self, "schema", table.schema)
         if not table.schema.equals(self.schema):
             raise OutputError("parquet: a row group with another schema than the first")
         while len(self.pending) >= self.threads:
             self._append(self.pending.pop(0))
-        self.pending.append(self.pool.submit(_part, table, self.options))
+        self.pending.append(self.pool.submit(_part, table, self.options, prepare))
 
     def _append(self, done: Future) -> None:
         chunks, meta = done.result()
