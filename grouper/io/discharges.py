@@ -574,6 +574,17 @@ def _mapped_values(
     return raw
 
 
+def _written(raw: pa.Table, source: str, of: list[str] | None) -> pa.Array:
+    """An as-written column (``sex_text``); where a file's own is empty (synth output saved as CSV) but its source
+    column (``sex``) is filled, the source's text."""
+    own = as_written(raw.column(source))
+    if not of or of[0] == source:
+        return own
+    text = as_written(raw.column(of[0]))
+    blank = pc.fill_null(pc.equal(own, ""), True)
+    return pc.if_else(pc.and_(blank, pc.is_valid(text)), text, own)
+
+
 def _canonical(
     raw: pa.Table, mapping: dict[str, list[str]], path: Path | str, verbatim: bool = False
 ) -> pa.Table:
@@ -585,7 +596,7 @@ def _canonical(
             if not sources:
                 columns.append(pa.nulls(n, field.type))
             elif field.name in AS_WRITTEN:
-                columns.append(as_written(raw.column(sources[0])))
+                columns.append(_written(raw, sources[0], mapping.get(AS_WRITTEN[field.name])))
             elif field.name in LIST_COLUMNS:
                 if pa.types.is_date(field.type.value_type):
                     columns.append(date_list([raw.column(s) for s in sources]))

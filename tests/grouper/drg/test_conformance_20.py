@@ -239,3 +239,16 @@ def test_the_command_with_verbatim_codes_agrees_on_every_row(tmp_path, name):
     got = pd.read_parquet(out).astype(str)
     expected = pd.read_csv(DATA / name, dtype=str, keep_default_na=False)
     assert not _disagree(expected, got).any()
+
+
+def test_a_files_own_empty_sex_text_beside_sex_is_not_read_as_the_spelling(tmp_path, codebook20):
+    """synth output saved as CSV carries an empty sex_text next to sex: the spelling is the sex column's text."""
+    path = tmp_path / "s.csv"
+    path.write_text(
+        "case_id,sex,sex_text,age_years,principal_dx,total_cost,discharge_mode\n"
+        "a1,1,,60,J18.900,22000,1\na2,2,,40,J18.900,22000,1\n",
+        encoding="utf-8",
+    )
+    table = pa.concat_tables(grouper.read_discharges(path))
+    assert table.column("sex_text").to_pylist() == ["1", "2"]
+    assert grouper.group_drg(table, codebook20).column("drg_status").to_pylist() == ["OK", "OK"]
