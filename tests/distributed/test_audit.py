@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from grouper.distributed import Engine
 from grouper.resources import data_path
 from grouper.synth import generate
 from payment.audit.files import audit_to_folder
@@ -22,18 +21,6 @@ from payment.cli import app
 from payment.policy import Policy
 
 distributed = pytest.importorskip("distributed")
-
-
-@pytest.fixture(scope="module")
-def dask():
-    """An engine on a LocalCluster of 2 worker processes on loopback."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
-        yield Engine("dask", client=client)
 
 
 @pytest.fixture(scope="module")

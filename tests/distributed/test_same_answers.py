@@ -36,18 +36,6 @@ CONFORMANCE_11 = [DRG / "data" / n for n in ("conformance_opendrg_input.csv", "c
 
 
 @pytest.fixture(scope="module")
-def dask(tmp_path_factory):
-    """An engine on a LocalCluster of 2 worker processes on loopback."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
-        yield Engine("dask", client=client)
-
-
-@pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     """`drgdip demo` at its smallest size; its 2025 discharges also cut into hive partitions by hospital."""
     out = tmp_path_factory.mktemp("demo")
