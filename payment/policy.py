@@ -534,8 +534,8 @@ _DEFAULT_SOURCES: dict[str, tuple[str, Any]] = {
         lambda v, scheme: scheme == "dip",
     ),
     "routing.invalid": (
-        "docs/records.md Q10 and §4: a case discharged before its admission (DATE_CONFLICT) or without a readable "
-        "total cost (COST_INVALID) is an invalid record, paid by item",
+        "docs/records.md Q10 and §4: a case discharged before its admission (DATE_CONFLICT), without a readable "
+        "total cost (COST_INVALID) or without a usable length of stay (LOS_INVALID) is an invalid record, paid by item",
         None,
     ),
     "routing.ungrouped": ("docs/formulas.md §12: ungroupable cases paid by item", None),

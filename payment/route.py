@@ -4,9 +4,10 @@ docs/formulas.md §12, recommended order: unpaid insurance type and policy exclu
 per-case list (dx + main procedure) → PER_CASE, unless an exit rule sends the case back; the bed-day categories
 (dx or department) → BED_DAY; a trusted 按项目 hint (``hi_paymtd`` 1) → FEE_FOR_SERVICE; an ungroupable case →
 the policy's ``routing.ungrouped``; else the scheme (DIP or DRG). A case discharged before its admission
-(docs/records.md Q10 ``DATE_CONFLICT``), and a case without a readable total cost (empty, or text that is not a number:
-``COST_INVALID``, docs/records.md §4), take the policy's ``routing.invalid`` (fee-for-service by default), after the
-lists and before the exclusions. A case the grouper marked ``DUPLICATE_CASE`` or
+(docs/records.md Q10 ``DATE_CONFLICT``), a case without a readable total cost (empty, or text that is not a number:
+``COST_INVALID``, docs/records.md §4) and a case without a usable length of stay (negative or not a number, or empty
+on a bed-day case: ``LOS_INVALID``, docs/records.md §4) take the policy's ``routing.invalid`` (fee-for-service by
+default), after the lists and before the exclusions. A case the grouper marked ``DUPLICATE_CASE`` or
 ``CASE_ID_MISSING``, and a case discharged outside the policy's effective period, is EXCLUDED. ``hi_paymtd`` is only a hint (docs/records.md §3):
 2 and 5 never route a case that the policy's lists do not confirm.
 """
@@ -24,7 +25,7 @@ from grouper.codes import normalise_codes
 from payment._arrays import column, encoded, isin, numbers, prefix_in, strings
 from payment.percase import match_items, per_case_exit, per_case_price
 
-__all__ = ["REASONS", "Route", "Routing", "cost_invalid", "date_conflict", "route_cases"]
+__all__ = ["REASONS", "Route", "Routing", "cost_invalid", "date_conflict", "los_invalid", "route_cases"]
 
 
 class Route(IntEnum):
@@ -58,6 +59,7 @@ REASONS = (
     "date_conflict",
     "special_case_fee_for_service",
     "cost_invalid",
+    "los_invalid",
 )
 
 
@@ -111,7 +113,8 @@ def route_cases(
     route_of = np.array([_ROUTE_OF.get(why, scheme) for why in REASONS], dtype=np.int8)
     route_of[REASONS.index("ungrouped")] = ungrouped_route
     invalid = Route.FEE_FOR_SERVICE if rt.invalid == "fee_for_service" else Route.EXCLUDED
-    route_of[REASONS.index("date_conflict")] = route_of[REASONS.index("cost_invalid")] = invalid
+    for why in ("date_conflict", "cost_invalid", "los_invalid"):
+        route_of[REASONS.index(why)] = invalid
     reason = np.zeros(n, dtype=np.int8)
 
     # rules from the lowest priority to the highest: a later rule overwrites an earlier one
@@ -146,6 +149,7 @@ def route_cases(
     rule(exits & to_ffs, "per_case_exit_to_fee_for_service", sel)
     rule(np.isnan(price), "per_case_no_price_at_level", sel)
 
+    rule(los_invalid(table, reason == REASONS.index("bed_day_category")), "los_invalid")  # §4: no stay to pay
     # docs/records.md Q10: discharged before admitted (DATE_CONFLICT) is an invalid record, never paid by points
     rule(date_conflict(table), "date_conflict")
     rule(cost_invalid(table), "cost_invalid")  # §4: no deviation class, no points without a cost
@@ -219,6 +223,21 @@ def cost_invalid(table: pa.Table) -> np.ndarray:
     if not pa.types.is_floating(cost.type):
         cost = cost.cast(pa.float64())
     return pc.fill_null(pc.is_nan(cost), True).to_numpy(zero_copy_only=False)
+
+
+def los_invalid(table: pa.Table, bed_day: np.ndarray) -> np.ndarray:
+    """No usable length of stay (docs/records.md §4 ``LOS_INVALID``): negative, or written but not a number (the
+    readers' -1), on any case; empty (or no ``los_days`` column) on a case whose payment is its bed days
+    (``bed_day``): a bed-day amount cannot be priced without it. An empty LOS elsewhere is accepted, as the
+    groupers accept it."""
+    if "los_days" not in table.column_names:
+        return bed_day.copy()
+    los = table.column("los_days").combine_chunks()
+    if not pa.types.is_floating(los.type):
+        los = los.cast(pa.float64())
+    negative = pc.fill_null(pc.less(los, 0.0), False).to_numpy(zero_copy_only=False)
+    empty = pc.fill_null(pc.is_nan(los), True).to_numpy(zero_copy_only=False)
+    return negative | (empty & bed_day)
 
 
 def _outside_period(table: pa.Table, effective: dict) -> np.ndarray:

@@ -1308,6 +1308,7 @@ def _region_summary(
         "invalid_cases": {
             "DATE_CONFLICT": int(scan.reasons[REASONS.index("date_conflict")]),
             "COST_INVALID": int(scan.reasons[REASONS.index("cost_invalid")]),
+            "LOS_INVALID": int(scan.reasons[REASONS.index("los_invalid")]),
             "route": policy.routing.invalid,
         },
         "pools": pools.summary,
@@ -1372,6 +1373,12 @@ def _case_warnings(reg: _Region, scan: _Scan, res: _Resolved) -> list[str]:
         out.append(
             f"{no_cost:,} cases ({no_cost / n:.1%}) have no readable total_cost ({what}; COST_INVALID, "
             f"docs/records.md §4): {paid} (routing.invalid), not by points — fix the column and settle again"
+        )
+    no_los = int(scan.reasons[REASONS.index("los_invalid")])
+    if no_los:
+        out.append(
+            f"{no_los:,} cases ({no_los / n:.1%}) have no usable los_days (negative or not a number; empty on a "
+            f"bed-day case; LOS_INVALID, docs/records.md §4): {paid} (routing.invalid), not by points or bed days"
         )
     outside = int(scan.reasons[REASONS.index("outside_settlement_period")])
     if outside:

@@ -76,6 +76,13 @@ def _np(table: pa.Table, name: str, dtype=np.float64) -> np.ndarray:
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
+def _los(table: pa.Table) -> np.ndarray:
+    """The length of stay, NaN where it is not usable (empty; negative or not a number, the readers' -1: a Q10
+    finding, docs/records.md §4 ``LOS_INVALID``), so that it takes no part in the means and the LOS flags."""
+    los = _np(table, "los_days")
+    return np.where(los < 0, np.nan, los)
+
+
 def _shared(parts: list) -> np.ndarray:
     """Text of every case (chunks, plain or dictionary-encoded) as one object array whose equal values share one
     Python string: 8 bytes a case."""
@@ -173,7 +180,7 @@ def _first(setup: Setup, t: pa.Table, dup: np.ndarray, out: pa.Table) -> dict:
     nums = {
         "admission": _days(t, "admission_date"),
         "discharge": _days(t, "discharge_date"),
-        "los": _np(t, "los_days"),
+        "los": _los(t),
         "cost": _np(t, "total_cost"),
         "mode": np.nan_to_num(_np(t, "discharge_mode"), nan=-1).astype(np.int64),
         "grouped": view["grouped"],

@@ -71,7 +71,12 @@ def test_a_case_without_a_readable_cost_is_cost_invalid_never_paid_by_points(reg
     for i in (3, 4, 5):
         assert (rows[i]["route"], rows[i]["route_reason"], rows[i]["points"]) == (route, "cost_invalid", 0.0)
     assert all(row["route_reason"] != "cost_invalid" for row in rows[6:] + rows[:3])
-    assert r.region["invalid_cases"] == {"DATE_CONFLICT": 0, "COST_INVALID": 3, "route": invalid}
+    assert r.region["invalid_cases"] == {
+        "DATE_CONFLICT": 0,
+        "COST_INVALID": 3,
+        "LOS_INVALID": 0,
+        "route": invalid,
+    }
     said = [w for w in r.region["warnings"] if "COST_INVALID" in w]
     assert len(said) == 1 and "3 cases (2.5%) have no readable total_cost (1 empty, 2 not a number" in said[0]
 

@@ -154,7 +154,12 @@ def test_discharge_before_admission_is_paid_by_item_not_points():
     bad = _row(r, "bad")
     assert (bad["route"], bad["route_reason"], bad["points"]) == ("FEE_FOR_SERVICE", "date_conflict", 0.0)
     assert bad["fund_payment"] == 3500.0
-    assert r.region["invalid_cases"] == {"DATE_CONFLICT": 1, "COST_INVALID": 0, "route": "fee_for_service"}
+    assert r.region["invalid_cases"] == {
+        "DATE_CONFLICT": 1,
+        "COST_INVALID": 0,
+        "LOS_INVALID": 0,
+        "route": "fee_for_service",
+    }
     assert any("DATE_CONFLICT" in w and "paid by item" in w for w in r.region["warnings"])
     assert "routing.invalid = 'fee_for_service'" in " ".join(DEMO.assumptions())
 

@@ -196,6 +196,23 @@ def test_a_qc_error_is_not_paid_by_points():
     assert (row["route"], row["expected_payment"], row["qc_error"]) == ("QC_ERROR", None, True)
 
 
+def test_a_stay_not_a_number_takes_no_part_in_the_los_means_and_flags():
+    # four A04.900 cases of 5 days and one whose stay was not a number (the reader's -1): without the fix the
+    # -1 made it a LOW_STANDARD_ADMISSION (≤ 3 days) and pulled the group's mean LOS to 3.8
+    n = 5
+    t = pa.table({"case_id": [f"c{i}" for i in range(n)], "hospital_id": ["H"] * n, "insurance_type": ["employee"] * n,
+                  "sex": pa.array([1] * n, pa.int8()), "age_years": pa.array([40] * n, pa.int16()),
+                  "principal_dx": ["A04.900"] * n, "total_cost": [500.0] * n,
+                  "los_days": pa.array([5, 5, 5, 5, -1], pa.int32()),
+                  "admission_date": [D(2025, 2, 24)] * n, "discharge_date": [D(2025, 3, 1)] * n})  # fmt: skip
+    result = audit(t, scheme="dip", policy=Policy.load(data_path("policies", "demo-2025.toml")), level=3)
+    flagged = {(r["case_id"], r["flag"]) for r in result["flags"].to_pylist()}
+    assert ("c4", "LOW_STANDARD_ADMISSION") not in flagged
+    assert result["groups"].to_pylist()[0]["mean_los"] == 5.0
+    row = result["cases"].to_pylist()[4]
+    assert (row["los_days"], row["route"], row["expected_payment"]) == (None, "QC_ERROR", None)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
