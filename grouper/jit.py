@@ -13,7 +13,7 @@ __all__ = ["KERNELS", "needs_compiling"]
 
 #: The kernels Python calls (``module:name``) per scheme; their helpers are compiled into them.
 KERNELS = {
-    "drg": ("grouper.batch:_fnv1a", "grouper.drg._kernel:group_cases"),
+    "drg": ("grouper.batch:_fnv1a", "grouper.drg._kernel:_group_range"),
     "dip": (
         "grouper.batch:_fnv1a",
         "grouper.dip._kernel:core_rows",

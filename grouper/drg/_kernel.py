@@ -1,4 +1,4 @@
-"""Numba kernel of the CHS-DRG grouper: postfix condition programs on a stack of booleans, cases in parallel.
+"""Numba kernel of the CHS-DRG grouper: postfix condition programs on a stack of booleans, cases on threads.
 
 Reads only the flat arrays of a compiled ``Codebook`` (packed into the ``Tables`` named tuple) and the encoded
 case arrays (ids, CSR offsets). The flow is codebooks/chs-drg-2.0/RULES.md §2, for every scheme: MDCs in seq order;
@@ -8,17 +8,20 @@ wins; an MDC whose items all fail falls through to the next; then the severity s
 These are the steps of the MDC (``mdc_step_off``); only the steps the case's principal diagnosis and principal
 procedure leave possible are run (``dx_steps`` & ``proc_steps``; ``no_proc_steps`` for a case without any
 procedure, ``aged_steps`` for age_years not 0; visited by their set bits). An MDC gated by ``anydx in L`` (2.0
-MDCY) is tried only when some diagnosis is in L (``dx_any_mask``). Every program goes through the one call site of
-``_run`` (and ``_run`` through one call site of ``_leaf``): each inlined helper is compiled once, which keeps the cold
-compile short.
+MDCY) is tried only when some diagnosis is in L (``dx_any_mask``).
+
+Cold compile (issue 14): one serial kernel (``_group_range``) that Python threads share (``group_cases``), its
+helpers compiled once each as functions of their own, nothing reference-counted: about 2 s CPU, against 10 s for
+the ``parallel=True`` kernel with helpers inlined into numba's IR, which grouped no faster.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit, prange
+from numba import config, njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from grouper.drg.expr import STEP_GATE, Cmp, Op, Sel
@@ -53,10 +56,20 @@ _S_MCC, _S_MCC_OR_CC = int(SeverityRule.MCC), int(SeverityRule.MCC_OR_CC)
 #: severity of a case: no CC/MCC, CC, MCC (排除表 applied)
 SEV_NONE, SEV_CC, SEV_MCC = 0, 1, 2
 _ONE = np.uint64(1)
+
+#: A kernel function without numba's reference counting (``_nrt=False``: it allocates nothing). With it, each
+#: use of the tables ``t`` counted each of their 31 arrays up and down, two atomic operations per array per
+#: program run: one thread grouped 14 times slower, and only the ``parallel=True`` kernel escaped (its worker
+#: function sees arrays without a reference count), at three times the compile time.
+_kernel_jit = njit(cache=True, nogil=True, _nrt=False)
+#: A helper of the kernel: compiled once as a function of its own (LLVM inlines it), not callable from Python.
+_helper_jit = njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: fewest cases a thread takes at once
+_PIECE = 16_384
 
 
-@njit(cache=True, inline="always")
+@_helper_jit
 def _has(bits, code, lid):
     """Whether code id ``code`` (-1 = unknown or empty) is in list ``lid``."""
     if code < 0:
@@ -64,7 +77,7 @@ def _has(bits, code, lid):
     return (bits[code, lid >> 6] >> np.uint64(lid & 63)) & _ONE == _ONE
 
 
-@njit(cache=True, inline="always")
+@_helper_jit
 def _compare(x, cmp, c):
     """IEEE comparison: every comparison with NaN is false except ``!=``."""
     if cmp == _LT:
@@ -80,7 +93,7 @@ def _compare(x, cmp, c):
     return x != c
 
 
-@njit(cache=True, inline="always")
+@_helper_jit
 def _parts(t, lid, pdx, odx):
     """Distinct body parts of the diagnoses (any position) found in list ``lid``."""
     seen = np.uint32(0)
@@ -95,7 +108,7 @@ def _parts(t, lid, pdx, odx):
     return n
 
 
-@njit(cache=True, inline="always")
+@_helper_jit
 def _leaf(t, k, pdx, odx, pproc, oprocs, sex, nums):
     op, sel, lid = t.ins_op[k], t.ins_sel[k], t.ins_arg[k]
     if op == _DX_IN:
@@ -125,7 +138,7 @@ def _leaf(t, k, pdx, odx, pproc, oprocs, sex, nums):
     return _compare(x, sel, t.ins_const[k])  # NUM, SEX, PARTS: one call site
 
 
-@njit(cache=True, inline="always")
+@_helper_jit
 def _run(t, p, pdx, odx, pproc, oprocs, sex, nums):
     """Value of program ``p``: its guards (the top-level "and" operands, cheapest first), then, unless they are
     the whole program, its instructions on a stack of booleans held in one integer. One call site of ``_leaf``."""
@@ -153,7 +166,7 @@ def _run(t, p, pdx, odx, pproc, oprocs, sex, nums):
     return t.prog_pure[p] or stack & _ONE == _ONE
 
 
-@njit(cache=True, inline="always")
+@_helper_jit
 def _severity(t, pdx, odx):
     """(severity, dx id that set it): MCC/CC excluding the principal's 排除表 (codebooks/chs-drg-2.0/RULES.md §6.2)."""
     excl = t.cce_table[pdx] if pdx >= 0 else -1
@@ -176,7 +189,7 @@ def _severity(t, pdx, odx):
     return SEV_NONE, -1
 
 
-@njit(cache=True, inline="always")
+@_helper_jit
 def _resolve_drg(t, a, severity, n_odx):
     for k in range(t.adrg_drg_off[a], t.adrg_drg_off[a + 1]):
         r = t.drg_rule[k]
@@ -191,23 +204,41 @@ def _resolve_drg(t, a, severity, n_odx):
     return -1
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums, skip):
+def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums, skip, threads=None):
     """Group every case; returns (mdc, adrg, drg, severity, severity_dx, first_gated_mdc) arrays.
 
     ``nums`` holds age_years, age_days and birth_weight_g per case (float64, columns in ``expr.NUMVARS`` order).
     ``skip`` marks cases that failed a blocking check: they keep -1 everywhere. ``adrg == QY_ADRG`` marks a case
     sent to an ambiguous group; its ``drg`` is the index of the QY group and ``mdc`` that group's MDC.
+    ``threads``: how many threads share the cases (default ``NUMBA_NUM_THREADS``, the cores); 1 groups on the
+    calling thread, for a caller that already runs batches side by side.
     """
     n = pdx.shape[0]
-    mdc = np.full(n, -1, np.int8)
-    adrg = np.full(n, -1, np.int16)
-    drg = np.full(n, -1, np.int16)
-    severity = np.zeros(n, np.int8)
-    severity_dx = np.full(n, -1, np.int32)
-    first_gate = np.full(n, -1, np.int8)
+    out = (
+        np.full(n, -1, np.int8),  # mdc
+        np.full(n, -1, np.int16),  # adrg
+        np.full(n, -1, np.int16),  # drg
+        np.zeros(n, np.int8),  # severity
+        np.full(n, -1, np.int32),  # severity_dx
+        np.full(n, -1, np.int8),  # first gated MDC
+    )
+    args = (t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums, skip, *out)
+    threads = config.NUMBA_NUM_THREADS if threads is None else threads
+    piece = max(_PIECE, -(-n // (4 * threads)))  # a few pieces per thread: a slow core does not hold the rest
+    if threads <= 1 or n <= piece:
+        _group_range(*args, 0, n)
+        return out
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda lo: _group_range(*args, lo, min(lo + piece, n)), range(0, n, piece)))
+    return out
+
+
+@_kernel_jit
+def _group_range(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums, skip,
+                 mdc, adrg, drg, severity, severity_dx, first_gate, start, stop):  # fmt: skip
+    """Group cases ``start:stop`` into the output arrays (see ``group_cases``)."""
     n_mdc = t.mdc_step_off.shape[0] - 1
-    for i in prange(n):
+    for i in range(start, stop):
         if skip[i]:
             continue
         odx = odx_ids[odx_off[i] : odx_off[i + 1]]
@@ -272,4 +303,3 @@ def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums
                 severity_dx[i] = code
                 drg[i] = _resolve_drg(t, hit, sev, odx.shape[0])
             break
-    return mdc, adrg, drg, severity, severity_dx, first_gate
