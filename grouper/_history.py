@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from grouper.errors import InputError, SettingsError
 from grouper.io.writer import PARQUET_OPTIONS, IfExists, check_target, write_text, write_with
+from grouper.plausibility import check_table
 from grouper.settings import Choice, Num, Seq
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "fit_summary",
     "group_stats",
     "history_window",
+    "los_of",
     "params_from_meta",
     "params_to_meta",
     "read_fitted",
@@ -167,16 +169,20 @@ class Window:
 
 def history_window(est, history: pa.Table, required: tuple[str, ...]) -> Window:
     """The columns every fit reads, checked and taken once: data years, the year window and weights of ``est``
-    (``years``, ``year_weights``), and the cost of each case.
+    (``years``, ``year_weights``), and the cost of each case. A cost that is empty, NaN, not a number or 0 is
+    left out of the fit and counted (``n_excluded_["cost_invalid"]``, and a warning, :func:`trim_warnings`).
 
     Raises
     ------
     InputError
-        A ``required`` column (or ``total_cost``) is missing.
+        A ``required`` column (or ``total_cost``) is missing; a value outside its hard plausible range
+        (``codebooks/qc/plausibility.csv``: a cost of 1e15, ``inf`` or negative; a stay over ten years), named by
+        its row in ``history`` (from 1) and its column, as :func:`grouper.io.read_cases` names it in its file.
     """
     for col in dict.fromkeys(("total_cost", *required)):
         if col not in history.column_names:
             raise InputError(f"history: missing column {col!r}", column=col)
+    check_table(history, where="history", first_row=1)
     years = data_years(history)
     window, w = year_weights(years, est.years, est.year_weights)
     cost = history.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
@@ -184,11 +190,28 @@ def history_window(est, history: pa.Table, required: tuple[str, ...]) -> Window:
 
 
 def trim_warnings(est) -> list[str]:
-    """The warning of a fit that trimmed more than its ``max_trim_rate`` (none otherwise)."""
+    """The warnings of a fit over years: cases of the window left out for want of a usable cost, and trimming
+    above its ``max_trim_rate``."""
+    out = []
+    no_cost = est.n_excluded_.get("cost_invalid", 0)
+    if no_cost:
+        out.append(
+            f"{no_cost:,} cases of the years used have no usable total_cost (empty, NaN, not a number or 0): "
+            "left out of the fit (n_excluded.cost_invalid)"
+        )
     rate = est.n_trimmed_ / max(est.n_cases_, 1)
     if rate > est.max_trim_rate:
-        return [f"trimmed {rate:.1%} of cases, more than max_trim_rate {est.max_trim_rate:.1%}"]
-    return []
+        out.append(f"trimmed {rate:.1%} of cases, more than max_trim_rate {est.max_trim_rate:.1%}")
+    return out
+
+
+def los_of(history: pa.Table) -> np.ndarray:
+    """The length of stay of each case as float64 for the groups' mean stay, NaN where there is none to use:
+    empty, or negative or written but not a number (the readers' -1, docs/records.md §4 ``LOS_INVALID``)."""
+    if "los_days" not in history.column_names:
+        return np.full(history.num_rows, np.nan)
+    los = history.column("los_days").cast(pa.float64()).fill_null(np.nan).to_numpy()
+    return np.where(los < 0, np.nan, los)
 
 
 def fit_summary(est, normalised) -> dict:

@@ -34,8 +34,8 @@ from grouper.io.discharges import (
 )
 from grouper.io.formats import PARQUET_SUFFIXES, Layout, first_data_row, raw_batches, read_ahead
 from grouper.io.values import convert, strings
+from grouper.plausibility import checked_stream
 from grouper.schema import DISCHARGE_SCHEMA
-from payment.plausibility import check_cases
 
 __all__ = ["GROUPING_COLUMNS", "SETTLE_COLUMNS", "CaseSource", "grouping_only", "plausible"]
 
@@ -117,13 +117,17 @@ class CaseSource:
         if self.discharges is None:
             if _as_it_is(self.cases):
                 # read, normalised and checked on the reading thread
-                return read_ahead(plausible(_normalised(self.cases, self.batch_size, without), self.cases, 1))
-            return plausible(self._same_file(without), self.cases, self._first_row(self.cases))
-        return plausible(self._joined(without), self.discharges, self._first_row(self.discharges))
+                return read_ahead(
+                    plausible(_normalised(self.cases, self.batch_size, without), self.cases, self._first_row)
+                )
+            return plausible(self._same_file(without), self.cases, self._first_row)
+        return plausible(self._joined(without), self.discharges, self._first_row)
 
-    def _first_row(self, path: Path) -> int:
-        """The row number of the file's first case as the user sees it (title rows above the header counted)."""
+    def _first_row(self) -> int:
+        """The row number of the first case of the file that holds the discharges as the user sees it
+        (:func:`grouper.io.formats.first_data_row`: title rows above the header counted; 1 for Parquet)."""
         if self._first is None:
+            path = self.cases if self.discharges is None else self.discharges
             self._first = first_data_row(path, encoding=self.encoding, layout=self.layout)
         return self._first
 
@@ -160,21 +164,24 @@ class CaseSource:
             yield from self._keyed.join(base)
             return
         grouped = read_ahead(_text_as_null(t) for t in self._raw(self.cases, None))
-        row = 1
+        offset = 0
         for d, g in _aligned(base, grouped, strict=False):
             differ = _first_difference(d, g)
             if differ is not None:
                 if self._calls > 1:
                     raise InputError(f"{self.cases}: the cases changed between passes", path=self.cases)
                 i, here, there = differ
-                where = f"row {row + i}: another case_id than in {self.discharges}"
-                raise _NotAligned(where if here or there else f"row {row + i}: one file ends first")
+                row = first_data_row(self.cases) + offset + i  # of the grouped file
+                where = f"row {row}: another case_id than in {self.discharges}"
+                raise _NotAligned(where if here or there else f"row {row}: one file ends first")
             yield _attach(d, g)
-            row += d.num_rows
+            offset += d.num_rows
 
     def keyed(self, first_difference: str) -> None:
         """Switch to the lookup by case_id (``first_difference``: where the ids stopped lining up)."""
-        self._keyed = _Keyed(self.cases, self.discharges, self.batch_size, self.encoding, first_difference)
+        self._keyed = _Keyed(
+            self.cases, self.discharges, self.batch_size, self.encoding, first_difference, self._first_row
+        )
         self._calls = 0
 
     def read_with_restart(self, run):
@@ -203,15 +210,14 @@ def _cost_read(show: Callable[[HeaderMapping], None] | None, report: HeaderMappi
         )
 
 
-def plausible(batches: Iterator[pa.Table], path: str | os.PathLike, first: int) -> Iterator[pa.Table]:
+def plausible(
+    batches: Iterator[pa.Table], path: str | os.PathLike, first: int | Callable[[], int]
+) -> Iterator[pa.Table]:
     """The batches, each checked against the hard plausibility rules (rows counted in ``path``, the file whose
     order the stream follows and that holds the money columns, from its first data row ``first``,
-    :func:`grouper.io.formats.first_data_row`)."""
-    offset = 0
-    for t in batches:
-        check_cases(t, where=path, first_row=first, offset=offset)
-        offset += t.num_rows
-        yield t
+    :func:`grouper.io.formats.first_data_row`, or a function giving it); at a value outside its range the rest of
+    the file is read to count the rows like it (:func:`grouper.plausibility.checked_stream`)."""
+    return checked_stream(batches, where=path, first_row=first)
 
 
 class _NotAligned(Exception):
@@ -225,10 +231,19 @@ class _NotAligned(Exception):
 class _Keyed:
     """Grouping columns looked up by case_id: every discharge's id once in the grouped file, and the reverse."""
 
-    def __init__(self, grouped: Path, discharges: Path, batch_size: int, encoding: str | None, first: str):
+    def __init__(
+        self,
+        grouped: Path,
+        discharges: Path,
+        batch_size: int,
+        encoding: str | None,
+        first: str,
+        first_row: Callable[[], int],
+    ):
         from grouper.batch import _hashes  # (the grouper's engine: imported when the ids do not line up)
 
         self.grouped_path, self.discharges_path = grouped, discharges
+        self.first_row = first_row  # of the discharges, as the user counts them
         table = pa.concat_tables(_text_as_null(t) for t in raw_batches(grouped, batch_size=batch_size))
         if "case_id" not in table.column_names:
             raise InputError(f"{grouped}: no case_id column to match the discharges by", path=grouped)
@@ -247,11 +262,12 @@ class _Keyed:
             for k in np.flatnonzero(repeated):
                 a, b = self.order[k], self.order[k + 1]
                 if ids[int(a)].as_py() == ids[int(b)].as_py():
+                    top = first_data_row(grouped)
                     raise InputError(
-                        f"{grouped}: rows {int(a) + 1} and {int(b) + 1}, column case_id: the same case_id more than "
+                        f"{grouped}: rows {top + int(a)} and {top + int(b)}, column case_id: the same case_id more than "
                         f"once; rows cannot be matched to {discharges} by case_id",
                         path=grouped,
-                        row=int(b) + 1,
+                        row=top + int(b),
                         column="case_id",
                     )
         self.columns = table.drop_columns(["case_id"])
@@ -260,21 +276,21 @@ class _Keyed:
 
     def join(self, base: Iterator[pa.Table]) -> Iterator[pa.Table]:
         self.seen[:] = False
-        row = 1
+        offset = 0
         for d in base:
             idx = self._find(_ids(d.column("case_id")))
             missing = idx < 0
             if missing.any():
                 i = int(np.argmax(missing))
                 raise self._error(
-                    f"row {row + i} of {self.discharges_path} has no grouped row "
+                    f"row {self.first_row() + offset + i} of {self.discharges_path} has no grouped row "
                     f"({int(missing.sum()):,} in this batch)"
                 )
             if self.seen[idx].any() or len(np.unique(idx)) != len(idx):
                 raise self._error(f"a case_id of {self.discharges_path} is listed more than once")
             self.seen[idx] = True
             yield _attach(d, self.columns.take(pa.array(idx)))
-            row += d.num_rows
+            offset += d.num_rows
         if not self.seen.all():
             raise self._error(f"{int((~self.seen).sum()):,} grouped rows are not among the discharges")
 
@@ -332,7 +348,9 @@ def _normalised(path: Path, batch_size: int, without: Collection[str] = ()) -> I
     offset = 0
     for t in raw_batches(path, batch_size=batch_size, select=select):
         out = _normalise(t)
-        check_dates(path, t, out, {c: c for c in _DATES if c in t.column_names}, offset, lambda: 1)  # Parquet
+        check_dates(
+            path, t, out, {c: c for c in _DATES if c in t.column_names}, offset, lambda: first_data_row(path)
+        )
         offset += t.num_rows
         yield out
 

@@ -21,6 +21,7 @@ from grouper._history import (
     fit_summary,
     group_stats,
     history_window,
+    los_of,
     params_from_meta,
     restore_summary,
     trim_of,
@@ -428,7 +429,7 @@ class DipCatalog(Estimator):
             if not grouped.all():
                 h, cost, yid, gid = h.filter(pa.array(grouped)), cost[grouped], yid[grouped], gid[grouped]
             stats, keep = stats_of(cost, gid, yid)
-        los = _los(h)
+        los = los_of(h)
         avg_los = weighted_mean(los, gid, yid, keep & np.isfinite(los), n_groups, w, self.year_weighting)
         table, base = self._table(rows, stats, avg_los)
         self.groups_ = table.filter(pc.greater(table["n_cases"], 0))
@@ -817,9 +818,3 @@ def _uniq(key: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _member(inv: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Rows whose id (−1 = none) is one of the ``ok`` ids."""
     return np.append(ok, False)[inv]
-
-
-def _los(h: pa.Table) -> np.ndarray:
-    if "los_days" not in h.column_names:
-        return np.full(h.num_rows, np.nan)
-    return h.column("los_days").cast(pa.float64()).fill_null(np.nan).to_numpy()

@@ -148,11 +148,7 @@ class DrgWeights(Estimator):
             adrg = pc.utf8_slice_codeunits(drg, 0, 3)
         cost = cost[use]
         yid = np.searchsorted(np.asarray(window), years[use]).astype(np.int64)
-        los = (
-            history.column("los_days").cast(pa.float64()).fill_null(np.nan).to_numpy()[use]
-            if ("los_days" in history.column_names)
-            else np.full(cost.size, np.nan)
-        )
+        los = hist.los_of(history)[use]
 
         denc = pc.dictionary_encode(drg).combine_chunks()
         gid, codes = denc.indices.to_numpy().astype(np.int64), denc.dictionary

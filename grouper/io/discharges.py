@@ -36,6 +36,7 @@ from grouper.io.formats import (
     renamed,
 )
 from grouper.io.values import CodeReading, as_written, code_list, code_reading, convert, date_list, strings
+from grouper.plausibility import check_table, checked_stream
 from grouper.resources import data_path
 from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
 
@@ -432,12 +433,15 @@ def read_cases(
 
     Parquet files and folders (read recursively for ``*.parquet``) are read as they are (headers renamed by
     ``layout.rename``), keeping only ``columns`` that exist (all when None); when a file is CSV or Excel, every
-    file goes through :func:`read_discharges` (canonical columns; ``layout`` and ``on_mapping`` as there).
+    file goes through :func:`read_discharges` (canonical columns; ``layout`` and ``on_mapping`` as there). The
+    hard plausibility rules (:mod:`grouper.plausibility`) are those of a settlement.
 
     Raises
     ------
     InputError
-        A path that does not exist, no Parquet file in the folders, or no case at all.
+        A path that does not exist, no Parquet file in the folders, no case at all, or a value outside its hard
+        plausible range (a cost of 1e15 or ``inf``): one error naming the file, the row, the column and how
+        many rows of the file are like it, never the value.
     """
     paths = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
     files = history_files(paths)
@@ -458,12 +462,21 @@ def read_cases(
             table = dataset.to_table(columns=[names[header.index(c)] for c in wanted]).rename_columns(wanted)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{named}: not readable Parquet ({one_line(exc)})", path=paths[0]) from None
+        start = 0  # the hard plausibility rules, per file (a cost of 1e15 or inf: one error naming its row)
+        for f, part in zip(files, dataset.get_fragments(), strict=True):
+            n = part.count_rows()
+            check_table(table.slice(start, n), where=f, first_row=first_data_row(f))
+            start += n
     else:
         cols = None if columns is None else tuple(columns)
         table = pa.concat_tables(
             t
             for f in files
-            for t in read_discharges(f, encoding=encoding, columns=cols, layout=layout, on_mapping=on_mapping)
+            for t in checked_stream(
+                read_discharges(f, encoding=encoding, columns=cols, layout=layout, on_mapping=on_mapping),
+                where=f,
+                first_row=lambda f=f: first_data_row(f, encoding=encoding, layout=layout),
+            )
         )
     if table.num_rows == 0:
         raise InputError(f"{named}: no cases in the history", path=paths[0])

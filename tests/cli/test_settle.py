@@ -111,7 +111,9 @@ def test_rows_that_do_not_line_up_name_both_files_and_the_row(files):
     r = _settle(files, name, "swapped")
     assert r.exit_code == 1
     assert f"{files / 'grouped.csv'}: rows do not line up with {files / name}" in r.output.replace("\n", "")
-    assert "row 6: another case_id than in" in r.output.replace("\n", "")
+    # the 6th case is line 7 of either CSV file (its header is line 1): rows as the user sees them
+    assert "row 7: another case_id than in" in r.output.replace("\n", "")
+    assert f"row 7 of {files / name} has no grouped row" in r.output.replace("\n", "")
     assert "C5" not in r.output and "X5" not in r.output  # the row, never its case_id
 
 
