@@ -198,7 +198,7 @@ def settle_files(
                         special_cases=declared,
                         deductions=deducted,
                         on_pass=on_pass,
-                        per_case=lambda: counted(src(without=("patient_id",))),
+                        on_rows=on_rows,
                     )
 
                 hosp_table, region = source.read_with_restart(run)

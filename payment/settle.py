@@ -6,12 +6,14 @@ budget to the fen), payment due after the assessment coefficient, audit deductio
 monthly prepayments and the clearing payment. Hospital money is exact (fractions) and rounded once.
 
 :func:`settle_batches` streams: a reduction pass (sums per hospital × pool in row order, and the region-wide
-special-case and bed-day aggregates) then a per-case pass; :func:`settle` runs it over slices of a table.
+special-case and bed-day aggregates), each batch's priced cases kept in a spill file, then a per-case pass over
+the spill; :func:`settle` runs it over slices of a table.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -59,7 +61,8 @@ from payment.points import (
     special_case_cap,
 )
 from payment.policy import ByKey
-from payment.route import REASONS, Route, Routing, route_cases
+from payment.route import REASONS, Route, route_cases
+from payment.spill import Spill
 
 __all__ = [
     "ExpectedPayments",
@@ -237,21 +240,23 @@ def settle_batches(
     special_cases: Sequence[str] = (),
     deductions: Mapping[tuple[str, int], int] | None = None,
     on_pass: Callable[[str, int | None], None] | None = None,
-    per_case: Callable[[], Iterable[pa.Table]] | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> tuple[pa.Table, dict]:
     """Settle a region's year from record batches with bounded memory (the engine behind :func:`settle`).
 
-    Pass 1 reduces the batches to per hospital × pool sums (the point value depends on all cases) and to
-    the small aggregates that need the whole region: the 特例单议 approvals (region-wide cap, declared
-    order) and the bed-day episodes (re-admission merging and yearly caps per patient). When approved
-    special cases or unified bed-day points change a case's points, the sums are taken again (pass 1b).
-    Pass 2 re-reads the batches and hands each per-case table to ``write``, in input order. Sums are
-    taken in row order across batches, so the results do not depend on how the cases are cut.
+    Pass 1 reads the batches (once), routes and prices every case and reduces them to per hospital × pool
+    sums (the point value depends on all cases) and to the small aggregates that need the whole region: the
+    特例单议 approvals (region-wide cap, declared order) and the bed-day episodes (re-admission merging and
+    yearly caps per patient). What pass 2 needs of each priced batch goes to a spill file (payment.spill:
+    bounded memory, no second read or pricing). When approved special cases or unified bed-day points change
+    a case's points, the sums are taken again from the spill (pass 1b). Pass 2 reads the spill back, applies
+    the region-wide decisions and hands each per-case table to ``write``, in input order. Sums are taken in
+    row order across batches, so the results do not depend on how the cases are cut.
 
     Parameters
     ----------
     batches : callable
-        Returns a fresh iterable of case tables (the same rows, in the same order, at every call).
+        Returns an iterable of case tables (called once).
     hospitals, policy, catalogue, weights, history, special_cases, deductions
         As for :func:`settle`.
     write : callable
@@ -259,9 +264,9 @@ def settle_batches(
     on_pass : callable, optional
         ``on_pass(what, rows)`` at the start of each pass over the batches (progress bars): what it does and
         the rows it reads (None for the first pass, whose count is not known yet).
-    per_case : callable, optional
-        The batches of pass 2 when they can be read without ``patient_id`` (only pass 1 reads it, for the
-        bed-day episodes): the same rows as ``batches``. Default: ``batches``.
+    on_rows : callable, optional
+        Called with the rows of each batch read back from the spill (passes 1b and 2; the caller counts the
+        batches it gives pass 1), for progress bars.
 
     Returns
     -------
@@ -278,16 +283,32 @@ def settle_batches(
     )
     passes = on_pass or (lambda what, rows: None)
     passes("pass 1: points and sums", None)
-    scan = scan_part(reg, batches)
-    res = scan.resolve()
-    if needs_second_sums(reg, res):
-        passes("pass 1b: sums after special cases and bed-day episodes", scan.rows)
-        scan.sums = sums_part(reg, batches, 0, res)
-    pools = settle_pools(reg, scan.sums)
-    passes("pass 2: payments per case", scan.rows)
-    fund_by_route, rows = cases_part(reg, per_case or batches, 0, res, pools, write)
-    if rows != scan.rows:
-        raise InputError(f"cases: the batches changed between passes ({scan.rows} rows, then {rows})")
+    with Spill() as spill:  # each batch as pass 1 priced it, for pass 2 (the input is read once)
+        scan = _Scan(reg)
+        for t in batches():
+            f = _priced(t, reg, scan.rows)
+            scan.add(f)
+            spill.write(_spilled(f))
+        res = scan.resolve()
+
+        def frames() -> Iterator[_Frame]:
+            offset = 0
+            for t in spill:
+                yield _resolved(_unspilled(t, reg, offset), reg, res)
+                offset += t.num_rows
+                if on_rows is not None:
+                    on_rows(t.num_rows)
+
+        if needs_second_sums(reg, res):
+            passes("pass 1b: sums after special cases and bed-day episodes", scan.rows)
+            scan.sums = _Sums(reg)
+            for f in frames():
+                scan.sums.add(f)
+        pools = settle_pools(reg, scan.sums)
+        passes("pass 2: payments per case", scan.rows)
+        fund_by_route = np.zeros(reg.n_h * 8 + 1, dtype=np.int64)
+        for f in frames():
+            write(_case_table(f, reg, pools, fund_by_route))
     return finish(reg, scan, pools, fund_by_route, res)
 
 
@@ -574,19 +595,20 @@ class _Resolved:
 class _Frame:
     """Per-case arrays of one batch (rows ``offset`` … ``offset + n − 1`` of the region)."""
 
-    table: pa.Table
+    table: (
+        pa.Table
+    )  #: the cases (a frame read back from the spill: case_id, hospital_id, insurance_type only)
     offset: int
     hidx: np.ndarray
-    level: np.ndarray
     pool: np.ndarray
     cost: np.ndarray
-    fund_paid: np.ndarray
-    patient_paid: np.ndarray
     cost_fen: np.ndarray  #: the case's money in fen (int64): sums of it are exact
     fund_fen: np.ndarray
     patient_fen: np.ndarray
-    los: np.ndarray
-    routing: Routing
+    month: np.ndarray  #: month 1–12 of the discharge date (0: none)
+    route: np.ndarray  #: int8 ``Route`` codes (payment.route.Routing)
+    reason: np.ndarray  #: index into ``REASONS``
+    per_case_item: np.ndarray  #: per-case price item (−1: not PER_CASE)
     in_scheme: np.ndarray
     base: np.ndarray
     k_case: np.ndarray
@@ -599,17 +621,23 @@ class _Frame:
     standard_amount: np.ndarray
     pooled: np.ndarray  #: points paid from the pool (scheme cases; fallbacks under the unified design)
     slot: np.ndarray  #: hospital × pool slot (last slot: outside every pool)
-    group_avg: (
-        np.ndarray
-    )  #: the group's average cost A (DIP A × level factor; DRG RW × city_avg_cost), NaN unknown
-
-    @property
-    def route(self) -> np.ndarray:
-        return self.routing.route
+    # pass 1 only (None in a frame read back from the spill)
+    level: np.ndarray | None = None
+    los: np.ndarray | None = None
+    bed_day_category: np.ndarray | None = None
+    #: the group's average cost A (DIP A × level factor; DRG RW × city_avg_cost), NaN unknown
+    group_avg: np.ndarray | None = None
 
 
 def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) -> _Frame:
     """Route and price one batch; ``res`` None (pass 1) = no special case approved, bed-day amounts unknown."""
+    f = _priced(cases, reg, offset)
+    return f if res is None else _resolved(f, reg, res)
+
+
+def _priced(cases: pa.Table, reg: _Region, offset: int) -> _Frame:
+    """One batch routed and priced as pass 1 sees it: before the region-wide decisions (approved 特例单议, bed-day
+    amounts), which :func:`_resolved` applies."""
     policy, pools = reg.policy, reg.pools
     n = cases.num_rows
     hidx = lookup(strings(cases, "hospital_id"), reg.hosp_ids)
@@ -641,13 +669,6 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     no_id = isin(status, ["CASE_ID_MISSING"])
     routing = route_cases(cases, policy, level.astype(np.int8), grouped, pool >= 0, duplicate, no_id)
     route = routing.route
-    # 特例单议 approved in pass 1 (docs/formulas.md §9): paid by item, or at the actual cost in points (below)
-    special = np.zeros(n, dtype=bool)
-    if res is not None:
-        special[_rows_in(res.approved, offset, n)] = True
-        if policy.special_case.payment == "fee_for_service":
-            np.putmask(route, special, Route.FEE_FOR_SERVICE)
-            np.putmask(routing.reason, special, REASONS.index("special_case_fee_for_service"))
     in_scheme = route == (Route.DIP if policy.scheme == "dip" else Route.DRG)
 
     # case points
@@ -681,17 +702,10 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     deviation = np.where(in_scheme, dev, np.int8(0)).astype(np.int8)
     vb_case = reg.vb_pool[pool]
 
-    # 特例单议 paid in points: the actual cost converted to points at the budget point value
-    standard_amount = np.zeros(n)
-    is_bd = route == Route.BED_DAY
-    if res is not None:
-        cost_points = special & in_scheme
-        points[cost_points] = cost[cost_points] / vb_case[cost_points]
-        lo, hi = np.searchsorted(res.bd_rows, (offset, offset + n))
-        standard_amount[res.bd_rows[lo:hi] - offset] = res.bd_amount[lo:hi]
+    standard_amount = np.zeros(n)  # bed-day amounts: known after pass 1
     is_pc = route == Route.PER_CASE
     np.copyto(standard_amount, routing.per_case_price, where=is_pc)
-    fallback = is_bd | is_pc
+    fallback = (route == Route.BED_DAY) | is_pc
     if reg.unified:
         points[fallback] = standard_amount[fallback] / vb_case[fallback]
     pooled = in_scheme | (fallback & reg.unified)
@@ -700,10 +714,86 @@ def _frame(cases: pa.Table, reg: _Region, offset: int, res: _Resolved | None) ->
     units = to_point_units(points)
     fund_paid, patient_paid = numbers(cases, "fund_paid", 0.0), numbers(cases, "patient_paid", 0.0)
     return _Frame(
-        cases, offset, hidx, level, pool, cost, fund_paid, patient_paid, fen_half_up(cost),
-        fen_half_up(fund_paid), fen_half_up(patient_paid), los, routing,
-        in_scheme, base, k_case, aux, units / POINT_UNITS, units, deviation, vb_case, special,
-        standard_amount, pooled, slot, avg,
+        table=cases, offset=offset, hidx=hidx, pool=pool, cost=cost, cost_fen=fen_half_up(cost),
+        fund_fen=fen_half_up(fund_paid), patient_fen=fen_half_up(patient_paid), month=_months(cases), route=route,
+        reason=routing.reason, per_case_item=routing.per_case_item, in_scheme=in_scheme, base=base, k_case=k_case,
+        aux=aux, points=units / POINT_UNITS, units=units, deviation=deviation, vb_case=vb_case,
+        special=np.zeros(n, dtype=bool), standard_amount=standard_amount, pooled=pooled, slot=slot, level=level,
+        los=los, group_avg=avg, bed_day_category=routing.bed_day_category,
+    )  # fmt: skip
+
+
+def _resolved(f: _Frame, reg: _Region, res: _Resolved) -> _Frame:
+    """A batch priced by :func:`_priced` with the region-wide decisions of pass 1 applied: 特例单议 approved (paid
+    by item, or at the actual cost in points: docs/formulas.md §9) and the bed-day standard amounts; the same
+    arrays as routing and pricing the batch again with them."""
+    policy, n, offset = reg.policy, len(f.cost), f.offset
+    special = np.zeros(n, dtype=bool)
+    special[_rows_in(res.approved, offset, n)] = True
+    route, reason = f.route, f.reason
+    if special.any() and policy.special_case.payment == "fee_for_service":
+        route, reason = route.copy(), reason.copy()
+        np.putmask(route, special, Route.FEE_FOR_SERVICE)
+        np.putmask(reason, special, REASONS.index("special_case_fee_for_service"))
+    in_scheme = route == (Route.DIP if policy.scheme == "dip" else Route.DRG)
+    # approved cases only leave the scheme: the scheme cases' points and deviation are pass 1's
+    units = np.where(in_scheme, f.units, 0)
+    deviation = np.where(in_scheme, f.deviation, np.int8(0)).astype(np.int8)
+    vb_case = f.vb_case
+    cost_points = special & in_scheme  # 特例单议 paid in points: the actual cost at the budget point value
+    units[cost_points] = to_point_units(f.cost[cost_points] / vb_case[cost_points])
+    standard_amount = f.standard_amount.copy()
+    lo, hi = np.searchsorted(res.bd_rows, (offset, offset + n))
+    standard_amount[res.bd_rows[lo:hi] - offset] = res.bd_amount[lo:hi]
+    fallback = (route == Route.BED_DAY) | (route == Route.PER_CASE)
+    if reg.unified:
+        units[fallback] = to_point_units(standard_amount[fallback] / vb_case[fallback])
+    pooled = in_scheme | (fallback & reg.unified)
+    slot = np.where(pooled, f.hidx * reg.n_pool + np.maximum(f.pool, 0), reg.n_h * reg.n_pool)
+    return dataclasses.replace(
+        f,
+        route=route,
+        reason=reason,
+        in_scheme=in_scheme,
+        points=units / POINT_UNITS,
+        units=units,
+        deviation=deviation,
+        special=special,
+        standard_amount=standard_amount,
+        pooled=pooled,
+        slot=slot,
+    )
+
+
+#: What pass 2 needs of a priced batch besides the case columns it copies (_IDS): kept in the spill
+_KEPT = ("hidx", "pool", "cost", "fund_fen", "patient_fen", "month", "route", "reason", "per_case_item", "units",
+         "deviation", "base", "k_case", "aux", "standard_amount")  # fmt: skip
+#: The case columns cases.parquet copies (as they are read).
+_IDS = ("case_id", "hospital_id", "insurance_type")
+
+
+def _spilled(f: _Frame) -> pa.Table:
+    """A priced batch as the spill keeps it: the copied case columns and the arrays of :data:`_KEPT`."""
+    ids = [f.table.column("case_id"), f.table.column("hospital_id"), strings(f.table, "insurance_type")]
+    return pa.table(ids + [pa.array(getattr(f, name)) for name in _KEPT], names=[*_IDS, *_KEPT])
+
+
+def _unspilled(t: pa.Table, reg: _Region, offset: int) -> _Frame:
+    """The frame of a batch read back from the spill (rows ``offset`` … of the region), as :func:`_priced` gave
+    it (without the pass-1-only arrays)."""
+    a = {name: t.column(name).to_numpy() for name in _KEPT}
+    hidx, pool, route, units = a["hidx"], a["pool"], a["route"], a["units"]
+    in_scheme = route == (Route.DIP if reg.policy.scheme == "dip" else Route.DRG)
+    fallback = (route == Route.BED_DAY) | (route == Route.PER_CASE)
+    pooled = in_scheme | (fallback & reg.unified)
+    slot = np.where(pooled, hidx * reg.n_pool + np.maximum(pool, 0), reg.n_h * reg.n_pool)
+    return _Frame(
+        table=t.select(list(_IDS)), offset=offset, hidx=hidx, pool=pool, cost=a["cost"],
+        cost_fen=fen_half_up(a["cost"]), fund_fen=a["fund_fen"], patient_fen=a["patient_fen"], month=a["month"],
+        route=route, reason=a["reason"], per_case_item=a["per_case_item"], in_scheme=in_scheme, base=a["base"],
+        k_case=a["k_case"], aux=a["aux"], points=units / POINT_UNITS, units=units, deviation=a["deviation"],
+        vb_case=reg.vb_pool[pool], special=np.zeros(len(route), dtype=bool), standard_amount=a["standard_amount"],
+        pooled=pooled, slot=slot,
     )  # fmt: skip
 
 
@@ -728,7 +818,7 @@ class _Sums:
         for row, w in zip(self.slot, (f.units, f.patient_fen, f.cost_fen, f.fund_fen), strict=True):
             _add_exact(row, f.slot, w)
         if f.pooled.any():
-            key = f.slot * 13 + _months(f.table)
+            key = f.slot * 13 + f.month
             for row, w in zip(self.month, (f.units, f.patient_fen), strict=True):
                 _add_exact(row, key, w)
             self.month_count += np.bincount(key, minlength=len(self.month_count))
@@ -799,11 +889,11 @@ class _Scan:
         reg, n = self.reg, len(f.cost)
         self.sums.add(f)
         self.routes += np.bincount(f.route.astype(np.int64), minlength=7)
-        self.reasons += np.bincount(f.routing.reason.astype(np.int64), minlength=len(REASONS))
+        self.reasons += np.bincount(f.reason.astype(np.int64), minlength=len(REASONS))
         if "discharge_date" in f.table.column_names:
             self.no_date += f.table.column("discharge_date").null_count
         if "total_cost" in f.table.column_names:
-            invalid = f.routing.reason == REASONS.index("cost_invalid")
+            invalid = f.reason == REASONS.index("cost_invalid")
             if invalid.any():
                 empty = f.table.column("total_cost").is_null().to_numpy(zero_copy_only=False)
                 self.no_cost += int((invalid & empty).sum())
@@ -855,7 +945,7 @@ class _Scan:
         if sc.eligible_basis == "case_standard":
             standard = standard * f.k_case[pos] * f.aux[pos]
         self.declared_row[todo] = f.offset + pos
-        self.declared_reason[todo] = f.routing.reason[pos]
+        self.declared_reason[todo] = f.reason[pos]
         self.declared_cost[todo] = f.cost_fen[pos]
         self.declared_ok[todo] = f.in_scheme[pos] & compare(
             f.cost[pos], sc.eligible_ratio * standard, sc.eligible_op
@@ -890,7 +980,7 @@ def _bed_day_inputs(f: _Frame, reg: _Region) -> tuple:
     bd = reg.policy.bed_day
     cases = f.table
     sel = np.flatnonzero(f.route == Route.BED_DAY)
-    cat = f.routing.bed_day_category[sel]
+    cat = f.bed_day_category[sel]
     rate = np.zeros(len(sel))
     for i, c in enumerate(bd.categories):
         np.copyto(rate, c["rate"].at(f.level[sel], missing=0.0), where=cat == i)
@@ -1097,7 +1187,7 @@ def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarra
     point_value = pools.value[f.pool]
     is_bd, is_pc = route == Route.BED_DAY, route == Route.PER_CASE
     carve = (is_bd | is_pc) & (not reg.unified)
-    pc_ratio = np.array([it["fund_ratio"] for it in policy.per_case.entries] + [0.0])[f.routing.per_case_item]
+    pc_ratio = np.array([it["fund_ratio"] for it in policy.per_case.entries] + [0.0])[f.per_case_item]
     kind = np.select(
         [f.pooled, carve & is_pc, carve & is_bd, route == Route.FEE_FOR_SERVICE], [1, 2, 3, 4], 0
     ).astype(np.int8)
@@ -1115,9 +1205,7 @@ def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarra
             "route": pa.DictionaryArray.from_arrays(
                 pa.array(route.astype(np.int8) - 1), pa.array([r_.name for r_ in Route])
             ),
-            "route_reason": pa.DictionaryArray.from_arrays(
-                pa.array(f.routing.reason), pa.array(list(REASONS))
-            ),
+            "route_reason": pa.DictionaryArray.from_arrays(pa.array(f.reason), pa.array(list(REASONS))),
             "deviation": pa.DictionaryArray.from_arrays(pa.array(f.deviation), pa.array(_DEV_NAMES)),
             "special_case": pa.array(f.special),
             "base_points": pa.array(np.where(in_scheme, f.base, 0.0)),

@@ -81,8 +81,13 @@ def test_no_cases_still_settles():
     assert result.hospitals.column("cases").to_pylist() == [0, 0]
 
 
-def test_batches_are_read_twice_and_written_once_in_order(region):
-    cases, hospitals, _ = region
+@pytest.mark.parametrize(
+    "policy", [DEMO, EXACT.replace({"budget.design": "unified"})], ids=["demo", "unified"]
+)
+def test_batches_are_read_once_and_written_once_in_order(region, policy):
+    """Pass 2 (and pass 1b: special cases approved, bed-day points in the pools) start from the spill of pass 1:
+    the input is read once."""
+    cases, hospitals, declared = region
     reads: list[int] = []
     written: list[pa.Table] = []
 
@@ -90,23 +95,12 @@ def test_batches_are_read_twice_and_written_once_in_order(region):
         reads.append(1)
         return (cases.slice(i, 1_000) for i in range(0, cases.num_rows, 1_000))
 
-    hosp, info = settle_batches(batches, hospitals, DEMO, write=written.append)
-    assert hosp.equals(settle(cases, hospitals, DEMO).hospitals)
-    assert len(reads) == 2 and len(written) == 6  # no special case, no unified bed days: two passes
-    assert pa.concat_tables(written).column("case_id").to_pylist() == cases.column("case_id").to_pylist()
-    assert info == settle(cases, hospitals, DEMO).region
-
-
-def test_batches_that_change_between_passes_are_an_error(region):
-    cases, hospitals, _ = region
-    calls: list[int] = []
-
-    def batches():
-        calls.append(1)
-        return [cases if len(calls) == 1 else cases.slice(1)]
-
-    with pytest.raises(InputError, match="changed between passes"):
-        settle_batches(batches, hospitals, DEMO, write=lambda t: None)
+    hosp, info = settle_batches(batches, hospitals, policy, write=written.append, special_cases=declared)
+    whole = settle(cases, hospitals, policy, special_cases=declared, batch_size=cases.num_rows)
+    assert info["special_cases"]["approved"] > 0
+    assert len(reads) == 1 and len(written) == 6
+    assert pa.concat_tables(written).to_pylist() == whole.cases.to_pylist()
+    assert hosp.equals(whole.hospitals) and info == whole.region
 
 
 @pytest.fixture(scope="module")
