@@ -772,16 +772,26 @@ _KEPT = ("hidx", "pool", "cost", "fund_fen", "patient_fen", "month", "route", "r
 _IDS = ("case_id", "hospital_id", "insurance_type")
 
 
+#: Narrower types the spill keeps some of them in (their values fit; read back as int64).
+_NARROW = {"hidx": np.int32, "pool": np.int8, "month": np.int8}
+
+
 def _spilled(f: _Frame) -> pa.Table:
     """A priced batch as the spill keeps it: the copied case columns and the arrays of :data:`_KEPT`."""
     ids = [f.table.column("case_id"), f.table.column("hospital_id"), strings(f.table, "insurance_type")]
-    return pa.table(ids + [pa.array(getattr(f, name)) for name in _KEPT], names=[*_IDS, *_KEPT])
+    kept = [getattr(f, name) for name in _KEPT]
+    kept = [
+        pa.array(a.astype(_NARROW.get(name, a.dtype), copy=False))
+        for name, a in zip(_KEPT, kept, strict=True)
+    ]
+    return pa.table(ids + kept, names=[*_IDS, *_KEPT])
 
 
 def _unspilled(t: pa.Table, reg: _Region, offset: int) -> _Frame:
     """The frame of a batch read back from the spill (rows ``offset`` … of the region), as :func:`_priced` gave
     it (without the pass-1-only arrays)."""
     a = {name: t.column(name).to_numpy() for name in _KEPT}
+    a.update({name: a[name].astype(np.int64) for name in _NARROW})
     hidx, pool, route, units = a["hidx"], a["pool"], a["route"], a["units"]
     in_scheme = route == (Route.DIP if reg.policy.scheme == "dip" else Route.DRG)
     fallback = (route == Route.BED_DAY) | (route == Route.PER_CASE)
