@@ -16,7 +16,7 @@ KERNELS = {
     "drg": ("grouper.batch:_fnv1a", "grouper.drg._kernel:_group_range"),
     "dip": (
         "grouper.batch:_fnv1a",
-        "grouper.dip._kernel:core_rows",
+        "grouper.dip._kernel:_core_rows",
         "grouper.dip._kernel:segment_max",
         "grouper.dip._kernel:segment_min",
     ),

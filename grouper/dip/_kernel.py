@@ -11,7 +11,11 @@ CRITERIA = {"most_related": MOST_RELATED, "exact_set": EXACT_SET, "highest_score
             "closest_cost": CLOSEST_COST}  # fmt: skip
 
 
-@njit(cache=True)
+#: A helper of a kernel, without numba's reference counting (it allocates nothing; see grouper/drg/_kernel.py).
+_helper_jit = njit(cache=True, _nrt=False)
+
+
+@_helper_jit
 def _value(kind, matched, exact, score, group_cost, case_cost):
     if kind == MOST_RELATED:
         return float(matched)
@@ -25,7 +29,19 @@ def _value(kind, matched, exact, score, group_cost, case_cost):
     return -abs(case_cost - group_cost)
 
 
-@njit(cache=True)
+@_helper_jit
+def _first_at_least(keys, key):
+    """Position of the first of the sorted ``keys`` not below ``key`` (``np.searchsorted``, cheaper to compile)."""
+    lo, hi = 0, keys.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def core_rows(sub_id, has_main, main_pid, off, pid, case_cost,
               u_key, u_start, u_end, g_row, g_score, g_cost, rel_off, rel_pid,
               stride, crit, partial):  # fmt: skip
@@ -36,9 +52,18 @@ def core_rows(sub_id, has_main, main_pid, off, pid, case_cost,
     at least one, or it lists none). Among qualifying groups the criteria ``crit`` decide, in order; groups
     are sorted by dip_code within a key, so a full tie keeps the smallest dip_code.
     """
-    n = sub_id.shape[0]
-    out = np.full(n, -1, np.int32)
-    for i in range(n):
+    out = np.full(sub_id.shape[0], -1, np.int32)
+    _core_rows(out, sub_id, has_main, main_pid, off, pid, case_cost, u_key, u_start, u_end, g_row, g_score,
+               g_cost, rel_off, rel_pid, stride, crit, partial)  # fmt: skip
+    return out
+
+
+@njit(cache=True, _nrt=False)
+def _core_rows(out, sub_id, has_main, main_pid, off, pid, case_cost,
+               u_key, u_start, u_end, g_row, g_score, g_cost, rel_off, rel_pid,
+               stride, crit, partial):  # fmt: skip
+    """``core_rows`` into ``out`` (-1 where no group qualifies)."""
+    for i in range(sub_id.shape[0]):
         s = sub_id[i]
         if s < 0:
             continue
@@ -46,7 +71,7 @@ def core_rows(sub_id, has_main, main_pid, off, pid, case_cost,
         if has_main[i] and m < 0:
             continue  # the main procedure heads no group of the catalogue
         key = s * stride + m + 1
-        j = np.searchsorted(u_key, key)
+        j = _first_at_least(u_key, key)
         if j >= u_key.shape[0] or u_key[j] != key:
             continue
         best, b_matched, b_exact = -1, 0, False
@@ -85,7 +110,6 @@ def core_rows(sub_id, has_main, main_pid, off, pid, case_cost,
                 best, b_matched, b_exact = g, matched, exact
         if best >= 0:
             out[i] = g_row[best]
-    return out
 
 
 @njit(cache=True)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from numba import njit, prange
+from numba import njit
 
 from grouper._history import data_years, fingerprint, params_to_meta
 from grouper.codebook import DEFAULT_SCHEME, Codebook
@@ -310,13 +310,17 @@ def subtype_admitted(
     )
 
 
-@njit(cache=True, parallel=True)
 def _severity_flags(tables, pdx, off, odx):
     """Per case: 2 = an MCC, 1 = a CC, 0 = neither, among the other diagnoses after the principal's 排除表."""
     out = np.zeros(pdx.size, np.int8)
-    for i in prange(pdx.size):
-        out[i] = _kernel._severity(tables, pdx[i], odx[off[i] : off[i + 1]])[0]
+    _severity_into(out, tables, pdx, off, odx)
     return out
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # no reference counting: see grouper/drg/_kernel.py
+def _severity_into(out, tables, pdx, off, odx):
+    for i in range(pdx.size):
+        out[i] = _kernel._severity(tables, pdx[i], odx[off[i] : off[i + 1]])[0]
 
 
 class AuxTyping(Estimator):
