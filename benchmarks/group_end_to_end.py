@@ -16,10 +16,10 @@ Each line is one quotable figure, with the machine's load (``os.getloadavg``) at
   per case, tiled with unique ids).
 - ``csv``: the CLI on a CSV file of ``--csv-cases`` synthetic cases (``|``-separated code lists); floor: Arrow
   reading the needed columns of that CSV as text.
-- ``startup``: ``drgdip --help`` / ``--version`` (best of 5; floor: a bare ``python -c pass``), the cold first run
-  of a 5,000-case file (empty numba cache and codebook cache: a fresh install; floor: the same command warm),
-  each kernel's compile time (CPU s of its first call, empty numba cache), and a 10,000-case CSV grouped with warm
-  caches (target < 1.5 s).
+- ``startup``: ``benchmarks/cold_start.py``: each kernel's compile time (CPU s of its first call, empty numba
+  cache), the cold first run of a 5,000-case file (empty numba and codebook caches: a fresh install; floor: the
+  same command warm), a 10,000-case CSV grouped with warm caches (target < 1.5 s), and ``drgdip --help`` /
+  ``--version`` (best of 5; floor: a bare ``python -c pass``).
 
 Targets (issue 14): ≥ 2.5 M records/s and within 3× of the floor end to end; CSV ≥ 1 M records/s; first run < 10 s;
 ``--help``/``--version`` < 0.3 s. On a shared machine compare the ratios, not the wall times.
@@ -209,80 +209,6 @@ def _csv_rows(path: Path) -> int:
         return sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 24), b"")) - 1
 
 
-def _compile_times() -> None:
-    """CPU seconds of each kernel's first call in this process (run with an empty ``NUMBA_CACHE_DIR``)."""
-    import numpy as np
-
-    import grouper
-    import grouper.batch as batch
-    from grouper.drg.group import group_drg
-
-    def timed(label: str, call) -> None:
-        start = time.process_time()
-        call()
-        print(f"compile {label}: {time.process_time() - start:.2f} s CPU", flush=True)
-
-    ids = pa.array(["a", "b", "a"]).cast(pa.large_string())
-    offsets, data, _ = batch._buffers(ids)
-    timed("numba start + _fnv1a", lambda: batch._fnv1a(offsets, data))
-    timed("_records", lambda: batch._records(offsets, data, np.arange(2)))
-    timed("_rehash", lambda: batch.DuplicateTracker().reserve(10_000))
-    timed("_insert", lambda: batch.DuplicateTracker().flag(ids))
-    case = pa.table({"case_id": ["1"], "principal_dx": ["K22.301"], "other_dx": [["K11.901"]]})
-    for scheme in ("chs-drg-2.0", "chs-drg-1.1"):
-        codebook = grouper.Codebook.load(scheme)
-        timed(f"group_cases ({scheme})", lambda cb=codebook: group_drg(case, cb, duplicate=np.zeros(1, bool)))
-    from grouper.pipeline import grouping
-
-    run = grouping(scheme="dip", catalogue="pingdingshan-2025").run
-    timed("DIP kernels", lambda: run(case, np.zeros(1, bool)))
-
-
-def startup(cases: int = 5_000, csv_cases: int = 10_000) -> None:
-    import make_data  # (not at import: the floor processes load pyarrow only)
-
-    floor = min(_run([sys.executable, "-c", "pass"])[0] for _ in range(5))
-    for flag in ("--help", "--version"):
-        t = min(_run([*CLI, flag])[0] for _ in range(5))
-        print(
-            f"drgdip {flag}: {t:.3f} s; floor (bare python) {floor:.3f} s; ratio {t / floor:.2f} ({_load()})"
-        )
-    with tempfile.TemporaryDirectory(prefix="drgdip-cold-") as tmp:
-        source = make_data.make(cases, Path(tmp) / "small.parquet")
-        cold = _env(NUMBA_CACHE_DIR=f"{tmp}/numba", DRGDIP_CACHE=f"{tmp}/codebooks")
-        group = [*CLI, "group", str(source), "-o", f"{tmp}/out.parquet", "--force", "-q"]
-        done = subprocess.run(
-            [sys.executable, __file__, "--compile-times"],
-            env=_env(NUMBA_CACHE_DIR=f"{tmp}/numba-kernels", DRGDIP_CACHE=f"{tmp}/codebooks"),
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        print(done.stdout.strip(), flush=True)
-        wall, cpu, _ = _run(group, cold)
-        warm, warm_cpu, _ = _run(group, cold)
-        print(
-            f"cold first drgdip group of {cases:,} cases: {wall:.1f} s wall, {cpu:.1f} s CPU; floor (warm caches) "
-            f"{warm:.2f} s wall, {warm_cpu:.2f} s CPU; ratio {wall / warm:.1f} ({_load()})",
-            flush=True,
-        )
-        small_csv = Path(tmp) / "small.csv"
-        table = pq.read_table(make_data.make(csv_cases, Path(tmp) / "ten.parquet"))
-        cols = [
-            pc.binary_join(c.cast(pa.list_(pa.string())), "|") if pa.types.is_list(c.type) else c
-            for c in table.columns
-        ]
-        pacsv.write_csv(pa.table(cols, names=table.column_names), small_csv)
-        group = [*CLI, "group", str(small_csv), "-o", f"{tmp}/out.csv", "--force", "-q"]
-        _run(group, cold)  # caches warm for this input too
-        t = min(_run(group, cold)[0] for _ in range(3))
-        print(
-            f"warm drgdip group of a {csv_cases:,}-case CSV: {t:.2f} s (best of 3); floor (bare python) "
-            f"{floor:.3f} s ({_load()})",
-            flush=True,
-        )
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10_000_000, help="rows of the big Parquet files")
@@ -290,10 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="parquet,heavy,csv,startup", help="comma-separated sections")
     parser.add_argument("--floor-parquet", nargs=2, metavar=("FILE", "COLUMNS"), help=argparse.SUPPRESS)
     parser.add_argument("--floor-csv", nargs=2, metavar=("FILE", "COLUMNS"), help=argparse.SUPPRESS)
-    parser.add_argument("--compile-times", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.compile_times:
-        return _compile_times()
     if args.floor_parquet:
         return _floor_parquet(*args.floor_parquet)
     if args.floor_csv:
@@ -312,7 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     if "csv" in only:
         end_to_end("synthetic CSV", csv_file(args.csv_cases), "chs-drg-2.0", kind="csv")
     if "startup" in only:
-        startup()
+        import cold_start
+
+        cold_start.main([])
 
 
 if __name__ == "__main__":
