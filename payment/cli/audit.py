@@ -84,11 +84,14 @@ def audit(
     """Self-audit of discharge files (see the help text)."""
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.dip import read_catalogue
+    from grouper.jit import start_numba
     from grouper.pipeline import aux_typing_for
     from payment.audit import AuditSettings, QcLists, read_insurer
     from payment.audit.files import OUTPUT_FILES, audit_to_folder
     from payment.inputs import read_hospitals, read_weights
     from payment.policy import Policy
+
+    start_numba()
 
     scheme = scheme or DEFAULT_SCHEME
     run_on = engine(engine_kind, scheduler, workers)

@@ -66,7 +66,10 @@ def catalog(
     """Build a local DIP catalogue (目录库) from past years of cases; writes CSV (+ .toml) or Parquet by suffix."""
     from grouper.dip.aux import aux_path
     from grouper.fitting import catalogue_to_file
+    from grouper.jit import start_numba
     from payment.policy import Policy
+
+    start_numba()
 
     check_output(out, force)
     if aux:
@@ -148,6 +151,9 @@ def weights(
 ) -> None:
     """Fit DRG relative weights (相对权重) on past years of cases; writes CSV (+ .params.toml) or Parquet."""
     from grouper.fitting import weights_to_file
+    from grouper.jit import start_numba
+
+    start_numba()
 
     run_on = engine(engine_kind, scheduler, workers)
     check_output(out, force)

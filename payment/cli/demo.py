@@ -36,7 +36,10 @@ def demo(
     debug: bool = opt.DEBUG,
 ) -> None:
     """Run synth → catalog → group → settle on a synthetic region and print the region summary."""
+    from grouper.jit import start_numba
     from grouper.synth import split_by_year
+
+    start_numba()
 
     check_folder(out)
     if cases < DEMO_MIN_CASES:

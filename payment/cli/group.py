@@ -118,7 +118,7 @@ def group(
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.io import count_rows
-    from grouper.jit import KERNELS, needs_compiling
+    from grouper.jit import KERNELS, needs_compiling, start_numba
     from grouper.pipeline import group_to_file
 
     scheme = scheme or DEFAULT_SCHEME
@@ -146,6 +146,7 @@ def group(
     if migration:
         check_output(migration, force)
     totals = [count_rows(p) for p in inputs]
+    start_numba()
     kernels = KERNELS["dip" if scheme == "dip" else "drg"]
     if not quiet and all(Path(p).is_file() for p in inputs) and needs_compiling(kernels):
         console.print("compiling kernels (first run only)…", highlight=False)

@@ -110,11 +110,14 @@ def settle(
 ) -> None:
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
     from grouper.io import count_rows
+    from grouper.jit import start_numba
     from payment.cases import grouping_only
     from payment.pipeline import SETTLEMENT_FILES, settle_files
     from payment.policy import Policy
     from payment.settle import BATCH_SIZE
     from payment.whatif import with_settings
+
+    start_numba()
 
     run_on = engine(engine_kind, scheduler, workers)
     pol = with_settings(Policy.load(policy), settings or ())

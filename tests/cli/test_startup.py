@@ -92,3 +92,20 @@ def test_group_says_it_compiles_on_a_first_run(tmp_path, monkeypatch):
     assert "compiling kernels (first run only)…" in CliRunner().invoke(app, args).output
     quiet = CliRunner().invoke(app, [*args, "-q", "--force"])
     assert quiet.exit_code == 0 and quiet.output == ""
+
+
+def test_a_grouping_run_skips_numbas_blas_probe(tmp_path):
+    """``grouper.jit.start_numba``: numba's start does not import scipy.linalg, and a jitted np.dot still works."""
+    pytest.importorskip("scipy")
+    source = tmp_path / "in.csv"
+    source.write_text("case_id,sex,age_years,los_days,principal_dx\n1,1,40,3,J18.900\n", encoding="utf-8")
+    loaded = _modules_after(["group", str(source), "-o", str(tmp_path / "out.parquet"), "-q"])
+    assert "numba.np.arraymath" in loaded and "scipy.linalg" not in loaded
+    code = (
+        "import numba, numpy as np\n"
+        "from grouper.jit import start_numba\n"
+        "start_numba()\n"
+        "print(numba.njit(lambda a: np.dot(a, a))(np.ones(3)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "3.0"
