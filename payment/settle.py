@@ -25,6 +25,7 @@ from numba import njit
 
 from grouper.errors import DrgdipError, InputError, PolicyError
 from grouper.io.discharges import to_arrow
+from grouper.io.formats import read_ahead
 from grouper.status import Status
 from payment._arrays import isin, lookup, numbers, strings, to_str_numpy
 from payment.bands import Bands
@@ -283,12 +284,19 @@ def settle_batches(
     )
     passes = on_pass or (lambda what, rows: None)
     passes("pass 1: points and sums", None)
+
+    def priced() -> Iterator[tuple[_Frame, pa.Table]]:
+        rows = 0
+        for t in batches():
+            f = _priced(t, reg, rows)
+            yield f, _spilled(f)
+            rows += t.num_rows
+
     with Spill() as spill:  # each batch as pass 1 priced it, for pass 2 (the input is read once)
         scan = _Scan(reg)
-        for t in batches():
-            f = _priced(t, reg, scan.rows)
+        for f, kept in read_ahead(priced()):  # the next batch priced in a background thread
             scan.add(f)
-            spill.write(_spilled(f))
+            spill.write(kept)
         res = scan.resolve()
 
         def frames() -> Iterator[_Frame]:
