@@ -31,6 +31,7 @@ from grouper.io.discharges import (
     check_dates,
     dataset_files,
     read_discharges,
+    unreadable_dates,
 )
 from grouper.io.formats import PARQUET_SUFFIXES, Layout, first_data_row, raw_batches, read_ahead
 from grouper.io.values import convert, strings
@@ -345,12 +346,18 @@ def _normalised(path: Path, batch_size: int, without: Collection[str] = ()) -> I
     def select(headers: list[str]) -> list[str]:
         return [h for h in headers if (h in SETTLE_COLUMNS or h in GROUPING_COLUMNS) and h not in without]
 
-    offset = 0
-    for t in raw_batches(path, batch_size=batch_size, select=select):
-        out = _normalise(t)
-        check_dates(
-            path, t, out, {c: c for c in _DATES if c in t.column_names}, offset, lambda: first_data_row(path)
+    def rest(column: str, header: str) -> int:  # the file's other unreadable dates (on an error only)
+        return sum(
+            int(unreadable_dates(t.column(header), convert(_CANONICAL[column], t.column(column))).sum())
+            for t in batches
         )
+
+    offset = 0
+    batches = raw_batches(path, batch_size=batch_size, select=select)
+    for t in batches:
+        out = _normalise(t)
+        dates = {c: c for c in _DATES if c in t.column_names}
+        check_dates(path, t, out, dates, offset, lambda: first_data_row(path), rest)
         offset += t.num_rows
         yield out
 

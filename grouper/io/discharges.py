@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,6 +55,7 @@ __all__ = [
     "read_discharges",
     "read_discharges_keeping",
     "to_arrow",
+    "unreadable_dates",
 ]
 
 BATCH_SIZE = 1 << 18
@@ -223,6 +225,16 @@ def read_discharges_keeping(
             return
         if strict_dates:
             sources = {c: mapping[c][0] for c in strict_dates if c in mapping}
+
+            def rest(column: str, header: str) -> int:  # the file's other unreadable dates (on an error only)
+                n = 0
+                for later in batches:
+                    if layout is not None and layout.values:
+                        later = _mapped_values(later, mapping, layout.values, path)
+                    n += int(unreadable_dates(later.column(header), _canonical(later, mapping, path, verbatim)
+                                              .column(column)).sum())  # fmt: skip
+                return n
+
             check_dates(
                 path,
                 raw,
@@ -230,6 +242,7 @@ def read_discharges_keeping(
                 sources,
                 offset,
                 lambda: first_data_row(path, encoding=encoding, layout=layout),
+                rest,
             )
         offset += table.num_rows
         extra = {
@@ -254,31 +267,41 @@ def check_dates(
     sources: dict[str, str],
     offset: int,
     first: Callable[[], int],
+    rest: Callable[[str, str], int] | None = None,
 ) -> None:
     """Raise an :class:`InputError` for a date written in ``raw`` that ``table`` could not read (``07/05/2025``:
     day and month cannot be told apart; ``2025-02-30``), naming the file, the first such row (``offset``: rows
     before this batch; ``first()``: the file's first data row, :func:`grouper.io.formats.first_data_row`), the
-    column and how many more the batch holds — never the value.
+    column and how many more rows of the file are like it — never the value.
 
-    ``sources``: canonical date column of ``table`` → the column of ``raw`` it was read from."""
+    ``sources``: canonical date column of ``table`` → the column of ``raw`` it was read from. ``rest(column,
+    header)``: how many such dates the rest of the file holds (it reads on; without it, or when the rest of the file
+    cannot be read, the count is of this batch: "at least")."""
     for column, header in sources.items():
-        written = raw.column(header)
-        if pa.types.is_temporal(written.type):
-            continue  # typed dates are read as they are
-        bad = pc.and_(pc.is_valid(strings(written)), pc.is_null(table.column(column))).to_numpy(
-            zero_copy_only=False
-        )
+        bad = unreadable_dates(raw.column(header), table.column(column))
         if bad.any():
-            i, more = int(bad.argmax()), int(bad.sum()) - 1
+            i, more, exact = int(bad.argmax()), int(bad.sum()) - 1, rest is not None
+            if rest is not None:
+                try:
+                    more += rest(column, header)
+                except (InputError, OSError, pa.ArrowException, ValueError, TypeError):
+                    exact = False
             row = first() + offset + i
             raise InputError(
                 f"{path}: row {row}, column {column}: not a date as drgdip reads dates (YYYY-MM-DD, YYYY/M/D, "
                 "YYYYMMDD, YYYY年M月D日; dd/mm/yyyy is not read: day and month cannot be told apart)"
-                + (f"; at least {more:,} more row(s) like it" if more else ""),
+                + (f"; {'' if exact else 'at least '}{more:,} more row(s) like it" if more else ""),
                 path=path,
                 row=row,
                 column=column,
             )
+
+
+def unreadable_dates(written: pa.ChunkedArray | pa.Array, read: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Where a date column was written (text) but not read (empty in ``read``); typed dates are read as they are."""
+    if pa.types.is_temporal(written.type):
+        return np.zeros(len(written), bool)
+    return pc.and_(pc.is_valid(strings(written)), pc.is_null(read)).to_numpy(zero_copy_only=False)
 
 
 def to_arrow(data) -> pa.Table:
