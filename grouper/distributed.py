@@ -11,6 +11,10 @@ A dataset is a list of files (a folder: its Parquet files, hive partitions inclu
    function, with its duplicate tracker seeded by the ids it shares with earlier partitions, so a repeated id is
    flagged once, on the same row as locally.
 
+A catalogue build (:class:`ClusterHistory`) reads each file of the history on a worker and groups it there,
+twice (into the draft catalogue, then into the catalogue for auxiliary typing); the fit's statistics are
+computed by the caller on the columns that come back.
+
 The result tables come back in partition order, a few partitions ahead of the writer (memory on this machine is
 bounded), and go through the local engine's writer: the output file is byte-identical. The grouping settings
 (codebook, catalogue, tiers…) are loaded once per worker process and kept there. Paths must be readable by the
@@ -34,12 +38,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.batch import DuplicateTracker, _distinct, _hashes, case_hashes, group_files
-from grouper.errors import ClusterError, DrgdipError
+from grouper.errors import ClusterError, DrgdipError, InputError
 from grouper.io import BATCH_SIZE, read_discharges
 from grouper.io.formats import one_line
 
 __all__ = [
     "ENGINES",
+    "ClusterHistory",
     "Engine",
     "connect",
     "group_part_file",
@@ -408,6 +413,102 @@ def weights_history(
                 on_batch(table.num_rows)
             tables.append(table)
     return pa.concat_tables(tables, promote_options="default"), codebook if grouped else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the history of a catalogue
+
+
+def _history_part(path: str, columns: tuple[str, ...], encoding: str | None) -> pa.Table:
+    """One file of a history, read as :func:`grouper.io.read_cases` reads it (a file without cases: none)."""
+    from grouper.io import count_rows, read_cases
+
+    if count_rows(path) == 0:  # read_cases refuses a history without cases; an empty part is one of many
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        return schema.empty_table().select([c for c in columns if c in schema.names])
+    return read_cases([path], columns=columns, encoding=encoding)
+
+
+def _regroup_part(
+    path: str, columns: tuple[str, ...], encoding: str | None, est, rows: np.ndarray, draft, codes: list[str]
+) -> np.ndarray:
+    """The catalogue fit's regrouping (:meth:`DipCatalog.regroup_cases`) of the cases at ``rows`` of one file."""
+    part = _history_part(path, columns, encoding)
+    return est.regroup_cases(part.take(pa.array(rows)), draft, codes)
+
+
+def _groups_part(path: str, columns: tuple[str, ...], encoding: str | None, est) -> pa.Table:
+    """One file of a history grouped into the fitted catalogue (:func:`grouper.fitting.catalogue_groups`)."""
+    from grouper.fitting import catalogue_groups
+
+    return catalogue_groups(est, _history_part(path, columns, encoding), None)
+
+
+class ClusterHistory:
+    """The history of a catalogue build (:func:`grouper.fitting.catalogue_to_file`) on a cluster, one file per
+    task: :meth:`read` brings back the columns the fit reads, :meth:`regroup` and :meth:`groups` group the files
+    where they are, with the local engine's functions (the history's columns carry no case_id: no case is a
+    duplicate, as locally).
+
+    Parameters
+    ----------
+    client : distributed.Client
+    files : list of Path
+        The history's files, in the order the local engine reads them.
+    columns : tuple of str
+        The columns read (those a file lacks are left out, as :func:`grouper.io.read_cases` does).
+    encoding : str, optional
+        Of CSV files.
+    """
+
+    def __init__(self, client, files: list[Path], columns: tuple[str, ...], encoding: str | None) -> None:
+        self.client, self.files = client, [str(f) for f in files]
+        self.columns, self.encoding = columns, encoding
+        self.starts = np.zeros(1, np.int64)
+
+    def _calls(self, *extra) -> Iterator[tuple]:
+        return ((f, self.columns, self.encoding, *extra) for f in self.files)
+
+    def read(self, on_batch: Callable[[int], None] | None = None) -> pa.Table:
+        """The history as one table, in file order (as :func:`grouper.io.read_cases` reads the files)."""
+        tables = []
+        for table in ordered_results(self.client, _history_part, self._calls()):
+            if on_batch is not None:
+                on_batch(table.num_rows)
+            tables.append(table)
+        self.starts = np.cumsum([0, *(t.num_rows for t in tables)])
+        if not self.starts[-1]:
+            raise InputError(f"{', '.join(self.files)}: no cases in the history", path=self.files[0])
+        return pa.concat_tables(tables, promote_options="default")
+
+    def regroup(self, est) -> Callable[[np.ndarray, object, list[str]], np.ndarray]:
+        """The ``regroup`` of :meth:`DipCatalog.fit` for ``est`` on the history :meth:`read` read: the cases at
+        ``rows`` (sorted) regrouped file by file on the workers."""
+
+        def run(rows: np.ndarray, draft, codes: list[str]) -> np.ndarray:
+            cut = np.searchsorted(rows, self.starts)
+            calls = (
+                (f, self.columns, self.encoding, est, (rows[a:b] - start).astype(np.int32), draft, codes)
+                for f, a, b, start in zip(self.files, cut[:-1], cut[1:], self.starts[:-1], strict=True)
+                if b > a
+            )
+            found = list(ordered_results(self.client, _regroup_part, calls))
+            return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+        return run
+
+    def groups(self, est, on_batch: Callable[[int], None] | None = None) -> pa.Table:
+        """The history grouped into the fitted catalogue ``est`` (``dip_group``, ``dip_kind``), in file order."""
+        tables = []
+        held = np.diff(self.starts) > 0  # a file without cases has no groups (and nothing to group)
+        calls = (c for c, some in zip(self._calls(est), held, strict=True) if some)
+        for table in ordered_results(self.client, _groups_part, calls):
+            if on_batch is not None:
+                on_batch(table.num_rows)
+            tables.append(table)
+        return pa.concat_tables(tables)
 
 
 def _frozen(settings: dict) -> tuple:

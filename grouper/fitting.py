@@ -9,6 +9,7 @@ done to ``on_batch(rows)``, as :func:`grouper.pipeline.group_to_file` does.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "WEIGHTS_COLUMNS",
     "CatalogueRun",
     "WeightsRun",
+    "catalogue_groups",
     "catalogue_to_file",
     "weights_to_file",
     "with_drg",
@@ -82,6 +84,7 @@ def catalogue_to_file(
     if_exists: IfExists = "error",
     on_pass: OnPass | None = None,
     on_batch: OnBatch | None = None,
+    engine=None,
     **settings: Any,
 ) -> CatalogueRun:
     """Build a DIP catalogue from history files and write it: Parquet for a ``.parquet`` path, else CSV with
@@ -110,6 +113,12 @@ def catalogue_to_file(
         An existing catalogue or auxiliary typing file is refused (default) or replaced; checked before any work.
     on_pass, on_batch
         Progress callbacks (module notes).
+    engine : grouper.distributed.Engine, optional
+        Where the history is read and grouped (local when None). On a Dask cluster each file of the history is
+        read by a worker and the columns the fit reads come back; the two groupings of the history (into the
+        draft catalogue, then into the catalogue for auxiliary typing) run on the workers, part by part, with
+        the local engine's functions; the statistics are computed here by the same code: the same files, byte
+        for byte.
     **settings
         :class:`DipCatalog` settings (``years``, ``year_weights``, ``threshold``, ``trim``, ``tiers``, …).
 
@@ -121,11 +130,41 @@ def catalogue_to_file(
     typing = AuxTyping() if aux else None
     if typing is not None:
         check_target(aux_path(out), if_exists)
-    columns = dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ()))
-    table = _read(history, tuple(columns), encoding, on_pass, on_batch, layout, on_mapping)
+    columns = tuple(dict.fromkeys(HISTORY_COLUMNS + (typing.input_columns() if typing else ())))
     est = DipCatalog.from_policy(policy, **settings) if policy is not None else DipCatalog(**settings)
+    build = functools.partial(
+        _build_catalogue, est, out, typing, name=name, if_exists=if_exists, on_pass=on_pass, on_batch=on_batch
+    )
+    if engine is None or engine.local:
+        table = _read(history, columns, encoding, on_pass, on_batch, layout, on_mapping)
+        return build(table, None, lambda: catalogue_groups(est, table, on_batch))
+    from grouper.distributed import ClusterHistory, connect
+
+    files = _cluster_files(history, layout)
+    with connect(engine) as client:
+        cluster = ClusterHistory(client, files, columns, encoding)
+        _pass(on_pass, "reading the history on the cluster", None)
+        table = cluster.read(on_batch)
+        return build(table, cluster.regroup(est), lambda: cluster.groups(est, on_batch))
+
+
+def _build_catalogue(
+    est: DipCatalog,
+    out: Path,
+    typing: AuxTyping | None,
+    table: pa.Table,
+    regroup,
+    groups: Callable[[], pa.Table],
+    *,
+    name,
+    if_exists,
+    on_pass,
+    on_batch,
+) -> CatalogueRun:
+    """Fit ``est`` on ``table`` (regrouped by ``regroup``), write it, and fit auxiliary typing on the history
+    grouped into it (``groups()``): the one code path of both engines."""
     _pass(on_pass, "fitting the catalogue", None)
-    est.fit(table)
+    est.fit(table, regroup=regroup)
     meta = {"name": name} if name else {}
     if out.suffix.lower() == ".parquet":
         written = est.to_parquet(out, if_exists=if_exists, **meta)
@@ -134,9 +173,9 @@ def catalogue_to_file(
     run = CatalogueRun(est, written, warnings=list(est.warnings_))
     if typing is not None:
         _pass(on_pass, "grouping the history into the catalogue", table.num_rows)
-        groups = _in_batches(lambda t, duplicate: est.apply(t, duplicate=duplicate), table, on_batch)
+        grouped = groups()
         _pass(on_pass, "fitting auxiliary typing", None)
-        est.fit_aux(table, typing, groups=groups)
+        est.fit_aux(table, typing, groups=grouped)
         cat = read_catalogue(written)
         run.aux, run.aux_path = (
             typing,
@@ -146,6 +185,13 @@ def catalogue_to_file(
         )
         run.warnings += typing.warnings_
     return run
+
+
+def catalogue_groups(est: DipCatalog, table: pa.Table, on_batch: OnBatch | None) -> pa.Table:
+    """The history ``table`` grouped into the fitted catalogue ``est`` (in slices, with progress), cut to the
+    columns auxiliary typing reads (``dip_group``, ``dip_kind``); a part of a history gives its rows' groups."""
+    grouped = _in_batches(lambda t, duplicate: est.apply(t, duplicate=duplicate), table, on_batch)
+    return grouped.select(["dip_group", "dip_kind"])
 
 
 def weights_to_file(
@@ -194,12 +240,7 @@ def weights_to_file(
     if engine is not None and not engine.local:
         from grouper.distributed import weights_history
 
-        if layout is not None and layout != Layout():
-            raise SettingsError(
-                "an input layout (sheet, header row, renamed headers) is for the local engine"
-            )
-
-        files = history_files([history] if isinstance(history, str | os.PathLike) else history)
+        files = _cluster_files(history, layout)
         _pass(on_pass, "reading (and grouping) the history on the cluster", None)
         table, codebook = weights_history(
             engine, files, scheme or DEFAULT_SCHEME, encoding=encoding, on_batch=on_batch
@@ -218,6 +259,14 @@ def weights_to_file(
     else:
         written = est.to_csv(out, if_exists=if_exists)
     return WeightsRun(est, written, grouped_with, list(est.warnings_))
+
+
+def _cluster_files(history: Paths, layout: Layout | None) -> list[Path]:
+    """The files of a history read on a cluster, one part each (no input layout: the workers read the files as
+    they are)."""
+    if layout is not None and layout != Layout():
+        raise SettingsError("an input layout (sheet, header row, renamed headers) is for the local engine")
+    return history_files([history] if isinstance(history, str | os.PathLike) else history)
 
 
 def _pass(on_pass: OnPass | None, label: str, total: int | None) -> None:

@@ -6,6 +6,7 @@ docs/dip.md §4. The result is a :class:`grouper.dip.catalogue.Catalogue` (the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
@@ -75,6 +76,8 @@ HISTORY_COLUMNS = (
     "principal_proc",
     "other_procs",
 )
+#: ``regroup(rows, draft, codes)`` of :meth:`DipCatalog.fit`.
+Regroup = Callable[[np.ndarray, Catalogue, list[str]], np.ndarray]
 # Row kinds while building: core conservative, core + main procedure, core + related set, 综合, 空白.
 _K_CONS, _K_MAIN, _K_REL, _K_COMP, _K_BLANK = range(5)
 
@@ -374,7 +377,7 @@ class DipCatalog(Estimator):
         trim_of(self)
 
     # -- fit ----------------------------------------------------------------------------------------------------
-    def fit(self, history: pa.Table) -> DipCatalog:
+    def fit(self, history: pa.Table, *, regroup: Regroup | None = None) -> DipCatalog:
         """Learn the catalogue from grouped or ungrouped history (one row per case).
 
         Parameters
@@ -382,6 +385,10 @@ class DipCatalog(Estimator):
         history : pa.Table
             Columns ``year`` (or ``discharge_date``), ``total_cost`` (yuan), ``principal_dx``; optional
             ``principal_proc`` (the main procedure), ``other_procs`` (list<string> or ``|``-joined) and ``los_days``.
+        regroup : callable, optional
+            Who groups the history into the draft catalogue (``regroup``): ``regroup(rows, draft, codes)`` returns,
+            for the cases at ``rows`` (indices into ``history``), what :meth:`regroup_cases` returns for them (a
+            Dask cluster grouping the parts of the history where they are); None: this process.
 
         Returns
         -------
@@ -403,12 +410,12 @@ class DipCatalog(Estimator):
             "cost_invalid": int((in_window & ~cost_ok).sum()),
             "pdx_invalid": int((in_window & cost_ok & ~pdx_ok).sum()),
         }
-        rows = np.flatnonzero(use)
-        if rows.size == 0:
+        used = np.flatnonzero(use)
+        if used.size == 0:
             raise InputError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
-        h = history.take(pa.array(rows)) if rows.size < history.num_rows else history
-        cost = cost_all[rows]
-        yid = np.searchsorted(np.asarray(window), years[rows]).astype(np.int64)
+        h = history.take(pa.array(used)) if used.size < history.num_rows else history
+        cost = cost_all[used]
+        yid = np.searchsorted(np.asarray(window), years[used]).astype(np.int64)
 
         gid, desc = self._assign(h, cost)
         rows = _describe(desc)
@@ -423,7 +430,9 @@ class DipCatalog(Estimator):
         if self.regroup:
             # the chosen groups' statistics over the cases group_dip will put there (subset rule, tie-breaks)
             draft = self._table(rows, stats, np.full(n_groups, np.nan))[0]
-            gid = self._regroup(h, draft, rows)
+            draft = Catalogue(draft.select(CATALOGUE_SCHEMA.names), {})
+            codes = rows["dip_code"]
+            gid = self.regroup_cases(h, draft, codes) if regroup is None else regroup(used, draft, codes)
             grouped = gid >= 0  # an error status of group_dip (e.g. a principal the codebook does not know)
             self.n_excluded_["ungrouped"] = int((~grouped).sum())
             if not grouped.all():
@@ -442,8 +451,10 @@ class DipCatalog(Estimator):
         self.warnings_ = trim_warnings(self)
         return self
 
-    def _regroup(self, h: pa.Table, draft: pa.Table, rows: dict) -> np.ndarray:
-        """Group index per case after grouping the history into the draft catalogue (−1: not grouped)."""
+    def regroup_cases(self, h: pa.Table, draft: Catalogue, codes: list[str]) -> np.ndarray:
+        """The regrouping pass of :meth:`fit` over some of its cases: per case of ``h``, the index in ``codes``
+        of the group :func:`grouper.dip.group_dip` puts it in when grouping into the ``draft`` catalogue (−1:
+        not grouped). Each case alone (no duplicates): the cases may be grouped in parts, anywhere."""
         cases = (
             h
             if "case_id" in h.column_names
@@ -451,12 +462,12 @@ class DipCatalog(Estimator):
         )
         result = group_dip(
             cases,
-            Catalogue(draft.select(CATALOGUE_SCHEMA.names), {}),
+            draft,
             codebook=Codebook.load(self.codebook) if self.codebook else None,
             duplicate=np.zeros(h.num_rows, dtype=bool),
             **self._grouping(),
         )
-        pos = pc.index_in(result["dip_group"], value_set=pa.array(rows["dip_code"], pa.string()))
+        pos = pc.index_in(result["dip_group"], value_set=pa.array(codes, pa.string()))
         return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
     def _grouping(self) -> dict:

@@ -59,6 +59,9 @@ def catalog(
     rename: list[str] = opt.RENAME,
     value_map: list[str] = opt.VALUE_MAP,
     show_mapping: bool = opt.SHOW_MAPPING,
+    engine_kind: str = ENGINE,
+    scheduler: str = SCHEDULER,
+    workers: int = WORKERS,
     quiet: bool = opt.QUIET,
     force: bool = opt.FORCE,
     debug: bool = opt.DEBUG,
@@ -70,7 +73,7 @@ def catalog(
     from payment.policy import Policy
 
     start_numba()
-
+    run_on = engine(engine_kind, scheduler, workers)
     check_output(out, force)
     if aux:
         check_output(aux_path(out), force)
@@ -98,6 +101,7 @@ def catalog(
             if_exists=if_exists(force),
             on_pass=on_pass,
             on_batch=on_batch,
+            engine=run_on,
             **given,
         )
     show_mapping_lines()

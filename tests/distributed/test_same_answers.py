@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import grouper.batch
 from grouper.distributed import Engine
-from grouper.fitting import weights_to_file
+from grouper.fitting import catalogue_to_file, weights_to_file
 from grouper.pipeline import group_to_file
 from grouper.resources import data_path
 from grouper.synth import generate
@@ -223,5 +223,32 @@ def test_weights_fitted_on_the_cluster_are_the_same_file(dask, tmp_path):
         result = CliRunner().invoke(app, [*command, str(tmp_path / out), *options])
         assert result.exit_code == 0, result.output
     for suffix in (".csv", ".params.toml"):
+        local, remote = (tmp_path / f"cli-{e}{suffix}" for e in ("local", "dask"))
+        assert local.read_bytes() == remote.read_bytes(), suffix
+
+
+def test_catalogue_built_on_the_cluster_is_the_same_file(demo, dask, tmp_path):
+    """The demo's history in 4 parts (one of them empty): the workers read the parts and group them into the
+    draft catalogue and into the catalogue (for auxiliary typing), the caller computes the statistics; the
+    catalogue and its auxiliary typing are the local engine's files, byte for byte (and the command takes
+    --engine)."""
+    table = pq.read_table(demo / "region" / "history-2022-2024.parquet")
+    (tmp_path / "h").mkdir()
+    n = table.num_rows
+    for k, (a, b) in enumerate([(0, 700), (700, 700), (700, n // 2), (n // 2, n)]):
+        pq.write_table(table.slice(a, b - a), tmp_path / "h" / f"part-{k}.parquet")  # part-1 is empty
+    settings = {"years": (2022, 2023, 2024), "name": "demo-2025"}
+    local = catalogue_to_file([tmp_path / "h"], tmp_path / "local.csv", **settings)
+    remote = catalogue_to_file([tmp_path / "h"], tmp_path / "dask.csv", engine=dask, **settings)
+    assert local.catalogue.n_cases_ == remote.catalogue.n_cases_ > 0
+    assert local.aux.n_cases_ == remote.aux.n_cases_ > 0
+    for suffix in (".csv", ".toml", ".aux.csv", ".aux.params.toml"):
+        assert (tmp_path / f"local{suffix}").read_bytes() == (tmp_path / f"dask{suffix}").read_bytes(), suffix
+    command = ["catalog", "--history", str(tmp_path / "h"), "--years", "2022,2023,2024", "--quiet", "--out"]
+    address = dask.client.scheduler.address  # the command connects to the module's cluster
+    for out, options in (("cli-local", []), ("cli-dask", ["--engine", "dask", "--scheduler", address])):
+        result = CliRunner().invoke(app, [*command, str(tmp_path / f"{out}.parquet"), *options])
+        assert result.exit_code == 0, result.output
+    for suffix in (".parquet", ".aux.csv", ".aux.params.toml"):
         local, remote = (tmp_path / f"cli-{e}{suffix}" for e in ("local", "dask"))
         assert local.read_bytes() == remote.read_bytes(), suffix
