@@ -28,6 +28,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ __all__ = [
     "group_part_file",
     "group_partitions",
     "group_to_parts",
+    "held",
     "ordered_results",
     "repeated_ids",
     "weights_history",
@@ -155,6 +157,20 @@ def ordered_results(client, fn: Callable, calls: Iterable[tuple], *, ahead: int 
     finally:
         for future in pending:
             future.cancel()
+
+
+def _value(obj):
+    return obj
+
+
+def held(client, obj):
+    """``obj`` made available to the tasks of ``client``'s cluster, sent once, as the result of a task that
+    returns it: when a worker holding it dies, the scheduler reruns that task, where scattered data would be
+    lost (and the tasks needing it with it)."""
+    with warnings.catch_warnings():  # the object in the task graph is meant: it makes it recomputable
+        warnings.filterwarnings("ignore", "Large object", UserWarning)
+        warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+        return client.submit(_value, obj, pure=False)
 
 
 # ---------------------------------------------------------------------------------------------------------

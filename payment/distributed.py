@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from grouper.distributed import Engine, connect, ordered_results
+from grouper.distributed import Engine, connect, held, ordered_results
 from grouper.errors import InputError
 from grouper.io.writer import atomic_file
 from payment.casefile import CaseWriter, part_name
@@ -92,27 +91,16 @@ def _cases(reg, part, batch_size: int, encoding: str | None, offset: int, res, p
     return fund, rows
 
 
-def _value(obj):
-    return obj
-
-
 @contextlib.contextmanager
 def _runner(engine: Engine) -> Iterator[tuple[Callable, Callable]]:
-    """(put, run): ``put(obj)`` makes an object available to the tasks (sent once, as the result of a task that
-    returns it: a worker holding it that dies is not a loss, the scheduler reruns that task, where scattered data
-    would be gone); ``run(fn, calls)`` yields ``fn(*args)`` for each call, in order. Local engine: in this
+    """(put, run): ``put(obj)`` makes an object available to the tasks (:func:`grouper.distributed.held`);
+    ``run(fn, calls)`` yields ``fn(*args)`` for each call, in order. Local engine: in this
     process."""
     if engine.local:
         yield (lambda obj: obj), (lambda fn, calls: (fn(*args) for args in calls))
         return
     with connect(engine) as client:
-
-        def put(obj):
-            with warnings.catch_warnings():  # the region in the task graph is meant: it makes it recomputable
-                warnings.filterwarnings("ignore", "Large object", UserWarning)
-                return client.submit(_value, obj, pure=False)
-
-        yield put, functools.partial(ordered_results, client)
+        yield functools.partial(held, client), functools.partial(ordered_results, client)
 
 
 def settle_partitions(

@@ -13,7 +13,8 @@ local engine reads them, batch by batch as it does, so every batch sees the same
    the ``cases`` and ``flags`` rows; they come back in row order, a few partitions ahead of the writer, and the
    indicators are computed here as locally. The outputs are the local engine's, byte for byte.
 
-The grouping, QC lists and settings are scattered to the workers once per pass, never rebuilt per partition.
+The grouping, QC lists and settings are sent to the workers once per pass (:func:`grouper.distributed.held`:
+recomputed when a worker holding them dies), never rebuilt per partition.
 Paths must be readable by the workers under the same names (a shared file system).
 """
 
@@ -27,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from grouper.batch import DuplicateTracker
-from grouper.distributed import Engine, connect, ordered_results, repeated_ids
+from grouper.distributed import Engine, connect, held, ordered_results, repeated_ids
 from payment.audit.core import Setup, first_part, last_part, scan_part
 
 __all__ = ["DaskParts", "dask_parts"]
@@ -71,8 +72,7 @@ class DaskParts:
         self.rows: list[int] = []
 
     def _put(self, obj):
-        [future] = self.client.scatter([obj], broadcast=True, hash=False)
-        return future
+        return held(self.client, obj)
 
     def _progress(self, rows: int) -> None:
         if self.on_batch is not None:
@@ -113,8 +113,7 @@ class DaskParts:
 
         def calls():
             for f, d, base, rows in zip(self.files, self.dups, bases, self.rows, strict=True):
-                part = {k: _rows(v, base, rows) for k, v in ctx.items()}
-                [part] = self.client.scatter([part], hash=False)
+                part = self._put({k: _rows(v, base, rows) for k, v in ctx.items()})
                 yield s, f, d, part, base, p, self.reading, self.batch_size
 
         for results, rows in zip(ordered_results(self.client, _last, calls()), self.rows, strict=True):

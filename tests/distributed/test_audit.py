@@ -6,6 +6,7 @@ pass of its own) and DIP (the pricing scans in pass 1).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -76,4 +77,33 @@ def test_the_command_audits_on_a_scheduler(region, dask, tmp_path):
         app, [*base, "--out", str(tmp_path / "dask"), "--engine", "dask", "--scheduler", address]
     )
     assert remote.exit_code == 0, remote.output
+    _same_files(tmp_path / "local", tmp_path / "dask")
+
+
+def test_a_worker_killed_mid_audit_changes_nothing(region, dask, tmp_path):
+    """The module's worker processes; the first task of the last pass kills its worker (os._exit) while it holds
+    a partition's numbers of the run: the nanny restarts it, the scheduler reruns its tasks (and makes again what
+    was sent to the dead worker), and every file is the local engine's, byte for byte. Last in the module."""
+    from grouper.dip import read_catalogue
+    from payment.inputs import read_hospitals
+
+    class KillOnce(distributed.WorkerPlugin):
+        name = "kill-once"
+
+        def transition(self, key, start, finish, **kwargs):
+            marker = tmp_path / "killed"
+            if finish == "executing" and str(key).startswith("_last") and not marker.exists():
+                marker.touch()
+                os._exit(1)
+
+    policy = Policy.load(data_path("policies", "demo-2025.toml"))  # DIP: pass 1, then the last pass
+    options = {"scheme": "dip", "policy": policy, "catalogue": read_catalogue(policy.header["catalogue"]),
+               "hospitals": read_hospitals(region / "hospitals.csv"), "batch_size": 300}  # fmt: skip
+    audit_to_folder([region / "parts"], tmp_path / "local", **options)
+    dask.client.register_plugin(KillOnce())
+    try:
+        audit_to_folder([region / "parts"], tmp_path / "dask", engine=dask, **options)
+    finally:
+        dask.client.unregister_worker_plugin(KillOnce.name)
+    assert (tmp_path / "killed").exists()
     _same_files(tmp_path / "local", tmp_path / "dask")
