@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 import grouper.batch
 from grouper.distributed import Engine
+from grouper.errors import InputError
 from grouper.fitting import catalogue_to_file, weights_to_file
 from grouper.pipeline import group_to_file
 from grouper.resources import data_path
@@ -252,3 +253,22 @@ def test_catalogue_built_on_the_cluster_is_the_same_file(demo, dask, tmp_path):
     for suffix in (".parquet", ".aux.csv", ".aux.params.toml"):
         local, remote = (tmp_path / f"cli-{e}{suffix}" for e in ("local", "dask"))
         assert local.read_bytes() == remote.read_bytes(), suffix
+
+
+def test_an_implausible_cost_in_a_part_stops_both_engines_alike(dask, tmp_path):
+    """A cost of 1e15 in the second part of a history: the catalogue build stops with the local engine's one
+    error (the file, row and column; the worker reads the part as the local reader does), and writes nothing."""
+    table, _ = generate(800, [2023, 2024], 4, seed=5)
+    costs = table.column("total_cost").to_pylist()
+    costs[600] = 1e15
+    table = table.set_column(table.schema.get_field_index("total_cost"), "total_cost", pa.array(costs))
+    (tmp_path / "h").mkdir()
+    for k in range(2):
+        pq.write_table(table.slice(400 * k, 400), tmp_path / "h" / f"part-{k}.parquet")
+    errors = []
+    for engine in (None, dask):
+        with pytest.raises(InputError) as caught:
+            catalogue_to_file([tmp_path / "h"], tmp_path / "out" / "c.csv", engine=engine)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "part-1.parquet" in errors[0] and "total_cost" in errors[0], errors
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
