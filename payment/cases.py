@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -111,18 +111,17 @@ class CaseSource:
         self._calls = 0
         self._first: int | None = None
 
-    def __call__(self, without: Collection[str] = ()) -> Iterator[pa.Table]:
-        """A fresh iterator over the case tables; ``without``: canonical columns not to read (left out, or
-        all-null), such as ``patient_id`` once the bed-day episodes are known."""
+    def __call__(self) -> Iterator[pa.Table]:
+        """A fresh iterator over the case tables."""
         self._calls += 1
         if self.discharges is None:
             if _as_it_is(self.cases):
                 # read, normalised and checked on the reading thread
                 return read_ahead(
-                    plausible(_normalised(self.cases, self.batch_size, without), self.cases, self._first_row)
+                    plausible(_normalised(self.cases, self.batch_size), self.cases, self._first_row)
                 )
-            return plausible(self._same_file(without), self.cases, self._first_row)
-        return plausible(self._joined(without), self.discharges, self._first_row)
+            return plausible(self._same_file(), self.cases, self._first_row)
+        return plausible(self._joined(), self.discharges, self._first_row)
 
     def _first_row(self) -> int:
         """The row number of the first case of the file that holds the discharges as the user sees it
@@ -134,33 +133,33 @@ class CaseSource:
 
     # ------------------------------------------------------------------------------------------------------
 
-    def _base(self, path: Path, without: Collection[str]) -> Iterator[pa.Table]:
+    def _base(self, path: Path) -> Iterator[pa.Table]:
         if _as_it_is(path):
-            return _normalised(path, self.batch_size, without)
+            return _normalised(path, self.batch_size)
         report, self._on_mapping = self._on_mapping, None
         return read_discharges(
             path,
             encoding=self.encoding,
             batch_size=self.batch_size,
-            columns=[c for c in SETTLE_COLUMNS if c not in without],
+            columns=list(SETTLE_COLUMNS),
             layout=self.layout,
             on_mapping=functools.partial(_cost_read, report),
             strict_dates=_DATES,
         )
 
-    def _same_file(self, without: Collection[str]) -> Iterator[pa.Table]:
+    def _same_file(self) -> Iterator[pa.Table]:
         """Canonical columns through the discharge reader, grouping columns as written, from one file."""
         extra = [n for n in self.names if n in GROUPING_COLUMNS]
         grouped = (_text_as_null(t.select(extra)) for t in self._raw(self.cases, self.encoding, self.layout))
-        for d, g in _aligned(read_ahead(self._base(self.cases, without)), read_ahead(grouped)):
+        for d, g in _aligned(read_ahead(self._base(self.cases)), read_ahead(grouped)):
             yield _attach(d, g)
 
     def _raw(self, path: Path, encoding: str | None, layout: Layout | None = None) -> Iterator[pa.Table]:
         return raw_batches(path, encoding=encoding, batch_size=self.batch_size, layout=layout)
 
-    def _joined(self, without: Collection[str]) -> Iterator[pa.Table]:
+    def _joined(self) -> Iterator[pa.Table]:
         """Discharges + grouping columns by case_id: side by side while the ids line up, else by lookup."""
-        base = read_ahead(self._base(self.discharges, without))
+        base = read_ahead(self._base(self.discharges))
         if self._keyed is not None:
             yield from self._keyed.join(base)
             return
@@ -338,13 +337,13 @@ def _as_it_is(path: Path) -> bool:
 _CANONICAL = {f.name: f for f in DISCHARGE_SCHEMA}
 
 
-def _normalised(path: Path, batch_size: int, without: Collection[str] = ()) -> Iterator[pa.Table]:
+def _normalised(path: Path, batch_size: int) -> Iterator[pa.Table]:
     """A canonical Parquet file batch by batch, its values normalised as the discharge reader normalises them
     (a date written but not readable is an error there too); only the columns the settlement reads (discharge and
-    grouping columns), less ``without``."""
+    grouping columns)."""
 
     def select(headers: list[str]) -> list[str]:
-        return [h for h in headers if (h in SETTLE_COLUMNS or h in GROUPING_COLUMNS) and h not in without]
+        return [h for h in headers if h in SETTLE_COLUMNS or h in GROUPING_COLUMNS]
 
     def rest(column: str, header: str) -> int:  # the file's other unreadable dates (on an error only)
         return sum(
