@@ -253,6 +253,7 @@ def group_files(
     keep: Sequence[str] = (),
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
+    encoded: bool = False,
 ) -> Iterator[pa.Table]:
     """Group every case of ``inputs`` in order; yields one result table per input batch.
 
@@ -262,7 +263,9 @@ def group_files(
     from (a new one when None; grouper.distributed seeds one per partition with the ids of earlier partitions).
     ``codes``: how the reader keeps codes (``"clean"`` or ``"verbatim"``, :func:`grouper.io.read_discharges`).
     ``keep``: input headers carried into the results after ``case_id``; ``layout`` and ``on_mapping``: as
-    :func:`grouper.io.read_discharges` takes them.
+    :func:`grouper.io.read_discharges` takes them. ``encoded``: a Parquet file's code columns reach ``group``
+    dictionary-encoded (:func:`grouper.io.discharges.read_discharges_keeping`; ``group_drg`` and ``group_dip``
+    take them so).
     """
     tracker = tracker if tracker is not None else DuplicateTracker()
     for path in inputs:
@@ -276,6 +279,7 @@ def group_files(
             codes=codes,
             layout=layout,
             on_mapping=on_mapping,
+            encoded=encoded,
         )
 
         def flagged(

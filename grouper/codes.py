@@ -74,12 +74,16 @@ def encode_values(values: pa.Array, lookup: Callable[[pa.Array], np.ndarray]) ->
     """Ids of a string array through ``lookup`` applied to its distinct values only; null → -1.
 
     ``lookup`` takes a string array of distinct raw values and returns an int32 id per value (-1 unknown).
+    A dictionary-encoded array (字典编码) is looked up through its own dictionary.
     """
     if len(values) == 0:
         return np.empty(0, np.int32)
-    encoded = pc.dictionary_encode(values.cast(pa.string()))
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_dictionary(values.type) and pa.types.is_string(values.type.value_type):
+        encoded = values
+    else:
+        encoded = pc.dictionary_encode(values.cast(pa.string()))
     distinct_ids = np.append(lookup(encoded.dictionary).astype(np.int32), np.int32(-1))
     idx = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
     return distinct_ids[idx]

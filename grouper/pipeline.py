@@ -328,6 +328,7 @@ def group_to_file(
             keep=keep,
             layout=layout,
             on_mapping=mapped,
+            encoded=True,
         )
     else:
         if keep or (layout is not None and layout != Layout()) or on_mapping is not None:

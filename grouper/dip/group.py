@@ -32,7 +32,7 @@ from grouper.dip.catalogue import TIERS, Catalogue, CatalogueError, read_catalog
 from grouper.dip.exclusions import Exclusions, read_exclusions
 from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 from grouper.errors import SettingsError
-from grouper.io.discharges import as_discharges
+from grouper.io.discharges import CODE, CODE_LIST, as_discharges
 from grouper.io.readable import reason_words
 from grouper.resources import data_path
 from grouper.status import Status
@@ -269,6 +269,23 @@ def _column(table: pa.Table, name: str, type_: pa.DataType) -> pa.Array:
     return (col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col).cast(type_)
 
 
+def _codes(table: pa.Table, name: str) -> pa.Array:
+    """A code column as text; one kept dictionary-encoded (字典编码) stays so (it is looked up per distinct
+    spelling)."""
+    if name in table.column_names and table.schema.field(name).type == CODE:
+        return table.column(name).combine_chunks()
+    return _column(table, name, pa.string())
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary-encoded code columns as plain text (for the auxiliary typing)."""
+    for k, field in enumerate(table.schema):
+        if field.type in (CODE, CODE_LIST):
+            plain = pa.string() if field.type == CODE else pa.list_(pa.string())
+            table = table.set_column(k, field.name, table.column(k).cast(plain))
+    return table
+
+
 def _principal(table: pa.Table, comp: _Compiled, codebook, exclusions: Exclusions):
     """Principal diagnosis of each case: ``(dx, dx_row, in_scope)``.
 
@@ -276,7 +293,7 @@ def _principal(table: pa.Table, comp: _Compiled, codebook, exclusions: Exclusion
     (``PDX_INVALID``, also when the dictionary lacks the code: a lone asterisk code is one); ``in_scope[dx_row]``
     tells which ``main_in_scope`` prefix lists of the exclusions hold the case's principal.
     """
-    encoded = pc.dictionary_encode(_column(table, "principal_dx", pa.string()))
+    encoded = pc.dictionary_encode(_codes(table, "principal_dx"))
     distinct = encoded.dictionary
     dx_row = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
     clean = normalise_codes(distinct, "dx")
@@ -339,7 +356,7 @@ def _proc_lookup(comp: _Compiled, tiers: ProcedureTiers, codebook, exclusions: E
 def _procedures(table: pa.Table, lookup) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """CSR of each case's known procedures, principal first: (offsets, packed codes, has_principal, unknown)."""
     n = table.num_rows
-    principal = encode_values(_column(table, "principal_proc", pa.string()), lookup).astype(np.int64)
+    principal = encode_values(_codes(table, "principal_proc"), lookup).astype(np.int64)
     o_off = np.zeros(n + 1, np.int64)
     o_code = np.empty(0, np.int64)
     if "other_procs" in table.column_names:
@@ -666,7 +683,7 @@ def group_dip(
     if aux is None:
         aux_type, aux_coef = pa.repeat(pa.scalar("", pa.string()), n), np.ones(n)
     else:
-        applied = aux.apply(table, groups)
+        applied = aux.apply(_plain(table), groups)
         aux_type = applied.column("aux_type").combine_chunks().fill_null("")
         aux_coef = applied.column("aux_coef").to_numpy()
     columns = {

@@ -13,7 +13,7 @@ from grouper.batch import duplicated
 from grouper.codebook import Codebook
 from grouper.drg import _kernel
 from grouper.drg.rules import Check, NumberReading
-from grouper.io.discharges import as_discharges
+from grouper.io.discharges import CODE, CODE_LIST, as_discharges
 from grouper.io.readable import reason_words
 from grouper.io.values import CodeReading, code_reading
 from grouper.schema import DISCHARGE_SCHEMA
@@ -226,21 +226,32 @@ def _present(arr: pa.Array, rows: np.ndarray) -> np.ndarray:
     out = np.zeros(len(arr), np.bool_)
     at = np.flatnonzero(rows & arr.is_valid().to_numpy(zero_copy_only=False))
     if len(at):
-        out[at] = pc.is_valid(_strings(arr.take(pa.array(at)))).to_numpy(zero_copy_only=False)
+        out[at] = pc.is_valid(_strings(_decoded(arr.take(pa.array(at))))).to_numpy(zero_copy_only=False)
     return out
 
 
 def _columns(table: pa.Table) -> dict[str, pa.Array]:
-    """The canonical columns the grouper reads, each one chunk, typed; absent columns are all-null."""
+    """The canonical columns the grouper reads, each one chunk, typed; absent columns are all-null. Codes kept
+    dictionary-encoded (``read_discharges_keeping(encoded=True)``) stay so: they are looked up per distinct
+    spelling."""
     out = {}
     for name in INPUT_COLUMNS:
         typ = DISCHARGE_SCHEMA.field(name).type
         if name in table.column_names:
             arr = table.column(name).combine_chunks() if table.num_rows else pa.array([], typ)
-            out[name] = arr if arr.type == typ else arr.cast(typ)
+            out[name] = arr if arr.type == typ or arr.type == ENCODED.get(name) else arr.cast(typ)
         else:
             out[name] = pa.nulls(table.num_rows, typ)
     return out
+
+
+#: The dictionary-encoded types a code column may have (:data:`grouper.io.discharges.ENCODED_CODES`).
+ENCODED = {"principal_dx": CODE, "principal_proc": CODE, "other_dx": CODE_LIST, "other_procs": CODE_LIST}
+
+
+def _decoded(arr: pa.Array) -> pa.Array:
+    """Codes as plain strings (a dictionary-encoded array decoded)."""
+    return arr.cast(pa.string()) if pa.types.is_dictionary(arr.type) else arr
 
 
 def _strings(arr: pa.Array) -> pa.Array:
@@ -257,7 +268,7 @@ def _encode_list(arr: pa.Array, encode) -> tuple[np.ndarray, np.ndarray, np.ndar
     flat = pc.list_flatten(arr)
     ids = encode(flat)
     missing = np.flatnonzero(ids < 0)  # few: only these strings are inspected (empty items are not unknown)
-    present = pc.is_valid(_strings(flat.take(pa.array(missing)))).to_numpy(zero_copy_only=False)
+    present = pc.is_valid(_strings(_decoded(flat.take(pa.array(missing))))).to_numpy(zero_copy_only=False)
     owner = np.searchsorted(offsets, missing[present], side="right") - 1
     unknown = np.zeros(len(arr), np.bool_)
     unknown[owner] = True

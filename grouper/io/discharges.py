@@ -36,7 +36,16 @@ from grouper.io.formats import (
     raw_batches,
     renamed,
 )
-from grouper.io.values import CodeReading, as_written, code_list, code_reading, convert, date_list, strings
+from grouper.io.values import (
+    _MOSTLY_DISTINCT,
+    CodeReading,
+    as_written,
+    code_list,
+    code_reading,
+    convert,
+    date_list,
+    strings,
+)
 from grouper.plausibility import check_table, checked_stream
 from grouper.resources import data_path
 from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
@@ -158,10 +167,15 @@ def read_discharges_keeping(
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
     strict_dates: Iterable[str] = (),
+    encoded: bool = False,
 ) -> Iterator[tuple[pa.Table, pa.Table | None]]:
     """:func:`read_discharges`, each batch with a second table: the file's columns named in ``keep`` (病案号,
     科室, 总费用…), under their own headers, to carry into an output (None when ``keep`` is empty). A kept header that feeds a canonical column
     holds the canonical value (a number, a date), any other one its text.
+
+    ``encoded``: the code columns (``principal_dx``, ``principal_proc``, ``other_dx``, ``other_procs``) of a
+    Parquet file stay dictionary-encoded (字典编码) as the file holds them: ``dictionary<string>`` and lists of
+    it, each distinct spelling read and cleaned once (the groupers take them; other files give plain text).
 
     Raises
     ------
@@ -207,14 +221,26 @@ def read_discharges_keeping(
         read = {h for hs in mapping.values() for h in hs} | {h for h, c in kept.items() if c is None}
         return [h for h in headers if h in read]
 
-    batches = raw_batches(path, encoding=encoding, batch_size=batch_size, select=select, layout=layout)
+    def dictionaries(names: list[str]) -> set[str]:
+        """The headers read dictionary-encoded: all text that feeds a canonical column but the ids."""
+        distinct = {h for c in _MOSTLY_DISTINCT for h in mapping.get(c, [])}
+        return {h for hs in mapping.values() for h in hs if h not in distinct} & set(names)
+
+    batches = raw_batches(
+        path,
+        encoding=encoding,
+        batch_size=batch_size,
+        select=select,
+        layout=layout,
+        encoded=dictionaries if encoded else None,
+    )
     strict_dates, offset = tuple(strict_dates), 0
     while True:
         try:  # a damaged data page or an unconvertible column type is a whole-file problem: one clear line
             raw = next(batches, None)
             if raw is not None and layout is not None and layout.values:
                 raw = _mapped_values(raw, mapping, layout.values, path)
-            table = None if raw is None else _canonical(raw, mapping, path, verbatim)
+            table = None if raw is None else _canonical(raw, mapping, path, verbatim, encoded)
         except InputError:
             raise
         except (OSError, pa.ArrowException, ValueError, TypeError) as exc:
@@ -257,6 +283,10 @@ def _kept(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_floating(arr.type):
         return pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+    if pa.types.is_dictionary(arr.type):  # an encoded code column: its text
+        return arr.cast(arr.type.value_type)
+    if pa.types.is_list(arr.type) and pa.types.is_dictionary(arr.type.value_type):
+        return arr.cast(pa.list_(arr.type.value_type.value_type))
     return arr
 
 
@@ -622,11 +652,24 @@ def _written(raw: pa.Table, source: str, of: list[str] | None) -> pa.Array:
 
 
 def _canonical(
-    raw: pa.Table, mapping: dict[str, list[str]], path: Path | str, verbatim: bool = False
+    raw: pa.Table,
+    mapping: dict[str, list[str]],
+    path: Path | str,
+    verbatim: bool = False,
+    encoded: bool = False,
 ) -> pa.Table:
     n = raw.num_rows
     columns = []
+    fields = []
     for field in DISCHARGE_SCHEMA:
+        sources = mapping.get(field.name)
+        if encoded and field.name in ENCODED_CODES and sources and len(sources) == 1:
+            kept = _encoded_codes(raw.column(sources[0]), field, verbatim)
+            if kept is not None:
+                columns.append(kept)
+                fields.append(pa.field(field.name, kept.type))
+                continue
+        fields.append(field)
         sources = mapping.get(field.name) or mapping.get(AS_WRITTEN.get(field.name, field.name))
         try:
             if not sources:
@@ -650,4 +693,33 @@ def _canonical(
                 path=_file(path),
                 column=sources[0],
             ) from None
-    return pa.Table.from_arrays(columns, schema=DISCHARGE_SCHEMA)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields) if encoded else DISCHARGE_SCHEMA)
+
+
+#: The code columns :func:`read_discharges_keeping` keeps dictionary-encoded (``encoded``).
+ENCODED_CODES = ("principal_dx", "principal_proc", "other_dx", "other_procs")
+#: The type of an encoded code (``dictionary<int32, string>``) and of an encoded code list.
+CODE = pa.dictionary(pa.int32(), pa.string())
+CODE_LIST = pa.list_(CODE)
+
+
+def _encoded_codes(column: pa.ChunkedArray, field: pa.Field, verbatim: bool) -> pa.Array | None:
+    """A dictionary-encoded code column (or list of codes) as the canonical column would read it, still
+    encoded: the distinct spellings cleaned as :func:`convert` / :func:`code_list` clean them (trimmed, empty →
+    null, unless ``verbatim`` where only an empty code is null; the items of a list column as they are). None
+    when the column is not dictionary-encoded text (it is then read as usual)."""
+    arr = column.combine_chunks()
+    if field.name in LIST_COLUMNS:
+        if not (pa.types.is_list(arr.type) and pa.types.is_dictionary(arr.type.value_type)):
+            return None
+        if not pa.types.is_string(arr.type.value_type.value_type):
+            return None
+        return arr.cast(pa.list_(CODE)).fill_null(pa.scalar([], CODE_LIST))
+    if not (pa.types.is_dictionary(arr.type) and pa.types.is_string(arr.type.value_type)):
+        return None
+    text = arr.dictionary
+    clean = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text) if verbatim else strings(text)
+    indices = arr.indices.cast(pa.int32())
+    if clean.null_count:  # a spelling read as empty: the rows holding it are null, not an index to a null
+        indices = pc.if_else(pc.is_valid(clean).take(indices), indices, pa.scalar(None, pa.int32()))
+    return pa.DictionaryArray.from_arrays(indices, clean)

@@ -81,12 +81,16 @@ def raw_batches(
     select: Callable[[list[str]], list[str]] | None = None,
     layout: Layout | None = None,
     fits: Callable[[list[str]], bool] | None = None,
+    encoded: Callable[[list[str]], set[str]] | None = None,
 ) -> Iterator[pa.Table]:
     """The file's rows as tables of at most ``batch_size`` rows (at least one table, maybe empty), by suffix.
 
     ``select(headers)`` returns the headers to read (all when None); headers and table columns are the file's,
     after ``layout.rename``. ``fits(headers)`` tells the table sought in a workbook whose sheet is not named:
     the first sheet whose header fits is read (with the sheets after it that have its header).
+    ``encoded(headers)``: of the headers read, those whose text a Parquet file hands over dictionary-encoded
+    (字典编码: ``dictionary<string>``, lists of them), as its pages hold them, so that a column of few distinct
+    values is never spelt out row by row; the other formats ignore it.
     """
     path = Path(path)
     if not path.is_file():
@@ -99,7 +103,7 @@ def raw_batches(
             f"{path}: a sheet is named but the file is not an Excel workbook", path=path, key="sheet"
         )
     if suffix in PARQUET_SUFFIXES:
-        return parquet_batches(path, batch_size, select, layout)
+        return parquet_batches(path, batch_size, select, layout, encoded)
     if suffix in EXCEL_SUFFIXES:
         return excel_batches(path, batch_size, select, layout, fits)
     return csv_batches(path, encoding, batch_size, select, layout)
@@ -165,7 +169,7 @@ def renamed(path: Path, header: list[str], rename: Mapping[str, str]) -> list[st
     return out
 
 
-def parquet_batches(path: Path, batch_size: int, select, layout: Layout) -> Iterator[pa.Table]:
+def parquet_batches(path: Path, batch_size: int, select, layout: Layout, encoded=None) -> Iterator[pa.Table]:
     try:
         reader = pq.ParquetFile(
             path, pre_buffer=False, page_checksum_verification=True
@@ -177,21 +181,79 @@ def parquet_batches(path: Path, batch_size: int, select, layout: Layout) -> Iter
     header = renamed(path, original, layout.rename)
     names = select(header)
     source = [original[header.index(n)] for n in names]
+    leaves = (
+        _dictionary_leaves(reader, source, [original[header.index(n)] for n in encoded(names)])
+        if encoded
+        else []
+    )
+    if leaves:
+        reader = pq.ParquetFile(
+            path, pre_buffer=False, page_checksum_verification=True, read_dictionary=leaves
+        )
+        batches = _row_group_batches(reader, batch_size, source)
+    else:
+        batches = (
+            pa.Table.from_batches([b]) for b in reader.iter_batches(batch_size=batch_size, columns=source)
+        )
     empty = True
-    batches = reader.iter_batches(batch_size=batch_size, columns=source)
     while True:
         try:
-            batch = next(batches, None)
+            table = next(batches, None)
         except (OSError, pa.ArrowException) as exc:  # a page whose checksum fails, a truncated column chunk…
             damaged = "checksum" in str(exc).lower()
             what = "a data page fails its checksum: the file is damaged" if damaged else one_line(exc)
             raise InputError(f"{path}: not a readable Parquet file ({what})", path=path) from None
-        if batch is None:
+        if table is None:
             break
         empty = False
-        yield pa.Table.from_batches([batch]).rename_columns(names)
+        yield table.rename_columns(names)
     if empty:
         yield reader.schema_arrow.empty_table().select(source).rename_columns(names)
+
+
+#: Largest row group read whole for dictionary-encoded text (a file written as one huge row group is read in
+#: batches, spelt out).
+_LARGEST_ROW_GROUP = 1 << 20
+
+
+def _dictionary_leaves(reader: pq.ParquetFile, source: list[str], wanted: list[str]) -> list[str]:
+    """The Parquet leaf paths (``other_dx.list.element``) of the text columns of ``wanted`` (and of their lists),
+    when the file's row groups are small enough to be read one at a time; else none."""
+    meta = reader.metadata
+    if not wanted or any(meta.row_group(i).num_rows > _LARGEST_ROW_GROUP for i in range(meta.num_row_groups)):
+        return []
+    schema = reader.schema_arrow
+    leaves = []
+    for name in wanted:
+        typ = schema.field(name).type
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            leaves.append(name)
+        elif pa.types.is_list(typ) and (
+            pa.types.is_string(typ.value_type) or pa.types.is_large_string(typ.value_type)
+        ):
+            leaves.append(f"{name}.list.{typ.value_field.name}")
+    parquet_paths = {reader.schema.column(i).path for i in range(len(reader.schema))}
+    return [leaf for leaf in leaves if leaf in parquet_paths]
+
+
+def _row_group_batches(reader: pq.ParquetFile, batch_size: int, source: list[str]) -> Iterator[pa.Table]:
+    """The file's rows in tables of exactly ``batch_size`` rows (the last one shorter), read row group by row
+    group: a dictionary-encoded list column cannot be read in batches that cross row groups. Each table's
+    dictionaries are unified (one chunk per column)."""
+    pending: list[pa.Table] = []
+    rows = 0
+    for i in range(reader.metadata.num_row_groups):
+        part = reader.read_row_group(i, columns=source)
+        pending.append(part)
+        rows += part.num_rows
+        if rows >= batch_size:
+            table = pa.concat_tables(pending).combine_chunks()
+            while rows >= batch_size:
+                yield table.slice(0, batch_size)
+                table, rows = table.slice(batch_size), rows - batch_size
+            pending = [table] if rows else []
+    if rows:
+        yield pa.concat_tables(pending).combine_chunks()
 
 
 def excel_batches(path: Path, batch_size: int, select, layout: Layout, fits=None) -> Iterator[pa.Table]:
