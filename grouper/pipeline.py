@@ -191,7 +191,17 @@ def grouping(
 
 def status_counts(table: pa.Table, column: str) -> dict[str, int]:
     """Cases per status of a result table (the run's summary counts)."""
-    vc = table.column(column).combine_chunks().cast(pa.string()).value_counts()
+    arr = table.column(column).combine_chunks()
+    if pa.types.is_dictionary(arr.type):  # counted by index: the statuses are never spelt out per case
+        at = arr.indices.fill_null(len(arr.dictionary)).to_numpy(zero_copy_only=False)
+        counts = np.bincount(at, minlength=len(arr.dictionary) + 1)
+        names = [*arr.dictionary.cast(pa.string()).to_pylist(), None]
+        found: dict[str, int] = {}
+        for name, count in zip(names, counts.tolist(), strict=True):
+            if count:
+                found[str(name)] = found.get(str(name), 0) + count
+        return found
+    vc = arr.cast(pa.string()).value_counts()
     return {str(v["values"]): int(v["counts"]) for v in vc.to_pylist()}
 
 

@@ -16,7 +16,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -222,8 +222,12 @@ def read_discharges_keeping(
         return [h for h in headers if h in read]
 
     def dictionaries(names: list[str]) -> set[str]:
-        """The headers read dictionary-encoded: all text that feeds a canonical column but the ids."""
-        distinct = {h for c in _MOSTLY_DISTINCT for h in mapping.get(c, [])}
+        """The headers read dictionary-encoded: all text that feeds a canonical column but the ids and amounts
+        (and, but in Parquet, where a list is a list, the list columns' ``|``-joined text): those are nearly
+        as distinct as rows."""
+        parquet = path.suffix.lower() in PARQUET_SUFFIXES
+        skip = _DISTINCT if parquet else (*_DISTINCT, *LIST_COLUMNS)
+        distinct = {h for c in skip for h in mapping.get(c, [])}
         return {h for hs in mapping.values() for h in hs if h not in distinct} & set(names)
 
     batches = raw_batches(
@@ -673,7 +677,7 @@ def _canonical(
         sources = mapping.get(field.name) or mapping.get(AS_WRITTEN.get(field.name, field.name))
         try:
             if not sources:
-                columns.append(pa.nulls(n, field.type))
+                columns.append(_nulls(n, field.type))
             elif field.name in AS_WRITTEN:
                 columns.append(_written(raw, sources[0], mapping.get(AS_WRITTEN[field.name])))
             elif field.name in LIST_COLUMNS:
@@ -694,6 +698,17 @@ def _canonical(
                 column=sources[0],
             ) from None
     return pa.Table.from_arrays(columns, schema=pa.schema(fields) if encoded else DISCHARGE_SCHEMA)
+
+
+#: Canonical columns whose values are mostly distinct: ids and amounts (never read dictionary-encoded).
+_DISTINCT = (*_MOSTLY_DISTINCT, *(f.name for f in DISCHARGE_SCHEMA if pa.types.is_floating(f.type)))
+
+
+@lru_cache(maxsize=2 * len(DISCHARGE_SCHEMA))
+def _nulls(n: int, typ: pa.DataType) -> pa.Array:
+    """An all-null column (one absent from the file), made once per batch length: Arrow arrays are immutable,
+    and every batch of a file but its last has the same length."""
+    return pa.nulls(n, typ)
 
 
 #: The code columns :func:`read_discharges_keeping` keeps dictionary-encoded (``encoded``).

@@ -88,9 +88,9 @@ def raw_batches(
     ``select(headers)`` returns the headers to read (all when None); headers and table columns are the file's,
     after ``layout.rename``. ``fits(headers)`` tells the table sought in a workbook whose sheet is not named:
     the first sheet whose header fits is read (with the sheets after it that have its header).
-    ``encoded(headers)``: of the headers read, those whose text a Parquet file hands over dictionary-encoded
-    (字典编码: ``dictionary<string>``, lists of them), as its pages hold them, so that a column of few distinct
-    values is never spelt out row by row; the other formats ignore it.
+    ``encoded(headers)``: of the headers read, those whose text is handed over dictionary-encoded (字典编码:
+    ``dictionary<string>``; in a Parquet file lists of them too, as its pages hold them), so that a column of few
+    distinct values is never spelt out row by row; Excel ignores it.
     """
     path = Path(path)
     if not path.is_file():
@@ -106,7 +106,7 @@ def raw_batches(
         return parquet_batches(path, batch_size, select, layout, encoded)
     if suffix in EXCEL_SUFFIXES:
         return excel_batches(path, batch_size, select, layout, fits)
-    return csv_batches(path, encoding, batch_size, select, layout)
+    return csv_batches(path, encoding, batch_size, select, layout, encoded)
 
 
 def read_raw(
@@ -506,7 +506,7 @@ def _head(path: Path) -> bytes:
 
 
 def csv_batches(
-    path: Path, encoding: str | None, batch_size: int, select, layout: Layout
+    path: Path, encoding: str | None, batch_size: int, select, layout: Layout, encoded=None
 ) -> Iterator[pa.Table]:
     encoding = encoding or detect_encoding(path)
     try:
@@ -539,9 +539,10 @@ def csv_batches(
         skip_rows=at,
     )
     names = select(header)
+    dictionary = encoded(names) if encoded else set()
     convert = pacsv.ConvertOptions(
         include_columns=names,
-        column_types={h: pa.string() for h in names},
+        column_types={h: _TEXT_CODE if h in dictionary else pa.string() for h in names},
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
@@ -580,6 +581,10 @@ def csv_batches(
             r"(Expected \d+ columns, got \d+): .*", r"\1 in a row (check its quoting)", str(exc), flags=re.S
         ).splitlines()[0]
         raise InputError(f"{path}: {message}{hint}", path=path, key="encoding" if gbk else None) from None
+
+
+#: A text column read dictionary-encoded (``encoded``): each block's distinct values once.
+_TEXT_CODE = pa.dictionary(pa.int32(), pa.string())
 
 
 def _csv_header_line(path: Path, encoding: str, layout: Layout) -> tuple[int, bytes]:

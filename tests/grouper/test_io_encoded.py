@@ -66,6 +66,27 @@ def test_encoded_codes_hold_what_the_plain_read_holds(cases_file, codes):
     assert not pdx.is_valid()[1].as_py() and not pdx.is_valid()[2].as_py()
 
 
+def _as_csv(table: pa.Table, path):
+    lists = [pa.types.is_list(f.type) for f in table.schema]
+    cols = [
+        pa.compute.binary_join(c.cast(pa.list_(pa.string())), "|") if is_list else c
+        for c, is_list in zip(table.columns, lists, strict=True)
+    ]
+    pacsv.write_csv(pa.table(cols, names=table.column_names), path)
+    return path
+
+
+@pytest.mark.parametrize("codes", ["clean", "verbatim"])
+def test_a_csv_file_read_encoded_holds_what_the_plain_read_holds(cases_file, tmp_path, codes):
+    csv = _as_csv(pq.read_table(cases_file), tmp_path / "cases.csv")
+    plain, encoded = _batches(csv, False, codes=codes), _batches(csv, True, codes=codes)
+    assert encoded[0].schema.field("principal_dx").type == CODE
+    assert encoded[0].schema.field("other_dx").type == pa.list_(pa.string())
+    assert [t.num_rows for t in encoded] == [t.num_rows for t in plain]
+    for e, p in zip(encoded, plain, strict=True):
+        assert _plain(e).equals(p)
+
+
 def test_a_file_of_one_huge_row_group_is_read_spelt_out(cases_file, monkeypatch):
     monkeypatch.setattr(formats, "_LARGEST_ROW_GROUP", 10)
     batches = _batches(cases_file, True)
@@ -97,19 +118,7 @@ def test_encoded_batches_group_as_plain_ones(cases_file, settings):
 
 
 def test_kept_code_columns_are_text_and_outputs_match_the_csv_read(cases_file, tmp_path):
-    table = pq.read_table(cases_file)
-    csv = tmp_path / "cases.csv"
-    lists = [pa.types.is_list(f.type) for f in table.schema]
-    pacsv.write_csv(
-        pa.table(
-            [
-                pa.compute.binary_join(c.cast(pa.list_(pa.string())), "|") if is_list else c
-                for c, is_list in zip(table.columns, lists, strict=True)
-            ],
-            names=table.column_names,
-        ),
-        csv,
-    )
+    csv = _as_csv(pq.read_table(cases_file), tmp_path / "cases.csv")
     outs = []
     for source in (cases_file, csv):
         out = tmp_path / f"{source.suffix[1:]}.parquet"
