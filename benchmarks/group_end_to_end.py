@@ -5,6 +5,7 @@ Usage::
     python benchmarks/group_end_to_end.py                   # everything: 10M files, 1M CSV, start-up, first run
     python benchmarks/group_end_to_end.py --cases 1000000   # smaller Parquet files (quick look)
     python benchmarks/group_end_to_end.py --only parquet,heavy,csv,startup
+    python benchmarks/group_end_to_end.py --only stages --cases 2000000   # where the time goes, step by step
 
 Each line is one quotable figure, with the machine's load (``os.getloadavg``) at the time:
 
@@ -16,6 +17,11 @@ Each line is one quotable figure, with the machine's load (``os.getloadavg``) at
   per case, tiled with unique ids).
 - ``csv``: the CLI on a CSV file of ``--csv-cases`` synthetic cases (``|``-separated code lists); floor: Arrow
   reading the needed columns of that CSV as text.
+- ``stages``: where a run's time goes, in a fresh process per scheme on the ``--cases`` Parquet file: each step
+  run one after the other (reading and normalising into canonical batches, duplicate-id tracking, grouping, the
+  run counts, writing the Parquet output), CPU s (of every thread of the process: a step's own helper threads)
+  and wall s, beside the start-up (imports, codebook, first kernel calls); ``drgdip group`` overlaps the steps
+  on the cores, so its wall time is near the steps' CPU over the cores when they overlap well.
 - ``startup``: ``benchmarks/cold_start.py``: each kernel's compile time (CPU s of its first call, empty numba
   cache), the cold first run of a 5,000-case file (empty numba and codebook caches: a fresh install; floor: the
   same command warm), a 10,000-case CSV grouped with warm caches (target < 1.5 s), and ``drgdip --help`` /
@@ -209,14 +215,72 @@ def _csv_rows(path: Path) -> int:
         return sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 24), b"")) - 1
 
 
+def _stages(path: str, scheme: str) -> None:
+    """One line: the CPU and wall seconds of each step of grouping ``path``, one step after the other."""
+    clock = {"start-up": [time.process_time(), time.perf_counter()]}
+    import numpy as np
+
+    from grouper.batch import DuplicateTracker
+    from grouper.io.discharges import read_discharges_keeping
+    from grouper.pipeline import grouping, status_counts
+
+    settings = {"scheme": scheme, "catalogue": "pingdingshan-2025"} if scheme == "dip" else {"scheme": scheme}
+    g = grouping(**settings)
+    DuplicateTracker().flag(pa.array(["a"]))
+    g.run(pa.table({"case_id": ["1"], "principal_dx": ["K22.301"]}), np.zeros(1, bool))
+    spent = {
+        "start-up": (time.process_time() - clock["start-up"][0], time.perf_counter() - clock["start-up"][1])
+    }
+    steps = ("read+normalise", "duplicates", "group", "counts", "write")
+    cpu, wall = dict.fromkeys(steps, 0.0), dict.fromkeys(steps, 0.0)
+
+    def timed(step, call):
+        c, w = time.process_time(), time.perf_counter()
+        out = call()
+        cpu[step] += time.process_time() - c
+        wall[step] += time.perf_counter() - w
+        return out
+
+    tracker = DuplicateTracker()
+    tracker.reserve(pq.ParquetFile(path).metadata.num_rows)
+    batches = read_discharges_keeping(path, columns=g.columns, codes=g.codes, encoded=True)
+    rows, writer = 0, None
+    with tempfile.TemporaryDirectory(prefix="drgdip-stages-") as tmp:
+        while (batch := timed("read+normalise", lambda: next(batches, None))) is not None:
+            table = batch[0]
+            duplicate = timed(
+                "duplicates", lambda t=table: tracker.flag(t.column("case_id").combine_chunks())
+            )
+            result = timed("group", lambda t=table, d=duplicate: g.run(t, d))
+            timed("counts", lambda r=result: status_counts(r, g.status_column))
+            if writer is None:
+                writer = pq.ParquetWriter(f"{tmp}/out.parquet", result.schema, compression="snappy")
+            timed("write", lambda r=result, w=writer: w.write_table(r))
+            rows += table.num_rows
+        timed("write", writer.close)
+    parts = [f"{k} {c:.2f} s CPU / {w:.2f} s" for k, (c, w) in spent.items()]
+    parts += [f"{k} {cpu[k]:.2f} s CPU / {wall[k]:.2f} s" for k in steps]
+    total = sum(cpu.values())
+    print(
+        f"stages {scheme} {rows:,} rows, one step after the other: " + "; ".join(parts) + f"; steps' CPU "
+        f"{total:.2f} s = {rows / total / 1e6:.2f} M records/s per core ({_load()})",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10_000_000, help="rows of the big Parquet files")
     parser.add_argument("--csv-cases", type=int, default=1_000_000, help="rows of the CSV file")
-    parser.add_argument("--only", default="parquet,heavy,csv,startup", help="comma-separated sections")
+    parser.add_argument(
+        "--only", default="parquet,heavy,csv,startup", help="comma-separated sections (also stages)"
+    )
     parser.add_argument("--floor-parquet", nargs=2, metavar=("FILE", "COLUMNS"), help=argparse.SUPPRESS)
     parser.add_argument("--floor-csv", nargs=2, metavar=("FILE", "COLUMNS"), help=argparse.SUPPRESS)
+    parser.add_argument("--stages-of", nargs=2, metavar=("FILE", "SCHEME"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.stages_of:
+        return _stages(*args.stages_of)
     if args.floor_parquet:
         return _floor_parquet(*args.floor_parquet)
     if args.floor_csv:
@@ -229,6 +293,17 @@ def main(argv: list[str] | None = None) -> None:
         for scheme in SCHEMES:
             for n in sizes:
                 end_to_end("synthetic", make_data.ensure(n), scheme)
+    if "stages" in only:
+        for scheme in SCHEMES:
+            path = make_data.ensure(args.cases)
+            done = subprocess.run(
+                [sys.executable, __file__, "--stages-of", str(path), scheme],
+                env=_env(),
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            print(done.stdout.strip(), flush=True)
     if "heavy" in only:
         for scheme in ("chs-drg-1.1", "chs-drg-2.0"):
             end_to_end("conformance-style", heavy_file(args.cases), scheme)

@@ -7,9 +7,11 @@ repeated anywhere in the run is flagged, never merged — and only an exactly eq
 
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -254,6 +256,7 @@ def group_files(
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
     encoded: bool = False,
+    workers: int = 1,
 ) -> Iterator[pa.Table]:
     """Group every case of ``inputs`` in order; yields one result table per input batch.
 
@@ -265,12 +268,19 @@ def group_files(
     ``keep``: input headers carried into the results after ``case_id``; ``layout`` and ``on_mapping``: as
     :func:`grouper.io.read_discharges` takes them. ``encoded``: a Parquet file's code columns reach ``group``
     dictionary-encoded (:func:`grouper.io.discharges.read_discharges_keeping`; ``group_drg`` and ``group_dip``
-    take them so).
+    take them so). ``workers``: batches grouped side by side, on as many threads (``group`` must then be
+    thread-safe, as ``group_drg`` and ``group_dip`` are); results still come in input order.
     """
     tracker = tracker if tracker is not None else DuplicateTracker()
-    for path in inputs:
+
+    def flagged(path: str | os.PathLike) -> Iterator[tuple[pa.Table, pa.Table | None, np.ndarray]]:
+        """The file's batches with their duplicate masks, in order."""
+        for table, kept in batches(path):
+            yield table, kept, tracker.flag(table.column("case_id").combine_chunks())
+
+    def batches(path: str | os.PathLike) -> Iterator[tuple[pa.Table, pa.Table | None]]:
         tracker.reserve(count_rows(path) or 0)
-        batches = read_discharges_keeping(
+        yield from read_discharges_keeping(
             path,
             keep=keep,
             encoding=encoding,
@@ -282,18 +292,30 @@ def group_files(
             encoded=encoded,
         )
 
-        def flagged(
-            batches=batches,
-        ):  # duplicates are found on the reading thread, while the last batch groups
-            for table, kept in batches:
-                yield table, kept, tracker.flag(table.column("case_id").combine_chunks())
+    def finished(path, rows: int, kept: pa.Table | None, result: pa.Table) -> pa.Table:
+        if result.num_rows != rows:
+            raise RuntimeError(f"{path}: grouping returned {result.num_rows} rows for {rows}")
+        if kept is not None:
+            result = readable(result, kept=kept)
+        if on_batch is not None:
+            on_batch(rows)
+        return result
 
-        for table, kept, duplicate in read_ahead(flagged()):
-            result = group(table, duplicate)
-            if result.num_rows != table.num_rows:
-                raise RuntimeError(f"{path}: grouping returned {result.num_rows} rows for {table.num_rows}")
-            if kept is not None:
-                result = readable(result, kept=kept)
-            if on_batch is not None:
-                on_batch(table.num_rows)
-            yield result
+    if workers <= 1:  # duplicates are found on the reading thread, while the last batch groups
+        for path in inputs:
+            for table, kept, duplicate in read_ahead(flagged(path)):
+                yield finished(path, table.num_rows, kept, group(table, duplicate))
+        return
+    # reading, finding duplicates (this thread, in order) and grouping on threads of their own
+    with ThreadPoolExecutor(workers) as pool:
+        for path in inputs:
+            pending: collections.deque = collections.deque()  # batches grouping side by side, in input order
+            for table, kept in read_ahead(batches(path)):
+                duplicate = tracker.flag(table.column("case_id").combine_chunks())
+                pending.append((table.num_rows, kept, pool.submit(group, table, duplicate)))
+                if len(pending) == workers:
+                    rows, kept_, result = pending.popleft()
+                    yield finished(path, rows, kept_, result.result())
+            while pending:
+                rows, kept_, result = pending.popleft()
+                yield finished(path, rows, kept_, result.result())

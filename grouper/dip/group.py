@@ -17,6 +17,7 @@ import csv
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +88,15 @@ INPUT_COLUMNS = tuple(
 
 def tie_break_profiles() -> dict[str, tuple[str, ...]]:
     """Tie-break profiles of ``codebooks/dip/grouping.toml``: name → criterion kinds, in order."""
-    data = tomllib.loads(data_path("dip", "grouping.toml").read_text(encoding="utf-8"))
-    return {name: tuple(crit) for name, crit in data["tie_break"].items()}
+    path = data_path("dip", "grouping.toml")
+    return dict(_profiles(path, path.stat().st_mtime_ns))
+
+
+@cache
+def _profiles(path: Path, mtime_ns: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The profiles of one version of ``grouping.toml`` (read once, not once per batch)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return tuple((name, tuple(crit)) for name, crit in data["tie_break"].items())
 
 
 def _criteria(tie_break: str | Sequence[str]) -> np.ndarray:
@@ -672,12 +680,11 @@ def group_dip(
     no_id = pc.fill_null(pc.equal(pc.binary_length(case_id), 0), True).to_numpy(zero_copy_only=False)
     status = np.maximum(status, np.where(no_id, Status.CASE_ID_MISSING, 0))
 
-    has_row = pa.array(row >= 0)
-    take = pa.array(np.maximum(row, 0))
+    at = pa.array(np.where(row >= 0, row, len(comp.dip_code)))  # the row past the catalogue's: no group
     groups = pa.table(
         {
-            "dip_group": pc.if_else(has_row, comp.dip_code.take(take), ""),
-            "dip_kind": pc.if_else(has_row, comp.kind.take(take), ""),
+            "dip_group": _appended(comp.dip_code, "").take(at),
+            "dip_kind": _appended(comp.kind, "").take(at),
         }
     )
     if aux is None:
@@ -690,7 +697,7 @@ def group_dip(
         "case_id": case_id,
         "dip_group": groups.column("dip_group"),
         "dip_kind": groups.column("dip_kind"),
-        "dip_score": pc.if_else(has_row, comp.score.take(take), pa.scalar(None, pa.float64())),
+        "dip_score": _appended(comp.score, None).take(at),
         "aux_type": aux_type,
         "aux_coef": pa.array(aux_coef, pa.float64()),
         "dip_status": _STATUS_NAMES.take(pa.array(np.searchsorted(_STATUS_CODES, status))),
@@ -701,6 +708,11 @@ def group_dip(
             table, layer, has_main, promoted, case_tier, aux_type, aux_coef, reason_words(lang)
         )
     return pa.table(columns, schema=_schema(explain))
+
+
+def _appended(values: pa.Array, last) -> pa.Array:
+    """``values`` with ``last`` after them (what a case without a group gets, taken by one index)."""
+    return pa.concat_arrays([values, pa.array([last], values.type)])
 
 
 _STATUS_CODES = np.array(sorted(int(s) for s in Status.of_scheme("dip")))
