@@ -684,7 +684,11 @@ def _canonical(
                 if pa.types.is_date(field.type.value_type):
                     columns.append(date_list([raw.column(s) for s in sources]))
                 else:
-                    columns.append(code_list([raw.column(s) for s in sources], verbatim))
+                    listed = code_list(
+                        [raw.column(s) for s in sources], verbatim, encoded and field.name in ENCODED_CODES
+                    )
+                    columns.append(listed)
+                    fields[-1] = pa.field(field.name, listed.type)
             elif verbatim and field.name in _CODES:
                 text = raw.column(sources[0]).combine_chunks().cast(pa.string())
                 columns.append(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text))

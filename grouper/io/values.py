@@ -111,9 +111,10 @@ def code_reading(codes: str) -> CodeReading:
     return codes
 
 
-def code_list(parts: list[pa.ChunkedArray], verbatim: bool = False) -> pa.Array:
+def code_list(parts: list[pa.ChunkedArray], verbatim: bool = False, encoded: bool = False) -> pa.Array:
     """One list<string> column from list columns or ``|``-separated text; numbered columns are joined in order.
-    Items are trimmed unless ``verbatim``; empty items are dropped."""
+    Items are trimmed unless ``verbatim``; empty items are dropped. ``encoded``: the items of text columns as
+    ``dictionary<string>`` (字典编码: each distinct item trimmed once), the same codes."""
     arrays = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
     if len(arrays) == 1 and (pa.types.is_list(arrays[0].type) or pa.types.is_large_list(arrays[0].type)):
         return arrays[0].cast(pa.list_(pa.string())).fill_null(pa.scalar([], pa.list_(pa.string())))
@@ -126,13 +127,23 @@ def code_list(parts: list[pa.ChunkedArray], verbatim: bool = False) -> pa.Array:
     text = pc.binary_join_element_wise(*(t.fill_null("") for t in texts), "|") if len(texts) > 1 else texts[0]
     split = _split(text.fill_null(""))
     flat = pc.list_flatten(split)
-    if not verbatim:
-        flat = pc.utf8_trim_whitespace(flat)
-    keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
+    if encoded:  # trimmed and tested for emptiness per distinct item, kept as indices
+        items = pc.dictionary_encode(flat)
+        words = items.dictionary if verbatim else pc.utf8_trim_whitespace(items.dictionary)
+        indices = items.indices.to_numpy(zero_copy_only=False)
+        keep = pc.not_equal(words, "").to_numpy(zero_copy_only=False)[indices]
+    else:
+        if not verbatim:
+            flat = pc.utf8_trim_whitespace(flat)
+        keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
     owner = pc.list_parent_indices(split).to_numpy(zero_copy_only=False)
     offsets = np.zeros(len(text) + 1, np.int32)
     np.cumsum(np.bincount(owner[keep], minlength=len(text)), out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), pc.filter(flat, pa.array(keep)))
+    if encoded:
+        values = pa.DictionaryArray.from_arrays(pa.array(indices[keep], pa.int32()), words)
+    else:
+        values = pc.filter(flat, pa.array(keep))
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def _split(text: pa.Array) -> pa.Array:
