@@ -466,6 +466,8 @@ class AuxTyping(Estimator):
         odx = _code_list(t, "other_dx", "dx", missing)
         flags = self._flags(t, odx, missing)
         los = _num(t, "los_days", missing)
+        # a stay the reader could not read (-1) meets no LOS bound (docs/records.md §4)
+        los = np.where(los < 0, np.nan, los)
         mode = _num(t, "discharge_mode", missing)
         age_years = _num(t, "age_years", missing)
         age_days = _num(t, "age_days", set())

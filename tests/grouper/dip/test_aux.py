@@ -301,3 +301,11 @@ def test_cci_source_is_pluggable(tmp_path):
     own = tmp_path / "cci.csv"
     own.write_text("category,prefix,weight,zeroed_if_present\nchf,I50.900,3,\n", encoding="utf-8")
     assert charlson_index(pa.array([["I50.900", "I50.100"]]), read_cci_table(own)).tolist() == [3]
+
+
+def test_a_stay_the_reader_could_not_read_meets_no_los_bound(fitted):
+    # docs/records.md §4: -1 is "written but not a number", not a stay of at most 3 days (SEV-I-A).
+    case = next(c for c in CASES if c["name"].startswith("age 64 is not elderly"))
+    unread, empty = dict(case, los_days="-1"), dict(case, los_days="")
+    got = fitted.classify(table([case, unread, empty]))["severity"].to_pylist()
+    assert got == ["SEV-I-A", None, None]
