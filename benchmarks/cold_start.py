@@ -10,8 +10,8 @@ Each line is one quotable figure, with the machine's load (``os.getloadavg``) at
 - ``compile``: the CPU seconds of each kernel's first call in a fresh process with an empty numba cache
   (``NUMBA_CACHE_DIR``), codebooks already loaded: what a fresh install compiles, kernel by kernel.
 - ``cold``: the first ``drgdip group`` of a ``--cases`` file (5,000 by default) on a fresh install (empty numba
-  cache and codebook cache, ``DRGDIP_CACHE``), for chs-drg-2.0 (the default scheme) and DIP; floor: the same
-  command again, caches warm. Target: < 10 s.
+  cache and codebook cache, ``DRGDIP_CACHE``), for chs-drg-2.0 (the default scheme) and DIP, with the functions
+  it compiled (the scheme's kernels only); floor: the same command again, caches warm. Target: < 10 s.
 - ``warm``: a 10,000-case CSV (``--csv-cases``) grouped end to end with warm caches, best of 3; floor: a fresh
   process that imports pyarrow and reads the columns the grouper needs from that CSV. Target: < 1.5 s.
 - ``help``: ``drgdip --help`` and ``--version``, best of 5; floor: a bare ``python -c pass``. Target: < 0.3 s.
@@ -101,11 +101,13 @@ def cold(cases: int) -> None:
                 *SCHEMES[scheme],
             ]
             wall, cpu, _ = _run(group, fresh)
+            compiled = sorted({p.name.split("-")[0] for p in Path(fresh["NUMBA_CACHE_DIR"]).rglob("*.nbi")})
             warm, warm_cpu, _ = _run(group, fresh)
             print(
                 f"cold first drgdip group {scheme} of {cases:,} cases (empty numba and codebook caches): {wall:.2f} s "
                 f"wall, {cpu:.2f} s CPU; floor (the same command, caches warm) {warm:.2f} s wall, "
-                f"{warm_cpu:.2f} s CPU; ratio {wall / warm:.1f} ({_load()})",
+                f"{warm_cpu:.2f} s CPU; ratio {wall / warm:.1f} ({_load()})\n"
+                f"  compiled ({len(compiled)} functions): {', '.join(compiled)}",
                 flush=True,
             )
 
