@@ -79,3 +79,13 @@ def region(
             ),
         )
     return cases, hospitals
+
+
+def pooled_region(n_cases: int, n_hospitals: int, seed: int = 0) -> tuple[pa.Table, pa.Table]:
+    """``region(..., codes=True)`` with plain (not dictionary) columns and every case insured ``employee``: each case
+    is in a pool, so that a reading problem given to a case is the reason of its route."""
+    cases, hospitals = region(n_cases, n_hospitals, seed, codes=True)
+    plain = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in cases.columns]
+    cases = pa.table(plain, names=cases.column_names)
+    at = cases.column_names.index("insurance_type")
+    return cases.set_column(at, "insurance_type", pa.array(["employee"] * cases.num_rows)), hospitals

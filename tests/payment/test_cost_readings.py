@@ -30,13 +30,7 @@ DEMO = ROOT / "codebooks/policies/demo-2025.toml"
 
 @pytest.fixture(scope="module")
 def region():
-    cases, hospitals = synth.region(120, 3, seed=7, codes=True)
-    plain = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in cases.columns]
-    cases = pa.table(plain, names=cases.column_names)
-    # every case in a pool, so that each cost problem below is the reason of its case's route
-    cases = cases.set_column(cases.column_names.index("insurance_type"), "insurance_type",
-                            pa.array(["employee"] * cases.num_rows))  # fmt: skip
-    return cases, hospitals
+    return synth.pooled_region(120, 3, seed=7)
 
 
 def _with_cost(cases: pa.Table, cost: pa.Array) -> pa.Table:

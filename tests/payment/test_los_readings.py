@@ -29,12 +29,7 @@ DRG = ROOT / "codebooks/policies/example-drg-2025.toml"
 
 @pytest.fixture(scope="module")
 def region():
-    cases, hospitals = synth.region(200, 3, seed=7, codes=True)
-    plain = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in cases.columns]
-    cases = pa.table(plain, names=cases.column_names)
-    cases = cases.set_column(cases.column_names.index("insurance_type"), "insurance_type",
-                             pa.array(["employee"] * cases.num_rows))  # fmt: skip
-    return cases, hospitals
+    return synth.pooled_region(200, 3, seed=7)
 
 
 def _with_los(cases: pa.Table, los) -> pa.Table:
