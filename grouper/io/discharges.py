@@ -36,6 +36,7 @@ from grouper.io.formats import (
     raw_batches,
     renamed,
 )
+from grouper.io.paths import kind_of
 from grouper.io.values import (
     _MOSTLY_DISTINCT,
     CodeReading,
@@ -438,7 +439,7 @@ def _dataset(paths) -> list[tuple[Path, Path]]:
     paths = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
     files: list[tuple[Path, Path]] = []
     for p in paths:
-        if p.is_dir():
+        if kind_of(p) == "folder":
             found = sorted(
                 f
                 for f in p.rglob("*")
@@ -466,9 +467,10 @@ def history_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     paths = [Path(p) for p in paths]
     files: list[Path] = []
     for p in paths:
-        if p.is_dir():
+        found = kind_of(p)
+        if found == "folder":
             files += sorted(p.rglob("*.parquet"))
-        elif p.is_file():
+        elif found == "file":
             files.append(p)
         else:
             raise InputError(f"{p}: no such file or folder", path=p)

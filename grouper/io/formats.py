@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from grouper.errors import InputError
+from grouper.io.paths import kind_of
 
 __all__ = [
     "EXCEL_SUFFIXES",
@@ -93,7 +94,7 @@ def raw_batches(
     distinct values is never spelt out row by row; Excel ignores it.
     """
     path = Path(path)
-    if not path.is_file():
+    if kind_of(path) != "file":
         raise InputError(f"{path}: no such file", path=path)
     select = select or (lambda headers: list(headers))
     layout = layout or Layout()

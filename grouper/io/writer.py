@@ -5,10 +5,11 @@ A file is written to a temporary name in its target folder, created exclusively 
 planted at that name is never followed), and renamed over the target (``os.replace``) only when it is complete; on
 any failure, Ctrl-C or SIGTERM (the CLI turns it into an exit) the temporary file is removed, and temporary files
 left by a killed run are removed by the next write to the same folder. A multi-file output (a settlement folder)
-is written into a temporary folder and moved in at the end, so a failure leaves nothing new at the destination.
+is written into a temporary folder and moved in at the end, so a failure leaves nothing new at the destination
+(missing parent folders created for it are removed again).
 ``if_exists="error"`` (the default) refuses an existing target, ``"replace"`` replaces it. Environment failures
 (a folder that is a file, a read-only folder, a full disk, a name too long) are :class:`OutputError` naming the
-path.
+path (shortened, :func:`grouper.io.paths.shortened`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from grouper.errors import OutputError
+from grouper.io.paths import kind_of, path_error
 from grouper.io.xlsx import write_sheet
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "atomic_file",
     "atomic_folder",
     "check_target",
+    "new_folders",
     "write_bytes",
     "write_json",
     "write_results",
@@ -95,9 +98,9 @@ def atomic_file(path: str | os.PathLike, *, if_exists: IfExists = "error") -> It
     ...     pyarrow.csv.write_csv(table, tmp)
     """
     path = check_target(path, if_exists)
-    folder = _make_folder(path.parent, path)
+    folder, made = path.parent, _make_folders(path.parent, path)
     _remove_stale(folder, path.name)
-    tmp = None
+    tmp, done = None, False
     try:
         # a SIGTERM between creating the file and knowing its name would leave it behind: held for that moment
         with _signals_held():
@@ -105,12 +108,15 @@ def atomic_file(path: str | os.PathLike, *, if_exists: IfExists = "error") -> It
         try:
             yield tmp
             os.replace(tmp, path)
+            done = True
         except OSError as exc:
             raise _output_error(path, exc) from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+        if not done:
+            _remove_made(made)
 
 
 @contextlib.contextmanager
@@ -130,18 +136,21 @@ def atomic_folder(
     the destination is replaced as a whole, never merged with the new one.
     """
     folder, names, folders = Path(folder), list(names), set(folders)
-    if folder.exists() and not folder.is_dir():
+    found = kind_of(folder, OutputError)
+    if found not in ("folder", "missing"):
         raise OutputError(f"{folder}: is a file, not a folder", path=folder)
     for name in names:
         target = folder / name
         if name not in folders:
             check_target(target, if_exists)
-        elif (target.exists() or target.is_symlink()) and if_exists == "error":
+        elif (kind_of(target, OutputError) != "missing" or target.is_symlink()) and if_exists == "error":
             raise OutputError(f"{target} already exists", path=target)
-    exists = folder.is_dir()
-    parent = _make_folder(folder if exists else folder.parent, folder)
+    exists = found == "folder"
+    parent = folder if exists else folder.parent
+    made = _make_folders(parent, folder)
     _remove_stale(parent, folder.name)
     tmp = parent / f".{folder.name}.{os.getpid()}-{secrets.token_hex(4)}{_TMP}"
+    done = False
     try:
         try:
             tmp.mkdir()  # inside the try: a SIGTERM right after it still removes the folder
@@ -162,10 +171,13 @@ def atomic_folder(
                         _replace_folder(tmp / name, folder / name)
                     else:
                         os.replace(tmp / name, folder / name)
+            done = True
         except OSError as exc:
             raise _output_error(folder, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            _remove_made(made)
 
 
 def _replace_folder(new: Path, target: Path) -> None:
@@ -280,12 +292,48 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _make_folder(folder: Path, target: Path) -> Path:
+@contextlib.contextmanager
+def new_folders(folder: str | os.PathLike, target: str | os.PathLike) -> Iterator[Path]:
+    """``folder``, created with its missing parents for writing ``target``; the folders this created are removed
+    again (those still empty) when the ``with`` block fails, so that a failed run leaves no new folder."""
+    folder = Path(folder)
+    made = _make_folders(folder, Path(target))
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+    except BaseException:
+        _remove_made(made)
+        raise
+
+
+def _make_folders(folder: Path, target: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the folders created, outermost first (removed again by
+    :func:`_remove_made` when the write fails: all-or-nothing leaves no new empty folder either)."""
+    missing = []
+    for p in (folder, *folder.parents):
+        if kind_of(p, OutputError) != "missing":
+            break
+        missing.append(p)
+    made: list[Path] = []
+    try:
+        for p in reversed(missing):
+            try:
+                p.mkdir()
+            except FileExistsError:  # another run made it meanwhile: theirs, not removed
+                continue
+            made.append(p)
     except OSError as exc:
+        _remove_made(made)
         raise _output_error(target, exc) from None
-    return folder
+    return made
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Remove the folders of :func:`_make_folders` that are still empty, innermost first."""
+    for p in reversed(made):
+        try:
+            p.rmdir()
+        except OSError:
+            return
 
 
 def _exclusive(folder: Path, name: str, target: Path) -> Path:
@@ -334,8 +382,7 @@ def _alive(pid: int) -> bool:
 
 
 def _output_error(path: Path, exc: OSError) -> OutputError:
-    reason = exc.strerror or str(exc)
-    return OutputError(f"{path}: cannot write here ({reason})", path=path)
+    return path_error(path, exc, OutputError)
 
 
 # ---------------------------------------------------------------------------------------------------------

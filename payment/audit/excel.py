@@ -70,7 +70,10 @@ def write_workbook(tables: dict[str, pa.Table], path: Path) -> list[str]:
             for i, v in enumerate(row):
                 if v is not None:  # empty cells are left out
                     writers[i](r, i, v, money or fmts[i])
-    book.close()
+    try:
+        book.close()
+    except xlsxwriter.exceptions.FileCreateError as exc:  # a full disk…: an OSError for the writer to report
+        raise exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else OSError(str(exc)) from None
     return notes
 
 

@@ -24,7 +24,8 @@ from grouper.errors import OutputError
 from grouper.io import atomic_folder, count_rows, dataset_files, read_discharges
 from grouper.io.discharges import HeaderMapping
 from grouper.io.formats import Layout, first_data_row
-from grouper.io.writer import check_target
+from grouper.io.paths import path_error
+from grouper.io.writer import check_target, new_folders
 from payment.audit.core import BATCH_SIZE, Audit, audit_batches
 from payment.audit.excel import write_workbook
 from payment.audit.report import write_report
@@ -149,22 +150,30 @@ class _ParquetSink:
                 self.writers[name] = pq.ParquetWriter(path, group.schema, compression="zstd")
             self.writers[name].write_table(group)
         except OSError as exc:
-            raise OutputError(
-                f"{self.out}: cannot write here ({exc.strerror or exc})", path=self.out
-            ) from None
+            raise path_error(self.out, exc, OutputError) from None
 
     def close(self) -> None:
-        """Write the last row group of each table (an empty table: its schema alone) and close the files."""
-        for name in self.pending:
-            if self.rows[name] or name not in self.writers:
-                self._flush(name, self.rows[name])
-        self.abort()
+        """Write the last row group of each table (an empty table: its schema alone) and close the files (a
+        footer that cannot be written, as on a full disk, is an :class:`OutputError`)."""
+        try:
+            for name in self.pending:
+                if self.rows[name] or name not in self.writers:
+                    self._flush(name, self.rows[name])
+            for writer in self.writers.values():
+                writer.close()
+        except OSError as exc:
+            raise path_error(self.out, exc, OutputError) from None
+        finally:
+            self.abort()
 
     def abort(self) -> None:
-        """Close the files (the folder is removed by the caller)."""
+        """Close the files (the folder is removed by the caller); a file that cannot be closed is given up, not
+        closed again when collected (which would print an ignored exception after the run's error line)."""
         for writer in self.writers.values():
-            with contextlib.suppress(Exception):
+            try:
                 writer.close()
+            except Exception:
+                writer.is_open = False
         self.writers.clear()
 
     def review(self) -> pa.Table:
@@ -253,12 +262,12 @@ def _scratch(out: Path) -> Iterator[Path]:
     names its own, so a run killed midway leaves nothing the next run does not remove)."""
     parent = out.parent
     folder = parent / f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.drgdip-tmp"
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        folder.mkdir()
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write here ({exc.strerror or exc})", path=out) from None
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with new_folders(parent, out):  # parents this run created are removed again if it fails
+        try:
+            folder.mkdir()
+        except OSError as exc:
+            raise path_error(out, exc, OutputError) from None
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -118,6 +118,7 @@ def group(
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.io import count_rows
+    from grouper.io.paths import kind_of
     from grouper.jit import KERNELS, needs_compiling, start_numba
     from grouper.pipeline import group_to_file
 
@@ -148,7 +149,7 @@ def group(
     totals = [count_rows(p) for p in inputs]
     start_numba()
     kernels = KERNELS["dip" if scheme == "dip" else "drg"]
-    if not quiet and all(Path(p).is_file() for p in inputs) and needs_compiling(kernels):
+    if not quiet and all(kind_of(p) == "file" for p in inputs) and needs_compiling(kernels):
         console.print("compiling kernels (first run only)…", highlight=False)
     total = sum(totals) if all(x is not None for x in totals) else None
     on_mapping, show_mapping_lines = mapping_report(show_mapping)

@@ -60,7 +60,7 @@ def test_a_full_disk_while_grouping_is_one_line_and_leaves_nothing(tmp_path, mon
     out = tmp_path / "out" / "grouped.parquet"
     result = runner.invoke(app, ["group", str(CASES), "-o", str(out), "-q"])
     _one_line(result, f"error: {out}: cannot write here (No space left on device)")
-    assert _left(out.parent) == []
+    assert _left(tmp_path) == []  # not even the folder out/ that the run created
 
 
 def test_a_full_disk_while_settling_is_one_line_and_leaves_nothing(tmp_path, region, monkeypatch):
@@ -193,3 +193,57 @@ def test_a_csv_cost_1e15_is_one_error_and_abc_is_cost_invalid(tmp_path, region):
         "warning: 2 cases (1.0%) have no readable total_cost (1 empty, 1 not a number; COST_INVALID" in said
     )
     assert "paid by item (routing.invalid), not by points" in said
+
+
+def _audit_input(tmp_path) -> Path:
+    from grouper.synth import generate
+
+    discharges, _ = generate(300, [2025], 2, seed=12, fees=True)
+    pq.write_table(discharges.drop(["synthetic_defect"]), tmp_path / "discharges.parquet")
+    return tmp_path / "discharges.parquet"
+
+
+def test_a_path_too_long_is_one_line_naming_it_shortened(tmp_path, region):
+    deep = tmp_path.joinpath(*["d" * 200] * 25) / "out"
+    for result in (_settle(region, deep), runner.invoke(app, ["group", str(CASES), "-o", str(deep), "-q"])):
+        _one_line(result, f"error: {str(tmp_path)[:20]}")
+        assert "cannot write here (File name too long)" in result.output and "…" in result.output
+    long = tmp_path / ("x" * 300 + ".csv")
+    args = ["--hospitals", str(region["hospitals"]), "--policy", str(DEMO), "-o", str(tmp_path / "o"), "-q"]
+    for command in (
+        ["group", str(long), "-o", str(tmp_path / "o.parquet")],
+        ["group", str(long), "-o", str(tmp_path / "o.parquet"), "-q"],
+        ["settle", "--cases", str(long), *args],
+        ["audit", str(long), "-o", str(tmp_path / "o"), "-q"],
+    ):
+        result = runner.invoke(app, command)
+        _one_line(result, f"error: {str(tmp_path)[:20]}")
+        assert "cannot read it (File name too long)" in result.output and "…" in result.output
+    assert _left(tmp_path) == ["cases.parquet", "hospitals.csv"]
+
+
+def test_a_full_disk_at_an_audit_file_footer_is_one_line_and_no_ignored_exception(tmp_path, monkeypatch):
+    import gc
+    import sys
+
+    discharges = _audit_input(tmp_path)
+    ignored = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    monkeypatch.setattr(pq.ParquetWriter, "close", _full_disk)
+    result = runner.invoke(app, ["audit", str(discharges), "-o", str(tmp_path / "au"), "-q"])
+    gc.collect()
+    _one_line(result, f"error: {tmp_path / 'au'}: cannot write here (No space left on device)")
+    assert ignored == [] and _left(tmp_path) == ["discharges.parquet"]
+
+
+def test_a_failed_run_leaves_no_new_parent_folders(tmp_path, region, monkeypatch):
+    discharges = _audit_input(tmp_path)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", _full_disk)
+    out = tmp_path / "new" / "sub"
+    for result in (
+        _settle(region, out / "settlement"),
+        runner.invoke(app, ["group", str(CASES), "-o", str(out / "grouped.parquet"), "-q"]),
+        runner.invoke(app, ["audit", str(discharges), "-o", str(out / "au"), "-q"]),
+    ):
+        _one_line(result, f"error: {out}")
+        assert not (tmp_path / "new").exists(), result.output
