@@ -284,10 +284,13 @@ def read_discharges_keeping(
 
 def _kept(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """A canonical column as an output carries it: an amount that was not a number (UNREADABLE) is empty there, as
-    in the file's own export, not ``nan``."""
+    in the file's own export, not ``nan``; so is a whole number that was not one (``abc``, ``3天``: -1 in the
+    canonical column)."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_floating(arr.type):
         return pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+    if pa.types.is_integer(arr.type):
+        return pc.if_else(pc.equal(arr, -1), pa.scalar(None, arr.type), arr)
     if pa.types.is_dictionary(arr.type):  # an encoded code column: its text
         return arr.cast(arr.type.value_type)
     if pa.types.is_list(arr.type) and pa.types.is_dictionary(arr.type.value_type):

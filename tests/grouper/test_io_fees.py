@@ -113,3 +113,17 @@ def test_a_kept_amount_that_is_not_a_number_is_empty_in_the_output(tmp_path):
     [(table, kept)] = list(read_discharges_keeping(path, keep=["总费用"]))
     assert kept.column("总费用").to_pylist() == [None, 1234.5, None]
     assert math.isnan(table.column("total_cost")[0].as_py())  # the case itself keeps UNREADABLE
+
+
+def test_a_kept_whole_number_that_is_not_one_is_empty_in_the_output(tmp_path):
+    """``--keep 住院天数``: ``abc`` or ``3天`` is empty in the output (not the canonical -1), as a kept amount."""
+    path = tmp_path / "k.csv"
+    path.write_text(
+        "结算ID,主要诊断编码,住院天数\n1,K35.800,abc\n2,J18.900,3天\n3,J18.900,7\n4,J18.900,\n",
+        encoding="utf-8",
+    )
+    from grouper.io.discharges import read_discharges_keeping
+
+    [(table, kept)] = list(read_discharges_keeping(path, keep=["住院天数"]))
+    assert kept.column("住院天数").to_pylist() == [None, None, 7, None]
+    assert table.column("los_days").to_pylist()[:3] == [-1, -1, 7]  # the cases themselves keep the status
