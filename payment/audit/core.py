@@ -784,7 +784,7 @@ class _GroupMeans:
         inv, labels = _factorize(group[ok])
         n = np.bincount(inv, minlength=len(labels))
         mean = np.bincount(inv, weights=values[ok], minlength=len(labels)) / np.maximum(n, 1)
-        return pa.array(labels), np.append(mean, np.nan)
+        return pa.array(labels, pa.string()), np.append(mean, np.nan)
 
     def of(self, name: str, groups: np.ndarray) -> np.ndarray:
         """The mean ``name`` (``cost``, ``los``) of each group label of ``groups`` (NaN if none)."""

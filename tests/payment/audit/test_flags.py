@@ -161,6 +161,21 @@ def test_possible_upcoding_names_the_lower_group_and_the_payment_difference():
     assert up[0]["payment_difference"] == pytest.approx(4_000 * k) and k > 0
 
 
+def test_a_file_without_costs_is_audited_without_upcoding_means():
+    # No case has a cost (a coding file such as the conformance sets): the group means are empty, not an error.
+    case = {
+        "hospital_id": "H",
+        "insurance_type": "employee",
+        "sex": 2,
+        "age_years": 88,
+        "principal_dx": "K22.301",
+    }
+    rows = [{**case, "case_id": "u", "other_dx": ["K11.901"]}, {**case, "case_id": "n", "other_dx": []}]
+    weights = pa.table({"drg": ["GZ13", "GZ15"], "rw": [1.2, 0.8]})
+    result = audit(_table(rows), scheme="chs-drg-1.1", weights=weights)
+    assert result["cases"].num_rows == 2
+
+
 def test_pdx_choice_reports_the_alternative_group_as_information():
     rows = [{"case_id": "p", "hospital_id": "H", "insurance_type": "employee", "sex": 1, "age_years": 70,
              "principal_dx": "K22.301", "other_dx": ["J18.900"], "total_cost": 3000.0, "los_days": 7}]  # fmt: skip
