@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from grouper.errors import InputError
 from grouper.io.discharges import (
     BATCH_SIZE,
+    DATE_COLUMNS,
     HeaderMapping,
     accepted_headers,
     check_dates,
@@ -50,8 +51,6 @@ GROUPING_COLUMNS = frozenset(
     ("dip_group", "dip_kind", "dip_score", "aux_type", "aux_coef", "dip_status", "dip_avg_cost", "mdc",
      "adrg", "drg", "drg_status", "reason")
 )  # fmt: skip
-#: Dates a settlement cannot do without when they are written: the period (discharge) and DATE_CONFLICT (admission).
-_DATES = ("admission_date", "discharge_date")
 #: Canonical columns a case table must hold under their own names to be read as it is.
 _CASE_COLUMNS = ("case_id", "hospital_id", "insurance_type", "total_cost")
 
@@ -144,7 +143,7 @@ class CaseSource:
             columns=list(SETTLE_COLUMNS),
             layout=self.layout,
             on_mapping=functools.partial(_cost_read, report),
-            strict_dates=_DATES,
+            strict_dates=DATE_COLUMNS,
         )
 
     def _same_file(self) -> Iterator[pa.Table]:
@@ -355,7 +354,7 @@ def _normalised(path: Path, batch_size: int) -> Iterator[pa.Table]:
     batches = raw_batches(path, batch_size=batch_size, select=select)
     for t in batches:
         out = _normalise(t)
-        dates = {c: c for c in _DATES if c in t.column_names}
+        dates = {c: c for c in DATE_COLUMNS if c in t.column_names}
         check_dates(path, t, out, dates, offset, lambda: first_data_row(path), rest)
         offset += t.num_rows
         yield out

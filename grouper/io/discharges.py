@@ -53,6 +53,7 @@ from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_
 
 __all__ = [
     "BATCH_SIZE",
+    "DATE_COLUMNS",
     "HeaderMapping",
     "accepted_headers",
     "as_discharges",
@@ -69,6 +70,8 @@ __all__ = [
 ]
 
 BATCH_SIZE = 1 << 18
+#: The date columns a written-but-unreadable value stops a run on (``strict_dates``): settle, audit, catalog, weights.
+DATE_COLUMNS = ("admission_date", "discharge_date")
 #: The single-code columns ``codes="verbatim"`` keeps as written (the list columns too).
 _CODES = ("principal_dx", "principal_proc")
 #: What an in-memory table is called in an error.
@@ -496,14 +499,16 @@ def read_cases(
     Parquet files and folders (read recursively for ``*.parquet``) are read as they are (headers renamed by
     ``layout.rename``), keeping only ``columns`` that exist (all when None); when a file is CSV or Excel, every
     file goes through :func:`read_discharges` (canonical columns; ``layout`` and ``on_mapping`` as there). The
-    hard plausibility rules (:mod:`grouper.plausibility`) are those of a settlement.
+    hard plausibility rules (:mod:`grouper.plausibility`) are those of a settlement, and so is a date written but
+    not readable (:func:`check_dates`): read as empty it would silently take the case out of the years.
 
     Raises
     ------
     InputError
         A path that does not exist, no Parquet file in the folders, no case at all, or a value outside its hard
         plausible range (a cost of 1e15 or ``inf``): one error naming the file, the row, the column and how
-        many rows of the file are like it, never the value.
+        many rows of the file are like it, never the value; the same for a date written but not readable
+        (``07/05/2025``).
     """
     paths = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
     files = history_files(paths)
@@ -535,7 +540,14 @@ def read_cases(
             t
             for f in files
             for t in checked_stream(
-                read_discharges(f, encoding=encoding, columns=cols, layout=layout, on_mapping=on_mapping),
+                read_discharges(
+                    f,
+                    encoding=encoding,
+                    columns=cols,
+                    layout=layout,
+                    on_mapping=on_mapping,
+                    strict_dates=DATE_COLUMNS,
+                ),
                 where=f,
                 first_row=lambda f=f: first_data_row(f, encoding=encoding, layout=layout),
             )

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from grouper import __version__
 from grouper.errors import OutputError
 from grouper.io import atomic_folder, count_rows, dataset_files, read_discharges
-from grouper.io.discharges import HeaderMapping
+from grouper.io.discharges import DATE_COLUMNS, HeaderMapping
 from grouper.io.formats import Layout, first_data_row
 from grouper.io.paths import path_error
 from grouper.io.writer import check_target, new_folders
@@ -72,11 +72,17 @@ def _batches(inputs: list, encoding: str | None, batch_size: int, layout=None, o
 def read_checked(
     path, encoding: str | None, batch_size: int, layout=None, on_mapping=None
 ) -> Iterator[pa.Table]:
-    """A file's cases, batch by batch (both engines read them so); a cost of 1e15 or inf stops the audit as it
-    stops a settlement (plausibility.csv), naming the row as every command does
+    """A file's cases, batch by batch (both engines read them so); a cost of 1e15 or inf, or a date written but not
+    readable (``07/05/2025``, :func:`grouper.io.discharges.check_dates`), stops the audit as it stops a settlement
+    (plausibility.csv), naming the row as every command does
     (:func:`grouper.io.formats.first_data_row`) and how many rows of the file are like it."""
     stream = read_discharges(
-        path, encoding=encoding, batch_size=batch_size, layout=layout, on_mapping=on_mapping
+        path,
+        encoding=encoding,
+        batch_size=batch_size,
+        layout=layout,
+        on_mapping=on_mapping,
+        strict_dates=DATE_COLUMNS,  # read as empty, a date would silently drop the case's date-based findings
     )
     head = next(stream, None)  # the file's own errors (no such file…) come first
     if head is not None:

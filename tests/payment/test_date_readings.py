@@ -1,6 +1,7 @@
 """A discharge date written but unreadable (dd/mm/yyyy, 2025-02-30) stops a settlement with one error naming the
 file, the row and the column (issue 11 item 2): it used to read as empty, which took the case out of the policy's
-period filter and paid every year's cases from this year's budget."""
+period filter and paid every year's cases from this year's budget. ``audit``, ``catalog`` and ``weights`` read
+their dates the same way (issue 11: they used to drop such cases silently)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,33 @@ def test_one_impossible_date_is_one_error_line_and_grouping_still_reads_the_file
     # grouping does not need the date: the case is read, its discharge date empty
     read = pa.concat_tables(grouper.read_discharges(path))
     assert read.num_rows == 60 and read.column("discharge_date")[4].as_py() is None
+
+
+@pytest.mark.parametrize("command", ["catalog", "weights", "audit"])
+def test_day_first_dates_stop_catalog_weights_and_audit_naming_file_row_and_column(tmp_path, region, command):
+    """The history of ``catalog``/``weights`` (it used to drop such cases as out of the years) and the cases of
+    ``audit`` (its date-based findings vanished) are read as a settlement reads them; nothing is written."""
+    cases, _ = region
+    path, out = tmp_path / "cases.csv", tmp_path / "out"
+    dmy = _dates_as(cases, "%d/%m/%Y")
+    pacsv.write_csv(dmy, path)
+    if command == "audit":
+        args = ["audit", str(path), "--out", str(out), "-q"]
+    else:
+        args = [command, "--history", str(path), "--out", str(out / "fit.csv")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(
+        f"error: {path}: row 2, column discharge_date: not a date as drgdip reads dates"
+    ), result.output
+    assert result.output.rstrip().endswith("; 59 more row(s) like it"), result.output
+    assert dmy.column("discharge_date")[0].as_py() not in result.output and not out.exists()
+
+
+def test_a_history_with_readable_dates_reads_as_before(tmp_path, region):
+    cases, _ = region
+    path = tmp_path / "cases.csv"
+    pacsv.write_csv(_dates_as(cases, "%Y/%m/%d"), path)
+    read = grouper.read_cases(path)
+    assert read.num_rows == cases.num_rows
+    assert read.column("discharge_date").to_pylist() == cases.column("discharge_date").to_pylist()
