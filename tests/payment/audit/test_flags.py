@@ -127,18 +127,22 @@ def _table(rows):
     return pa.Table.from_pylist(rows, schema=pa.schema(list(fields.items())))
 
 
+#: a case of K22.301, grouped GZ13 with the CC K11.901 and GZ15 without it
+_K22_CASE = {
+    "hospital_id": "H",
+    "insurance_type": "employee",
+    "sex": 2,
+    "age_years": 88,
+    "principal_dx": "K22.301",
+}
+
+
 def test_possible_upcoding_names_the_lower_group_and_the_payment_difference():
     # K22.301 + K11.901 (CC) → GZ13; without it GZ15 (RW 0.8 < 1.2), whose cases cost 6000 and stay 5 days:
     # the case at 5000 yuan and 3 days sits in the lower group's range. example-drg-2025: RW × 100 points × k,
     # point value 100 yuan; 5000 is a normal case in both groups (≥ 0.35 × 12,000 and × 8,000), so the
     # expected payments are 12,000 and 8,000 × k: difference 4,000 × k.
-    case = {
-        "hospital_id": "H",
-        "insurance_type": "employee",
-        "sex": 2,
-        "age_years": 88,
-        "principal_dx": "K22.301",
-    }
+    case = _K22_CASE
     rows = [{**case, "case_id": "u", "other_dx": ["K11.901"], "total_cost": 5000.0, "los_days": 3}]
     rows += [
         {**case, "case_id": f"n{i}", "other_dx": [], "total_cost": 6000.0, "los_days": 5} for i in range(5)
@@ -163,13 +167,7 @@ def test_possible_upcoding_names_the_lower_group_and_the_payment_difference():
 
 def test_a_file_without_costs_is_audited_without_upcoding_means():
     # No case has a cost (a coding file such as the conformance sets): the group means are empty, not an error.
-    case = {
-        "hospital_id": "H",
-        "insurance_type": "employee",
-        "sex": 2,
-        "age_years": 88,
-        "principal_dx": "K22.301",
-    }
+    case = _K22_CASE
     rows = [{**case, "case_id": "u", "other_dx": ["K11.901"]}, {**case, "case_id": "n", "other_dx": []}]
     weights = pa.table({"drg": ["GZ13", "GZ15"], "rw": [1.2, 0.8]})
     result = audit(_table(rows), scheme="chs-drg-1.1", weights=weights)
