@@ -498,7 +498,8 @@ def read_cases(
 
     Parquet files and folders (read recursively for ``*.parquet``) are read as they are (headers renamed by
     ``layout.rename``), keeping only ``columns`` that exist (all when None); when a file is CSV or Excel, every
-    file goes through :func:`read_discharges` (canonical columns; ``layout`` and ``on_mapping`` as there). The
+    file goes through :func:`read_discharges` (canonical columns; ``layout`` and ``on_mapping`` as there). A
+    Parquet column of dates or numbers stored as text is read as that reader reads it (``2025/05/07``). The
     hard plausibility rules (:mod:`grouper.plausibility`) are those of a settlement, and so is a date written but
     not readable (:func:`check_dates`): read as empty it would silently take the case out of the years.
 
@@ -529,11 +530,18 @@ def read_cases(
             table = dataset.to_table(columns=[names[header.index(c)] for c in wanted]).rename_columns(wanted)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{named}: not readable Parquet ({one_line(exc)})", path=paths[0]) from None
-        start = 0  # the hard plausibility rules, per file (a cost of 1e15 or inf: one error naming its row)
+        start, parts = 0, []  # per file: its text dates and numbers read, dates and hard rules checked
         for f, part in zip(files, dataset.get_fragments(), strict=True):
             n = part.count_rows()
-            check_table(table.slice(start, n), where=f, first_row=first_data_row(f))
+            written = table.slice(start, n)
+            read = _typed(written)
+            dates = {c: c for c in DATE_COLUMNS if c in written.column_names}
+            # the file is one slice: the count of unreadable dates is the whole file's (nothing more to read)
+            check_dates(f, written, read, dates, 0, lambda f=f: first_data_row(f), lambda *_: 0)
+            check_table(read, where=f, first_row=first_data_row(f))
+            parts.append(read)
             start += n
+        table = pa.concat_tables(parts) if parts else table
     else:
         cols = None if columns is None else tuple(columns)
         table = pa.concat_tables(
@@ -554,6 +562,24 @@ def read_cases(
         )
     if table.num_rows == 0:
         raise InputError(f"{named}: no cases in the history", path=paths[0])
+    return table
+
+
+_FIELDS = {f.name: f for f in DISCHARGE_SCHEMA}
+
+
+def _typed(table: pa.Table) -> pa.Table:
+    """A Parquet history read as it is, with its canonical date and number columns that hold text (a date stored
+    as ``"2025/05/07"``, a cost as ``"1234.5"``) read as the discharge reader reads them (:func:`convert`): the same
+    values as from a file that stores them typed, or from CSV. Other columns as they are."""
+    for i, name in enumerate(table.column_names):
+        field = _FIELDS.get(name)
+        if field is None or name in LIST_COLUMNS or pa.types.is_string(field.type):
+            continue
+        col = table.column(i)
+        typ = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            table = table.set_column(i, name, convert(field, col.cast(pa.string())))
     return table
 
 

@@ -79,22 +79,28 @@ def test_one_impossible_date_is_one_error_line_and_grouping_still_reads_the_file
     assert read.num_rows == 60 and read.column("discharge_date")[4].as_py() is None
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
 @pytest.mark.parametrize("command", ["catalog", "weights", "audit"])
-def test_day_first_dates_stop_catalog_weights_and_audit_naming_file_row_and_column(tmp_path, region, command):
+def test_day_first_dates_stop_catalog_weights_and_audit_naming_file_row_and_column(
+    tmp_path, region, command, suffix
+):
     """The history of ``catalog``/``weights`` (it used to drop such cases as out of the years) and the cases of
-    ``audit`` (its date-based findings vanished) are read as a settlement reads them; nothing is written."""
+    ``audit`` (its date-based findings vanished) are read as a settlement reads them; nothing is written. A
+    Parquet history with the canonical names is read as it is, its text dates through the same check (it was an
+    internal error)."""
     cases, _ = region
-    path, out = tmp_path / "cases.csv", tmp_path / "out"
+    path, out = tmp_path / f"cases.{suffix}", tmp_path / "out"
     dmy = _dates_as(cases, "%d/%m/%Y")
-    pacsv.write_csv(dmy, path)
+    pq.write_table(dmy, path) if suffix == "parquet" else pacsv.write_csv(dmy, path)
     if command == "audit":
         args = ["audit", str(path), "--out", str(out), "-q"]
     else:
         args = [command, "--history", str(path), "--out", str(out / "fit.csv")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    row = 1 if suffix == "parquet" else 2
     assert result.output.startswith(
-        f"error: {path}: row 2, column discharge_date: not a date as drgdip reads dates"
+        f"error: {path}: row {row}, column discharge_date: not a date as drgdip reads dates"
     ), result.output
     assert result.output.rstrip().endswith("; 59 more row(s) like it"), result.output
     assert dmy.column("discharge_date")[0].as_py() not in result.output and not out.exists()
@@ -107,3 +113,35 @@ def test_a_history_with_readable_dates_reads_as_before(tmp_path, region):
     read = grouper.read_cases(path)
     assert read.num_rows == cases.num_rows
     assert read.column("discharge_date").to_pylist() == cases.column("discharge_date").to_pylist()
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(out.iterdir())}
+
+
+@pytest.mark.parametrize("command", ["catalog", "settle", "audit", "group"])
+def test_text_dates_in_a_parquet_file_read_as_the_date_typed_file(tmp_path, region, command):
+    """Dates stored as text (``2025/05/07``) in a Parquet file with the canonical names: every command reads them
+    as dates, and writes the same bytes as from the file that stores them as dates (``catalog`` and ``weights``
+    read such a history as it is: it was an internal error)."""
+    cases, hospitals = region
+    pacsv.write_csv(hospitals, tmp_path / "h.csv")
+    outputs = {}
+    for name, table in (("typed", cases), ("text", _dates_as(cases, "%Y/%m/%d"))):
+        path, out = tmp_path / f"{name}.parquet", tmp_path / f"out-{name}"
+        pq.write_table(table, path)
+        args = {
+            "catalog": ["catalog", "--history", str(path), "--out", str(out / "fit.csv")],
+            "settle": ["settle", "--cases", str(path), "--hospitals", str(tmp_path / "h.csv"), "--policy",
+                       str(DEMO), "-o", str(out), "-q"],
+            "audit": ["audit", str(path), "--out", str(out), "-q"],
+            "group": ["group", str(path), "--out", str(out / "grouped.parquet"), "-q"],
+        }[command]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        outputs[name] = _outputs(out)
+    assert outputs["text"] == outputs["typed"] and outputs["typed"]
+    if command == "catalog":  # the history a weights fit reads too
+        read = grouper.read_cases(tmp_path / "text.parquet")
+        assert read.column("discharge_date").type == pa.date32()
+        assert read.equals(grouper.read_cases(tmp_path / "typed.parquet"))
