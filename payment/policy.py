@@ -10,6 +10,7 @@ sources, naming the file and the dotted key. The key list mirrors docs/formulas.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import datetime as _dt
 import hashlib
@@ -664,16 +665,27 @@ def _raise(exc: Exception) -> None:
     raise exc
 
 
+#: The byte-order marks (BOM) of UTF-16, which Windows Notepad calls "Unicode".
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def _read(path: Path) -> dict[str, Any]:
+    """The TOML of a policy file. A UTF-8 byte-order mark (BOM) at its start, as Windows Notepad writes one, is
+    not part of the text and is skipped (TOML has no other reading of it); any other encoding is refused."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read: {exc.strerror}", path=path) from None
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return tomllib.loads(data[bom:].decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise PolicyError(
-            f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 (a GBK file is not read)",
-            path=path,
-        ) from None
+        what = (
+            'UTF-16 text (Notepad\'s "Unicode"), not UTF-8'
+            if data[:2] in _UTF16_BOMS
+            else f"not UTF-8 text (byte {exc.start + bom}; a GBK file is not read)"
+        )
+        raise PolicyError(f"{path}: {what}; save the file as UTF-8", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: not valid TOML: {exc}", path=path) from None
     except RecursionError:

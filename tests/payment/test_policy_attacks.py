@@ -33,6 +33,38 @@ def test_a_gbk_file_is_one_error_naming_the_file(tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output and "not UTF-8" in result.output
 
 
+def test_a_utf8_byte_order_mark_is_skipped_as_notepad_writes_one(tmp_path):
+    """Chosen: a UTF-8 file starting with a byte-order mark (BOM, what Windows Notepad saves) is read as the same
+    file without it (it was "not valid TOML (line 1, column 1)"): the mark is no TOML, so skipping it is
+    unambiguous. The policy is the same, its sha256 included (settlement outputs record it)."""
+    demo = Path(__file__).resolve().parents[2] / "codebooks/policies/demo-2025.toml"
+    path = tmp_path / "p.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + demo.read_bytes().replace(b"\n", b"\r\n"))  # Notepad: BOM and CRLF
+    with_bom, plain = Policy.load(path), Policy.load(demo)
+    assert with_bom.sha256 == plain.sha256 and with_bom.values == plain.values
+    result = runner.invoke(app, ["policy", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    # a mark anywhere else is text, and TOML refuses it where it stands
+    path.write_bytes(demo.read_bytes().replace(b"[point_value]", b"\xef\xbb\xbf[point_value]", 1))
+    with pytest.raises(PolicyError, match=r"p\.toml: not valid TOML"):
+        Policy.load(path)
+
+
+def test_a_utf16_file_says_to_save_it_as_utf8(tmp_path):
+    path = _write(
+        tmp_path, BASE.read_text(encoding="utf-8"), "utf-16"
+    )  # Notepad's "Unicode": a BOM, then UTF-16
+    with pytest.raises(PolicyError) as info:
+        Policy.load(path)
+    assert str(info.value) == f'{path}: UTF-16 text (Notepad\'s "Unicode"), not UTF-8; save the file as UTF-8'
+    result = runner.invoke(app, ["policy", "check", str(path)])
+    assert (
+        result.exit_code == 1
+        and "Traceback" not in result.output
+        and "save the file as UTF-8" in result.output
+    )
+
+
 def test_a_3000_deep_array_is_one_error(tmp_path):
     path = _write(tmp_path, BASE.read_text(encoding="utf-8") + "\n[x]\ny = " + "[" * 3000 + "]" * 3000 + "\n")
     with pytest.raises(PolicyError, match="nested too deep"):
