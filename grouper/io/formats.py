@@ -579,9 +579,36 @@ def csv_batches(
         # pyarrow quotes the offending row; it holds patient data, which an error line must not repeat
         # (the row runs on over the line breaks of a quoted cell: everything after the count goes, whatever it holds)
         message = re.sub(
-            r"(Expected \d+ columns, got \d+): .*", r"\1 in a row (check its quoting)", str(exc), flags=re.S
+            r"(Expected \d+ columns, got \d+): .*", r"\1 (check its quoting)", str(exc), flags=re.S
         ).splitlines()[0]
-        raise InputError(f"{path}: {message}{hint}", path=path, key="encoding" if gbk else None) from None
+        message = re.sub(r"Row #\d+: ", "", message)  # the row is named first, as every error names it
+        row = _parse_error_row(path, read, convert)
+        at_row = "" if row is None else f"row {row}: "
+        raise InputError(
+            f"{path}: {at_row}{message}{hint}", path=path, row=row, key="encoding" if gbk else None
+        ) from None
+
+
+def _parse_error_row(path: Path, read: pacsv.ReadOptions, convert: pacsv.ConvertOptions) -> int | None:
+    """The row of a CSV file where pyarrow stops (on an error only): a second read on one thread, the only way
+    pyarrow counts rows (``Row #N``: the lines skipped above the header, the header, then one per record; the
+    number :func:`first_data_row` plus the case's place in the file gives, docs/records.md §6). None when that
+    read does not stop at a numbered row."""
+    read.use_threads = False
+    try:  # the parse options of csv_batches
+        for _ in pacsv.open_csv(
+            path,
+            read_options=read,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=convert,
+        ):
+            pass
+    except pa.ArrowException as exc:
+        found = re.search(r"\bRow #(\d+)", str(exc))
+        return int(found.group(1)) if found else None
+    except OSError:
+        return None
+    return None
 
 
 #: A text column read dictionary-encoded (``encoded``): each block's distinct values once.

@@ -186,6 +186,40 @@ def test_excel_output_keeps_text_as_text(tmp_path):
 def test_a_ragged_row_is_reported_without_repeating_its_patient_data(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("case_id,principal_dx,name\n1,K35.8,张三\n2,K35.8,李四,extra\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"Expected 3 columns, got 4 in a row") as err:
+    with pytest.raises(InputError, match=r"row 3: CSV parse error: Expected 3 columns, got 4 \(check") as err:
         list(grouper.read_discharges(path))
     assert "李四" not in str(err.value)
+
+
+_TOP = "case_id,principal_dx,name\n1,K35.8,张三\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "row", "got"),
+    [
+        (_TOP + "2,K35.8,李四\n3,K35.8,王五,110101199001011234\n4,K35.8,赵六\n", 4, 4),  # a field too many
+        (_TOP + "2,K35.8\n", 3, 2),  # one too few
+        ("某医院出院病例导出\n\n" + _TOP + "2,K35.8,李四,x\n", 5, 4),  # title rows above the header counted
+        ("\ufeff" + _TOP.replace("\n", "\r\n") + "2,K35.8,李四,x\r\n", 3, 4),  # Excel's UTF-8: BOM, CRLF
+        (
+            _TOP + '2,K35.8,"李\n四"\n3,K35.8,王五,x\n',
+            4,
+            4,
+        ),  # a cell over two lines: one row, as every rule counts
+        # an unterminated quote runs on to the next quote: the row it opens on is named
+        (_TOP + '2,K35.8,"李四\n3,K35.8,王五\n4,"K35.8",赵六\n5,K35.8,钱七\n', 3, 4),
+    ],
+)
+def test_a_csv_parse_error_names_the_row_as_every_error_does(tmp_path, text, row, got):
+    """pyarrow counts rows only on one thread (``Row #N``); on a parse error the file is read again so to name the
+    row, by the one rule of docs/records.md §6 (first_data_row + the case's place), never its content."""
+    path = tmp_path / "r.csv"
+    path.write_bytes(text.encode("utf-8"))
+    with pytest.raises(InputError) as err:
+        list(grouper.read_discharges(path, batch_size=2))
+    msg = str(err.value)
+    assert msg == f"{path}: row {row}: CSV parse error: Expected 3 columns, got {got} (check its quoting)", (
+        msg
+    )
+    assert err.value.row == row and err.value.path == str(path)
+    assert not any(name in msg for name in ("李", "王五", "赵六", "1101"))

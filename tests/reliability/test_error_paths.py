@@ -157,7 +157,7 @@ def test_a_malformed_row_with_a_multi_line_cell_is_not_repeated(tmp_path):
     )
     result = runner.invoke(app, ["group", str(path), "-o", str(tmp_path / "o.parquet"), "-q"])
     _one_line(
-        result, f"error: {path}: CSV parse error: Expected 17 columns, got 20 in a row (check its quoting)"
+        result, f"error: {path}: row 4: CSV parse error: Expected 17 columns, got 20 (check its quoting)"
     )
     assert "张三" not in result.output and "1101" not in result.output and "I66" not in result.output
 
