@@ -8,11 +8,11 @@ docs/dip.md §4.3–§4.5, docs/drg.md §7.1.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tomllib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from grouper import _reduction as red
 from grouper.errors import InputError, SettingsError
 from grouper.io.writer import PARQUET_OPTIONS, IfExists, check_target, write_text, write_with
 from grouper.plausibility import check_table
@@ -44,10 +45,10 @@ __all__ = [
     "params_to_meta",
     "read_fitted",
     "restore_summary",
+    "stats_of",
     "trim_keep",
     "trim_of",
     "trim_warnings",
-    "weighted_mean",
     "write_fitted",
     "year_weights",
 ]
@@ -56,11 +57,6 @@ __all__ = [
 TRIM_METHODS = ("percentile", "iqr", "log_sd", "none")
 #: Default fence multiplier per method: Tukey 1.5 × IQR; 3 SD of log cost (docs/drg.md §7.1).
 _DEFAULT_K = {"iqr": 1.5, "log_sd": 3.0}
-# Percentile limits are computed in float64 and may land a few ulps inside a data value (docs/drg.md §7.1: P97.5
-# = 43,024.99999999977); a case within this relative distance of a limit is kept (limits are inclusive).
-_REL_TOL = 1e-9
-#: Rows per batch of the stream a history's fingerprint hashes.
-_FINGERPRINT_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -137,6 +133,7 @@ class GroupStats:
     mean: np.ndarray  #: year-weighted mean of the kept cases (float64; NaN when none)
     cv: np.ndarray  #: SD / mean over the kept cases of all years (float64; NaN when undefined)
     overall_mean: float  #: year-weighted mean over all kept cases of all groups
+    los: np.ndarray | None = None  #: year-weighted mean stay of the kept cases (float64; NaN when none)
 
 
 def data_years(table: pa.Table) -> np.ndarray:
@@ -289,32 +286,13 @@ def year_weights(
     return tuple(window[i] for i in order), w[order] / w.sum()
 
 
-def _segments(gid: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    counts = np.bincount(gid, minlength=n_groups).astype(np.int64)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    return starts, counts
-
-
-def _quantile(sorted_vals: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
-    """Per-group quantile with linear interpolation (NumPy's default); groups given as sorted segments."""
-    out = np.full(counts.size, np.nan)
-    ok = counts > 0
-    pos = q * (counts[ok] - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, counts[ok] - 1)
-    a = sorted_vals[starts[ok] + lo]
-    b = sorted_vals[starts[ok] + hi]
-    out[ok] = a + (pos - lo) * (b - a)
-    return out
-
-
 def trim_keep(cost: np.ndarray, gid: np.ndarray, n_groups: int, spec: TrimSpec) -> np.ndarray:
-    """Which cases survive trimming within their group (vectorized over all groups at once).
+    """Which cases survive trimming within their group (the cuts of :func:`grouper._reduction.cuts` over one part).
 
     Parameters
     ----------
     cost : ndarray of float64, yuan
-        Total cost per case (finite, > 0 for ``log_sd``).
+        Total cost per case (finite, > 0).
     gid : ndarray of int64
         Group index per case, 0 … n_groups − 1.
     n_groups : int
@@ -335,34 +313,14 @@ def trim_keep(cost: np.ndarray, gid: np.ndarray, n_groups: int, spec: TrimSpec) 
     >>> int(keep.sum()), float(c[keep].mean())
     (38, 20500.0)
     """
-    keep = np.ones(cost.size, dtype=bool)
-    if spec.method == "none" or cost.size == 0:
-        return keep
-    values = np.log(cost) if spec.method == "log_sd" else cost
-    starts, counts = _segments(gid, n_groups)
-    if spec.method == "log_sd":
-        mean = np.bincount(gid, values, minlength=n_groups) / np.maximum(counts, 1)
-        dev = values - mean[gid]
-        ss = np.bincount(gid, dev * dev, minlength=n_groups)
-        sd = np.sqrt(ss / np.maximum(counts - 1, 1))
-        lo_lim, hi_lim = mean - spec.fence * sd, mean + spec.fence * sd
-    else:
-        by_value = np.argsort(
-            values
-        )  # then a stable sort by group: sorted by (group, value), faster than lexsort
-        order = by_value[np.argsort(gid[by_value], kind="stable")]
-        sorted_vals = values[order]
-        if spec.method == "percentile":
-            lo_lim = _quantile(sorted_vals, starts, counts, spec.limits[0])
-            hi_lim = _quantile(sorted_vals, starts, counts, spec.limits[1])
-        else:
-            q1 = _quantile(sorted_vals, starts, counts, 0.25)
-            q3 = _quantile(sorted_vals, starts, counts, 0.75)
-            lo_lim, hi_lim = q1 - spec.fence * (q3 - q1), q3 + spec.fence * (q3 - q1)
-    lo_lim = lo_lim - _REL_TOL * np.abs(lo_lim)
-    hi_lim = hi_lim + _REL_TOL * np.abs(hi_lim)
-    inside = (values >= lo_lim[gid]) & (values <= hi_lim[gid])
-    return inside | (counts < spec.min_n)[gid]
+    cases = red.Cases(cost, gid.astype(np.int64, copy=False), np.zeros(gid.size, np.int64))
+    if cost.size == 0:
+        return np.ones(0, dtype=bool)
+    return red.kept(cases, red.cuts(red.LocalParts([cases]), _itself, (), n_groups, spec))
+
+
+def _itself(part):
+    return part
 
 
 def _weighted(sums: np.ndarray, cnts: np.ndarray, w: np.ndarray, mode: str) -> np.ndarray:
@@ -378,17 +336,29 @@ def _weighted(sums: np.ndarray, cnts: np.ndarray, w: np.ndarray, mode: str) -> n
     return np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
 
 
-def weighted_mean(values, gid, yid, mask, n_groups, w, mode="means") -> np.ndarray:
-    """Year-weighted mean per group over the cases in ``mask`` (docs/dip.md §4.3, TEST VECTORS DIP-W).
+def _yuan(units: np.ndarray) -> np.ndarray:
+    """Exact sums in :data:`grouper._reduction.UNIT` → float64 yuan (rounded once)."""
+    return np.array([float(Fraction(int(x), red.UNIT)) for x in units.ravel()]).reshape(units.shape)
 
-    ``mode="means"``: ``m = Σ w_y m_y / Σ_{y with cases} w_y``; ``mode="cases"``: ``m = Σ w_y n_y m_y / Σ w_y n_y``.
-    """
-    n_years = w.size
-    cell = gid[mask] * n_years + yid[mask]
-    size = n_groups * n_years
-    sums = np.bincount(cell, values[mask], minlength=size).astype(np.float64).reshape(n_groups, n_years)
-    cnts = np.bincount(cell, minlength=size).astype(np.float64).reshape(n_groups, n_years)
-    return _weighted(sums, cnts, w, mode)
+
+def stats_of(cut: red.Cut, sums: red.KeptSums, w: np.ndarray, mode: str, ddof: int) -> GroupStats:
+    """The statistics of each group from its cut and the exact sums of the cases it keeps: year-weighted mean
+    cost (docs/dip.md §4.3: ``mode="means"``: ``m = Σ w_y m_y / Σ_{y with cases} w_y``; ``"cases"``:
+    ``m = Σ w_y n_y m_y / Σ w_y n_y``), CV (SD with n − ``ddof``), year-weighted mean stay."""
+    kept = sums.kept.astype(np.float64)
+    n_kept = sums.kept.sum(axis=1)
+    overall = _weighted(
+        _yuan(sums.cost.sum(axis=0, keepdims=True)), kept.sum(axis=0, keepdims=True), w, mode
+    )[0]
+    los = None if sums.los is None else _weighted(sums.los, sums.los_n.astype(np.float64), w, mode)
+    return GroupStats(
+        n=cut.n,
+        n_kept=n_kept,
+        mean=_weighted(_yuan(sums.cost), kept, w, mode),
+        cv=red.cv_of(sums.cost.sum(axis=1), sums.cost2, n_kept, ddof),
+        overall_mean=float(overall),
+        los=los,
+    )
 
 
 def group_stats(
@@ -401,8 +371,9 @@ def group_stats(
     trim: TrimSpec,
     mode: str = "means",
     ddof: int = 1,
-) -> tuple[GroupStats, np.ndarray]:
-    """Trim each group, then year-weight its mean and compute its CV (变异系数).
+    los: np.ndarray | None = None,
+) -> GroupStats:
+    """Trim each group, then year-weight its mean and compute its CV (变异系数): :func:`stats_of` over one part.
 
     Parameters
     ----------
@@ -414,64 +385,24 @@ def group_stats(
     trim : TrimSpec
     mode : {"means", "cases"}         weights on yearly means (default) or on cases (docs/dip.md §4.3)
     ddof : {1, 0}                     SD divisor n − ddof for the CV (default sample SD, docs/dip.md §4.5)
-
-    Returns
-    -------
-    (GroupStats, ndarray of bool)
-        The statistics and the keep mask per case.
+    los : ndarray of float64, optional  stay per case (NaN: none) for the groups' mean stay
     """
-    keep = trim_keep(cost, gid, n_groups, trim)
-    n = np.bincount(gid, minlength=n_groups).astype(np.int64)
-    n_kept = np.bincount(gid[keep], minlength=n_groups).astype(np.int64)
-    mean = weighted_mean(cost, gid, yid, keep, n_groups, w, mode)
-    overall = weighted_mean(cost, np.zeros_like(gid), yid, keep, 1, w, mode)[0]
-    kept_gid, kept_cost = gid[keep], cost[keep]
-    plain = np.bincount(kept_gid, kept_cost, minlength=n_groups) / np.maximum(n_kept, 1)
-    dev = kept_cost - plain[kept_gid]
-    ss = np.bincount(kept_gid, dev * dev, minlength=n_groups)
-    den = n_kept - ddof
-    sd = np.sqrt(np.divide(ss, den, out=np.full(n_groups, np.nan), where=den > 0))
-    cv = np.divide(sd, plain, out=np.full(n_groups, np.nan), where=(n_kept > 0) & (plain != 0))
-    return GroupStats(n=n, n_kept=n_kept, mean=mean, cv=cv, overall_mean=float(overall)), keep
-
-
-class _HashSink:
-    """A write-only file object that feeds SHA-256."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self.hash = hashlib.sha256()
-
-    def write(self, data) -> int:
-        self.hash.update(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
+    parts = red.LocalParts([red.Cases(cost, gid, yid, los)])
+    cut = red.cuts(parts, _itself, (), n_groups, trim)
+    return stats_of(cut, red.kept_sums(parts, _itself, (), cut, w.size), w, mode, ddof)
 
 
 def fingerprint(table: pa.Table, columns: list[str], years: np.ndarray) -> dict:
-    """Fingerprint of a history table: data years, rows and the SHA-256 of the columns used (Arrow IPC stream of
-    batches of 2²⁰ rows, whatever the table's chunks: the same rows read from one file or from parts, or grouped
-    on a cluster, give the same fingerprint).
+    """Fingerprint of a history table (:func:`grouper._reduction.fingerprint_of`): data years, rows, and a
+    SHA-256 over the row hashes of the columns used, the same for the same rows however they are cut or ordered
+    (read from one file or from parts, on one machine or on a cluster).
 
     Returns
     -------
     dict
         ``{"years": [...], "rows": int, "sha256": str, "columns": [...]}``.
     """
-    cols = [c for c in columns if c in table.column_names]
-    part = table.select(cols).replace_schema_metadata(None)
-    sink = _HashSink()
-    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), part.schema) as writer:
-        for start in range(0, part.num_rows, _FINGERPRINT_ROWS):
-            writer.write_table(part.slice(start, _FINGERPRINT_ROWS).combine_chunks())
-    seen = sorted(int(y) for y in np.unique(years) if y >= 0)
-    return {"years": seen, "rows": int(table.num_rows), "sha256": sink.hash.hexdigest(), "columns": cols}
+    return red.fingerprint_of(red.fingerprint_part(table, columns), columns, np.unique(years))
 
 
 def write_fitted(

@@ -11,7 +11,9 @@ A dataset is a list of files (a folder: its Parquet files, hive partitions inclu
    function, with its duplicate tracker seeded by the ids it shares with earlier partitions, so a repeated id is
    flagged once, on the same row as locally.
 
-A catalogue build (:class:`ClusterHistory`) reads each file of the history on a worker and groups it there,
+A weights fit (:func:`weights_parts`) reads and groups each file of the history on a worker, where it stays (a
+future); the fit's passes are reductions over those parts (:class:`ClusterParts`, :mod:`grouper._reduction`):
+only per-group figures come back. A catalogue build (:class:`ClusterHistory`) reads each file of the history on a worker and groups it there,
 twice (into the draft catalogue, then into the catalogue for auxiliary typing); the fit's statistics are
 computed by the caller on the columns that come back.
 
@@ -38,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._reduction import Parts
 from grouper.batch import DuplicateTracker, _distinct, _hashes, case_hashes, group_files
 from grouper.errors import ClusterError, DrgdipError, InputError
 from grouper.io import BATCH_SIZE, read_discharges
@@ -46,6 +49,7 @@ from grouper.io.formats import one_line
 __all__ = [
     "ENGINES",
     "ClusterHistory",
+    "ClusterParts",
     "Engine",
     "connect",
     "group_part_file",
@@ -54,7 +58,7 @@ __all__ = [
     "held",
     "ordered_results",
     "repeated_ids",
-    "weights_history",
+    "weights_parts",
 ]
 
 #: The engines a command can run on.
@@ -63,6 +67,8 @@ ENGINES = ("local", "dask")
 CONNECT_TIMEOUT = 10
 #: Worker processes of a LocalCluster started when no scheduler is named.
 DEFAULT_WORKERS = 2
+#: Results combined by one task of a reduction's tree.
+FAN_IN = 8
 
 
 @dataclass(frozen=True)
@@ -381,54 +387,100 @@ def _codebook_on_worker(scheme: str):
     return Codebook.load(scheme)
 
 
-def _weights_part(
-    path: str, scheme: str, seen: pa.Array | None, encoding: str | None
-) -> tuple[pa.Table, str | None]:
+def _weights_part(path: str, scheme: str, seen: pa.Array | None, encoding: str | None) -> pa.Table:
     """One file of a history: read as :func:`grouper.io.read_cases` reads it, grouped under ``scheme`` when it has
-    no ``drg``, cut to the columns the weights fit reads; and the fingerprint of the codebook (None: not grouped)."""
-    from grouper.fitting import WEIGHTS_COLUMNS, with_drg
+    no ``drg``, cut to the columns the weights fit reads, with the fingerprint of the codebook that grouped it in
+    its metadata (none: not grouped)."""
+    from grouper.drg.weights import HISTORY_COLUMNS
+    from grouper.fitting import with_drg
     from grouper.io import read_cases
 
     table = read_cases([path], encoding=encoding)
-    used = None
+    meta = {}
     if "drg" not in table.column_names:
         codebook = _codebook_on_worker(scheme)
-        table, used = with_drg(table, codebook, None, seen), codebook.fingerprint
-    return table.select([c for c in WEIGHTS_COLUMNS if c in table.column_names]), used
+        table, meta = with_drg(table, codebook, None, seen), {_CODEBOOK_KEY: codebook.fingerprint}
+    return table.select([c for c in HISTORY_COLUMNS if c in table.column_names]).replace_schema_metadata(meta)
 
 
-def weights_history(
-    engine: Engine,
+_CODEBOOK_KEY = b"drgdip.codebook"
+
+
+def _part_info(table: pa.Table) -> tuple[int, str | None]:
+    """The rows of a part held by a worker and the codebook that grouped it."""
+    used = (table.schema.metadata or {}).get(_CODEBOOK_KEY)
+    return table.num_rows, None if used is None else used.decode()
+
+
+def weights_parts(
+    client,
     files: list[Path],
     scheme: str,
     *,
     encoding: str | None = None,
     on_batch: Callable[[int], None] | None = None,
 ):
-    """The history of a weights fit (:func:`grouper.fitting.weights_to_file`), one file per task: each read, and
-    grouped under ``scheme`` when it has no ``drg`` (duplicate case ids flagged across the files, exactly, as
-    when the local engine groups them in one table), cut to the columns the fit reads. Returns the table, in file
-    order, and the codebook when the cases were grouped (else None)."""
+    """The history of a weights fit (:func:`grouper.fitting.weights_to_file`) held by the workers, one part per
+    file: each read, and grouped under ``scheme`` when it has no ``drg`` (duplicate case ids flagged across the
+    files, exactly, as when the local engine groups them in one table), cut to the columns the fit reads. Returns
+    the :class:`ClusterParts` the fit reduces and the codebook when the cases were grouped (else None); only
+    each part's row count comes back here."""
     import pyarrow.parquet as pq
 
     from grouper.codebook import Codebook
 
     codebook = Codebook.load(scheme)
     names = set(pq.read_schema(files[0]).names) if files[0].suffix.lower() == ".parquet" else {"case_id"}
-    tables, grouped = [], False
-    with connect(engine) as client:
-        seen = [None] * len(files)
-        if "drg" not in names and "case_id" in names:
-            seen = repeated_ids(client, files, encoding=encoding)
-        calls = ((str(f), scheme, s, encoding) for f, s in zip(files, seen, strict=True))
-        for table, used in ordered_results(client, _weights_part, calls):
-            if used is not None:
-                grouped = True
-                _same_metadata({"codebook": codebook.fingerprint}, {"codebook": used})
-            if on_batch is not None:
-                on_batch(table.num_rows)
-            tables.append(table)
-    return pa.concat_tables(tables, promote_options="default"), codebook if grouped else None
+    seen = [None] * len(files)
+    if "drg" not in names and "case_id" in names:
+        seen = repeated_ids(client, files, encoding=encoding)
+    parts = [
+        client.submit(_weights_part, str(f), scheme, s, encoding, pure=False)
+        for f, s in zip(files, seen, strict=True)
+    ]
+    grouped = False
+    for rows, used in ordered_results(client, _part_info, ((p,) for p in parts)):
+        if used is not None:
+            grouped = True
+            _same_metadata({"codebook": codebook.fingerprint}, {"codebook": used})
+        if on_batch is not None:
+            on_batch(rows)
+    return ClusterParts(client, parts), codebook if grouped else None
+
+
+def _apply(fn: Callable, part, args: tuple):
+    return fn(part, *args)
+
+
+def _combine(combine: Callable, *results):
+    return combine(list(results))
+
+
+class ClusterParts(Parts):
+    """Parts of a history held by the workers of a cluster (futures): :meth:`reduce` runs ``fn`` where each part
+    is, and combines the results there, in a tree of :data:`FAN_IN` results a task; only the combined result
+    comes back (per-group aggregates, never a case)."""
+
+    def __init__(self, client, parts: list) -> None:
+        self.client, self.parts = client, parts
+
+    def reduce(self, fn, combine, *args):
+        shared = held(self.client, args)  # sent once, recomputable
+        level = [self.client.submit(_apply, fn, p, shared, pure=False) for p in self.parts]
+        while len(level) > 1:
+            level = [
+                self.client.submit(_combine, combine, *level[k : k + FAN_IN], pure=False)
+                for k in range(0, len(level), FAN_IN)
+            ]
+        try:
+            return level[0].result()
+        except DrgdipError:
+            raise
+        except Exception as exc:
+            raise ClusterError(f"the Dask cluster could not finish the run ({one_line(exc)})") from exc
+        finally:
+            for future in (*level, shared):
+                future.release()
 
 
 # ---------------------------------------------------------------------------------------------------------

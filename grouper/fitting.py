@@ -32,7 +32,6 @@ from grouper.io.formats import Layout
 from grouper.io.writer import IfExists, check_target
 
 __all__ = [
-    "WEIGHTS_COLUMNS",
     "CatalogueRun",
     "WeightsRun",
     "catalogue_groups",
@@ -40,9 +39,6 @@ __all__ = [
     "weights_to_file",
     "with_drg",
 ]
-
-#: The columns of a grouped history that the weights fit reads (and fingerprints).
-WEIGHTS_COLUMNS = ("year", "discharge_date", "drg", "adrg", "total_cost", "los_days")
 
 OnPass = Callable[[str, int | None], None]
 OnBatch = Callable[[int], None]
@@ -223,10 +219,11 @@ def weights_to_file(
     encoding, layout, on_mapping, if_exists, on_pass, on_batch
         As :func:`catalogue_to_file`.
     engine : grouper.distributed.Engine, optional
-        Where the history is read and grouped (local when None). On a Dask cluster each Parquet file of the
-        history is read, and grouped when it has no ``drg``, by a worker (duplicate case ids flagged across the
-        files as locally); only the columns the fit reads come back, and the fit runs here on them: the same
-        weights file, byte for byte.
+        Where the history is read, grouped and reduced (local when None). On a Dask cluster each Parquet file of
+        the history is read, and grouped when it has no ``drg``, by a worker (duplicate case ids flagged across
+        the files as locally), and stays there: the fit's passes (:meth:`DrgWeights.fit_parts`) run on the
+        workers and only per-group counts and exact sums come back. The same reductions fit a table here: the
+        same weights file, byte for byte.
     **settings
         :class:`DrgWeights` settings (``years``, ``year_weights``, ``min_n``, ``trim``, …).
 
@@ -236,24 +233,27 @@ def weights_to_file(
     """
     out = check_target(out, if_exists)
     est = DrgWeights(**settings)
-    codebook = None
     if engine is not None and not engine.local:
-        from grouper.distributed import weights_history
+        from grouper.distributed import connect, weights_parts
 
         files = _cluster_files(history, layout)
-        _pass(on_pass, "reading (and grouping) the history on the cluster", None)
-        table, codebook = weights_history(
-            engine, files, scheme or DEFAULT_SCHEME, encoding=encoding, on_batch=on_batch
-        )
+        with connect(engine) as client:
+            _pass(on_pass, "reading (and grouping) the history on the cluster", None)
+            parts, codebook = weights_parts(
+                client, files, scheme or DEFAULT_SCHEME, encoding=encoding, on_batch=on_batch
+            )
+            _pass(on_pass, "fitting the weights on the cluster", None)
+            est.fit_parts(parts)
     else:
         table = _read(history, None, encoding, on_pass, on_batch, layout, on_mapping)
+        codebook = None
         if "drg" not in table.column_names:
             codebook = Codebook.load(scheme or DEFAULT_SCHEME)
             _pass(on_pass, f"grouping with {codebook.scheme}", table.num_rows)
             table = with_drg(table, codebook, on_batch)
+        _pass(on_pass, "fitting the weights", None)
+        est.fit(table)
     grouped_with = None if codebook is None else codebook.scheme
-    _pass(on_pass, "fitting the weights", None)
-    est.fit(table)
     if out.suffix.lower() == ".parquet":
         written = est.to_parquet(out, if_exists=if_exists)
     else:

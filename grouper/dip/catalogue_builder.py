@@ -27,7 +27,6 @@ from grouper._history import (
     restore_summary,
     trim_of,
     trim_warnings,
-    weighted_mean,
 )
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
@@ -421,12 +420,12 @@ class DipCatalog(Estimator):
         rows = _describe(desc)
         n_groups = len(rows["dip_code"])
 
-        def stats_of(cost, gid, yid):
+        def stats_of(cost, gid, yid, los=None):
             return group_stats(
-                cost, gid, yid, n_groups, w, trim=spec, mode=self.year_weighting, ddof=self.cv_ddof
+                cost, gid, yid, n_groups, w, trim=spec, mode=self.year_weighting, ddof=self.cv_ddof, los=los
             )
 
-        stats, keep = stats_of(cost, gid, yid)
+        stats = stats_of(cost, gid, yid, None if self.regroup else los_of(h))
         if self.regroup:
             # the chosen groups' statistics over the cases group_dip will put there (subset rule, tie-breaks)
             draft = self._table(rows, stats, np.full(n_groups, np.nan))[0]
@@ -437,10 +436,8 @@ class DipCatalog(Estimator):
             self.n_excluded_["ungrouped"] = int((~grouped).sum())
             if not grouped.all():
                 h, cost, yid, gid = h.filter(pa.array(grouped)), cost[grouped], yid[grouped], gid[grouped]
-            stats, keep = stats_of(cost, gid, yid)
-        los = los_of(h)
-        avg_los = weighted_mean(los, gid, yid, keep & np.isfinite(los), n_groups, w, self.year_weighting)
-        table, base = self._table(rows, stats, avg_los)
+            stats = stats_of(cost, gid, yid, los_of(h))
+        table, base = self._table(rows, stats, stats.los)
         self.groups_ = table.filter(pc.greater(table["n_cases"], 0))
         self.region_avg_cost_ = float(stats.overall_mean)
         self.score_base_ = float(base)

@@ -12,12 +12,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper import _history as hist
+from grouper import _reduction as red
 from grouper.errors import InputError
 from grouper.estimator import Estimator
+from grouper.plausibility import check_table
 from grouper.settings import Num, Seq, Text
 from grouper.version import drgdip_version
 
-__all__ = ["WEIGHTS_SCHEMA", "DrgWeights"]
+__all__ = ["HISTORY_COLUMNS", "WEIGHTS_SCHEMA", "DrgWeights"]
+
+#: The columns of a grouped history that the weights fit reads (and fingerprints).
+HISTORY_COLUMNS = ("year", "discharge_date", "drg", "adrg", "total_cost", "los_days")
+#: Rows per part of a table fitted on this machine.
+_PART_ROWS = 1 << 20
 
 #: Columns of a weights table, in file order.
 WEIGHTS_SCHEMA = pa.schema(
@@ -124,69 +131,74 @@ class DrgWeights(Estimator):
         DrgWeights
             ``self``.
         """
+        for col in ("total_cost", "drg"):
+            if col not in history.column_names:
+                raise InputError(f"history: missing column {col!r}", column=col)
+        check_table(history, where="history", first_row=1)
+        slices = [
+            history.slice(start, _PART_ROWS) for start in range(0, max(history.num_rows, 1), _PART_ROWS)
+        ]
+        return self.fit_parts(red.LocalParts(slices))
+
+    def fit_parts(self, parts: red.Parts) -> DrgWeights:
+        """Learn the weights from a history in parts (:class:`grouper._reduction.Parts`: slices of a table
+        here, or files held by the workers of a Dask cluster) by exact reductions: every figure is the same
+        however the history is cut.
+
+        Passes over the parts: the years, the (DRG, ADRG) pairs and the fingerprint; the trimming cuts of each
+        DRG and each ADRG (one pass, two for quantile cuts); the kept cases' counts and sums per group and year.
+        """
         self.check_settings()
         spec = hist.trim_of(self)
-        h = hist.history_window(self, history, ("drg",))
-        years, window, w, cost = h.years, h.window, h.weights, h.cost
-        in_window, cost_ok = h.in_window, h.cost_ok
-        drg_all = pc.utf8_trim_whitespace(history.column("drg").cast(pa.string())).fill_null("")
-        excluded = pc.is_in(drg_all, value_set=pa.array([*self.exclude_drgs, ""], pa.string()))
-        excluded = pc.or_(excluded, pc.ends_with(drg_all, "QY")).to_numpy(zero_copy_only=False)
-        use = in_window & cost_ok & ~excluded
+        scan = parts.reduce(_scan_part, _combine_scans, tuple(self.exclude_drgs))
+        seen = np.array(sorted(scan["years"]), dtype=np.int64)
+        window, w = hist.year_weights(seen, self.years, self.year_weights)
+        by_year = {y: scan["years"][y] for y in seen}
+        inside = [by_year[y] for y in seen if y in window]
+        rows, no_cost, excluded = np.sum(inside, axis=0) if inside else (0, 0, 0)
         self.n_excluded_ = {
-            "year_outside": int((~in_window).sum()),
-            "cost_invalid": int((in_window & ~cost_ok).sum()),
-            "drg_excluded": int((in_window & cost_ok & excluded).sum()),
+            "year_outside": int(sum(v[0] for y, v in by_year.items() if y not in window)),
+            "cost_invalid": int(no_cost),
+            "drg_excluded": int(excluded),
         }
-        if not use.any():
+        used = int(rows - no_cost - excluded)
+        if not used:
             raise InputError(f"history: no usable case ({hist.describe_excluded(self.n_excluded_)})")
-        rows = pa.array(np.flatnonzero(use))
-        drg = pc.take(drg_all, rows)
-        if "adrg" in history.column_names:
-            adrg = pc.take(history.column("adrg").cast(pa.string()).fill_null(""), rows)
-        else:
-            adrg = pc.utf8_slice_codeunits(drg, 0, 3)
-        cost = cost[use]
-        yid = np.searchsorted(np.asarray(window), years[use]).astype(np.int64)
-        los = hist.los_of(history)[use]
-
-        denc = pc.dictionary_encode(drg).combine_chunks()
-        gid, codes = denc.indices.to_numpy().astype(np.int64), denc.dictionary
-        aenc = pc.dictionary_encode(adrg).combine_chunks()
-        aid = aenc.indices.to_numpy().astype(np.int64)
-        ng, na = len(codes), len(aenc.dictionary)
-        kw = {"trim": spec, "mode": self.year_weighting, "ddof": self.cv_ddof}
-        d, keep = hist.group_stats(cost, gid, yid, ng, w, **kw)
-        a, _ = hist.group_stats(cost, aid, yid, na, w, **kw)
-        drg_adrg = np.zeros(ng, dtype=np.int64)
-        drg_adrg[gid] = aid
+        pairs = {k: v for k, v in scan["pairs"].items() if k[2] in window}
+        codes = sorted({d for d, _, _ in pairs})
+        adrgs = sorted({a for _, a, _ in pairs})
+        ng, na = len(codes), len(adrgs)
+        args = (tuple(self.exclude_drgs), window, pa.array(codes, pa.string()), pa.array(adrgs, pa.string()))
+        cut = red.cuts(parts, _weights_cases, args, ng + na, spec)
+        sums = red.kept_sums(parts, _weights_cases, args, cut, len(window))
+        drgs, families = slice(0, ng), slice(ng, ng + na)
+        d = hist.stats_of(cut.take(drgs), sums.take(drgs), w, self.year_weighting, self.cv_ddof)
+        a = hist.stats_of(cut.take(families), sums.take(families), w, self.year_weighting, self.cv_ddof)
+        drg_adrg = _adrg_of(pairs, codes, adrgs)
         thin = d.n < self.min_n
         mean = np.where(thin, a.mean[drg_adrg], d.mean)
-        avg_los = hist.weighted_mean(los, gid, yid, keep & np.isfinite(los), ng, w, self.year_weighting)
         table = pa.table(
             {
-                "drg": codes,
-                "adrg": aenc.dictionary.take(pa.array(drg_adrg)),
+                "drg": pa.array(codes, pa.string()),
+                "adrg": pa.array(adrgs, pa.string()).take(pa.array(drg_adrg)),
                 "rw": pa.array(mean / d.overall_mean, from_pandas=True),
                 "basis": pa.array(np.where(thin, "adrg", "drg")),
                 "avg_cost": pa.array(mean, from_pandas=True),
                 "cv": pa.array(np.where(thin, a.cv[drg_adrg], d.cv), from_pandas=True),
                 "n_cases": d.n,
                 "n_trimmed": d.n - d.n_kept,
-                "avg_los": pa.array(avg_los, from_pandas=True),
+                "avg_los": pa.array(d.los, from_pandas=True),
             },
             schema=WEIGHTS_SCHEMA,
         )
-        self.weights_ = table.sort_by("drg")
+        self.weights_ = table.filter(pc.greater(table["n_cases"], 0)).sort_by("drg")
         self.overall_mean_ = float(d.overall_mean)
         self.years_, self.year_weights_ = tuple(window), tuple(float(x) for x in w)
-        self.n_cases_ = int(cost.size)
+        self.n_cases_ = used
         self.n_trimmed_ = int((d.n - d.n_kept).sum())
-        self.history_ = hist.fingerprint(
-            history, ["year", "discharge_date", "drg", "adrg", "total_cost", "los_days"], years
-        )
+        self.history_ = red.fingerprint_of(scan["fingerprint"], HISTORY_COLUMNS, seen)
         self.warnings_ = []
-        thin_adrg = int((thin & (a.n[drg_adrg] < self.min_n)).sum())
+        thin_adrg = int((thin & (d.n > 0) & (a.n[drg_adrg] < self.min_n)).sum())
         if thin_adrg:
             self.warnings_.append(f"{thin_adrg} DRG(s) below min_n whose ADRG is also below min_n")
         self.warnings_ += hist.trim_warnings(self)
@@ -224,3 +236,90 @@ class DrgWeights(Estimator):
         self.weights_ = table
         self.overall_mean_ = float(meta["overall_mean"])
         self.year_weights_ = hist.restore_summary(self, meta)
+
+
+# -- the passes over the parts of a history (module level: run by the workers of a cluster too) ----------------
+
+
+def _drgs(part: pa.Table, exclude: tuple[str, ...]) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray]:
+    """Per case of a part: its DRG and ADRG, whether its cost is usable, whether its DRG is left out."""
+    for col in ("total_cost", "drg"):
+        if col not in part.column_names:
+            raise InputError(f"history: missing column {col!r}", column=col)
+    drg = pc.utf8_trim_whitespace(part.column("drg").cast(pa.string())).fill_null("").combine_chunks()
+    if "adrg" in part.column_names:
+        adrg = part.column("adrg").cast(pa.string()).fill_null("").combine_chunks()
+    else:
+        adrg = pc.utf8_slice_codeunits(drg, 0, 3)
+    out = pc.is_in(drg, value_set=pa.array([*exclude, ""], pa.string()))
+    out = pc.or_(out, pc.ends_with(drg, "QY")).to_numpy(zero_copy_only=False)
+    cost = part.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+    return drg, adrg, np.isfinite(cost) & (cost > 0), out
+
+
+def _scan_part(part: pa.Table, exclude: tuple[str, ...]) -> dict:
+    """Pass 1 over a part: per data year its cases, those without a usable cost, those of a DRG left out; the
+    used cases per (DRG, ADRG, year); its share of the fingerprint."""
+    years = hist.data_years(part)
+    drg, adrg, cost_ok, out = _drgs(part, exclude)
+    found: dict = {}
+    for y in np.unique(years):
+        at = years == y
+        found[int(y)] = np.array([at.sum(), (at & ~cost_ok).sum(), (at & cost_ok & out).sum()], np.int64)
+    ok = pa.array(cost_ok & ~out)
+    used = pa.table({"drg": drg.filter(ok), "adrg": adrg.filter(ok), "year": pa.array(years).filter(ok)})
+    counted = used.group_by(["drg", "adrg", "year"]).aggregate([([], "count_all")]).to_pydict()
+    pairs = {
+        (d, a, y): n
+        for d, a, y, n in zip(
+            counted["drg"], counted["adrg"], counted["year"], counted["count_all"], strict=True
+        )
+    }
+    return {"years": found, "pairs": pairs, "fingerprint": red.fingerprint_part(part, HISTORY_COLUMNS)}
+
+
+def _combine_scans(results: list[dict]) -> dict:
+    years: dict = {}
+    pairs: dict = {}
+    for r in results:
+        for y, v in r["years"].items():
+            years[y] = years[y] + v if y in years else v
+        for k, n in r["pairs"].items():
+            pairs[k] = pairs.get(k, 0) + n
+    prints = red.combine_fingerprints([r["fingerprint"] for r in results])
+    return {"years": years, "pairs": pairs, "fingerprint": prints}
+
+
+def _weights_cases(
+    part: pa.Table, exclude: tuple[str, ...], window: tuple[int, ...], codes: pa.Array, adrgs: pa.Array
+) -> red.Cases:
+    """The used cases of a part twice: once in their DRG's group (0 … n_drg − 1), once in their ADRG's
+    (n_drg …), for the cuts and sums of both (the stays with the DRGs only)."""
+    years = hist.data_years(part)
+    drg, adrg, cost_ok, out = _drgs(part, exclude)
+    use = np.isin(years, window) & cost_ok & ~out
+    rows = pa.array(np.flatnonzero(use))
+    cost = part.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()[use]
+    gid = pc.index_in(drg.take(rows), value_set=codes).to_numpy(zero_copy_only=False).astype(np.int64)
+    aid = pc.index_in(adrg.take(rows), value_set=adrgs).to_numpy(zero_copy_only=False).astype(np.int64)
+    yid = np.searchsorted(np.asarray(window), years[use]).astype(np.int64)
+    los = hist.los_of(part)[use]
+    return red.Cases(
+        np.concatenate([cost, cost]),
+        np.concatenate([gid, len(codes) + aid]),
+        np.concatenate([yid, yid]),
+        np.concatenate([los, np.full(los.size, np.nan)]),
+    )
+
+
+def _adrg_of(pairs: dict, codes: list[str], adrgs: list[str]) -> np.ndarray:
+    """The ADRG of each DRG: the one most of its used cases carry (the first in code order on a tie)."""
+    count: dict = {}
+    for (d, a, _), n in pairs.items():
+        count[d, a] = count.get((d, a), 0) + n
+    best: dict = {}
+    for (d, a), n in sorted(count.items()):
+        if d not in best or n > best[d][1]:
+            best[d] = (a, n)
+    at = {a: i for i, a in enumerate(adrgs)}
+    return np.array([at[best[d][0]] for d in codes], dtype=np.int64)

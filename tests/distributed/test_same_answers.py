@@ -272,3 +272,52 @@ def test_an_implausible_cost_in_a_part_stops_both_engines_alike(dask, tmp_path):
         errors.append(str(caught.value))
     assert errors[0] == errors[1] and "part-1.parquet" in errors[0] and "total_cost" in errors[0], errors
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_weights_fit_on_the_cluster_brings_back_only_per_group_aggregates(dask, tmp_path, monkeypatch):
+    """Grouped histories of 20,000 and 160,000 cases in 4 parts: everything the caller receives from the cluster
+    (each future's result) is per part or per group — no table, no column of cases — and hardly grows with the
+    cases (8× the cases, under 2× the bytes: under a byte a case); the weights are the local engine's."""
+    from dask.sizeof import sizeof
+
+    received: list = []
+    real = distributed.Future.result
+
+    def spy(future, *args, **kwargs):
+        value = real(future, *args, **kwargs)
+        received.append(value)
+        return value
+
+    def arrays(value):
+        if isinstance(value, dict):
+            return [a for v in value.values() for a in arrays(v)]
+        if isinstance(value, tuple | list):
+            return [a for v in value for a in arrays(v)]
+        return [value] if isinstance(value, pa.Table | pa.Array | pa.ChunkedArray | np.ndarray) else []
+
+    sizes = {}
+    for n in (20_000, 160_000):
+        rng = np.random.default_rng(11)
+        drg = rng.choice(["GB19", "GB29", "ES31", "ES35", "FR29", "FR23"], n)
+        table = pa.table(
+            {
+                "year": pa.array(rng.choice([2023, 2024, 2025], n), pa.int32()),
+                "drg": drg,
+                "total_cost": np.round(rng.lognormal(9, 0.6, n), 2),
+                "los_days": pa.array(rng.integers(1, 30, n), pa.int32()),
+            }
+        )
+        (tmp_path / f"h{n}").mkdir()
+        for k in range(4):
+            pq.write_table(table.slice(n // 4 * k, n // 4), tmp_path / f"h{n}" / f"part-{k}.parquet")
+        received.clear()
+        with monkeypatch.context() as m:
+            m.setattr(distributed.Future, "result", spy)
+            remote = weights_to_file([tmp_path / f"h{n}"], tmp_path / f"d{n}.parquet", engine=dask)
+        weights_to_file([tmp_path / f"h{n}"], tmp_path / f"l{n}.parquet")
+        assert (tmp_path / f"d{n}.parquet").read_bytes() == (tmp_path / f"l{n}.parquet").read_bytes()
+        assert remote.weights.n_cases_ == n and received
+        got = [a for v in received for a in arrays(v)]
+        assert not any(isinstance(a, pa.Table | pa.Array | pa.ChunkedArray) for a in got)
+        sizes[n] = sum(sizeof(v) for v in received)
+    assert sizes[160_000] < min(2 * sizes[20_000], 160_000), sizes  # a gather: 24–40 bytes a case
