@@ -137,19 +137,42 @@ class GroupStats:
 
 
 def data_years(table: pa.Table) -> np.ndarray:
-    """The data year of each case: column ``year`` if present, else the year of ``discharge_date``; −1 if null.
+    """The data year of each case: column ``year`` if present (text read as whole numbers), else the year of
+    ``discharge_date``; −1 if null.
 
     Returns
     -------
     ndarray of int32
+
+    Raises
+    ------
+    InputError
+        A year written but not a year (``abc``, negative), named by its row (from 1) as the table's row
+        (:func:`grouper.io.discharges.check_years`; :func:`grouper.io.read_cases` names it in its file).
     """
+    from grouper.io.discharges import check_dates, check_years
+
     if "year" in table.column_names:
-        col = table.column("year").cast(pa.int32())
+        written, read = _typed(table, "year")
+        check_years("history", written, read, 1)
+        col = read.column("year").cast(pa.int32())
     elif "discharge_date" in table.column_names:
-        col = pc.year(table.column("discharge_date")).cast(pa.int32())
+        written, read = _typed(table, "discharge_date")
+        dates = {"discharge_date": "discharge_date"}
+        check_dates("history", written, read, dates, 0, lambda: 1, lambda *_: 0)  # the whole table's count
+        col = pc.year(read.column("discharge_date")).cast(pa.int32())
     else:
         raise InputError("history: needs a `year` or a `discharge_date` column", column="year")
     return col.fill_null(-1).to_numpy().astype(np.int32, copy=False)
+
+
+def _typed(table: pa.Table, column: str) -> tuple[pa.Table, pa.Table]:
+    """``column`` of a history as written, and as the readers read it (text dates and numbers parsed,
+    :func:`grouper.io.discharges.typed_columns`): a table given to a fit holds what a file would."""
+    from grouper.io.discharges import typed_columns
+
+    written = table.select([column])
+    return written, typed_columns(written)
 
 
 @dataclass(frozen=True)
@@ -182,7 +205,9 @@ def history_window(est, history: pa.Table, required: tuple[str, ...]) -> Window:
     check_table(history, where="history", first_row=1)
     years = data_years(history)
     window, w = year_weights(years, est.years, est.year_weights)
-    cost = history.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+    cost = (
+        _typed(history, "total_cost")[1].column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+    )
     return Window(years, window, w, cost, np.isin(years, window), np.isfinite(cost) & (cost > 0))
 
 
@@ -207,7 +232,7 @@ def los_of(history: pa.Table) -> np.ndarray:
     empty, or negative or written but not a number (the readers' -1, docs/records.md §4 ``LOS_INVALID``)."""
     if "los_days" not in history.column_names:
         return np.full(history.num_rows, np.nan)
-    los = history.column("los_days").cast(pa.float64()).fill_null(np.nan).to_numpy()
+    los = _typed(history, "los_days")[1].column("los_days").cast(pa.float64()).fill_null(np.nan).to_numpy()
     return np.where(los < 0, np.nan, los)
 
 

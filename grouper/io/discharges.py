@@ -59,6 +59,7 @@ __all__ = [
     "as_discharges",
     "canonicalise",
     "check_dates",
+    "check_years",
     "count_rows",
     "dataset_files",
     "part_names",
@@ -66,6 +67,7 @@ __all__ = [
     "read_discharges",
     "read_discharges_keeping",
     "to_arrow",
+    "typed_columns",
     "unreadable_dates",
 ]
 
@@ -338,6 +340,25 @@ def check_dates(
             )
 
 
+def check_years(where: str | os.PathLike, written: pa.Table, read: pa.Table, first: int) -> None:
+    """Raise an :class:`InputError` for a ``year`` of a history written but not a year (``abc``, ``2025年``, a
+    negative number): read as unknown it would silently take the case out of the years. Names ``where``, the first
+    such row (``first``: the row of the table's first case) and the whole table's count, never the value."""
+    if "year" not in written.column_names:
+        return
+    bad = pc.and_(pc.is_valid(written.column("year")), pc.less(read.column("year"), 0))
+    bad = pc.fill_null(bad, False).to_numpy(zero_copy_only=False)
+    if bad.any():
+        row, more = first + int(bad.argmax()), int(bad.sum()) - 1
+        raise InputError(
+            f"{where}: row {row}, column year: not a year (a whole number such as 2025)"
+            + (f"; {more:,} more row(s) like it" if more else ""),
+            path=where,
+            row=row,
+            column="year",
+        )
+
+
 def unreadable_dates(written: pa.ChunkedArray | pa.Array, read: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Where a date column was written (text) but not read (empty in ``read``); typed dates are read as they are."""
     if pa.types.is_temporal(written.type):
@@ -534,10 +555,11 @@ def read_cases(
         for f, part in zip(files, dataset.get_fragments(), strict=True):
             n = part.count_rows()
             written = table.slice(start, n)
-            read = _typed(written)
+            read = typed_columns(written)
             dates = {c: c for c in DATE_COLUMNS if c in written.column_names}
             # the file is one slice: the count of unreadable dates is the whole file's (nothing more to read)
             check_dates(f, written, read, dates, 0, lambda f=f: first_data_row(f), lambda *_: 0)
+            check_years(f, written, read, first_data_row(f))
             check_table(read, where=f, first_row=first_data_row(f))
             parts.append(read)
             start += n
@@ -565,13 +587,16 @@ def read_cases(
     return table
 
 
-_FIELDS = {f.name: f for f in DISCHARGE_SCHEMA}
+#: The data year of a past case (``year``): a history's own column, read before its discharge date.
+YEAR = pa.field("year", pa.int32())
+_FIELDS = {f.name: f for f in (*DISCHARGE_SCHEMA, YEAR)}
 
 
-def _typed(table: pa.Table) -> pa.Table:
-    """A Parquet history read as it is, with its canonical date and number columns that hold text (a date stored
-    as ``"2025/05/07"``, a cost as ``"1234.5"``) read as the discharge reader reads them (:func:`convert`): the same
-    values as from a file that stores them typed, or from CSV. Other columns as they are."""
+def typed_columns(table: pa.Table) -> pa.Table:
+    """A Parquet history read as it is, with its canonical date and number columns (and ``year``) that hold text
+    (a date stored as ``"2025/05/07"``, a cost as ``"1234.5"``) read as the discharge reader reads them
+    (:func:`convert`): the same values as from a file that stores them typed, or from CSV. Other columns as they
+    are."""
     for i, name in enumerate(table.column_names):
         field = _FIELDS.get(name)
         if field is None or name in LIST_COLUMNS or pa.types.is_string(field.type):

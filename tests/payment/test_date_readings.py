@@ -145,3 +145,51 @@ def test_text_dates_in_a_parquet_file_read_as_the_date_typed_file(tmp_path, regi
         read = grouper.read_cases(tmp_path / "text.parquet")
         assert read.column("discharge_date").type == pa.date32()
         assert read.equals(grouper.read_cases(tmp_path / "typed.parquet"))
+
+
+def _years_as_text(cases: pa.Table, bad: dict[int, str]) -> pa.Table:
+    year = pc.cast(pc.year(cases.column("discharge_date")), pa.string()).to_pylist()
+    for i, v in bad.items():
+        year[i] = v
+    return cases.drop_columns(["discharge_date"]).append_column("year", pa.array(year))
+
+
+@pytest.mark.parametrize("command", ["catalog", "weights"])
+def test_a_history_year_that_is_not_a_year_stops_naming_file_row_and_column(tmp_path, region, command):
+    """A Parquet history's own ``year`` column stored as text: ``2025`` is read as the year, ``abc`` or ``2025年``
+    stops the fit with one line (it was an internal error; read as unknown it would leave the years silently)."""
+    cases, _ = region
+    path, out = tmp_path / "h.parquet", tmp_path / "out"
+    pq.write_table(_years_as_text(cases, {3: "abc", 5: "2025年"}), path)
+    result = CliRunner().invoke(app, [command, "--history", str(path), "--out", str(out / "fit.csv")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output == (
+        f"error: {path}: row 4, column year: not a year (a whole number such as 2025); 1 more row(s) like it\n"
+    )
+    assert not out.exists()
+    read = grouper.read_cases(_write(tmp_path / "ok.parquet", _years_as_text(cases, {})))
+    assert read.column("year").to_pylist() == pc.year(cases.column("discharge_date")).to_pylist()
+
+
+def _write(path: Path, table: pa.Table) -> Path:
+    pq.write_table(table, path)
+    return path
+
+
+def test_a_table_given_to_a_fit_is_read_as_a_file_would_be(region):
+    """The library's fits on an in-memory table read text dates, years, costs and stays as the file readers do
+    (they were raw Arrow errors): the same groups as the typed table; an unreadable one names the table's row."""
+    from grouper.dip.catalogue_builder import DipCatalog
+
+    cases, _ = region
+    typed = DipCatalog().fit(cases)
+    text = _dates_as(cases, "%Y/%m/%d")
+    for name in ("total_cost", "los_days"):
+        text = text.set_column(text.column_names.index(name), name, pc.cast(cases.column(name), pa.string()))
+    assert DipCatalog().fit(text).groups_.equals(typed.groups_)
+    with pytest.raises(
+        InputError, match=r"^history: row 1, column discharge_date: not a date .*; 59 more row"
+    ):
+        DipCatalog().fit(_dates_as(cases, "%d/%m/%Y"))
+    with pytest.raises(InputError, match=r"^history: row 4, column year: not a year .*2025\)$"):
+        DipCatalog().fit(_years_as_text(cases, {3: "-3"}))
