@@ -8,6 +8,7 @@ error line never repeats a row of the file.
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import datetime
 import os
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -36,9 +38,12 @@ __all__ = [
     "raw_batches",
     "read_ahead",
     "read_raw",
+    "worked_ahead",
 ]
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+_T = TypeVar("_T")
+_U = TypeVar("_U")
 
 
 class InputWarning(UserWarning):
@@ -89,9 +94,9 @@ def raw_batches(
     ``select(headers)`` returns the headers to read (all when None); headers and table columns are the file's,
     after ``layout.rename``. ``fits(headers)`` tells the table sought in a workbook whose sheet is not named:
     the first sheet whose header fits is read (with the sheets after it that have its header).
-    ``encoded(headers)``: of the headers read, those whose text is handed over dictionary-encoded (字典编码:
-    ``dictionary<string>``; in a Parquet file lists of them too, as its pages hold them), so that a column of few
-    distinct values is never spelt out row by row; Excel ignores it.
+    ``encoded(headers)``: of a Parquet file's headers read, those whose text is handed over dictionary-encoded
+    (字典编码: ``dictionary<string>`` and lists of them, as its pages hold them), so that a column of few distinct
+    values is never spelt out row by row; CSV and Excel cells arrive as text (grouper.io.discharges encodes them).
     """
     path = Path(path)
     if kind_of(path) != "file":
@@ -107,7 +112,7 @@ def raw_batches(
         return parquet_batches(path, batch_size, select, layout, encoded)
     if suffix in EXCEL_SUFFIXES:
         return excel_batches(path, batch_size, select, layout, fits)
-    return csv_batches(path, encoding, batch_size, select, layout, encoded)
+    return csv_batches(path, encoding, batch_size, select, layout)
 
 
 def read_raw(
@@ -128,16 +133,52 @@ def read_raw(
         ) from None
 
 
-def read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+def read_ahead(items: Iterator[pa.Table], *, first_here: bool = False) -> Iterator[pa.Table]:
     """The same items, the next one read in a background thread while the caller works on the current one.
 
     Reading and parsing (pyarrow, which releases the GIL) then overlaps with the caller's work on the other core.
+    ``first_here``: the first item is read on the caller's thread (a reader's header, its warnings and
+    callbacks, stay there; the caller waits for the first item in any case).
     """
+    if first_here:
+        first = next(items, None)
+        if first is None:
+            return
+        yield first
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(next, items, None)
         while (item := pending.result()) is not None:
             pending = pool.submit(next, items, None)
             yield item
+
+
+def worked_ahead(work: Callable[[_T], _U], items: Iterator[_T], workers: int = 2) -> Iterator[_U]:
+    """``work(item)`` for each item, in order, done on ``workers`` threads: while the caller takes one result,
+    the next ``workers`` items are being worked on (Arrow compute releases the GIL, so the work spreads over
+    the cores). Items are drawn on the caller's thread (wrap them in :func:`read_ahead` to draw them on their
+    own). An error drawing an item or working on it is raised where its result would have come: the results
+    before it come first, as from ``map(work, items)``."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    pending: collections.deque = collections.deque()
+    failed: Exception | None = None
+    try:
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except Exception as exc:  # raised after the results of the items drawn before it
+                failed = exc
+                break
+            pending.append(pool.submit(work, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+        if failed is not None:
+            raise failed
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def one_line(exc: BaseException) -> str:
@@ -507,7 +548,7 @@ def _head(path: Path) -> bytes:
 
 
 def csv_batches(
-    path: Path, encoding: str | None, batch_size: int, select, layout: Layout, encoded=None
+    path: Path, encoding: str | None, batch_size: int, select, layout: Layout
 ) -> Iterator[pa.Table]:
     encoding = encoding or detect_encoding(path)
     try:
@@ -540,10 +581,9 @@ def csv_batches(
         skip_rows=at,
     )
     names = select(header)
-    dictionary = encoded(names) if encoded else set()
     convert = pacsv.ConvertOptions(
         include_columns=names,
-        column_types={h: _TEXT_CODE if h in dictionary else pa.string() for h in names},
+        column_types=dict.fromkeys(names, pa.string()),
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
@@ -609,10 +649,6 @@ def _parse_error_row(path: Path, read: pacsv.ReadOptions, convert: pacsv.Convert
     except OSError:
         return None
     return None
-
-
-#: A text column read dictionary-encoded (``encoded``): each block's distinct values once.
-_TEXT_CODE = pa.dictionary(pa.int32(), pa.string())
 
 
 def _csv_header_line(path: Path, encoding: str, layout: Layout) -> tuple[int, bytes]:

