@@ -5,6 +5,8 @@ workers of a cluster write in parallel (payment.distributed)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -12,8 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper.errors import OutputError
 from grouper.io.writer import PARQUET_OPTIONS
-from payment.rowgroups import JoinedWriter
+from payment.rowgroups import EncodedColumns, JoinedWriter
 
 __all__ = ["ROW_GROUP", "CaseWriter", "part_name"]
 
@@ -21,6 +24,7 @@ __all__ = ["ROW_GROUP", "CaseWriter", "part_name"]
 ROW_GROUP = 1 << 19
 #: Per-case columns copied from the input: their dictionaries are the input's, cut as the input was read.
 _FROM_INPUT = ("case_id", "hospital_id", "insurance_type")
+_OPTIONS = dict(compression="zstd", **PARQUET_OPTIONS)
 
 
 def part_name(k: int) -> str:
@@ -57,51 +61,114 @@ def _dictionaries_in_order(group: pa.Table) -> pa.Table:
     return pa.table(cols, names=group.column_names).replace_schema_metadata(group.schema.metadata)
 
 
+class _Rows:
+    """Tables cut into row groups of ``ROW_GROUP`` rows whatever their lengths (the rows kept until a group is
+    full)."""
+
+    def __init__(self):
+        self.pending: list[pa.Table] = []
+        self.rows = self.total = self.groups = 0
+
+    def add(self, table: pa.Table) -> Iterator[pa.Table]:
+        """The row groups filled by ``table``."""
+        self.pending.append(table)
+        self.rows += table.num_rows
+        self.total += table.num_rows
+        while self.rows >= ROW_GROUP:
+            yield self.take(ROW_GROUP)
+
+    def take(self, n: int) -> pa.Table:
+        """The first ``n`` rows kept (all of them: ``self.rows``) as the next row group."""
+        table = pa.concat_tables(self.pending)
+        group, rest = table.slice(0, n), table.slice(n)
+        self.pending, self.rows = [rest], rest.num_rows
+        self.groups += 1
+        return group
+
+
 class CaseWriter:
     """Per-case tables → Parquet in row groups of ``ROW_GROUP`` rows whatever the batches (byte-stable); the row
-    groups are encoded in background threads (payment.rowgroups) while the next batches are settled."""
+    groups are encoded in background threads (payment.rowgroups) while the next batches are settled.
+
+    The columns can come in two steps: :meth:`early` takes the leading columns of every case (those final after a
+    settlement's first pass), encoded then; the call then takes the other columns of the same cases in the same
+    order, and each row group is written with both, as when they come together."""
 
     def __init__(self, path: Path, metadata: dict[str, str]):
         self.path, self.metadata = path, metadata
         self.file: BinaryIO | None = None
         self.writer: JoinedWriter | None = None
+        self.ahead: EncodedColumns | None = None
         self.restart()
 
     def restart(self) -> None:
         """Start the file again (a settlement rerun once its cases turned out to need the join by case_id)."""
         self.discard()
-        self.pending: list[pa.Table] = []
-        self.rows = 0
+        self.rows, self.first = _Rows(), _Rows()
+        self.first_schema: pa.Schema | None = None
+
+    def early(self, table: pa.Table) -> None:
+        """The leading columns of the next cases, encoded before their other columns are known."""
+        if self.rows.total:
+            raise OutputError("cases.parquet: leading columns after the others")
+        if self.ahead is None:
+            self.ahead = EncodedColumns(_OPTIONS)
+            self.first_schema = table.schema
+        for group in self.first.add(table):
+            self.ahead.write(group, _dictionaries_in_order)
 
     def __call__(self, table: pa.Table) -> None:
-        self.pending.append(table)
-        self.rows += table.num_rows
-        while self.rows >= ROW_GROUP:
-            self._flush(ROW_GROUP)
+        """The cases' columns (after :meth:`early`: the other columns)."""
+        if self.ahead is not None and self.first.rows:
+            # the first pass is over: the leading columns' last row group
+            self.ahead.write(self.first.take(self.first.rows), _dictionaries_in_order)
+        for group in self.rows.add(table):
+            self._write(group)
 
-    def _flush(self, n: int) -> None:
-        table = pa.concat_tables(self.pending)
-        group, rest = table.slice(0, n), table.slice(n)
-        self.pending, self.rows = [rest], rest.num_rows
+    def _write(self, group: pa.Table) -> None:
         group = group.replace_schema_metadata(self.metadata)
         if self.writer is None:
             self.file = self.path.open("wb")
-            self.writer = JoinedWriter(self.file, dict(compression="zstd", **PARQUET_OPTIONS))
-        self.writer.write(group, _dictionaries_in_order)
+            schema = None
+            if self.ahead is not None:
+                schema = pa.schema([*self.first_schema, *group.schema], metadata=self.metadata)
+            self.writer = JoinedWriter(self.file, _OPTIONS, schema=schema)
+        if self.ahead is None:
+            self.writer.write(group, _dictionaries_in_order)
+        else:
+            self.writer.write(group, before=functools.partial(self.ahead.take, self.rows.groups - 1))
 
     def close(self) -> None:
         """Write the last row group (or the empty table) and close the file."""
-        if self.rows or self.writer is None:
-            self._flush(self.rows)
+        if self.ahead is not None:
+            if self.first.total != self.rows.total:
+                raise OutputError(
+                    f"cases.parquet: {self.first.total:,} cases in the leading columns, {self.rows.total:,} in the "
+                    "others"
+                )
+            if not self.rows.total:  # no cases: the empty table, in one step
+                first, rest = self.first.take(0), self.rows.take(0)
+                self.ahead.close()
+                self.ahead, self.rows = None, _Rows()
+                self.rows.pending = [
+                    pa.table([*first.columns, *rest.columns], names=[*first.column_names, *rest.column_names])
+                ]
+        if self.rows.rows or self.writer is None:
+            self._write(self.rows.take(self.rows.rows))
         self.writer.close()
         self.file.close()
-        self.writer = self.file = None
+        if self.ahead is not None:
+            self.ahead.close()
+        self.writer = self.file = self.ahead = None
 
     def discard(self) -> None:
         """Close and delete the unfinished file."""
         if self.writer is not None:
             self.writer.discard()
             self.writer = None
+        if self.ahead is not None:
+            self.ahead.close()
+            self.ahead = None
         if self.file is not None:
             self.file.close()
             self.file = None

@@ -199,6 +199,7 @@ def settle_files(
                         deductions=deducted,
                         on_pass=on_pass,
                         on_rows=on_rows,
+                        early=writer.early,
                     )
 
                 hosp_table, region = source.read_with_restart(run)

@@ -8,12 +8,20 @@ the footer is the first part's, with every row group listed, the byte offsets mo
 the ordinals renumbered and the row count added up. The footer is Thrift compact protocol (parquet.thrift
 ``FileMetaData``); :func:`decode` and :func:`encode` read and write it field for field, and a footer that would not
 come back byte for byte is refused (OutputError) rather than guessed.
+
+A row group's columns can be encoded apart too, in two steps (列块分步编码): :class:`EncodedColumns` encodes the
+leading columns of each row group as soon as they are known and keeps them in a temporary file; the rest of the
+columns are given to :meth:`JoinedWriter.write` later with ``before=`` those, and the row group is written as one
+writer writes it (a column chunk's bytes do not depend on the other columns; the row group's sizes are the sums of
+its columns').
 """
 
 from __future__ import annotations
 
 import io
+import os
 import struct
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -23,14 +31,14 @@ import pyarrow.parquet as pq
 
 from grouper.errors import OutputError
 
-__all__ = ["JoinedWriter", "decode", "encode"]
+__all__ = ["EncodedColumns", "JoinedWriter", "decode", "encode"]
 
 _MAGIC = b"PAR1"
 # Thrift compact protocol type ids
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
 # field ids (parquet.thrift) of the byte offsets a moved row group carries
 _FILE_ROW_GROUPS, _FILE_NUM_ROWS = 4, 3
-_RG_COLUMNS, _RG_FILE_OFFSET, _RG_ORDINAL = 1, 5, 7
+_RG_COLUMNS, _RG_BYTES, _RG_NUM_ROWS, _RG_FILE_OFFSET, _RG_COMPRESSED, _RG_ORDINAL = 1, 2, 3, 5, 6, 7
 _CC_FILE_OFFSET, _CC_META, _CC_OFFSET_INDEX, _CC_COLUMN_INDEX = 2, 3, 4, 6
 _META_OFFSETS = (9, 10, 11, 14)  # data page, index page, dictionary page, bloom filter
 
@@ -219,6 +227,97 @@ def _part(
     return data[4 : -8 - size], meta
 
 
+def _side_by_side(parts: list[tuple[bytes, list]]) -> tuple[bytes, list]:
+    """Parts of one row group (the same rows, consecutive columns; each a file of one row group as :func:`_part`
+    gives it) as one part holding all their columns: chunks one after the other, the row group's column list
+    joined with each part's offsets moved, its byte sizes added up (the first part's footer otherwise)."""
+    (chunks, meta), rest = parts[0], parts[1:]
+    group = _field(meta, _FILE_ROW_GROUPS)[2][1][0]
+    columns = list(_field(group, _RG_COLUMNS)[2][1])
+    sizes = {_RG_BYTES: _field(group, _RG_BYTES)[2], _RG_COMPRESSED: _field(group, _RG_COMPRESSED)[2]}
+    out = bytearray(chunks)
+    for more, other in rest:
+        theirs = _field(other, _FILE_ROW_GROUPS)[2][1][0]
+        if _field(theirs, _RG_NUM_ROWS)[2] != _field(group, _RG_NUM_ROWS)[2]:
+            raise OutputError("parquet: the columns of a row group were encoded for different rows")
+        columns += [_moved_chunk(c, len(out)) for c in _field(theirs, _RG_COLUMNS)[2][1]]
+        for fid in sizes:
+            sizes[fid] += _field(theirs, fid)[2]
+        out += more
+    joined = []
+    for fid, typ, v in group:
+        if fid == _RG_COLUMNS:
+            v = (v[0], columns)
+        v = sizes.get(fid, v)
+        joined.append([fid, typ, v])
+    footer = [[fid, typ, (v[0], [joined]) if fid == _FILE_ROW_GROUPS else v] for fid, typ, v in meta]
+    return bytes(out), footer
+
+
+class EncodedColumns:
+    """The leading columns of row groups, encoded ahead in ``threads`` threads and kept in a temporary file (the
+    system's temporary folder; deleted when closed) until :meth:`JoinedWriter.write` joins them to the rest of
+    their columns: memory stays bounded by the row groups being encoded.
+
+    Parameters
+    ----------
+    options : keyword arguments of ``pq.ParquetWriter``, as the JoinedWriter's
+    threads : row groups encoded at once
+    """
+
+    def __init__(self, options: dict, threads: int = 2):
+        self.options, self.threads = options, threads
+        self.pool = ThreadPoolExecutor(threads)
+        self.pending: list[Future] = []
+        self.file = tempfile.TemporaryFile(prefix="drgdip-columns-")  # noqa: SIM115 (closed by close())
+        self.kept: list[tuple[int, int, list]] = []  # (offset, length, footer) of each encoded row group
+        self.end = 0
+
+    def write(self, table: pa.Table, prepare: Callable[[pa.Table], pa.Table] | None = None) -> None:
+        """Encode ``table`` as the leading columns of the next row group (in the background)."""
+        while len(self.pending) >= self.threads:
+            self._keep(self.pending.pop(0))
+        self.pending.append(self.pool.submit(_part, table, self.options, prepare))
+
+    def _keep(self, done: Future) -> None:
+        chunks, meta = done.result()
+        try:
+            if os.pwrite(self.file.fileno(), chunks, self.end) != len(chunks):
+                raise OSError("short write")
+        except OSError as exc:  # a full disk: the temporary folder (TMPDIR) is named
+            raise OutputError(
+                f"the row groups encoded ahead in {tempfile.gettempdir()} (TMPDIR) could not be written: "
+                f"{exc.strerror or exc}",
+                path=tempfile.gettempdir(),
+            ) from None
+        self.kept.append((self.end, len(chunks), meta))
+        self.end += len(chunks)
+
+    def __len__(self) -> int:
+        """Row groups written so far."""
+        return len(self.kept) + len(self.pending)
+
+    def take(self, k: int) -> tuple[bytes, list]:
+        """The ``k``-th row group's columns (from 0): their chunks and footer (waits for their encoding)."""
+        while len(self.kept) <= k:
+            self._keep(self.pending.pop(0))
+        at, size, meta = self.kept[k]
+        chunks = os.pread(self.file.fileno(), size, at)
+        if len(chunks) != size:
+            raise OutputError(
+                f"the row groups encoded ahead in {tempfile.gettempdir()} (TMPDIR) were cut short"
+            )
+        return chunks, meta
+
+    def close(self) -> None:
+        """Stop: wait for the row groups being encoded (their errors dropped) and delete the file."""
+        for done in self.pending:
+            done.exception()
+        self.pending = []
+        self.pool.shutdown()
+        self.file.close()
+
+
 class JoinedWriter:
     """Parquet row groups written in ``threads`` threads into one file (as one ``pq.ParquetWriter`` would write
     them, one row group per :meth:`write`, in call order).
@@ -228,10 +327,13 @@ class JoinedWriter:
     sink : a binary file open for writing
     options : keyword arguments of ``pq.ParquetWriter`` (compression, checksums, …)
     threads : row groups encoded at once
+    schema : the file's schema (with its metadata) when row groups are written in two steps (``before=``)
     """
 
-    def __init__(self, sink: BinaryIO, options: dict, threads: int = 2):
+    def __init__(self, sink: BinaryIO, options: dict, threads: int = 2, schema: pa.Schema | None = None):
         self.sink, self.options = sink, options
+        # the footer's fields besides the row groups: those of a file of the whole schema
+        self.template = None if schema is None else _part(schema.empty_table(), options, None)[1]
         self.pool = ThreadPoolExecutor(threads)
         self.threads = threads
         self.pending: list[Future] = []
@@ -241,19 +343,30 @@ class JoinedWriter:
         self.offset = len(_MAGIC)
         self.sink.write(_MAGIC)
 
-    def write(self, table: pa.Table, prepare: Callable[[pa.Table], pa.Table] | None = None) -> None:
+    def write(
+        self,
+        table: pa.Table,
+        prepare: Callable[[pa.Table], pa.Table] | None = None,
+        before: Callable[[], tuple[bytes, list]] | None = None,
+    ) -> None:
         """Encode ``table`` as the next row group (in the background; waits while ``threads`` are busy);
-        ``prepare(table)``, run in the background first, may change the columns' values, not the schema."""
+        ``prepare(table)``, run in the background first, may change the columns' values, not the schema;
+        ``before()`` gives the row group's leading columns encoded already (:meth:`EncodedColumns.take`), written
+        before ``table``'s."""
         self.schema = getattr(self, "schema", table.schema)
         if not table.schema.equals(self.schema):
             raise OutputError("parquet: a row group with another schema than the first")
+        if before is not None and self.template is None:
+            raise OutputError("parquet: row groups written in two steps need the file's schema")
         while len(self.pending) >= self.threads:
-            self._append(self.pending.pop(0))
-        self.pending.append(self.pool.submit(_part, table, self.options, prepare))
+            self._append(*self.pending.pop(0))
+        self.pending.append((self.pool.submit(_part, table, self.options, prepare), before))
 
-    def _append(self, done: Future) -> None:
+    def _append(self, done: Future, before: Callable[[], tuple[bytes, list]] | None) -> None:
         chunks, meta = done.result()
-        self.first = self.first or meta
+        if before is not None:
+            chunks, meta = _side_by_side([before(), (chunks, meta)])
+        self.first = self.first or self.template or meta
         for group in _field(meta, _FILE_ROW_GROUPS)[2][1]:  # one (none for an empty table)
             self.row_groups.append(_moved(group, self.offset - len(_MAGIC), len(self.row_groups)))
         self.rows += _field(meta, _FILE_NUM_ROWS)[2]
@@ -262,8 +375,8 @@ class JoinedWriter:
 
     def close(self) -> None:
         """Write the row groups still being encoded and the footer."""
-        for done in self.pending:
-            self._append(done)
+        for done, before in self.pending:
+            self._append(done, before)
         self.pending = []
         self.pool.shutdown()
         footer = []
@@ -278,7 +391,7 @@ class JoinedWriter:
 
     def discard(self) -> None:
         """Stop: wait for the row groups being encoded and drop them."""
-        for done in self.pending:
+        for done, _ in self.pending:
             done.exception()
         self.pending = []
         self.pool.shutdown()

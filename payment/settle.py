@@ -242,6 +242,7 @@ def settle_batches(
     deductions: Mapping[tuple[str, int], int] | None = None,
     on_pass: Callable[[str, int | None], None] | None = None,
     on_rows: Callable[[int], None] | None = None,
+    early: Callable[[pa.Table], None] | None = None,
 ) -> tuple[pa.Table, dict]:
     """Settle a region's year from record batches with bounded memory (the engine behind :func:`settle`).
 
@@ -268,6 +269,10 @@ def settle_batches(
     on_rows : callable, optional
         Called with the rows of each batch read back from the spill (passes 1b and 2; the caller counts the
         batches it gives pass 1), for progress bars.
+    early : callable, optional
+        When no special case is declared, the per-case columns up to :data:`LEADING` are final after pass 1: each
+        batch's are then given to ``early`` in pass 1 (to be encoded while the cases are read) and ``write``
+        receives the other columns only (payment.casefile.CaseWriter joins them). Otherwise not called.
 
     Returns
     -------
@@ -284,19 +289,22 @@ def settle_batches(
     )
     passes = on_pass or (lambda what, rows: None)
     passes("pass 1: points and sums", None)
+    ahead = early is not None and not reg.special_cases  # the leading columns written in pass 1
 
-    def priced() -> Iterator[tuple[_Frame, pa.Table]]:
+    def priced() -> Iterator[tuple[_Frame, pa.Table, pa.Table | None]]:
         rows = 0
         for t in batches():
             f = _priced(t, reg, rows)
-            yield f, _spilled(f)
+            yield f, _spilled(f, ids=not ahead), _leading_columns(_spill_ids(t), f) if ahead else None
             rows += t.num_rows
 
     with Spill() as spill:  # each batch as pass 1 priced it, for pass 2 (the input is read once)
         scan = _Scan(reg)
-        for f, kept in read_ahead(priced()):  # the next batch priced in a background thread
+        for f, kept, leading in read_ahead(priced()):  # the next batch priced in a background thread
             scan.add(f)
             spill.write(kept)
+            if ahead:
+                early(leading)
         res = scan.resolve()
 
         def frames() -> Iterator[_Frame]:
@@ -316,7 +324,7 @@ def settle_batches(
         passes("pass 2: payments per case", scan.rows)
         fund_by_route = np.zeros(reg.n_h * 8 + 1, dtype=np.int64)
         for f in frames():
-            write(_case_table(f, reg, pools, fund_by_route))
+            write(_case_table(f, reg, pools, fund_by_route, leading=not ahead))
     return finish(reg, scan, pools, fund_by_route, res)
 
 
@@ -776,6 +784,8 @@ def _resolved(f: _Frame, reg: _Region, res: _Resolved) -> _Frame:
 #: What pass 2 needs of a priced batch besides the case columns it copies (_IDS): kept in the spill
 _KEPT = ("hidx", "pool", "cost", "fund_fen", "patient_fen", "month", "route", "reason", "per_case_item", "units",
          "deviation", "base", "k_case", "aux", "standard_amount")  # fmt: skip
+#: What only the leading columns need (not spilled when those are written in pass 1).
+_LEADING_ONLY = ("base", "k_case", "aux")
 #: The case columns cases.parquet copies (as they are read).
 _IDS = ("case_id", "hospital_id", "insurance_type")
 
@@ -784,21 +794,35 @@ _IDS = ("case_id", "hospital_id", "insurance_type")
 _NARROW = {"hidx": np.int32, "pool": np.int8, "month": np.int8}
 
 
-def _spilled(f: _Frame) -> pa.Table:
-    """A priced batch as the spill keeps it: the copied case columns and the arrays of :data:`_KEPT`."""
-    ids = [f.table.column("case_id"), f.table.column("hospital_id"), strings(f.table, "insurance_type")]
-    kept = [getattr(f, name) for name in _KEPT]
+def _spilled(f: _Frame, ids: bool = True) -> pa.Table:
+    """A priced batch as the spill keeps it: the copied case columns and the arrays of :data:`_KEPT` (with
+    ``ids=False``, what the columns after :data:`LEADING` need: neither those nor :data:`_LEADING_ONLY`)."""
+    names = _KEPT if ids else tuple(n for n in _KEPT if n not in _LEADING_ONLY)
+    kept = [getattr(f, name) for name in names]
     kept = [
         pa.array(a.astype(_NARROW.get(name, a.dtype), copy=False))
-        for name, a in zip(_KEPT, kept, strict=True)
+        for name, a in zip(names, kept, strict=True)
     ]
-    return pa.table(ids + kept, names=[*_IDS, *_KEPT])
+    if not ids:
+        return pa.table(kept, names=list(names))
+    ids = [f.table.column("case_id"), f.table.column("hospital_id"), strings(f.table, "insurance_type")]
+    return pa.table(ids + kept, names=[*_IDS, *names])
+
+
+def _spill_ids(cases: pa.Table) -> pa.Table:
+    """The copied case columns as pass 2 reads them back from the spill: one chunk per record batch, cut where
+    any of them is (the chunks that decide how the Parquet writer encodes them, so the bytes are the same)."""
+    ids = pa.table(
+        [cases.column("case_id"), cases.column("hospital_id"), strings(cases, "insurance_type")],
+        names=list(_IDS),
+    )
+    return pa.Table.from_batches(ids.to_batches(), ids.schema)
 
 
 def _unspilled(t: pa.Table, reg: _Region, offset: int) -> _Frame:
     """The frame of a batch read back from the spill (rows ``offset`` … of the region), as :func:`_priced` gave
-    it (without the pass-1-only arrays)."""
-    a = {name: t.column(name).to_numpy() for name in _KEPT}
+    it (without the pass-1-only arrays; without those of :data:`_LEADING_ONLY` when they were not spilled)."""
+    a = {name: t.column(name).to_numpy() for name in _KEPT if name in t.column_names}
     a.update({name: a[name].astype(np.int64) for name in _NARROW})
     hidx, pool, route, units = a["hidx"], a["pool"], a["route"], a["units"]
     in_scheme = route == (Route.DIP if reg.policy.scheme == "dip" else Route.DRG)
@@ -806,10 +830,10 @@ def _unspilled(t: pa.Table, reg: _Region, offset: int) -> _Frame:
     pooled = in_scheme | (fallback & reg.unified)
     slot = np.where(pooled, hidx * reg.n_pool + np.maximum(pool, 0), reg.n_h * reg.n_pool)
     return _Frame(
-        table=t.select(list(_IDS)), offset=offset, hidx=hidx, pool=pool, cost=a["cost"],
+        table=t.select([n for n in _IDS if n in t.column_names]), offset=offset, hidx=hidx, pool=pool, cost=a["cost"],
         cost_fen=fen_half_up(a["cost"]), fund_fen=a["fund_fen"], patient_fen=a["patient_fen"], month=a["month"],
-        route=route, reason=a["reason"], per_case_item=a["per_case_item"], in_scheme=in_scheme, base=a["base"],
-        k_case=a["k_case"], aux=a["aux"], points=units / POINT_UNITS, units=units, deviation=a["deviation"],
+        route=route, reason=a["reason"], per_case_item=a["per_case_item"], in_scheme=in_scheme, base=a.get("base"),
+        k_case=a.get("k_case"), aux=a.get("aux"), points=units / POINT_UNITS, units=units, deviation=a["deviation"],
         vb_case=reg.vb_pool[pool], special=np.zeros(len(route), dtype=bool), standard_amount=a["standard_amount"],
         pooled=pooled, slot=slot,
     )  # fmt: skip
@@ -1196,8 +1220,17 @@ def _pool_warnings(reg: _Region, pool: str, casc, gap: Fraction | None, alloc: l
     return out
 
 
-def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarray) -> pa.Table:
-    """Pass 2: the per-case money of one batch (informational; hospital totals are exact) and its table.
+#: The per-case columns of cases.parquet that are final after pass 1 when no special case is declared (the
+#: first ones: the rest follow).
+LEADING = ("case_id", "hospital_id", "insurance_type", "route", "route_reason", "deviation", "special_case",
+           "base_points", "hospital_coef", "aux_coef")  # fmt: skip
+
+
+def _case_table(
+    f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarray, *, leading: bool = True
+) -> pa.Table:
+    """Pass 2: the per-case money of one batch (informational; hospital totals are exact) and its table (with
+    ``leading=False``, its columns after :data:`LEADING`).
 
     Adds the fund payments of the cases outside the pools to ``fund_by_route`` (hospital × route, fen).
     """
@@ -1214,7 +1247,21 @@ def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarra
     )
     by_route = np.where((f.hidx >= 0) & ~f.pooled, f.hidx * 8 + route, reg.n_h * 8)
     _add_exact(fund_by_route, by_route, fund_fen)
-    cases, in_scheme = f.table, f.in_scheme
+    rest = {
+        "points": pa.array(f.points),
+        "point_value": pa.array(point_value, mask=~f.pooled),
+        "standard_payment": pa.array(std_fen / 100.0),
+        "fund_payment": pa.array(fund_fen / 100.0),
+    }
+    if not leading:
+        return pa.table(rest)
+    first = _leading_columns(f.table, f)
+    return pa.table([*first.columns, *rest.values()], names=[*first.column_names, *rest])
+
+
+def _leading_columns(cases: pa.Table, f: _Frame) -> pa.Table:
+    """The columns :data:`LEADING` of one batch's per-case table (``cases``: its copied case columns)."""
+    route, in_scheme = f.route, f.in_scheme
     return pa.table(
         {
             "case_id": cases.column("case_id"),
@@ -1229,10 +1276,6 @@ def _case_table(f: _Frame, reg: _Region, pools: _Pools, fund_by_route: np.ndarra
             "base_points": pa.array(np.where(in_scheme, f.base, 0.0)),
             "hospital_coef": pa.array(np.asarray(f.k_case, dtype=np.float64), mask=~in_scheme),
             "aux_coef": pa.array(np.asarray(f.aux, dtype=np.float64), mask=~in_scheme),
-            "points": pa.array(f.points),
-            "point_value": pa.array(point_value, mask=~f.pooled),
-            "standard_payment": pa.array(std_fen / 100.0),
-            "fund_payment": pa.array(fund_fen / 100.0),
         }
     )
 

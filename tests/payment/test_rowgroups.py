@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 
@@ -12,7 +13,7 @@ import pytest
 
 from grouper.errors import OutputError
 from grouper.io.writer import PARQUET_OPTIONS
-from payment.rowgroups import JoinedWriter, decode, encode
+from payment.rowgroups import EncodedColumns, JoinedWriter, decode, encode
 
 OPTIONS = dict(compression="zstd", **PARQUET_OPTIONS)
 
@@ -78,3 +79,36 @@ def test_a_row_group_with_another_schema_is_refused():
     with pytest.raises(OutputError, match="schema"):
         writer.write(_group(10, 0, 1).drop_columns(["x"]))
     writer.discard()
+
+
+@pytest.mark.parametrize("sizes", [[1000, 500, 17], [3] * 20, [2000]], ids=["three", "twenty", "one"])
+def test_row_groups_written_in_two_steps_are_the_bytes_one_writer_writes(sizes):
+    """The leading columns of each row group encoded ahead (EncodedColumns), the rest later (``before=``): the
+    same file, also where a small dictionary page makes the writer fall back to plain encoding."""
+    options = {**OPTIONS, "dictionary_pagesize_limit": 256}
+    groups = [_group(n, 3 * k, k) for k, n in enumerate(sizes)]
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, groups[0].schema, **options) as one:
+        for g in groups:
+            one.write_table(g, row_group_size=max(g.num_rows, 1))
+    for threads in (1, 2):
+        ahead = EncodedColumns(options, threads)
+        for g in groups:
+            ahead.write(g.select(["d", "x", "s"]))
+        joined = io.BytesIO()
+        writer = JoinedWriter(joined, options, threads, schema=groups[0].schema)
+        for k, g in enumerate(groups):
+            writer.write(g.select(["b", "i", "t"]), before=functools.partial(ahead.take, k))
+        writer.close()
+        ahead.close()
+        assert joined.getvalue() == sink.getvalue()
+
+
+def test_row_groups_in_two_steps_need_the_files_schema():
+    ahead = EncodedColumns(OPTIONS)
+    ahead.write(_group(10, 0, 1).select(["d"]))
+    writer = JoinedWriter(io.BytesIO(), OPTIONS)
+    with pytest.raises(OutputError, match="schema"):
+        writer.write(_group(10, 0, 1).drop_columns(["d"]), before=lambda: ahead.take(0))
+    writer.discard()
+    ahead.close()

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from grouper.errors import InputError
+from payment import casefile
 from payment.pipeline import settle_files
 from payment.policy import Policy
 from payment.settle import settle, settle_batches
@@ -185,3 +186,73 @@ def _peak_bytes(n_batches: int) -> int:
 def test_memory_does_not_grow_with_the_number_of_cases():
     small, large = _peak_bytes(2), _peak_bytes(20)
     assert large < 1.5 * small
+
+
+def _chunked(table: pa.Table, sizes: dict[str, int]) -> pa.Table:
+    """The table with each column cut into chunks of its own size (900 rows unless given)."""
+
+    def cut(col: pa.ChunkedArray, size: int) -> pa.ChunkedArray:
+        whole = col.combine_chunks()
+        return pa.chunked_array([whole.slice(i, size) for i in range(0, len(whole), size)], col.type)
+
+    return pa.table(
+        [cut(table.column(n), sizes.get(n, 900)) for n in table.column_names], names=table.column_names
+    )
+
+
+@pytest.mark.parametrize(
+    "policy", [DEMO, EXACT.replace({"budget.design": "unified"})], ids=["demo", "unified"]
+)
+def test_leading_columns_written_in_pass_1_give_the_same_file(region, policy, tmp_path, monkeypatch):
+    """Without declared special cases the leading columns of cases.parquet are encoded in pass 1
+    (CaseWriter.early) and joined to the others in pass 2: the file is byte for byte the one written in one step,
+    also where the Parquet writer's dictionary fills up and it falls back to plain encoding (a small dictionary
+    page here), which depends on how a column is cut into chunks (here differently for each column)."""
+    monkeypatch.setattr(casefile, "_OPTIONS", {**casefile._OPTIONS, "dictionary_pagesize_limit": 2048})
+    monkeypatch.setattr(casefile, "ROW_GROUP", 1_000)
+    cases, hospitals, _ = region
+    cases = _chunked(cases, {"case_id": 700, "hospital_id": 500})
+
+    def batches():
+        return (cases.slice(i, 1_800) for i in range(0, cases.num_rows, 1_800))
+
+    files, early_rows = [], []
+    for steps in (1, 2):
+        writer = casefile.CaseWriter(tmp_path / f"{steps}.parquet", {"drgdip.version": "test"})
+
+        def early(t: pa.Table, writer=writer) -> None:
+            early_rows.append(t.num_rows)
+            writer.early(t)
+
+        settle_batches(batches, hospitals, policy, write=writer, early=early if steps == 2 else None)
+        writer.close()
+        files.append((tmp_path / f"{steps}.parquet").read_bytes())
+    assert sum(early_rows) == cases.num_rows
+    assert files[0] == files[1]
+    assert pq.ParquetFile(tmp_path / "2.parquet").metadata.num_row_groups == 6
+
+
+def test_declared_special_cases_write_the_columns_in_one_step(region):
+    """An approved special case changes its route and points after pass 1: nothing is written early."""
+    cases, hospitals, declared = region
+    written, early = [], []
+    settle_batches(
+        lambda: [cases], hospitals, DEMO, write=written.append, special_cases=declared, early=early.append
+    )
+    assert not early and written[0].column_names[0] == "case_id"
+
+
+def test_no_cases_written_in_two_steps(region, tmp_path):
+    cases, hospitals, _ = region
+    for steps in (1, 2):
+        writer = casefile.CaseWriter(tmp_path / f"{steps}.parquet", {"drgdip.version": "test"})
+        settle_batches(
+            lambda: [cases.slice(0, 0)],
+            hospitals,
+            DEMO,
+            write=writer,
+            early=writer.early if steps == 2 else None,
+        )
+        writer.close()
+    assert (tmp_path / "1.parquet").read_bytes() == (tmp_path / "2.parquet").read_bytes()
+    assert pq.read_table(tmp_path / "2.parquet").num_rows == 0
