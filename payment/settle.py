@@ -1292,16 +1292,24 @@ def _publication_difference(allocated: int, kept: Fraction, distributable: Fract
 
 def _prepaid(reg: _Region, sums: _Sums) -> list[int]:
     """Monthly pre-settlement per hospital × pool × month at the budget point value, summed per hospital."""
-    pools = reg.pools
     prepaid = [0] * reg.n_h
     prepay = exact(reg.policy.settlement.prepay_ratio)
     size = reg.n_h * reg.n_pool * 13  # the outside slot's months lie past the end and are dropped
-    mp, mpat = sums.month[0], sums.month[1]
-    for j in np.flatnonzero(sums.month_count[:size]):
-        h, pi = divmod(int(j) // 13, len(pools))
-        # V is in total-cost terms, so points × V − patient payments is the fund's part in either form
-        value = _month_value(reg.policy.point_value[pools[pi]].monthly, int(j) % 13, reg.vb_pub[pi])
-        prepaid[h] += _monthly_fen(int(mp[j]), value, int(mpat[j]), prepay)
+    at = np.flatnonzero(sums.month_count[:size])
+    slot, month = np.divmod(at, 13)
+    hosp, pool = np.divmod(slot, reg.n_pool)
+    hosp = hosp.tolist()
+    for pi, name in enumerate(reg.pools):
+        for m in np.unique(month[pool == pi]).tolist():
+            which = np.flatnonzero((pool == pi) & (month == m))
+            sel = at[which]
+            # V is in total-cost terms, so points × V − patient payments is the fund's part in either form
+            value = _month_value(reg.policy.point_value[name].monthly, m, reg.vb_pub[pi])
+            fen = _monthly_fen(
+                sums.month[0][sel].astype(object), value, sums.month[1][sel].astype(object), prepay
+            )
+            for k, f in zip(which.tolist(), fen.tolist(), strict=True):
+                prepaid[hosp[k]] += f
     if reg.deduct_fen is not None:  # − 该月审核扣款 (whole fen, so after the rounding of each month)
         prepaid = [a - int(d) for a, d in zip(prepaid, reg.deduct_fen.sum(axis=1), strict=True)]
     return prepaid
@@ -1718,12 +1726,15 @@ def _approx_money(kind, units, value, ratio, standard, pc_ratio):
     return std, fund
 
 
-def _monthly_fen(units: int, value: Fraction, patient_fen: int, ratio: Fraction) -> int:
+def _monthly_fen(units, value: Fraction, patient_fen, ratio: Fraction):
     """``round_fen(monthly_presettlement(units / POINT_UNITS, value, patient_fen / 100, ratio))`` in plain
-    integer arithmetic (points in 1e-9 point, patient payments in fen)."""
+    integer arithmetic (points in 1e-9 point, patient payments in fen); ``units`` and ``patient_fen`` ints, or
+    object arrays of ints (a result each)."""
     num = (units * value.numerator * 100 - patient_fen * POINT_UNITS * value.denominator) * ratio.numerator
     den = POINT_UNITS * value.denominator * ratio.denominator
     q = (2 * abs(num) + den) // (2 * den)
+    if isinstance(num, np.ndarray):
+        return np.where(num < 0, -q, q)
     return q if num >= 0 else -q
 
 

@@ -246,6 +246,22 @@ def test_fast_monthly_rounding_matches_the_exact_formula(units, pat, v, ratio):
     assert _monthly_fen(units, v, pat, ratio) == round_fen(exact_value)
 
 
+@settings(max_examples=50, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(-(10**17), 10**17), st.integers(-(10**11), 10**11)), max_size=20),
+    v=st.fractions(Fraction(1, 100), Fraction(100)),
+    ratio=st.sampled_from([Fraction(9, 10), Fraction(95, 100), Fraction(1)]),
+)
+def test_monthly_rounding_of_many_months_at_once_is_each_months(rows, v, ratio):
+    """The pre-settlement of a pool's month in all hospitals at once (object arrays of ints) rounds each one as
+    alone, negative amounts (payments above the points' value) included."""
+    from payment.settle import _monthly_fen
+
+    units = np.array([u for u, _ in rows], dtype=object)
+    pat = np.array([p for _, p in rows], dtype=object)
+    assert _monthly_fen(units, v, pat, ratio).tolist() == [_monthly_fen(u, v, p, ratio) for u, p in rows]
+
+
 def _pooled_points(result, pool: str) -> Fraction:
     return Fraction(result.region["pools"][pool]["total_points"])
 
