@@ -5,7 +5,8 @@
 tests/payment/payment_synth.py, written chunk by chunk), then, each in a fresh process, reads the columns the
 settlement needs from the file (the floor) and runs ``drgdip settle`` on it (demo-2025 policy, Parquet →
 cases.parquet / hospitals.csv / region.json). It prints one line per N: the wall time end to end (start-up
-included), the floor, their ratio, the peak resident set size and the load. Memory should not grow with N.
+included) and the CPU time it used (user + system, all threads: on a busy machine the wall time grows, the CPU
+time much less), the floor, their ratio, the peak resident set size and the load. Memory should not grow with N.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def ensure(cases: int) -> tuple[Path, Path]:
 
 def _settle(source: Path, hospitals: Path, batch_size: int | None) -> None:
     """Child: ``drgdip settle`` on the file in a process of its own (as a user runs it); prints its wall seconds
-    (start-up included) and its peak RSS (MiB)."""
+    (start-up included), its peak RSS (MiB) and its CPU seconds."""
     extra = [] if batch_size is None else ["--batch-size", str(batch_size)]
     with tempfile.TemporaryDirectory() as tmp:
         args = ["settle", "--cases", str(source), "--hospitals", str(hospitals), "--out", tmp, "-q",
@@ -78,7 +79,8 @@ def _settle(source: Path, hospitals: Path, batch_size: int | None) -> None:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "from payment.cli import main; main()", *args], check=True)
         seconds = time.perf_counter() - start
-    print(f"{seconds} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}")
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"{seconds} {used.ru_maxrss / 1024} {used.ru_utime + used.ru_stime}")
 
 
 def needed_columns(source: Path) -> list[str]:
@@ -110,11 +112,11 @@ def measure(cases: int, batch_size: int | None) -> str:
     source, hospitals = ensure(cases)
     extra = [] if batch_size is None else ["--batch-size", str(batch_size)]
     floor, _ = _child("--floor", str(source))
-    _, (wall, peak) = _child("--file", str(source), "--hospitals", str(hospitals), *extra)
+    _, (wall, peak, cpu) = _child("--file", str(source), "--hospitals", str(hospitals), *extra)
     load = os.getloadavg()[0]
     return (
         f"settle {cases:,} cases: {wall:.2f} s end to end (drgdip settle, fresh process; "
-        f"{cases / wall / 1e6:.2f} M cases/s), floor {floor:.2f} s (fresh process reading the "
+        f"{cases / wall / 1e6:.2f} M cases/s; CPU {cpu:.2f} s), floor {floor:.2f} s (fresh process reading the "
         f"{len(needed_columns(source))} columns it needs) = {wall / floor:.1f}× the floor; peak RSS {peak:,.0f} MiB; "
         f"load {load:.1f}"
     )

@@ -40,15 +40,15 @@ def _first_seen(column: pa.ChunkedArray) -> pa.Array:
     code: dict = {}
     parts = [np.zeros(0, dtype=np.int32)]
     for chunk in column.chunks:
-        idx = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        used = pc.unique(chunk.indices).drop_null()  # in order of first appearance
         remap = np.full(len(chunk.dictionary) + 1, -1, dtype=np.int32)  # the last entry: null
-        used = pc.unique(pa.array(idx)).to_numpy()  # in order of first appearance
-        used = used[used >= 0]
-        for i, value in zip(used.tolist(), chunk.dictionary.take(pa.array(used)).to_pylist(), strict=True):
+        for i, value in zip(used.to_pylist(), chunk.dictionary.take(used).to_pylist(), strict=True):
             remap[i] = code.setdefault(value, len(code))
-        parts.append(remap[idx])
+        idx = pc.fill_null(chunk.indices, len(chunk.dictionary)) if chunk.null_count else chunk.indices
+        parts.append(remap[idx.to_numpy(zero_copy_only=False)])
     new = np.concatenate(parts)
-    indices = pa.array(new, mask=new < 0).cast(column.type.index_type)  # no more values than the input's
+    missing = new < 0
+    indices = pa.array(new, mask=missing if missing.any() else None).cast(column.type.index_type)
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(code), column.type.value_type))
 
 
