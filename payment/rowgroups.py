@@ -19,7 +19,6 @@ its columns').
 from __future__ import annotations
 
 import io
-import os
 import struct
 import tempfile
 from collections.abc import Callable
@@ -257,7 +256,7 @@ def _side_by_side(parts: list[tuple[bytes, list]]) -> tuple[bytes, list]:
 class EncodedColumns:
     """The leading columns of row groups, encoded ahead in ``threads`` threads and kept in a temporary file (the
     system's temporary folder; deleted when closed) until :meth:`JoinedWriter.write` joins them to the rest of
-    their columns: memory stays bounded by the row groups being encoded.
+    their columns: memory stays bounded by the row groups being encoded. Its methods are called from one thread.
 
     Parameters
     ----------
@@ -282,8 +281,8 @@ class EncodedColumns:
     def _keep(self, done: Future) -> None:
         chunks, meta = done.result()
         try:
-            if os.pwrite(self.file.fileno(), chunks, self.end) != len(chunks):
-                raise OSError("short write")
+            self.file.seek(self.end)
+            self.file.write(chunks)
         except OSError as exc:  # a full disk: the temporary folder (TMPDIR) is named
             raise OutputError(
                 f"the row groups encoded ahead in {tempfile.gettempdir()} (TMPDIR) could not be written: "
@@ -293,16 +292,13 @@ class EncodedColumns:
         self.kept.append((self.end, len(chunks), meta))
         self.end += len(chunks)
 
-    def __len__(self) -> int:
-        """Row groups written so far."""
-        return len(self.kept) + len(self.pending)
-
     def take(self, k: int) -> tuple[bytes, list]:
         """The ``k``-th row group's columns (from 0): their chunks and footer (waits for their encoding)."""
         while len(self.kept) <= k:
             self._keep(self.pending.pop(0))
         at, size, meta = self.kept[k]
-        chunks = os.pread(self.file.fileno(), size, at)
+        self.file.seek(at)
+        chunks = self.file.read(size)
         if len(chunks) != size:
             raise OutputError(
                 f"the row groups encoded ahead in {tempfile.gettempdir()} (TMPDIR) were cut short"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import struct
@@ -111,4 +112,17 @@ def test_row_groups_in_two_steps_need_the_files_schema():
     with pytest.raises(OutputError, match="schema"):
         writer.write(_group(10, 0, 1).drop_columns(["d"]), before=lambda: ahead.take(0))
     writer.discard()
+    ahead.close()
+
+
+def test_a_full_temporary_folder_is_an_output_error(monkeypatch):
+    class Full(io.BytesIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    ahead = EncodedColumns(OPTIONS, threads=1)
+    monkeypatch.setattr(ahead, "file", Full())
+    ahead.write(_group(10, 0, 1))
+    with pytest.raises(OutputError, match=r"TMPDIR\) could not be written: No space left on device"):
+        ahead.take(0)
     ahead.close()
