@@ -125,7 +125,7 @@ def connect(engine: Engine) -> Iterator:
             processes=True,
             host="127.0.0.1",
             dashboard_address=":0",
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):

@@ -5,6 +5,7 @@ fails with one clear message and nothing at the destination."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 import grouper.distributed
 from grouper.distributed import Engine, connect
-from grouper.errors import ClusterError, InputError
+from grouper.errors import ClusterError
 from grouper.pipeline import group_to_file
 from grouper.resources import data_path
 from grouper.synth import generate
@@ -76,20 +77,25 @@ def test_a_worker_killed_mid_run_changes_nothing(parts, tmp_path):
             assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
 
 
-def test_a_partition_that_cannot_be_read_leaves_no_output(parts, tmp_path):
+def test_a_partition_that_cannot_be_read_is_one_error_line_and_leaves_no_output(parts, tmp_path):
+    """``drgdip group --engine dask --workers 1`` as a user runs it (its own LocalCluster): a broken part is the
+    one error line naming it, with no worker log or traceback before it, and nothing at the destination."""
     broken = tmp_path / "parts"
     broken.mkdir()
     for f in sorted(parts.iterdir()):
         (broken / f.name).write_bytes(f.read_bytes())
     (broken / "part-5.parquet").write_bytes(b"PAR1 not parquet at all")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
-        ) as c,
-        distributed.Client(c, set_as_default=False) as client,
-        pytest.raises(InputError, match=r"part-5\.parquet"),
-    ):
-        group_to_file([broken], tmp_path / "out" / "grouped.parquet", engine=Engine("dask", client=client))
+    out = tmp_path / "out" / "grouped.parquet"
+    cli = [sys.executable, "-c", "from payment.cli import main; main()"]
+    run = subprocess.run(
+        [*cli, "group", str(broken), "-o", str(out), "--engine", "dask", "--workers", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "part-5.parquet" in lines[0], run.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
