@@ -214,6 +214,9 @@ def _part(
     """One row group as a Parquet file: its column chunks (bytes) and its footer (decoded, checked)."""
     if prepare is not None:
         table = prepare(table)
+    table = (
+        table.combine_chunks()
+    )  # one chunk a column: the writer's encoding choices do not follow the batches
     sink = io.BytesIO()
     with pq.ParquetWriter(sink, table.schema, **options) as writer:
         writer.write_table(table, row_group_size=max(table.num_rows, 1))

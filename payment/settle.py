@@ -295,7 +295,7 @@ def settle_batches(
         rows = 0
         for t in batches():
             f = _priced(t, reg, rows)
-            yield f, _spilled(f, ids=not ahead), _leading_columns(_spill_ids(t), f) if ahead else None
+            yield f, _spilled(f, ids=not ahead), _leading_columns(t, f) if ahead else None
             rows += t.num_rows
 
     with Spill() as spill:  # each batch as pass 1 priced it, for pass 2 (the input is read once)
@@ -807,16 +807,6 @@ def _spilled(f: _Frame, ids: bool = True) -> pa.Table:
         return pa.table(kept, names=list(names))
     ids = [f.table.column("case_id"), f.table.column("hospital_id"), strings(f.table, "insurance_type")]
     return pa.table(ids + kept, names=[*_IDS, *names])
-
-
-def _spill_ids(cases: pa.Table) -> pa.Table:
-    """The copied case columns as pass 2 reads them back from the spill: one chunk per record batch, cut where
-    any of them is (the chunks that decide how the Parquet writer encodes them, so the bytes are the same)."""
-    ids = pa.table(
-        [cases.column("case_id"), cases.column("hospital_id"), strings(cases, "insurance_type")],
-        names=list(_IDS),
-    )
-    return pa.Table.from_batches(ids.to_batches(), ids.schema)
 
 
 def _unspilled(t: pa.Table, reg: _Region, offset: int) -> _Frame:

@@ -142,6 +142,27 @@ def test_outputs_are_byte_identical_whatever_the_batch_size(files, source):
     assert not list((files / f"{source}-457").glob(".*"))  # no temporary file left behind
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["one-step", "two-steps"])
+def test_cases_parquet_does_not_follow_the_batches_where_the_writer_gives_up_a_dictionary(
+    files, monkeypatch, declared
+):
+    """A text column almost all distinct (case_id) outgrows the writer's dictionary page and is written plain
+    from a point that followed the batches' cuts (on 1M cases, another batch size gave other bytes): a small
+    dictionary page makes that happen on 6,000 cases; each row group is one chunk a column when encoded."""
+    monkeypatch.setitem(casefile._OPTIONS, "dictionary_pagesize_limit", 4096)
+    special = {"special_cases": files / "special.csv"} if declared else {}
+    common = {
+        "cases": files / "cases.parquet",
+        "hospitals": files / "hospitals.csv",
+        "policy": DEMO_PATH,
+        **special,
+    }
+    out = {size: files / f"fallback-{declared}-{size}" for size in (100000, 457)}
+    for size, folder in out.items():
+        settle_files(**common, out=folder, batch_size=size)
+    assert (out[100000] / "cases.parquet").read_bytes() == (out[457] / "cases.parquet").read_bytes()
+
+
 def test_csv_and_parquet_inputs_settle_alike(files, tmp_path):
     common = {"hospitals": files / "hospitals.csv", "policy": DEMO_PATH}
     settle_files(files / "cases.parquet", **common, out=tmp_path / "p")
