@@ -132,7 +132,7 @@ def catalogue_to_file(
         _build_catalogue, est, out, typing, name=name, if_exists=if_exists, on_pass=on_pass, on_batch=on_batch
     )
     if engine is None or engine.local:
-        table = _read(history, columns, encoding, on_pass, on_batch, layout, on_mapping)
+        table = _read(history, columns, encoding, on_pass, on_batch, layout, on_mapping, _CATALOGUE_NEEDS)
         return build(table, None, lambda: catalogue_groups(est, table, on_batch))
     from grouper.distributed import ClusterHistory, connect
 
@@ -245,7 +245,7 @@ def weights_to_file(
             _pass(on_pass, "fitting the weights on the cluster", None)
             est.fit_parts(parts)
     else:
-        table = _read(history, None, encoding, on_pass, on_batch, layout, on_mapping)
+        table = _read(history, None, encoding, on_pass, on_batch, layout, on_mapping, _WEIGHTS_NEED)
         codebook = None
         if "drg" not in table.column_names:
             codebook = Codebook.load(scheme or DEFAULT_SCHEME)
@@ -274,12 +274,22 @@ def _pass(on_pass: OnPass | None, label: str, total: int | None) -> None:
         on_pass(label, total)
 
 
-def _read(history: Paths, columns, encoding, on_pass, on_batch, layout=None, on_mapping=None) -> pa.Table:
+#: The canonical columns a history must have for a catalogue, for weights (a column missing is named with its
+#: file by the reader, rather than by the fit, which sees a table).
+_CATALOGUE_NEEDS = ("total_cost", "principal_dx")
+_WEIGHTS_NEED = ("total_cost",)
+
+
+def _read(
+    history: Paths, columns, encoding, on_pass, on_batch, layout=None, on_mapping=None, required=()
+) -> pa.Table:
     """The history as one table; one progress step per file (rows when a file's count is known up front)."""
     paths = [history] if isinstance(history, str | os.PathLike) else list(history)
     counts = [count_rows(p) for p in paths]
     _pass(on_pass, "reading the history", sum(counts) if None not in counts else None)
-    table = read_cases(paths, columns=columns, encoding=encoding, layout=layout, on_mapping=on_mapping)
+    table = read_cases(
+        paths, columns=columns, encoding=encoding, layout=layout, on_mapping=on_mapping, required=required
+    )
     if on_batch is not None:
         on_batch(table.num_rows)
     return table

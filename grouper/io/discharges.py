@@ -535,11 +535,14 @@ def read_cases(
     encoding: str | None = None,
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
+    required: Iterable[str] = (),
 ) -> pa.Table:
     """Past cases (历史病例) for building a catalogue or weights, as one table.
 
     Parquet files and folders (read recursively for ``*.parquet``) are read as they are (headers renamed by
-    ``layout.rename``), keeping only ``columns`` that exist (all when None); when a file is CSV or Excel, every
+    ``layout.rename``), keeping only ``columns`` that exist (all when None), but for their export headers
+    (``病案号``, ``总费用``, ``其他手术操作编码1…n``): those feed their canonical columns as in
+    :func:`read_discharges`, with its value maps, code lists, numbers and dates; when a file is CSV or Excel, every
     file goes through :func:`read_discharges` (canonical columns; ``layout`` and ``on_mapping`` as there). A
     Parquet column of dates or numbers stored as text is read as that reader reads it (``2025/05/07``). The
     hard plausibility rules (:mod:`grouper.plausibility`) are those of a settlement, and so is a date written but
@@ -548,7 +551,8 @@ def read_cases(
     Raises
     ------
     InputError
-        A path that does not exist, no Parquet file in the folders, no case at all, or a value outside its hard
+        A path that does not exist, no Parquet file in the folders, a canonical column of ``required`` that no
+        header of a file feeds (naming the file and the headers accepted), no case at all, or a value outside its hard
         plausible range (a cost of 1e15 or ``inf``): one error naming the file, the row, the column and how
         many rows of the file are like it, never the value; the same for a date written but not readable
         (``07/05/2025``).
@@ -567,17 +571,30 @@ def read_cases(
                 f"{named}: a sheet is named but the history is Parquet", path=paths[0], key="sheet"
             )
         header = renamed(files[0], names, layout.rename if layout is not None else {})
-        wanted = header if columns is None else [c for c in columns if c in header]
+        exported, unused = _exported(paths[0] if len(files) > 1 else files[0], header, tuple(required))
+        own = [h for h in header if h not in unused and not any(h in hs for hs in exported.values())]
+        available = own + list(exported)
+        wanted = available if columns is None else [c for c in columns if c in available]
+        sources = [h for c in wanted for h in exported.get(c, [c])]
         try:
-            table = dataset.to_table(columns=[names[header.index(c)] for c in wanted]).rename_columns(wanted)
+            table = dataset.to_table(columns=[names[header.index(h)] for h in sources]).rename_columns(
+                sources
+            )
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{named}: not readable Parquet ({one_line(exc)})", path=paths[0]) from None
+        export = {c: hs for c, hs in exported.items() if c in wanted}
         start, parts = 0, []  # per file: its text dates and numbers read, dates and hard rules checked
         for f, part in zip(files, dataset.get_fragments(), strict=True):
             n = part.count_rows()
             written = table.slice(start, n)
-            read = typed_columns(written)
-            dates = {c: c for c in DATE_COLUMNS if c in written.column_names}
+            read = _with_exported(
+                f,
+                typed_columns(written.select([c for c in wanted if c not in export])),
+                written,
+                export,
+                wanted,
+            )
+            dates = {c: export.get(c, [c])[0] for c in DATE_COLUMNS if c in read.column_names}
             # the file is one slice: the count of unreadable dates is the whole file's (nothing more to read)
             check_dates(f, written, read, dates, 0, lambda f=f: first_data_row(f), lambda *_: 0)
             check_years(f, written, read, first_data_row(f))
@@ -586,7 +603,15 @@ def read_cases(
             start += n
         table = pa.concat_tables(parts) if parts else table
     else:
-        cols = None if columns is None else tuple(columns)
+        cols, required = None if columns is None else tuple(columns), tuple(required)
+
+        def mapped(report: HeaderMapping) -> None:  # a required column no header feeds: named with its file
+            for col in required:
+                if col not in report.mapped.values():
+                    raise _missing(report.path, col)
+            if on_mapping is not None:
+                on_mapping(report)
+
         table = pa.concat_tables(
             t
             for f in files
@@ -596,7 +621,7 @@ def read_cases(
                     encoding=encoding,
                     columns=cols,
                     layout=layout,
-                    on_mapping=on_mapping,
+                    on_mapping=mapped,
                     strict_dates=DATE_COLUMNS,
                 ),
                 where=f,
@@ -606,6 +631,29 @@ def read_cases(
     if table.num_rows == 0:
         raise InputError(f"{named}: no cases in the history", path=paths[0])
     return table
+
+
+def _exported(
+    path: Path, header: list[str], required: tuple[str, ...]
+) -> tuple[dict[str, list[str]], set[str]]:
+    """The canonical columns a Parquet history's export headers feed (``总费用`` → ``total_cost``, numbered
+    ``其他手术操作编码1…n`` → ``other_procs``), mapped as :func:`read_discharges` maps them, and the headers
+    that feed a column another header already feeds (left out, as there). A canonical header feeds itself and
+    stays as it is, and so do the headers the mapping does not know or ignores (``year``, ``drg``)."""
+    mapping, report = _column_mapping(path, header, required=required)
+    return {c: hs for c, hs in mapping.items() if hs != [c]}, set(report.unused)
+
+
+def _with_exported(
+    path: Path, read: pa.Table, written: pa.Table, export: dict[str, list[str]], order: list[str]
+) -> pa.Table:
+    """``read`` with the columns of ``export`` read from ``written`` as :func:`read_discharges` reads them (value
+    maps, code lists, numbers and dates), in the order of ``order``."""
+    if not export:
+        return read
+    canonical = _canonical(written.select([h for hs in export.values() for h in hs]), export, path)
+    columns = {**{c: read.column(c) for c in read.column_names}, **{c: canonical.column(c) for c in export}}
+    return pa.table({c: columns[c] for c in order})
 
 
 #: The data year of a past case (``year``): a history's own column, read before its discharge date.
@@ -644,9 +692,11 @@ def count_rows(path: str | os.PathLike) -> int | None:
 # mapping onto the canonical schema
 
 
-def _column_mapping(path: Path | str, headers: list[str]) -> tuple[dict[str, list[str]], HeaderMapping]:
+def _column_mapping(
+    path: Path | str, headers: list[str], required: Iterable[str] = REQUIRED_COLUMNS
+) -> tuple[dict[str, list[str]], HeaderMapping]:
     """Canonical column → the file's header(s) that feed it (numbered list headers gathered in order), and the
-    report of every header."""
+    report of every header; a column of ``required`` no header feeds is an :class:`InputError`."""
     aliases = _aliases()
     chosen: dict[str, tuple[int, str]] = {}
     lists: dict[str, list[tuple[int, str]]] = {}
@@ -690,15 +740,20 @@ def _column_mapping(path: Path | str, headers: list[str]) -> tuple[dict[str, lis
     fed = {h: col for col, hs in mapping.items() for h in hs}
     report.mapped = {h: fed[h] for h in headers if h in fed}
     report.unused = {h: report.unused[h] for h in headers if h in report.unused}
-    for col in REQUIRED_COLUMNS:
+    for col in required:
         if col not in mapping:
-            raise InputError(
-                f"{path}: required column {col!r} is missing (accepted headers: {', '.join(accepted_headers(col))})",
-                path=_file(path),
-                column=col,
-                key="header",
-            )
+            raise _missing(path, col)
     return mapping, report
+
+
+def _missing(path: Path | str, column: str) -> InputError:
+    """The error of a required ``column`` no header of the file at ``path`` feeds."""
+    return InputError(
+        f"{path}: required column {column!r} is missing (accepted headers: {', '.join(accepted_headers(column))})",
+        path=_file(path),
+        column=column,
+        key="header",
+    )
 
 
 def accepted_headers(column: str) -> list[str]:

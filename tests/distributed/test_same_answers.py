@@ -27,6 +27,7 @@ from grouper.synth import generate
 from payment.cli import app
 from payment.cli.demo import DEMO_MIN_CASES
 from payment.pipeline import settle_files
+from tests.grouper.test_history_headers import write_histories
 
 distributed = pytest.importorskip("distributed")
 
@@ -253,6 +254,21 @@ def test_catalogue_built_on_the_cluster_is_the_same_file(demo, dask, tmp_path):
     for suffix in (".parquet", ".aux.csv", ".aux.params.toml"):
         local, remote = (tmp_path / f"cli-{e}{suffix}" for e in ("local", "dask"))
         assert local.read_bytes() == remote.read_bytes(), suffix
+
+
+def test_an_export_header_history_fits_on_the_cluster_as_here(dask, tmp_path):
+    """A Parquet history with an export's headers (病案号, 总费用, 其他诊断编码1…n) in 2 parts: each worker maps
+    its part's headers as the local reader does; the catalogue and the weights are the local engine's files."""
+    table = pq.read_table(write_histories(tmp_path) / "export.parquet")
+    (tmp_path / "h").mkdir()
+    for k in range(2):
+        pq.write_table(table.slice(600 * k, 600), tmp_path / "h" / f"part-{k}.parquet")
+    for fit, out in ((catalogue_to_file, "c"), (weights_to_file, "w")):
+        fit([tmp_path / "h"], tmp_path / f"{out}-local.csv")
+        fit([tmp_path / "h"], tmp_path / f"{out}-dask.csv", engine=dask)
+        local, remote = (tmp_path / f"{out}-{e}.csv" for e in ("local", "dask"))
+        assert local.read_bytes() == remote.read_bytes(), out
+    assert (tmp_path / "c-local.aux.csv").read_bytes() == (tmp_path / "c-dask.aux.csv").read_bytes()
 
 
 def test_an_implausible_cost_in_a_part_stops_both_engines_alike(dask, tmp_path):
