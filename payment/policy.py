@@ -665,8 +665,14 @@ def _raise(exc: Exception) -> None:
     raise exc
 
 
-#: The byte-order marks (BOM) of UTF-16, which Windows Notepad calls "Unicode".
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+#: What a file starting with a byte-order mark (BOM) other than UTF-8's is, UTF-32's first: its little-endian
+#: BOM starts with UTF-16's. Windows Notepad calls UTF-16 "Unicode".
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32 text"),
+    (codecs.BOM_UTF32_BE, "UTF-32 text"),
+    (codecs.BOM_UTF16_LE, 'UTF-16 text (Notepad\'s "Unicode")'),
+    (codecs.BOM_UTF16_BE, 'UTF-16 text (Notepad\'s "Unicode")'),
+)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -680,11 +686,8 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(data[bom:].decode("utf-8"))
     except UnicodeDecodeError as exc:
-        what = (
-            'UTF-16 text (Notepad\'s "Unicode"), not UTF-8'
-            if data[:2] in _UTF16_BOMS
-            else f"not UTF-8 text (byte {exc.start + bom}; a GBK file is not read)"
-        )
+        marked = next((f"{name}, not UTF-8" for mark, name in _BOMS if data.startswith(mark)), None)
+        what = marked or f"not UTF-8 text (byte {exc.start + bom}; a GBK file is not read)"
         raise PolicyError(f"{path}: {what}; save the file as UTF-8", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: not valid TOML: {exc}", path=path) from None

@@ -65,6 +65,16 @@ def test_a_utf16_file_says_to_save_it_as_utf8(tmp_path):
     )
 
 
+@pytest.mark.parametrize("encoding", ["utf-32", "utf-32-le", "utf-32-be"])
+def test_a_utf32_file_is_called_utf32(tmp_path, encoding):
+    """UTF-32's little-endian byte-order mark starts with UTF-16's: the file was called UTF-16 text."""
+    text = BASE.read_text(encoding="utf-8")
+    path = _write(tmp_path, ("\ufeff" if encoding != "utf-32" else "") + text, encoding)
+    with pytest.raises(PolicyError) as info:
+        Policy.load(path)
+    assert str(info.value) == f"{path}: UTF-32 text, not UTF-8; save the file as UTF-8"
+
+
 def test_a_3000_deep_array_is_one_error(tmp_path):
     path = _write(tmp_path, BASE.read_text(encoding="utf-8") + "\n[x]\ny = " + "[" * 3000 + "]" * 3000 + "\n")
     with pytest.raises(PolicyError, match="nested too deep"):
