@@ -34,6 +34,7 @@ __all__ = [
     "GroupStats",
     "TrimSpec",
     "Window",
+    "costs_of",
     "data_years",
     "describe_excluded",
     "fingerprint",
@@ -205,9 +206,7 @@ def history_window(est, history: pa.Table, required: tuple[str, ...]) -> Window:
     check_table(history, where="history", first_row=1)
     years = data_years(history)
     window, w = year_weights(years, est.years, est.year_weights)
-    cost = (
-        _typed(history, "total_cost")[1].column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
-    )
+    cost = costs_of(history)
     return Window(years, window, w, cost, np.isin(years, window), np.isfinite(cost) & (cost > 0))
 
 
@@ -225,6 +224,14 @@ def trim_warnings(est) -> list[str]:
     if rate > est.max_trim_rate:
         out.append(f"trimmed {rate:.1%} of cases, more than max_trim_rate {est.max_trim_rate:.1%}")
     return out
+
+
+def costs_of(history: pa.Table) -> np.ndarray:
+    """The total cost of each case as float64 yuan, NaN where empty or written but not a number (text read as
+    the readers read amounts, :func:`grouper.io.discharges.typed_columns`)."""
+    return (
+        _typed(history, "total_cost")[1].column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+    )
 
 
 def los_of(history: pa.Table) -> np.ndarray:

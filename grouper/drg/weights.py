@@ -253,7 +253,7 @@ def _drgs(part: pa.Table, exclude: tuple[str, ...]) -> tuple[pa.Array, pa.Array,
         adrg = pc.utf8_slice_codeunits(drg, 0, 3)
     out = pc.is_in(drg, value_set=pa.array([*exclude, ""], pa.string()))
     out = pc.or_(out, pc.ends_with(drg, "QY")).to_numpy(zero_copy_only=False)
-    cost = part.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+    cost = hist.costs_of(part)
     return drg, adrg, np.isfinite(cost) & (cost > 0), out
 
 
@@ -299,7 +299,7 @@ def _weights_cases(
     drg, adrg, cost_ok, out = _drgs(part, exclude)
     use = np.isin(years, window) & cost_ok & ~out
     rows = pa.array(np.flatnonzero(use))
-    cost = part.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()[use]
+    cost = hist.costs_of(part)[use]
     gid = pc.index_in(drg.take(rows), value_set=codes).to_numpy(zero_copy_only=False).astype(np.int64)
     aid = pc.index_in(adrg.take(rows), value_set=adrgs).to_numpy(zero_copy_only=False).astype(np.int64)
     yid = np.searchsorted(np.asarray(window), years[use]).astype(np.int64)

@@ -193,3 +193,20 @@ def test_a_table_given_to_a_fit_is_read_as_a_file_would_be(region):
         DipCatalog().fit(_dates_as(cases, "%d/%m/%Y"))
     with pytest.raises(InputError, match=r"^history: row 4, column year: not a year .*2025\)$"):
         DipCatalog().fit(_years_as_text(cases, {3: "-3"}))
+
+
+def test_a_weights_fit_on_a_table_reads_text_costs_as_the_readers_do():
+    """``DrgWeights.fit`` on a table whose costs are text: numbers read as numbers (the same weights), one that is
+    not a number left out and counted as the file readers count it (it was a raw Arrow error)."""
+    from grouper.drg.weights import DrgWeights
+    from tests.grouper.drg.test_weights import VECTORS, history
+
+    h = history(VECTORS[0]["history"])
+    typed = DrgWeights(year_weights=(1,)).fit(h)
+    text = pc.cast(h.column("total_cost"), pa.string()).to_pylist()
+    at = h.column_names.index("total_cost")
+    fit = DrgWeights(year_weights=(1,)).fit(h.set_column(at, "total_cost", pa.array(text)))
+    assert fit.weights_.equals(typed.weights_)
+    text[0] = "abc"
+    fit = DrgWeights(year_weights=(1,)).fit(h.set_column(at, "total_cost", pa.array(text)))
+    assert fit.n_excluded_["cost_invalid"] == 1
