@@ -504,28 +504,22 @@ def _dataset(paths) -> list[tuple[Path, Path]]:
 
 
 def history_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """The files :func:`read_cases` reads, in its order: each file given, and each folder's ``*.parquet`` files
-    (recursively, sorted by path).
+    """The files :func:`read_cases` reads, in its order: the files of :func:`dataset_files` (one rule for every
+    command: a folder's ``*.parquet`` files, any case of suffix, recursively, sorted by path, names starting with
+    ``.`` or ``_`` skipped), every path having to exist.
 
     Raises
     ------
     InputError
-        A path that does not exist, or no file at all.
+        A path that does not exist, a folder without Parquet files, or no path at all.
     """
     paths = [Path(p) for p in paths]
-    files: list[Path] = []
+    if not paths:
+        raise InputError("no history given")
     for p in paths:
-        found = kind_of(p)
-        if found == "folder":
-            files += sorted(p.rglob("*.parquet"))
-        elif found == "file":
-            files.append(p)
-        else:
+        if kind_of(p) not in ("file", "folder"):
             raise InputError(f"{p}: no such file or folder", path=p)
-    if not files:
-        named = ", ".join(map(str, paths))
-        raise InputError(f"{named}: no Parquet files found", path=paths[0] if paths else None)
-    return files
+    return dataset_files(paths)
 
 
 def read_cases(
