@@ -223,3 +223,43 @@ def test_a_csv_parse_error_names_the_row_as_every_error_does(tmp_path, text, row
     )
     assert err.value.row == row and err.value.path == str(path)
     assert not any(name in msg for name in ("李", "王五", "赵六", "1101"))
+
+
+@pytest.mark.parametrize(
+    ("text", "row", "column", "taken"),
+    [
+        (_TOP + '2,K35.8,"李四\n3,K35.8,王五\n', 3, "name", 1),  # runs on to the end: 2 cases read, not 3
+        # runs on to a later quote, the rows between lost with no column count wrong
+        (_TOP + '2,K35.8,"李四\n3,K35.8,王五\n4,K35.8,赵六"\n5,K35.8,钱七\n', 3, "name", 2),
+        (_TOP + '2,"K35.8,李四\n3,K35.8,王五\n4,K35.8",赵六\n', 3, "principal_dx", 1),
+        (_TOP.replace("\n", "\r") + '2,K35.8,"李四\r3,K35.8,王五\r', 3, "name", 1),  # old Mac line ends
+    ],
+)
+def test_an_unterminated_quote_stops_naming_the_row_where_it_opens(tmp_path, text, row, column, taken):
+    """A quote opened and not closed swallows the rows below it into one cell (pyarrow reads cells over several
+    lines): the cases were lost silently, exit 0. A cell holding a line break and then a line of the file's
+    shape (as many commas as the header less one) stops the read, naming the row where the quote opens by the one
+    rule of docs/records.md §6, and the column, never the content."""
+    path = tmp_path / "q.csv"
+    path.write_bytes(text.encode("utf-8"))
+    with pytest.raises(InputError) as err:
+        list(grouper.read_discharges(path, batch_size=2))
+    msg = str(err.value)
+    assert msg == (
+        f"{path}: row {row}, column {column}: a quoted cell runs on over {taken} line(s) that read as rows of "
+        "the file, whose cases would be lost: an unterminated quote?"
+    ), msg
+    assert (err.value.row, err.value.column, err.value.path) == (row, column, str(path))
+    assert not any(name in msg for name in ("李", "王五", "赵六", "K35"))
+
+
+def test_a_quoted_cell_over_several_lines_still_reads(tmp_path):
+    """An address written over lines (even with a comma in it) is one cell of one case, as before."""
+    path = tmp_path / "ok.csv"
+    path.write_bytes(
+        (_TOP + '2,K35.8,"北京市\n朝阳区, 某街"\n3,K35.8,"上海市\r\n浦东新区"\n4,K35.8,赵六\n').encode(
+            "utf-8"
+        )
+    )
+    read = pa.concat_tables(grouper.read_discharges(path, batch_size=2))
+    assert read.column("case_id").to_pylist() == ["1", "2", "3", "4"]

@@ -247,3 +247,45 @@ def test_a_failed_run_leaves_no_new_parent_folders(tmp_path, region, monkeypatch
     ):
         _one_line(result, f"error: {out}")
         assert not (tmp_path / "new").exists(), result.output
+
+
+def _runaway(table: pa.Table, path: Path, row: int) -> Path:
+    """``table`` as CSV with a patient-name column (姓名, not read) whose cell on ``row`` opens a quote and never
+    closes it: pyarrow reads every row below into that one cell."""
+    names = [f"患者{i}" for i in range(table.num_rows)]
+    names[row - 2] = '"患者X'
+    buf = pa.BufferOutputStream()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(quoting_style="none"))  # as exports write it: no quotes
+    text = buf.getvalue().to_pybytes().decode()
+    lines = text.splitlines()
+    lines = [lines[0] + ",姓名"] + [f"{line},{name}" for line, name in zip(lines[1:], names, strict=True)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("command", ["group", "audit", "settle", "catalog", "weights", "hospitals"])
+def test_an_unterminated_quote_stops_every_command_that_reads_csv(tmp_path, region, command):
+    """A quote left open in a column no command reads (the patient's name) swallowed the rows below it: 6 of 200
+    cases were read as 5, exit 0. Every command that reads CSV shares the reader, and stops with one line naming
+    the row where the quote opens; nothing is written."""
+    cases = pq.read_table(region["cases"])
+    hospitals = region["hospitals"]
+    path = _runaway(cases, tmp_path / "cases.csv", 196)
+    row = 196
+    if command == "hospitals":
+        path, row = _runaway(pacsv.read_csv(hospitals), tmp_path / "h.csv", 3), 3
+        hospitals, cases_path = path, region["cases"]
+    else:
+        cases_path = path
+    out = tmp_path / "out"
+    args = {
+        "group": ["group", str(path), "-o", str(out / "g.parquet"), "-q"],
+        "audit": ["audit", str(path), "--out", str(out), "-q"],
+        "catalog": ["catalog", "--history", str(path), "--out", str(out / "fit.csv")],
+        "weights": ["weights", "--history", str(path), "--out", str(out / "fit.csv")],
+    }.get(command, ["settle", "--cases", str(cases_path), "--hospitals", str(hospitals), "--policy", str(DEMO),
+                    "-o", str(out), "-q"])  # fmt: skip
+    result = runner.invoke(app, args)
+    _one_line(result, f"error: {path}: row {row}, column 姓名: a quoted cell runs on over ")
+    assert result.output.rstrip().endswith("an unterminated quote?") and "患者" not in result.output
+    assert not out.exists()
