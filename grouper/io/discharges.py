@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from grouper.errors import InputError
@@ -555,32 +554,30 @@ def read_cases(
     files = history_files(paths)
     named = ", ".join(map(str, paths))
     if all(f.suffix.lower() in PARQUET_SUFFIXES for f in files):
-        try:
-            dataset = ds.dataset([str(f) for f in files], format="parquet")
-            names = dataset.schema.names
-        except (OSError, pa.ArrowException) as exc:
-            raise InputError(f"{named}: not readable Parquet ({one_line(exc)})", path=paths[0]) from None
         if layout is not None and layout.sheet is not None:
             raise InputError(
                 f"{named}: a sheet is named but the history is Parquet", path=paths[0], key="sheet"
             )
-        header = renamed(files[0], names, layout.rename if layout is not None else {})
-        exported, unused = _exported(paths[0] if len(files) > 1 else files[0], header, tuple(required))
-        own = [h for h in header if h not in unused and not any(h in hs for hs in exported.values())]
-        available = own + list(exported)
-        wanted = available if columns is None else [c for c in columns if c in available]
-        sources = [h for c in wanted for h in exported.get(c, [c])]
-        try:
-            table = dataset.to_table(columns=[names[header.index(h)] for h in sources]).rename_columns(
-                sources
-            )
-        except (OSError, pa.ArrowException) as exc:
-            raise InputError(f"{named}: not readable Parquet ({one_line(exc)})", path=paths[0]) from None
-        export = {c: hs for c, hs in exported.items() if c in wanted}
-        start, parts = 0, []  # per file: its text dates and numbers read, dates and hard rules checked
-        for f, part in zip(files, dataset.get_fragments(), strict=True):
-            n = part.count_rows()
-            written = table.slice(start, n)
+        parts = []  # per file: read as it is, its export headers mapped, text dates and numbers read, checked
+        for f in files:
+            try:
+                reader = pq.ParquetFile(f)
+                names = reader.schema_arrow.names
+            except (OSError, pa.ArrowException) as exc:
+                raise InputError(f"{f}: not readable Parquet ({one_line(exc)})", path=f) from None
+            header = renamed(f, names, layout.rename if layout is not None else {})
+            exported, unused = _exported(f, header, tuple(required))
+            own = [h for h in header if h not in unused and not any(h in hs for hs in exported.values())]
+            available = own + list(exported)
+            wanted = available if columns is None else [c for c in columns if c in available]
+            sources = [h for c in wanted for h in exported.get(c, [c])]
+            try:
+                written = reader.read(columns=[names[header.index(h)] for h in sources]).rename_columns(
+                    sources
+                )
+            except (OSError, pa.ArrowException) as exc:
+                raise InputError(f"{f}: not readable Parquet ({one_line(exc)})", path=f) from None
+            export = {c: hs for c, hs in exported.items() if c in wanted}
             read = _with_exported(
                 f,
                 typed_columns(written.select([c for c in wanted if c not in export])),
@@ -589,13 +586,12 @@ def read_cases(
                 wanted,
             )
             dates = {c: export.get(c, [c])[0] for c in DATE_COLUMNS if c in read.column_names}
-            # the file is one slice: the count of unreadable dates is the whole file's (nothing more to read)
+            # the file is one table: the count of unreadable dates is the whole file's (nothing more to read)
             check_dates(f, written, read, dates, 0, lambda f=f: first_data_row(f), lambda *_: 0)
             check_years(f, written, read, first_data_row(f))
             check_table(read, where=f, first_row=first_data_row(f))
             parts.append(read)
-            start += n
-        table = pa.concat_tables(parts) if parts else table
+        table = _combined(parts, named, paths[0])
     else:
         cols, required = None if columns is None else tuple(columns), tuple(required)
 
@@ -648,6 +644,28 @@ def _with_exported(
     canonical = _canonical(written.select([h for hs in export.values() for h in hs]), export, path)
     columns = {**{c: read.column(c) for c in read.column_names}, **{c: canonical.column(c) for c in export}}
     return pa.table({c: columns[c] for c in order})
+
+
+def _combined(parts: list[pa.Table], named: str, path: Path) -> pa.Table:
+    """The files of a history as one table, whatever the order of the files: a column stored as text in one
+    file and dictionary-encoded in another is read as text in all (a number as the widest type)."""
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except pa.ArrowException:
+        pass
+    plain = [
+        pa.table(
+            [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in t.columns],
+            t.schema.names,
+        )
+        for t in parts
+    ]
+    try:
+        return pa.concat_tables(plain, promote_options="permissive")
+    except pa.ArrowException as exc:
+        raise InputError(
+            f"{named}: its files store a column differently ({one_line(exc)})", path=path
+        ) from None
 
 
 #: The data year of a past case (``year``): a history's own column, read before its discharge date.

@@ -57,3 +57,31 @@ def test_a_history_path_that_is_missing_or_an_empty_folder_is_one_error(tmp_path
         history_files([tmp_path / "nope"])
     with pytest.raises(grouper.InputError, match="empty: no Parquet files found"):
         history_files([tmp_path / "empty"])
+
+
+def test_a_history_folder_reads_the_same_whichever_file_stores_dates_as_text(tmp_path, cases):
+    """One file stores dates as dates, the other as text (``2025/05/07``) and its hospital dictionary-encoded:
+    each file is read with the one typed reading before they are put together, so either order gives the same
+    history (what catalog and weights fit on), the same catalogue and the same fingerprint (the values as read);
+    it was "not readable Parquet (…date32…)" when the typed file came first."""
+    import pyarrow.compute as pc
+
+    day = pc.strftime(cases.column("discharge_date").cast(pa.timestamp("s")), "%Y/%m/%d")
+    text = cases.set_column(cases.column_names.index("discharge_date"), "discharge_date", day)
+    text = text.set_column(1, "hospital_id", pc.dictionary_encode(text.column("hospital_id")))
+    fits, reads = {}, {}
+    for order, (first, second) in {
+        "typed": (cases, cases),
+        "one": (cases, text),
+        "other": (text, cases),
+    }.items():
+        folder, out = tmp_path / order, tmp_path / f"out-{order}"
+        _write(folder / "a.parquet", first.slice(0, 20))
+        _write(folder / "b.parquet", second.slice(20))
+        result = CliRunner().invoke(app, ["catalog", "--history", str(folder), "--out", str(out / "fit.csv")])
+        assert result.exit_code == 0, result.output
+        fits[order] = {f.name: f.read_bytes() for f in sorted(out.iterdir())}
+        read = grouper.read_cases(folder)
+        reads[order] = read.set_column(1, "hospital_id", read.column("hospital_id").cast(pa.string()))
+    assert fits["one"] == fits["other"] == fits["typed"] and b"sha256" in fits["typed"]["fit.toml"]
+    assert reads["one"].equals(reads["typed"]) and reads["other"].equals(reads["typed"])
