@@ -22,7 +22,16 @@ import pyarrow.compute as pc
 from grouper.errors import CodebookError, InputError
 from grouper.resources import data_path
 
-__all__ = ["Rule", "check_hard", "check_table", "checked_stream", "first_outside", "outside_error", "rules"]
+__all__ = [
+    "Rule",
+    "check_hard",
+    "check_table",
+    "checked_stream",
+    "column_label",
+    "first_outside",
+    "outside_error",
+    "rules",
+]
 
 
 @dataclass(frozen=True)
@@ -98,10 +107,17 @@ def first_outside(kind: str, values: Mapping[str, np.ndarray]) -> tuple[Rule, in
 
 
 def outside_error(
-    rule: Rule, where: str | os.PathLike, row: int, more: int, *, exact: bool = True
+    rule: Rule,
+    where: str | os.PathLike,
+    row: int,
+    more: int,
+    *,
+    exact: bool = True,
+    headers: Mapping[str, str] | None = None,
 ) -> InputError:
     """The error of a value outside ``rule``'s hard range at ``row`` of ``where``, with ``more`` rows like it
-    (``exact``: all of them; else at least that many)."""
+    (``exact``: all of them; else at least that many); ``headers``: canonical column → the file's header it was
+    read from (:func:`column_label`)."""
     many = (
         ""
         if not more
@@ -110,12 +126,19 @@ def outside_error(
         else f"; at least {more:,} more row(s) like it"
     )
     return InputError(
-        f"{where}: row {row}, column {rule.column}: outside its plausible range {_fmt(rule.min)} – {_fmt(rule.max)}"
+        f"{where}: row {row}, column {column_label(rule.column, headers)}: outside its plausible range {_fmt(rule.min)} – {_fmt(rule.max)}"
         f" or not finite (codebooks/qc/plausibility.csv, rule {rule.rule}){many}",
         path=where,
         row=row,
         column=rule.column,
     )
+
+
+def column_label(column: str, headers: Mapping[str, str] | None = None) -> str:
+    """A canonical column as an error names it: with the file's own header when the file calls it otherwise
+    (``入院日期 (admission_date)``), else as it is."""
+    header = (headers or {}).get(column, column)
+    return column if header == column else f"{header} ({column})"
 
 
 def check_hard(
@@ -125,22 +148,30 @@ def check_hard(
     where: str | os.PathLike,
     first_row: int,
     offset: int = 0,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     """Raise an :class:`InputError` for the first value of ``values`` (column → float array, NaN = missing)
     outside its hard range; the row is ``first_row + offset + i`` as the user counts the file's rows, and the
-    count is of every such value in ``values``."""
+    count is of every such value in ``values`` (``headers``: as :func:`outside_error`)."""
     found = first_outside(table, values)
     if found is not None:
         rule, i, n = found
-        raise outside_error(rule, where, first_row + offset + i, n - 1)
+        raise outside_error(rule, where, first_row + offset + i, n - 1, headers=headers)
 
 
 def check_table(
-    table: pa.Table, *, where: str | os.PathLike, first_row: int, offset: int = 0, kind: str = "cases"
+    table: pa.Table,
+    *,
+    where: str | os.PathLike,
+    first_row: int,
+    offset: int = 0,
+    kind: str = "cases",
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     """:func:`check_hard` on the number columns of ``table`` that the rules of ``kind`` name."""
     cols = {r.column for r in _hard(kind, table.column_names)}
-    check_hard(kind, {c: _values(table, c) for c in cols}, where=where, first_row=first_row, offset=offset)
+    values = {c: _values(table, c) for c in cols}
+    check_hard(kind, values, where=where, first_row=first_row, offset=offset, headers=headers)
 
 
 def checked_stream(
@@ -149,12 +180,14 @@ def checked_stream(
     where: str | os.PathLike,
     first_row: int | Callable[[], int],
     kind: str = "cases",
+    headers: Mapping[str, str] | None = None,
 ) -> Iterator[pa.Table]:
     """The batches of one file, each checked against the hard rules of ``kind`` (rows counted from the file's
         first data row ``first_row``, :func:`grouper.io.formats.first_data_row`, or a function giving it, called on
     an error only). At the first value outside its
         range nothing more is yielded: the rest of the file is read to count the rows breaking the same rule (memory:
-        one batch), then one error names the first row and the true count."""
+        one batch), then one error names the first row and the true count (``headers``: as
+    :func:`outside_error`, read on an error only)."""
     offset = 0
     for t in batches:
         cols = {r.column for r in _hard(kind, t.column_names)}
@@ -171,4 +204,4 @@ def checked_stream(
                     n += int(_outside(rule, _values(rest, rule.column)).sum())
         except InputError:  # the file breaks another way further on: what was counted is a lower bound
             exact = False
-        raise outside_error(rule, where, row, n - 1, exact=exact)
+        raise outside_error(rule, where, row, n - 1, exact=exact, headers=headers)

@@ -48,7 +48,7 @@ from grouper.io.values import (
     date_list,
     strings,
 )
-from grouper.plausibility import check_table, checked_stream
+from grouper.plausibility import check_table, checked_stream, column_label
 from grouper.resources import data_path
 from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
 
@@ -351,7 +351,7 @@ def check_dates(
                     exact = False
             row = first() + offset + i
             raise InputError(
-                f"{path}: row {row}, column {column}: not a date as drgdip reads dates (YYYY-MM-DD, YYYY/M/D, "
+                f"{path}: row {row}, column {column_label(column, {column: header})}: not a date as drgdip reads dates (YYYY-MM-DD, YYYY/M/D, "
                 "YYYYMMDD, YYYY年M月D日; dd/mm/yyyy is not read: day and month cannot be told apart)"
                 + (f"; {'' if exact else 'at least '}{more:,} more row(s) like it" if more else ""),
                 path=path,
@@ -589,16 +589,21 @@ def read_cases(
             # the file is one table: the count of unreadable dates is the whole file's (nothing more to read)
             check_dates(f, written, read, dates, 0, lambda f=f: first_data_row(f), lambda *_: 0)
             check_years(f, written, read, first_data_row(f))
-            check_table(read, where=f, first_row=first_data_row(f))
+            check_table(
+                read, where=f, first_row=first_data_row(f), headers={c: hs[0] for c, hs in export.items()}
+            )
             parts.append(read)
         table = _combined(parts, named, paths[0])
     else:
         cols, required = None if columns is None else tuple(columns), tuple(required)
+        headers: dict[str, str] = {}  # canonical column → the header of the file being read
 
         def mapped(report: HeaderMapping) -> None:  # a required column no header feeds: named with its file
             for col in required:
                 if col not in report.mapped.values():
                     raise _missing(report.path, col)
+            headers.clear()
+            headers.update({c: h for h, c in report.mapped.items()})
             if on_mapping is not None:
                 on_mapping(report)
 
@@ -616,6 +621,7 @@ def read_cases(
                 ),
                 where=f,
                 first_row=lambda f=f: first_data_row(f, encoding=encoding, layout=layout),
+                headers=headers,
             )
         )
     if table.num_rows == 0:

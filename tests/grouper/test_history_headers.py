@@ -102,3 +102,29 @@ def test_a_history_without_a_cost_column_is_named_by_its_file(histories, tmp_pat
         ) as err:
             fit(tmp_path / name, tmp_path / "out.csv")
         assert err.value.column == "total_cost" and "总费用" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["h.parquet", "h.csv"])
+def test_an_error_about_a_column_names_the_files_own_header_too(histories, tmp_path, name):
+    """A date not read and a cost outside its range: ``column 出院日期 (discharge_date)``, not only the
+    canonical name the user never wrote."""
+    table = pq.read_table(histories / "export.parquet").drop_columns(["other_procs"])
+    write = pq.write_table if name.endswith(".parquet") else pacsv.write_csv
+    row = (
+        3 if name.endswith(".parquet") else 4
+    )  # the file's row as the user counts it (CSV: under the header)
+    dates = table.column("出院日期").to_pylist()
+    dates[2] = "30/06/2024"
+    write(
+        table.set_column(table.schema.get_field_index("出院日期"), "出院日期", pa.array(dates)),
+        tmp_path / name,
+    )
+    with pytest.raises(InputError, match=rf"row {row}, column 出院日期 \(discharge_date\): not a date"):
+        read_cases(tmp_path / name)
+    cost = table.column("总费用").to_pylist()
+    cost[2] = "1e15"
+    write(table.set_column(table.schema.get_field_index("总费用"), "总费用", pa.array(cost)), tmp_path / name)
+    with pytest.raises(
+        InputError, match=rf"row {row}, column 总费用 \(total_cost\): outside its plausible range"
+    ):
+        read_cases(tmp_path / name)

@@ -59,7 +59,9 @@ def test_a_csv_history_names_the_line_and_counts_the_whole_file(tmp_path):
         read_cases(tmp_path / "h.csv")
     msg = str(info.value)
     # the header is line 1: the fourth case is row 5 as an editor or Excel shows it
-    assert msg.startswith(f"{tmp_path / 'h.csv'}: row 5, column total_cost: outside its plausible range"), msg
+    assert msg.startswith(
+        f"{tmp_path / 'h.csv'}: row 5, column 总费用 (total_cost): outside its plausible range"
+    ), msg
     assert msg.endswith("; 1 more row(s) like it") and (info.value.row, info.value.column) == (
         5,
         "total_cost",
