@@ -11,6 +11,11 @@ fresh process:
   can avoid on one core;
 * ``group``: the dataset → a folder of grouped parts (DIP, catalogue pingdingshan-2025), written by the workers;
 * ``settle``: the grouped parts with their discharges under the demo-2025 policy → the settlement folder;
+* ``weights`` (Dask engines only): DRG weights fitted on the dataset as a history, grouped under chs-drg-2.0 on
+  the workers and reduced there (``drgdip weights --engine dask``): the caller's peak RSS is the figure that
+  matters (it receives per-group figures only);
+* ``catalog`` (Dask engines only; not in the default ``--steps``): a DIP catalogue with auxiliary typing built
+  from the dataset as a history (``drgdip catalog --engine dask``), likewise reduced on the workers;
 
 on the local engine (``--engines local,1,2``: ``local`` is this machine's streamed engine, a number a fresh
 LocalCluster of that many worker processes, one thread each). Peak RSS is the ``ru_maxrss`` of each worker
@@ -109,6 +114,17 @@ def _step(name: str, workers: int | None, region: Path, out: Path) -> dict:
     from payment.pipeline import settle_files
 
     def run(engine: Engine) -> int:
+        if name == "catalog":
+            from grouper.fitting import catalogue_to_file
+
+            built = catalogue_to_file([region / "discharges"], out.with_suffix(".csv"), engine=engine)
+            return built.catalogue.n_cases_ + sum(built.catalogue.n_excluded_.values())
+        if name == "weights":
+            from grouper.fitting import weights_to_file
+
+            fitted = weights_to_file([region / "discharges"], out.with_suffix(".parquet"), scheme="chs-drg-2.0",
+                                     engine=engine)  # fmt: skip
+            return fitted.weights.n_cases_ + sum(fitted.weights.n_excluded_.values())
         if name == "group":
             return group_to_file(
                 [region / "discharges"], out, scheme="dip", catalogue=CATALOGUE, engine=engine
@@ -222,6 +238,11 @@ def main() -> None:
         default="local,1,2",
         help="comma-separated: local and/or worker counts (default local,1,2)",
     )
+    parser.add_argument(
+        "--steps",
+        default="group,settle,weights",
+        help="comma-separated: group, settle, weights, catalog (default group,settle,weights)",
+    )
     parser.add_argument("--data", type=Path, default=Path("/tmp/drgdip-scale"))
     parser.add_argument("--json", type=Path, help="append the results as JSON lines to this file")
     parser.add_argument("--step", help=argparse.SUPPRESS)  # internal: one step in this (fresh) process
@@ -247,15 +268,24 @@ def main() -> None:
             with args.json.open("a") as f:
                 f.write(json.dumps(r) + "\n")
 
-    record(_child(args, "floor-group:0:-"))
+    steps = args.steps.split(",")
+    if "group" in steps:
+        record(_child(args, "floor-group:0:-"))
     for workers in engines:
         work = args.data / f"run-{args.cases}-{workers or 'local'}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        for name in ("group", "settle"):
+        for name in ("group", "settle", "weights", "catalog"):
+            if name not in steps or (name in ("weights", "catalog") and workers is None):
+                continue  # the local engine holds the whole history in memory to fit
             if name == "settle" and "settle" not in floors:
                 record(_child(args, f"floor-settle:0:{work / 'grouped'}"))
-            out = work / ("grouped" if name == "group" else "settlement")
+            out = (
+                work
+                / {"group": "grouped", "settle": "settlement", "weights": "weights", "catalog": "catalog"}[
+                    name
+                ]
+            )
             record(_child(args, f"{name}:{workers or 0}:{out}"))
         shutil.rmtree(work, ignore_errors=True)
     print("\n".join(_summary(results, floors)), flush=True)

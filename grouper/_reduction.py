@@ -42,6 +42,7 @@ __all__ = [
     "KeptSums",
     "LocalParts",
     "Parts",
+    "add",
     "combine_fingerprints",
     "cuts",
     "cv_of",
@@ -49,6 +50,7 @@ __all__ = [
     "fingerprint_part",
     "kept",
     "kept_sums",
+    "sums",
     "units",
 ]
 
@@ -87,6 +89,13 @@ class Parts:
     def reduce(self, fn: Callable, combine: Callable[[list], Any], *args) -> Any:
         raise NotImplementedError
 
+    def map(self, fn: Callable, *args) -> Parts:
+        """The parts ``fn(part, *args)``, held where the parts are."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Let go of the parts (a cluster's memory)."""
+
 
 class LocalParts(Parts):
     """Parts held by this process (slices of a table, or :class:`Cases`)."""
@@ -96,6 +105,9 @@ class LocalParts(Parts):
 
     def reduce(self, fn, combine, *args):
         return combine([fn(part, *args) for part in self.parts])
+
+    def map(self, fn, *args) -> LocalParts:
+        return LocalParts([fn(part, *args) for part in self.parts])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -107,7 +119,7 @@ def units(cost: np.ndarray) -> np.ndarray:
     return np.rint(cost * UNIT).astype(np.int64)
 
 
-def _sums(
+def sums(
     x: np.ndarray, gid: np.ndarray, n: int, squares: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per group, the exact Σx and Σx² (Python integers) of integers ``0 ≤ x < 2⁵¹``: from 17-bit limbs, each
@@ -126,12 +138,15 @@ def _sums(
     return s1, (aa << 68) + (ab << 52) + ((bb + 2 * ac) << 34) + (bc << 18) + cc
 
 
-def _add(results: list[dict]) -> dict:
-    """Per-part dicts of arrays (or ints) added key by key."""
+def add(results: list[dict]) -> dict:
+    """Per-part dicts of arrays, ints, lists or tuples of them added key by key."""
     out = dict(results[0])
     for r in results[1:]:
         for k, v in r.items():
-            out[k] = out[k] + v
+            if isinstance(v, tuple):
+                out[k] = tuple(a + b for a, b in zip(out[k], v, strict=True))
+            else:
+                out[k] = out[k] + v
     return out
 
 
@@ -143,7 +158,7 @@ def _limit_part(cases: Cases, n: int, method: str) -> dict:
     gid = cases.gid
     out: dict = {"n": np.bincount(gid, minlength=n).astype(np.int64)}
     if method == "log_sd":
-        s1, s2 = _sums(np.rint(np.log(cases.cost) * _LOG_ONE).astype(np.int64) + _LOG_SHIFT, gid, n)
+        s1, s2 = sums(np.rint(np.log(cases.cost) * _LOG_ONE).astype(np.int64) + _LOG_SHIFT, gid, n)
         out |= {"l1": s1, "l2": s2}
     elif method in ("percentile", "iqr"):
         parents = np.zeros((n, _WIDTH), np.int64)  # level 1: the whole group (a positive float's bits >> 63)
@@ -154,7 +169,7 @@ def _limit_part(cases: Cases, n: int, method: str) -> dict:
 
 def _combine_limits(results: list[dict]) -> dict:
     hists = [r.pop("hist") for r in results if "hist" in r]
-    out = _add(results)
+    out = add(results)
     if hists:
         out["hist"] = _combine_hists(hists)
     return out
@@ -350,8 +365,8 @@ def _sums_part(cases: Cases, cut: Cut, n: int, n_years: int) -> dict:
     gid, yid = cases.gid[keep], cases.yid[keep]
     cell = gid * n_years + yid
     x = units(cases.cost[keep])
-    s1, _ = _sums(x, cell, n * n_years, squares=False)
-    _, s2 = _sums(x, gid, n)
+    s1, _ = sums(x, cell, n * n_years, squares=False)
+    _, s2 = sums(x, gid, n)
     out = {"kept": np.bincount(cell, minlength=n * n_years).astype(np.int64), "cost": s1, "cost2": s2}
     if cases.los is not None:
         los = cases.los[keep]
@@ -386,7 +401,7 @@ class KeptSums:
 def kept_sums(parts: Parts, prepare: Callable, args: tuple, cut: Cut, n_years: int) -> KeptSums:
     """The counts and sums of the cases each group keeps after its ``cut``: one pass over the parts."""
     n = cut.n.size
-    r = parts.reduce(_sums_pass, _add, prepare, args, cut, n, n_years)
+    r = parts.reduce(_sums_pass, add, prepare, args, cut, n, n_years)
     shape = (n, n_years)
     los = r.get("los")
     return KeptSums(

@@ -11,11 +11,10 @@ A dataset is a list of files (a folder: its Parquet files, hive partitions inclu
    function, with its duplicate tracker seeded by the ids it shares with earlier partitions, so a repeated id is
    flagged once, on the same row as locally.
 
-A weights fit (:func:`weights_parts`) reads and groups each file of the history on a worker, where it stays (a
-future); the fit's passes are reductions over those parts (:class:`ClusterParts`, :mod:`grouper._reduction`):
-only per-group figures come back. A catalogue build (:class:`ClusterHistory`) reads each file of the history on a worker and groups it there,
-twice (into the draft catalogue, then into the catalogue for auxiliary typing); the fit's statistics are
-computed by the caller on the columns that come back.
+A weights fit (:func:`weights_parts`) or a catalogue build (:func:`history_parts`) reads (and groups) each file
+of the history on a worker, where it stays (a future); the fit's passes are reductions over those parts
+(:class:`ClusterParts`, :mod:`grouper._reduction`), the catalogue's two groupings of the history included: only
+per-key and per-group figures come back.
 
 The result tables come back in partition order, a few partitions ahead of the writer (memory on this machine is
 bounded), and go through the local engine's writer: the output file is byte-identical. The grouping settings
@@ -48,7 +47,6 @@ from grouper.io.formats import one_line
 
 __all__ = [
     "ENGINES",
-    "ClusterHistory",
     "ClusterParts",
     "Engine",
     "connect",
@@ -56,6 +54,7 @@ __all__ = [
     "group_partitions",
     "group_to_parts",
     "held",
+    "history_parts",
     "ordered_results",
     "repeated_ids",
     "weights_parts",
@@ -464,6 +463,16 @@ class ClusterParts(Parts):
     def __init__(self, client, parts: list) -> None:
         self.client, self.parts = client, parts
 
+    def map(self, fn, *args) -> ClusterParts:
+        shared = held(self.client, args)  # sent once, recomputable
+        return ClusterParts(
+            self.client, [self.client.submit(_apply, fn, p, shared, pure=False) for p in self.parts]
+        )
+
+    def release(self) -> None:
+        for future in self.parts:
+            future.release()
+
     def reduce(self, fn, combine, *args):
         shared = held(self.client, args)  # sent once, recomputable
         level = [self.client.submit(_apply, fn, p, shared, pure=False) for p in self.parts]
@@ -499,84 +508,29 @@ def _history_part(path: str, columns: tuple[str, ...], encoding: str | None) -> 
     return read_cases([path], columns=columns, encoding=encoding)
 
 
-def _regroup_part(
-    path: str, columns: tuple[str, ...], encoding: str | None, est, rows: np.ndarray, draft, codes: list[str]
-) -> np.ndarray:
-    """The catalogue fit's regrouping (:meth:`DipCatalog.regroup_cases`) of the cases at ``rows`` of one file."""
-    part = _history_part(path, columns, encoding)
-    return est.regroup_cases(part.take(pa.array(rows)), draft, codes)
+def _rows(table: pa.Table) -> int:
+    return table.num_rows
 
 
-def _groups_part(path: str, columns: tuple[str, ...], encoding: str | None, est) -> pa.Table:
-    """One file of a history grouped into the fitted catalogue (:func:`grouper.fitting.catalogue_groups`)."""
-    from grouper.fitting import catalogue_groups
-
-    return catalogue_groups(est, _history_part(path, columns, encoding), None)
-
-
-class ClusterHistory:
-    """The history of a catalogue build (:func:`grouper.fitting.catalogue_to_file`) on a cluster, one file per
-    task: :meth:`read` brings back the columns the fit reads, :meth:`regroup` and :meth:`groups` group the files
-    where they are, with the local engine's functions (the history's columns carry no case_id: no case is a
-    duplicate, as locally).
-
-    Parameters
-    ----------
-    client : distributed.Client
-    files : list of Path
-        The history's files, in the order the local engine reads them.
-    columns : tuple of str
-        The columns read (those a file lacks are left out, as :func:`grouper.io.read_cases` does).
-    encoding : str, optional
-        Of CSV files.
-    """
-
-    def __init__(self, client, files: list[Path], columns: tuple[str, ...], encoding: str | None) -> None:
-        self.client, self.files = client, [str(f) for f in files]
-        self.columns, self.encoding = columns, encoding
-        self.starts = np.zeros(1, np.int64)
-
-    def _calls(self, *extra) -> Iterator[tuple]:
-        return ((f, self.columns, self.encoding, *extra) for f in self.files)
-
-    def read(self, on_batch: Callable[[int], None] | None = None) -> pa.Table:
-        """The history as one table, in file order (as :func:`grouper.io.read_cases` reads the files)."""
-        tables = []
-        for table in ordered_results(self.client, _history_part, self._calls()):
-            if on_batch is not None:
-                on_batch(table.num_rows)
-            tables.append(table)
-        self.starts = np.cumsum([0, *(t.num_rows for t in tables)])
-        if not self.starts[-1]:
-            raise InputError(f"{', '.join(self.files)}: no cases in the history", path=self.files[0])
-        return pa.concat_tables(tables, promote_options="default")
-
-    def regroup(self, est) -> Callable[[np.ndarray, object, list[str]], np.ndarray]:
-        """The ``regroup`` of :meth:`DipCatalog.fit` for ``est`` on the history :meth:`read` read: the cases at
-        ``rows`` (sorted) regrouped file by file on the workers."""
-
-        def run(rows: np.ndarray, draft, codes: list[str]) -> np.ndarray:
-            cut = np.searchsorted(rows, self.starts)
-            calls = (
-                (f, self.columns, self.encoding, est, (rows[a:b] - start).astype(np.int32), draft, codes)
-                for f, a, b, start in zip(self.files, cut[:-1], cut[1:], self.starts[:-1], strict=True)
-                if b > a
-            )
-            found = list(ordered_results(self.client, _regroup_part, calls))
-            return np.concatenate(found) if found else np.zeros(0, np.int64)
-
-        return run
-
-    def groups(self, est, on_batch: Callable[[int], None] | None = None) -> pa.Table:
-        """The history grouped into the fitted catalogue ``est`` (``dip_group``, ``dip_kind``), in file order."""
-        tables = []
-        held = np.diff(self.starts) > 0  # a file without cases has no groups (and nothing to group)
-        calls = (c for c, some in zip(self._calls(est), held, strict=True) if some)
-        for table in ordered_results(self.client, _groups_part, calls):
-            if on_batch is not None:
-                on_batch(table.num_rows)
-            tables.append(table)
-        return pa.concat_tables(tables)
+def history_parts(
+    client,
+    files: list[Path],
+    columns: tuple[str, ...],
+    encoding: str | None,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[ClusterParts, int]:
+    """The history of a catalogue build (:func:`grouper.fitting.catalogue_to_file`) held by the workers, one
+    part per file, read as :func:`grouper.io.read_cases` reads it (the columns a file lacks left out; a file
+    without cases is an empty part), for the fit's reductions; and its rows (only the count comes back)."""
+    parts = [client.submit(_history_part, str(f), columns, encoding, pure=False) for f in files]
+    rows = 0
+    for n in ordered_results(client, _rows, ((p,) for p in parts)):
+        rows += n
+        if on_batch is not None:
+            on_batch(n)
+    if not rows:
+        raise InputError(f"{', '.join(map(str, files))}: no cases in the history", path=files[0])
+    return ClusterParts(client, parts), rows
 
 
 def _frozen(settings: dict) -> tuple:

@@ -110,10 +110,11 @@ def catalogue_to_file(
     on_pass, on_batch
         Progress callbacks (module notes).
     engine : grouper.distributed.Engine, optional
-        Where the history is read and grouped (local when None). On a Dask cluster each file of the history is
-        read by a worker and the columns the fit reads come back; the two groupings of the history (into the
-        draft catalogue, then into the catalogue for auxiliary typing) run on the workers, part by part, with
-        the local engine's functions; the statistics are computed here by the same code: the same files, byte
+        Where the history is read, grouped and reduced (local when None). On a Dask cluster each file of the
+        history is read by a worker and stays there; the fit's passes (:meth:`DipCatalog.fit_parts`, then
+        :meth:`DipCatalog.fit_aux_parts`), including the two groupings of the history (into the draft
+        catalogue, then into the catalogue for auxiliary typing), run on the workers and only per-key and
+        per-group counts and exact sums come back. The same reductions fit a table here: the same files, byte
         for byte.
     **settings
         :class:`DipCatalog` settings (``years``, ``year_weights``, ``threshold``, ``trim``, ``tiers``, …).
@@ -133,34 +134,47 @@ def catalogue_to_file(
     )
     if engine is None or engine.local:
         table = _read(history, columns, encoding, on_pass, on_batch, layout, on_mapping, _CATALOGUE_NEEDS)
-        return build(table, None, lambda: catalogue_groups(est, table, on_batch))
-    from grouper.distributed import ClusterHistory, connect
+
+        def fit_aux(typing: AuxTyping) -> None:
+            grouped = catalogue_groups(est, table, on_batch)
+            _pass(on_pass, "fitting auxiliary typing", None)
+            est.fit_aux(table, typing, groups=grouped)
+
+        return build(table.num_rows, lambda: est.fit(table), fit_aux)
+    from grouper.distributed import connect, history_parts
 
     files = _cluster_files(history, layout)
     with connect(engine) as client:
-        cluster = ClusterHistory(client, files, columns, encoding)
         _pass(on_pass, "reading the history on the cluster", None)
-        table = cluster.read(on_batch)
-        return build(table, cluster.regroup(est), lambda: cluster.groups(est, on_batch))
+        parts, rows = history_parts(client, files, columns, encoding, on_batch)
+
+        def fit_aux_parts(typing: AuxTyping) -> None:  # the parts are grouped as the fit needs them
+            _pass(on_pass, "fitting auxiliary typing", None)
+            est.fit_aux_parts(parts, typing)
+
+        try:
+            return build(rows, lambda: est.fit_parts(parts), fit_aux_parts)
+        finally:
+            parts.release()
 
 
 def _build_catalogue(
     est: DipCatalog,
     out: Path,
     typing: AuxTyping | None,
-    table: pa.Table,
-    regroup,
-    groups: Callable[[], pa.Table],
+    rows: int,
+    fit: Callable[[], DipCatalog],
+    fit_aux: Callable[[AuxTyping], None],
     *,
     name,
     if_exists,
     on_pass,
     on_batch,
 ) -> CatalogueRun:
-    """Fit ``est`` on ``table`` (regrouped by ``regroup``), write it, and fit auxiliary typing on the history
-    grouped into it (``groups()``): the one code path of both engines."""
+    """Fit ``est`` (``fit()``), write it, and fit auxiliary typing on the history grouped into it
+    (``fit_aux(typing)``): the one code path of both engines."""
     _pass(on_pass, "fitting the catalogue", None)
-    est.fit(table, regroup=regroup)
+    fit()
     meta = {"name": name} if name else {}
     if out.suffix.lower() == ".parquet":
         written = est.to_parquet(out, if_exists=if_exists, **meta)
@@ -168,10 +182,8 @@ def _build_catalogue(
         written = est.to_csv(out, if_exists=if_exists, **meta)
     run = CatalogueRun(est, written, warnings=list(est.warnings_))
     if typing is not None:
-        _pass(on_pass, "grouping the history into the catalogue", table.num_rows)
-        grouped = groups()
-        _pass(on_pass, "fitting auxiliary typing", None)
-        est.fit_aux(table, typing, groups=grouped)
+        _pass(on_pass, "grouping the history into the catalogue", rows)
+        fit_aux(typing)
         cat = read_catalogue(written)
         run.aux, run.aux_path = (
             typing,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
 
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from numba import njit
 
+from grouper import _reduction as red
 from grouper._history import data_years, fingerprint, params_to_meta
 from grouper.codebook import DEFAULT_SCHEME, Codebook
 from grouper.codes import normalise_codes
@@ -525,30 +527,31 @@ class AuxTyping(Estimator):
         AuxTyping
             ``self``.
         """
-        self.check_settings()
         history = _with_groups(history, groups)
         for col in ("dip_group", "total_cost"):
             if col not in history.column_names:
                 raise InputError(f"history: missing column {col!r}", column=col)
-        years = data_years(history)
-        year = int(self.year if self.year is not None else years.max())
-        cost = _num(history, "total_cost", set())
-        use = (years == year) & np.isfinite(cost) & (cost > 0) & self._eligible(history)
-        t = history.filter(pa.array(use))
-        cost = cost[use]
-        enc = pc.dictionary_encode(t.column("dip_group").cast(pa.string()).combine_chunks())
-        gid, groups = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
+        return self.fit_parts(red.LocalParts(_slices(history)))
+
+    def fit_parts(self, parts: red.Parts) -> AuxTyping:
+        """Fit on a history in parts, each with its grouping (:class:`grouper._reduction.Parts`: slices of a
+        table here, files held by the workers of a Dask cluster), by exact reductions: the years and the
+        fingerprint; per group its cases, Σ cost and Σ cost²; per group and subtype of each family the same."""
+        self.check_settings()
+        scan = parts.reduce(_scan_part, _combine_scans)
+        year = int(self.year if self.year is not None else max(scan["years"]))
+        found = parts.reduce(_groups_part, _combine_groups, self, year)
+        groups = pa.array(found[0], pa.string())
         ng = len(groups)
-        g_n, g_mean, g_cv = _stats(cost, gid, ng)
-        cells, missing = self._cells(t, g_mean[gid])
+        g_n, g_mean, g_cv = _stats(*found[1:])
+        cells = parts.reduce(_cells_part, red.add, self, year, groups, g_mean)
+        missing = sorted(set().union(*cells.pop("missing")))
         rows = read_subtypes(self.subtypes)
         out = []
-        for fam, cell in cells.items():
+        for fam, (n, s1, s2) in cells.items():
             fam_rows = rows.filter(pc.equal(rows["family"], fam)).to_pylist()
             k = len(fam_rows) + 1  # last slot = no subtype in this family
-            key = gid * k + np.where(cell < 0, k - 1, cell)
-            c_n, c_mean, c_cv = _stats(cost, key, ng * k)
-            c_n, c_mean, c_cv = c_n.reshape(ng, k), c_mean.reshape(ng, k), c_cv.reshape(ng, k)
+            c_n, c_mean, c_cv = (x.reshape(ng, k) for x in _stats(n, s1, s2))
             w = np.where(c_n >= 2, c_n, 0)
             fam_cv = np.divide(
                 (w * np.nan_to_num(c_cv)).sum(1), w.sum(1), out=np.full(ng, np.nan), where=w.sum(1) > 0
@@ -585,12 +588,22 @@ class AuxTyping(Estimator):
             )
         table = pa.concat_tables(out) if out else COEFFICIENTS_SCHEMA.empty_table()
         self.coefficients_ = table.sort_by([("dip_group", "ascending"), ("subtype", "ascending")])
-        self.year_, self.n_cases_ = year, int(t.num_rows)
-        cols = ["year", "discharge_date", "dip_group", "total_cost", "principal_dx", "other_dx", "los_days"]
-        self.history_ = fingerprint(history, cols, years)
+        self.year_, self.n_cases_ = year, int(g_n.sum())
+        self.history_ = red.fingerprint_of(
+            scan["fingerprint"], _HISTORY_COLUMNS, np.array(sorted(scan["years"]))
+        )
         self.meta_ = {}
         self.warnings_ = [f"column {c!r} missing: its subtype conditions are false" for c in missing]
         return self
+
+    def _used(self, part: pa.Table, year: int) -> tuple[pa.Table, np.ndarray]:
+        """The cases of a part the fit uses (of ``year``, with a usable cost, in a kind typed) and their cost."""
+        for col in ("dip_group", "total_cost"):
+            if col not in part.column_names:
+                raise InputError(f"history: missing column {col!r}", column=col)
+        cost = _num(part, "total_cost", set())
+        use = (data_years(part) == year) & np.isfinite(cost) & (cost > 0) & self._eligible(part)
+        return part.filter(pa.array(use)), cost[use]
 
     def _eligible(self, t: pa.Table) -> np.ndarray:
         ok = pc.is_valid(t.column("dip_group")).to_numpy(zero_copy_only=False)
@@ -716,15 +729,83 @@ def _with_groups(t: pa.Table, groups: pa.Table | None) -> pa.Table:
     return t
 
 
-def _stats(cost: np.ndarray, key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n, mean and CV (sample SD) per key."""
-    n = np.bincount(key, minlength=size)
-    mean = np.divide(np.bincount(key, cost, minlength=size), n, out=np.full(size, np.nan), where=n > 0)
-    dev = cost - mean[key]
-    ss = np.bincount(key, dev * dev, minlength=size)
-    sd = np.sqrt(np.divide(ss, n - 1, out=np.full(size, np.nan), where=n > 1))
-    cv = np.divide(sd, mean, out=np.full(size, np.nan), where=(n > 1) & (mean > 0))
-    return n.astype(np.int64), mean, cv
+def _stats(n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n, mean and CV (sample SD) per key from the exact Σ cost and Σ cost² of its cases
+    (:data:`grouper._reduction.UNIT`)."""
+    mean = np.array(
+        [float(Fraction(int(s), red.UNIT * int(k))) if k else np.nan for s, k in zip(s1, n, strict=True)]
+    )
+    return n.astype(np.int64), mean, red.cv_of(s1, s2, n, 1)
+
+
+# -- the passes over the parts of a history (module level: run by the workers of a cluster too) ----------------
+
+#: The columns of a history the fit fingerprints.
+_HISTORY_COLUMNS = [
+    "year",
+    "discharge_date",
+    "dip_group",
+    "total_cost",
+    "principal_dx",
+    "other_dx",
+    "los_days",
+]
+#: Rows per part of a table fitted on this machine.
+_PART_ROWS = 1 << 20
+
+
+def _slices(table: pa.Table) -> list[pa.Table]:
+    return [table.slice(start, _PART_ROWS) for start in range(0, max(table.num_rows, 1), _PART_ROWS)]
+
+
+def _scan_part(part: pa.Table) -> dict:
+    years = data_years(part)
+    return {
+        "years": set(np.unique(years).tolist()),
+        "fingerprint": red.fingerprint_part(part, _HISTORY_COLUMNS),
+    }
+
+
+def _combine_scans(results: list[dict]) -> dict:
+    return {
+        "years": set().union(*(r["years"] for r in results)),
+        "fingerprint": red.combine_fingerprints([r["fingerprint"] for r in results]),
+    }
+
+
+def _groups_part(part: pa.Table, est: AuxTyping, year: int) -> tuple:
+    """Per group of a part's used cases: its code, cases, Σ cost and Σ cost²."""
+    t, cost = est._used(part, year)
+    enc = pc.dictionary_encode(t.column("dip_group").cast(pa.string()).combine_chunks())
+    gid = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    n = len(enc.dictionary)
+    s1, s2 = red.sums(red.units(cost), gid, n)
+    return np.array(enc.dictionary.to_pylist(), dtype=object), np.bincount(gid, minlength=n), s1, s2
+
+
+def _combine_groups(results: list[tuple]) -> tuple:
+    codes, inv = np.unique(np.concatenate([r[0] for r in results]).astype(str), return_inverse=True)
+    out = [np.zeros(codes.size, np.int64), np.zeros(codes.size, object), np.zeros(codes.size, object)]
+    for k in range(3):
+        np.add.at(out[k], inv, np.concatenate([r[k + 1] for r in results]))
+    return (codes.astype(object), *out)
+
+
+def _cells_part(part: pa.Table, est: AuxTyping, year: int, groups: pa.Array, g_mean: np.ndarray) -> dict:
+    """Per family: the cases, Σ cost and Σ cost² of each (group, subtype) of a part's used cases."""
+    t, cost = est._used(part, year)
+    gid = pc.index_in(t.column("dip_group").cast(pa.string()), value_set=groups)
+    gid = gid.to_numpy(zero_copy_only=False).astype(np.int64)
+    cells, missing = est._cells(t, g_mean[gid])
+    rows = read_subtypes(est.subtypes)
+    out: dict = {"missing": [set(missing)]}
+    x = red.units(cost)
+    for fam, cell in cells.items():
+        k = int(pc.sum(pc.equal(rows["family"], fam)).as_py()) + 1  # last slot = no subtype in this family
+        key = gid * k + np.where(cell < 0, k - 1, cell)
+        s1, s2 = red.sums(x, key, len(groups) * k)
+        out[fam] = (np.bincount(key, minlength=len(groups) * k).astype(np.int64), s1, s2)
+    return out
 
 
 def _between(v: np.ndarray, lo, hi) -> np.ndarray:

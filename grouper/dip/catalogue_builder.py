@@ -6,7 +6,6 @@ docs/dip.md §4. The result is a :class:`grouper.dip.catalogue.Catalogue` (the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
@@ -14,20 +13,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper import _reduction as red
 from grouper._history import (
     TRIM_SETTINGS,
     YEAR_SETTINGS,
+    data_years,
     describe_excluded,
-    fingerprint,
     fit_summary,
-    group_stats,
-    history_window,
     los_of,
     params_from_meta,
     restore_summary,
     trim_of,
     trim_warnings,
+    year_weights,
 )
+from grouper._history import stats_of as stats_of_sums
+from grouper._reduction import cuts, kept_sums
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
 from grouper.dip.aux import AuxTyping
@@ -44,6 +45,7 @@ from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 from grouper.errors import InputError, SettingsError
 from grouper.estimator import Estimator
 from grouper.io.writer import IfExists
+from grouper.plausibility import check_table
 from grouper.settings import Choice, Flag, Num, Text
 from grouper.version import drgdip_version
 
@@ -75,8 +77,10 @@ HISTORY_COLUMNS = (
     "principal_proc",
     "other_procs",
 )
-#: ``regroup(rows, draft, codes)`` of :meth:`DipCatalog.fit`.
-Regroup = Callable[[np.ndarray, Catalogue, list[str]], np.ndarray]
+#: Rows per part of a table fitted on this machine.
+_PART_ROWS = 1 << 20
+#: Separates the fields of a case's exact key (:meth:`DipCatalog.case_keys`).
+_SEP = "\x1f"
 # Row kinds while building: core conservative, core + main procedure, core + related set, 综合, 空白.
 _K_CONS, _K_MAIN, _K_REL, _K_COMP, _K_BLANK = range(5)
 
@@ -376,7 +380,7 @@ class DipCatalog(Estimator):
         trim_of(self)
 
     # -- fit ----------------------------------------------------------------------------------------------------
-    def fit(self, history: pa.Table, *, regroup: Regroup | None = None) -> DipCatalog:
+    def fit(self, history: pa.Table) -> DipCatalog:
         """Learn the catalogue from grouped or ungrouped history (one row per case).
 
         Parameters
@@ -384,67 +388,71 @@ class DipCatalog(Estimator):
         history : pa.Table
             Columns ``year`` (or ``discharge_date``), ``total_cost`` (yuan), ``principal_dx``; optional
             ``principal_proc`` (the main procedure), ``other_procs`` (list<string> or ``|``-joined) and ``los_days``.
-        regroup : callable, optional
-            Who groups the history into the draft catalogue (``regroup``): ``regroup(rows, draft, codes)`` returns,
-            for the cases at ``rows`` (indices into ``history``), what :meth:`regroup_cases` returns for them (a
-            Dask cluster grouping the parts of the history where they are); None: this process.
 
         Returns
         -------
         DipCatalog
             ``self``, with the ``_`` attributes set.
         """
+        for col in ("total_cost", "principal_dx"):
+            if col not in history.column_names:
+                raise InputError(f"history: missing column {col!r}", column=col)
+        check_table(history, where="history", first_row=1)
+        return self.fit_parts(red.LocalParts(_slices(history)))
+
+    def fit_parts(self, parts: red.Parts) -> DipCatalog:
+        """Learn the catalogue from a history in parts (:class:`grouper._reduction.Parts`: slices of a table here,
+        files held by the workers of a Dask cluster) by exact reductions: the same catalogue however the history
+        is cut.
+
+        Passes over the parts: the years and the fingerprint; the cases and cost per exact key (the groups are
+        chosen on them, docs/dip.md §4.1–§4.2); the trimming cuts and kept sums of the chosen groups (the draft);
+        with ``regroup``, the parts grouped into the draft where they are, and the cuts and sums again.
+        """
         self.check_settings()
         spec = trim_of(self)
-        h = history_window(self, history, ("principal_dx",))
-        years, window, w, cost_all = h.years, h.window, h.weights, h.cost
-        in_window, cost_ok = h.in_window, h.cost_ok
-        pdx_all = _str(history, "principal_dx")
-        # a principal is usable when it looks like an ICD-10 code, as group_dip reads it without a codebook
-        dagger = pc.replace_substring_regex(pdx_all, r"\+.*$", "")
-        pdx_ok = pc.match_substring_regex(dagger, _ICD10).to_numpy(zero_copy_only=False)
-        use = in_window & cost_ok & pdx_ok
+        scan = parts.reduce(_scan_part, _combine_scans)
+        seen = np.array(sorted(scan["years"]), dtype=np.int64)
+        window, w = year_weights(seen, self.years, self.year_weights)
+        inside = [v for y, v in scan["years"].items() if y in window]
+        rows, no_cost, no_pdx = np.sum(inside, axis=0) if inside else (0, 0, 0)
         self.n_excluded_ = {
-            "year_outside": int((~in_window).sum()),
-            "cost_invalid": int((in_window & ~cost_ok).sum()),
-            "pdx_invalid": int((in_window & cost_ok & ~pdx_ok).sum()),
+            "year_outside": int(sum(v[0] for y, v in scan["years"].items() if y not in window)),
+            "cost_invalid": int(no_cost),
+            "pdx_invalid": int(no_pdx),
         }
-        used = np.flatnonzero(use)
-        if used.size == 0:
+        used = int(rows - no_cost - no_pdx)
+        if not used:
             raise InputError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
-        h = history.take(pa.array(used)) if used.size < history.num_rows else history
-        cost = cost_all[used]
-        yid = np.searchsorted(np.asarray(window), years[used]).astype(np.int64)
-
-        gid, desc = self._assign(h, cost)
+        found = parts.reduce(_keys_part, _combine_keys, self, window).sort_by("key")
+        keys = found.column("key").combine_chunks()
+        hi, lo = (found.column(c).to_numpy().astype(np.float64) for c in ("hi", "lo"))
+        cost = (hi * 2.0**32 + lo) / red.UNIT  # from exact integer sums: the same float whatever the cut
+        gid_of_key, desc = self._assign(keys, found.column("count").to_numpy(), cost)
         rows = _describe(desc)
         n_groups = len(rows["dip_code"])
 
-        def stats_of(cost, gid, yid, los=None):
-            return group_stats(
-                cost, gid, yid, n_groups, w, trim=spec, mode=self.year_weighting, ddof=self.cv_ddof, los=los
-            )
+        def stats_of(cases: red.Parts):
+            cut = cuts(cases, _itself, (), n_groups, spec)
+            sums = kept_sums(cases, _itself, (), cut, w.size)
+            cases.release()
+            return stats_of_sums(cut, sums, w, self.year_weighting, self.cv_ddof)
 
-        stats = stats_of(cost, gid, yid, None if self.regroup else los_of(h))
+        stats = stats_of(parts.map(_keyed_cases, self, window, keys, gid_of_key, not self.regroup))
         if self.regroup:
             # the chosen groups' statistics over the cases group_dip will put there (subset rule, tie-breaks)
             draft = self._table(rows, stats, np.full(n_groups, np.nan))[0]
             draft = Catalogue(draft.select(CATALOGUE_SCHEMA.names), {})
-            codes = rows["dip_code"]
-            gid = self.regroup_cases(h, draft, codes) if regroup is None else regroup(used, draft, codes)
-            grouped = gid >= 0  # an error status of group_dip (e.g. a principal the codebook does not know)
-            self.n_excluded_["ungrouped"] = int((~grouped).sum())
-            if not grouped.all():
-                h, cost, yid, gid = h.filter(pa.array(grouped)), cost[grouped], yid[grouped], gid[grouped]
-            stats = stats_of(cost, gid, yid, los_of(h))
+            stats = stats_of(parts.map(_regrouped_cases, self, window, draft, rows["dip_code"]))
+            self.n_excluded_["ungrouped"] = used - int(stats.n.sum())
         table, base = self._table(rows, stats, stats.los)
         self.groups_ = table.filter(pc.greater(table["n_cases"], 0))
         self.region_avg_cost_ = float(stats.overall_mean)
         self.score_base_ = float(base)
         self.years_, self.weights_ = tuple(window), tuple(float(x) for x in w)
-        self.n_cases_ = int(h.num_rows)
+        self.n_cases_ = int(stats.n.sum())
         self.n_trimmed_ = int((stats.n - stats.n_kept).sum())
-        self.history_ = fingerprint(history, list(HISTORY_COLUMNS), years)
+        self.history_ = red.fingerprint_of(scan["fingerprint"], HISTORY_COLUMNS, seen)
         self.warnings_ = trim_warnings(self)
         return self
 
@@ -483,12 +491,14 @@ class DipCatalog(Estimator):
         tier[tier < 0] = TIERS.index(self.unknown_tier)
         return tier
 
-    def _assign(self, h: pa.Table, cost: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Group index per case and one descriptor per group (docs/dip.md §3.6, §3.8, §4.1 steps 3–5)."""
-        n = h.num_rows
+    def case_keys(self, h: pa.Table) -> pa.Array:
+        """Per case its exact key, what the choice of groups reads of it (docs/dip.md §3.6, §3.8, §4.1): the
+        sub-category (first five characters of the principal), the main procedure and its tier, the related
+        procedures and the case's kind (``c`` no main procedure, ``b`` a main procedure alone, ``r`` with at most
+        ``related_max`` related procedures, ``m`` with more), joined by U+001F."""
         tiers = read_procedure_tiers(self.tiers, interventional_as=self.interventional_as)
         pdx = _str(h, "principal_dx")
-        sub, cat = pc.utf8_slice_codeunits(pdx, 0, 5), pc.utf8_slice_codeunits(pdx, 0, 3)
+        sub = pc.utf8_slice_codeunits(pdx, 0, 5)
         main = _str(h, "principal_proc", "proc")
         if self.main_fallback:
             main = pc.if_else(pc.equal(main, ""), _first_other(h), main)
@@ -497,6 +507,22 @@ class DipCatalog(Estimator):
         main_tier[~has_main] = _CONSERVATIVE
         main = pc.if_else(pa.array(has_main), main, "")
         rel, rel_n = self._related(h, main, tiers)
+        kind = np.where(
+            ~has_main, "c", np.where(rel_n == 0, "b", np.where(rel_n <= self.related_max, "r", "m"))
+        )
+        tier = pa.array(main_tier.astype(str))
+        return pc.binary_join_element_wise(sub, main, tier, rel, pa.array(kind), _SEP)
+
+    def _assign(self, keys: pa.Array, count: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The group of each exact key (:meth:`case_keys`: ``keys`` sorted, with their cases and cost sums) and
+        one descriptor per group (docs/dip.md §3.6, §3.8, §4.1 steps 3–5)."""
+        n = len(keys)
+        fields = pc.split_pattern(keys, _SEP)
+        sub, main, tier, rel, kind = (pc.list_element(fields, k) for k in range(5))
+        cat = pc.utf8_slice_codeunits(sub, 0, 3)
+        main_tier = pc.cast(tier, pa.int64()).to_numpy()
+        kind = np.asarray(kind.to_numpy(zero_copy_only=False), dtype=str)
+        has_main, base, is_rel = kind != "c", kind == "b", kind == "r"
 
         sub_i, _ = _encode(sub)
         cat_i, _ = _encode(cat)
@@ -504,20 +530,18 @@ class DipCatalog(Estimator):
         rel_i, rel_d = _encode(rel)
         key2 = sub_i * len(main_d) + main_i
         key3 = key2 * len(rel_d) + rel_i
-        is_rel = has_main & (rel_n > 0) & (rel_n <= self.related_max)
-        inv1, cnt1 = _uniq(sub_i, ~has_main)
-        inv2, cnt2 = _uniq(key2, has_main)
-        inv3, cnt3 = _uniq(key3, is_rel)
+        inv1, cnt1 = _uniq(sub_i, ~has_main, count)
+        inv2, cnt2 = _uniq(key2, has_main, count)
+        inv3, cnt3 = _uniq(key3, is_rel, count)
 
-        kind, value = self._threshold_spec()
-        t = coverage_threshold(np.concatenate([cnt1, cnt2]), value) if kind == "coverage" else int(value)
+        kind_, value = self._threshold_spec()
+        t = coverage_threshold(np.concatenate([cnt1, cnt2]), value) if kind_ == "coverage" else int(value)
         self.threshold_ = int(t)
         ok3 = cnt3 >= t
         if self.related_min_uplift is not None and cnt3.size:
             # the "original cost" is that of the 主诊断 + 主手术 cases without related procedures (3.0 draft example)
             # (or, when every case has some, of all its cases)
-            base = has_main & (rel_n == 0)
-            n2 = np.bincount(inv2[base], minlength=cnt2.size)
+            n2 = np.bincount(inv2[base], count[base], minlength=cnt2.size)
             mean2 = np.bincount(inv2[base], cost[base], minlength=cnt2.size) / np.maximum(n2, 1)
             all2 = np.bincount(inv2[has_main], cost[has_main], minlength=cnt2.size) / np.maximum(cnt2, 1)
             mean2 = np.where(n2 > 0, mean2, all2)
@@ -526,11 +550,11 @@ class DipCatalog(Estimator):
             parent[inv3[is_rel]] = inv2[is_rel]
             ok3 &= mean3 >= (1.0 + self.related_min_uplift) * mean2[parent]
         in3 = _member(inv3, ok3)
-        rem2 = np.bincount(inv2[has_main & ~in3], minlength=cnt2.size)
+        rem2 = np.bincount(inv2[has_main & ~in3], count[has_main & ~in3], minlength=cnt2.size)
         in2 = ~in3 & _member(inv2, rem2 >= t)
         in1 = _member(inv1, cnt1 >= t)
         rest = ~(in1 | in2 | in3)
-        invc, cntc = _uniq(cat_i * len(TIERS) + main_tier, rest)
+        invc, cntc = _uniq(cat_i * len(TIERS) + main_tier, rest, count)
         inc = _member(invc, cntc >= self.comprehensive_threshold)
         blank = rest & ~inc
 
@@ -664,6 +688,17 @@ class DipCatalog(Estimator):
         if aux.year is None:
             aux.set_params(year=self.years_[-1])
         return aux.fit(history, self.apply(history) if groups is None else groups)
+
+    def fit_aux_parts(self, parts: red.Parts, aux: AuxTyping) -> AuxTyping:
+        """:meth:`fit_aux` on a history in parts (:meth:`fit_parts`): each part grouped into this catalogue where
+        it is, then :meth:`AuxTyping.fit_parts`."""
+        if aux.year is None:
+            aux.set_params(year=self.years_[-1])
+        grouped = parts.map(_aux_part, self)
+        try:
+            return aux.fit_parts(grouped)
+        finally:
+            grouped.release()
 
     # -- output -------------------------------------------------------------------------------------------------
     def to_catalogue(self, **meta) -> Catalogue:
@@ -812,17 +847,132 @@ def _first_other(h: pa.Table) -> pa.Array:
     return pa.concat_arrays([flat, pa.array([""], pa.string())]).take(pa.array(src))
 
 
-def _uniq(key: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense ids of ``key`` over the rows in ``mask`` (−1 elsewhere) and the count per id."""
+def _uniq(key: np.ndarray, mask: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ids of ``key`` over the rows in ``mask`` (−1 elsewhere) and the cases per id (rows weighing
+    ``count``)."""
     inv = np.full(key.size, -1, dtype=np.int64)
     rows = np.flatnonzero(mask)
     if rows.size == 0:
         return inv, np.zeros(0, dtype=np.int64)
-    _, local, counts = np.unique(key[rows], return_inverse=True, return_counts=True)
+    _, local = np.unique(key[rows], return_inverse=True)
     inv[rows] = local
-    return inv, counts
+    return inv, np.bincount(local, count[rows]).astype(np.int64)
 
 
 def _member(inv: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Rows whose id (−1 = none) is one of the ``ok`` ids."""
     return np.append(ok, False)[inv]
+
+
+# -- the passes over the parts of a history (module level: run by the workers of a cluster too) ----------------
+
+
+def _slices(table: pa.Table) -> list[pa.Table]:
+    return [table.slice(start, _PART_ROWS) for start in range(0, max(table.num_rows, 1), _PART_ROWS)]
+
+
+def _itself(part):
+    return part
+
+
+def _checks(part: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per case of a part: its data year, its cost (yuan), whether the cost is usable, whether its principal is."""
+    for col in ("total_cost", "principal_dx"):
+        if col not in part.column_names:
+            raise InputError(f"history: missing column {col!r}", column=col)
+    years = data_years(part)
+    cost = part.column("total_cost").cast(pa.float64()).fill_null(np.nan).to_numpy()
+    # a principal is usable when it looks like an ICD-10 code, as group_dip reads it without a codebook
+    dagger = pc.replace_substring_regex(_str(part, "principal_dx"), r"\+.*$", "")
+    pdx_ok = pc.match_substring_regex(dagger, _ICD10).to_numpy(zero_copy_only=False)
+    return years, cost, np.isfinite(cost) & (cost > 0), pdx_ok
+
+
+def _scan_part(part: pa.Table) -> dict:
+    """Pass 1 over a part: per data year its cases, those without a usable cost and those without a usable
+    principal; its share of the fingerprint."""
+    years, _, cost_ok, pdx_ok = _checks(part)
+    found = {}
+    for y in np.unique(years):
+        at = years == y
+        found[int(y)] = np.array([at.sum(), (at & ~cost_ok).sum(), (at & cost_ok & ~pdx_ok).sum()], np.int64)
+    return {"years": found, "fingerprint": red.fingerprint_part(part, HISTORY_COLUMNS)}
+
+
+def _combine_scans(results: list[dict]) -> dict:
+    years: dict = {}
+    for r in results:
+        for y, v in r["years"].items():
+            years[y] = years[y] + v if y in years else v
+    return {"years": years, "fingerprint": red.combine_fingerprints([r["fingerprint"] for r in results])}
+
+
+def _used(part: pa.Table, window: tuple[int, ...]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The cases of a part the fit uses, their cost and the index of their year in the window."""
+    years, cost, cost_ok, pdx_ok = _checks(part)
+    use = np.isin(years, window) & cost_ok & pdx_ok
+    yid = np.searchsorted(np.asarray(window), years[use]).astype(np.int64)
+    return part.filter(pa.array(use)), cost[use], yid
+
+
+def _keys_part(part: pa.Table, est: DipCatalog, window: tuple[int, ...]) -> pa.Table:
+    """Pass 2: the used cases of a part per exact key (:meth:`DipCatalog.case_keys`), with their cost summed in
+    :data:`grouper._reduction.UNIT` (as two int64 halves: exact sums in any order)."""
+    h, cost, _ = _used(part, window)
+    enc = pc.dictionary_encode(est.case_keys(h))
+    idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    n = len(enc.dictionary)
+    total, _ = red.sums(red.units(cost), idx, n, squares=False)
+    return pa.table(
+        {
+            "key": enc.dictionary.cast(pa.string()),
+            "count": np.bincount(idx, minlength=n).astype(np.int64),
+            "hi": np.array([int(x) >> 32 for x in total], np.int64),
+            "lo": np.array([int(x) & 0xFFFFFFFF for x in total], np.int64),
+        }
+    )
+
+
+def _combine_keys(results: list[pa.Table]) -> pa.Table:
+    summed = pa.concat_tables(results).group_by("key").aggregate([(c, "sum") for c in ("count", "hi", "lo")])
+    return summed.rename_columns({f"{c}_sum": c for c in ("count", "hi", "lo")})
+
+
+def _keyed_cases(
+    part: pa.Table,
+    est: DipCatalog,
+    window: tuple[int, ...],
+    keys: pa.Array,
+    gid_of_key: np.ndarray,
+    los: bool,
+) -> red.Cases:
+    """The used cases of a part in the group of their exact key."""
+    h, cost, yid = _used(part, window)
+    at = pc.index_in(est.case_keys(h), value_set=keys).to_numpy(zero_copy_only=False).astype(np.int64)
+    return red.Cases(cost, gid_of_key[at], yid, los_of(h) if los else None)
+
+
+def _regrouped_cases(
+    part: pa.Table, est: DipCatalog, window: tuple[int, ...], draft: Catalogue, codes: list[str]
+) -> red.Cases:
+    """The used cases of a part in the group :func:`grouper.dip.group_dip` puts them in when grouping into the
+    ``draft`` catalogue; the cases it cannot group are left out."""
+    h, cost, yid = _used(part, window)
+    gid = est.regroup_cases(h, draft, codes)
+    ok = gid >= 0  # an error status of group_dip (e.g. a principal the codebook does not know)
+    return red.Cases(cost[ok], gid[ok], yid[ok], los_of(h)[ok])
+
+
+def _aux_part(part: pa.Table, est: DipCatalog) -> pa.Table:
+    """A part of a history with the group and kind of each case in the fitted catalogue ``est``."""
+    from grouper.fitting import catalogue_groups
+
+    if part.num_rows == 0:  # nothing to group
+        empty = pa.array([], pa.string())
+        groups = pa.table({"dip_group": empty, "dip_kind": empty})
+    else:
+        groups = catalogue_groups(est, part, None)
+    part = part.drop_columns([c for c in groups.column_names if c in part.column_names])
+    for name in groups.column_names:
+        part = part.append_column(name, groups.column(name))
+    return part

@@ -337,3 +337,42 @@ def test_the_weights_fit_on_the_cluster_brings_back_only_per_group_aggregates(da
         assert not any(isinstance(a, pa.Table | pa.Array | pa.ChunkedArray) for a in got)
         sizes[n] = sum(sizeof(v) for v in received)
     assert sizes[160_000] < min(2 * sizes[20_000], 160_000), sizes  # a gather: 24–40 bytes a case
+
+
+def test_the_catalogue_built_on_the_cluster_brings_back_no_case(demo, dask, tmp_path, monkeypatch):
+    """The demo's history in 3 parts: what the caller receives from the cluster is per part, per exact key or
+    per group (the key table has fewer rows than the history has cases; no other table; no array of a case
+    each): the history's columns and its groupings stay on the workers."""
+    table = pq.read_table(demo / "region" / "history-2022-2024.parquet")
+    (tmp_path / "h").mkdir()
+    n = table.num_rows
+    for k in range(3):
+        pq.write_table(table.slice(n // 3 * k, n // 3 if k < 2 else n), tmp_path / "h" / f"part-{k}.parquet")
+    received = []
+    real = distributed.Future.result
+
+    def spy(future, *args, **kwargs):
+        value = real(future, *args, **kwargs)
+        received.append(value)
+        return value
+
+    monkeypatch.setattr(distributed.Future, "result", spy)
+    settings = {"years": (2022, 2023, 2024), "name": "demo-2025"}
+    catalogue_to_file([tmp_path / "h"], tmp_path / "dask.csv", engine=dask, **settings)
+    monkeypatch.undo()
+    catalogue_to_file([tmp_path / "h"], tmp_path / "local.csv", **settings)
+    for suffix in (".csv", ".toml", ".aux.csv", ".aux.params.toml"):
+        assert (tmp_path / f"local{suffix}").read_bytes() == (tmp_path / f"dask{suffix}").read_bytes(), suffix
+
+    def items(value):
+        if isinstance(value, dict):
+            return [a for v in value.values() for a in items(v)]
+        if isinstance(value, tuple | list):
+            return [a for v in value for a in items(v)]
+        return [value] if isinstance(value, pa.Table | pa.Array | pa.ChunkedArray | np.ndarray) else []
+
+    got = [a for v in received for a in items(v)]
+    tables = [a for a in got if isinstance(a, pa.Table)]
+    assert all(t.column_names == ["key", "count", "hi", "lo"] and t.num_rows < n / 2 for t in tables), tables
+    assert not any(isinstance(a, pa.Array | pa.ChunkedArray) for a in got)
+    assert max(len(a) for a in got) < n / 2
