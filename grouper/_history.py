@@ -1,8 +1,9 @@
 """Statistics over past years of grouped cases (历史数据测算), shared by ``DipCatalog`` and ``DrgWeights``.
 
 One implementation of: the data year of a case, year weights (1:2:7, renormalised over the years present),
-per-group trimming (percentile, IQR fences, ±k SD of log cost) without a Python loop over groups,
-year-weighted group means, the coefficient of variation, and the fingerprint of a history table.
+per-group trimming (percentile, IQR fences, ±k SD of log cost), year-weighted group means and the coefficient of
+variation from exact sums, and the fingerprint of a history table; the reductions over a history's parts that
+make them are :mod:`grouper._reduction`.
 docs/dip.md §4.3–§4.5, docs/drg.md §7.1.
 """
 
@@ -33,14 +34,12 @@ __all__ = [
     "YEAR_SETTINGS",
     "GroupStats",
     "TrimSpec",
-    "Window",
     "costs_of",
     "data_years",
     "describe_excluded",
     "fingerprint",
     "fit_summary",
     "group_stats",
-    "history_window",
     "los_of",
     "params_from_meta",
     "params_to_meta",
@@ -50,6 +49,7 @@ __all__ = [
     "trim_keep",
     "trim_of",
     "trim_warnings",
+    "typed_history",
     "write_fitted",
     "year_weights",
 ]
@@ -176,38 +176,29 @@ def _typed(table: pa.Table, column: str) -> tuple[pa.Table, pa.Table]:
     return written, typed_columns(written)
 
 
-@dataclass(frozen=True)
-class Window:
-    """A history seen through a fit object's year settings: what :func:`history_window` returns."""
-
-    years: np.ndarray  #: data year per case (−1 unknown)
-    window: tuple[int, ...]  #: the years used, oldest first
-    weights: np.ndarray  #: their normalised weights
-    cost: np.ndarray  #: total cost per case, float64 yuan (NaN when missing)
-    in_window: np.ndarray  #: the case's year is in the window
-    cost_ok: np.ndarray  #: the cost is finite and positive
-
-
-def history_window(est, history: pa.Table, required: tuple[str, ...]) -> Window:
-    """The columns every fit reads, checked and taken once: data years, the year window and weights of ``est``
-    (``years``, ``year_weights``), and the cost of each case. A cost that is empty, NaN, not a number or 0 is
-    left out of the fit and counted (``n_excluded_["cost_invalid"]``, and a warning, :func:`trim_warnings`).
+def typed_history(history: pa.Table, required: tuple[str, ...]) -> pa.Table:
+    """A history table given to a fit, checked and read as a file would be (:func:`grouper.io.read_cases`): the
+    ``required`` columns and ``total_cost`` present, hard plausible ranges, years and dates named by their row
+    (from 1), text years, dates, costs and stays parsed.
 
     Raises
     ------
     InputError
         A ``required`` column (or ``total_cost``) is missing; a value outside its hard plausible range
-        (``codebooks/qc/plausibility.csv``: a cost of 1e15, ``inf`` or negative; a stay over ten years), named by
-        its row in ``history`` (from 1) and its column, as :func:`grouper.io.read_cases` names it in its file.
+        (``codebooks/qc/plausibility.csv``: a cost of 1e15, ``inf`` or negative; a stay over ten years), or a
+        year or date that is none, named by its row in ``history`` (from 1) and its column, as
+        :func:`grouper.io.read_cases` names it in its file.
     """
     for col in dict.fromkeys(("total_cost", *required)):
         if col not in history.column_names:
             raise InputError(f"history: missing column {col!r}", column=col)
     check_table(history, where="history", first_row=1)
-    years = data_years(history)
-    window, w = year_weights(years, est.years, est.year_weights)
-    cost = costs_of(history)
-    return Window(years, window, w, cost, np.isin(years, window), np.isfinite(cost) & (cost > 0))
+    data_years(history)
+    for col in ("year", "discharge_date", "total_cost", "los_days"):
+        if col in history.column_names:
+            at = history.column_names.index(col)
+            history = history.set_column(at, col, _typed(history, col)[1].column(col))
+    return history
 
 
 def trim_warnings(est) -> list[str]:

@@ -25,6 +25,7 @@ from grouper._history import (
     restore_summary,
     trim_of,
     trim_warnings,
+    typed_history,
     year_weights,
 )
 from grouper._history import stats_of as stats_of_sums
@@ -45,7 +46,6 @@ from grouper.dip.tiers import ProcedureTiers, read_procedure_tiers
 from grouper.errors import InputError, SettingsError
 from grouper.estimator import Estimator
 from grouper.io.writer import IfExists
-from grouper.plausibility import check_table
 from grouper.settings import Choice, Flag, Num, Text
 from grouper.version import drgdip_version
 
@@ -394,11 +394,7 @@ class DipCatalog(Estimator):
         DipCatalog
             ``self``, with the ``_`` attributes set.
         """
-        for col in ("total_cost", "principal_dx"):
-            if col not in history.column_names:
-                raise InputError(f"history: missing column {col!r}", column=col)
-        check_table(history, where="history", first_row=1)
-        return self.fit_parts(red.LocalParts(_slices(history)))
+        return self.fit_parts(red.LocalParts(_slices(typed_history(history, ("principal_dx",)))))
 
     def fit_parts(self, parts: red.Parts) -> DipCatalog:
         """Learn the catalogue from a history in parts (:class:`grouper._reduction.Parts`: slices of a table here,

@@ -15,7 +15,6 @@ from grouper import _history as hist
 from grouper import _reduction as red
 from grouper.errors import InputError
 from grouper.estimator import Estimator
-from grouper.plausibility import check_table
 from grouper.settings import Num, Seq, Text
 from grouper.version import drgdip_version
 
@@ -131,10 +130,7 @@ class DrgWeights(Estimator):
         DrgWeights
             ``self``.
         """
-        for col in ("total_cost", "drg"):
-            if col not in history.column_names:
-                raise InputError(f"history: missing column {col!r}", column=col)
-        check_table(history, where="history", first_row=1)
+        history = hist.typed_history(history, ("drg",))
         slices = [
             history.slice(start, _PART_ROWS) for start in range(0, max(history.num_rows, 1), _PART_ROWS)
         ]
