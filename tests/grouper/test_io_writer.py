@@ -42,6 +42,26 @@ def test_parquet_carries_page_checksums(tmp_path):
     assert pq.ParquetFile(out, page_checksum_verification=True).read().equals(TABLE)
 
 
+def test_a_results_file_keeps_range_statistics_for_numbers_and_no_dictionary_for_the_ids(tmp_path):
+    """Statistics of text and dictionary columns (half of a grouping's writing time) are not written; the all-
+    distinct case_id is not dictionary-encoded; the values read back are the table's."""
+    out = tmp_path / "a.parquet"
+    table = pa.table(
+        {
+            "case_id": ["1", "2", "3"],
+            "drg": pa.array(["GZ15", "GZ13", "GZ15"]).dictionary_encode(),
+            "other_dx": [["A"], [], ["B", "A"]],
+            "total_cost": [1.5, 2.0, None],
+        }
+    )
+    write_results(table, out)
+    chunks = pq.ParquetFile(out).metadata.row_group(0)
+    columns = {chunks.column(i).path_in_schema: chunks.column(i) for i in range(chunks.num_columns)}
+    assert [p for p, c in columns.items() if c.is_stats_set] == ["total_cost"]
+    assert [p for p, c in columns.items() if "RLE_DICTIONARY" not in c.encodings] == ["case_id"]
+    assert pq.read_table(out).equals(table)
+
+
 def test_a_failure_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError), atomic_file(tmp_path / "x.csv") as tmp:
         tmp.write_text("half")
