@@ -6,6 +6,7 @@ parse options, call the public API, write.
 
 from __future__ import annotations
 
+import gc
 import signal
 
 from payment.cli import (  # noqa: F401  (each module registers its command)
@@ -24,9 +25,16 @@ from payment.cli._app import app
 
 
 def main() -> None:
-    """Console entry point. SIGTERM ends the run as Ctrl-C does: outputs being written are removed."""
+    """Console entry point. SIGTERM ends the run as Ctrl-C does: outputs being written are removed.
+
+    When the command is done, every object left is frozen out of the garbage collector: the interpreter's exit
+    otherwise walks them all in several full collections (about 0.3-0.4 s CPU after a grouping, which loads
+    numba, pandas and pyarrow), to free memory the process hands back anyway."""
     signal.signal(signal.SIGTERM, _terminate)
-    app()
+    try:
+        app()
+    finally:
+        gc.freeze()
 
 
 def _terminate(signum: int, _frame) -> None:

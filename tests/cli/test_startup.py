@@ -109,3 +109,18 @@ def test_a_grouping_run_skips_numbas_blas_probe(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "3.0"
+
+
+def test_the_exit_leaves_the_objects_to_the_process():
+    """After the command, every object is frozen out of the garbage collector: the interpreter's exit does not
+    walk them all again (about 0.3-0.4 s CPU after a grouping)."""
+    code = (
+        "import atexit, gc, sys\n"
+        "from payment.cli import main\n"
+        "atexit.register(lambda: print(gc.get_freeze_count(), file=sys.stderr))\n"
+        "sys.argv = ['drgdip', '--version']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert int(done.stderr.split()[-1]) > 1000
