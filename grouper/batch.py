@@ -1,7 +1,7 @@
 """Streaming batch front end: files → canonical batches → a grouping function → result batches, in input order.
 
-Memory is bounded by the batch size, except for the duplicate-case tracker, which keeps a hash table of 16-byte
-slots, at most 60 % full (268 MB for 10 million cases; the ids themselves go to a temporary file) so that a case_id
+Memory is bounded by the batch size, except for the duplicate-case tracker, which keeps a hash table of 8-byte
+slots, at most 60 % full (134 MB for 10 million cases; the ids themselves go to temporary files) so that a case_id
 repeated anywhere in the run is flagged, never merged — and only an exactly equal id, never a hash collision.
 """
 
@@ -65,48 +65,48 @@ def _equal(a, a_start, a_end, b, b_start, b_end):
     return True
 
 
+#: Fibonacci hashing's multiplier: every bit of a string hash counts in the product's top bits, whatever bits the
+#: hash leaves weak.
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_LOW = np.uint64(0xFFFFFFFF)
+
+
 @njit(cache=True, inline="always")
-def _slot(key, shift):
-    """Home slot of a hash in a table of ``2**(64 - shift)`` slots (Fibonacci hashing: every bit of the key
-    counts, whatever bits the string hash leaves weak)."""
-    return np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift))
+def _home(tag, bits):
+    """Home slot of an entry in a table of ``2**bits`` slots: the top bits of its 32-bit tag."""
+    return np.int64(tag >> np.uint64(32 - bits))
 
 
 @njit(cache=True, nogil=True)
-def _insert(keys, at, shift, h, valid, offsets, data, stored, flags, new_rows, new_slots):
-    """Look up each valid row's id in the open-addressing table (``keys``: hash, 0 = empty slot; ``at``: where
-    the id's bytes are, a record start in ``stored`` or ``-(row + 1)`` of this array), in row order: a row equal
-    to an id already there is flagged, any other is inserted. Returns how many rows were inserted (their rows
-    and slots in ``new_rows`` / ``new_slots``)."""
-    mask = keys.shape[0] - 1
+def _insert(slots, bits, h, valid, offsets, data, stored, starts, base, flags, new_rows):
+    """Look up each valid row's id in the open-addressing table, in row order: a row equal to an id already there
+    is flagged, any other is inserted as record ``base + k`` (its row in ``new_rows[k]``). Returns how many were
+    inserted.
+
+    A slot (8 bytes, 0 = empty) holds the top 32 bits of the mixed hash (its tag, which also gives its home slot)
+    and the record number + 1. A tag equal to the row's is compared exactly: with a record of this array (its
+    row) or a stored one (the bytes ``stored[starts[r]:starts[r + 1]]``)."""
+    mask = slots.shape[0] - 1
     n_new = 0
     for i in range(h.shape[0]):
         if not valid[i]:
             continue
-        key = h[i] if h[i] != 0 else np.uint64(1)  # 0 marks an empty slot (1 and 0 are then compared exactly)
-        s = _slot(key, shift)
+        tag = (h[i] * _MIX) >> np.uint64(32)
+        s = _home(tag, bits)
         while True:
-            k = keys[s]
-            if k == 0:
-                keys[s] = key
-                at[s] = -(i + 1)
+            v = slots[s]
+            if v == 0:
+                slots[s] = (tag << np.uint64(32)) | np.uint64(base + n_new + 1)
                 new_rows[n_new] = i
-                new_slots[n_new] = s
                 n_new += 1
                 break
-            if k == key:
-                p = at[s]
-                if p < 0:  # a row of this array
-                    r = -p - 1
-                    same = _equal(data, offsets[r], offsets[r + 1], data, offsets[i], offsets[i + 1])
-                else:  # a stored record: 4-byte little-endian length, then the bytes
-                    length = (
-                        np.int64(stored[p])
-                        | (np.int64(stored[p + 1]) << 8)
-                        | (np.int64(stored[p + 2]) << 16)
-                        | (np.int64(stored[p + 3]) << 24)
-                    )
-                    same = _equal(stored, p + 4, p + 4 + length, data, offsets[i], offsets[i + 1])
+            if v >> np.uint64(32) == tag:
+                r = np.int64(v & _LOW) - 1
+                if r >= base:  # a row of this array
+                    k = new_rows[r - base]
+                    same = _equal(data, offsets[k], offsets[k + 1], data, offsets[i], offsets[i + 1])
+                else:
+                    same = _equal(stored, starts[r], starts[r + 1], data, offsets[i], offsets[i + 1])
                 if same:
                     flags[i] = True
                     break
@@ -115,48 +115,28 @@ def _insert(keys, at, shift, h, valid, offsets, data, stored, flags, new_rows, n
 
 
 @njit(cache=True, nogil=True)
-def _rehash(keys, at, shift):
-    """The table's entries in a table of ``2**(64 - shift)`` slots."""
-    size = np.int64(1) << np.int64(64 - shift)
-    new_keys = np.zeros(size, np.uint64)
-    new_at = np.zeros(size, np.int64)
-    for j in range(keys.shape[0]):
-        key = keys[j]
-        if key == 0:
+def _rehash(slots, bits):
+    """The table's entries in a table of ``2**bits`` slots."""
+    size = np.int64(1) << np.int64(bits)
+    new = np.zeros(size, np.uint64)
+    for j in range(slots.shape[0]):
+        v = slots[j]
+        if v == 0:
             continue
-        s = _slot(key, shift)
-        while new_keys[s] != 0:
+        s = _home(v >> np.uint64(32), bits)
+        while new[s] != 0:
             s = (s + 1) & (size - 1)
-        new_keys[s] = key
-        new_at[s] = at[j]
-    return new_keys, new_at
-
-
-@njit(cache=True)
-def _records(offsets, data, rows):
-    """The ids of ``rows`` as length-prefixed records (4-byte little-endian length, then the bytes), and where
-    each record starts in the returned buffer."""
-    total = 0
-    for r in rows:
-        total += 4 + offsets[r + 1] - offsets[r]
-    out = np.empty(total, np.uint8)
-    starts = np.empty(rows.shape[0], np.int64)
-    p = 0
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        length = offsets[r + 1] - offsets[r]
-        starts[i] = p
-        for b in range(4):
-            out[p + b] = (length >> (8 * b)) & 0xFF
-        for k in range(length):  # a loop: a slice assignment costs seconds of compiling
-            out[p + 4 + k] = data[offsets[r] + k]
-        p += 4 + length
-    return out, starts
+        new[s] = v
+    return new
 
 
 #: Most entries per slot before the table doubles (linear probing stays short below it).
 _LOAD = 0.6
+#: What ``_insert`` compares with before any id was stored: read-only, as the memory-mapped files are (one
+#: compiled version).
 _EMPTY = np.empty(0, np.uint8)
+_NO_STARTS = np.zeros(1, np.int64)
+_EMPTY.flags.writeable = _NO_STARTS.flags.writeable = False
 
 
 class DuplicateTracker:
@@ -164,22 +144,21 @@ class DuplicateTracker:
 
     Hash first, then compare exactly: a row is a duplicate only when an earlier row holds the very same id, so two
     distinct ids whose 64-bit hashes collide are both kept. The ids seen are an open-addressing hash table (one
-    lookup per row, numba): 16 bytes per slot, at most 60 % of the slots used (about 27 bytes per distinct id),
-    the ids themselves in an anonymous temporary file, read back (memory-mapped) only for the rows whose hash was
-    seen before.
+    lookup per row, numba) of 8-byte slots, at most 60 % of them used (about 13 bytes per distinct id); the ids
+    themselves and where each starts are appended to two anonymous temporary files, read back (memory-mapped) only
+    for the rows whose hash tag was seen before.
 
     ``seen``: ids that occurred before the rows this tracker will see (a partition of a dataset grouped on a
-    cluster starts from the ids of the earlier partitions that it repeats), compared exactly. ``spill=False``: a tracker of one array only (its
-    ids are not written out; :func:`duplicated`).
+    cluster starts from the ids of the earlier partitions that it repeats), compared exactly. ``spill=False``: a
+    tracker of one array only (its ids are not written out; :func:`duplicated`).
     """
 
     def __init__(self, seen: pa.Array | pa.ChunkedArray | None = None, *, spill: bool = True) -> None:
-        self._shift = 64 - 12
-        self._keys = np.zeros(1 << 12, np.uint64)
-        self._at = np.zeros(1 << 12, np.int64)
+        self._bits = 12
+        self._slots = np.zeros(1 << self._bits, np.uint64)
         self._count = 0
         self._spill_ids = spill
-        self._spill = None  # temporary file of length-prefixed ids, opened on first use
+        self._ids = self._starts = None  # temporary files of the ids' bytes and starts, opened on first use
         self._size = 0
         if seen is not None:
             self.flag(seen if isinstance(seen, pa.Array) else seen.combine_chunks())
@@ -187,12 +166,14 @@ class DuplicateTracker:
     def reserve(self, rows: int) -> None:
         """Make room for ``rows`` more ids at once (one rehash for a file whose row count is known, not one per
         doubling)."""
-        shift = self._shift
-        while self._count + rows > _LOAD * 2 ** (64 - shift):
-            shift -= 1
-        if shift != self._shift:
-            self._shift = shift
-            self._keys, self._at = _rehash(self._keys, self._at, shift)
+        bits = self._bits
+        while self._count + rows > _LOAD * 2**bits:
+            bits += 1
+        if bits > 32:
+            raise ValueError(f"more than {int(_LOAD * 2**32):,} distinct case ids in one run")
+        if bits != self._bits:
+            self._bits = bits
+            self._slots = _rehash(self._slots, bits)
 
     def flag(self, case_id: pa.Array) -> np.ndarray:
         """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier)."""
@@ -203,25 +184,30 @@ class DuplicateTracker:
         flags = np.zeros(n, np.bool_)
         if n == 0:
             return flags
+        if not self._spill_ids and self._count:
+            raise ValueError("a tracker without its files (spill=False) takes one array")
         self.reserve(n)
-        new_rows, new_slots = np.empty(n, np.int64), np.empty(n, np.int64)
-        stored = _EMPTY
+        new_rows = np.empty(n, np.int64)
+        stored, starts = _EMPTY, _NO_STARTS
         if self._size:
-            self._spill.flush()
-            stored = np.asarray(np.memmap(self._spill, np.uint8, "r", shape=(self._size,)))
-        added = _insert(
-            self._keys, self._at, self._shift, h, valid, offsets, data, stored, flags, new_rows, new_slots
-        )
-        new_rows, new_slots = new_rows[:added], new_slots[:added]
+            self._ids.flush()
+            self._starts.flush()
+            stored = np.asarray(np.memmap(self._ids, np.uint8, "r", shape=(self._size,)))
+            starts = np.asarray(np.memmap(self._starts, np.int64, "r", shape=(self._count + 1,)))
+        slots, base = self._slots, self._count
+        added = _insert(slots, self._bits, h, valid, offsets, data, stored, starts, base, flags, new_rows)
+        if self._spill_ids and added:  # the new ids' bytes, then where each ends, go to the files
+            if self._ids is None:  # lives as long as the tracker
+                self._ids = tempfile.TemporaryFile(prefix="drgdip-ids-")  # noqa: SIM115
+                self._starts = tempfile.TemporaryFile(prefix="drgdip-id-starts-")  # noqa: SIM115
+                self._starts.write(np.zeros(1, np.int64).data)
+            new_offsets, new_data, _ = _buffers(ids.take(pa.array(new_rows[:added])))
+            self._ids.seek(self._size)
+            self._ids.write(new_data[new_offsets[0] : new_offsets[-1]].data)
+            self._starts.seek((self._count + 1) * 8)
+            self._starts.write((new_offsets[1:] - new_offsets[0] + self._size).data)
+            self._size += int(new_offsets[-1] - new_offsets[0])
         self._count += added
-        if self._spill_ids and added:  # the new ids go to the file; their slots point at their records
-            if self._spill is None:
-                self._spill = tempfile.TemporaryFile(prefix="drgdip-ids-")  # noqa: SIM115 (lives as long as the tracker)
-            buf, starts = _records(offsets, data, new_rows)
-            self._spill.seek(self._size)
-            self._spill.write(buf.data)
-            self._at[new_slots] = starts + self._size
-            self._size += len(buf)
         return flags
 
 

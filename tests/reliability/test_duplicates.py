@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 import grouper.batch
 from grouper.batch import DuplicateTracker, duplicated
@@ -69,3 +70,17 @@ def test_the_table_grows_and_is_reserved_without_losing_an_id():
     tracker = DuplicateTracker()
     tracker.reserve(40_000)
     assert [tracker.flag(pa.array(b, pa.string())).tolist() for b in batches] == _reference(batches)
+
+
+def test_the_table_holds_8_bytes_per_slot_at_most_60_percent_full():
+    """Memory of the tracker for a million ids: 2**21 slots of 8 bytes (16 MiB), the ids themselves in files."""
+    tracker = DuplicateTracker()
+    tracker.reserve(1_000_000)
+    assert tracker._slots.nbytes == 8 << 21
+
+
+def test_a_tracker_without_its_files_takes_one_array():
+    tracker = DuplicateTracker(spill=False)
+    assert tracker.flag(pa.array(["a", "a"])).tolist() == [False, True]
+    with pytest.raises(ValueError, match="one array"):
+        tracker.flag(pa.array(["a"]))
