@@ -7,11 +7,9 @@ repeated anywhere in the run is flagged, never merged — and only an exactly eq
 
 from __future__ import annotations
 
-import collections
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -242,7 +240,6 @@ def group_files(
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
     encoded: bool = False,
-    workers: int = 1,
 ) -> Iterator[pa.Table]:
     """Group every case of ``inputs`` in order; yields one result table per input batch.
 
@@ -254,8 +251,10 @@ def group_files(
     ``keep``: input headers carried into the results after ``case_id``; ``layout`` and ``on_mapping``: as
     :func:`grouper.io.read_discharges` takes them. ``encoded``: a Parquet file's code columns reach ``group``
     dictionary-encoded (:func:`grouper.io.discharges.read_discharges_keeping`; ``group_drg`` and ``group_dip``
-    take them so). ``workers``: batches grouped side by side, on as many threads (``group`` must then be
-    thread-safe, as ``group_drg`` and ``group_dip`` are); results still come in input order.
+    take them so).
+
+    Two lanes share the cores: a reading thread reads, normalises and flags the duplicates of the next batch while
+    the calling thread groups this one (the CHS-DRG kernel on both cores: :func:`grouper.drg._kernel.group_cases`).
     """
     tracker = tracker if tracker is not None else DuplicateTracker()
 
@@ -287,21 +286,6 @@ def group_files(
             on_batch(rows)
         return result
 
-    if workers <= 1:  # duplicates are found on the reading thread, while the last batch groups
-        for path in inputs:
-            for table, kept, duplicate in read_ahead(flagged(path)):
-                yield finished(path, table.num_rows, kept, group(table, duplicate))
-        return
-    # reading, finding duplicates (this thread, in order) and grouping on threads of their own
-    with ThreadPoolExecutor(workers) as pool:
-        for path in inputs:
-            pending: collections.deque = collections.deque()  # batches grouping side by side, in input order
-            for table, kept in read_ahead(batches(path)):
-                duplicate = tracker.flag(table.column("case_id").combine_chunks())
-                pending.append((table.num_rows, kept, pool.submit(group, table, duplicate)))
-                if len(pending) == workers:
-                    rows, kept_, result = pending.popleft()
-                    yield finished(path, rows, kept_, result.result())
-            while pending:
-                rows, kept_, result = pending.popleft()
-                yield finished(path, rows, kept_, result.result())
+    for path in inputs:  # duplicates are found on the reading thread while the last batch groups
+        for table, kept, duplicate in read_ahead(flagged(path)):
+            yield finished(path, table.num_rows, kept, group(table, duplicate))

@@ -339,7 +339,6 @@ def group_to_file(
             layout=layout,
             on_mapping=mapped,
             encoded=True,
-            workers=_WORKERS,
         )
     else:
         if keep or (layout is not None and layout != Layout()) or on_mapping is not None:
@@ -364,11 +363,6 @@ def group_to_file(
     if counts.get("SEX_INVALID"):
         g.warnings.append(_sex_written_otherwise(counts["SEX_INVALID"], g.metadata["drgdip.codebook"]))
     return GroupRun(rows, dict(counts), g.metadata, g.warnings, moved)
-
-
-#: Batches grouped side by side by ``group_to_file`` (one per core, at most two: the reading and writing threads
-#: take their share of the cores too).
-_WORKERS = min(2, os.cpu_count() or 1)
 
 
 def _sex_written_otherwise(cases: int, scheme: str) -> str:

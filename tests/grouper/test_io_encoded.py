@@ -129,25 +129,25 @@ def test_kept_code_columns_are_text_and_outputs_match_the_csv_read(cases_file, t
 
 
 @pytest.mark.parametrize("scheme", ["chs-drg-2.0", "dip"])
-def test_batches_grouped_side_by_side_come_back_in_order(cases_file, scheme):
+def test_batches_grouped_while_the_next_is_read_come_back_in_order(cases_file, scheme):
     settings = {"scheme": scheme, "catalogue": "pingdingshan-2025"} if scheme == "dip" else {"scheme": scheme}
     g = grouping(**settings)
     seen: list[int] = []
-
-    def results(workers, on_batch=None):
-        return pa.concat_tables(
-            group_files(
-                [cases_file, cases_file],  # the second file's ids are all duplicates of the first's
-                g.run,
-                batch_size=30,
-                columns=g.columns,
-                encoded=True,
-                workers=workers,
-                on_batch=on_batch,
-            )
+    streamed = pa.concat_tables(
+        group_files(
+            [cases_file, cases_file],  # the second file's ids are all duplicates of the first's
+            g.run,
+            batch_size=30,
+            columns=g.columns,
+            encoded=True,
+            on_batch=seen.append,
         )
-
-    alone = results(1)
-    assert results(3, seen.append).equals(alone)
-    assert sum(seen) == alone.num_rows and len(seen) > 6
-    assert alone.column(g.status_column).to_pylist()[alone.num_rows // 2 :].count("DUPLICATE_CASE") > 0
+    )
+    whole = pq.read_table(cases_file)
+    alone = g.run(whole, None)  # one batch, its own duplicates
+    assert streamed.slice(0, whole.num_rows).equals(alone)
+    assert sum(seen) == streamed.num_rows == 2 * whole.num_rows and len(seen) > 6
+    again = streamed.column(g.status_column).to_pylist()[
+        whole.num_rows :
+    ]  # but a more severe stop (SEX_INVALID)
+    assert again.count("DUPLICATE_CASE") > whole.num_rows // 2
