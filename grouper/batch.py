@@ -187,10 +187,11 @@ class DuplicateTracker:
         self.reserve(n)
         new_rows = np.empty(n, np.int64)
         stored, starts = _EMPTY, _NO_STARTS
-        if self._size:
+        if self._count and self._spill_ids:  # (ids all empty so far: a file of starts, none of bytes)
             self._ids.flush()
             self._starts.flush()
-            stored = np.asarray(np.memmap(self._ids, np.uint8, "r", shape=(self._size,)))
+            if self._size:
+                stored = np.asarray(np.memmap(self._ids, np.uint8, "r", shape=(self._size,)))
             starts = np.asarray(np.memmap(self._starts, np.int64, "r", shape=(self._count + 1,)))
         slots, base = self._slots, self._count
         added = _insert(slots, self._bits, h, valid, offsets, data, stored, starts, base, flags, new_rows)

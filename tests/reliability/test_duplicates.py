@@ -84,3 +84,9 @@ def test_a_tracker_without_its_files_takes_one_array():
     assert tracker.flag(pa.array(["a", "a"])).tolist() == [False, True]
     with pytest.raises(ValueError, match="one array"):
         tracker.flag(pa.array(["a"]))
+
+
+def test_empty_ids_first_are_compared_with_the_ids_after_them():
+    """Ids that are all empty so far store no byte: the next batches still compare with them exactly."""
+    batches = [["", None], ["", "a", ""], ["a", "", "b"]]
+    assert _run(batches) == _reference(batches)
