@@ -447,12 +447,11 @@ def _value_hashes(col: pa.ChunkedArray | None, rows: int, j: int) -> np.ndarray:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         col, t = pc.binary_join(col.cast(pa.list_(pa.string())), "|"), pa.string()
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        from grouper.batch import _hashes  # (numba: not at import)
+
         enc = pc.dictionary_encode(col)
-        digest = [
-            int.from_bytes(hashlib.blake2b(str(s).encode(), digest_size=8).digest(), "little")
-            for s in enc.dictionary.to_pylist()
-        ]
-        table = np.append(np.array(digest, np.uint64), null)
+        digest, _ = _hashes(enc.dictionary)  # the duplicate tracker's string hash, one per distinct value
+        table = np.append(digest, null)
         idx = enc.indices.fill_null(len(digest)).to_numpy(zero_copy_only=False).astype(np.int64)
         return table[idx]
     if pa.types.is_date(t):
