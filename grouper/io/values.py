@@ -99,8 +99,24 @@ def as_written(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 def strings(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if _trimmed(arr):
+        return arr
     s = pc.utf8_trim_whitespace(arr.cast(pa.string()))
     return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
+
+
+def _trimmed(arr: pa.Array) -> bool:
+    """Whether :func:`strings` would give ``arr`` back as it is: a string array without nulls whose every value
+    starts and ends with a printable ASCII character other than the space (so nothing to trim, nothing empty);
+    tested on the first and last bytes of the values, without reading the text."""
+    if arr.type != pa.string() or arr.null_count or not len(arr):
+        return False
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+    if (offsets[1:] <= offsets[:-1]).any():
+        return False
+    data = np.frombuffer(arr.buffers()[2], np.uint8)
+    ends = np.concatenate((data[offsets[:-1]], data[offsets[1:] - 1]))
+    return bool(((ends > 0x20) & (ends < 0x7F)).all())
 
 
 def code_reading(codes: str) -> CodeReading:

@@ -96,3 +96,19 @@ def test_code_lists_split_at_bars_alone_as_the_pattern_does():
         mixed = pa.array(["A01.000|B02.100", other], pa.string())
         assert _split(mixed).equals(pc.split_pattern_regex(mixed, _LIST_SEPARATORS))
         assert code_list([mixed]).to_pylist()[1] == ["G07", "H08"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["C1", "C2"], ["C1 ", "C2"], [" C1", "C2"], ["", "C2"], ["C1", None], ["C1\u3000", "C2"], ["病例", "C2"],
+     ["C1\t", "C2"], ["~", "!x"]],
+)  # fmt: skip
+def test_text_read_as_it_is_when_nothing_needs_trimming_is_what_trimming_gives(values):
+    """The shortcut of ``strings`` (no value to trim or empty: the array back as it is) gives what trimming and
+    emptying give, on a whole array and on a slice of one."""
+    from grouper.io.values import strings
+
+    arr = pa.array(["pad", *values], pa.string())
+    for a in (arr, arr.slice(1)):
+        trimmed = pc.utf8_trim_whitespace(a)
+        assert strings(a).equals(pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed))
