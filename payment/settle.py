@@ -40,6 +40,7 @@ from payment.budget import (
 )
 from payment.clearing import band_adjustment, clearing_payment, hospital_shares
 from payment.deductions import deduction_grid
+from payment.kernels import case_kinds, case_payments, priced_tail, resolved_points, sum_cases, tally_cases
 from payment.money import (
     POINT_UNITS,
     TIE_FEN,
@@ -49,7 +50,6 @@ from payment.money import (
     fen_to_yuan,
     publish,
     round_fen,
-    to_point_units,
 )
 from payment.plausibility import check_cases, soft_limit
 from payment.points import (
@@ -714,26 +714,20 @@ def _priced(cases: pa.Table, reg: _Region, offset: int) -> _Frame:
         pts, dev = drg_points(rw0, kk, cost, DrgRule.from_policy(policy))
         k_case, aux = kk, np.ones(n)
         avg = rw0 * policy.deviation.drg.city_avg_cost  # the DRG's average cost A = RW × city average
-    points = np.where(in_scheme, pts, 0.0)
-    deviation = np.where(in_scheme, dev, np.int8(0)).astype(np.int8)
-    vb_case = reg.vb_pool[pool]
-
-    standard_amount = np.zeros(n)  # bed-day amounts: known after pass 1
-    is_pc = route == Route.PER_CASE
-    np.copyto(standard_amount, routing.per_case_price, where=is_pc)
-    fallback = (route == Route.BED_DAY) | is_pc
-    if reg.unified:
-        points[fallback] = standard_amount[fallback] / vb_case[fallback]
-    pooled = in_scheme | (fallback & reg.unified)
-    # one slot per hospital × pool (last slot: cases outside every pool)
-    slot = np.where(pooled, hidx * reg.n_pool + np.maximum(pool, 0), reg.n_h * reg.n_pool)
-    units = to_point_units(points)
+    # points (a scheme case's; a fallback's standard amount at the budget point value under the unified design),
+    # the budget point value of its pool, bed-day amounts (known after pass 1) and the hospital × pool slot (last
+    # slot: cases outside every pool), in one pass
+    units, points, deviation, vb_case, standard_amount, pooled, slot = priced_tail(
+        in_scheme, np.ascontiguousarray(pts, np.float64), np.ascontiguousarray(dev, np.int8), pool, hidx,
+        route, np.ascontiguousarray(routing.per_case_price, np.float64), reg.vb_pool, reg.unified, reg.n_h,
+        reg.n_pool,
+    )  # fmt: skip
     fund_paid, patient_paid = numbers(cases, "fund_paid", 0.0), numbers(cases, "patient_paid", 0.0)
     return _Frame(
         table=cases, offset=offset, hidx=hidx, pool=pool, cost=cost, cost_fen=fen_half_up(cost),
         fund_fen=fen_half_up(fund_paid), patient_fen=fen_half_up(patient_paid), month=_months(cases), route=route,
         reason=routing.reason, per_case_item=routing.per_case_item, in_scheme=in_scheme, base=base, k_case=k_case,
-        aux=aux, points=units / POINT_UNITS, units=units, deviation=deviation, vb_case=vb_case,
+        aux=aux, points=points, units=units, deviation=deviation, vb_case=vb_case,
         special=np.zeros(n, dtype=bool), standard_amount=standard_amount, pooled=pooled, slot=slot, level=level,
         los=los, group_avg=avg, bed_day_category=routing.bed_day_category,
     )  # fmt: skip
@@ -751,27 +745,20 @@ def _resolved(f: _Frame, reg: _Region, res: _Resolved) -> _Frame:
         route, reason = route.copy(), reason.copy()
         np.putmask(route, special, Route.FEE_FOR_SERVICE)
         np.putmask(reason, special, REASONS.index("special_case_fee_for_service"))
-    in_scheme = route == (Route.DIP if policy.scheme == "dip" else Route.DRG)
-    # approved cases only leave the scheme: the scheme cases' points and deviation are pass 1's
-    units = np.where(in_scheme, f.units, 0)
-    deviation = np.where(in_scheme, f.deviation, np.int8(0)).astype(np.int8)
-    vb_case = f.vb_case
-    cost_points = special & in_scheme  # 特例单议 paid in points: the actual cost at the budget point value
-    units[cost_points] = to_point_units(f.cost[cost_points] / vb_case[cost_points])
     standard_amount = f.standard_amount.copy()
     lo, hi = np.searchsorted(res.bd_rows, (offset, offset + n))
     standard_amount[res.bd_rows[lo:hi] - offset] = res.bd_amount[lo:hi]
-    fallback = (route == Route.BED_DAY) | (route == Route.PER_CASE)
-    if reg.unified:
-        units[fallback] = to_point_units(standard_amount[fallback] / vb_case[fallback])
-    pooled = in_scheme | (fallback & reg.unified)
-    slot = np.where(pooled, f.hidx * reg.n_pool + np.maximum(f.pool, 0), reg.n_h * reg.n_pool)
+    # approved cases only leave the scheme: the scheme cases' points and deviation are pass 1's; 特例单议 paid in
+    # points: the actual cost at the budget point value
+    in_scheme, units, points, deviation, _, pooled, slot = _points_of(
+        f, reg, route, f.units, f.deviation, special, standard_amount
+    )
     return dataclasses.replace(
         f,
         route=route,
         reason=reason,
         in_scheme=in_scheme,
-        points=units / POINT_UNITS,
+        points=points,
         units=units,
         deviation=deviation,
         special=special,
@@ -814,18 +801,28 @@ def _unspilled(t: pa.Table, reg: _Region, offset: int) -> _Frame:
     it (without the pass-1-only arrays; without those of :data:`_LEADING_ONLY` when they were not spilled)."""
     a = {name: t.column(name).to_numpy() for name in _KEPT if name in t.column_names}
     a.update({name: a[name].astype(np.int64) for name in _NARROW})
-    hidx, pool, route, units = a["hidx"], a["pool"], a["route"], a["units"]
-    in_scheme = route == (Route.DIP if reg.policy.scheme == "dip" else Route.DRG)
-    fallback = (route == Route.BED_DAY) | (route == Route.PER_CASE)
-    pooled = in_scheme | (fallback & reg.unified)
-    slot = np.where(pooled, hidx * reg.n_pool + np.maximum(pool, 0), reg.n_h * reg.n_pool)
-    return _Frame(
+    hidx, pool, route = a["hidx"], a["pool"], a["route"]
+    f = _Frame(
         table=t.select([n for n in _IDS if n in t.column_names]), offset=offset, hidx=hidx, pool=pool, cost=a["cost"],
         cost_fen=fen_half_up(a["cost"]), fund_fen=a["fund_fen"], patient_fen=a["patient_fen"], month=a["month"],
-        route=route, reason=a["reason"], per_case_item=a["per_case_item"], in_scheme=in_scheme, base=a.get("base"),
-        k_case=a.get("k_case"), aux=a.get("aux"), points=units / POINT_UNITS, units=units, deviation=a["deviation"],
-        vb_case=reg.vb_pool[pool], special=np.zeros(len(route), dtype=bool), standard_amount=a["standard_amount"],
-        pooled=pooled, slot=slot,
+        route=route, reason=a["reason"], per_case_item=a["per_case_item"], in_scheme=None, base=a.get("base"),
+        k_case=a.get("k_case"), aux=a.get("aux"), points=None, units=a["units"], deviation=a["deviation"],
+        vb_case=None, special=np.zeros(len(route), dtype=bool), standard_amount=a["standard_amount"], pooled=None,
+        slot=None,
+    )  # fmt: skip
+    f.in_scheme, f.units, f.points, f.deviation, f.vb_case, f.pooled, f.slot = _points_of(
+        f, reg, route, f.units, f.deviation, f.special, f.standard_amount
+    )
+    return f
+
+
+def _points_of(f: _Frame, reg: _Region, route, units, deviation, special, standard_amount) -> tuple:
+    """``in_scheme``, ``units``, ``points``, ``deviation``, ``vb_case``, ``pooled`` and ``slot`` of a batch whose
+    cases take ``route`` (payment.kernels.resolved_points)."""
+    scheme = Route.DIP if reg.policy.scheme == "dip" else Route.DRG
+    return resolved_points(
+        route, units, deviation, special, f.cost, standard_amount, f.hidx, f.pool, reg.vb_pool, reg.unified,
+        int(scheme), reg.n_h, reg.n_pool,
     )  # fmt: skip
 
 
@@ -847,13 +844,12 @@ class _Sums:
         self.month_count = np.zeros(m * 13 + 13, dtype=np.int64)
 
     def add(self, f: _Frame) -> None:
-        for row, w in zip(self.slot, (f.units, f.patient_fen, f.cost_fen, f.fund_fen), strict=True):
-            _add_exact(row, f.slot, w)
-        if f.pooled.any():
-            key = f.slot * 13 + f.month
-            for row, w in zip(self.month, (f.units, f.patient_fen), strict=True):
-                _add_exact(row, key, w)
-            self.month_count += np.bincount(key, minlength=len(self.month_count))
+        at = sum_cases(
+            f.slot, f.month, f.units, f.patient_fen, f.cost_fen, f.fund_fen, bool(f.pooled.any()), self.slot,
+            self.month, self.month_count,
+        )  # fmt: skip
+        if at >= 0:
+            raise _overflow(at)
 
     def merge(self, other: _Sums) -> None:
         """Add the sums of another part (exact: int64, an overflow is an error)."""
@@ -871,9 +867,13 @@ def _add_exact(acc: np.ndarray, index: np.ndarray, weights: np.ndarray) -> None:
     """``acc[index[i]] += weights[i]`` in int64; a sum beyond int64 is an error, never a wrap-around."""
     at = _add_kernel(acc, index, weights)
     if at >= 0:
-        raise DrgdipError(
-            f"a hospital's sum of case points or money exceeds the int64 range (slot {at}): split the region"
-        )
+        raise _overflow(at)
+
+
+def _overflow(at: int) -> DrgdipError:
+    return DrgdipError(
+        f"a hospital's sum of case points or money exceeds the int64 range (slot {at}): split the region"
+    )
 
 
 _I64_MAX = np.iinfo(np.int64).max
@@ -920,8 +920,14 @@ class _Scan:
     def add(self, f: _Frame) -> None:
         reg, n = self.reg, len(f.cost)
         self.sums.add(f)
-        self.routes += np.bincount(f.route.astype(np.int64), minlength=7)
-        self.reasons += np.bincount(f.reason.astype(np.int64), minlength=len(REASONS))
+        # routes, reasons, cases per hospital, costs paid by the budget and by the scheme, costly cases
+        at = tally_cases(
+            f.route, f.reason, f.hidx, f.in_scheme, f.cost_fen, f.cost, f.group_avg,
+            soft_limit("case_cost_vs_group"), self.routes, self.reasons, self.cases_h, self.paid_cost,
+            self.scheme_cost, self.costly,
+        )  # fmt: skip
+        if at >= 0:
+            raise _overflow(at)
         if "discharge_date" in f.table.column_names:
             self.no_date += f.table.column("discharge_date").null_count
         if "total_cost" in f.table.column_names:
@@ -932,15 +938,8 @@ class _Scan:
         if (f.hidx < 0).any():
             ids = pc.filter(strings(f.table, "hospital_id"), pa.array(f.hidx < 0))
             self.unknown_hospitals.update(pc.unique(pc.cast(ids, pa.string())).to_pylist())
-        self.cases_h += np.bincount(np.where(f.hidx >= 0, f.hidx, reg.n_h), minlength=reg.n_h + 1)
-        _add_exact(self.paid_cost, (f.route == Route.EXCLUDED).astype(np.int64), f.cost_fen)
-        _add_exact(self.scheme_cost, (~f.in_scheme).astype(np.int64), f.cost_fen)
         if reg.special_cases:
             self._declare(f)
-        with np.errstate(invalid="ignore"):
-            over = f.in_scheme & (f.group_avg > 0) & (f.cost > soft_limit("case_cost_vs_group") * f.group_avg)
-        if over.any():
-            self.costly += np.bincount(np.where(f.hidx >= 0, f.hidx, reg.n_h)[over], minlength=reg.n_h + 1)
         if (f.route == Route.BED_DAY).any():
             self.bd.append(_bed_day_inputs(f, reg))
         self.rows += n
@@ -1224,24 +1223,24 @@ def _case_table(
 
     Adds the fund payments of the cases outside the pools to ``fund_by_route`` (hospital × route, fen).
     """
-    policy, route = reg.policy, f.route
-    point_value = pools.value[f.pool]
-    is_bd, is_pc = route == Route.BED_DAY, route == Route.PER_CASE
-    carve = (is_bd | is_pc) & (not reg.unified)
-    pc_ratio = np.array([it["fund_ratio"] for it in policy.per_case.entries] + [0.0])[f.per_case_item]
-    kind = np.select(
-        [f.pooled, carve & is_pc, carve & is_bd, route == Route.FEE_FOR_SERVICE], [1, 2, 3, 4], 0
-    ).astype(np.int8)
-    std_fen, fund_fen = _case_money(
-        f, kind, pools, pc_ratio, subtraction=policy.point_value.form == "subtraction"
-    )
-    by_route = np.where((f.hidx >= 0) & ~f.pooled, f.hidx * 8 + route, reg.n_h * 8)
-    _add_exact(fund_by_route, by_route, fund_fen)
+    policy = reg.policy
+    pc_ratios = np.array([it["fund_ratio"] for it in policy.per_case.entries] + [0.0])
+    kind, point_value, std_yuan, fund_yuan = case_kinds(
+        f.route, f.pooled, f.pool, f.per_case_item, f.units, f.standard_amount, pools.value, pools.ratio,
+        pc_ratios, reg.unified,
+    )  # fmt: skip
+    std_fen, fund_fen = _case_money(f, kind, std_yuan, fund_yuan, pools, pc_ratios)
+    std_yuan, fund_yuan, at = case_payments(
+        kind, std_fen, fund_fen, f.cost_fen, f.fund_fen, f.patient_fen, policy.point_value.form == "subtraction",
+        f.hidx, f.pooled, f.route, fund_by_route,
+    )  # fmt: skip
+    if at >= 0:
+        raise _overflow(at)
     rest = {
         "points": pa.array(f.points),
         "point_value": pa.array(point_value, mask=~f.pooled),
-        "standard_payment": pa.array(std_fen / 100.0),
-        "fund_payment": pa.array(fund_fen / 100.0),
+        "standard_payment": pa.array(std_yuan),
+        "fund_payment": pa.array(fund_yuan),
     }
     if not leading:
         return pa.table(rest)
@@ -1658,16 +1657,19 @@ def _month_value(series, month: int, fallback: Fraction) -> Fraction:
 
 
 def _case_money(
-    f: _Frame, kind: np.ndarray, pools: _Pools, pc_ratio: np.ndarray, *, subtraction: bool
+    f: _Frame,
+    kind: np.ndarray,
+    std_yuan: np.ndarray,
+    fund_yuan: np.ndarray,
+    pools: _Pools,
+    pc_ratios: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-case standard and fund payments in fen (kind: 1 pooled points, 2 per-case price, 3 bed-day
-    standard, 4 fee-for-service, 0 nothing), each rounded once, half-up, from its exact value: pooled
-    P × V and P × V × r (ratio form) or P × V − patient payments (subtraction form), price × the item's
-    fund ratio, the bed-day standard × r."""
+    """Per-case standard and fund payments in fen of the cases of ``kind`` 1 pooled points, 2 per-case price and
+    3 bed-day standard (payment.kernels.case_kinds; 4 fee-for-service and 0 nothing are
+    payment.kernels.case_payments'), each rounded once, half-up, from its exact value: pooled P × V and
+    P × V × r, price × the item's fund ratio (``pc_ratios`` by item, the last: none), the bed-day standard × r;
+    ``std_yuan`` and ``fund_yuan`` are their float approximations."""
     pool, units = f.pool, f.units
-    std_yuan, fund_yuan = _approx_money(
-        kind, units, pools.value[pool], pools.ratio[pool], f.standard_amount, pc_ratio
-    )
     vn, vd, rn, rd = (
         np.array([getattr(x, part) for x in xs], dtype=object)
         for xs in (pools.value_exact, pools.ratio_exact)
@@ -1684,7 +1686,11 @@ def _case_money(
             i = at[j]
             x = exact(float(f.standard_amount[i]))
             if with_ratio:
-                x *= exact(float(pc_ratio[i])) if kind[i] == 2 else pools.ratio_exact[pool[i]]
+                x *= (
+                    exact(float(pc_ratios[f.per_case_item[i]]))
+                    if kind[i] == 2
+                    else pools.ratio_exact[pool[i]]
+                )
             num[j], den[j] = x.numerator, x.denominator
         return num, den
 
@@ -1692,27 +1698,6 @@ def _case_money(
     fund_prices = [v * r for v, r in zip(pools.value_exact, pools.ratio_exact, strict=True)]
     std = fen_exact(std_yuan, lambda at: exact_parts(at, False), (units, which, pools.value_exact))
     fund = fen_exact(fund_yuan, lambda at: exact_parts(at, True), (units, which, fund_prices))
-    ffs = kind == 4
-    std[ffs], fund[ffs] = f.cost_fen[ffs], f.fund_fen[ffs]
-    if subtraction:
-        np.copyto(fund, std - f.patient_fen, where=kind == 1)
-    return std, fund
-
-
-@njit(cache=True)
-def _approx_money(kind, units, value, ratio, standard, pc_ratio):
-    """Float approximations of the per-case standard and fund amounts (yuan) that :func:`_case_money` rounds."""
-    n = kind.shape[0]
-    std = np.zeros(n)
-    fund = np.zeros(n)
-    for i in range(n):
-        k = kind[i]
-        if k == 1:
-            std[i] = units[i] / POINT_UNITS * value[i]
-            fund[i] = std[i] * ratio[i]
-        elif k == 2 or k == 3:
-            std[i] = standard[i]
-            fund[i] = standard[i] * (pc_ratio[i] if k == 2 else ratio[i])
     return std, fund
 
 
