@@ -43,6 +43,7 @@ def _compile_times() -> None:
 
     import grouper
     import grouper.batch as batch
+    import grouper.strings as strings
     from grouper.dip import aux
     from grouper.drg import _kernel
     from grouper.drg.group import group_drg
@@ -56,11 +57,17 @@ def _compile_times() -> None:
     codebooks = {s: grouper.Codebook.load(s) for s in ("chs-drg-2.0", "chs-drg-1.1")}  # not timed
     dip = grouping(scheme="dip", catalogue="pingdingshan-2025").run
     ids = pa.array(["a", "b", "a"]).cast(pa.large_string())
-    offsets, data, _ = batch._buffers(ids)
-    timed("numba start + _fnv1a (case_id hash)", lambda: batch._fnv1a(offsets, data))
-    timed("_records", lambda: batch._records(offsets, data, np.arange(2)))
+    offsets, data, _ = strings.buffers(ids)
+    timed("numba start + _fnv1a (case_id hash)", lambda: strings._fnv1a(offsets, data))
     timed("_rehash", lambda: batch.DuplicateTracker().reserve(10_000))
     timed("_insert", lambda: batch.DuplicateTracker().flag(ids))
+
+    def spellings() -> None:
+        seen = strings.StringIds()
+        seen.add(ids[:2], np.arange(2))
+        seen.ids_of(ids)
+
+    timed("_place + _find (code spellings seen)", spellings)
     case = pa.table({"case_id": ["1"], "principal_dx": ["K22.301"], "other_dx": [["K11.901"]]})
     for scheme, codebook in codebooks.items():
         timed(

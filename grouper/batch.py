@@ -20,47 +20,15 @@ from grouper.io.discharges import HeaderMapping, count_rows, read_discharges_kee
 from grouper.io.formats import Layout, read_ahead
 from grouper.io.readable import readable
 from grouper.io.values import CodeReading
+from grouper.strings import _equal, _fnv1a, buffers
 
 __all__ = ["DuplicateTracker", "case_hashes", "duplicated", "group_files"]
 
 
-@njit(cache=True)
-def _fnv1a(offsets, data):
-    """64-bit FNV-1a hash of each string of an Arrow string array (offsets into the data bytes)."""
-    n = offsets.shape[0] - 1
-    out = np.empty(n, np.uint64)
-    for i in range(n):
-        h = np.uint64(14695981039346656037)
-        for k in range(offsets[i], offsets[i + 1]):
-            h = (h ^ np.uint64(data[k])) * np.uint64(1099511628211)
-        out[i] = h
-    return out
-
-
-def _buffers(ids: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(offsets, data bytes, valid) of a string array, zero-copy."""
-    ids = ids.cast(pa.large_string())
-    _, offsets_buf, data_buf = ids.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64)[ids.offset : ids.offset + len(ids) + 1]
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-    return offsets, data, ids.is_valid().to_numpy(zero_copy_only=False)
-
-
 def _hashes(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(hash, valid) of a string array; nulls are not hashed."""
-    offsets, data, valid = _buffers(ids)
+    offsets, data, valid = buffers(ids)
     return _fnv1a(offsets, data), valid
-
-
-@njit(cache=True, inline="always")
-def _equal(a, a_start, a_end, b, b_start, b_end):
-    """Whether the bytes ``a[a_start:a_end]`` equal ``b[b_start:b_end]``."""
-    if a_end - a_start != b_end - b_start:
-        return False
-    for k in range(a_end - a_start):  # noqa: SIM110 (a loop numba compiles)
-        if a[a_start + k] != b[b_start + k]:
-            return False
-    return True
 
 
 #: Fibonacci hashing's multiplier: every bit of a string hash counts in the product's top bits, whatever bits the
@@ -176,7 +144,7 @@ class DuplicateTracker:
     def flag(self, case_id: pa.Array) -> np.ndarray:
         """Boolean mask of the rows of ``case_id`` that repeat an id seen before (in this array or earlier)."""
         ids = case_id.cast(pa.large_string())
-        offsets, data, valid = _buffers(ids)
+        offsets, data, valid = buffers(ids)
         h = _fnv1a(offsets, data)
         n = len(h)
         flags = np.zeros(n, np.bool_)
@@ -200,7 +168,7 @@ class DuplicateTracker:
                 self._ids = tempfile.TemporaryFile(prefix="drgdip-ids-")  # noqa: SIM115
                 self._starts = tempfile.TemporaryFile(prefix="drgdip-id-starts-")  # noqa: SIM115
                 self._starts.write(np.zeros(1, np.int64).data)
-            new_offsets, new_data, _ = _buffers(ids.take(pa.array(new_rows[:added])))
+            new_offsets, new_data, _ = buffers(ids.take(pa.array(new_rows[:added])))
             self._ids.seek(self._size)
             self._ids.write(new_data[new_offsets[0] : new_offsets[-1]].data)
             self._starts.seek((self._count + 1) * 8)

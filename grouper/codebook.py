@@ -15,6 +15,7 @@ import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,9 @@ from grouper.drg.rules import Check, NumberReading, SeverityRule
 from grouper.errors import CodebookError, OutputError
 from grouper.io.writer import write_with
 from grouper.resources import data_root
+
+if TYPE_CHECKING:
+    from grouper.strings import StringIds
 
 __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "codebook_dir"]
 
@@ -140,7 +144,8 @@ class Codebook:
     arrays: dict[str, np.ndarray] = field(repr=False)
     settings: EngineSettings = field(default_factory=EngineSettings)
     folder: Path | None = field(default=None, repr=False)
-    _lookups: dict[str, tuple[pa.Array, np.ndarray]] = field(default_factory=dict, repr=False)
+    #: the code lookups (alias → id, code → id, and the raw spellings already looked up), made on first use
+    _maps: dict[str, StringIds] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, scheme: str | os.PathLike = DEFAULT_SCHEME, *, cache: bool = True) -> Codebook:
@@ -216,60 +221,45 @@ class Codebook:
     def _lookup(self, kind: str, distinct: pa.Array, verbatim: bool = False) -> np.ndarray:
         """Ids of distinct raw strings, through the strings already looked up in this process (a batch repeats
         most of the previous batches' codes: only the new ones are cleaned and looked up)."""
-        memo = f"{kind}{'=' if verbatim else ''}/seen"
-        seen, seen_ids = self._lookups.get(memo, (None, None))
-        if seen is None:
-            found = self._look_up(kind, distinct, verbatim)
-            new = np.ones(len(distinct), np.bool_)
-        else:
-            pos = pc.index_in(distinct, value_set=seen)
-            new = pos.is_null().to_numpy(zero_copy_only=False) & distinct.is_valid().to_numpy(
-                zero_copy_only=False
-            )
-            found = np.full(len(distinct), -1, np.int32)
-            old = np.flatnonzero(~new)
-            found[old] = seen_ids[pos.fill_null(0).to_numpy(zero_copy_only=False)[old]]
+        seen = self._map(f"{kind}{'=' if verbatim else ''}/seen", lambda: ([], []))
+        with seen.lock:
+            found, new = seen.ids_of(distinct)
             if new.any():
-                rows = np.flatnonzero(new)
-                found[rows] = self._look_up(kind, distinct.take(pa.array(rows)), verbatim)
-        if new.any() and (seen is None or len(seen) < _MEMO_MAX):
-            rows = np.flatnonzero(new & distinct.is_valid().to_numpy(zero_copy_only=False))
-            added = distinct.take(pa.array(rows)).cast(pa.string())
-            if seen is None:
-                self._lookups[memo] = (added, found[rows])
-            else:
-                self._lookups[memo] = (
-                    pa.concat_arrays([seen, added]),
-                    np.concatenate([seen_ids, found[rows]]),
-                )
+                rows = pa.array(np.flatnonzero(new))
+                found[new] = self._look_up(kind, distinct.take(rows), verbatim)
+                if len(seen) < _MEMO_MAX:
+                    seen.add(distinct.take(rows), found[new])
         return found
 
     def _look_up(self, kind: str, distinct: pa.Array, verbatim: bool) -> np.ndarray:
         if verbatim:  # the codes themselves, each its own id
-            if f"{kind}=" not in self._lookups:
-                codes = self.arrays[f"{kind}_codes"]
-                self._lookups[f"{kind}="] = (pa.array(codes), np.arange(len(codes), dtype=np.int32))
-            return _index_in(distinct, *self._lookups[f"{kind}="])
-        if kind not in self._lookups:  # the alias strings as Arrow, converted once per codebook
-            self._lookups[kind] = (pa.array(self.arrays[f"{kind}_alias"]), self.arrays[f"{kind}_alias_id"])
-        keys, ids = self._lookups[kind]
+            codes = self.arrays[f"{kind}_codes"]
+            return self._map(f"{kind}=", lambda: (codes, np.arange(len(codes)))).ids_of(distinct)[0]
+        keys = self._map(kind, lambda: (self.arrays[f"{kind}_alias"], self.arrays[f"{kind}_alias_id"]))
         clean = normalise_codes(distinct, kind)
-        found = _index_in(clean, keys, ids)
+        found = keys.ids_of(clean)[0]
         if kind == "dx":
             # a dagger/asterisk pair the dictionary lacks is read as its dagger (etiology) code
             dagger = pc.replace_substring_regex(clean, r"\+.*$", "")
-            found = np.where(found < 0, _index_in(dagger, keys, ids), found)
+            found = np.where(found < 0, keys.ids_of(dagger)[0], found)
+        return found
+
+    def _map(self, name: str, entries) -> StringIds:
+        """The string → id map ``name`` of this codebook, made once from ``entries()`` (strings, ids; the first
+        of two equal strings wins)."""
+        found = self._maps.get(name)
+        if found is None:
+            from grouper.strings import StringIds  # (numba: not at import, the command line's start)
+
+            strings, ids = entries()
+            found = StringIds()
+            found.add(pa.array(strings, pa.string()), np.asarray(ids, np.int32))
+            found = self._maps.setdefault(name, found)
         return found
 
 
 #: Most raw code strings remembered per kind (beyond, new strings are looked up batch by batch).
 _MEMO_MAX = 1 << 20
-
-
-def _index_in(values: pa.Array, keys: pa.Array, ids: np.ndarray) -> np.ndarray:
-    """Id of each value through ``keys`` → ``ids`` (-1 not found or null); an Arrow hash lookup, no Python objects."""
-    pos = pc.index_in(values, value_set=keys).fill_null(-1).to_numpy(zero_copy_only=False)
-    return np.where(pos >= 0, ids[pos], -1).astype(np.int32)
 
 
 def _save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -15,9 +15,10 @@ __all__ = ["KERNELS", "needs_compiling", "start_numba"]
 
 #: The kernels Python calls (``module:name``) per scheme; their helpers are compiled into them.
 KERNELS = {
-    "drg": ("grouper.batch:_fnv1a", "grouper.drg._kernel:_group_range"),
+    "drg": ("grouper.strings:_fnv1a", "grouper.strings:_find", "grouper.drg._kernel:_group_range"),
     "dip": (
-        "grouper.batch:_fnv1a",
+        "grouper.strings:_fnv1a",
+        "grouper.strings:_find",
         "grouper.dip._kernel:_core_rows",
         "grouper.dip._kernel:segment_max",
         "grouper.dip._kernel:segment_min",
