@@ -209,6 +209,7 @@ def group_files(
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
     encoded: bool = False,
+    prepare: Callable[[pa.Table], object] | None = None,
 ) -> Iterator[pa.Table]:
     """Group every case of ``inputs`` in order; yields one result table per input batch.
 
@@ -220,17 +221,21 @@ def group_files(
     ``keep``: input headers carried into the results after ``case_id``; ``layout`` and ``on_mapping``: as
     :func:`grouper.io.read_discharges` takes them. ``encoded``: a Parquet file's code columns reach ``group``
     dictionary-encoded (:func:`grouper.io.discharges.read_discharges_keeping`; ``group_drg`` and ``group_dip``
-    take them so).
+    take them so). ``prepare``: the first step of ``group``, taken on the reading thread (``group`` then receives
+    what it returns; :func:`grouper.drg.group.encode_cases` looks the codes up).
 
-    Two lanes share the cores: a reading thread reads, normalises and flags the duplicates of the next batch while
-    the calling thread groups this one (the CHS-DRG kernel on both cores: :func:`grouper.drg._kernel.group_cases`).
+    Two lanes share the cores: a reading thread reads, normalises, flags the duplicates of the next batch and
+    prepares it while the calling thread groups this one (the CHS-DRG kernel on both cores:
+    :func:`grouper.drg._kernel.group_cases`).
     """
     tracker = tracker if tracker is not None else DuplicateTracker()
 
-    def flagged(path: str | os.PathLike) -> Iterator[tuple[pa.Table, pa.Table | None, np.ndarray]]:
-        """The file's batches with their duplicate masks, in order."""
+    def flagged(path: str | os.PathLike) -> Iterator[tuple[int, object, pa.Table | None, np.ndarray]]:
+        """The file's batches (rows, the batch or what ``prepare`` made of it, kept columns) with their duplicate
+        masks, in order."""
         for table, kept in batches(path):
-            yield table, kept, tracker.flag(table.column("case_id").combine_chunks())
+            duplicate = tracker.flag(table.column("case_id").combine_chunks())
+            yield table.num_rows, table if prepare is None else prepare(table), kept, duplicate
 
     def batches(path: str | os.PathLike) -> Iterator[tuple[pa.Table, pa.Table | None]]:
         tracker.reserve(count_rows(path) or 0)
@@ -256,5 +261,5 @@ def group_files(
         return result
 
     for path in inputs:  # duplicates are found on the reading thread while the last batch groups
-        for table, kept, duplicate in read_ahead(flagged(path)):
-            yield finished(path, table.num_rows, kept, group(table, duplicate))
+        for rows, table, kept, duplicate in read_ahead(flagged(path)):
+            yield finished(path, rows, kept, group(table, duplicate))

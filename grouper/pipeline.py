@@ -26,7 +26,7 @@ from grouper.dip.aux import AuxTyping, aux_path
 from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
 from grouper.dip.group import grouping_settings
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
-from grouper.drg.group import group_drg
+from grouper.drg.group import EncodedCases, encode_cases, group_drg
 from grouper.drg.migration import Migration, compare_schemes, scheme_suffix
 from grouper.errors import InputError, SettingsError
 from grouper.io import dataset_files, part_names, write_results
@@ -66,6 +66,8 @@ class Grouping:
     warnings: list[str] = field(default_factory=list)
     names: dict[str, NameLookup] = field(default_factory=dict)  #: code column → its names (名称)
     codes: CodeReading = "clean"  #: how the reader keeps codes for this grouping (``read_discharges``)
+    #: the first step of ``run``, which a streaming caller may take on its reading thread (``run`` takes either)
+    prepare: Callable[[pa.Table], object] | None = None
 
 
 def _codebook_names(codebook: Codebook, suffix: str = "") -> dict[str, NameLookup]:
@@ -132,11 +134,16 @@ def grouping(
             names = _codebook_names(codebook) | _codebook_names(other, f"_{scheme_suffix(other.scheme)}")
             return Grouping(run_both, metadata, "drg_status", DRG_COLUMNS, names=names, codes=codes)
 
-        def run_drg(table: pa.Table, duplicate) -> pa.Table:
+        def run_drg(table: pa.Table | EncodedCases, duplicate) -> pa.Table:
             return group_drg(table, codebook, explain=explain, duplicate=duplicate, lang=lang, codes=codes)
 
+        def encode(table: pa.Table) -> EncodedCases:
+            return encode_cases(table, codebook, codes=codes)
+
         names = _codebook_names(codebook)
-        return Grouping(run_drg, metadata, "drg_status", DRG_COLUMNS, names=names, codes=codes)
+        return Grouping(
+            run_drg, metadata, "drg_status", DRG_COLUMNS, names=names, codes=codes, prepare=encode
+        )
     if compare_with:
         raise SettingsError("comparing with another scheme is for CHS-DRG schemes", key="compare_with")
     if not catalogue:
@@ -339,6 +346,7 @@ def group_to_file(
             layout=layout,
             on_mapping=mapped,
             encoded=True,
+            prepare=g.prepare,
         )
     else:
         if keep or (layout is not None and layout != Layout()) or on_mapping is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -19,7 +20,7 @@ from grouper.io.values import CodeReading, code_reading
 from grouper.schema import DISCHARGE_SCHEMA
 from grouper.status import UNGROUPED_ADRG, UNGROUPED_DRG, UNGROUPED_MDC, Status
 
-__all__ = ["INPUT_COLUMNS", "group_drg"]
+__all__ = ["INPUT_COLUMNS", "EncodedCases", "encode_cases", "group_drg"]
 
 #: The canonical columns the CHS-DRG grouper reads (readers may skip the others).
 INPUT_COLUMNS = (
@@ -55,9 +56,10 @@ def group_drg(
 
     Parameters
     ----------
-    table : pa.Table, pandas DataFrame or any Arrow-compatible table
+    table : pa.Table, pandas DataFrame or any Arrow-compatible table, or :class:`EncodedCases`
         Canonical discharge columns (grouper.schema; ``grouper.canonicalise`` maps an export's headers and
-        values); absent optional columns count as null.
+        values); absent optional columns count as null. Cases already encoded (:func:`encode_cases`) for this
+        codebook and ``codes`` are grouped as they are.
     codebook : Codebook    e.g. ``Codebook.load("chs-drg-1.1")``
     explain : bool         add a ``reason`` column: one line saying why the case landed where it did
     duplicate : bool array, optional
@@ -82,26 +84,57 @@ def group_drg(
     ['GZ13']
     """
     verbatim = code_reading(codes) == "verbatim"
-    table = as_discharges(table)
-    col = _columns(table)
+    words = reason_words(lang) if explain else None  # the reasons' words, checked before any work
+    cases = table if isinstance(table, EncodedCases) else None
+    if cases is not None and (cases.codebook is not codebook or cases.verbatim != verbatim):
+        raise ValueError("cases encoded for another codebook or code reading than this grouping's")
+    col = cases.col if cases is not None else _columns(as_discharges(table))
     with ThreadPoolExecutor(
         1
     ) as pool:  # duplicates (hash, sort) on the other core while the codes are encoded
         pending = pool.submit(duplicated, col["case_id"]) if duplicate is None else None
-        words = reason_words(lang) if explain else None  # the reasons' words, checked before any work
-        return _group(table, codebook, col, words, verbatim, pending.result if pending else lambda: duplicate)
+        if cases is None:
+            cases = _encode(col, codebook, verbatim)
+        return _group(cases, words, pending.result if pending else lambda: duplicate)
 
 
-def _group(table, codebook, col, words, verbatim, duplicates) -> pa.Table:
-    """Group the canonical columns ``col``; ``words`` (``reason_labels.csv`` in one language): add the reasons."""
-    n = table.num_rows
+@dataclass(frozen=True)
+class EncodedCases:
+    """Discharges with their codes looked up in one codebook (编码后的病例): the first step of :func:`group_drg`,
+    which a streaming caller takes on its reading thread (:func:`encode_cases`) while the last batch groups."""
+
+    col: dict[str, pa.Array]  #: the canonical columns the grouper reads (``_columns``)
+    codebook: Codebook
+    verbatim: bool
+    pdx: np.ndarray
+    pproc: np.ndarray
+    odx: tuple[np.ndarray, np.ndarray, np.ndarray]  #: (CSR offsets, ids, a code unknown per case)
+    oprocs: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.pdx)
+
+
+def encode_cases(table: pa.Table, codebook: Codebook, *, codes: CodeReading = "clean") -> EncodedCases:
+    """The codes of a discharge table looked up in ``codebook`` (``codes`` as :func:`group_drg` takes it), for
+    ``group_drg(encode_cases(table, cb), cb)``: the same result as ``group_drg(table, cb)``."""
+    return _encode(_columns(as_discharges(table)), codebook, code_reading(codes) == "verbatim")
+
+
+def _encode(col: dict[str, pa.Array], codebook: Codebook, verbatim: bool) -> EncodedCases:
     pdx = codebook.encode_dx(col["principal_dx"], verbatim=verbatim)
     pproc = codebook.encode_proc(col["principal_proc"], verbatim=verbatim)
-    odx_off, odx, odx_unknown = _encode_list(col["other_dx"], partial(codebook.encode_dx, verbatim=verbatim))
-    oproc_off, oproc, oproc_unknown = _encode_list(
-        col["other_procs"], partial(codebook.encode_proc, verbatim=verbatim)
-    )
+    odx = _encode_list(col["other_dx"], partial(codebook.encode_dx, verbatim=verbatim))
+    oprocs = _encode_list(col["other_procs"], partial(codebook.encode_proc, verbatim=verbatim))
+    return EncodedCases(col, codebook, verbatim, pdx, pproc, odx, oprocs)
 
+
+def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
+    """Group encoded cases; ``words`` (``reason_labels.csv`` in one language): add the reasons."""
+    col, codebook, pdx, pproc = cases.col, cases.codebook, cases.pdx, cases.pproc
+    (odx_off, odx, odx_unknown), (oproc_off, oproc, oproc_unknown) = cases.odx, cases.oprocs
+    n = cases.num_rows
     sex = col["sex"].fill_null(-128).to_numpy(zero_copy_only=False).astype(np.int8)
     age_years = col["age_years"].fill_null(-32768).to_numpy(zero_copy_only=False).astype(np.int16)
     age_days = col["age_days"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
@@ -238,7 +271,11 @@ def _columns(table: pa.Table) -> dict[str, pa.Array]:
     for name in INPUT_COLUMNS:
         typ = DISCHARGE_SCHEMA.field(name).type
         if name in table.column_names:
-            arr = table.column(name).combine_chunks() if table.num_rows else pa.array([], typ)
+            column = table.column(name)
+            if not table.num_rows:
+                arr = pa.array([], typ)
+            else:  # one chunk as it is (combining copies it)
+                arr = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
             out[name] = arr if arr.type == typ or arr.type == ENCODED.get(name) else arr.cast(typ)
         else:
             out[name] = pa.nulls(table.num_rows, typ)

@@ -1,13 +1,16 @@
-"""The CHS-DRG kernel shares the cases among threads (issue 14): any split groups exactly as one thread does."""
+"""The CHS-DRG kernel shares the cases among threads (issue 14): any split groups exactly as one thread does, and
+cases encoded ahead group as the table does."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 import grouper
 from grouper.drg import _kernel
+from grouper.drg.group import encode_cases
 
 DATA = Path(__file__).with_name("data20")
 
@@ -19,3 +22,17 @@ def test_cases_split_among_threads_group_as_on_one_thread(monkeypatch):
     monkeypatch.setattr(_kernel, "_PIECE", 97)
     monkeypatch.setattr(_kernel.config, "NUMBA_NUM_THREADS", 3)
     assert grouper.group_drg(table, codebook, explain=True).equals(one)  # 12 pieces on 3 threads
+
+
+def test_cases_encoded_ahead_group_as_the_table_does():
+    """``encode_cases`` (taken on the reading thread of a streamed run) then ``group_drg``: the same results, and
+    cases encoded for another codebook or code reading are refused rather than grouped against the wrong ids."""
+    codebook, other = grouper.Codebook.load("chs-drg-2.0"), grouper.Codebook.load("chs-drg-1.1")
+    table = pa.concat_tables(grouper.read_discharges(DATA / "conformance_visible.csv"))
+    encoded = encode_cases(table, codebook)
+    assert grouper.group_drg(encoded, codebook, explain=True).equals(
+        grouper.group_drg(table, codebook, explain=True)
+    )
+    for wrong in (other, codebook):
+        with pytest.raises(ValueError, match="another codebook or code reading"):
+            grouper.group_drg(encoded, wrong, codes="verbatim" if wrong is codebook else "clean")
