@@ -24,7 +24,7 @@ from grouper.codebook import DEFAULT_SCHEME, Codebook
 from grouper.dip import group_dip, read_catalogue, read_exclusions, read_procedure_tiers
 from grouper.dip.aux import AuxTyping, aux_path
 from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
-from grouper.dip.group import grouping_settings
+from grouper.dip.group import EncodedDipCases, encode_dip_cases, grouping_settings
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
 from grouper.drg.group import EncodedCases, encode_cases, group_drg
 from grouper.drg.migration import Migration, compare_schemes, scheme_suffix
@@ -193,7 +193,11 @@ def grouping(
         pos = pc.index_in(pa.array(values, pa.string()), value_set=codes).fill_null(-1)
         return group_names[pos.to_numpy(zero_copy_only=False)]
 
-    return Grouping(run_dip, metadata, "dip_status", columns, warnings, names={"dip_group": dip_names})
+    def encode_dip(table: pa.Table) -> EncodedDipCases:
+        return encode_dip_cases(table, cat, codebook=codebook, tiers=settings.tiers, exclusions=excluded)
+
+    names = {"dip_group": dip_names}
+    return Grouping(run_dip, metadata, "dip_status", columns, warnings, names=names, prepare=encode_dip)
 
 
 def status_counts(table: pa.Table, column: str) -> dict[str, int]:

@@ -41,7 +41,9 @@ from grouper.status import Status
 __all__ = [
     "DIP_RESULT_SCHEMA",
     "GROUPING_DEFAULTS",
+    "EncodedDipCases",
     "GroupingSettings",
+    "encode_dip_cases",
     "group_dip",
     "grouping_settings",
     "tie_break_profiles",
@@ -504,6 +506,67 @@ def grouping_settings(
     return GroupingSettings(tiers=tiers, **out)
 
 
+def _setup(catalogue, tiers, tie_break, related_match, tier_from, main_fallback, exclusions):
+    """(the catalogue's grouping settings, the exclusions, the compiled lookups) of a grouping, checked."""
+    cat = catalogue if isinstance(catalogue, Catalogue) else read_catalogue(catalogue)
+    g = grouping_settings(
+        cat, tiers=tiers, tie_break=tie_break, related_match=related_match, tier_from=tier_from,
+        main_fallback=main_fallback,
+    )  # fmt: skip
+    if not isinstance(exclusions, Exclusions):
+        exclusions = read_exclusions(exclusions)
+    if g.related_match not in ("subset", "partial"):
+        raise CatalogueError(f"related_match: {g.related_match!r} is not one of subset, partial")
+    if g.tier_from not in ("main", "highest"):
+        raise CatalogueError(f"tier_from: {g.tier_from!r} is not one of main, highest")
+    comp = _compile(cat, g.tiers)
+    if (len(exclusions.scopes) + 2) * comp.stride * 8 >= 2**31:
+        raise CatalogueError("exclusions: too many distinct pdx_scope lists for this catalogue")
+    return g, exclusions, comp
+
+
+@dataclass(frozen=True)
+class EncodedDipCases:
+    """Discharges with their principal diagnosis and procedures looked up for one DIP grouping (编码后的病例): the
+    first step of :func:`group_dip`, which a streaming caller takes on its reading thread
+    (:func:`encode_dip_cases`) while the last batch groups."""
+
+    table: pa.Table
+    against: tuple  #: what the codes were looked up in (``_against``)
+    principal: tuple[np.ndarray, np.ndarray, np.ndarray]  #: ``_principal``'s (dx, dx_row, in_scope)
+    procedures: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  #: ``_procedures``' CSR
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+
+def encode_dip_cases(
+    table: pa.Table,
+    catalogue: Catalogue | str | Path,
+    *,
+    tiers: ProcedureTiers | None = None,
+    codebook=None,
+    exclusions: Exclusions | str | Path | None = None,
+) -> EncodedDipCases:
+    """The principal diagnoses and procedures of a discharge table looked up as :func:`group_dip` looks them up
+    with the same arguments: ``group_dip(encode_dip_cases(t, cat, ...), cat, ...)`` is ``group_dip(t, cat, ...)``."""
+    g, exclusions, comp = _setup(catalogue, tiers, None, None, None, None, exclusions)
+    return _encode(as_discharges(table), comp, g.tiers, codebook, exclusions)
+
+
+def _encode(table: pa.Table, comp: _Compiled, tiers, codebook, exclusions: Exclusions) -> EncodedDipCases:
+    principal = _principal(table, comp, codebook, exclusions)
+    procedures = _procedures(table, _proc_lookup(comp, tiers, codebook, exclusions))
+    return EncodedDipCases(table, _against(comp, codebook, exclusions), principal, procedures)
+
+
+def _against(comp: _Compiled, codebook, exclusions: Exclusions) -> tuple:
+    """What cases are looked up in: the compiled catalogue and tiers (one object per pair of fingerprints, kept
+    for the process in ``_CACHE``), the codebook's and the exclusions' fingerprints."""
+    return id(comp), codebook.fingerprint if codebook is not None else None, exclusions.fingerprint
+
+
 def group_dip(
     table: pa.Table,
     catalogue: Catalogue | str | Path,
@@ -524,11 +587,12 @@ def group_dip(
 
     Parameters
     ----------
-    table : pa.Table, pandas DataFrame or any Arrow-compatible table
+    table : pa.Table, pandas DataFrame or any Arrow-compatible table, or :class:`EncodedDipCases`
         Canonical discharges (``grouper.schema.DISCHARGE_SCHEMA``; ``grouper.canonicalise`` maps an export's
-        headers and values). Used: ``case_id``, ``principal_dx``,
-        ``principal_proc``, ``other_procs`` (list<string> or ``|``-joined), ``age_years``, ``age_days``,
-        ``birth_weight_g``, ``total_cost`` (yuan, for ``closest_cost``); missing columns read as empty.
+        headers and values). Used: ``case_id``, ``principal_dx``, ``principal_proc``, ``other_procs``
+        (list<string> or ``|``-joined), ``age_years``, ``age_days``, ``birth_weight_g``, ``total_cost`` (yuan,
+        for ``closest_cost``); missing columns read as empty. Cases looked up ahead (:func:`encode_dip_cases`)
+        with the same arguments are grouped as they are.
     catalogue : Catalogue, path or shipped name (``"pingdingshan-2025"``)
     tiers : ProcedureTiers, optional
         Procedure treatment tiers; default the catalogue's (:func:`grouping_settings`), else
@@ -589,34 +653,30 @@ def group_dip(
     >>> group_dip(cases, "pingdingshan-2025")["dip_group"].to_pylist()
     ['K35.8:47.0100', 'K35:SS']
     """
-    cat = catalogue if isinstance(catalogue, Catalogue) else read_catalogue(catalogue)
-    g = grouping_settings(
-        cat, tiers=tiers, tie_break=tie_break, related_match=related_match, tier_from=tier_from,
-        main_fallback=main_fallback,
-    )  # fmt: skip
+    g, exclusions, comp = _setup(
+        catalogue, tiers, tie_break, related_match, tier_from, main_fallback, exclusions
+    )
     tiers, tie_break, related_match, tier_from = g.tiers, g.tie_break, g.related_match, g.tier_from
     main_fallback = g.main_fallback
-    if not isinstance(exclusions, Exclusions):
-        exclusions = read_exclusions(exclusions)
     crit = _criteria(tie_break)
-    if related_match not in ("subset", "partial"):
-        raise CatalogueError(f"related_match: {related_match!r} is not one of subset, partial")
-    if tier_from not in ("main", "highest"):
-        raise CatalogueError(f"tier_from: {tier_from!r} is not one of main, highest")
-    comp = _compile(cat, tiers)
-    if (len(exclusions.scopes) + 2) * comp.stride * 8 >= 2**31:
-        raise CatalogueError("exclusions: too many distinct pdx_scope lists for this catalogue")
-    table = as_discharges(table)
+    cases = table if isinstance(table, EncodedDipCases) else None
+    if cases is not None and cases.against != _against(comp, codebook, exclusions):
+        raise ValueError(
+            "cases encoded against another catalogue, tiers, codebook or exclusions than this grouping's"
+        )
+    if cases is None:
+        cases = _encode(as_discharges(table), comp, tiers, codebook, exclusions)
+    table = cases.table
     n = table.num_rows
 
     # principal diagnosis → 亚目 id, 类目 id (or an error code)
-    dx, dx_row, in_scope = _principal(table, comp, codebook, exclusions)
+    dx, dx_row, in_scope = cases.principal
     width = len(comp.subs) + 1
     sub_id = np.where(dx >= 0, dx % width - 1, -1)
     cat_id = np.where(dx >= 0, dx // width - 1, -1)
 
     # procedures → CSR of catalogue procedure ids and tiers; the main procedure is listed first
-    off, flat, has_p, unknown = _procedures(table, _proc_lookup(comp, tiers, codebook, exclusions))
+    off, flat, has_p, unknown = cases.procedures
     pid = (flat // 8 % comp.stride - 1).astype(np.int32)
     ptier = (flat % 8).astype(np.int8)
     main_at, ptier = _main_procedure(off, flat // 8 // comp.stride, ptier, dx_row, in_scope)

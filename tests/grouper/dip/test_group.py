@@ -147,3 +147,20 @@ def test_status_enum():
     ):
         assert Status[name] in dip and Status[name] in drg
     assert Status.PDX_INVALID in dip - drg and Status.SEX_CONFLICT in drg - dip
+
+
+def test_cases_encoded_ahead_group_as_the_table_does(pds):
+    """``encode_dip_cases`` (taken on the reading thread of a streamed run) then ``group_dip``: the same results;
+    cases looked up for another codebook are refused rather than grouped against the wrong lookups."""
+    import grouper
+    from grouper.dip.group import encode_dip_cases
+
+    table = pa.concat_tables(
+        grouper.read_discharges(Path(__file__).parents[1] / "drg" / "data20" / "conformance_visible.csv")
+    )
+    codebook = Codebook.load("chs-drg-2.0")
+    encoded = encode_dip_cases(table, pds, codebook=codebook)
+    alone = group_dip(table, pds, codebook=codebook, explain=True)
+    assert group_dip(encoded, pds, codebook=codebook, explain=True).equals(alone)
+    with pytest.raises(ValueError, match="another catalogue, tiers, codebook or exclusions"):
+        group_dip(encoded, pds, codebook=Codebook.load("chs-drg-1.1"))
