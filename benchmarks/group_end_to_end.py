@@ -19,10 +19,12 @@ Each line is one quotable figure, with the machine's load (``os.getloadavg``) at
   at 1M the start-up is a large share, at 10M it is amortised); floor: Arrow reading the needed columns of that
   CSV as text. Beside it the start-up, the same command on the file's first 10 rows, and the rate past it.
 - ``stages``: where a run's time goes, in a fresh process per scheme on the ``--cases`` Parquet file: each step
-  run one after the other (reading and normalising into canonical batches, duplicate-id tracking, grouping, the
-  run counts, writing the Parquet output), CPU s (of every thread of the process: a step's own helper threads)
-  and wall s, beside the start-up (imports, codebook, first kernel calls); ``drgdip group`` overlaps the steps
-  on the cores, so its wall time is near the steps' CPU over the cores when they overlap well.
+  run one after the other (reading and normalising into canonical batches, duplicate-id tracking, looking the
+  codes up, grouping, the run counts, writing the Parquet output), CPU s (of every thread of the process: a
+  step's own helper threads) and wall s, beside the start-up (imports, codebook, first kernel calls), and the
+  CPU of each lane of ``drgdip group`` (the reading thread: read, normalise, duplicates, codes; the calling
+  thread: group, counts; the writing thread); it overlaps the lanes on the cores, so its wall time is near the
+  steps' CPU over the cores when they are balanced.
 - ``startup``: ``benchmarks/cold_start.py``: each kernel's compile time (CPU s of its first call, empty numba
   cache), the cold first run of a 5,000-case file (empty numba and codebook caches: a fresh install; floor: the
   same command warm), a 10,000-case CSV grouped with warm caches (target < 1.5 s), and ``drgdip --help`` /
@@ -234,6 +236,7 @@ def _stages(path: str, scheme: str) -> None:
 
     from grouper.batch import DuplicateTracker
     from grouper.io.discharges import read_discharges_keeping
+    from grouper.io.writer import PARQUET_OPTIONS, _results_options
     from grouper.pipeline import grouping, status_counts
 
     settings = {"scheme": scheme, "catalogue": "pingdingshan-2025"} if scheme == "dip" else {"scheme": scheme}
@@ -243,7 +246,7 @@ def _stages(path: str, scheme: str) -> None:
     spent = {
         "start-up": (time.process_time() - clock["start-up"][0], time.perf_counter() - clock["start-up"][1])
     }
-    steps = ("read+normalise", "duplicates", "group", "counts", "write")
+    steps = ("read+normalise", "duplicates", "encode", "group", "counts", "write")
     cpu, wall = dict.fromkeys(steps, 0.0), dict.fromkeys(steps, 0.0)
 
     def timed(step, call):
@@ -263,19 +266,27 @@ def _stages(path: str, scheme: str) -> None:
             duplicate = timed(
                 "duplicates", lambda t=table: tracker.flag(t.column("case_id").combine_chunks())
             )
+            if g.prepare is not None:
+                table = timed("encode", lambda t=table: g.prepare(t))
             result = timed("group", lambda t=table, d=duplicate: g.run(t, d))
             timed("counts", lambda r=result: status_counts(r, g.status_column))
             if writer is None:
-                writer = pq.ParquetWriter(f"{tmp}/out.parquet", result.schema, compression="snappy")
+                options = {**_results_options(result.schema), **PARQUET_OPTIONS}
+                writer = pq.ParquetWriter(
+                    f"{tmp}/out.parquet", result.schema, compression="snappy", **options
+                )
             timed("write", lambda r=result, w=writer: w.write_table(r))
-            rows += table.num_rows
+            rows += result.num_rows
         timed("write", writer.close)
     parts = [f"{k} {c:.2f} s CPU / {w:.2f} s" for k, (c, w) in spent.items()]
     parts += [f"{k} {cpu[k]:.2f} s CPU / {wall[k]:.2f} s" for k in steps]
     total = sum(cpu.values())
+    reading = cpu["read+normalise"] + cpu["duplicates"] + cpu["encode"]
     print(
         f"stages {scheme} {rows:,} rows, one step after the other: " + "; ".join(parts) + f"; steps' CPU "
-        f"{total:.2f} s = {rows / total / 1e6:.2f} M records/s per core ({_load()})",
+        f"{total:.2f} s = {rows / total / 1e6:.2f} M records/s per core; lanes: reading (read+normalise, "
+        f"duplicates, encode) {reading:.2f} s CPU, grouping (group, counts) {cpu['group'] + cpu['counts']:.2f} s, "
+        f"writing {cpu['write']:.2f} s ({_load()})",
         flush=True,
     )
 
