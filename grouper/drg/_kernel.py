@@ -204,14 +204,13 @@ def _resolve_drg(t, a, severity, n_odx):
     return -1
 
 
-def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums, skip, threads=None):
+def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums, skip):
     """Group every case; returns (mdc, adrg, drg, severity, severity_dx, first_gated_mdc) arrays.
 
     ``nums`` holds age_years, age_days and birth_weight_g per case (float64, columns in ``expr.NUMVARS`` order).
     ``skip`` marks cases that failed a blocking check: they keep -1 everywhere. ``adrg == QY_ADRG`` marks a case
     sent to an ambiguous group; its ``drg`` is the index of the QY group and ``mdc`` that group's MDC.
-    ``threads``: how many threads share the cases (default ``NUMBA_NUM_THREADS``, the cores); 1 groups on the
-    calling thread, for a caller that already runs batches side by side.
+    ``NUMBA_NUM_THREADS`` threads (the cores) share the cases.
     """
     n = pdx.shape[0]
     out = (
@@ -223,7 +222,7 @@ def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums
         np.full(n, -1, np.int8),  # first gated MDC
     )
     args = (t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums, skip, *out)
-    threads = config.NUMBA_NUM_THREADS if threads is None else threads
+    threads = config.NUMBA_NUM_THREADS
     piece = max(_PIECE, -(-n // (4 * threads)))  # a few pieces per thread: a slow core does not hold the rest
     if threads <= 1 or n <= piece:
         _group_range(*args, 0, n)
