@@ -147,6 +147,10 @@ class Codebook:
     #: the code lookups (alias → id, code → id, and the raw spellings already looked up), made on first use
     _maps: dict[str, StringIds] = field(default_factory=dict, repr=False)
 
+    def __getstate__(self) -> dict:
+        """A copy (pickling, to a cluster's worker) leaves the code lookups behind: each process makes its own."""
+        return {**self.__dict__, "_maps": {}}
+
     @classmethod
     def load(cls, scheme: str | os.PathLike = DEFAULT_SCHEME, *, cache: bool = True) -> Codebook:
         """Load a codebook by name or folder, compiling it (and caching the result) when needed."""

@@ -94,7 +94,7 @@ class StringIds:
     hashes, numba; strings compared exactly, so a hash collision never maps one string to another's id).
 
     Thread-safe: :meth:`ids_of` and :meth:`add` take the map's lock; :attr:`lock` lets a caller look up and add
-    in one step. A copy (pickling, to a cluster's worker) starts empty: the map is a cache.
+    in one step. A copy (pickling) holds every entry, with a lock of its own.
     """
 
     def __init__(self) -> None:
@@ -109,8 +109,11 @@ class StringIds:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def __reduce__(self):
-        return (StringIds, ())
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, lock=threading.RLock())
 
     def ids_of(self, values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """(id of each value, -1 where not in the map or null; which valid values are not in the map)."""

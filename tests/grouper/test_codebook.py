@@ -165,3 +165,30 @@ def test_codes_seen_in_earlier_batches_encode_as_in_a_fresh_codebook(codebook):
     assert codebook.encode_dx(later).tolist() == fresh.encode_dx(later).tolist()
     assert codebook.encode_dx(first, verbatim=True).tolist() == fresh.encode_dx(first, verbatim=True).tolist()
     assert codebook.encode_proc(later).tolist() == fresh.encode_proc(later).tolist()
+
+
+def test_a_copy_sent_to_a_worker_encodes_as_the_codebook_it_was_copied_from(codebook):
+    """A codebook pickled after it has looked codes up (its lookup maps built) encodes the same codes the same
+    way: a Dask worker's copy once read every diagnosis as unknown (the copy kept empty maps)."""
+    import pickle
+
+    import pyarrow as pa
+
+    from grouper.strings import StringIds
+
+    codes = pa.array(["K35.800x001", " j18.900", "XXX", None, "I10.X05", "A18.000x047 + M49.0*"])
+    expected = codebook.encode_dx(codes).tolist()
+    assert sum(i >= 0 for i in expected) == 4
+    copy = pickle.loads(pickle.dumps(codebook))
+    assert copy.encode_dx(codes).tolist() == expected
+    assert (
+        copy.encode_proc(pa.array(["99.0400x001"])).tolist()
+        == codebook.encode_proc(pa.array(["99.0400x001"])).tolist()
+    )
+
+    ids = StringIds()
+    ids.add(pa.array(["a", "bc"]), [7, 9])
+    again = pickle.loads(pickle.dumps(ids))
+    assert again.ids_of(pa.array(["bc", "a", "z"]))[0].tolist() == [9, 7, -1]
+    again.add(pa.array(["z"]), [1])
+    assert len(again) == 3 and len(ids) == 2
