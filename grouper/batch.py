@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -224,18 +225,19 @@ def group_files(
     take them so). ``prepare``: the first step of ``group``, taken on the reading thread (``group`` then receives
     what it returns; :func:`grouper.drg.group.encode_cases` looks the codes up).
 
-    Two lanes share the cores: a reading thread reads, normalises, flags the duplicates of the next batch and
-    prepares it while the calling thread groups this one (the CHS-DRG kernel on both cores:
+    Three lanes share the cores: a reading thread reads, normalises and prepares the next batch, the duplicate
+    tracker's thread flags its ids, while the calling thread groups this one (the CHS-DRG kernel on both cores:
     :func:`grouper.drg._kernel.group_cases`).
     """
     tracker = tracker if tracker is not None else DuplicateTracker()
 
-    def flagged(path: str | os.PathLike) -> Iterator[tuple[int, object, pa.Table | None, np.ndarray]]:
+    def flagged(path: str | os.PathLike) -> Iterator[tuple[int, object, pa.Table | None, Future]]:
         """The file's batches (rows, the batch or what ``prepare`` made of it, kept columns) with their duplicate
-        masks, in order."""
-        for table, kept in batches(path):
-            duplicate = tracker.flag(table.column("case_id").combine_chunks())
-            yield table.num_rows, table if prepare is None else prepare(table), kept, duplicate
+        masks (pending), in order."""
+        with ThreadPoolExecutor(1) as lane:  # the tracker's own lane, batch after batch, beside the reading
+            for table, kept in batches(path):
+                duplicate = lane.submit(tracker.flag, table.column("case_id").combine_chunks())
+                yield table.num_rows, table if prepare is None else prepare(table), kept, duplicate
 
     def batches(path: str | os.PathLike) -> Iterator[tuple[pa.Table, pa.Table | None]]:
         tracker.reserve(count_rows(path) or 0)
@@ -260,6 +262,6 @@ def group_files(
             on_batch(rows)
         return result
 
-    for path in inputs:  # duplicates are found on the reading thread while the last batch groups
+    for path in inputs:
         for rows, table, kept, duplicate in read_ahead(flagged(path)):
-            yield finished(path, rows, kept, group(table, duplicate))
+            yield finished(path, rows, kept, group(table, duplicate.result()))
