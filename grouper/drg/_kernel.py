@@ -17,6 +17,8 @@ the ``parallel=True`` kernel with helpers inlined into numba's IR, which grouped
 
 from __future__ import annotations
 
+import functools
+import os
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
@@ -227,9 +229,17 @@ def group_cases(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, nums
     if threads <= 1 or n <= piece:
         _group_range(*args, 0, n)
         return out
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda lo: _group_range(*args, lo, min(lo + piece, n)), range(0, n, piece)))
+    list(_pool(threads).map(lambda lo: _group_range(*args, lo, min(lo + piece, n)), range(0, n, piece)))
     return out
+
+
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """The kernel's threads, started once per process (two new threads per batch cost milliseconds each)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="drgdip-kernel")
+
+
+os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked child has none of the parent's threads
 
 
 @_kernel_jit

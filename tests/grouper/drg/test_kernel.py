@@ -36,3 +36,21 @@ def test_cases_encoded_ahead_group_as_the_table_does():
     for wrong in (other, codebook):
         with pytest.raises(ValueError, match="another codebook or code reading"):
             grouper.group_drg(encoded, wrong, codes="verbatim" if wrong is codebook else "clean")
+
+
+def _drgs_in_a_child(table: pa.Table) -> list[str]:
+    return grouper.group_drg(table, grouper.Codebook.load("chs-drg-2.0")).column("drg").to_pylist()
+
+
+def test_a_forked_child_groups_on_threads_of_its_own(monkeypatch):
+    """The kernel's threads live for the process; a child forked after the parent grouped (a multiprocessing
+    pool on Linux) starts its own rather than waiting forever on the parent's, which it does not have."""
+    import multiprocessing
+
+    codebook = grouper.Codebook.load("chs-drg-2.0")
+    table = pa.concat_tables(grouper.read_discharges(DATA / "conformance_visible.csv"))
+    monkeypatch.setattr(_kernel, "_PIECE", 97)
+    monkeypatch.setattr(_kernel.config, "NUMBA_NUM_THREADS", 2)
+    here = grouper.group_drg(table, codebook).column("drg").to_pylist()  # the parent's threads started
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_drgs_in_a_child, (table,)).get(timeout=120) == here
