@@ -44,7 +44,7 @@ from grouper.io.writer import write_with
 from grouper.resources import data_root
 
 if TYPE_CHECKING:
-    from grouper.strings import StringIds
+    from grouper.strings import Remembered, StringIds
 
 __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "codebook_dir"]
 
@@ -145,7 +145,7 @@ class Codebook:
     settings: EngineSettings = field(default_factory=EngineSettings)
     folder: Path | None = field(default=None, repr=False)
     #: the code lookups (alias → id, code → id, and the raw spellings already looked up), made on first use
-    _maps: dict[str, StringIds] = field(default_factory=dict, repr=False)
+    _maps: dict[str, StringIds | Remembered] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict:
         """A copy (pickling, to a cluster's worker) leaves the code lookups behind: each process makes its own."""
@@ -225,15 +225,13 @@ class Codebook:
     def _lookup(self, kind: str, distinct: pa.Array, verbatim: bool = False) -> np.ndarray:
         """Ids of distinct raw strings, through the strings already looked up in this process (a batch repeats
         most of the previous batches' codes: only the new ones are cleaned and looked up)."""
-        seen = self._map(f"{kind}{'=' if verbatim else ''}/seen", lambda: ([], []))
-        with seen.lock:
-            found, new = seen.ids_of(distinct)
-            if new.any():
-                rows = pa.array(np.flatnonzero(new))
-                found[new] = self._look_up(kind, distinct.take(rows), verbatim)
-                if len(seen) < _MEMO_MAX:
-                    seen.add(distinct.take(rows), found[new])
-        return found
+
+        def remembered():
+            from grouper.strings import Remembered  # (numba: not at import, the command line's start)
+
+            return Remembered(lambda new: self._look_up(kind, new, verbatim), _MEMO_MAX)
+
+        return self._made(f"{kind}{'=' if verbatim else ''}/seen", remembered)(distinct)
 
     def _look_up(self, kind: str, distinct: pa.Array, verbatim: bool) -> np.ndarray:
         if verbatim:  # the codes themselves, each its own id
@@ -251,15 +249,21 @@ class Codebook:
     def _map(self, name: str, entries) -> StringIds:
         """The string → id map ``name`` of this codebook, made once from ``entries()`` (strings, ids; the first
         of two equal strings wins)."""
-        found = self._maps.get(name)
-        if found is None:
+
+        def made() -> StringIds:
             from grouper.strings import StringIds  # (numba: not at import, the command line's start)
 
             strings, ids = entries()
             found = StringIds()
             found.add(pa.array(strings, pa.string()), np.asarray(ids, np.int32))
-            found = self._maps.setdefault(name, found)
-        return found
+            return found
+
+        return self._made(name, made)
+
+    def _made(self, name: str, make):
+        """The lookup ``name`` of this codebook, made once by ``make()``."""
+        found = self._maps.get(name)
+        return found if found is not None else self._maps.setdefault(name, make())
 
 
 #: Most raw code strings remembered per kind (beyond, new strings are looked up batch by batch).

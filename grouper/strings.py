@@ -9,12 +9,13 @@ Arrow ``index_in`` would hash every spelling seen before again, for every batch 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 from numba import njit
 
-__all__ = ["StringIds", "buffers"]
+__all__ = ["Remembered", "StringIds", "buffers"]
 
 
 @njit(cache=True, nogil=True)
@@ -141,3 +142,34 @@ class StringIds:
                 size = 1 << int(len(self._keys) * 2).bit_length()
                 self._shift, self._slots, first = 64 - size.bit_length() + 1, np.full(size, -1, np.int32), 0
             _place(self._slots, self._shift, self._keys, first)
+
+
+class Remembered:
+    """A costly per-string lookup (``compute``: strings → one result, or one row of results, per string) whose
+    results are kept for the run (查找缓存): each batch computes only the strings not seen before. At most
+    ``limit`` strings are kept; beyond, new ones are computed batch by batch. Null strings are computed each time.
+    Thread-safe."""
+
+    def __init__(self, compute: Callable[[pa.Array], np.ndarray], limit: int = 1 << 20) -> None:
+        self._compute, self._limit = compute, limit
+        self._rows = StringIds()
+        self._results: np.ndarray | None = None
+
+    def __call__(self, strings: pa.Array) -> np.ndarray:
+        """The results of ``strings`` (distinct ones: a batch's dictionary), in order."""
+        with self._rows.lock:
+            row, new = self._rows.ids_of(strings)
+            new |= ~strings.is_valid().to_numpy(zero_copy_only=False)
+            if not new.any() and self._results is not None:
+                return self._results[row]
+            at = np.flatnonzero(new)
+            fresh = np.asarray(self._compute(strings.take(pa.array(at))))
+            kept = self._results if self._results is not None else fresh[:0]
+            out = np.empty((len(strings), *fresh.shape[1:]), fresh.dtype)
+            out[~new] = kept[row[~new]]
+            out[at] = fresh
+            keep = at[strings.is_valid().to_numpy(zero_copy_only=False)[at]]
+            if len(keep) and len(kept) < self._limit:
+                self._rows.add(strings.take(pa.array(keep)), np.arange(len(kept), len(kept) + len(keep)))
+                self._results = np.concatenate([kept, out[keep]])
+            return out

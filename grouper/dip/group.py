@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from grouper.io.discharges import CODE, CODE_LIST, as_discharges
 from grouper.io.readable import reason_words
 from grouper.resources import data_path
 from grouper.status import Status
+from grouper.strings import Remembered
 
 __all__ = [
     "DIP_RESULT_SCHEMA",
@@ -148,6 +149,8 @@ class _Compiled:
     dip_code: pa.Array
     kind: pa.Array
     score: pa.Array
+    #: the code lookups already made with this catalogue, per (kind, codebook, exclusions): :func:`_remembered`
+    looked_up: dict[tuple, Remembered] = field(default_factory=dict, repr=False, compare=False)
 
 
 _CACHE: dict[tuple[str, str], _Compiled] = {}
@@ -289,10 +292,10 @@ def _codes(table: pa.Table, name: str) -> pa.Array:
 
 def _plain(table: pa.Table) -> pa.Table:
     """``table`` with its dictionary-encoded code columns as plain text (for the auxiliary typing)."""
-    for k, field in enumerate(table.schema):
-        if field.type in (CODE, CODE_LIST):
-            plain = pa.string() if field.type == CODE else pa.list_(pa.string())
-            table = table.set_column(k, field.name, table.column(k).cast(plain))
+    for k, column in enumerate(table.schema):
+        if column.type in (CODE, CODE_LIST):
+            plain = pa.string() if column.type == CODE else pa.list_(pa.string())
+            table = table.set_column(k, column.name, table.column(k).cast(plain))
     return table
 
 
@@ -306,29 +309,55 @@ def _principal(table: pa.Table, comp: _Compiled, codebook, exclusions: Exclusion
     encoded = pc.dictionary_encode(_codes(table, "principal_dx"))
     distinct = encoded.dictionary
     dx_row = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
-    clean = normalise_codes(distinct, "dx")
-    if codebook is not None:
-        ids = codebook.encode_dx(distinct)
-        canon = pa.array(codebook["dx_codes"]).take(pa.array(np.where(ids >= 0, ids, 0)))
-        known = ids >= 0
-    else:
-        canon = pc.replace_substring_regex(clean, r"\+.*$", "")
-        known = pc.match_substring_regex(canon, r"^[A-Z][0-9]{2}(\.[0-9A-Za-z]+)?$").to_numpy(
-            zero_copy_only=False
-        )
-        known = np.asarray(known, dtype=bool) & ~np.asarray(pc.is_null(canon).to_numpy(zero_copy_only=False))
-    # the dagger code of a dagger/asterisk pair is the principal; it is what the exclusion lists see
-    code = pc.replace_substring_regex(pc.if_else(pa.array(known), canon, clean), r"\+.*$", "")
-    sub = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 5)), value_set=comp.subs).fill_null(-1)
-    cat = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 3)), value_set=comp.cats).fill_null(-1)
-    packed = (cat.to_numpy(zero_copy_only=False).astype(np.int64) + 1) * (len(comp.subs) + 1) + (
-        sub.to_numpy(zero_copy_only=False) + 1
+    looked = _remembered(comp, "dx", codebook, exclusions, lambda: _dx_lookup(comp, codebook, exclusions))(
+        distinct
     )
-    empty = pc.is_null(clean).to_numpy(zero_copy_only=False)
-    invalid = exclusions.invalid_principal(code)
-    dx = np.where(empty, -1, np.where(invalid, -3, np.where(known, packed, -2)))
-    in_scope = exclusions.in_scope(code)
+    dx, in_scope = looked[:, 0], looked[:, 1:].astype(bool)
     return np.append(dx, -1)[dx_row], dx_row, np.vstack([in_scope, np.zeros((1, in_scope.shape[1]), bool)])
+
+
+def _dx_lookup(comp: _Compiled, codebook, exclusions: Exclusions):
+    """Distinct principal diagnoses → rows ``(dx, *in_scope)`` of :func:`_principal`."""
+
+    def lookup(distinct: pa.Array) -> np.ndarray:
+        clean = normalise_codes(distinct, "dx")
+        if codebook is not None:
+            ids = codebook.encode_dx(distinct)
+            canon = pa.array(codebook["dx_codes"]).take(pa.array(np.where(ids >= 0, ids, 0)))
+            known = ids >= 0
+        else:
+            canon = pc.replace_substring_regex(clean, r"\+.*$", "")
+            known = pc.match_substring_regex(canon, r"^[A-Z][0-9]{2}(\.[0-9A-Za-z]+)?$").to_numpy(
+                zero_copy_only=False
+            )
+            known = np.asarray(known, dtype=bool) & ~np.asarray(
+                pc.is_null(canon).to_numpy(zero_copy_only=False)
+            )
+        # the dagger code of a dagger/asterisk pair is the principal; it is what the exclusion lists see
+        code = pc.replace_substring_regex(pc.if_else(pa.array(known), canon, clean), r"\+.*$", "")
+        sub = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 5)), value_set=comp.subs).fill_null(
+            -1
+        )
+        cat = pc.index_in(pc.utf8_upper(pc.utf8_slice_codeunits(canon, 0, 3)), value_set=comp.cats).fill_null(
+            -1
+        )
+        packed = (cat.to_numpy(zero_copy_only=False).astype(np.int64) + 1) * (len(comp.subs) + 1) + (
+            sub.to_numpy(zero_copy_only=False) + 1
+        )
+        empty = pc.is_null(clean).to_numpy(zero_copy_only=False)
+        invalid = exclusions.invalid_principal(code)
+        dx = np.where(empty, -1, np.where(invalid, -3, np.where(known, packed, -2)))
+        return np.column_stack([dx, exclusions.in_scope(code)])
+
+    return lookup
+
+
+def _remembered(comp: _Compiled, kind: str, codebook, exclusions: Exclusions, lookup) -> Remembered:
+    """The lookup ``lookup()`` of distinct codes of ``kind`` with this catalogue, codebook and exclusions,
+    remembering its results for the process (a batch repeats most of the codes of the batches before it)."""
+    key = (kind, codebook.fingerprint if codebook is not None else None, exclusions.fingerprint)
+    found = comp.looked_up.get(key)
+    return found if found is not None else comp.looked_up.setdefault(key, Remembered(lookup()))
 
 
 def _proc_lookup(comp: _Compiled, tiers: ProcedureTiers, codebook, exclusions: Exclusions):
@@ -557,7 +586,10 @@ def encode_dip_cases(
 
 def _encode(table: pa.Table, comp: _Compiled, tiers, codebook, exclusions: Exclusions) -> EncodedDipCases:
     principal = _principal(table, comp, codebook, exclusions)
-    procedures = _procedures(table, _proc_lookup(comp, tiers, codebook, exclusions))
+    lookup = _remembered(
+        comp, "proc", codebook, exclusions, lambda: _proc_lookup(comp, tiers, codebook, exclusions)
+    )
+    procedures = _procedures(table, lookup)
     return EncodedDipCases(table, _against(comp, codebook, exclusions), principal, procedures)
 
 
