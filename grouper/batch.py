@@ -169,7 +169,8 @@ class DuplicateTracker:
                 self._ids = tempfile.TemporaryFile(prefix="drgdip-ids-")  # noqa: SIM115
                 self._starts = tempfile.TemporaryFile(prefix="drgdip-id-starts-")  # noqa: SIM115
                 self._starts.write(np.zeros(1, np.int64).data)
-            new_offsets, new_data, _ = buffers(ids.take(pa.array(new_rows[:added])))
+            new_ids = ids if added == n else ids.take(pa.array(new_rows[:added]))  # (all new: as they are)
+            new_offsets, new_data, _ = buffers(new_ids)
             self._ids.seek(self._size)
             self._ids.write(new_data[new_offsets[0] : new_offsets[-1]].data)
             self._starts.seek((self._count + 1) * 8)
