@@ -54,15 +54,17 @@ _CONSERVATIVE, _SURGERY = TIERS.index("conservative"), TIERS.index("surgery")
 
 
 #: Columns of the grouping result, in order (``reason`` only with ``explain=True``).
+#: A result column of labels (groups, kinds, statuses): dictionary-encoded text, as the CHS-DRG results are.
+LABEL = pa.dictionary(pa.int32(), pa.string())
 DIP_RESULT_SCHEMA = pa.schema(
     [
         ("case_id", pa.string()),
-        ("dip_group", pa.string()),
-        ("dip_kind", pa.string()),
+        ("dip_group", LABEL),
+        ("dip_kind", LABEL),
         ("dip_score", pa.float64()),
-        ("aux_type", pa.string()),
+        ("aux_type", LABEL),
         ("aux_coef", pa.float64()),
-        ("dip_status", pa.string()),
+        ("dip_status", LABEL),
     ]
 )
 
@@ -146,8 +148,8 @@ class _Compiled:
     blank_row: int
     rules: tuple[_PriorityRule, ...]
     prio_of_pid: np.ndarray  # lowest proc_any rule index per procedure id, len(rules) = none
-    dip_code: pa.Array
-    kind: pa.Array
+    dip_code: pa.DictionaryArray  # each row's code, then "" (no group): the results' labels
+    kind: pa.DictionaryArray  # each row's kind, then ""
     score: pa.Array
     #: the code lookups already made with this catalogue, per (kind, codebook, exclusions): :func:`_remembered`
     looked_up: dict[tuple, Remembered] = field(default_factory=dict, repr=False, compare=False)
@@ -265,8 +267,8 @@ def _compile(cat: Catalogue, tiers: ProcedureTiers) -> _Compiled:
         blank_row=int(blank.min()) if len(blank) else -1,
         rules=rules,
         prio_of_pid=prio_of_pid,
-        dip_code=t["dip_code"].combine_chunks(),
-        kind=kind,
+        dip_code=pc.dictionary_encode(_appended(t["dip_code"].combine_chunks(), "")),
+        kind=pc.dictionary_encode(_appended(kind, "")),
         score=t["score"].combine_chunks(),
     )
     if len(_CACHE) > 8:
@@ -772,27 +774,27 @@ def group_dip(
     no_id = pc.fill_null(pc.equal(pc.binary_length(case_id), 0), True).to_numpy(zero_copy_only=False)
     status = np.maximum(status, np.where(no_id, Status.CASE_ID_MISSING, 0))
 
-    at = pa.array(np.where(row >= 0, row, len(comp.dip_code)))  # the row past the catalogue's: no group
-    groups = pa.table(
-        {
-            "dip_group": _appended(comp.dip_code, "").take(at),
-            "dip_kind": _appended(comp.kind, "").take(at),
-        }
-    )
+    at = pa.array(np.where(row >= 0, row, len(comp.score)))  # the row past the catalogue's: no group
+    group, kind = (_taken(labels, at) for labels in (comp.dip_code, comp.kind))
     if aux is None:
         aux_type, aux_coef = pa.repeat(pa.scalar("", pa.string()), n), np.ones(n)
     else:
+        groups = pa.table({"dip_group": group.cast(pa.string()), "dip_kind": kind.cast(pa.string())})
         applied = aux.apply(_plain(table), groups)
         aux_type = applied.column("aux_type").combine_chunks().fill_null("")
         aux_coef = applied.column("aux_coef").to_numpy()
     columns = {
         "case_id": case_id,
-        "dip_group": groups.column("dip_group"),
-        "dip_kind": groups.column("dip_kind"),
+        "dip_group": group,
+        "dip_kind": kind,
         "dip_score": _appended(comp.score, None).take(at),
-        "aux_type": aux_type,
+        "aux_type": pc.dictionary_encode(aux_type)
+        if aux is not None
+        else _NO_AUX.take(np.zeros(n, np.int32)),
         "aux_coef": pa.array(aux_coef, pa.float64()),
-        "dip_status": _STATUS_NAMES.take(pa.array(np.searchsorted(_STATUS_CODES, status))),
+        "dip_status": pa.DictionaryArray.from_arrays(
+            pa.array(np.searchsorted(_STATUS_CODES, status).astype(np.int32)), _STATUS_NAMES
+        ),
     }
     if explain:
         promoted = found & (main_at != off[:-1])
@@ -800,6 +802,15 @@ def group_dip(
             table, layer, has_main, promoted, case_tier, aux_type, aux_coef, reason_words(lang)
         )
     return pa.table(columns, schema=_schema(explain))
+
+
+def _taken(labels: pa.DictionaryArray, at: pa.Array) -> pa.DictionaryArray:
+    """The labels of rows ``at``, still dictionary-encoded (the writer stores indices, not each case's text)."""
+    return pa.DictionaryArray.from_arrays(labels.indices.take(at), labels.dictionary)
+
+
+#: No auxiliary type, as a label.
+_NO_AUX = pa.DictionaryArray.from_arrays(pa.array([0], pa.int32()), pa.array([""]))
 
 
 def _appended(values: pa.Array, last) -> pa.Array:
