@@ -58,7 +58,7 @@ def core_rows(sub_id, has_main, main_pid, off, pid, case_cost,
     return out
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def _core_rows(out, sub_id, has_main, main_pid, off, pid, case_cost,
                u_key, u_start, u_end, g_row, g_score, g_cost, rel_off, rel_pid,
                stride, crit, partial):  # fmt: skip
@@ -134,3 +134,33 @@ def segment_min(off, values, empty):
             if values[k] < out[i]:
                 out[i] = values[k]
     return out
+
+
+@njit(cache=True, nogil=True)
+def procedure_lists(principal, o_off, o_code):
+    """Each case's known procedures as CSR, principal first, then its others in order: ``(off, flat, unknown)``.
+
+    ``principal`` and ``o_code`` (the others, CSR by ``o_off``) are looked-up codes: >= 0 known, -1 empty,
+    -2 unknown; ``unknown`` marks the cases with an unknown one.
+    """
+    n = principal.shape[0]
+    off = np.zeros(n + 1, np.int64)
+    unknown = np.zeros(n, np.bool_)
+    for i in range(n):
+        kept = 1 if principal[i] >= 0 else 0
+        unknown[i] = principal[i] == -2
+        for j in range(o_off[i], o_off[i + 1]):
+            kept += o_code[j] >= 0
+            unknown[i] |= o_code[j] == -2
+        off[i + 1] = off[i] + kept
+    flat = np.empty(off[n], np.int64)
+    for i in range(n):
+        at = off[i]
+        if principal[i] >= 0:
+            flat[at] = principal[i]
+            at += 1
+        for j in range(o_off[i], o_off[i + 1]):
+            if o_code[j] >= 0:
+                flat[at] = o_code[j]
+                at += 1
+    return off, flat, unknown

@@ -408,20 +408,8 @@ def _procedures(table: pa.Table, lookup) -> tuple[np.ndarray, np.ndarray, np.nda
         values = others.values.slice(o_off[0], o_off[-1] - o_off[0])
         o_off = o_off - o_off[0]
         o_code = encode_values(values, lookup).astype(np.int64)
-    o_seg = np.repeat(np.arange(n), np.diff(o_off))
-    o_keep = o_code >= 0
+    off, flat, unknown = _kernel.procedure_lists(principal, o_off, o_code)
     has_p = principal >= 0
-    unknown = (principal == -2) | (np.bincount(o_seg[o_code == -2], minlength=n) > 0)
-    kept_seg = o_seg[o_keep]
-    o_cnt = np.bincount(kept_seg, minlength=n)
-    off = np.zeros(n + 1, np.int64)
-    off[1:] = np.cumsum(has_p + o_cnt)
-    flat = np.empty(off[-1], np.int64)
-    flat[off[:-1][has_p]] = principal[has_p]
-    first_kept = np.zeros(n, np.int64)
-    first_kept[1:] = np.cumsum(o_cnt)[:-1]
-    rank = np.arange(len(kept_seg)) - first_kept[kept_seg]
-    flat[off[kept_seg] + has_p[kept_seg] + rank] = o_code[o_keep]
     return off, flat, has_p, unknown
 
 

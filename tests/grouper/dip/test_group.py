@@ -164,3 +164,17 @@ def test_cases_encoded_ahead_group_as_the_table_does(pds):
     assert group_dip(encoded, pds, codebook=codebook, explain=True).equals(alone)
     with pytest.raises(ValueError, match="another catalogue, tiers, codebook or exclusions"):
         group_dip(encoded, pds, codebook=Codebook.load("chs-drg-1.1"))
+
+
+def test_procedure_lists_put_the_principal_first_and_drop_empty_and_unknown_codes():
+    """The CSR of known procedures (a compiled pass): principal first, others in order; -1 (empty) and -2
+    (unknown) dropped, an unknown one flagging its case."""
+    from grouper.dip._kernel import procedure_lists
+
+    principal = np.array([5, -1, -2, 7], np.int64)
+    o_off = np.array([0, 2, 2, 4, 5], np.int64)
+    o_code = np.array([3, -1, 9, -2, 4], np.int64)
+    off, flat, unknown = procedure_lists(principal, o_off, o_code)
+    assert off.tolist() == [0, 2, 2, 3, 5]
+    assert flat.tolist() == [5, 3, 9, 7, 4]
+    assert unknown.tolist() == [False, False, True, False]
