@@ -19,6 +19,7 @@ KERNELS = {
     "dip": (
         "grouper.strings:_fnv1a",
         "grouper.strings:_find",
+        "grouper.dip._kernel:procedure_lists",
         "grouper.dip._kernel:_core_rows",
         "grouper.dip._kernel:segment_max",
         "grouper.dip._kernel:segment_min",
