@@ -212,6 +212,7 @@ def group_files(
     on_mapping: Callable[[HeaderMapping], None] | None = None,
     encoded: bool = False,
     prepare: Callable[[pa.Table], object] | None = None,
+    warm: Callable[[], None] | None = None,
 ) -> Iterator[pa.Table]:
     """Group every case of ``inputs`` in order; yields one result table per input batch.
 
@@ -224,7 +225,8 @@ def group_files(
     :func:`grouper.io.read_discharges` takes them. ``encoded``: a Parquet file's code columns reach ``group``
     dictionary-encoded (:func:`grouper.io.discharges.read_discharges_keeping`; ``group_drg`` and ``group_dip``
     take them so). ``prepare``: the first step of ``group``, taken on the reading thread (``group`` then receives
-    what it returns; :func:`grouper.drg.group.encode_cases` looks the codes up).
+    what it returns; :func:`grouper.drg.group.encode_cases` looks the codes up). ``warm``: the grouping's one-time
+    set-up (:meth:`grouper.pipeline.Grouping.warm`), done on the calling thread while the first batch is read.
 
     Three lanes share the cores: a reading thread reads, normalises and prepares the next batch, the duplicate
     tracker's thread flags its ids, while the calling thread groups this one (the CHS-DRG kernel on both cores:
@@ -263,6 +265,11 @@ def group_files(
             on_batch(rows)
         return result
 
-    for path in inputs:
-        for rows, table, kept, duplicate in read_ahead(flagged(path)):
+    def set_up() -> None:  # the tracker's and the grouping's compiled kernels loaded, beside the first read
+        duplicated(pa.array([""]))
+        if warm is not None:
+            warm()
+
+    for k, path in enumerate(inputs):
+        for rows, table, kept, duplicate in read_ahead(flagged(path), meanwhile=set_up if k == 0 else None):
             yield finished(path, rows, kept, group(table, duplicate.result()))

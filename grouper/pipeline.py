@@ -69,6 +69,12 @@ class Grouping:
     #: the first step of ``run``, which a streaming caller may take on its reading thread (``run`` takes either)
     prepare: Callable[[pa.Table], object] | None = None
 
+    def warm(self) -> None:
+        """The run's one-time set-up (its compiled kernels loaded, the code tables hashed), by grouping one empty
+        case: a streaming caller does it while its first batch is read."""
+        case = pa.table({"case_id": pa.nulls(1, pa.string())})
+        self.run(case if self.prepare is None else self.prepare(case), np.zeros(1, np.bool_))
+
 
 def _codebook_names(codebook: Codebook, suffix: str = "") -> dict[str, NameLookup]:
     return {
@@ -351,6 +357,7 @@ def group_to_file(
             on_mapping=mapped,
             encoded=True,
             prepare=g.prepare,
+            warm=g.warm,
         )
     else:
         if keep or (layout is not None and layout != Layout()) or on_mapping is not None:

@@ -134,12 +134,15 @@ def read_raw(
         ) from None
 
 
-def read_ahead(items: Iterator[pa.Table], *, first_here: bool = False) -> Iterator[pa.Table]:
+def read_ahead(
+    items: Iterator[pa.Table], *, first_here: bool = False, meanwhile: Callable[[], object] | None = None
+) -> Iterator[pa.Table]:
     """The same items, the next one read in a background thread while the caller works on the current one.
 
     Reading and parsing (pyarrow, which releases the GIL) then overlaps with the caller's work on the other core.
     ``first_here``: the first item is read on the caller's thread (a reader's header, its warnings and
-    callbacks, stay there; the caller waits for the first item in any case).
+    callbacks, stay there; the caller waits for the first item in any case). ``meanwhile()``: run on the caller's
+    thread while the first item (read in the background) is read.
     """
     if first_here:
         first = next(items, None)
@@ -148,6 +151,8 @@ def read_ahead(items: Iterator[pa.Table], *, first_here: bool = False) -> Iterat
         yield first
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(next, items, None)
+        if meanwhile is not None:
+            meanwhile()
         while (item := pending.result()) is not None:
             pending = pool.submit(next, items, None)
             yield item
