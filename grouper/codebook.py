@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -43,7 +42,9 @@ from grouper.errors import CodebookError, OutputError
 from grouper.io.writer import write_with
 from grouper.resources import data_root
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas is imported where a codebook is compiled or named, not for every grouping
+    import pandas as pd
+
     from grouper.strings import Remembered, StringIds
 
 __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "codebook_dir"]
@@ -199,6 +200,8 @@ class Codebook:
             names = np.append(names, np.full(len(self.arrays["qy_labels"]), _QY_NAME))
         elif level == "adrg":
             labels, names = np.append(labels, "QY"), np.append(names, _QY_NAME)
+        import pandas as pd
+
         index = pd.Index(labels)
         pos = index.get_indexer(np.asarray(codes, dtype=object).astype(str))
         return np.where(pos >= 0, np.append(names, "")[pos], "").astype(str)
@@ -284,6 +287,8 @@ def _save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _read(folder: Path, name: str) -> pd.DataFrame:
+    import pandas as pd
+
     path = folder / name
     if not path.is_file():
         raise CodebookError(f"{path}: missing codebook table")
@@ -367,6 +372,8 @@ def _possible_steps(programs, step_prog, bits, op: Op, sel: Sel, arg) -> np.ndar
 
 
 def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
+    import pandas as pd
+
     dx_dict, proc_dict = _read(folder, "dx.csv"), _read(folder, "proc.csv")
     mdc, mdc_dx = _read(folder, "mdc.csv"), _read(folder, "mdc_dx.csv")
     adrg, adrg_codes, drg = (

@@ -2,14 +2,17 @@
 after numba's cache (``NUMBA_CACHE_DIR``, else ``__pycache__`` beside the sources) was emptied.
 
 The command line uses it to say "compiling kernels (first run only)…" before the long silent first call, and
-:func:`start_numba` to start numba without loading scipy.
+:func:`start_numba` to load cached kernels without preparing numba to compile, and to compile without loading
+scipy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 
 __all__ = ["KERNELS", "needs_compiling", "start_numba"]
 
@@ -44,17 +47,47 @@ def needs_compiling(kernels: tuple[str, ...]) -> bool:
 
 
 def start_numba() -> None:
-    """Load numba's array implementations without their BLAS probe.
+    """Start numba for a command that runs kernels: a cached kernel loads without preparing numba to compile, and
+    a kernel compiled on a first run does without numba's BLAS probe.
 
-    On its first compile or cache load numba imports them, and with them ``scipy.linalg`` when scipy is installed,
-    only to choose how a jitted ``np.correlate`` multiplies: about 0.2 s of each command's start, for kernels that
-    use no BLAS (a jitted ``np.dot`` still finds scipy when it is compiled). A process that has loaded scipy or
-    these implementations already is left as it is.
+    - Before loading a kernel from its cache, numba refreshes its typing and target contexts: it imports and
+      registers every implementation it can compile (cffi's parser and numba's array, typed-container, random and
+      datetime implementations), about 0.2 s CPU of each command's start, while a cached kernel is machine code
+      that needs none of them. After this call a kernel loads with numba's runtime started only; a kernel that is
+      not in the cache is compiled as before (numba's compiler refreshes the contexts itself).
+    - Numba's array implementations, imported before a compile, import ``scipy.linalg`` when scipy is installed,
+      only to choose how a jitted ``np.correlate`` multiplies: about 0.2 s, for kernels that use no BLAS. They are
+      imported first with ``scipy.linalg`` hidden (a jitted ``np.dot`` still finds scipy when it is compiled).
     """
-    if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
+    from numba.core import caching
+
+    if getattr(caching.Cache.load_overload, "loads_without_refresh", False):
         return
-    sys.modules["scipy.linalg"] = None  # "import scipy.linalg.cython_blas" raises ImportError: "no BLAS"
+    from numba.core.runtime import rtsys
+
+    def load_overload(self, sig, target_context):
+        rtsys.initialize(target_context)  # what a loaded kernel calls (allocation, reference counts)
+        with _blas_hidden(), self._guard_against_spurious_io_errors():
+            # (imports the modules a kernel's helpers live in, e.g. numba's array implementations)
+            data = self._load_overload(sig, target_context)
+            if data is None:  # numba compiles the kernel next, with its array implementations
+                import numba.np.arraymath  # noqa: F401
+        return data
+
+    load_overload.loads_without_refresh = True
+    caching.Cache.load_overload = load_overload
+
+
+@contextlib.contextmanager
+def _blas_hidden() -> Iterator[None]:
+    """Numba's array implementations imported in this block do without BLAS: ``import scipy.linalg.cython_blas``
+    raises ImportError (a process that has loaded either already is left as it is)."""
+    if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
+        yield
+        return
+    sys.modules["scipy.linalg"] = None
     try:
-        import numba.np.arraymath  # noqa: F401
+        yield
     finally:
-        del sys.modules["scipy.linalg"]
+        if sys.modules.get("scipy.linalg", False) is None:
+            del sys.modules["scipy.linalg"]

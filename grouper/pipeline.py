@@ -21,10 +21,6 @@ import pyarrow.compute as pc
 
 from grouper.batch import group_files
 from grouper.codebook import DEFAULT_SCHEME, Codebook
-from grouper.dip import group_dip, read_catalogue, read_exclusions, read_procedure_tiers
-from grouper.dip.aux import AuxTyping, aux_path
-from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
-from grouper.dip.group import EncodedDipCases, encode_dip_cases, grouping_settings
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
 from grouper.drg.group import EncodedCases, encode_cases, group_drg
 from grouper.drg.migration import Migration, compare_schemes, scheme_suffix
@@ -37,7 +33,9 @@ from grouper.io.values import CodeReading, code_reading
 from grouper.io.writer import MONEY_FORMAT, IfExists, atomic_folder
 from grouper.version import drgdip_version
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # DIP's modules are imported by the runs that use them
+    from grouper.dip.aux import AuxTyping
+    from grouper.dip.group import EncodedDipCases
     from grouper.distributed import Engine
 
 __all__ = ["GroupRun", "aux_typing_for", "group_to_file", "grouping", "status_counts"]
@@ -156,6 +154,10 @@ def grouping(
         raise SettingsError(
             "the DIP scheme needs a catalogue (e.g. pingdingshan-2025, or a file)", key="catalogue"
         )
+    from grouper.dip import group_dip, read_catalogue, read_exclusions, read_procedure_tiers
+    from grouper.dip.group import INPUT_COLUMNS as DIP_COLUMNS
+    from grouper.dip.group import encode_dip_cases, grouping_settings
+
     cat = read_catalogue(catalogue)
     settings = grouping_settings(
         cat, tiers=read_procedure_tiers(tiers) if tiers else None, tie_break=tie_break
@@ -228,6 +230,8 @@ def aux_typing_for(
     """The auxiliary typing (辅助分型) named by ``aux``, else ``<stem>.aux.csv`` beside the catalogue file (None
     when there is none). Fitted against another catalogue: an InputError when found beside it, a message added
     to ``warnings`` when named."""
+    from grouper.dip.aux import AuxTyping, aux_path
+
     path = Path(aux) if aux else aux_path(catalogue)
     if not aux and not (Path(catalogue).exists() and path.is_file()):
         return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -49,7 +49,7 @@ from grouper.io.values import (
     strings,
 )
 from grouper.plausibility import check_table, checked_stream, column_label
-from grouper.resources import data_path
+from grouper.resources import text_columns
 from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA, LIST_COLUMNS, REQUIRED_COLUMNS
 
 __all__ = [
@@ -113,8 +113,10 @@ class HeaderMapping:
 def _aliases() -> dict[str, tuple[str, int]]:
     """Header key → (canonical column, rank): when a file has two aliases of one column, the lower rank (the
     earlier row of column_aliases.csv, e.g. setl_id before mdtrt_id) wins. Column ``""``: ignored on purpose."""
-    table = pd.read_csv(data_path("records", "column_aliases.csv"), dtype=str, keep_default_na=False)
-    return {_key(a): (c, rank) for rank, (a, c) in enumerate(zip(table.alias, table.column, strict=True))}
+    table = text_columns("records", "column_aliases.csv")
+    return {
+        _key(a): (c, rank) for rank, (a, c) in enumerate(zip(table["alias"], table["column"], strict=True))
+    }
 
 
 def _key(header: str) -> str:
@@ -398,7 +400,10 @@ def to_arrow(data) -> pa.Table:
     if isinstance(data, list | tuple) and data and all(isinstance(b, pa.RecordBatch) for b in data):
         return pa.Table.from_batches(list(data))
     try:
-        if isinstance(data, pd.DataFrame):  # a column mixing text and numbers is refused here
+        pandas = sys.modules.get("pandas")  # a DataFrame exists only once pandas is imported
+        if pandas is not None and isinstance(
+            data, pandas.DataFrame
+        ):  # mixed text and numbers are refused here
             return pa.Table.from_pandas(data, preserve_index=False)
         return pa.table(data)
     except (TypeError, ValueError, pa.ArrowException) as exc:

@@ -13,12 +13,11 @@ from collections.abc import Callable, Mapping
 from functools import cache
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import InputError, SettingsError
-from grouper.resources import data_path
+from grouper.resources import text_columns
 from grouper.schema import FEE_COLUMNS
 
 __all__ = ["LANGS", "MONEY_COLUMNS", "readable", "reason_words", "status_labels"]
@@ -36,7 +35,7 @@ def _words(file: str, key: str, lang: str) -> dict[str, str]:
     """``key`` column → the ``lang`` column of ``codebooks/records/<file>``."""
     if lang not in LANGS:
         raise SettingsError(f"language must be one of {', '.join(LANGS)}, not {lang!r}", key="lang")
-    table = pd.read_csv(data_path("records", file), dtype=str, keep_default_na=False)
+    table = text_columns("records", file)
     return dict(zip(table[key], table[lang], strict=True))
 
 

@@ -11,14 +11,13 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import InputError
 from grouper.io.formats import Layout, first_data_row, read_raw
 from grouper.io.values import strings
-from grouper.resources import data_path
+from grouper.resources import text_columns
 
 __all__ = ["first_row_of", "read_table", "type_columns"]
 
@@ -31,9 +30,9 @@ _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 @cache
 def _table_aliases() -> dict[str, dict[str, str]]:
     """Table kind → {header key → canonical column}."""
-    frame = pd.read_csv(data_path("records", "table_aliases.csv"), dtype=str, keep_default_na=False)
+    frame = text_columns("records", "table_aliases.csv")
     out: dict[str, dict[str, str]] = {}
-    for kind, column, alias in zip(frame.table, frame.column, frame.alias, strict=True):
+    for kind, column, alias in zip(frame["table"], frame["column"], frame["alias"], strict=True):
         out.setdefault(kind, {})[_key(alias)] = column
     return out
 

@@ -11,12 +11,11 @@ from functools import cache
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import SettingsError
-from grouper.resources import data_path
+from grouper.resources import text_columns
 
 #: How codes are read (编码读取): ``clean`` trims them (and the groupers fold case and remap 国临版 codes);
 #: ``verbatim`` keeps them exactly as written, as the CHS-DRG reference groupers match them.
@@ -61,10 +60,14 @@ _OTHER_SEPARATOR_BYTES = np.array(sorted({*b",;\r\n", *(s.encode()[0] for s in "
 @cache
 def _value_maps() -> dict[str, tuple[pa.Array, pa.Array]]:
     """Column → (spelling keys, canonical values); keys folded as :func:`_fold` folds the data."""
-    table = pd.read_csv(data_path("records", "value_maps.csv"), dtype=str, keep_default_na=False)
+    table = text_columns("records", "value_maps.csv")
+    groups: dict[str, tuple[list[str], list[str]]] = {}
+    for col, value, canonical in zip(table["column"], table["value"], table["canonical"], strict=True):
+        spellings, values = groups.setdefault(col, ([], []))
+        spellings.append(value)
+        values.append(canonical)
     return {
-        col: (_fold(pa.array(list(g.value))), pa.array(list(g.canonical)))
-        for col, g in table.groupby("column", sort=False)
+        col: (_fold(pa.array(s, pa.string())), pa.array(v, pa.string())) for col, (s, v) in groups.items()
     }
 
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HEAVY = ("numpy", "pandas", "numba", "pyarrow", "openpyxl", "matplotlib", "grouper.io.discharges")
 
@@ -94,21 +100,98 @@ def test_group_says_it_compiles_on_a_first_run(tmp_path, monkeypatch):
     assert quiet.exit_code == 0 and quiet.output == ""
 
 
-def test_a_grouping_run_skips_numbas_blas_probe(tmp_path):
-    """``grouper.jit.start_numba``: numba's start does not import scipy.linalg, and a jitted np.dot still works."""
+def _tiny_inputs(tmp_path: Path) -> list[Path]:
+    """A 3-case discharge file as CSV and as Parquet."""
+    table = pa.table(
+        {
+            "case_id": ["1", "2", "3"],
+            "sex": ["1", "2", "1"],
+            "age_years": ["40", "61", "7"],
+            "los_days": ["3", "12", "5"],
+            "principal_dx": ["J18.900", "K22.301", "I21.000"],
+            "other_dx": ["K11.901", "", "I10.x00|E11.900"],
+        }
+    )
+    pacsv.write_csv(table, tmp_path / "in.csv")
+    pq.write_table(table, tmp_path / "in.parquet")
+    return [tmp_path / "in.csv", tmp_path / "in.parquet"]
+
+
+def test_a_drg_grouping_loads_only_what_it_uses(tmp_path):
+    """``drgdip group`` of a CSV or Parquet file under CHS-DRG: no Excel reader, no DIP module, no BLAS (scipy);
+    with its kernels in numba's cache (a second run), numba loads them without preparing to compile (neither its
+    array implementations nor cffi's parser); the output is the same."""
+    outputs = []
+    for source in _tiny_inputs(tmp_path):
+        out = tmp_path / f"{source.suffix[1:]}.parquet"
+        _modules_after(
+            ["group", str(source), "-o", str(out), "-q"]
+        )  # (the kernels cached: a first run compiles)
+        outputs.append(pq.read_table(out))
+        loaded = _modules_after(["group", str(source), "-o", str(out), "-q", "--force"])
+        assert pq.read_table(out).equals(outputs[-1])
+        unwanted = (
+            "openpyxl",
+            "grouper.dip",
+            "scipy.linalg",
+            "numba.np.arraymath",
+            "cffi",
+            "numba.typed.typeddict",
+        )
+        assert [m for m in unwanted if m in loaded] == []
+        assert "grouper.drg._kernel" in loaded
+    assert outputs[0].equals(outputs[1])
+
+
+_KERNELS = """
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def total(a):
+    out = np.empty(1)
+    out[0] = 0.0
+    for x in a:
+        out[0] += x * x
+    return out
+
+
+@njit(cache=True)
+def correlation(a):
+    return np.correlate(a, a)[0]
+"""
+
+
+def test_kernels_compile_and_load_from_the_cache_without_scipy(tmp_path):
+    """``grouper.jit.start_numba``: a kernel not in numba's cache is compiled without numba's BLAS probe (no
+    scipy.linalg; numba's array implementations are imported); once cached it loads without them; a cached kernel
+    that uses them loads them without scipy.linalg too; the answers are the same both times, and a jitted
+    ``np.dot`` compiled after still works."""
     pytest.importorskip("scipy")
-    source = tmp_path / "in.csv"
-    source.write_text("case_id,sex,age_years,los_days,principal_dx\n1,1,40,3,J18.900\n", encoding="utf-8")
-    loaded = _modules_after(["group", str(source), "-o", str(tmp_path / "out.parquet"), "-q"])
-    assert "numba.np.arraymath" in loaded and "scipy.linalg" not in loaded
+    (tmp_path / "tiny_kernels.py").write_text(_KERNELS, encoding="utf-8")
     code = (
-        "import numba, numpy as np\n"
+        "import sys, numba, numpy as np\n"
         "from grouper.jit import start_numba\n"
         "start_numba()\n"
+        "import tiny_kernels\n"
+        "print(tiny_kernels.total(np.arange(4.0))[0], 'numba.np.arraymath' in sys.modules)\n"
+        "print(tiny_kernels.correlation(np.arange(4.0)), 'scipy.linalg' in sys.modules)\n"
         "print(numba.njit(lambda a: np.dot(a, a))(np.ones(3)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "3.0"
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
+    }
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        ).stdout
+        for _ in range(2)
+    ]
+    assert runs[0].split() == ["14.0", "True", "14.0", "False", "3.0"]  # compiled
+    assert runs[1].split() == ["14.0", "False", "14.0", "False", "3.0"]  # loaded from the cache
 
 
 def test_the_exit_leaves_the_objects_to_the_process():

@@ -9,6 +9,7 @@ import pytest
 
 import grouper
 from grouper.io import InputError, OutputError
+from grouper.resources import data_path, text_columns
 
 CHINESE = (
     "结算ID,性别,年龄,年龄(天),新生儿出生体重(克),主要诊断编码,其他诊断编码1,其他诊断编码2,主要手术操作编码,"
@@ -129,3 +130,10 @@ def test_write_results_is_atomic_and_refuses_to_overwrite(tmp_path):
     with pytest.raises(RuntimeError):
         grouper.write_results(broken(), tmp_path / "half.csv")
     assert list(tmp_path.iterdir()) == [out]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in data_path("records").glob("*.csv")))
+def test_a_shipped_records_table_reads_without_pandas_as_pandas_reads_it(name):
+    """``grouper.resources.text_columns``: every cell as written (trailing spaces, empty cells, Chinese text)."""
+    frame = pd.read_csv(data_path("records", name), dtype=str, keep_default_na=False)
+    assert text_columns("records", name) == {c: frame[c].tolist() for c in frame.columns}
