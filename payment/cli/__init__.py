@@ -10,6 +10,7 @@ import gc
 import signal
 
 from payment.cli import (  # noqa: F401  (each module registers its command)
+    _app,
     audit,
     catalog,
     compare,
@@ -29,8 +30,9 @@ def main() -> None:
 
     When the command is done, every object left is frozen out of the garbage collector: the interpreter's exit
     otherwise walks them all in several full collections (about 0.3-0.4 s CPU after a grouping, which loads
-    numba, pandas and pyarrow), to free memory the process hands back anyway."""
+    numba and pyarrow), to free memory the process hands back anyway."""
     signal.signal(signal.SIGTERM, _terminate)
+    _app.OWN_PROCESS = True
     try:
         app()
     finally:

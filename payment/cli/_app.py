@@ -29,6 +29,10 @@ stderr = Console(stderr=True)
 
 
 INTERNAL = "internal error, please report (rerun with --debug)"
+#: Whether the command runs in a process of its own (the console entry point, :func:`payment.cli.main`), not
+#: inside a caller's (typer's test runner, a notebook): only then may it change how the process imports
+#: (:func:`grouper._arrow.defer_pandas`).
+OWN_PROCESS = False
 #: The option that sets what an error's ``key`` names, added to its line (library messages name no option).
 _OPTION_HINTS = {
     "encoding": " (--encoding)",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from payment.cli import _app
 from payment.cli import _options as opt
 from payment.cli._app import (
     check_output,
@@ -116,6 +117,11 @@ def group(
     debug: bool = opt.DEBUG,
 ) -> None:
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
+    from grouper._arrow import defer_pandas
+
+    run_on = engine(engine_kind, scheduler, workers)
+    if run_on is None and _app.OWN_PROCESS:  # a grouping on this machine converts no pandas objects: deferred
+        defer_pandas()  # before the engine's modules, which convert values as they load
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.io import count_rows
     from grouper.io.paths import kind_of
@@ -139,7 +145,6 @@ def group(
         raise typer.BadParameter("--migration needs --compare-with")
     if codes not in ("clean", "verbatim") or (codes == "verbatim" and scheme == "dip"):
         raise typer.BadParameter("--codes is clean or verbatim (verbatim for CHS-DRG schemes)")
-    run_on = engine(engine_kind, scheduler, workers)
     if lang is not None and lang not in ("zh", "en"):
         raise typer.BadParameter(f"--lang is zh or en, not {lang!r}")
     files_layout = layout(sheet, header_row, rename, value_map)

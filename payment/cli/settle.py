@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from payment.cli import _app
 from payment.cli import _options as opt
 from payment.cli._app import (
     UserError,
@@ -109,6 +110,11 @@ def settle(
     debug: bool = opt.DEBUG,
 ) -> None:
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
+    from grouper._arrow import defer_pandas
+
+    run_on = engine(engine_kind, scheduler, workers)
+    if run_on is None and history is None and _app.OWN_PROCESS:  # converts no pandas objects: pandas deferred
+        defer_pandas()  # before the engine's modules, which convert values as they load
     from grouper.io import count_rows
     from grouper.jit import start_numba
     from payment.cases import grouping_only
@@ -119,7 +125,6 @@ def settle(
 
     start_numba()
 
-    run_on = engine(engine_kind, scheduler, workers)
     pol = with_settings(Policy.load(policy), settings or ())
     check_folder(out)
     for name in SETTLEMENT_FILES:

@@ -118,29 +118,118 @@ def _tiny_inputs(tmp_path: Path) -> list[Path]:
 
 
 def test_a_drg_grouping_loads_only_what_it_uses(tmp_path):
-    """``drgdip group`` of a CSV or Parquet file under CHS-DRG: no Excel reader, no DIP module, no BLAS (scipy);
-    with its kernels in numba's cache (a second run), numba loads them without preparing to compile (neither its
-    array implementations nor cffi's parser); the output is the same."""
+    """``drgdip group`` of a CSV or Parquet file under CHS-DRG: no pandas (grouper._arrow), no Excel reader, no DIP
+    module, no BLAS (scipy); with its kernels in numba's cache (a second run), numba loads them without preparing
+    to compile (neither its array implementations nor cffi's parser); the output is the same."""
     outputs = []
     for source in _tiny_inputs(tmp_path):
         out = tmp_path / f"{source.suffix[1:]}.parquet"
-        _modules_after(
-            ["group", str(source), "-o", str(out), "-q"]
-        )  # (the kernels cached: a first run compiles)
+        _modules_after(["group", str(source), "-o", str(out), "-q"])  # (a first run compiles the kernels)
         outputs.append(pq.read_table(out))
         loaded = _modules_after(["group", str(source), "-o", str(out), "-q", "--force"])
         assert pq.read_table(out).equals(outputs[-1])
-        unwanted = (
-            "openpyxl",
-            "grouper.dip",
-            "scipy.linalg",
-            "numba.np.arraymath",
-            "cffi",
-            "numba.typed.typeddict",
-        )
+        unwanted = ("pandas", "openpyxl", "grouper.dip", "scipy.linalg", "numba.np.arraymath", "cffi")
         assert [m for m in unwanted if m in loaded] == []
         assert "grouper.drg._kernel" in loaded
     assert outputs[0].equals(outputs[1])
+
+
+def test_a_grouping_that_uses_pandas_imports_it_and_writes_the_same(tmp_path):
+    """Where a grouping process uses pandas after all (group names looked up for ``--names``; a codebook compiled
+    into an empty cache), Python's ``import pandas`` imports it: the output is the one the command gives inside
+    a process that had pandas from the start (typer's runner)."""
+    from typer.testing import CliRunner
+
+    from payment.cli import app
+
+    source = _tiny_inputs(tmp_path)[1]
+    args = ["group", str(source), "--names", "--lang", "zh", "-q"]
+    inside = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "inside.parquet")])
+    assert inside.exit_code == 0, inside.output
+    env = {**os.environ, "DRGDIP_CACHE": str(tmp_path / "empty-cache")}
+    code = (
+        "import sys\n"
+        "from payment.cli import main\n"
+        f"sys.argv = ['drgdip', *{[*args, '-o', str(tmp_path / 'own.parquet')]!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    print('pandas' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stderr.split()[-1] == "True"
+    assert pq.read_table(tmp_path / "own.parquet").equals(pq.read_table(tmp_path / "inside.parquet"))
+
+
+def test_deferred_pandas_is_imported_by_python_code_and_read_by_pyarrow_then():
+    """``grouper._arrow.defer_pandas``: a look-up of pandas from compiled code fails, ``import pandas`` in Python
+    works, and pyarrow then converts pandas objects as in a process that imported pandas first."""
+    probe = (
+        "import pandas as pd, pyarrow as pa\n"
+        "frame = pd.DataFrame({'c': pd.Categorical(['x', 'y', 'x']), 's': pd.array(['a', None, 'b'], 'string'),\n"
+        "    't': pd.to_datetime(['2020-01-01', None, '2020-01-02']).tz_localize('Asia/Shanghai')})\n"
+        "table = pa.Table.from_pandas(frame)\n"
+        "print(table.schema, table.to_pylist(), pa.array(frame['c']).type, pa.array(pd.Series(['a', None])))\n"
+    )
+    deferred = (
+        "import ctypes, sys\n"
+        "import numpy as np, pyarrow as pa\n"
+        "from grouper._arrow import defer_pandas\n"
+        "defer_pandas()\n"
+        "pa.array(np.arange(3)).to_numpy(zero_copy_only=False)\n"
+        "assert 'pandas' not in sys.modules\n"
+        "ctypes.pythonapi.PyImport_ImportModule.restype = ctypes.py_object\n"
+        "try:\n"
+        "    ctypes.pythonapi.PyImport_ImportModule(b'pandas')\n"
+        "except ModuleNotFoundError:\n"
+        "    pass\n"
+        "assert 'pandas' not in sys.modules\n"
+    )
+    outputs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for code in (probe, deferred + probe)
+    ]
+    assert outputs[0] == outputs[1] and "dictionary<values=" in outputs[0]
+
+
+def test_a_settlement_without_history_loads_no_pandas_and_writes_the_same(tmp_path):
+    """``drgdip settle`` in its own process (no ``--history``): pandas deferred, not loaded; the settlement files
+    are the ones the command writes inside a process that had pandas (typer's runner)."""
+    from typer.testing import CliRunner
+
+    from payment.cli import app
+    from tests.payment import payment_synth as synth
+
+    cases, hospitals = synth.region(40, 2, seed=3, codes=True)
+    grouping = ["case_id", "dip_group", "dip_kind", "dip_score", "aux_coef", "dip_avg_cost"]
+    plain = pa.table(
+        [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in cases.columns],
+        names=cases.column_names,
+    )
+    pq.write_table(plain.drop_columns(grouping[1:]), tmp_path / "discharges.parquet")
+    pq.write_table(plain.select(grouping), tmp_path / "grouped.parquet")
+    pacsv.write_csv(hospitals, tmp_path / "hospitals.csv")
+    args = [
+        "settle",
+        "--cases",
+        str(tmp_path / "grouped.parquet"),
+        "--discharges",
+        str(tmp_path / "discharges.parquet"),
+    ]
+    args += [
+        "--hospitals",
+        str(tmp_path / "hospitals.csv"),
+        "--policy",
+        str(ROOT / "codebooks/policies/demo-2025.toml"),
+    ]
+    inside = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "inside"), "-q"])
+    assert inside.exit_code == 0, inside.output
+    loaded = _modules_after([*args, "--out", str(tmp_path / "own"), "-q"])
+    assert "pandas" not in loaded and "payment.kernels" in loaded
+    files = sorted(p.name for p in (tmp_path / "inside").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "own").iterdir()) and "cases.parquet" in files
+    for name in files:
+        assert (tmp_path / "own" / name).read_bytes() == (tmp_path / "inside" / name).read_bytes(), name
 
 
 _KERNELS = """
