@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/cold_start.py                 # everything below
-    python benchmarks/cold_start.py --only compile  # sections: compile, cold, warm, help
+    python benchmarks/cold_start.py --only compile  # sections: compile, cold, warm, startup, help
 
 Each line is one quotable figure, with the machine's load (``os.getloadavg``) at the time:
 
@@ -14,6 +14,11 @@ Each line is one quotable figure, with the machine's load (``os.getloadavg``) at
   it compiled (the scheme's kernels only); floor: the same command again, caches warm. Target: < 10 s.
 - ``warm``: a 10,000-case CSV (``--csv-cases``) grouped end to end with warm caches, best of 3; floor: a fresh
   process that imports pyarrow and reads the columns the grouper needs from that CSV. Target: < 1.5 s.
+- ``startup``: the fixed cost of a command: ``drgdip group`` of a 10-row CSV and of a 10-row Parquet file
+  (chs-drg-2.0) and ``drgdip settle`` of a 10-case file, caches warm, best of 5, with the bytecode of every module
+  cached as an installed drgdip has it (``PYTHONPYCACHEPREFIX``; beside it the group figure as an editable checkout
+  runs under ``PYTHONDONTWRITEBYTECODE=1``, compiling drgdip's modules at each start); floors: a bare python, and
+  a python importing numpy, pyarrow and numba. Target: group ≤ 0.5 s.
 - ``help``: ``drgdip --help`` and ``--version``, best of 5; floor: a bare ``python -c pass``. Target: < 0.3 s.
 
 On a shared machine compare the ratios (and CPU seconds), not the wall times.
@@ -34,7 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from group_end_to_end import CLI, SCHEMES, _columns, _env, _load, _run
 
-SECTIONS = ("compile", "cold", "warm", "help")
+SECTIONS = ("compile", "cold", "warm", "startup", "help")
 
 
 def _compile_times() -> None:
@@ -157,6 +162,53 @@ def warm(csv_cases: int) -> None:
         )
 
 
+def startup(repeat: int = 5) -> None:
+    """The fixed cost of ``drgdip group`` and ``drgdip settle``: each command on a 10-row file, best of ``repeat``."""
+    import make_data
+    import settle_end_to_end
+
+    with tempfile.TemporaryDirectory(prefix="drgdip-startup-") as tmp:
+        env = _env(PYTHONPYCACHEPREFIX=f"{tmp}/bytecode", PYTHONDONTWRITEBYTECODE="")
+        table = pq.read_table(make_data.make(10, Path(tmp) / "tiny.parquet"))
+        cols = [
+            pc.binary_join(c.cast(pa.list_(pa.string())), "|") if pa.types.is_list(c.type) else c
+            for c in table.columns
+        ]
+        pacsv.write_csv(pa.table(cols, names=table.column_names), Path(tmp) / "tiny.csv")
+        cases, hospitals = settle_end_to_end.ensure(10)
+        policy = settle_end_to_end.ROOT / "codebooks" / "policies" / "demo-2025.toml"
+        commands = {
+            f"drgdip group of a 10-row {kind}": [
+                *CLI, "group", f"{tmp}/tiny.{kind.lower()}", "-o", f"{tmp}/out.parquet", "--force", "-q"
+            ]
+            for kind in ("CSV", "Parquet")
+        }  # fmt: skip
+        commands["drgdip settle of a 10-case file"] = [
+            *CLI, "settle", "--cases", str(cases), "--hospitals", str(hospitals), "--policy", str(policy),
+            "--out", f"{tmp}/settled", "--force", "-q",
+        ]  # fmt: skip
+        libraries = [sys.executable, "-c", "import numpy, pyarrow.parquet, numba"]
+
+        def best(args: list[str], run_env: dict[str, str]) -> tuple[float, float]:
+            _run(args, run_env)  # caches warm (numba's, the codebook's, the bytecode)
+            runs = [_run(args, run_env) for _ in range(repeat)]
+            return min(r[0] for r in runs), min(r[1] for r in runs)
+
+        bare, (floor, floor_cpu) = best([sys.executable, "-c", "pass"], env)[0], best(libraries, env)
+        for label, args in commands.items():
+            wall, cpu = best(args, env)
+            editable = ""
+            if "group" in label:
+                source_wall = best(args, _env(PYTHONDONTWRITEBYTECODE="1"))[0]
+                editable = f"; without cached bytecode (PYTHONDONTWRITEBYTECODE=1) {source_wall:.2f} s"
+            print(
+                f"start-up {label} (caches warm): {wall:.2f} s wall, {cpu:.2f} s CPU (best of {repeat}){editable}; "
+                f"floors: bare python {bare:.3f} s, python importing numpy, pyarrow and numba {floor:.2f} s wall, "
+                f"{floor_cpu:.2f} s CPU; ratio {wall / floor:.2f} wall, {cpu / floor_cpu:.2f} CPU ({_load()})",
+                flush=True,
+            )
+
+
 def help_section() -> None:
     floor = min(_run([sys.executable, "-c", "pass"])[0] for _ in range(5))
     for flag in ("--help", "--version"):
@@ -187,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         cold(args.cases)
     if "warm" in only:
         warm(args.csv_cases)
+    if "startup" in only:
+        startup()
     if "help" in only:
         help_section()
 
