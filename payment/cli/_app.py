@@ -18,8 +18,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from grouper.errors import DrgdipError
+from payment.cli._coerce import Command, Group
 
 app = typer.Typer(
+    cls=Group,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
@@ -101,7 +103,7 @@ def command(*args, on: typer.Typer | None = None, **kwargs) -> Callable[[Callabl
                     else:
                         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
-        return (on or app).command(*args, **kwargs)(run)
+        return (on or app).command(*args, cls=Command, **kwargs)(run)
 
     return register
 

@@ -11,8 +11,10 @@ from rich.markup import escape
 from payment.cli import _options as opt
 from payment.cli._app import UserError, app, check_output, command
 from payment.cli._app import stderr as console
+from payment.cli._coerce import Group
 
 policy_app = typer.Typer(
+    cls=Group,
     no_args_is_help=True,
     help="Write a policy template (政策模板), check a policy file, write the policy's JSON Schema.",
 )

@@ -118,8 +118,8 @@ def _tiny_inputs(tmp_path: Path) -> list[Path]:
 
 
 def test_a_drg_grouping_loads_only_what_it_uses(tmp_path):
-    """``drgdip group`` of a CSV or Parquet file under CHS-DRG: no pandas (grouper._arrow), no Excel reader, no DIP
-    module, no BLAS (scipy); with its kernels in numba's cache (a second run), numba loads them without preparing
+    """``drgdip group`` of a CSV or Parquet file under CHS-DRG: no pandas (grouper._arrow), no pydantic (typer's
+    option readers: payment.cli._coerce), no Excel reader, no DIP module, no BLAS (scipy); with its kernels in numba's cache (a second run), numba loads them without preparing
     to compile (neither its array implementations nor cffi's parser); the output is the same."""
     outputs = []
     for source in _tiny_inputs(tmp_path):
@@ -128,7 +128,15 @@ def test_a_drg_grouping_loads_only_what_it_uses(tmp_path):
         outputs.append(pq.read_table(out))
         loaded = _modules_after(["group", str(source), "-o", str(out), "-q", "--force"])
         assert pq.read_table(out).equals(outputs[-1])
-        unwanted = ("pandas", "openpyxl", "grouper.dip", "scipy.linalg", "numba.np.arraymath", "cffi")
+        unwanted = (
+            "pandas",
+            "pydantic",
+            "openpyxl",
+            "grouper.dip",
+            "scipy.linalg",
+            "numba.np.arraymath",
+            "cffi",
+        )
         assert [m for m in unwanted if m in loaded] == []
         assert "grouper.drg._kernel" in loaded
     assert outputs[0].equals(outputs[1])
@@ -230,6 +238,41 @@ def test_a_settlement_without_history_loads_no_pandas_and_writes_the_same(tmp_pa
     assert files == sorted(p.name for p in (tmp_path / "own").iterdir()) and "cases.parquet" in files
     for name in files:
         assert (tmp_path / "own" / name).read_bytes() == (tmp_path / "inside" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (["--workers", "abc"], "Invalid value for '--workers': Input should be a valid integer"),
+        (
+            ["--header-row", "0"],
+            "Invalid value for '--header-row': Input should be greater than or equal to 1",
+        ),
+        (["--names", "--header-row", "2"], None),
+    ],
+)
+def test_options_are_read_by_typers_readers_when_given(tmp_path, option, said):
+    """payment.cli._coerce: an option given a value that is not text or a path is read by typer's own reader (its
+    message on a wrong value); text and paths arrive as typer gives them (str, Path, a list of Paths)."""
+    from typer.testing import CliRunner
+
+    from payment.cli import app
+
+    seen = {}
+    source = _tiny_inputs(tmp_path)[0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "grouper.pipeline.group_to_file",
+            lambda inputs, out, **kw: seen.update(inputs=inputs, out=out, **kw),
+        )
+        result = CliRunner().invoke(
+            app, ["group", str(source), "-o", str(tmp_path / "o.csv"), "--keep", "a", *option]
+        )
+    if said:
+        assert result.exit_code == 2 and said in " ".join(result.output.replace("│", " ").split())
+    else:
+        assert seen["inputs"] == [source] and seen["out"] == tmp_path / "o.csv" and seen["keep"] == ["a"]
+        assert seen["layout"].header_row == 2 and seen["names"] is True
 
 
 _KERNELS = """
