@@ -35,7 +35,6 @@ import pyarrow.parquet as pq
 
 from grouper.errors import OutputError
 from grouper.io.paths import kind_of, path_error
-from grouper.io.xlsx import write_sheet
 
 __all__ = [
     "CSV_ENCODING",
@@ -266,6 +265,8 @@ def write_results(
         elif suffix == ".json":
             rows = _write_json_rows(tables, tmp)
         else:
+            from grouper.io.xlsx import write_sheet  # (its XML escaping imports urllib and email: 0.02 s)
+
             rows = write_sheet(tables, tmp, path=path, title=sheet, formats=formats or {})
         if suffix != ".parquet" and metadata:
             write_json(
