@@ -46,13 +46,17 @@ def needs_compiling(kernels: tuple[str, ...]) -> bool:
     return False
 
 
+#: What :func:`start_numba`'s loading calls of numba's cache (numba 0.68 has them; another numba loads as it does).
+_NUMBA_LOADING = ("_load_overload", "_guard_against_spurious_io_errors")
+
+
 def start_numba() -> None:
     """Start numba for a command that runs kernels: a cached kernel loads without preparing numba to compile, and
     a kernel compiled on a first run does without numba's BLAS probe.
 
     - Before loading a kernel from its cache, numba refreshes its typing and target contexts: it imports and
       registers every implementation it can compile (cffi's parser and numba's array, typed-container, random and
-      datetime implementations), about 0.2 s CPU of each command's start, while a cached kernel is machine code
+      datetime implementations), about 0.1-0.15 s CPU of each command's start, while a cached kernel is machine code
       that needs none of them. After this call a kernel loads with numba's runtime started only; a kernel that is
       not in the cache is compiled as before (numba's compiler refreshes the contexts itself).
     - Numba's array implementations, imported before a compile, import ``scipy.linalg`` when scipy is installed,
@@ -63,7 +67,14 @@ def start_numba() -> None:
 
     if getattr(caching.Cache.load_overload, "loads_without_refresh", False):
         return
-    from numba.core.runtime import rtsys
+    try:
+        from numba.core.runtime import rtsys
+    except ImportError:
+        rtsys = None
+    if rtsys is None or not all(hasattr(caching.Cache, name) for name in _NUMBA_LOADING):
+        with _blas_hidden():  # another numba: it loads as it does, without the BLAS probe
+            import numba.np.arraymath  # noqa: F401
+        return
 
     def load_overload(self, sig, target_context):
         rtsys.initialize(target_context)  # what a loaded kernel calls (allocation, reference counts)

@@ -326,6 +326,25 @@ def test_kernels_compile_and_load_from_the_cache_without_scipy(tmp_path):
     assert runs[1].split() == ["14.0", "False", "14.0", "False", "3.0"]  # loaded from the cache
 
 
+def test_a_numba_without_the_loading_it_expects_starts_as_before():
+    """``start_numba`` with a numba whose cache lacks what it replaces: numba's own loading is left as it is
+    (with the BLAS probe skipped, as before), and kernels still run."""
+    pytest.importorskip("scipy")
+    code = (
+        "import sys, numpy as np\n"
+        "from numba.core import caching\n"
+        "import grouper.jit\n"
+        "grouper.jit._NUMBA_LOADING = ('_a_method_numba_does_not_have',)\n"
+        "grouper.jit.start_numba()\n"
+        "import grouper.batch\n"
+        "print(grouper.batch._fnv1a(np.array([0, 1]), np.array([97], np.uint8))[0] > 0,\n"
+        "      'numba.np.arraymath' in sys.modules, 'scipy.linalg' in sys.modules,\n"
+        "      getattr(caching.Cache.load_overload, 'loads_without_refresh', False))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True", "False", "False"]
+
+
 def test_the_exit_leaves_the_objects_to_the_process():
     """After the command, every object is frozen out of the garbage collector: the interpreter's exit does not
     walk them all again (about 0.3-0.4 s CPU after a grouping)."""
