@@ -8,17 +8,53 @@ position of the first one), never wrapped around.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import numpy as np
 from numba import njit
 
-from payment.money import POINT_UNITS
+from payment.money import POINT_UNITS, fen_half_up
 
-__all__ = ["case_kinds", "case_payments", "priced_tail", "resolved_points", "sum_cases", "tally_cases"]
+__all__ = [
+    "case_kinds",
+    "case_payments",
+    "loading",
+    "priced_tail",
+    "resolved_points",
+    "sum_cases",
+    "tally_cases",
+]
 
 _I64_MAX = np.iinfo(np.int64).max
 _I64_MIN = np.iinfo(np.int64).min
 # payment.route.Route codes
 _BED_DAY, _PER_CASE, _FEE_FOR_SERVICE, _EXCLUDED = 3, 4, 5, 6
+
+
+@contextlib.contextmanager
+def loading(start: bool = True) -> Iterator[None]:
+    """numba set up in a background thread while the block runs (``start`` False: not).
+
+    The first kernel call of a process sets up numba's compiler and loads the cache (about 0.4 s CPU): made
+    at the start of a settlement, it runs beside the reading of the hospitals, the policy and the first batch,
+    not on the pricing thread with the reader waiting. The thread is waited for at the end of the block.
+    """
+    if not start:
+        yield
+        return
+    thread = threading.Thread(target=_first_call, name="drgdip-kernels")
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def _first_call() -> None:
+    with contextlib.suppress(Exception):  # (a kernel that cannot load fails where it is used, with its error)
+        fen_half_up(np.zeros(1))
 
 
 @njit(cache=True, inline="always")

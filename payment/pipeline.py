@@ -27,6 +27,7 @@ from grouper.io.writer import IfExists, atomic_folder
 from payment.casefile import CaseWriter
 from payment.cases import CaseSource
 from payment.inputs import read_deductions, read_hospitals, read_special_cases, read_weights
+from payment.kernels import loading as kernels_loading
 from payment.policy import Policy
 from payment.settle import BATCH_SIZE, prepare, settle_batches
 
@@ -107,9 +108,12 @@ def settle_files(
             "local engine"
         )
     # a settlement of parts writes cases.parquet as a folder of parts (one per input part, in order)
-    with atomic_folder(
-        out, SETTLEMENT_FILES, if_exists=if_exists, folders=("cases.parquet",) if parted else ()
-    ) as tmp:
+    with (
+        kernels_loading(not parted),  # (the local engine's first kernel call: set up beside the first reads)
+        atomic_folder(
+            out, SETTLEMENT_FILES, if_exists=if_exists, folders=("cases.parquet",) if parted else ()
+        ) as tmp,
+    ):
         parts = [(cases, discharges)]
         if parted:
             from payment.distributed import case_parts
