@@ -126,3 +126,40 @@ def test_a_full_temporary_folder_is_an_output_error(monkeypatch):
     with pytest.raises(OutputError, match=r"TMPDIR\) could not be written: No space left on device"):
         ahead.take(0)
     ahead.close()
+
+
+def test_dictionary_columns_written_in_one_batch_are_the_bytes_one_writer_writes():
+    """Row groups of many write batches (Arrow's: 1,024 rows) whose small dictionary columns, between other
+    columns, are encoded in one batch: the same file as one writer's, for a dictionary too large to be written so
+    too, and with the row groups' leading columns encoded ahead."""
+    rng = np.random.default_rng(7)
+
+    def group(rows: int) -> pa.Table:
+        def coded(entries: int, nulls: float) -> pa.DictionaryArray:
+            idx = pa.array(rng.integers(0, entries, rows).astype(np.int32), mask=rng.random(rows) < nulls)
+            return pa.DictionaryArray.from_arrays(idx, pa.array([f"H{i:05d}" for i in range(entries)]))
+
+        return pa.table(
+            {
+                "s": pa.array([f"C{i}" for i in range(rows)]),
+                "d": coded(7, 0.1),
+                "e": coded(1000, 0.0),
+                "big": coded(5000, 0.01),
+                "x": pa.array(rng.random(rows)),
+                "f": coded(3, 0.0),
+            }
+        ).replace_schema_metadata({"drgdip.version": "test"})
+
+    groups = [group(n) for n in (30_000, 5_000, 1)]
+    one = _one_writer(groups)
+    assert _joined(groups) == one
+    ahead = EncodedColumns(OPTIONS)
+    for g in groups:
+        ahead.write(g.select(["s", "d", "e"]))
+    sink = io.BytesIO()
+    writer = JoinedWriter(sink, OPTIONS, schema=groups[0].schema)
+    for k, g in enumerate(groups):
+        writer.write(g.select(["big", "x", "f"]), before=functools.partial(ahead.take, k))
+    writer.close()
+    ahead.close()
+    assert sink.getvalue() == one
