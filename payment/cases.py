@@ -80,6 +80,8 @@ class CaseSource:
     layout : how the discharge file (``discharges``, else ``cases``) lays out its table: sheet, header row,
         renamed headers (:class:`grouper.io.formats.Layout`)
     on_mapping : called once with that file's header mapping (``--show-mapping``), at the first pass
+    skip : canonical columns not read from a Parquet file read as it is (those the policy does not use:
+        ``patient_id`` without bed-day categories)
 
     Attributes
     ----------
@@ -95,10 +97,12 @@ class CaseSource:
         encoding: str | None = None,
         layout: Layout | None = None,
         on_mapping: Callable[[HeaderMapping], None] | None = None,
+        skip: frozenset[str] = frozenset(),
     ):
         self.cases = Path(cases)
         self.discharges = None if discharges is None else Path(discharges)
         self.batch_size, self.encoding, self.layout = batch_size, encoding, layout
+        self.columns = tuple(c for c in SETTLE_COLUMNS if c not in skip)
         self._on_mapping = on_mapping  # the discharge file's header mapping, reported at the first pass only
         self.names = _names(self.cases, None if discharges else encoding, None if discharges else layout)
         if discharges is None and set(self.names) <= GROUPING_COLUMNS | {"case_id"}:
@@ -117,7 +121,9 @@ class CaseSource:
             if _as_it_is(self.cases):
                 # read, normalised and checked on the reading thread
                 return read_ahead(
-                    plausible(_normalised(self.cases, self.batch_size), self.cases, self._first_row)
+                    plausible(
+                        _normalised(self.cases, self.batch_size, self.columns), self.cases, self._first_row
+                    )
                 )
             return plausible(self._same_file(), self.cases, self._first_row)
         return plausible(self._joined(), self.discharges, self._first_row)
@@ -134,7 +140,7 @@ class CaseSource:
 
     def _base(self, path: Path) -> Iterator[pa.Table]:
         if _as_it_is(path):
-            return _normalised(path, self.batch_size)
+            return _normalised(path, self.batch_size, self.columns)
         report, self._on_mapping = self._on_mapping, None
         return read_discharges(
             path,
@@ -336,13 +342,13 @@ def _as_it_is(path: Path) -> bool:
 _CANONICAL = {f.name: f for f in DISCHARGE_SCHEMA}
 
 
-def _normalised(path: Path, batch_size: int) -> Iterator[pa.Table]:
+def _normalised(path: Path, batch_size: int, columns: tuple[str, ...] = SETTLE_COLUMNS) -> Iterator[pa.Table]:
     """A canonical Parquet file batch by batch, its values normalised as the discharge reader normalises them
     (a date written but not readable is an error there too); only the columns the settlement reads (discharge and
-    grouping columns)."""
+    grouping columns; of the first, ``columns``)."""
 
     def select(headers: list[str]) -> list[str]:
-        return [h for h in headers if h in SETTLE_COLUMNS or h in GROUPING_COLUMNS]
+        return [h for h in headers if h in columns or h in GROUPING_COLUMNS]
 
     def rest(column: str, header: str) -> int:  # the file's other unreadable dates (on an error only)
         return sum(

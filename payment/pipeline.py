@@ -122,7 +122,12 @@ def settle_files(
                 dataset_files(cases), None if discharges is None else dataset_files(discharges)
             )
         source = CaseSource(
-            *parts[0], batch_size=batch_size, encoding=encoding, layout=layout, on_mapping=on_mapping
+            *parts[0],
+            batch_size=batch_size,
+            encoding=encoding,
+            layout=layout,
+            on_mapping=on_mapping,
+            skip=frozenset() if pol.bed_day.categories else frozenset({"patient_id"}),  # (bed days' only use)
         )
         hosp = read_hospitals(hospitals, encoding=encoding)
         cat = None

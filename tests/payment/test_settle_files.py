@@ -178,3 +178,24 @@ def test_a_case_file_is_read_for_the_settlement_columns_only(region, tmp_path):
         settle_files(tmp_path / f"{name}.parquet", region / "hospitals.csv", DEMO, tmp_path / name)
     for file in SETTLEMENT_FILES:
         assert (tmp_path / "plain" / file).read_bytes() == (tmp_path / "extra" / file).read_bytes()
+
+
+def test_a_policy_without_bed_day_categories_reads_no_patient_id(region, tmp_path, monkeypatch):
+    """patient_id serves the bed-day episodes only: under a policy without bed-day categories a Parquet case
+    file is read without it, and the settlement is byte for byte the one of the file without that column."""
+    import payment.cases
+    from payment.policy import Policy
+
+    policy = Policy.load(DEMO).replace({"bed_day.categories": None})  # the demo region without its bed days
+    assert not policy.bed_day.categories
+    table = _plain(synth.region(600, 4, seed=11, codes=True)[0])
+    pq.write_table(table, tmp_path / "with.parquet")
+    pq.write_table(table.drop_columns(["patient_id"]), tmp_path / "without.parquet")
+    read: list[list[str]] = []
+    normalised = payment.cases._normalise
+    monkeypatch.setattr(payment.cases, "_normalise", lambda t: read.append(t.column_names) or normalised(t))
+    for name in ("with", "without"):
+        settle_files(tmp_path / f"{name}.parquet", region / "hospitals.csv", policy, tmp_path / name)
+    assert read and not any("patient_id" in names for names in read)
+    for file in SETTLEMENT_FILES:
+        assert (tmp_path / "with" / file).read_bytes() == (tmp_path / "without" / file).read_bytes()
