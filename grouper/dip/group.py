@@ -273,8 +273,9 @@ def _compile(cat: Catalogue, tiers: ProcedureTiers) -> _Compiled:
     )
     if len(_CACHE) > 8:
         _CACHE.clear()
-    _CACHE[key] = compiled
-    return compiled
+    # two threads that built the same pair at once (Grouping.warm beside the first batch's encoding) keep one
+    # object: cases encoded by one are grouped by the other (_against compares ids)
+    return _CACHE.setdefault(key, compiled)
 
 
 def _column(table: pa.Table, name: str, type_: pa.DataType) -> pa.Array:
