@@ -10,15 +10,17 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from grouper.errors import DrgdipError
 from payment.cli._coerce import Command, Group
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 app = typer.Typer(
     cls=Group,
@@ -116,6 +118,8 @@ def show_progress(quiet: bool) -> bool:
 def progress_bar(quiet: bool) -> Progress:
     """A case-counting progress bar on stderr (hidden with --quiet or when stderr is not a terminal): a task's
     description, its cases, the time spent and, when its total is known, the time left."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
