@@ -290,8 +290,8 @@ def total(a):
 
 
 @njit(cache=True)
-def correlation(a):
-    return np.correlate(a, a)[0]
+def array_sum(a):
+    return np.sum(a)
 """
 
 
@@ -308,7 +308,7 @@ def test_kernels_compile_and_load_from_the_cache_without_scipy(tmp_path):
         "start_numba()\n"
         "import tiny_kernels\n"
         "print(tiny_kernels.total(np.arange(4.0))[0], 'numba.np.arraymath' in sys.modules)\n"
-        "print(tiny_kernels.correlation(np.arange(4.0)), 'scipy.linalg' in sys.modules)\n"
+        "print(tiny_kernels.array_sum(np.arange(4.0)), 'scipy.linalg' in sys.modules)\n"
         "print(numba.njit(lambda a: np.dot(a, a))(np.ones(3)))\n"
     )
     env = {
@@ -322,8 +322,8 @@ def test_kernels_compile_and_load_from_the_cache_without_scipy(tmp_path):
         ).stdout
         for _ in range(2)
     ]
-    assert runs[0].split() == ["14.0", "True", "14.0", "False", "3.0"]  # compiled
-    assert runs[1].split() == ["14.0", "False", "14.0", "False", "3.0"]  # loaded from the cache
+    assert runs[0].split() == ["14.0", "True", "6.0", "False", "3.0"]  # compiled
+    assert runs[1].split() == ["14.0", "False", "6.0", "False", "3.0"]  # loaded from the cache
 
 
 def test_a_numba_without_the_loading_it_expects_starts_as_before():
