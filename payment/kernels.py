@@ -73,6 +73,23 @@ def _units(points):
     return np.int64(x)
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _paid_points(
+    i, r, in_scheme, u, vb, p, standard, hidx, unified, n_pool, outside, units, points, pooled, slot
+):
+    """Case ``i``'s points (``u``, 1e-9 point; under the unified design a bed-day or per-case case is paid its
+    standard amount at the budget point value ``vb``) and its hospital × pool slot (``outside``: no pool), the
+    same in both passes."""
+    fallback = r in (_BED_DAY, _PER_CASE)
+    if unified and fallback:
+        u = _units(standard[i] / vb)
+    units[i] = u
+    points[i] = u / POINT_UNITS
+    pool_it = in_scheme or (fallback and unified)
+    pooled[i] = pool_it
+    slot[i] = hidx[i] * n_pool + max(p, 0) if pool_it else outside
+
+
 @njit(cache=True, nogil=True, error_model="numpy")  # x / 0.0 gives inf or NaN, as in numpy
 def priced_tail(in_scheme, pts, dev, pool, hidx, route, per_case_price, vb_pool, unified, n_h, n_pool):
     """The end of a batch's pricing (payment.settle._priced), in one pass: returns ``units`` (int64, 1e-9
@@ -98,18 +115,10 @@ def priced_tail(in_scheme, pts, dev, pool, hidx, route, per_case_price, vb_pool,
         r = route[i]
         if r == _PER_CASE:
             standard[i] = per_case_price[i]
-        scheme = in_scheme[i]
-        x = pts[i] if scheme else 0.0
-        deviation[i] = dev[i] if scheme else 0
-        fallback = r in (_BED_DAY, _PER_CASE)
-        if unified and fallback:
-            x = standard[i] / vb
-        u = _units(x)
-        units[i] = u
-        points[i] = u / POINT_UNITS
-        pool_it = scheme or (fallback and unified)
-        pooled[i] = pool_it
-        slot[i] = hidx[i] * n_pool + max(p, 0) if pool_it else outside
+        s = in_scheme[i]
+        deviation[i] = dev[i] if s else 0
+        u = _units(pts[i] if s else 0.0)
+        _paid_points(i, r, s, u, vb, p, standard, hidx, unified, n_pool, outside, units, points, pooled, slot)
     return units, points, deviation, vb_case, standard, pooled, slot
 
 
@@ -256,12 +265,5 @@ def resolved_points(route, units_in, dev_in, special, cost, standard, hidx, pool
         deviation[i] = dev_in[i] if s else 0
         if special[i] and s:
             u = _units(cost[i] / vb)
-        fallback = r in (_BED_DAY, _PER_CASE)
-        if unified and fallback:
-            u = _units(standard[i] / vb)
-        units[i] = u
-        points[i] = u / POINT_UNITS
-        pool_it = s or (fallback and unified)
-        pooled[i] = pool_it
-        slot[i] = hidx[i] * n_pool + max(p, 0) if pool_it else outside
+        _paid_points(i, r, s, u, vb, p, standard, hidx, unified, n_pool, outside, units, points, pooled, slot)
     return in_scheme, units, points, deviation, vb_case, pooled, slot
