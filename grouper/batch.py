@@ -21,7 +21,7 @@ from grouper.io.discharges import HeaderMapping, count_rows, read_discharges_kee
 from grouper.io.formats import Layout, read_ahead
 from grouper.io.readable import readable
 from grouper.io.values import CodeReading
-from grouper.strings import _equal, _fnv1a, buffers
+from grouper.strings import _MIX, _equal, _fnv1a, buffers
 
 __all__ = ["DuplicateTracker", "case_hashes", "duplicated", "group_files"]
 
@@ -32,9 +32,6 @@ def _hashes(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return _fnv1a(offsets, data), valid
 
 
-#: Fibonacci hashing's multiplier: every bit of a string hash counts in the product's top bits, whatever bits the
-#: hash leaves weak.
-_MIX = np.uint64(0x9E3779B97F4A7C15)
 _LOW = np.uint64(0xFFFFFFFF)
 
 
