@@ -232,7 +232,7 @@ class Codebook:
         def remembered():
             from grouper.strings import Remembered  # (numba: not at import, the command line's start)
 
-            return Remembered(lambda new: self._look_up(kind, new, verbatim), _MEMO_MAX)
+            return Remembered(lambda new: self._look_up(kind, new, verbatim))
 
         return self._made(f"{kind}{'=' if verbatim else ''}/seen", remembered)(distinct)
 
@@ -267,10 +267,6 @@ class Codebook:
         """The lookup ``name`` of this codebook, made once by ``make()``."""
         found = self._maps.get(name)
         return found if found is not None else self._maps.setdefault(name, make())
-
-
-#: Most raw code strings remembered per kind (beyond, new strings are looked up batch by batch).
-_MEMO_MAX = 1 << 20
 
 
 def _save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
