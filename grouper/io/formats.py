@@ -615,7 +615,8 @@ def csv_batches(
                 yield table.slice(0, batch_size)
                 rest = table.slice(batch_size)
                 pending, rows = rest.to_batches(), rest.num_rows
-        if _breaks_unread(path, brk, at, seen, in_cells):  # line breaks in cells not read, or blank lines
+        # a column not read may hide line breaks in its cells (every column read: the cells were checked above)
+        if len(names) < len(header) and _breaks_unread(path, brk, at, seen, in_cells):
             every = pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
                 strings_can_be_null=False,
