@@ -18,6 +18,7 @@ from numba import njit
 from payment.money import POINT_UNITS, fen_half_up
 
 __all__ = [
+    "add_exact",
     "case_kinds",
     "case_payments",
     "loading",
@@ -61,6 +62,19 @@ def _first_call() -> None:
 def _overflows(a, w):
     """Whether ``a + w`` leaves the int64 range (the bound kept symmetric: −(2**63 − 1))."""
     return (w > 0 and a > _I64_MAX - w) or (w < 0 and a < -_I64_MAX - w)
+
+
+@njit(cache=True)
+def add_exact(acc, index, weights):
+    """``acc[index[i]] += weights[i]`` in int64; returns −1, or the index of the first sum that would leave
+    int64 (the sums before it made)."""
+    for i in range(index.shape[0]):
+        j, w = index[i], weights[i]
+        a = acc[j]
+        if _overflows(a, w):
+            return j
+        acc[j] = a + w
+    return -1
 
 
 @njit(cache=True, inline="always")

@@ -23,7 +23,6 @@ __all__ = [
     "largest_remainder",
     "publish",
     "round_fen",
-    "to_point_units",
 ]
 
 #: A float yuan amount within this many fen of a half fen counts as the half (float64 carries ~16 digits, so
@@ -102,17 +101,6 @@ def _fen_half_up(yuan):
             a = np.floor(abs(f) + 0.5 + TIE_FEN)
             out[i] = np.int64(a) if f >= 0 else -np.int64(a)
     return out
-
-
-def to_point_units(points: np.ndarray) -> np.ndarray:
-    """Case points (float64) as int64 units of 1e-9 point (:data:`POINT_UNITS`), to the nearest unit.
-
-    Examples
-    --------
-    >>> int(to_point_units(np.array([120.05]))[0])      # 120.05 is 120.04999999999999715… as a float
-    120050000000
-    """
-    return np.rint(np.asarray(points, dtype=np.float64) * POINT_UNITS).astype(np.int64)
 
 
 def fen_exact(

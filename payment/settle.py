@@ -21,7 +21,6 @@ from fractions import Fraction
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
 from grouper.errors import DrgdipError, InputError, PolicyError
 from grouper.io.discharges import to_arrow
@@ -40,7 +39,15 @@ from payment.budget import (
 )
 from payment.clearing import band_adjustment, clearing_payment, hospital_shares
 from payment.deductions import deduction_grid
-from payment.kernels import case_kinds, case_payments, priced_tail, resolved_points, sum_cases, tally_cases
+from payment.kernels import (
+    add_exact,
+    case_kinds,
+    case_payments,
+    priced_tail,
+    resolved_points,
+    sum_cases,
+    tally_cases,
+)
 from payment.money import (
     POINT_UNITS,
     TIE_FEN,
@@ -750,7 +757,7 @@ def _resolved(f: _Frame, reg: _Region, res: _Resolved) -> _Frame:
     standard_amount[res.bd_rows[lo:hi] - offset] = res.bd_amount[lo:hi]
     # approved cases only leave the scheme: the scheme cases' points and deviation are pass 1's; 特例单议 paid in
     # points: the actual cost at the budget point value
-    in_scheme, units, points, deviation, _, pooled, slot = _points_of(
+    in_scheme, units, points, deviation, vb_case, pooled, slot = _points_of(
         f, reg, route, f.units, f.deviation, special, standard_amount
     )
     return dataclasses.replace(
@@ -761,6 +768,7 @@ def _resolved(f: _Frame, reg: _Region, res: _Resolved) -> _Frame:
         points=points,
         units=units,
         deviation=deviation,
+        vb_case=vb_case,
         special=special,
         standard_amount=standard_amount,
         pooled=pooled,
@@ -798,11 +806,12 @@ def _spilled(f: _Frame, ids: bool = True) -> pa.Table:
 
 def _unspilled(t: pa.Table, reg: _Region, offset: int) -> _Frame:
     """The frame of a batch read back from the spill (rows ``offset`` … of the region), as :func:`_priced` gave
-    it (without the pass-1-only arrays; without those of :data:`_LEADING_ONLY` when they were not spilled)."""
+    it (without the pass-1-only arrays; without those of :data:`_LEADING_ONLY` when they were not spilled), for
+    :func:`_resolved`, which works out its points, pools and slots."""
     a = {name: t.column(name).to_numpy() for name in _KEPT if name in t.column_names}
     a.update({name: a[name].astype(np.int64) for name in _NARROW})
     hidx, pool, route = a["hidx"], a["pool"], a["route"]
-    f = _Frame(
+    return _Frame(
         table=t.select([n for n in _IDS if n in t.column_names]), offset=offset, hidx=hidx, pool=pool, cost=a["cost"],
         cost_fen=fen_half_up(a["cost"]), fund_fen=a["fund_fen"], patient_fen=a["patient_fen"], month=a["month"],
         route=route, reason=a["reason"], per_case_item=a["per_case_item"], in_scheme=None, base=a.get("base"),
@@ -810,10 +819,6 @@ def _unspilled(t: pa.Table, reg: _Region, offset: int) -> _Frame:
         vb_case=None, special=np.zeros(len(route), dtype=bool), standard_amount=a["standard_amount"], pooled=None,
         slot=None,
     )  # fmt: skip
-    f.in_scheme, f.units, f.points, f.deviation, f.vb_case, f.pooled, f.slot = _points_of(
-        f, reg, route, f.units, f.deviation, f.special, f.standard_amount
-    )
-    return f
 
 
 def _points_of(f: _Frame, reg: _Region, route, units, deviation, special, standard_amount) -> tuple:
@@ -865,7 +870,7 @@ class _Sums:
 
 def _add_exact(acc: np.ndarray, index: np.ndarray, weights: np.ndarray) -> None:
     """``acc[index[i]] += weights[i]`` in int64; a sum beyond int64 is an error, never a wrap-around."""
-    at = _add_kernel(acc, index, weights)
+    at = add_exact(acc, index, weights)
     if at >= 0:
         raise _overflow(at)
 
@@ -874,20 +879,6 @@ def _overflow(at: int) -> DrgdipError:
     return DrgdipError(
         f"a hospital's sum of case points or money exceeds the int64 range (slot {at}): split the region"
     )
-
-
-_I64_MAX = np.iinfo(np.int64).max
-
-
-@njit(cache=True)
-def _add_kernel(acc, index, weights):
-    for i in range(index.shape[0]):
-        j, w = index[i], weights[i]
-        a = acc[j]
-        if (w > 0 and a > _I64_MAX - w) or (w < 0 and a < -_I64_MAX - w):
-            return j
-        acc[j] = a + w
-    return -1
 
 
 class _Scan:
