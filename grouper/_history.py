@@ -385,34 +385,24 @@ def stats_of(cut: red.Cut, sums: red.KeptSums, w: np.ndarray, mode: str, ddof: i
 
 
 def group_stats(
-    cost: np.ndarray,
-    gid: np.ndarray,
-    yid: np.ndarray,
-    n_groups: int,
-    w: np.ndarray,
-    *,
-    trim: TrimSpec,
-    mode: str = "means",
-    ddof: int = 1,
-    los: np.ndarray | None = None,
+    cases: red.Parts, n_groups: int, w: np.ndarray, *, trim: TrimSpec, mode: str = "means", ddof: int = 1
 ) -> GroupStats:
-    """Trim each group, then year-weight its mean and compute its CV (变异系数): :func:`stats_of` over one part.
+    """Trim each group, then year-weight its mean and compute its CV (变异系数): the cuts and the kept sums of
+    the cases in ``cases`` (:class:`grouper._reduction.Cases` a part), then :func:`stats_of`.
 
     Parameters
     ----------
-    cost : ndarray of float64, yuan
-    gid : ndarray of int64            group index per case
-    yid : ndarray of int64            index of the case's year in the window (weights ``w``)
+    cases : grouper._reduction.Parts
+        Parts that are :class:`grouper._reduction.Cases` (group index, index of the year in the window, cost in
+        yuan and, optionally, stay per case).
     n_groups : int
     w : ndarray of float64            year weights, summing to 1
     trim : TrimSpec
     mode : {"means", "cases"}         weights on yearly means (default) or on cases (docs/dip.md §4.3)
     ddof : {1, 0}                     SD divisor n − ddof for the CV (default sample SD, docs/dip.md §4.5)
-    los : ndarray of float64, optional  stay per case (NaN: none) for the groups' mean stay
     """
-    parts = red.LocalParts([red.Cases(cost, gid, yid, los)])
-    cut = red.cuts(parts, _itself, (), n_groups, trim)
-    return stats_of(cut, red.kept_sums(parts, _itself, (), cut, w.size), w, mode, ddof)
+    cut = red.cuts(cases, _itself, (), n_groups, trim)
+    return stats_of(cut, red.kept_sums(cases, _itself, (), cut, w.size), w, mode, ddof)
 
 
 def fingerprint(table: pa.Table, columns: list[str], years: np.ndarray) -> dict:

@@ -20,6 +20,7 @@ from grouper._history import (
     data_years,
     describe_excluded,
     fit_summary,
+    group_stats,
     los_of,
     params_from_meta,
     restore_summary,
@@ -28,8 +29,6 @@ from grouper._history import (
     typed_history,
     year_weights,
 )
-from grouper._history import stats_of as stats_of_sums
-from grouper._reduction import cuts, kept_sums
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
 from grouper.dip.aux import AuxTyping
@@ -429,10 +428,10 @@ class DipCatalog(Estimator):
         n_groups = len(rows["dip_code"])
 
         def stats_of(cases: red.Parts):
-            cut = cuts(cases, _itself, (), n_groups, spec)
-            sums = kept_sums(cases, _itself, (), cut, w.size)
-            cases.release()
-            return stats_of_sums(cut, sums, w, self.year_weighting, self.cv_ddof)
+            try:
+                return group_stats(cases, n_groups, w, trim=spec, mode=self.year_weighting, ddof=self.cv_ddof)
+            finally:
+                cases.release()
 
         stats = stats_of(parts.map(_keyed_cases, self, window, keys, gid_of_key, not self.regroup))
         if self.regroup:
@@ -865,10 +864,6 @@ def _member(inv: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 def _slices(table: pa.Table) -> list[pa.Table]:
     return [table.slice(start, _PART_ROWS) for start in range(0, max(table.num_rows, 1), _PART_ROWS)]
-
-
-def _itself(part):
-    return part
 
 
 def _checks(part: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
