@@ -63,6 +63,8 @@ UNIT = 1_000_000
 #: Fixed point of ln cost for ``log_sd`` trimming, shifted to be positive (|ln cost| < 745).
 _LOG_ONE = 1 << 24
 _LOG_SHIFT = 1 << 40
+#: Rows per part of a table fitted on this machine (:meth:`LocalParts.of_table`).
+_PART_ROWS = 1 << 20
 # A case within this relative distance of a cut is kept (cuts are inclusive; docs/drg.md §7.1).
 _REL_TOL = 1e-9
 _MASK64 = (1 << 64) - 1
@@ -102,6 +104,11 @@ class LocalParts(Parts):
 
     def __init__(self, parts: Sequence) -> None:
         self.parts = list(parts)
+
+    @classmethod
+    def of_table(cls, table: pa.Table) -> LocalParts:
+        """A table fitted on this machine, in slices of at most :data:`_PART_ROWS` rows (an empty table: one part)."""
+        return cls([table.slice(at, _PART_ROWS) for at in range(0, max(table.num_rows, 1), _PART_ROWS)])
 
     def reduce(self, fn, combine, *args):
         return combine([fn(part, *args) for part in self.parts])

@@ -531,7 +531,7 @@ class AuxTyping(Estimator):
         for col in ("dip_group", "total_cost"):
             if col not in history.column_names:
                 raise InputError(f"history: missing column {col!r}", column=col)
-        return self.fit_parts(red.LocalParts(_slices(history)))
+        return self.fit_parts(red.LocalParts.of_table(history))
 
     def fit_parts(self, parts: red.Parts) -> AuxTyping:
         """Fit on a history in parts, each with its grouping (:class:`grouper._reduction.Parts`: slices of a
@@ -750,12 +750,6 @@ _HISTORY_COLUMNS = [
     "other_dx",
     "los_days",
 ]
-#: Rows per part of a table fitted on this machine.
-_PART_ROWS = 1 << 20
-
-
-def _slices(table: pa.Table) -> list[pa.Table]:
-    return [table.slice(start, _PART_ROWS) for start in range(0, max(table.num_rows, 1), _PART_ROWS)]
 
 
 def _scan_part(part: pa.Table) -> dict:

@@ -76,8 +76,6 @@ HISTORY_COLUMNS = (
     "principal_proc",
     "other_procs",
 )
-#: Rows per part of a table fitted on this machine.
-_PART_ROWS = 1 << 20
 #: Separates the fields of a case's exact key (:meth:`DipCatalog.case_keys`).
 _SEP = "\x1f"
 # Row kinds while building: core conservative, core + main procedure, core + related set, 综合, 空白.
@@ -393,7 +391,7 @@ class DipCatalog(Estimator):
         DipCatalog
             ``self``, with the ``_`` attributes set.
         """
-        return self.fit_parts(red.LocalParts(_slices(typed_history(history, ("principal_dx",)))))
+        return self.fit_parts(red.LocalParts.of_table(typed_history(history, ("principal_dx",))))
 
     def fit_parts(self, parts: red.Parts) -> DipCatalog:
         """Learn the catalogue from a history in parts (:class:`grouper._reduction.Parts`: slices of a table here,
@@ -860,10 +858,6 @@ def _member(inv: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 
 # -- the passes over the parts of a history (module level: run by the workers of a cluster too) ----------------
-
-
-def _slices(table: pa.Table) -> list[pa.Table]:
-    return [table.slice(start, _PART_ROWS) for start in range(0, max(table.num_rows, 1), _PART_ROWS)]
 
 
 def _checks(part: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

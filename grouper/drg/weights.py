@@ -22,8 +22,6 @@ __all__ = ["HISTORY_COLUMNS", "WEIGHTS_SCHEMA", "DrgWeights"]
 
 #: The columns of a grouped history that the weights fit reads (and fingerprints).
 HISTORY_COLUMNS = ("year", "discharge_date", "drg", "adrg", "total_cost", "los_days")
-#: Rows per part of a table fitted on this machine.
-_PART_ROWS = 1 << 20
 
 #: Columns of a weights table, in file order.
 WEIGHTS_SCHEMA = pa.schema(
@@ -130,11 +128,7 @@ class DrgWeights(Estimator):
         DrgWeights
             ``self``.
         """
-        history = hist.typed_history(history, ("drg",))
-        slices = [
-            history.slice(start, _PART_ROWS) for start in range(0, max(history.num_rows, 1), _PART_ROWS)
-        ]
-        return self.fit_parts(red.LocalParts(slices))
+        return self.fit_parts(red.LocalParts.of_table(hist.typed_history(history, ("drg",))))
 
     def fit_parts(self, parts: red.Parts) -> DrgWeights:
         """Learn the weights from a history in parts (:class:`grouper._reduction.Parts`: slices of a table
