@@ -34,6 +34,7 @@ __all__ = [
     "YEAR_SETTINGS",
     "GroupStats",
     "TrimSpec",
+    "add_year_counts",
     "costs_of",
     "data_years",
     "describe_excluded",
@@ -51,7 +52,9 @@ __all__ = [
     "trim_warnings",
     "typed_history",
     "write_fitted",
+    "year_counts",
     "year_weights",
+    "years_used",
 ]
 
 #: Closed set of trimming methods.
@@ -215,6 +218,57 @@ def trim_warnings(est) -> list[str]:
     if rate > est.max_trim_rate:
         out.append(f"trimmed {rate:.1%} of cases, more than max_trim_rate {est.max_trim_rate:.1%}")
     return out
+
+
+def year_counts(years: np.ndarray, cost_ok: np.ndarray, dropped: np.ndarray) -> dict[int, np.ndarray]:
+    """A fit's first pass over one part of a history, per data year (:func:`data_years`): its cases, those
+    without a usable cost, and those with one that the fit leaves out for its own reason (``dropped``), as int64
+    ``[cases, no cost, dropped]``; the parts' counts are added by :func:`add_year_counts`."""
+    found = {}
+    for y in np.unique(years):
+        at = years == y
+        found[int(y)] = np.array([at.sum(), (at & ~cost_ok).sum(), (at & cost_ok & dropped).sum()], np.int64)
+    return found
+
+
+def add_year_counts(results: list[dict[int, np.ndarray]]) -> dict[int, np.ndarray]:
+    """The :func:`year_counts` of the parts of a history, added year by year."""
+    years: dict = {}
+    for r in results:
+        for y, v in r.items():
+            years[y] = years[y] + v if y in years else v
+    return years
+
+
+def years_used(est, counts: dict[int, np.ndarray], dropped: str) -> tuple[np.ndarray, tuple, np.ndarray, int]:
+    """The year window of a fit from its history's :func:`year_counts`, and the cases it uses; sets
+    ``est.n_excluded_``: the cases of other years (``year_outside``), those of the window without a usable cost
+    (``cost_invalid``) and those it leaves out for its own reason (``dropped``).
+
+    Returns
+    -------
+    (ndarray of int64, tuple of int, ndarray of float64, int)
+        The data years seen (sorted), the window and its normalised weights (:func:`year_weights` of the fit's
+        ``years`` and ``year_weights``), and the cases used.
+
+    Raises
+    ------
+    InputError
+        No case is used.
+    """
+    seen = np.array(sorted(counts), dtype=np.int64)
+    window, w = year_weights(seen, est.years, est.year_weights)
+    inside = [v for y, v in counts.items() if y in window]
+    rows, no_cost, left_out = np.sum(inside, axis=0) if inside else (0, 0, 0)
+    est.n_excluded_ = {
+        "year_outside": int(sum(v[0] for y, v in counts.items() if y not in window)),
+        "cost_invalid": int(no_cost),
+        dropped: int(left_out),
+    }
+    used = int(rows - no_cost - left_out)
+    if not used:
+        raise InputError(f"history: no usable case ({describe_excluded(est.n_excluded_)})")
+    return seen, window, w, used
 
 
 def costs_of(history: pa.Table) -> np.ndarray:

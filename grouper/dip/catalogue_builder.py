@@ -17,8 +17,8 @@ from grouper import _reduction as red
 from grouper._history import (
     TRIM_SETTINGS,
     YEAR_SETTINGS,
+    add_year_counts,
     data_years,
-    describe_excluded,
     fit_summary,
     group_stats,
     los_of,
@@ -27,7 +27,8 @@ from grouper._history import (
     trim_of,
     trim_warnings,
     typed_history,
-    year_weights,
+    year_counts,
+    years_used,
 )
 from grouper.codebook import Codebook
 from grouper.codes import normalise_codes
@@ -405,18 +406,7 @@ class DipCatalog(Estimator):
         self.check_settings()
         spec = trim_of(self)
         scan = parts.reduce(_scan_part, _combine_scans)
-        seen = np.array(sorted(scan["years"]), dtype=np.int64)
-        window, w = year_weights(seen, self.years, self.year_weights)
-        inside = [v for y, v in scan["years"].items() if y in window]
-        rows, no_cost, no_pdx = np.sum(inside, axis=0) if inside else (0, 0, 0)
-        self.n_excluded_ = {
-            "year_outside": int(sum(v[0] for y, v in scan["years"].items() if y not in window)),
-            "cost_invalid": int(no_cost),
-            "pdx_invalid": int(no_pdx),
-        }
-        used = int(rows - no_cost - no_pdx)
-        if not used:
-            raise InputError(f"history: no usable case ({describe_excluded(self.n_excluded_)})")
+        seen, window, w, used = years_used(self, scan["years"], "pdx_invalid")
         found = parts.reduce(_keys_part, _combine_keys, self, window).sort_by("key")
         keys = found.column("key").combine_chunks()
         hi, lo = (found.column(c).to_numpy().astype(np.float64) for c in ("hi", "lo"))
@@ -877,19 +867,17 @@ def _scan_part(part: pa.Table) -> dict:
     """Pass 1 over a part: per data year its cases, those without a usable cost and those without a usable
     principal; its share of the fingerprint."""
     years, _, cost_ok, pdx_ok = _checks(part)
-    found = {}
-    for y in np.unique(years):
-        at = years == y
-        found[int(y)] = np.array([at.sum(), (at & ~cost_ok).sum(), (at & cost_ok & ~pdx_ok).sum()], np.int64)
-    return {"years": found, "fingerprint": red.fingerprint_part(part, HISTORY_COLUMNS)}
+    return {
+        "years": year_counts(years, cost_ok, ~pdx_ok),
+        "fingerprint": red.fingerprint_part(part, HISTORY_COLUMNS),
+    }
 
 
 def _combine_scans(results: list[dict]) -> dict:
-    years: dict = {}
-    for r in results:
-        for y, v in r["years"].items():
-            years[y] = years[y] + v if y in years else v
-    return {"years": years, "fingerprint": red.combine_fingerprints([r["fingerprint"] for r in results])}
+    return {
+        "years": add_year_counts([r["years"] for r in results]),
+        "fingerprint": red.combine_fingerprints([r["fingerprint"] for r in results]),
+    }
 
 
 def _used(part: pa.Table, window: tuple[int, ...]) -> tuple[pa.Table, np.ndarray, np.ndarray]:

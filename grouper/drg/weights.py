@@ -141,19 +141,7 @@ class DrgWeights(Estimator):
         self.check_settings()
         spec = hist.trim_of(self)
         scan = parts.reduce(_scan_part, _combine_scans, tuple(self.exclude_drgs))
-        seen = np.array(sorted(scan["years"]), dtype=np.int64)
-        window, w = hist.year_weights(seen, self.years, self.year_weights)
-        by_year = {y: scan["years"][y] for y in seen}
-        inside = [by_year[y] for y in seen if y in window]
-        rows, no_cost, excluded = np.sum(inside, axis=0) if inside else (0, 0, 0)
-        self.n_excluded_ = {
-            "year_outside": int(sum(v[0] for y, v in by_year.items() if y not in window)),
-            "cost_invalid": int(no_cost),
-            "drg_excluded": int(excluded),
-        }
-        used = int(rows - no_cost - excluded)
-        if not used:
-            raise InputError(f"history: no usable case ({hist.describe_excluded(self.n_excluded_)})")
+        seen, window, w, used = hist.years_used(self, scan["years"], "drg_excluded")
         pairs = {k: v for k, v in scan["pairs"].items() if k[2] in window}
         codes = sorted({d for d, _, _ in pairs})
         adrgs = sorted({a for _, a, _ in pairs})
@@ -252,10 +240,6 @@ def _scan_part(part: pa.Table, exclude: tuple[str, ...]) -> dict:
     used cases per (DRG, ADRG, year); its share of the fingerprint."""
     years = hist.data_years(part)
     drg, adrg, cost_ok, out = _drgs(part, exclude)
-    found: dict = {}
-    for y in np.unique(years):
-        at = years == y
-        found[int(y)] = np.array([at.sum(), (at & ~cost_ok).sum(), (at & cost_ok & out).sum()], np.int64)
     ok = pa.array(cost_ok & ~out)
     used = pa.table({"drg": drg.filter(ok), "adrg": adrg.filter(ok), "year": pa.array(years).filter(ok)})
     counted = used.group_by(["drg", "adrg", "year"]).aggregate([([], "count_all")]).to_pydict()
@@ -265,19 +249,23 @@ def _scan_part(part: pa.Table, exclude: tuple[str, ...]) -> dict:
             counted["drg"], counted["adrg"], counted["year"], counted["count_all"], strict=True
         )
     }
-    return {"years": found, "pairs": pairs, "fingerprint": red.fingerprint_part(part, HISTORY_COLUMNS)}
+    return {
+        "years": hist.year_counts(years, cost_ok, out),
+        "pairs": pairs,
+        "fingerprint": red.fingerprint_part(part, HISTORY_COLUMNS),
+    }
 
 
 def _combine_scans(results: list[dict]) -> dict:
-    years: dict = {}
     pairs: dict = {}
     for r in results:
-        for y, v in r["years"].items():
-            years[y] = years[y] + v if y in years else v
         for k, n in r["pairs"].items():
             pairs[k] = pairs.get(k, 0) + n
-    prints = red.combine_fingerprints([r["fingerprint"] for r in results])
-    return {"years": years, "pairs": pairs, "fingerprint": prints}
+    return {
+        "years": hist.add_year_counts([r["years"] for r in results]),
+        "pairs": pairs,
+        "fingerprint": red.combine_fingerprints([r["fingerprint"] for r in results]),
+    }
 
 
 def _weights_cases(
