@@ -219,8 +219,11 @@ class DrgWeights(Estimator):
 # -- the passes over the parts of a history (module level: run by the workers of a cluster too) ----------------
 
 
-def _drgs(part: pa.Table, exclude: tuple[str, ...]) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray]:
-    """Per case of a part: its DRG and ADRG, whether its cost is usable, whether its DRG is left out."""
+def _drgs(
+    part: pa.Table, exclude: tuple[str, ...]
+) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """Per case of a part: its DRG and ADRG, its cost (yuan), whether the cost is usable, whether its DRG is
+    left out."""
     for col in ("total_cost", "drg"):
         if col not in part.column_names:
             raise InputError(f"history: missing column {col!r}", column=col)
@@ -232,14 +235,14 @@ def _drgs(part: pa.Table, exclude: tuple[str, ...]) -> tuple[pa.Array, pa.Array,
     out = pc.is_in(drg, value_set=pa.array([*exclude, ""], pa.string()))
     out = pc.or_(out, pc.ends_with(drg, "QY")).to_numpy(zero_copy_only=False)
     cost = hist.costs_of(part)
-    return drg, adrg, np.isfinite(cost) & (cost > 0), out
+    return drg, adrg, cost, np.isfinite(cost) & (cost > 0), out
 
 
 def _scan_part(part: pa.Table, exclude: tuple[str, ...]) -> dict:
     """Pass 1 over a part: per data year its cases, those without a usable cost, those of a DRG left out; the
     used cases per (DRG, ADRG, year); its share of the fingerprint."""
     years = hist.data_years(part)
-    drg, adrg, cost_ok, out = _drgs(part, exclude)
+    drg, adrg, _, cost_ok, out = _drgs(part, exclude)
     ok = pa.array(cost_ok & ~out)
     used = pa.table({"drg": drg.filter(ok), "adrg": adrg.filter(ok), "year": pa.array(years).filter(ok)})
     counted = used.group_by(["drg", "adrg", "year"]).aggregate([([], "count_all")]).to_pydict()
@@ -274,10 +277,10 @@ def _weights_cases(
     """The used cases of a part twice: once in their DRG's group (0 … n_drg − 1), once in their ADRG's
     (n_drg …), for the cuts and sums of both (the stays with the DRGs only)."""
     years = hist.data_years(part)
-    drg, adrg, cost_ok, out = _drgs(part, exclude)
+    drg, adrg, cost, cost_ok, out = _drgs(part, exclude)
     use = np.isin(years, window) & cost_ok & ~out
     rows = pa.array(np.flatnonzero(use))
-    cost = hist.costs_of(part)[use]
+    cost = cost[use]
     gid = pc.index_in(drg.take(rows), value_set=codes).to_numpy(zero_copy_only=False).astype(np.int64)
     aid = pc.index_in(adrg.take(rows), value_set=adrgs).to_numpy(zero_copy_only=False).astype(np.int64)
     yid = np.searchsorted(np.asarray(window), years[use]).astype(np.int64)
