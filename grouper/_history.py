@@ -154,20 +154,28 @@ def data_years(table: pa.Table) -> np.ndarray:
         A year written but not a year (``abc``, negative), named by its row (from 1) as the table's row
         (:func:`grouper.io.discharges.check_years`; :func:`grouper.io.read_cases` names it in its file).
     """
+    source, read = _year_source(table)
+    col = read.column(source)
+    col = col.cast(pa.int32()) if source == "year" else pc.year(col).cast(pa.int32())
+    return col.fill_null(-1).to_numpy().astype(np.int32, copy=False)
+
+
+def _year_source(table: pa.Table) -> tuple[str, pa.Table]:
+    """The column the data years of a history come from (``year``, else ``discharge_date``) and that column
+    read as the readers read it (:func:`_typed`), checked: a year or a date written but not one is an
+    :class:`InputError` naming its row (from 1)."""
     from grouper.io.discharges import check_dates, check_years
 
     if "year" in table.column_names:
         written, read = _typed(table, "year")
         check_years("history", written, read, 1)
-        col = read.column("year").cast(pa.int32())
-    elif "discharge_date" in table.column_names:
+        return "year", read
+    if "discharge_date" in table.column_names:
         written, read = _typed(table, "discharge_date")
         dates = {"discharge_date": "discharge_date"}
         check_dates("history", written, read, dates, 0, lambda: 1, lambda *_: 0)  # the whole table's count
-        col = pc.year(read.column("discharge_date")).cast(pa.int32())
-    else:
-        raise InputError("history: needs a `year` or a `discharge_date` column", column="year")
-    return col.fill_null(-1).to_numpy().astype(np.int32, copy=False)
+        return "discharge_date", read
+    raise InputError("history: needs a `year` or a `discharge_date` column", column="year")
 
 
 def _typed(table: pa.Table, column: str) -> tuple[pa.Table, pa.Table]:
@@ -196,11 +204,11 @@ def typed_history(history: pa.Table, required: tuple[str, ...]) -> pa.Table:
         if col not in history.column_names:
             raise InputError(f"history: missing column {col!r}", column=col)
     check_table(history, where="history", first_row=1)
-    data_years(history)
+    source, read = _year_source(history)
     for col in ("year", "discharge_date", "total_cost", "los_days"):
         if col in history.column_names:
-            at = history.column_names.index(col)
-            history = history.set_column(at, col, _typed(history, col)[1].column(col))
+            typed = read if col == source else _typed(history, col)[1]
+            history = history.set_column(history.column_names.index(col), col, typed.column(col))
     return history
 
 
