@@ -461,8 +461,11 @@ class AuxTyping(Estimator):
                 flags[flag] |= np.bincount(odx_row[sel], minlength=n) > 0
         return flags
 
-    def _cells(self, t: pa.Table, group_mean: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
-        """Per family: the index (into that family's rows) of each case's subtype, −1 for none."""
+    def _cells(
+        self, t: pa.Table, group_mean: np.ndarray, rows: pa.Table
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Per family: the index (into that family's rows of the subtype table ``rows``, :func:`read_subtypes`)
+        of each case's subtype, −1 for none."""
         missing: set[str] = set()
         n = t.num_rows
         odx = _code_list(t, "other_dx", "dx", missing)
@@ -479,7 +482,6 @@ class AuxTyping(Estimator):
         icu_days = np.ceil(_num(t, "icu_hours", missing) / 24.0)
         cci = None
         cost = _num(t, "total_cost", missing)
-        rows = read_subtypes(self.subtypes)
         cells: dict[str, np.ndarray] = {}
         for fam in dict.fromkeys(rows.column("family").to_pylist()):
             cell = np.full(n, -1, dtype=np.int64)
@@ -544,9 +546,9 @@ class AuxTyping(Estimator):
         groups = pa.array(found[0], pa.string())
         ng = len(groups)
         g_n, g_mean, g_cv = _stats(*found[1:])
-        cells = parts.reduce(_cells_part, red.add, self, year, groups, g_mean)
-        missing = sorted(set().union(*cells.pop("missing")))
         rows = read_subtypes(self.subtypes)
+        cells = parts.reduce(_cells_part, red.add, self, year, groups, g_mean, rows)
+        missing = sorted(set().union(*cells.pop("missing")))
         out = []
         for fam, (n, s1, s2) in cells.items():
             fam_rows = rows.filter(pc.equal(rows["family"], fam)).to_pylist()
@@ -633,8 +635,8 @@ class AuxTyping(Estimator):
         cases = _with_groups(cases, groups)
         coefs = self.coefficients_
         n = cases.num_rows
-        fitted, gpos, cells = self._locate(cases)
         rows = read_subtypes(self.subtypes)
+        fitted, gpos, cells = self._locate(cases, rows)
         best = np.full(n, -np.inf)
         best_type = np.full(n, -1, dtype=np.int64)
         all_types = rows.column("subtype").to_pylist()
@@ -655,8 +657,9 @@ class AuxTyping(Estimator):
         aux_coef = pa.array(np.where(np.isfinite(best), best, 1.0), pa.float64())
         return pa.table({"aux_type": aux_type, "aux_coef": aux_coef})
 
-    def _locate(self, cases: pa.Table) -> tuple[pa.Array, np.ndarray, dict[str, np.ndarray]]:
-        """Fitted groups, each case's position among them (−1 none or not eligible), and its cells."""
+    def _locate(self, cases: pa.Table, rows: pa.Table) -> tuple[pa.Array, np.ndarray, dict[str, np.ndarray]]:
+        """Fitted groups, each case's position among them (−1 none or not eligible), and its cells (subtypes of
+        ``rows``)."""
         self._require_fitted()
         coefs = self.coefficients_
         groups = pc.unique(coefs.column("dip_group").combine_chunks())
@@ -665,7 +668,7 @@ class AuxTyping(Estimator):
         gpos[~self._eligible(cases)] = -1
         first = pc.index_in(groups, value_set=coefs.column("dip_group").combine_chunks()).to_numpy()
         group_mean = np.append(coefs.column("group_avg_cost").to_numpy()[first], np.nan)[gpos]
-        cells, _ = self._cells(cases, group_mean)
+        cells, _ = self._cells(cases, group_mean, rows)
         return groups, gpos, cells
 
     def classify(self, cases: pa.Table) -> pa.Table:
@@ -678,8 +681,8 @@ class AuxTyping(Estimator):
         pa.Table
             One string column per family of the subtype table.
         """
-        _, _, cells = self._locate(cases)
         rows = read_subtypes(self.subtypes)
+        _, _, cells = self._locate(cases, rows)
         out = {}
         for fam, cell in cells.items():
             codes = rows.filter(pc.equal(rows["family"], fam)).column("subtype").to_pylist()
@@ -785,13 +788,14 @@ def _combine_groups(results: list[tuple]) -> tuple:
     return (codes.astype(object), *out)
 
 
-def _cells_part(part: pa.Table, est: AuxTyping, year: int, groups: pa.Array, g_mean: np.ndarray) -> dict:
-    """Per family: the cases, Σ cost and Σ cost² of each (group, subtype) of a part's used cases."""
+def _cells_part(
+    part: pa.Table, est: AuxTyping, year: int, groups: pa.Array, g_mean: np.ndarray, rows: pa.Table
+) -> dict:
+    """Per family: the cases, Σ cost and Σ cost² of each (group, subtype of ``rows``) of a part's used cases."""
     t, cost = est._used(part, year)
     gid = pc.index_in(t.column("dip_group").cast(pa.string()), value_set=groups)
     gid = gid.to_numpy(zero_copy_only=False).astype(np.int64)
-    cells, missing = est._cells(t, g_mean[gid])
-    rows = read_subtypes(est.subtypes)
+    cells, missing = est._cells(t, g_mean[gid], rows)
     out: dict = {"missing": [set(missing)]}
     x = red.units(cost)
     for fam, cell in cells.items():

@@ -156,6 +156,22 @@ def test_fit_uses_the_last_year_only():
     assert {r["subtype"]: r["coef"] for r in est.coefficients_.to_pylist()}["SEV-III"] == pytest.approx(1.5)
 
 
+def test_the_subtype_table_is_read_once_a_fit_however_many_parts(monkeypatch):
+    """A history in 4 parts: the subtype table is read once for the fit (not once a part) and once for an
+    ``apply``; the coefficients are those of the history in one part."""
+    import grouper.dip.aux as aux
+    from grouper._reduction import LocalParts
+
+    history = table(_group(80, 320, 15000.0, 8750.0))
+    whole = AuxTyping().fit(history).coefficients_
+    reads = []
+    monkeypatch.setattr(aux, "read_subtypes", lambda path=None: reads.append(path) or read_subtypes(path))
+    est = AuxTyping().fit_parts(LocalParts([history.slice(100 * k, 100) for k in range(4)]))
+    assert len(reads) == 1 and est.coefficients_.equals(whole)
+    est.apply(history.slice(0, 10))
+    assert len(reads) == 2
+
+
 def test_severity_dictionary_is_read_as_every_table_from_csv_or_excel(tmp_path):
     """The GX_ASSI workbook goes through the project's one table reader (header aliases as data)."""
     import openpyxl
