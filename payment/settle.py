@@ -302,7 +302,7 @@ def settle_batches(
         rows = 0
         for t in batches():
             f = _priced(t, reg, rows)
-            yield f, _spilled(f, ids=not ahead), _leading_columns(t, f) if ahead else None
+            yield f, _spilled(f, ids=not ahead), _leading_columns(f) if ahead else None
             rows += t.num_rows
 
     with Spill() as spill:  # each batch as pass 1 priced it, for pass 2 (the input is read once)
@@ -1235,13 +1235,13 @@ def _case_table(
     }
     if not leading:
         return pa.table(rest)
-    first = _leading_columns(f.table, f)
+    first = _leading_columns(f)
     return pa.table([*first.columns, *rest.values()], names=[*first.column_names, *rest])
 
 
-def _leading_columns(cases: pa.Table, f: _Frame) -> pa.Table:
-    """The columns :data:`LEADING` of one batch's per-case table (``cases``: its copied case columns)."""
-    route, in_scheme = f.route, f.in_scheme
+def _leading_columns(f: _Frame) -> pa.Table:
+    """The columns :data:`LEADING` of one batch's per-case table (the case columns copied from ``f.table``)."""
+    cases, route, in_scheme = f.table, f.route, f.in_scheme
     return pa.table(
         {
             "case_id": cases.column("case_id"),
