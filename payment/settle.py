@@ -1692,16 +1692,13 @@ def _case_money(
     return std, fund
 
 
-def _monthly_fen(units, value: Fraction, patient_fen, ratio: Fraction):
-    """``round_fen(monthly_presettlement(units / POINT_UNITS, value, patient_fen / 100, ratio))`` in plain
-    integer arithmetic (points in 1e-9 point, patient payments in fen); ``units`` and ``patient_fen`` ints, or
-    object arrays of ints (a result each)."""
+def _monthly_fen(units: np.ndarray, value: Fraction, patient_fen: np.ndarray, ratio: Fraction) -> np.ndarray:
+    """``round_fen(monthly_presettlement(units / POINT_UNITS, value, patient_fen / 100, ratio))`` of each entry, in
+    plain integer arithmetic: ``units`` (points in 1e-9 point) and ``patient_fen`` are object arrays of ints."""
     num = (units * value.numerator * 100 - patient_fen * POINT_UNITS * value.denominator) * ratio.numerator
     den = POINT_UNITS * value.denominator * ratio.denominator
     q = (2 * abs(num) + den) // (2 * den)
-    if isinstance(num, np.ndarray):
-        return np.where(num < 0, -q, q)
-    return q if num >= 0 else -q
+    return np.where(num < 0, -q, q)
 
 
 def _days(table: pa.Table, name: str, missing: int) -> np.ndarray:

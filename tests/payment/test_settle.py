@@ -243,7 +243,8 @@ def test_fast_monthly_rounding_matches_the_exact_formula(units, pat, v, ratio):
     from payment.settle import _monthly_fen
 
     exact_value = monthly_presettlement(Fraction(units, POINT_UNITS), v, Fraction(pat, 100), ratio)
-    assert _monthly_fen(units, v, pat, ratio) == round_fen(exact_value)
+    one = np.array([units], dtype=object), np.array([pat], dtype=object)
+    assert _monthly_fen(one[0], v, one[1], ratio).tolist() == [round_fen(exact_value)]
 
 
 @settings(max_examples=50, deadline=None)
@@ -255,11 +256,17 @@ def test_fast_monthly_rounding_matches_the_exact_formula(units, pat, v, ratio):
 def test_monthly_rounding_of_many_months_at_once_is_each_months(rows, v, ratio):
     """The pre-settlement of a pool's month in all hospitals at once (object arrays of ints) rounds each one as
     alone, negative amounts (payments above the points' value) included."""
+    from payment.clearing import monthly_presettlement
+    from payment.money import POINT_UNITS
     from payment.settle import _monthly_fen
 
     units = np.array([u for u, _ in rows], dtype=object)
     pat = np.array([p for _, p in rows], dtype=object)
-    assert _monthly_fen(units, v, pat, ratio).tolist() == [_monthly_fen(u, v, p, ratio) for u, p in rows]
+    each = [
+        round_fen(monthly_presettlement(Fraction(u, POINT_UNITS), v, Fraction(p, 100), ratio))
+        for u, p in rows
+    ]
+    assert _monthly_fen(units, v, pat, ratio).tolist() == each
 
 
 def _pooled_points(result, pool: str) -> Fraction:
