@@ -243,7 +243,7 @@ def _stages(path: str, scheme: str) -> None:
 
     from grouper.batch import DuplicateTracker
     from grouper.io.discharges import read_discharges_keeping
-    from grouper.io.writer import PARQUET_OPTIONS, _results_options
+    from grouper.io.writer import PARQUET_OPTIONS, column_options
     from grouper.pipeline import grouping, status_counts
 
     settings = {"scheme": scheme, "catalogue": "pingdingshan-2025"} if scheme == "dip" else {"scheme": scheme}
@@ -278,7 +278,7 @@ def _stages(path: str, scheme: str) -> None:
             result = timed("group", lambda t=table, d=duplicate: g.run(t, d))
             timed("counts", lambda r=result: status_counts(r, g.status_column))
             if writer is None:
-                options = {**_results_options(result.schema), **PARQUET_OPTIONS}
+                options = {**column_options(result.schema), **PARQUET_OPTIONS}
                 writer = pq.ParquetWriter(
                     f"{tmp}/out.parquet", result.schema, compression="snappy", **options
                 )

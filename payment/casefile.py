@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from grouper.errors import OutputError
-from grouper.io.writer import PARQUET_OPTIONS
+from grouper.io.writer import PARQUET_OPTIONS, column_options
 from payment.rowgroups import EncodedColumns, JoinedWriter
 
 __all__ = ["ROW_GROUP", "CaseWriter", "part_name"]
@@ -25,6 +25,12 @@ ROW_GROUP = 1 << 19
 #: Per-case columns copied from the input: their dictionaries are the input's, cut as the input was read.
 _FROM_INPUT = ("case_id", "hospital_id", "insurance_type")
 _OPTIONS = dict(compression="zstd", **PARQUET_OPTIONS)
+
+
+def _options(schema: pa.Schema) -> dict:
+    """The Parquet writer's options for columns of ``schema``: :data:`_OPTIONS`, and statistics and dictionaries as
+    in every per-case file drgdip writes (grouper.io.writer.column_options)."""
+    return {**_OPTIONS, **column_options(schema)}
 
 
 def part_name(k: int) -> str:
@@ -112,7 +118,7 @@ class CaseWriter:
         if self.rows.total:
             raise OutputError("cases.parquet: leading columns after the others")
         if self.ahead is None:
-            self.ahead = EncodedColumns(_OPTIONS)
+            self.ahead = EncodedColumns(_options(table.schema))
             self.first_schema = table.schema
         for group in self.first.add(table):
             self.ahead.write(group, _dictionaries_in_order)
@@ -132,7 +138,7 @@ class CaseWriter:
             schema = None
             if self.ahead is not None:
                 schema = pa.schema([*self.first_schema, *group.schema], metadata=self.metadata)
-            self.writer = JoinedWriter(self.file, _OPTIONS, schema=schema)
+            self.writer = JoinedWriter(self.file, _options(schema or group.schema), schema=schema)
         if self.ahead is None:
             self.writer.write(group, _dictionaries_in_order)
         else:

@@ -44,6 +44,7 @@ __all__ = [
     "atomic_file",
     "atomic_folder",
     "check_target",
+    "column_options",
     "new_folders",
     "write_bytes",
     "write_json",
@@ -396,11 +397,11 @@ def _decoded(table: pa.Table) -> pa.Table:
     return pa.table(cols, names=table.column_names)
 
 
-def _results_options(schema: pa.Schema) -> dict[str, object]:
-    """How a results file's columns are encoded: min/max statistics only on number and date columns (Arrow
-    computes a dictionary column's over its decoded text: about half the writing time of a grouping's output,
-    for statistics no reader of ids and labels uses), and the Parquet dictionary tried on every column but the
-    ``case_id``, which is as distinct as the rows."""
+def column_options(schema: pa.Schema) -> dict[str, object]:
+    """How the columns of a per-case Parquet file (results, a settlement's cases.parquet) are encoded: min/max
+    statistics only on number and date columns (Arrow computes a dictionary column's over its decoded text: about
+    half the writing time of a grouping's output, for statistics no reader of ids and labels uses), and the
+    Parquet dictionary tried on every column but the ``case_id``, which is as distinct as the rows."""
     ranged = [
         f.name
         for f in schema
@@ -423,7 +424,7 @@ def _write_parquet(tables: Iterable[pa.Table], tmp: Path, metadata: dict[str, st
                     schema = t.schema.with_metadata(
                         {**(t.schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
                     )
-                    options = {**_results_options(schema), **PARQUET_OPTIONS}
+                    options = {**column_options(schema), **PARQUET_OPTIONS}
                     writer = pq.ParquetWriter(tmp, schema, compression="snappy", **options)
                 if pending is not None:
                     pending.result()

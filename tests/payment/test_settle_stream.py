@@ -163,6 +163,26 @@ def test_cases_parquet_does_not_follow_the_batches_where_the_writer_gives_up_a_d
     assert (out[100000] / "cases.parquet").read_bytes() == (out[457] / "cases.parquet").read_bytes()
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["one-step", "two-steps"])
+def test_cases_parquet_keeps_range_statistics_for_numbers_and_no_dictionary_for_the_ids(
+    files, tmp_path, declared
+):
+    """cases.parquet encodes its columns as a results file does (grouper.io.writer.column_options), whether its
+    leading columns are written in pass 1 or with the others: no statistics on text and dictionary columns, the
+    all-distinct case_id not dictionary-encoded."""
+    special = {"special_cases": files / "special.csv"} if declared else {}
+    settle_files(files / "cases.parquet", files / "hospitals.csv", DEMO_PATH, tmp_path, **special)
+    chunks = pq.ParquetFile(tmp_path / "cases.parquet").metadata.row_group(0)
+    columns = {chunks.column(i).path_in_schema: chunks.column(i) for i in range(chunks.num_columns)}
+    assert [p for p, c in columns.items() if c.is_stats_set] == [
+        "base_points", "hospital_coef", "aux_coef", "points", "point_value", "standard_payment", "fund_payment",
+    ]  # fmt: skip
+    plain = [
+        p for p, c in columns.items() if "RLE_DICTIONARY" not in c.encodings and c.physical_type != "BOOLEAN"
+    ]
+    assert plain == ["case_id"]  # (Parquet has no dictionary encoding for booleans)
+
+
 def test_csv_and_parquet_inputs_settle_alike(files, tmp_path):
     common = {"hospitals": files / "hospitals.csv", "policy": DEMO_PATH}
     settle_files(files / "cases.parquet", **common, out=tmp_path / "p")
