@@ -464,7 +464,9 @@ class ClusterParts(Parts):
         self.client, self.parts = client, parts
 
     def map(self, fn, *args) -> ClusterParts:
-        shared = held(self.client, args)  # sent once, recomputable
+        """``fn(part, *args)`` on each part, where it is; ``args`` are sent once (:func:`held`) and left to the
+        scheduler, which keeps them while a part computed from them is held (to compute it again)."""
+        shared = held(self.client, args)
         return ClusterParts(
             self.client, [self.client.submit(_apply, fn, p, shared, pure=False) for p in self.parts]
         )
@@ -474,8 +476,8 @@ class ClusterParts(Parts):
             future.release()
 
     def reduce(self, fn, combine, *args):
-        shared = held(self.client, args)  # sent once, recomputable
-        level = [self.client.submit(_apply, fn, p, shared, pure=False) for p in self.parts]
+        mapped = self.map(fn, *args)
+        level = mapped.parts
         while len(level) > 1:
             level = [
                 self.client.submit(_combine, combine, *level[k : k + FAN_IN], pure=False)
@@ -488,7 +490,8 @@ class ClusterParts(Parts):
         except Exception as exc:
             raise ClusterError(f"the Dask cluster could not finish the run ({one_line(exc)})") from exc
         finally:
-            for future in (*level, shared):
+            mapped.release()
+            for future in level:
                 future.release()
 
 
