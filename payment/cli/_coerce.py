@@ -33,22 +33,21 @@ def _readers(params) -> None:
             )
 
 
-class Command(typer.core.TyperCommand):
+class _Reading:
+    """Options read by :func:`_readers` (mixed in before typer's command or group class)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        _readers(params)
+        return params
+
+
+class Command(_Reading, typer.core.TyperCommand):
     """A typer command whose options' readers are built when a value needs them."""
 
-    def get_params(self, ctx):
-        params = super().get_params(ctx)
-        _readers(params)
-        return params
 
-
-class Group(typer.core.TyperGroup):
+class Group(_Reading, typer.core.TyperGroup):
     """The typer app's group (its own options: ``--version``, ``--help``), read as :class:`Command` reads."""
-
-    def get_params(self, ctx):
-        params = super().get_params(ctx)
-        _readers(params)
-        return params
 
 
 @functools.cache
