@@ -110,6 +110,16 @@ def command(*args, on: typer.Typer | None = None, **kwargs) -> Callable[[Callabl
     return register
 
 
+def without_pandas(run_on) -> None:
+    """Defer pandas (:func:`grouper._arrow.defer_pandas`) for a command that converts no pandas objects when it
+    runs on this machine (``run_on`` None, :func:`payment.cli._engine.engine`) in a process of its own
+    (:data:`OWN_PROCESS`); called before the engine's modules load, as they convert values when they do."""
+    if run_on is None and OWN_PROCESS:
+        from grouper._arrow import defer_pandas
+
+        defer_pandas()
+
+
 def show_progress(quiet: bool) -> bool:
     """Progress bars only for a human: not with --quiet, not when stderr is not a terminal."""
     return not quiet and sys.stderr.isatty()

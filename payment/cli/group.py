@@ -117,11 +117,8 @@ def group(
     debug: bool = opt.DEBUG,
 ) -> None:
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
-    from grouper._arrow import defer_pandas
-
     run_on = engine(engine_kind, scheduler, workers)
-    if run_on is None and _app.OWN_PROCESS:  # a grouping on this machine converts no pandas objects: deferred
-        defer_pandas()  # before the engine's modules, which convert values as they load
+    _app.without_pandas(run_on)  # a grouping converts no pandas objects
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.io import count_rows
     from grouper.io.paths import kind_of

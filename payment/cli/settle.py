@@ -110,11 +110,9 @@ def settle(
     debug: bool = opt.DEBUG,
 ) -> None:
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
-    from grouper._arrow import defer_pandas
-
     run_on = engine(engine_kind, scheduler, workers)
-    if run_on is None and history is None and _app.OWN_PROCESS:  # converts no pandas objects: pandas deferred
-        defer_pandas()  # before the engine's modules, which convert values as they load
+    if history is None:  # a settlement without history converts no pandas objects
+        _app.without_pandas(run_on)
     from grouper.io import count_rows
     from grouper.jit import start_numba
     from payment.cases import grouping_only
