@@ -386,15 +386,17 @@ def _codebook_on_worker(scheme: str):
     return Codebook.load(scheme)
 
 
-def _weights_part(path: str, scheme: str, seen: pa.Array | None, encoding: str | None) -> pa.Table:
-    """One file of a history: read as :func:`grouper.io.read_cases` reads it, grouped under ``scheme`` when it has
-    no ``drg``, cut to the columns the weights fit reads, with the fingerprint of the codebook that grouped it in
-    its metadata (none: not grouped)."""
+def _weights_part(
+    path: str, scheme: str, seen: pa.Array | None, encoding: str | None, required: tuple[str, ...]
+) -> pa.Table:
+    """One file of a history: read as :func:`grouper.io.read_cases` reads it (a ``required`` column missing is
+    named with the file), grouped under ``scheme`` when it has no ``drg``, cut to the columns the weights fit
+    reads, with the fingerprint of the codebook that grouped it in its metadata (none: not grouped)."""
     from grouper.drg.weights import HISTORY_COLUMNS
     from grouper.fitting import with_drg
     from grouper.io import read_cases
 
-    table = read_cases([path], encoding=encoding)
+    table = read_cases([path], encoding=encoding, required=required)
     meta = {}
     if "drg" not in table.column_names:
         codebook = _codebook_on_worker(scheme)
@@ -418,9 +420,11 @@ def weights_parts(
     *,
     encoding: str | None = None,
     on_batch: Callable[[int], None] | None = None,
+    required: tuple[str, ...] = (),
 ):
     """The history of a weights fit (:func:`grouper.fitting.weights_to_file`) held by the workers, one part per
-    file: each read, and grouped under ``scheme`` when it has no ``drg`` (duplicate case ids flagged across the
+    file: each read (a file that lacks a column of ``required`` is an error naming it and the column, as the
+    local reader's), and grouped under ``scheme`` when it has no ``drg`` (duplicate case ids flagged across the
     files, exactly, as when the local engine groups them in one table), cut to the columns the fit reads. Returns
     the :class:`ClusterParts` the fit reduces and the codebook when the cases were grouped (else None); only
     each part's row count comes back here."""
@@ -434,7 +438,7 @@ def weights_parts(
     if "drg" not in names and "case_id" in names:
         seen = repeated_ids(client, files, encoding=encoding)
     parts = [
-        client.submit(_weights_part, str(f), scheme, s, encoding, pure=False)
+        client.submit(_weights_part, str(f), scheme, s, encoding, required, pure=False)
         for f, s in zip(files, seen, strict=True)
     ]
     grouped = False
@@ -499,8 +503,11 @@ class ClusterParts(Parts):
 # the history of a catalogue
 
 
-def _history_part(path: str, columns: tuple[str, ...], encoding: str | None) -> pa.Table:
-    """One file of a history, read as :func:`grouper.io.read_cases` reads it (a file without cases: none)."""
+def _history_part(
+    path: str, columns: tuple[str, ...], encoding: str | None, required: tuple[str, ...]
+) -> pa.Table:
+    """One file of a history, read as :func:`grouper.io.read_cases` reads it (a ``required`` column missing is
+    named with the file; a file without cases: none)."""
     from grouper.io import count_rows, read_cases
 
     if count_rows(path) == 0:  # read_cases refuses a history without cases; an empty part is one of many
@@ -508,7 +515,7 @@ def _history_part(path: str, columns: tuple[str, ...], encoding: str | None) -> 
 
         schema = pq.read_schema(path)
         return schema.empty_table().select([c for c in columns if c in schema.names])
-    return read_cases([path], columns=columns, encoding=encoding)
+    return read_cases([path], columns=columns, encoding=encoding, required=required)
 
 
 def _rows(table: pa.Table) -> int:
@@ -521,11 +528,14 @@ def history_parts(
     columns: tuple[str, ...],
     encoding: str | None,
     on_batch: Callable[[int], None] | None = None,
+    required: tuple[str, ...] = (),
 ) -> tuple[ClusterParts, int]:
     """The history of a catalogue build (:func:`grouper.fitting.catalogue_to_file`) held by the workers, one
-    part per file, read as :func:`grouper.io.read_cases` reads it (the columns a file lacks left out; a file
-    without cases is an empty part), for the fit's reductions; and its rows (only the count comes back)."""
-    parts = [client.submit(_history_part, str(f), columns, encoding, pure=False) for f in files]
+    part per file, read as :func:`grouper.io.read_cases` reads it (the columns a file lacks left out, but a
+    file with cases that lacks a column of ``required`` is an error naming it and the column, as the local
+    reader's; a file without cases is an empty part), for the fit's reductions; and its rows (only the count
+    comes back)."""
+    parts = [client.submit(_history_part, str(f), columns, encoding, required, pure=False) for f in files]
     rows = 0
     for n in ordered_results(client, _rows, ((p,) for p in parts)):
         rows += n

@@ -146,7 +146,7 @@ def catalogue_to_file(
     files = _cluster_files(history, layout)
     with connect(engine) as client:
         _pass(on_pass, "reading the history on the cluster", None)
-        parts, rows = history_parts(client, files, columns, encoding, on_batch)
+        parts, rows = history_parts(client, files, columns, encoding, on_batch, _CATALOGUE_NEEDS)
 
         def fit_aux_parts(typing: AuxTyping) -> None:  # the parts are grouped as the fit needs them
             _pass(on_pass, "fitting auxiliary typing", None)
@@ -252,7 +252,12 @@ def weights_to_file(
         with connect(engine) as client:
             _pass(on_pass, "reading (and grouping) the history on the cluster", None)
             parts, codebook = weights_parts(
-                client, files, scheme or DEFAULT_SCHEME, encoding=encoding, on_batch=on_batch
+                client,
+                files,
+                scheme or DEFAULT_SCHEME,
+                encoding=encoding,
+                on_batch=on_batch,
+                required=_WEIGHTS_NEED,
             )
             _pass(on_pass, "fitting the weights on the cluster", None)
             est.fit_parts(parts)
@@ -287,7 +292,7 @@ def _pass(on_pass: OnPass | None, label: str, total: int | None) -> None:
 
 
 #: The canonical columns a history must have for a catalogue, for weights (a column missing is named with its
-#: file by the reader, rather than by the fit, which sees a table).
+#: file by the reader, here or on a cluster's worker, rather than by the fit, which sees a table or a part).
 _CATALOGUE_NEEDS = ("total_cost", "principal_dx")
 _WEIGHTS_NEED = ("total_cost",)
 

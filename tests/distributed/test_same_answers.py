@@ -290,6 +290,26 @@ def test_an_implausible_cost_in_a_part_stops_both_engines_alike(dask, tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize(
+    ("fit", "column"), [(catalogue_to_file, "principal_dx"), (weights_to_file, "total_cost")]
+)
+def test_a_part_missing_a_column_is_named_by_both_engines_alike(dask, tmp_path, fit, column):
+    """The second part of a history lacks a column the fit needs (a catalogue's principal_dx, the weights'
+    total_cost): both engines stop with the local reader's one error, naming the file and the column (a worker
+    reads its part as the local reader does), and write nothing."""
+    table, _ = generate(800, [2023, 2024], 4, seed=5)
+    (tmp_path / "h").mkdir()
+    pq.write_table(table.slice(0, 400), tmp_path / "h" / "part-0.parquet")
+    pq.write_table(table.slice(400, 400).drop_columns([column]), tmp_path / "h" / "part-1.parquet")
+    errors = []
+    for engine in (None, dask):
+        with pytest.raises(InputError) as caught:
+            fit([tmp_path / "h"], tmp_path / "out" / "f.csv", engine=engine)
+        errors.append((str(caught.value), caught.value.column))
+    assert errors[0] == errors[1] and "part-1.parquet" in errors[0][0] and errors[0][1] == column, errors
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_the_weights_fit_on_the_cluster_brings_back_only_per_group_aggregates(dask, tmp_path, monkeypatch):
     """Grouped histories of 20,000 and 160,000 cases in 4 parts: everything the caller receives from the cluster
     (each future's result) is per part or per group — no table, no column of cases — and hardly grows with the
