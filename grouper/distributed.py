@@ -29,6 +29,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -221,6 +222,7 @@ def repeated_ids(client, files: list[Path], *, encoding: str | None = None) -> l
         encoding=encoding,
         meta=meta,
         enforce_metadata=False,
+        label=f"partition-hashes-{uuid.uuid4().hex}",  # this run's own keys, not an earlier run's (its error)
     )
     agg = frame.groupby("h")["part"].agg(["min", "count"], split_out=max(1, len(files) // 16))
     shared = np.sort(client.compute(agg[agg["count"] > 1]).result().index.to_numpy(np.uint64))

@@ -130,6 +130,22 @@ def test_ids_whose_hashes_collide_across_partitions_are_not_duplicates(tmp_path,
     assert [i for i, s in enumerate(status) if s == "DUPLICATE_CASE"] == REPEATS
 
 
+def test_a_partition_mended_after_an_error_is_read_anew_on_the_same_cluster(dask, tmp_path):
+    """A partition without principal_dx stops the search for repeated ids with its error; mended in place, it is
+    read anew by the next run on the same cluster (a run's own task keys: not the earlier run's error), and the
+    id it repeats is found."""
+    from grouper.distributed import repeated_ids
+
+    files = [tmp_path / "part-0.parquet", tmp_path / "part-1.parquet"]
+    pq.write_table(pa.table({"case_id": ["a", "b"], "principal_dx": ["J18.900"] * 2}), files[0])
+    pq.write_table(pa.table({"case_id": ["a", "c"]}), files[1])
+    with pytest.raises(InputError, match="principal_dx"):
+        repeated_ids(dask.client, files)
+    pq.write_table(pa.table({"case_id": ["a", "c"], "principal_dx": ["J18.900"] * 2}), files[1])
+    seen = repeated_ids(dask.client, files)
+    assert seen[0] is None and seen[1].to_pylist() == ["a"]
+
+
 def test_a_folder_of_parts_is_the_same_on_both_engines(demo, dask, tmp_path):
     """Grouped into a folder (one part per input file, written by the workers): the same bytes, part for part,
     and the same rows as grouping into one file."""
