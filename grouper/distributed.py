@@ -388,17 +388,31 @@ def _codebook_on_worker(scheme: str):
     return Codebook.load(scheme)
 
 
+def _history_part(
+    path: str, columns: tuple[str, ...] | None, encoding: str | None, required: tuple[str, ...]
+) -> pa.Table:
+    """One file of a history, read as :func:`grouper.io.read_cases` reads it, of ``columns`` (None: all) those it
+    has (a ``required`` column missing is named with the file; a file without cases: an empty part)."""
+    from grouper.io import count_rows, read_cases
+
+    if count_rows(path) == 0:  # read_cases refuses a history without cases; an empty part is one of many
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        return schema.empty_table().select([c for c in columns or schema.names if c in schema.names])
+    return read_cases([path], columns=columns, encoding=encoding, required=required)
+
+
 def _weights_part(
     path: str, scheme: str, seen: pa.Array | None, encoding: str | None, required: tuple[str, ...]
 ) -> pa.Table:
-    """One file of a history: read as :func:`grouper.io.read_cases` reads it (a ``required`` column missing is
-    named with the file), grouped under ``scheme`` when it has no ``drg``, cut to the columns the weights fit
-    reads, with the fingerprint of the codebook that grouped it in its metadata (none: not grouped)."""
+    """One file of a history (:func:`_history_part`), grouped under ``scheme`` when it has no ``drg``, cut to
+    the columns the weights fit reads, with the fingerprint of the codebook that grouped it in its metadata
+    (none: not grouped)."""
     from grouper.drg.weights import HISTORY_COLUMNS
     from grouper.fitting import with_drg
-    from grouper.io import read_cases
 
-    table = read_cases([path], encoding=encoding, required=required)
+    table = _history_part(path, None, encoding, required)
     meta = {}
     if "drg" not in table.column_names:
         codebook = _codebook_on_worker(scheme)
@@ -503,21 +517,6 @@ class ClusterParts(Parts):
 
 # ---------------------------------------------------------------------------------------------------------
 # the history of a catalogue
-
-
-def _history_part(
-    path: str, columns: tuple[str, ...], encoding: str | None, required: tuple[str, ...]
-) -> pa.Table:
-    """One file of a history, read as :func:`grouper.io.read_cases` reads it (a ``required`` column missing is
-    named with the file; a file without cases: none)."""
-    from grouper.io import count_rows, read_cases
-
-    if count_rows(path) == 0:  # read_cases refuses a history without cases; an empty part is one of many
-        import pyarrow.parquet as pq
-
-        schema = pq.read_schema(path)
-        return schema.empty_table().select([c for c in columns if c in schema.names])
-    return read_cases([path], columns=columns, encoding=encoding, required=required)
 
 
 def _rows(table: pa.Table) -> int:

@@ -245,6 +245,20 @@ def test_weights_fitted_on_the_cluster_are_the_same_file(dask, tmp_path):
         assert local.read_bytes() == remote.read_bytes(), suffix
 
 
+def test_weights_on_the_cluster_take_an_empty_part_as_here(dask, tmp_path):
+    """A history without `drg` in 3 parts, the middle one without cases: its worker holds an empty part, as a
+    catalogue's does (it read the file as a history of its own and stopped: no cases), and the weights are the
+    local engine's file."""
+    table, _ = generate(800, [2023, 2024], 4, seed=5)
+    (tmp_path / "h").mkdir()
+    for k, (a, b) in enumerate([(0, 400), (400, 400), (400, 800)]):  # part-1 is empty
+        pq.write_table(table.slice(a, b - a), tmp_path / "h" / f"part-{k}.parquet")
+    local = weights_to_file([tmp_path / "h"], tmp_path / "local.parquet", scheme="chs-drg-1.1")
+    remote = weights_to_file([tmp_path / "h"], tmp_path / "dask.parquet", scheme="chs-drg-1.1", engine=dask)
+    assert local.weights.n_cases_ == remote.weights.n_cases_ > 0
+    assert (tmp_path / "local.parquet").read_bytes() == (tmp_path / "dask.parquet").read_bytes()
+
+
 def test_catalogue_built_on_the_cluster_is_the_same_file(demo, dask, tmp_path):
     """The demo's history in 4 parts (one of them empty): the workers read the parts and group them into the
     draft catalogue and into the catalogue (for auxiliary typing), the caller computes the statistics; the
