@@ -1,7 +1,7 @@
 """Statistics over past years of grouped cases (历史数据测算), shared by ``DipCatalog`` and ``DrgWeights``.
 
-One implementation of: the data year of a case, year weights (1:2:7, renormalised over the years present),
-per-group trimming (percentile, IQR fences, ±k SD of log cost), year-weighted group means and the coefficient of
+One implementation of: the data year of a case, the cases per year and those left out (the year window and
+``n_excluded_``), year weights (1:2:7, renormalised over the years present), per-group trimming (percentile, IQR fences, ±k SD of log cost), year-weighted group means and the coefficient of
 variation from exact sums, and the fingerprint of a history table; the reductions over a history's parts that
 make them are :mod:`grouper._reduction`.
 docs/dip.md §4.3–§4.5, docs/drg.md §7.1.
