@@ -88,20 +88,16 @@ def _units(points):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _paid_points(
-    i, r, in_scheme, u, vb, p, standard, hidx, unified, n_pool, outside, units, points, pooled, slot
-):
-    """Case ``i``'s points (``u``, 1e-9 point; under the unified design a bed-day or per-case case is paid its
-    standard amount at the budget point value ``vb``) and its hospital × pool slot (``outside``: no pool), the
-    same in both passes."""
+def _paid_points(r, in_scheme, u, vb, p, standard, h, unified, n_pool, outside):
+    """A case's ``(units, pooled, slot)``, the same in both passes: its points ``u`` (1e-9 point; under the unified
+    design a bed-day or per-case case is paid its standard amount at the budget point value ``vb``), whether they
+    are paid from its pool, and its hospital × pool slot (``outside``: no pool). Scalars in and out: handed the
+    output arrays to write, the helper made each case's step about ten times slower (16 ns against 1.5 here)."""
     fallback = r in (_BED_DAY, _PER_CASE)
     if unified and fallback:
-        u = _units(standard[i] / vb)
-    units[i] = u
-    points[i] = u / POINT_UNITS
-    pool_it = in_scheme or (fallback and unified)
-    pooled[i] = pool_it
-    slot[i] = hidx[i] * n_pool + max(p, 0) if pool_it else outside
+        u = _units(standard / vb)
+    pooled = in_scheme or (fallback and unified)
+    return u, pooled, h * n_pool + max(p, 0) if pooled else outside
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # x / 0.0 gives inf or NaN, as in numpy
@@ -131,8 +127,11 @@ def priced_tail(in_scheme, pts, dev, pool, hidx, route, per_case_price, vb_pool,
             standard[i] = per_case_price[i]
         s = in_scheme[i]
         deviation[i] = dev[i] if s else 0
-        u = _units(pts[i] if s else 0.0)
-        _paid_points(i, r, s, u, vb, p, standard, hidx, unified, n_pool, outside, units, points, pooled, slot)
+        u, pooled[i], slot[i] = _paid_points(
+            r, s, _units(pts[i] if s else 0.0), vb, p, standard[i], hidx[i], unified, n_pool, outside
+        )
+        units[i] = u
+        points[i] = u / POINT_UNITS
     return units, points, deviation, vb_case, standard, pooled, slot
 
 
@@ -279,5 +278,7 @@ def resolved_points(route, units_in, dev_in, special, cost, standard, hidx, pool
         deviation[i] = dev_in[i] if s else 0
         if special[i] and s:
             u = _units(cost[i] / vb)
-        _paid_points(i, r, s, u, vb, p, standard, hidx, unified, n_pool, outside, units, points, pooled, slot)
+        u, pooled[i], slot[i] = _paid_points(r, s, u, vb, p, standard[i], hidx[i], unified, n_pool, outside)
+        units[i] = u
+        points[i] = u / POINT_UNITS
     return in_scheme, units, points, deviation, vb_case, pooled, slot
