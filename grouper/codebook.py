@@ -33,6 +33,7 @@ from grouper.drg.expr import (
     compile_condition,
     conjuncts,
     guards,
+    may_hold,
     required_pdx_list,
     required_sex,
     stack_depth,
@@ -51,7 +52,7 @@ __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "cod
 
 _QY_NAME = "歧义组"
 
-_CACHE_FORMAT = 8  # 3: postfix programs; 4: guards; 5, 6, 8: steps and their prefilter; 7: anydx gates
+_CACHE_FORMAT = 9  # 3: postfix programs; 4: guards; 5, 6, 8, 9: steps and their prefilter; 7: anydx gates
 
 
 def codebook_dir(scheme: str | os.PathLike) -> Path:
@@ -346,24 +347,35 @@ def _anydx_list(program: list[Instr]) -> tuple[str, str] | None:
     return None
 
 
-def _possible_steps(programs, step_prog, bits, op: Op, sel: Sel, arg) -> np.ndarray:
-    """Bit set per code (row 0: no code) of the steps still possible when that code is the principal: a step is
-    impossible when a top-level conjunct of its program is ``<principal> in L`` and the code is not in L."""
+def _possible_steps(programs, step_prog, bits, op: Op, principal: Sel, anywhere: Sel, arg) -> np.ndarray:
+    """Bit set per code (row 0: no code) of the steps still possible when that code is the principal: the code
+    decides each ``<principal> in L`` leaf (and makes ``<any> in L`` true when it is in L); a step is impossible
+    when its program cannot be true then (``expr.may_hold``)."""
     n_steps = len(step_prog)
     out = np.zeros((bits.shape[0] + 1, max(1, -(-n_steps // 64))), np.uint64)
+    none = np.zeros(1, np.bool_)  # row 0: no principal code, in no list
+
+    def leaf(ins):
+        if ins.op != op or ins.sel not in (principal, anywhere):
+            return True, True
+        lid = arg(ins)
+        held = np.concatenate(
+            [none, ((bits[:, lid >> 6] >> np.uint64(lid & 63)) & np.uint64(1)).astype(np.bool_)]
+        )
+        return (held, ~held) if ins.sel == principal else (True, ~held)
+
     for s, p in enumerate(step_prog):
-        lists = [arg(programs[p][k]) for k in conjuncts(programs[p])]
-        lists = [
-            lid
-            for k, lid in zip(conjuncts(programs[p]), lists, strict=True)
-            if programs[p][k].op == op and programs[p][k].sel == sel
-        ]
-        ok = np.ones(bits.shape[0] + 1, np.bool_)
-        if lists:
-            ok[0] = False
-            for lid in lists:
-                ok[1:] &= ((bits[:, lid >> 6] >> np.uint64(lid & 63)) & np.uint64(1)).astype(np.bool_)
+        ok = np.broadcast_to(may_hold(programs[p], leaf), (bits.shape[0] + 1,))
         out[ok, s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+    return out
+
+
+def _steps_where(programs, step_prog, false) -> np.ndarray:
+    """Bit set of the steps whose program may still be true when every leaf ``false(ins)`` holds for is false."""
+    out = np.zeros(max(1, -(-len(step_prog) // 64)), np.uint64)
+    for s, p in enumerate(step_prog):
+        if may_hold(programs[p], lambda ins: (False, True) if false(ins) else (True, True)):
+            out[s >> 6] |= np.uint64(1) << np.uint64(s & 63)
     return out
 
 
@@ -565,22 +577,19 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
             rows = dx_id.reindex(listed[_anydx_list(gate_progs[m])]).dropna().astype(int).to_numpy()
             dx_any_mask[rows] |= np.uint32(1) << np.uint32(m)
             any_mdcs |= np.uint32(1) << np.uint32(m)
-    # which steps a principal diagnosis / principal procedure leaves possible: a step whose program has a top-level
-    # "pdx in L" (or "pproc in L") conjunct is false for a principal outside L; row 0 is the unknown code (-1)
-    dx_steps = _possible_steps(programs, step_prog, dx_bits, Op.DX_IN, Sel.PDX, arg)
-    proc_steps = _possible_steps(programs, step_prog, proc_bits, Op.PROC_IN, Sel.PPROC, arg)
-    # and the steps still possible for a case without any procedure: no top-level procedure conjunct
-    # and those possible when age_years is not 0 (no top-level "age_years == 0" conjunct: the newborn rows)
-    no_proc_steps = np.zeros(dx_steps.shape[1], np.uint64)
-    aged_steps = np.zeros(dx_steps.shape[1], np.uint64)
-    for s, prog in enumerate(step_prog):
-        tops = [programs[prog][k] for k in conjuncts(programs[prog])]
-        if not any(ins.op == Op.PROC_IN for ins in tops):
-            no_proc_steps[s >> 6] |= np.uint64(1) << np.uint64(s & 63)
-        if not any(
-            ins.op == Op.NUM and ins.arg == 0 and ins.sel == Cmp.EQ and ins.const == 0 for ins in tops
-        ):
-            aged_steps[s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+    # which steps a principal diagnosis / principal procedure leaves possible: a step whose program cannot be true
+    # once the principal's lists are known ("pdx in L" decided, "anydx in L" true when it is in L); row 0 is the
+    # unknown code (-1)
+    dx_steps = _possible_steps(programs, step_prog, dx_bits, Op.DX_IN, Sel.PDX, Sel.ANYDX, arg)
+    proc_steps = _possible_steps(programs, step_prog, proc_bits, Op.PROC_IN, Sel.PPROC, Sel.ANYPROC, arg)
+    # and the steps still possible for a case without any procedure (every "proc in L" false), and those possible
+    # when age_years is not 0 ("age_years == 0" false: the newborn rows)
+    no_proc_steps = _steps_where(programs, step_prog, lambda ins: ins.op == Op.PROC_IN)
+    aged_steps = _steps_where(
+        programs,
+        step_prog,
+        lambda ins: ins.op == Op.NUM and ins.arg == 0 and ins.sel == Cmp.EQ and ins.const == 0,
+    )
     parts = mdc_dx[mdc_dx.part != ""]
     part_names = np.unique(parts.part)
     dx_part = np.full(len(dx_codes), -1, np.int8)

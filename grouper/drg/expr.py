@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
+import numpy as np
+
 from grouper.errors import CodebookError
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "compile_condition",
     "conjuncts",
     "guards",
+    "may_hold",
     "parse",
     "required_pdx_list",
     "required_sex",
@@ -327,6 +330,25 @@ def guards(program: list[Instr]) -> tuple[list[int], bool]:
 
     pure = all(ins.op == Op.AND for k, ins in enumerate(program) if k not in found)
     return sorted(found, key=cost), pure
+
+
+def may_hold(program: list[Instr], leaf) -> np.ndarray | bool:
+    """Whether ``program`` may be true, in three-valued (Kleene) logic, given what is known of its leaves.
+
+    ``leaf(ins)`` gives ``(may_be_true, may_be_false)`` for a leaf instruction: ``(True, True)`` when nothing is
+    known, bool arrays to decide many cases at once (e.g. one per principal code).
+    """
+    stack = []
+    for ins in program:
+        if ins.op in (Op.AND, Op.OR):
+            (t2, f2), (t1, f1) = stack.pop(), stack.pop()
+            stack.append((t1 & t2, f1 | f2) if ins.op == Op.AND else (t1 | t2, f1 & f2))
+        elif ins.op == Op.NOT:
+            t, f = stack.pop()
+            stack.append((f, t))
+        else:
+            stack.append((True, False) if ins.op == Op.TRUE else leaf(ins))
+    return stack[-1][0]
 
 
 def required_pdx_list(program: list[Instr]) -> tuple[str, str] | None:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from grouper.drg.expr import Cmp, Op, Sel, compile_condition, guards, parse, required_pdx_list, required_sex
+from grouper.drg.expr import (
+    Cmp,
+    Op,
+    Sel,
+    compile_condition,
+    guards,
+    may_hold,
+    parse,
+    required_pdx_list,
+    required_sex,
+)
 from grouper.errors import CodebookError
 
 
@@ -60,6 +71,36 @@ def test_guards_and_prefilters():
     assert guards(parse("anyproc in ss and pdx in zd")) == ([1, 0], True)  # the principal's test first
     assert guards(parse("(odx in zd or anyproc in ss1) and anyproc in ss"))[1] is False
     assert required_pdx_list(parse("pdx in zd or pproc in ss")) is None
+
+
+def _no_procedure(ins):
+    return (False, True) if ins.op == Op.PROC_IN else (True, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "held"),
+    [
+        (
+            "(odx in zd and anyproc in a) or (anyproc in b and anyproc in a)",
+            False,
+        ),  # 2.0 step 12: both need one
+        ("anyproc in a and pdx in zd", False),
+        ("odx in zd or anyproc in a", True),
+        ("not anyproc in a", True),  # no procedure at all: "not in a" holds
+        ("not (pdx in zd or anyproc in a) and anyproc in b", False),
+        ("true", True),
+    ],
+)
+def test_may_hold_decides_in_three_valued_logic_what_no_procedure_rules_out(text, held):
+    assert may_hold(parse(text), _no_procedure) is held
+
+
+def test_may_hold_takes_one_answer_per_code():
+    in_zd = np.array([True, False, False])  # three principals: the first in zd
+    known = lambda ins: (in_zd, ~in_zd) if ins.sel == Sel.PDX else (True, True)  # noqa: E731
+    assert may_hold(parse("pdx in zd or odx in zd1"), known).tolist() == [True, True, True]
+    assert may_hold(parse("pdx in zd and odx in zd1"), known).tolist() == [True, False, False]
+    assert may_hold(parse("not pdx in zd and odx in zd1"), known).tolist() == [False, True, True]
 
 
 @pytest.mark.parametrize(
