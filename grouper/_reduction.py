@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._chunks import one_array
+
 __all__ = [
     "UNIT",
     "Cases",
@@ -447,7 +449,7 @@ def _value_hashes(col: pa.ChunkedArray | None, rows: int, j: int) -> np.ndarray:
     null = _mix(np.array([j + 1], np.uint64))[0]
     if col is None:
         return np.full(rows, null, np.uint64)
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    col = one_array(col)
     t = col.type
     if pa.types.is_dictionary(t):
         col, t = col.cast(t.value_type), t.value_type

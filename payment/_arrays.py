@@ -9,11 +9,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from grouper._chunks import one_array
+
 
 def column(table: pa.Table, name: str) -> pa.Array:
     """A column as one array (a column of one chunk without a copy)."""
-    col = table.column(name)
-    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return one_array(table.column(name))
 
 
 def strings(table: pa.Table, name: str) -> pa.Array:

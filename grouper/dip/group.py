@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._chunks import one_array
 from grouper.batch import duplicated
 from grouper.codes import encode_values, normalise_codes
 from grouper.dip import _kernel
@@ -282,7 +283,7 @@ def _column(table: pa.Table, name: str, type_: pa.DataType) -> pa.Array:
     if name not in table.column_names:
         return pa.nulls(table.num_rows, type_)
     col = table.column(name)
-    return (col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col).cast(type_)
+    return one_array(col).cast(type_)
 
 
 def _codes(table: pa.Table, name: str) -> pa.Array:

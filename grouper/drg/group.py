@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._chunks import one_array
 from grouper.batch import duplicated
 from grouper.codebook import Codebook
 from grouper.drg import _kernel
@@ -271,11 +272,7 @@ def _columns(table: pa.Table) -> dict[str, pa.Array]:
     for name in INPUT_COLUMNS:
         typ = DISCHARGE_SCHEMA.field(name).type
         if name in table.column_names:
-            column = table.column(name)
-            if not table.num_rows:
-                arr = pa.array([], typ)
-            else:  # one chunk as it is (combining copies it)
-                arr = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+            arr = one_array(table.column(name))
             out[name] = arr if arr.type == typ or arr.type == ENCODED.get(name) else arr.cast(typ)
         else:
             out[name] = pa.nulls(table.num_rows, typ)

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from grouper._chunks import one_array
 from grouper.errors import InputError
 from grouper.io.formats import (
     PARQUET_SUFFIXES,
@@ -313,7 +314,7 @@ def _kept(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """A canonical column as an output carries it: an amount that was not a number (UNREADABLE) is empty there, as
     in the file's own export, not ``nan``; so is a whole number that was not one (``abc``, ``3天``: -1 in the
     canonical column)."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    arr = one_array(column)
     if pa.types.is_floating(arr.type):
         return pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
     if pa.types.is_integer(arr.type):
@@ -818,6 +819,8 @@ def _written(raw: pa.Table, source: str, of: list[str] | None) -> pa.Array:
     if not of or of[0] == source:
         return own
     text = as_written(raw.column(of[0]))
+    if text.null_count == len(text):  # a numeric source holds no spelling
+        return own
     blank = pc.fill_null(pc.equal(own, ""), True)
     return pc.if_else(pc.and_(blank, pc.is_valid(text)), text, own)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._chunks import one_array
 from grouper.errors import SettingsError
 from grouper.resources import text_columns
 
@@ -71,6 +72,13 @@ def _value_maps() -> dict[str, tuple[pa.Array, pa.Array]]:
     }
 
 
+@cache
+def _maps_numbers(name: str) -> bool:
+    """Whether column ``name``'s value map respells a number (a key that reads as one)."""
+    keys = _value_maps().get(name, (pa.array([], pa.string()),))[0]
+    return pc.any(pc.match_substring_regex(keys, _NUMBER)).as_py() or False
+
+
 def _fold(text: pa.Array) -> pa.Array:
     """Comparison key of a spelling: NFKC (full-width digits), no white space, lower case."""
     if not pc.all(pc.string_is_ascii(text)).as_py():
@@ -92,7 +100,7 @@ def map_values(name: str, arr: pa.Array) -> pa.Array:
 def as_written(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """A text column exactly as written (no trimming, no value map); null for a numeric column, whose values
     are numbers rather than spellings."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    arr = one_array(column)
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         return arr.cast(pa.string())
     if pa.types.is_dictionary(arr.type) and pa.types.is_string(arr.type.value_type):
@@ -101,7 +109,7 @@ def as_written(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def strings(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    arr = one_array(arr)
     if _trimmed(arr):
         return arr
     s = pc.utf8_trim_whitespace(arr.cast(pa.string()))
@@ -133,7 +141,7 @@ def code_list(parts: list[pa.ChunkedArray], verbatim: bool = False, encoded: boo
     """One list<string> column from list columns or ``|``-separated text; numbered columns are joined in order.
     Items are trimmed unless ``verbatim``; empty items are dropped. ``encoded``: the items of text columns as
     ``dictionary<string>`` (字典编码: each distinct item trimmed once), the same codes."""
-    arrays = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
+    arrays = [one_array(p) for p in parts]
     if len(arrays) == 1 and (pa.types.is_list(arrays[0].type) or pa.types.is_large_list(arrays[0].type)):
         return arrays[0].cast(pa.list_(pa.string())).fill_null(pa.scalar([], pa.list_(pa.string())))
     texts = [
@@ -188,7 +196,7 @@ def date_list(parts: list[pa.ChunkedArray]) -> pa.Array:
     """One list<date32> column (procedure dates, 手术操作日期) from a list column, ``|``-separated text or numbered
     columns. Unlike :func:`code_list`, an empty or unreadable entry stays in place as null: the k-th date belongs
     to the k-th procedure."""
-    arrays = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
+    arrays = [one_array(p) for p in parts]
     if len(arrays) == 1 and (pa.types.is_list(arrays[0].type) or pa.types.is_large_list(arrays[0].type)):
         lists = arrays[0].cast(pa.list_(arrays[0].type.value_type))
         if lists.offset:
@@ -224,9 +232,11 @@ def convert(field: pa.Field, column: pa.ChunkedArray | pa.Array) -> pa.Array:
     values only: each conversion is value by value, so converting the dictionary and taking it back by the
     indices gives the same column.
     """
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    arr = one_array(column)
     if pa.types.is_dictionary(arr.type):
         return _convert(field, arr.dictionary).take(arr.indices)
+    if arr.type == field.type and pa.types.is_integer(arr.type) and not _maps_numbers(field.name):
+        return arr  # numbers already: a value map of spellings leaves them as they are
     repeats = len(arr) >= _DISTINCT_FROM and not pa.types.is_floating(field.type)
     if (
         repeats
@@ -304,7 +314,7 @@ def numbers(arr: pa.Array, typ: pa.DataType, bad: float | None) -> pa.Array:
 
 def unreadable(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Where a number column read by :func:`convert` holds :data:`UNREADABLE` (text that is not a number)."""
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    arr = one_array(arr)
     if not pa.types.is_floating(arr.type):
         return pa.array(np.zeros(len(arr), bool))
     return pc.fill_null(pc.is_nan(arr), False)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xlsxwriter
 
+from grouper._chunks import one_array
 from payment.audit.labels import EXCEL_FORMATS, label, number_format, sheets
 
 __all__ = ["EXCEL_MAX_ROWS", "write_workbook"]
@@ -80,7 +81,7 @@ def write_workbook(tables: dict[str, pa.Table], path: Path) -> list[str]:
 def _cells(col: pa.ChunkedArray) -> tuple[bool, list]:
     """(numeric?, values) of one column, a whole column at a time: numbers with NaN as None; text without the
     control characters a workbook cannot hold (never a formula); booleans as 是/否."""
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    col = one_array(col)
     if pa.types.is_boolean(col.type):
         return False, pc.if_else(col, "是", "否").to_pylist()
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):

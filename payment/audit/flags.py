@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._chunks import one_array
+
 __all__ = ["FLAGS", "FLAG_SCHEMA", "alternatives", "case_flags", "readmissions"]
 
 #: Flag → (中文, severity): ``review`` findings and ``info`` (PDX_CHOICE).
@@ -195,7 +197,7 @@ def alternatives(
     principal (the principal takes its place), ``"drop"`` removes it. Returns the case row and the position k
     (1-based) of each variant and ``regroup``'s output for them."""
     other = table.column("other_dx")
-    other = (other.combine_chunks() if isinstance(other, pa.ChunkedArray) else other).take(pa.array(rows))
+    other = one_array(other).take(pa.array(rows))
     if other.offset:
         other = pa.concat_arrays([other])
     offsets = other.offsets.to_numpy(zero_copy_only=False).astype(np.int64)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from grouper._chunks import one_array
 from grouper.batch import duplicated
 from grouper.codes import normalise_codes
 from grouper.resources import data_path
@@ -66,7 +67,7 @@ def _col(table: pa.Table, name: str, typ: pa.DataType) -> pa.Array:
     if name not in table.column_names:
         return pa.nulls(table.num_rows, typ)
     col = table.column(name)
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    col = one_array(col)
     return col if col.type == typ else col.cast(typ)
 
 

@@ -137,3 +137,19 @@ def test_a_shipped_records_table_reads_without_pandas_as_pandas_reads_it(name):
     """``grouper.resources.text_columns``: every cell as written (trailing spaces, empty cells, Chinese text)."""
     frame = pd.read_csv(data_path("records", name), dtype=str, keep_default_na=False)
     assert text_columns("records", name) == {c: frame[c].tolist() for c in frame.columns}
+
+
+def test_a_number_column_skips_the_value_map_unless_the_map_respells_numbers(monkeypatch):
+    from grouper.io import values
+    from grouper.schema import DISCHARGE_SCHEMA
+
+    field = DISCHARGE_SCHEMA.field("discharge_mode")
+    modes = pa.array([6, 1, None, 6] * 2048, pa.int8())
+    assert values.convert(field, modes) is modes  # the shipped map only respells words (医嘱离院 → 1)
+    keys, canonical = pa.array(["6"]), pa.array(["9"])  # a region's map: code 6 reads as 9 (其他)
+    monkeypatch.setattr(values, "_value_maps", lambda: {"discharge_mode": (keys, canonical)})
+    values._maps_numbers.cache_clear()
+    try:
+        assert values.convert(field, modes).to_pylist()[:4] == [9, 1, None, 9]
+    finally:
+        values._maps_numbers.cache_clear()
