@@ -46,7 +46,7 @@ from grouper.resources import data_root
 if TYPE_CHECKING:  # pandas is imported where a codebook is compiled or named, not for every grouping
     import pandas as pd
 
-    from grouper.strings import Remembered, StringIds
+    from grouper.strings import StringIds
 
 __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "codebook_dir"]
 
@@ -146,11 +146,12 @@ class Codebook:
     arrays: dict[str, np.ndarray] = field(repr=False)
     settings: EngineSettings = field(default_factory=EngineSettings)
     folder: Path | None = field(default=None, repr=False)
-    #: the code lookups (alias → id, code → id, and the raw spellings already looked up), made on first use
-    _maps: dict[str, StringIds | Remembered] = field(default_factory=dict, repr=False)
+    #: what grouping derives from the arrays, made on first use (:meth:`cached`): the code lookups (alias → id,
+    #: code → id, the raw spellings already looked up), the kernel's tables, the label dictionaries
+    _maps: dict[str, object] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict:
-        """A copy (pickling, to a cluster's worker) leaves the code lookups behind: each process makes its own."""
+        """A copy (pickling, to a cluster's worker) leaves what was derived behind: each process makes its own."""
         return {**self.__dict__, "_maps": {}}
 
     @classmethod
@@ -235,7 +236,7 @@ class Codebook:
 
             return Remembered(lambda new: self._look_up(kind, new, verbatim))
 
-        return self._made(f"{kind}{'=' if verbatim else ''}/seen", remembered)(distinct)
+        return self.cached(f"{kind}{'=' if verbatim else ''}/seen", remembered)(distinct)
 
     def _look_up(self, kind: str, distinct: pa.Array, verbatim: bool) -> np.ndarray:
         if verbatim:  # the codes themselves, each its own id
@@ -262,10 +263,10 @@ class Codebook:
             found.add(pa.array(strings, pa.string()), np.asarray(ids, np.int32))
             return found
 
-        return self._made(name, made)
+        return self.cached(name, made)
 
-    def _made(self, name: str, make):
-        """The lookup ``name`` of this codebook, made once by ``make()``."""
+    def cached(self, name: str, make):
+        """The object ``name`` derived from this codebook, made once per process by ``make()``."""
         found = self._maps.get(name)
         return found if found is not None else self._maps.setdefault(name, make())
 

@@ -18,7 +18,13 @@ __all__ = ["KERNELS", "needs_compiling", "start_numba"]
 
 #: The kernels Python calls (``module:name``) per scheme; their helpers are compiled into them.
 KERNELS = {
-    "drg": ("grouper.strings:_fnv1a", "grouper.strings:_find", "grouper.drg._kernel:_group_range"),
+    "drg": (
+        "grouper.strings:_fnv1a",
+        "grouper.strings:_find",
+        "grouper.drg._kernel:_group_range",
+        "grouper.drg._kernel:case_numbers",
+        "grouper.drg._kernel:label_positions",
+    ),
     "dip": (
         "grouper.strings:_fnv1a",
         "grouper.strings:_find",

@@ -312,3 +312,44 @@ def _group_range(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, num
                 severity_dx[i] = code
                 drg[i] = _resolve_drg(t, hit, sev, odx.shape[0])
             break
+
+
+@njit(cache=True, nogil=True)
+def case_numbers(age_years, age_days, weight, nan_for_unreadable):
+    """age_years, age_days, birth_weight_g per case as float64 rows (``expr.NUMVARS`` order), from the int
+    columns the checks read (empty: age_years -32768, the others 0).
+
+    Both readings take an empty value as 0 (codebooks/chs-drg-2.0/RULES.md §1.3); the ECMAScript one
+    (``nan_for_unreadable``) makes a present but unreadable value (``-1`` from the readers) NaN, which fails every
+    comparison but ``!=``.
+    """
+    out = np.empty((age_years.shape[0], 3), np.float64)
+    for i in range(age_years.shape[0]):
+        a = age_years[i]
+        out[i, 0] = 0.0 if a == -32768 else float(a)
+        out[i, 1] = age_days[i]
+        out[i, 2] = weight[i]
+        if nan_for_unreadable:
+            for k in range(3):
+                if out[i, k] == -1.0:
+                    out[i, k] = np.nan
+    return out
+
+
+@njit(cache=True, nogil=True)
+def label_positions(mdc, adrg, drg, status, n_mdc, n_adrg, n_drg, n_qy, status_position):
+    """Each case's position in the four label dictionaries (int32 rows: MDC, ADRG, DRG, status). ADRG: ``QY``
+    after the ADRGs; DRG: the QY groups after the DRGs; the last position of each is the ungrouped label (-1).
+    ``status_position``: the position of each status code."""
+    n = mdc.shape[0]
+    out = np.empty((4, n), np.int32)
+    for i in range(n):
+        out[0, i] = mdc[i] if mdc[i] >= 0 else n_mdc
+        if adrg[i] == QY_ADRG:
+            out[1, i] = n_adrg
+            out[2, i] = n_drg + drg[i]
+        else:
+            out[1, i] = adrg[i] if adrg[i] >= 0 else n_adrg + 1
+            out[2, i] = drg[i] if drg[i] >= 0 else n_drg + n_qy
+        out[3, i] = status_position[status[i]]
+    return out

@@ -141,7 +141,7 @@ def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
     age_days = col["age_days"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
     weight = col["birth_weight_g"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
     settings = codebook.settings
-    nums = _numbers(col, settings.numbers)
+    nums = _kernel.case_numbers(age_years, age_days, weight, settings.numbers == NumberReading.ECMASCRIPT)
     pdx_given = _present(col["principal_dx"], pdx < 0)  # written but not a code of the codebook
     pdx_missing = (pdx < 0) & ~pdx_given
 
@@ -179,18 +179,16 @@ def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
     no_id = pc.fill_null(pc.equal(pc.binary_length(col["case_id"]), 0), True)  # readers make blank ids null
     _raise(status, no_id.to_numpy(zero_copy_only=False), Status.CASE_ID_MISSING)
 
+    mdc_labels, adrg_labels, drg_labels, status_labels, status_position = _dictionaries(codebook)
+    at = _kernel.label_positions(
+        mdc, adrg, drg, status, *(len(codebook[k]) for k in _LABELS), status_position
+    )
     out = {
         "case_id": col["case_id"].cast(pa.string()),
-        "mdc": _labels(mdc, codebook["mdc_labels"], UNGROUPED_MDC),
-        "adrg": _labels(
-            np.where(adrg == _kernel.QY_ADRG, len(codebook["adrg_labels"]), adrg),
-            np.append(codebook["adrg_labels"], "QY"),
-            UNGROUPED_ADRG,
-        ),
-        "drg": _drg_labels(codebook, adrg, drg),
-        "drg_status": _labels(
-            status, np.array([s.name for s in _STATUSES]), "", index=[int(s) for s in _STATUSES]
-        ),
+        "mdc": pa.DictionaryArray.from_arrays(pa.array(at[0]), mdc_labels),
+        "adrg": pa.DictionaryArray.from_arrays(pa.array(at[1]), adrg_labels),
+        "drg": pa.DictionaryArray.from_arrays(pa.array(at[2]), drg_labels),
+        "drg_status": pa.DictionaryArray.from_arrays(pa.array(at[3]), status_labels),
     }
     if words is not None:
         out["reason"] = _reasons(
@@ -206,21 +204,6 @@ def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
             words,
         )
     return pa.table(out)
-
-
-def _numbers(col: dict[str, pa.Array], reading: NumberReading) -> np.ndarray:
-    """age_years, age_days, birth_weight_g per case as float64 (columns in ``expr.NUMVARS`` order).
-
-    Both readings take an empty value as 0 (codebooks/chs-drg-2.0/RULES.md §1.3); the ECMAScript one makes a present but unreadable
-    value (``-1`` from the readers) NaN, which fails every comparison but ``!=``.
-    """
-    out = np.empty((len(col["age_years"]), 3), np.float64)
-    for k, name in enumerate(("age_years", "age_days", "birth_weight_g")):
-        values = col[name].fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64)
-        if reading == NumberReading.ECMASCRIPT:
-            values[values == -1] = np.nan
-        out[:, k] = values
-    return out
 
 
 def _check(
@@ -345,21 +328,27 @@ def _los_invalid(col: dict[str, pa.Array]) -> np.ndarray:
 _STATUSES = Status.of_scheme("drg")
 
 
-def _labels(idx: np.ndarray, labels: np.ndarray, missing: str, index: list[int] | None = None) -> pa.Array:
-    """A dictionary-encoded string column: label of each index (-1 → ``missing``)."""
-    labels = np.asarray(labels, dtype=str)
-    if index is not None:  # sparse codes (Status values) → dense positions
-        lookup = np.full(max(index) + 1, -1, np.int32)
-        lookup[index] = np.arange(len(index))
-        idx = lookup[idx]
-    idx = np.where(idx < 0, len(labels), idx).astype(np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(idx), pa.array(np.append(labels, missing).tolist()))
+#: The codebook's label arrays, in the order ``_kernel.label_positions`` takes their lengths.
+_LABELS = ("mdc_labels", "adrg_labels", "drg_labels", "qy_labels")
 
 
-def _drg_labels(codebook: Codebook, adrg: np.ndarray, drg: np.ndarray) -> pa.Array:
-    labels = np.concatenate([codebook["drg_labels"], codebook["qy_labels"]])
-    idx = np.where(adrg == _kernel.QY_ADRG, len(codebook["drg_labels"]) + drg.astype(np.int32), drg)
-    return _labels(idx, labels, UNGROUPED_DRG)
+def _dictionaries(codebook: Codebook) -> tuple[pa.Array, ...]:
+    """The dictionaries of the mdc, adrg, drg and drg_status columns, each ending with its ungrouped label, and
+    the position of each status code in the last; made once per codebook."""
+
+    def made():
+        mdc, adrg, drg, qy = (codebook[k].tolist() for k in _LABELS)
+        position = np.full(max(Status) + 1, len(_STATUSES), np.int32)
+        position[[int(s) for s in _STATUSES]] = np.arange(len(_STATUSES))
+        return (
+            pa.array([*mdc, UNGROUPED_MDC]),
+            pa.array([*adrg, "QY", UNGROUPED_ADRG]),
+            pa.array([*drg, *qy, UNGROUPED_DRG]),
+            pa.array([*(s.name for s in _STATUSES), ""]),
+            position,
+        )
+
+    return codebook.cached("drg/dictionaries", made)
 
 
 #: The field each failure names, with its value: (statuses, reason_labels key, column).
