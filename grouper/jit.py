@@ -24,6 +24,7 @@ KERNELS = {
         "grouper.drg._kernel:_group_range",
         "grouper.drg._kernel:case_numbers",
         "grouper.drg._kernel:label_positions",
+        "grouper.drg._kernel:los_invalid",
     ),
     "dip": (
         "grouper.strings:_fnv1a",

@@ -353,3 +353,15 @@ def label_positions(mdc, adrg, drg, status, n_mdc, n_adrg, n_drg, n_qy, status_p
             out[2, i] = drg[i] if drg[i] >= 0 else n_drg + n_qy
         out[3, i] = status_position[status[i]]
     return out
+
+
+@njit(cache=True, nogil=True)
+def los_invalid(los, admitted, discharged, empty):
+    """Per case: LOS negative, discharge before admission, or LOS not the days between the dates (a same-day
+    stay counts as 1). int64 days; ``empty`` marks a missing value, and a test that needs it does not fail."""
+    out = np.zeros(los.shape[0], np.bool_)
+    for i in range(los.shape[0]):
+        n, a, d = los[i], admitted[i], discharged[i]
+        dated = a != empty and d != empty
+        out[i] = (n != empty and n < 0) or (dated and (d < a or (n != empty and max(d - a, 1) != n)))
+    return out

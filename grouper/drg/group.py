@@ -41,7 +41,9 @@ INPUT_COLUMNS = (
     "other_procs",
 )
 _AGE_MAX_YEARS = 150
-_DISCHARGE_MODES = pa.array([1, 2, 3, 4, 5, 9], pa.int8())
+_DISCHARGE_MODES = (1, 2, 3, 4, 5, 9)
+#: Whether each int8 value (read as its byte) is a discharge mode.
+_MODES = np.isin(np.arange(256, dtype=np.uint8).view(np.int8), _DISCHARGE_MODES)
 
 
 def group_drg(
@@ -170,9 +172,7 @@ def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
     pproc_unknown = _present(col["principal_proc"], pproc < 0)
     _raise(status, warn & (odx_unknown | oproc_unknown | pproc_unknown), Status.CODE_UNKNOWN)
     _raise(status, warn & _los_invalid(col), Status.LOS_INVALID)
-    mode = col["discharge_mode"]
-    mode_bad = pc.is_valid(mode).to_numpy(False) & ~pc.is_in(mode, value_set=_DISCHARGE_MODES).to_numpy(False)
-    _raise(status, warn & mode_bad, Status.DISCHARGE_MODE_UNKNOWN)
+    _raise(status, warn & _mode_unknown(col["discharge_mode"]), Status.DISCHARGE_MODE_UNKNOWN)
     duplicate = duplicates()
     grouping_status = status.copy()  # why the group is what it is, before the run-level statuses
     _raise(status, duplicate, Status.DUPLICATE_CASE)
@@ -315,13 +315,27 @@ def _sex_conflict(codebook: Codebook, rows: np.ndarray, pdx: np.ndarray, sex: np
 
 
 def _los_invalid(col: dict[str, pa.Array]) -> np.ndarray:
-    """LOS negative, discharge before admission, or LOS not matching the dates (a same-day stay counts as 1)."""
-    los = col["los_days"]
-    span = pc.days_between(col["admission_date"], col["discharge_date"])
-    expected = pc.if_else(pc.less(span, 1), pa.scalar(1, span.type), span)
-    bad = pc.or_kleene(pc.less(los, 0), pc.less(span, 0))
-    bad = pc.or_kleene(bad, pc.not_equal(expected, los.cast(expected.type)))
-    return bad.fill_null(False).to_numpy(zero_copy_only=False)
+    """LOS negative, discharge before admission, or LOS not matching the dates (a same-day stay counts as 1);
+    a check whose values are missing does not fail."""
+    los, admitted, discharged = (
+        _whole(col[name]) for name in ("los_days", "admission_date", "discharge_date")
+    )
+    return _kernel.los_invalid(los, admitted, discharged, _EMPTY)
+
+
+#: A missing value among the int32 numbers and days widened to int64 (:func:`_whole`): no int32 is this.
+_EMPTY = -(2**40)
+
+
+def _whole(arr: pa.Array) -> np.ndarray:
+    """An int32 or date32 column as int64 (days since 1970 for dates), missing values as ``_EMPTY``."""
+    values = arr.view(pa.int32()) if pa.types.is_date32(arr.type) else arr
+    return values.cast(pa.int64()).fill_null(_EMPTY).to_numpy(zero_copy_only=False)
+
+
+def _mode_unknown(mode: pa.Array) -> np.ndarray:
+    """A discharge mode written but not one of the codes (1-5, 9)."""
+    return ~_MODES[mode.fill_null(_DISCHARGE_MODES[0]).to_numpy(zero_copy_only=False).view(np.uint8)]
 
 
 #: Statuses the DRG grouper reports (the dictionary of ``drg_status``).
