@@ -92,7 +92,7 @@ def fen_half_up(yuan: np.ndarray) -> np.ndarray:
     return _fen_half_up(np.ascontiguousarray(yuan, dtype=np.float64))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fen_half_up(yuan):
     out = np.zeros(yuan.shape[0], dtype=np.int64)
     for i in range(yuan.shape[0]):
@@ -148,7 +148,7 @@ def _small(f: Fraction) -> bool:
     return f.numerator >= 0 and f.numerator * f.denominator < 1 << 61
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fen_units(units, at, which, a, b, out):
     """``out[i]`` = half-up of ``units[i] × a[w] / b[w]`` (w = ``which[i]``) at the positions ``at`` where
     ``w >= 0`` and ``b[w] > 0``, in int64 (a·b < 2**61); returns which positions it rounded."""
@@ -167,7 +167,7 @@ def _fen_units(units, at, which, a, b, out):
     return done
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fen_near(yuan, window):
     """Half-up fen of float amounts (NaN → 0) and whether each lies within ``window`` fen of a half fen."""
     n = yuan.shape[0]

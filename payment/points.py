@@ -228,7 +228,7 @@ def _cmp(x, limit, op):
     return x >= limit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dip_kernel(score, k, a, cost, avg, unmatched, no_dev, low_kind, high_kind, ext_kind,
                 low_r, low_op, high_r, high_op, ext_r, ext_op, kbbz, aux_dev, points, dev):  # fmt: skip
     for i in range(score.shape[0]):
