@@ -59,7 +59,7 @@ def _by_value(arr: pa.Array, fn: Callable[[pa.Array], np.ndarray], null) -> np.n
     if pa.types.is_dictionary(arr.type):
         per_value = np.append(fn(arr.dictionary), null)
         idx = arr.indices if arr.null_count == 0 else pc.fill_null(arr.indices, len(arr.dictionary))
-        return _spread(per_value, idx.to_numpy(zero_copy_only=False))
+        return spread(per_value, idx.to_numpy(zero_copy_only=False))
     out = fn(arr)
     if arr.null_count:
         out = np.where(arr.is_null().to_numpy(zero_copy_only=False), null, out)
@@ -67,7 +67,7 @@ def _by_value(arr: pa.Array, fn: Callable[[pa.Array], np.ndarray], null) -> np.n
 
 
 @njit(cache=True, nogil=True)
-def _spread(per_value, indices):
+def spread(per_value, indices):
     """``per_value[indices]`` for indices of any integer width (numpy would first copy them to intp)."""
     out = np.empty(indices.shape[0], per_value.dtype)
     for i in range(indices.shape[0]):

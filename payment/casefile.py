@@ -13,9 +13,11 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from grouper.errors import OutputError
 from grouper.io.writer import PARQUET_OPTIONS, column_options
+from payment._arrays import spread
 from payment.rowgroups import EncodedColumns, JoinedWriter
 
 __all__ = ["ROW_GROUP", "CaseWriter", "part_name"]
@@ -46,16 +48,35 @@ def _first_seen(column: pa.ChunkedArray) -> pa.Array:
     code: dict = {}
     parts = [np.zeros(0, dtype=np.int32)]
     for chunk in column.chunks:
-        used = pc.unique(chunk.indices).drop_null()  # in order of first appearance
-        remap = np.full(len(chunk.dictionary) + 1, -1, dtype=np.int32)  # the last entry: null
-        for i, value in zip(used.to_pylist(), chunk.dictionary.take(used).to_pylist(), strict=True):
+        entries = len(chunk.dictionary)
+        idx = pc.fill_null(chunk.indices, entries) if chunk.null_count else chunk.indices
+        idx = idx.to_numpy(zero_copy_only=False)
+        used = _first_appearances(idx, entries)
+        remap = np.full(entries + 1, -1, dtype=np.int32)  # the last entry: null
+        for i, value in zip(used.tolist(), chunk.dictionary.take(pa.array(used)).to_pylist(), strict=True):
             remap[i] = code.setdefault(value, len(code))
-        idx = pc.fill_null(chunk.indices, len(chunk.dictionary)) if chunk.null_count else chunk.indices
-        parts.append(remap[idx.to_numpy(zero_copy_only=False)])
+        parts.append(spread(remap, idx))
     new = np.concatenate(parts)
     missing = new < 0
     indices = pa.array(new, mask=missing if missing.any() else None).cast(column.type.index_type)
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(code), column.type.value_type))
+
+
+@njit(cache=True, nogil=True)
+def _first_appearances(indices, entries):
+    """The dictionary positions that ``indices`` use, in order of first appearance (``entries``, a null, left
+    out): what ``pc.unique`` gives, in one pass without a hash table."""
+    seen = np.zeros(entries + 1, dtype=np.bool_)
+    seen[entries] = True
+    order = np.empty(entries, dtype=np.int64)
+    k = 0
+    for i in range(indices.shape[0]):
+        j = indices[i]
+        if not seen[j]:
+            seen[j] = True
+            order[k] = j
+            k += 1
+    return order[:k]
 
 
 def _dictionaries_in_order(group: pa.Table) -> pa.Table:
