@@ -262,8 +262,15 @@ def _columns(table: pa.Table) -> dict[str, pa.Array]:
     return out
 
 
-#: The dictionary-encoded types a code column may have (:data:`grouper.io.discharges.ENCODED_CODES`).
-ENCODED = {"principal_dx": CODE, "principal_proc": CODE, "other_dx": CODE_LIST, "other_procs": CODE_LIST}
+#: The dictionary-encoded types a column may have: the codes (:data:`grouper.io.discharges.ENCODED_CODES`) and
+#: the sex as written, as ``read_discharges_keeping(encoded=True)`` keeps them.
+ENCODED = {
+    "principal_dx": CODE,
+    "principal_proc": CODE,
+    "other_dx": CODE_LIST,
+    "other_procs": CODE_LIST,
+    "sex_text": CODE,
+}
 
 
 def _decoded(arr: pa.Array) -> pa.Array:

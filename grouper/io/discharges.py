@@ -187,7 +187,8 @@ def read_discharges_keeping(
 
     ``encoded``: the code columns (``principal_dx``, ``principal_proc``, ``other_dx``, ``other_procs``) of a
     Parquet file stay dictionary-encoded (字典编码) as the file holds them: ``dictionary<string>`` and lists of
-    it, each distinct spelling read and cleaned once (the groupers take them; other files give plain text).
+    it, each distinct spelling read and cleaned once (the groupers take them; other files give plain text); so
+    does ``sex_text`` when the file holds it dictionary-encoded.
 
     Raises
     ------
@@ -812,15 +813,18 @@ def _mapped_values(
     return raw
 
 
-def _written(raw: pa.Table, source: str, of: list[str] | None) -> pa.Array:
+def _written(raw: pa.Table, source: str, of: list[str] | None, encoded: bool = False) -> pa.Array:
     """An as-written column (``sex_text``); where a file's own is empty (synth output saved as CSV) but its source
-    column (``sex``) is filled, the source's text."""
-    own = as_written(raw.column(source))
+    column (``sex``) is filled, the source's text. ``encoded``: dictionary-encoded text stays so."""
+    own = one_array(raw.column(source))
+    if not (encoded and pa.types.is_dictionary(own.type) and pa.types.is_string(own.type.value_type)):
+        own = as_written(own)
     if not of or of[0] == source:
         return own
     text = as_written(raw.column(of[0]))
     if text.null_count == len(text):  # a numeric source holds no spelling
         return own
+    own = as_written(own)
     blank = pc.fill_null(pc.equal(own, ""), True)
     return pc.if_else(pc.and_(blank, pc.is_valid(text)), text, own)
 
@@ -849,7 +853,8 @@ def _canonical(
             if not sources:
                 columns.append(_nulls(n, field.type))
             elif field.name in AS_WRITTEN:
-                columns.append(_written(raw, sources[0], mapping.get(AS_WRITTEN[field.name])))
+                columns.append(_written(raw, sources[0], mapping.get(AS_WRITTEN[field.name]), encoded))
+                fields[-1] = pa.field(field.name, columns[-1].type)
             elif field.name in LIST_COLUMNS:
                 if pa.types.is_date(field.type.value_type):
                     columns.append(date_list([raw.column(s) for s in sources]))
