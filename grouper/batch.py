@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from grouper._chunks import one_array
 from grouper.io import BATCH_SIZE
 from grouper.io.discharges import HeaderMapping, count_rows, read_discharges_keeping
 from grouper.io.formats import Layout, read_ahead
@@ -236,7 +237,7 @@ def group_files(
         masks (pending), in order."""
         with ThreadPoolExecutor(1) as lane:  # the tracker's own lane, batch after batch, beside the reading
             for table, kept in batches(path):
-                duplicate = lane.submit(tracker.flag, table.column("case_id").combine_chunks())
+                duplicate = lane.submit(tracker.flag, one_array(table.column("case_id")))
                 yield table.num_rows, table if prepare is None else prepare(table), kept, duplicate
 
     def batches(path: str | os.PathLike) -> Iterator[tuple[pa.Table, pa.Table | None]]:

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._chunks import one_array
 from grouper.batch import group_files
 from grouper.codebook import DEFAULT_SCHEME, Codebook
 from grouper.drg.group import INPUT_COLUMNS as DRG_COLUMNS
@@ -210,7 +211,7 @@ def grouping(
 
 def status_counts(table: pa.Table, column: str) -> dict[str, int]:
     """Cases per status of a result table (the run's summary counts)."""
-    arr = table.column(column).combine_chunks()
+    arr = one_array(table.column(column))
     if pa.types.is_dictionary(arr.type):  # counted by index: the statuses are never spelt out per case
         at = arr.indices.fill_null(len(arr.dictionary)).to_numpy(zero_copy_only=False)
         counts = np.bincount(at, minlength=len(arr.dictionary) + 1)

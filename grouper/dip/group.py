@@ -290,7 +290,7 @@ def _codes(table: pa.Table, name: str) -> pa.Array:
     """A code column as text; one kept dictionary-encoded (字典编码) stays so (it is looked up per distinct
     spelling)."""
     if name in table.column_names and table.schema.field(name).type == CODE:
-        return table.column(name).combine_chunks()
+        return one_array(table.column(name))
     return _column(table, name, pa.string())
 
 
@@ -403,7 +403,7 @@ def _procedures(table: pa.Table, lookup) -> tuple[np.ndarray, np.ndarray, np.nda
     o_off = np.zeros(n + 1, np.int64)
     o_code = np.empty(0, np.int64)
     if "other_procs" in table.column_names:
-        others = table.column("other_procs").combine_chunks()
+        others = one_array(table.column("other_procs"))
         if pa.types.is_string(others.type) or pa.types.is_large_string(others.type):
             others = pc.split_pattern(others, "|")
         o_off = np.asarray(others.offsets.to_numpy(zero_copy_only=False), np.int64)
