@@ -183,6 +183,21 @@ def test_cases_parquet_keeps_range_statistics_for_numbers_and_no_dictionary_for_
     assert plain == ["case_id"]  # (Parquet has no dictionary encoding for booleans)
 
 
+def test_a_dictionary_column_is_written_with_its_values_in_order_of_first_appearance():
+    """cases.parquet's copied dictionary columns (casefile._first_seen): chunks with dictionaries of their own, in
+    other orders, and nulls give one dictionary listing the values as they first appear, the same values row by
+    row and the same type."""
+    first = pa.DictionaryArray.from_arrays(
+        pa.array([None, 3, 1, None, 3], pa.int32()), pa.array(["w", "x", "y", "z"])
+    )
+    second = pa.DictionaryArray.from_arrays(pa.array([2, None, 0, 1], pa.int32()), pa.array(["z", "v", "y"]))
+    column = pa.chunked_array([first, second])
+    out = casefile._first_seen(column)
+    assert out.dictionary.to_pylist() == ["z", "x", "y", "v"]
+    assert out.to_pylist() == column.to_pylist()
+    assert out.type == column.type
+
+
 def test_csv_and_parquet_inputs_settle_alike(files, tmp_path):
     common = {"hospitals": files / "hospitals.csv", "policy": DEMO_PATH}
     settle_files(files / "cases.parquet", **common, out=tmp_path / "p")
