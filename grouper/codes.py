@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._chunks import one_array
+
 __all__ = ["encode_values", "normalise_codes"]
 
 
@@ -40,8 +42,7 @@ def normalise_codes(values: pa.Array | pa.ChunkedArray, kind: str = "dx") -> pa.
     >>> normalise_codes(pa.array(["3.3101", "31.1X00X005"]), kind="proc").to_pylist()
     ['03.3101', '31.1x00x005']
     """
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+    values = one_array(values)
     if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
         if values.offset:  # a slice: rebase its offsets to 0 first
             values = pa.concat_arrays([values])
@@ -78,8 +79,7 @@ def encode_values(values: pa.Array, lookup: Callable[[pa.Array], np.ndarray]) ->
     """
     if len(values) == 0:
         return np.empty(0, np.int32)
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+    values = one_array(values)
     if pa.types.is_dictionary(values.type) and pa.types.is_string(values.type.value_type):
         encoded = values
     else:

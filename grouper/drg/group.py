@@ -286,9 +286,13 @@ def _strings(arr: pa.Array) -> pa.Array:
 
 def _encode_list(arr: pa.Array, encode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR (offsets, ids) of a list<string> column and, per case, whether a non-empty code was unknown."""
-    lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    offsets = np.zeros(len(arr) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    if arr.null_count:  # (a null list may own values, which flattening leaves out)
+        lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        offsets = np.zeros(len(arr) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+    else:  # the list's own offsets
+        offsets = arr.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        offsets -= offsets[0]
     flat = pc.list_flatten(arr)
     ids = encode(flat)
     missing = np.flatnonzero(ids < 0)  # few: only these strings are inspected (empty items are not unknown)

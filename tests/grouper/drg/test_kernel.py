@@ -54,3 +54,20 @@ def test_a_forked_child_groups_on_threads_of_its_own(monkeypatch):
     here = grouper.group_drg(table, codebook).column("drg").to_pylist()  # the parent's threads started
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply_async(_drgs_in_a_child, (table,)).get(timeout=120) == here
+
+
+def test_a_null_list_that_owns_values_groups_as_an_empty_one():
+    """Arrow lets a null list own a segment of its values; the grouper reads it as no codes, whether or not the
+    column has nulls (the list's own offsets are taken only without them)."""
+    codebook = grouper.Codebook.load("chs-drg-2.0")
+    codes = pa.array(["K11.901", "E11.900", "N18.500"])
+    owning = pa.ListArray.from_arrays(pa.array([0, 2, 3]), codes, mask=pa.array([True, False]))
+    empty = pa.array([[], ["N18.500"]], pa.list_(pa.string()))
+    table = {
+        "case_id": ["1", "2"],
+        "sex": pa.array([2, 1], pa.int8()),
+        "age_years": pa.array([88, 60], pa.int16()),
+    }
+    table["principal_dx"] = ["K22.301", "I10.x00"]
+    got = grouper.group_drg(pa.table({**table, "other_dx": owning}), codebook, explain=True)
+    assert got.equals(grouper.group_drg(pa.table({**table, "other_dx": empty}), codebook, explain=True))
