@@ -696,8 +696,9 @@ def group_dip(
     # principal diagnosis → 亚目 id, 类目 id (or an error code)
     dx, dx_row, in_scope = cases.principal
     width = len(comp.subs) + 1
-    sub_id = np.where(dx >= 0, dx % width - 1, -1)
-    cat_id = np.where(dx >= 0, dx // width - 1, -1)
+    known, (cat_at, sub_at) = dx >= 0, np.divmod(dx, width)
+    sub_id = np.where(known, sub_at - 1, -1)
+    cat_id = np.where(known, cat_at - 1, -1)
 
     # procedures → CSR of catalogue procedure ids and tiers; the main procedure is listed first
     off, flat, has_p, unknown = cases.procedures
@@ -757,12 +758,15 @@ def group_dip(
 
     case_id = _column(table, "case_id", pa.string())
     status = _STATUS_OF_LAYER[layer]
-    status = np.maximum(status, np.where(unknown, Status.CODE_UNKNOWN, 0))
     if duplicate is None:
         duplicate = duplicated(case_id)
-    status = np.maximum(status, np.where(duplicate, Status.DUPLICATE_CASE, 0))
     no_id = pc.fill_null(pc.equal(pc.binary_length(case_id), 0), True).to_numpy(zero_copy_only=False)
-    status = np.maximum(status, np.where(no_id, Status.CASE_ID_MISSING, 0))
+    for mask, code in (
+        (unknown, Status.CODE_UNKNOWN),
+        (duplicate, Status.DUPLICATE_CASE),
+        (no_id, Status.CASE_ID_MISSING),
+    ):
+        np.maximum(status, int(code), out=status, where=mask)  # a case keeps its most severe status
 
     at = pa.array(np.where(row >= 0, row, len(comp.score)))  # the row past the catalogue's: no group
     group, kind = (_taken(labels, at) for labels in (comp.dip_code, comp.kind))
@@ -782,9 +786,7 @@ def group_dip(
         if aux is not None
         else _NO_AUX.take(np.zeros(n, np.int32)),
         "aux_coef": pa.array(aux_coef, pa.float64()),
-        "dip_status": pa.DictionaryArray.from_arrays(
-            pa.array(np.searchsorted(_STATUS_CODES, status).astype(np.int32)), _STATUS_NAMES
-        ),
+        "dip_status": pa.DictionaryArray.from_arrays(pa.array(_STATUS_POSITION[status]), _STATUS_NAMES),
     }
     if explain:
         promoted = found & (main_at != off[:-1])
@@ -810,6 +812,9 @@ def _appended(values: pa.Array, last) -> pa.Array:
 
 _STATUS_CODES = np.array(sorted(int(s) for s in Status.of_scheme("dip")))
 _STATUS_NAMES = pa.array([Status(c).name for c in _STATUS_CODES])
+#: The position of each status code in ``_STATUS_NAMES``.
+_STATUS_POSITION = np.zeros(_STATUS_CODES.max() + 1, np.int32)
+_STATUS_POSITION[_STATUS_CODES] = np.arange(len(_STATUS_CODES))
 _STATUS_OF_LAYER = np.array(
     [
         Status.PDX_MISSING,
