@@ -32,6 +32,7 @@ from grouper.drg.expr import (
     Sel,
     compile_condition,
     conjuncts,
+    factored,
     guards,
     may_hold,
     required_pdx_list,
@@ -52,7 +53,8 @@ __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "cod
 
 _QY_NAME = "歧义组"
 
-_CACHE_FORMAT = 9  # 3: postfix programs; 4: guards; 5, 6, 8, 9: steps and their prefilter; 7: anydx gates
+_CACHE_FORMAT = 10  # 3: postfix programs; 4: guards; 5, 6, 8, 9: steps and their prefilter; 7: anydx gates;
+# 10: shared tests factored out
 
 
 def codebook_dir(scheme: str | os.PathLike) -> Path:
@@ -415,17 +417,18 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
             f"{folder / 'qy.csv'}: row {unknown['index'].iloc[0] + 2}: unknown MDC or after_adrg"
         )
 
-    # every condition parsed and compiled; errors name file, row and position (grouper.errors.CodebookError)
+    # every condition parsed and compiled, shared tests of an or's branches in front (expr.factored); errors
+    # name file, row and position (grouper.errors.CodebookError)
     gate_progs = [
-        compile_condition(text, f"{folder / 'mdc.csv'}: row {i + 2} ({m})", owner=m)
+        factored(compile_condition(text, f"{folder / 'mdc.csv'}: row {i + 2} ({m})", owner=m))
         for i, (text, m) in enumerate(zip(mdc.gate, mdc.mdc, strict=True))
     ]
     adrg_progs = [
-        compile_condition(text, f"{folder / 'adrg.csv'}: row {i + 2} ({a})", owner=a)
+        factored(compile_condition(text, f"{folder / 'adrg.csv'}: row {i + 2} ({a})", owner=a))
         for i, a, text in zip(adrg["index"], adrg.adrg, adrg.condition, strict=True)
     ]
     qy_progs = [
-        compile_condition(text, f"{folder / 'qy.csv'}: row {i + 2} ({q})", owner=q)
+        factored(compile_condition(text, f"{folder / 'qy.csv'}: row {i + 2} ({q})", owner=q))
         for i, q, text in zip(qy["index"], qy.qy_drg, qy.condition, strict=True)
     ]
     wheres = (

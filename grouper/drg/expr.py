@@ -34,6 +34,7 @@ __all__ = [
     "Sel",
     "compile_condition",
     "conjuncts",
+    "factored",
     "guards",
     "may_hold",
     "parse",
@@ -282,6 +283,60 @@ def compile_condition(text: str, where: str, owner: str = "") -> list[Instr]:
 def parse(text: str) -> list[Instr]:
     """Shorthand of ``compile_condition`` for documentation and tests."""
     return compile_condition(text, "<condition>")
+
+
+def factored(program: list[Instr]) -> list[Instr]:
+    """The same condition with the tests every branch of an ``or`` shares taken out in front:
+    ``(a and x) or (b and x)`` runs as ``x and (a or b)``. A shared test then guards the ``or`` (it is tried first,
+    and the prefilter sees it), and it runs once instead of once per branch. Equal for every case: the tests
+    have no side effects."""
+
+    def key(ins: Instr) -> tuple:
+        return (ins.op, ins.sel, ins.list, ins.arg, ins.const, ins.prefix)
+
+    stack: list = []
+    for ins in program:  # a tree: a leaf is an Instr, a node (op, children) with and/or chains made n-ary
+        if ins.op in (Op.AND, Op.OR):
+            right, left = stack.pop(), stack.pop()
+            parts = [c for side in (left, right) for c in (side[1] if _is(side, ins.op) else [side])]
+            stack.append(_shared_out(ins.op, parts, key))
+        elif ins.op == Op.NOT:
+            stack.append((Op.NOT, [stack.pop()]))
+        else:
+            stack.append(ins)
+    return _postfix(stack[-1])
+
+
+def _is(node, op: Op) -> bool:
+    return isinstance(node, tuple) and node[0] == op
+
+
+def _shared_out(op: Op, parts: list, key):
+    """An ``and``/``or`` node of ``parts``; an ``or`` whose branches are all ``and`` chains sharing leaf tests
+    becomes ``and`` of those tests and the ``or`` of what is left of each branch."""
+    if op != Op.OR or not all(_is(p, Op.AND) for p in parts):
+        return (op, parts)
+    leaves = [{key(c): c for c in p[1] if isinstance(c, Instr)} for p in parts]
+    common = [k for k in leaves[0] if all(k in found for found in leaves[1:])]
+    if not common:
+        return (op, parts)
+    rests = [[c for c in p[1] if not (isinstance(c, Instr) and key(c) in common)] for p in parts]
+    if any(not rest for rest in rests):  # a branch that is the shared tests alone: the or holds when they do
+        return (Op.AND, [leaves[0][k] for k in common])
+    branches = [rest[0] if len(rest) == 1 else (Op.AND, rest) for rest in rests]
+    return (Op.AND, [*(leaves[0][k] for k in common), (Op.OR, branches)])
+
+
+def _postfix(node) -> list[Instr]:
+    if isinstance(node, Instr):
+        return [node]
+    op, children = node
+    out = _postfix(children[0])
+    if op == Op.NOT:
+        return [*out, Instr(Op.NOT)]
+    for child in children[1:]:
+        out += [*_postfix(child), Instr(op)]
+    return out
 
 
 def stack_depth(program: list[Instr]) -> int:

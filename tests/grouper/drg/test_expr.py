@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from grouper.drg.expr import (
     Op,
     Sel,
     compile_condition,
+    factored,
     guards,
     may_hold,
     parse,
@@ -20,8 +23,12 @@ from grouper.errors import CodebookError
 
 
 def _shape(text: str, owner: str = "X") -> list[str]:
+    return _shape_of(compile_condition(text, "t", owner))
+
+
+def _shape_of(program) -> list[str]:
     out = []
-    for ins in compile_condition(text, "t", owner):
+    for ins in program:
         if ins.op in (Op.DX_IN, Op.PROC_IN):
             out.append(f"{Sel(ins.sel).name}_IN {ins.prefix or '.'.join(filter(None, ins.list))}")
         elif ins.op in (Op.NUM, Op.SEX, Op.PARTS):
@@ -120,3 +127,57 @@ def test_may_hold_takes_one_answer_per_code():
 def test_errors_name_the_position(text, message):
     with pytest.raises(CodebookError, match=message):
         compile_condition(text, "adrg.csv: row 9 (ZZ1)", "ZZ1")
+
+
+def _value(program, truth: dict) -> bool:
+    stack = []
+    for ins in program:
+        if ins.op in (Op.AND, Op.OR):
+            b, a = stack.pop(), stack.pop()
+            stack.append((a and b) if ins.op == Op.AND else (a or b))
+        elif ins.op == Op.NOT:
+            stack.append(not stack.pop())
+        else:
+            stack.append(truth[(ins.op, ins.sel, ins.list, ins.arg, ins.const, ins.prefix)])
+    return stack.pop()
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [
+        (  # 2.0 MDCA's step: the shared procedure test first, run once
+            "(odx in zd and anyproc in a) or (anyproc in b and anyproc in a)",
+            ["ANYPROC_IN X.a", "ODX_IN X.zd", "ANYPROC_IN X.b", "OR", "AND"],
+        ),
+        (
+            "(pdx in x and (odx in y or not anyproc in z)) or (pdx in x and age_years < 3) or (pdx in x and pproc in q)",
+            [
+                "PDX_IN X.x",
+                "ODX_IN X.y",
+                "ANYPROC_IN X.z",
+                "NOT",
+                "OR",
+                "NUM LT 3",
+                "OR",
+                "PPROC_IN X.q",
+                "OR",
+                "AND",
+            ],
+        ),
+        ("(pdx in x and odx in y) or (pdx in x)", ["PDX_IN X.x", "ODX_IN X.y", "AND", "PDX_IN X.x", "OR"]),
+        ('(pdx in x and odx in y) or (odx in z and pdx in x and sex == "1")', None),
+    ],
+)
+def test_factored_takes_shared_tests_out_of_an_or_and_keeps_its_value(text, shape):
+    program = compile_condition(text, "t", "X")
+    out = factored(program)
+    if shape is not None:
+        assert _shape_of(out) == shape
+    keys = {
+        (i.op, i.sel, i.list, i.arg, i.const, i.prefix)
+        for i in program
+        if i.op not in (Op.AND, Op.OR, Op.NOT)
+    }
+    for values in itertools.product([False, True], repeat=len(keys)):
+        truth = dict(zip(keys, values, strict=True))
+        assert _value(out, truth) == _value(program, truth)
