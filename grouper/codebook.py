@@ -53,6 +53,8 @@ __all__ = ["DEFAULT_SCHEME", "Codebook", "CodebookError", "EngineSettings", "cod
 
 _QY_NAME = "歧义组"
 
+#: Most values a condition may stack: the kernel holds its stack of booleans in one 64-bit integer.
+_DEEPEST = 64
 _CACHE_FORMAT = 10  # 3: postfix programs; 4: guards; 5, 6, 8, 9: steps and their prefilter; 7: anydx gates;
 # 10: shared tests factored out
 
@@ -417,18 +419,17 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
             f"{folder / 'qy.csv'}: row {unknown['index'].iloc[0] + 2}: unknown MDC or after_adrg"
         )
 
-    # every condition parsed and compiled, shared tests of an or's branches in front (expr.factored); errors
-    # name file, row and position (grouper.errors.CodebookError)
+    # every condition parsed and compiled; errors name file, row and position (grouper.errors.CodebookError)
     gate_progs = [
-        factored(compile_condition(text, f"{folder / 'mdc.csv'}: row {i + 2} ({m})", owner=m))
+        compile_condition(text, f"{folder / 'mdc.csv'}: row {i + 2} ({m})", owner=m)
         for i, (text, m) in enumerate(zip(mdc.gate, mdc.mdc, strict=True))
     ]
     adrg_progs = [
-        factored(compile_condition(text, f"{folder / 'adrg.csv'}: row {i + 2} ({a})", owner=a))
+        compile_condition(text, f"{folder / 'adrg.csv'}: row {i + 2} ({a})", owner=a)
         for i, a, text in zip(adrg["index"], adrg.adrg, adrg.condition, strict=True)
     ]
     qy_progs = [
-        factored(compile_condition(text, f"{folder / 'qy.csv'}: row {i + 2} ({q})", owner=q))
+        compile_condition(text, f"{folder / 'qy.csv'}: row {i + 2} ({q})", owner=q)
         for i, q, text in zip(qy["index"], qy.qy_drg, qy.condition, strict=True)
     ]
     wheres = (
@@ -504,16 +505,20 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
         return ins.arg
 
     for prog, where in zip(programs, wheres, strict=True):
-        if stack_depth(prog) > 64:
-            raise CodebookError(f"{where}: condition nests deeper than 64 values")
-    flat = [ins for prog in programs for ins in prog]
-    prog_off = np.zeros(len(programs) + 1, np.int64)
-    np.cumsum([len(p) for p in programs], out=prog_off[1:])
+        if stack_depth(prog) > _DEEPEST:
+            raise CodebookError(f"{where}: condition nests deeper than {_DEEPEST} values")
+    # what the kernel runs: each condition with the tests its or's branches share in front (expr.factored; the
+    # same value, unless that nests deeper than the kernel's stack holds); what the MDCs' candidates and the
+    # sex checks read stays the condition as written
+    runs = [f if stack_depth(f := factored(p)) <= _DEEPEST else p for p in programs]
+    flat = [ins for prog in runs for ins in prog]
+    prog_off = np.zeros(len(runs) + 1, np.int64)
+    np.cumsum([len(p) for p in runs], out=prog_off[1:])
     required = [required_pdx_list(p) for p in programs]
     # guards: the top-level conjuncts, tried first and cheapest first; a program that is only an "and" of its
     # guards is true when they all are, without running its stack
-    found = [guards(p) for p in programs]
-    guard_off = np.zeros(len(programs) + 1, np.int64)
+    found = [guards(p) for p in runs]
+    guard_off = np.zeros(len(runs) + 1, np.int64)
     np.cumsum([len(g) for g, _ in found], out=guard_off[1:])
     guard_ins = np.array([prog_off[i] + k for i, (g, _) in enumerate(found) for k in g], np.int64)
     prog_pure = np.array([pure for _, pure in found], np.bool_)
@@ -584,13 +589,13 @@ def _compile(folder: Path, options: dict) -> dict[str, np.ndarray]:
     # which steps a principal diagnosis / principal procedure leaves possible: a step whose program cannot be true
     # once the principal's lists are known ("pdx in L" decided, "anydx in L" true when it is in L); row 0 is the
     # unknown code (-1)
-    dx_steps = _possible_steps(programs, step_prog, dx_bits, Op.DX_IN, Sel.PDX, Sel.ANYDX, arg)
-    proc_steps = _possible_steps(programs, step_prog, proc_bits, Op.PROC_IN, Sel.PPROC, Sel.ANYPROC, arg)
+    dx_steps = _possible_steps(runs, step_prog, dx_bits, Op.DX_IN, Sel.PDX, Sel.ANYDX, arg)
+    proc_steps = _possible_steps(runs, step_prog, proc_bits, Op.PROC_IN, Sel.PPROC, Sel.ANYPROC, arg)
     # and the steps still possible for a case without any procedure (every "proc in L" false), and those possible
     # when age_years is not 0 ("age_years == 0" false: the newborn rows)
-    no_proc_steps = _steps_where(programs, step_prog, lambda ins: ins.op == Op.PROC_IN)
+    no_proc_steps = _steps_where(runs, step_prog, lambda ins: ins.op == Op.PROC_IN)
     aged_steps = _steps_where(
-        programs,
+        runs,
         step_prog,
         lambda ins: ins.op == Op.NUM and ins.arg == 0 and ins.sel == Cmp.EQ and ins.const == 0,
     )

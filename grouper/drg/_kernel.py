@@ -316,8 +316,8 @@ def _group_range(t, pdx, odx_off, odx_ids, pproc, oproc_off, oproc_ids, sex, num
 
 @njit(cache=True, nogil=True)
 def case_numbers(age_years, age_days, weight, nan_for_unreadable):
-    """age_years, age_days, birth_weight_g per case as float64 rows (``expr.NUMVARS`` order), from the int
-    columns the checks read (empty: age_years -32768, the others 0).
+    """age_years, age_days, birth_weight_g per case as float64 rows (``expr.NUMVARS`` order), from int columns
+    whose empty values are 0.
 
     Both readings take an empty value as 0 (codebooks/chs-drg-2.0/RULES.md §1.3); the ECMAScript one
     (``nan_for_unreadable``) makes a present but unreadable value (``-1`` from the readers) NaN, which fails every
@@ -325,8 +325,7 @@ def case_numbers(age_years, age_days, weight, nan_for_unreadable):
     """
     out = np.empty((age_years.shape[0], 3), np.float64)
     for i in range(age_years.shape[0]):
-        a = age_years[i]
-        out[i, 0] = 0.0 if a == -32768 else float(a)
+        out[i, 0] = age_years[i]
         out[i, 1] = age_days[i]
         out[i, 2] = weight[i]
         if nan_for_unreadable:

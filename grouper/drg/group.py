@@ -138,12 +138,13 @@ def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
     col, codebook, pdx, pproc = cases.col, cases.codebook, cases.pdx, cases.pproc
     (odx_off, odx, odx_unknown), (oproc_off, oproc, oproc_unknown) = cases.odx, cases.oprocs
     n = cases.num_rows
-    sex = col["sex"].fill_null(-128).to_numpy(zero_copy_only=False).astype(np.int8)
-    age_years = col["age_years"].fill_null(-32768).to_numpy(zero_copy_only=False).astype(np.int16)
-    age_days = col["age_days"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
-    weight = col["birth_weight_g"].fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+    sex = _ints(col["sex"], -128, np.int8)
+    age_years = _ints(col["age_years"], -32768, np.int16)
+    age_days = _ints(col["age_days"], 0, np.int32)
+    weight = _ints(col["birth_weight_g"], 0, np.int32)
     settings = codebook.settings
-    nums = _kernel.case_numbers(age_years, age_days, weight, settings.numbers == NumberReading.ECMASCRIPT)
+    years = _ints(col["age_years"], 0, np.int16) if col["age_years"].null_count else age_years  # empty: 0
+    nums = _kernel.case_numbers(years, age_days, weight, settings.numbers == NumberReading.ECMASCRIPT)
     pdx_given = _present(col["principal_dx"], pdx < 0)  # written but not a code of the codebook
     pdx_missing = (pdx < 0) & ~pdx_given
 
@@ -204,6 +205,11 @@ def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
             words,
         )
     return pa.table(out)
+
+
+def _ints(arr: pa.Array, empty: int, dtype) -> np.ndarray:
+    """An int column as numpy ``dtype``, an empty value as ``empty``."""
+    return arr.fill_null(empty).to_numpy(zero_copy_only=False).astype(dtype)
 
 
 def _check(

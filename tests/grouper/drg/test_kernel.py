@@ -71,3 +71,14 @@ def test_a_null_list_that_owns_values_groups_as_an_empty_one():
     table["principal_dx"] = ["K22.301", "I10.x00"]
     got = grouper.group_drg(pa.table({**table, "other_dx": owning}), codebook, explain=True)
     assert got.equals(grouper.group_drg(pa.table({**table, "other_dx": empty}), codebook, explain=True))
+
+
+def test_case_numbers_read_an_empty_value_as_0_and_an_unreadable_one_as_nan_only_in_the_ecmascript_reading():
+    import numpy as np
+
+    years = np.array([-32768, 0, -1, 7], np.int16)  # -32768 written as such stays itself (the checks see it)
+    days, weights = np.array([0, 12, 0, -1], np.int32), np.array([0, 2500, 0, 0], np.int32)
+    plain = _kernel.case_numbers(years, days, weights, False)
+    assert plain.tolist() == [[-32768.0, 0.0, 0.0], [0.0, 12.0, 2500.0], [-1.0, 0.0, 0.0], [7.0, -1.0, 0.0]]
+    ecma = _kernel.case_numbers(years, days, weights, True)
+    assert np.isnan(ecma[2, 0]) and np.isnan(ecma[3, 1]) and ecma[0, 0] == -32768.0
