@@ -766,7 +766,7 @@ def group_dip(
         (duplicate, Status.DUPLICATE_CASE),
         (no_id, Status.CASE_ID_MISSING),
     ):
-        np.maximum(status, int(code), out=status, where=mask)  # a case keeps its most severe status
+        np.maximum(status, int(code), out=status, where=np.asarray(mask, np.bool_))  # the most severe status
 
     at = pa.array(np.where(row >= 0, row, len(comp.score)))  # the row past the catalogue's: no group
     group, kind = (_taken(labels, at) for labels in (comp.dip_code, comp.kind))

@@ -101,6 +101,10 @@ def test_duplicate_case_ids_are_grouped_and_flagged(pds):
     out = group_dip(table, pds)
     assert out["dip_group"].to_pylist() == ["K35.8"] * 3
     assert out["dip_status"].to_pylist() == ["OK", "OK", "DUPLICATE_CASE"]
+    given = group_dip(
+        table, pds, duplicate=np.array([0, 1, 0], np.uint8)
+    )  # a caller's mask, any integer type
+    assert given["dip_status"].to_pylist() == ["OK", "DUPLICATE_CASE", "OK"]
 
 
 def test_without_kbbz_the_case_is_unmatched(pds):
