@@ -817,16 +817,14 @@ def _written(raw: pa.Table, source: str, of: list[str] | None, encoded: bool = F
     """An as-written column (``sex_text``); where a file's own is empty (synth output saved as CSV) but its source
     column (``sex``) is filled, the source's text. ``encoded``: dictionary-encoded text stays so."""
     own = one_array(raw.column(source))
-    if not (encoded and pa.types.is_dictionary(own.type) and pa.types.is_string(own.type.value_type)):
+    text = as_written(raw.column(of[0])) if of and of[0] != source else None
+    if text is not None and text.null_count < len(text):  # (a numeric source holds no spelling)
         own = as_written(own)
-    if not of or of[0] == source:
+        blank = pc.fill_null(pc.equal(own, ""), True)
+        return pc.if_else(pc.and_(blank, pc.is_valid(text)), text, own)
+    if encoded and pa.types.is_dictionary(own.type) and pa.types.is_string(own.type.value_type):
         return own
-    text = as_written(raw.column(of[0]))
-    if text.null_count == len(text):  # a numeric source holds no spelling
-        return own
-    own = as_written(own)
-    blank = pc.fill_null(pc.equal(own, ""), True)
-    return pc.if_else(pc.and_(blank, pc.is_valid(text)), text, own)
+    return as_written(own)
 
 
 def _canonical(
