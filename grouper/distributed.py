@@ -392,15 +392,11 @@ def _history_part(
     path: str, columns: tuple[str, ...] | None, encoding: str | None, required: tuple[str, ...]
 ) -> pa.Table:
     """One file of a history, read as :func:`grouper.io.read_cases` reads it, of ``columns`` (None: all) those it
-    has (a ``required`` column missing is named with the file; a file without cases: an empty part)."""
-    from grouper.io import count_rows, read_cases
+    has (export headers mapped; a ``required`` column missing is named with the file, with cases or not; a file
+    without cases: an empty part)."""
+    from grouper.io import read_cases
 
-    if count_rows(path) == 0:  # read_cases refuses a history without cases; an empty part is one of many
-        import pyarrow.parquet as pq
-
-        schema = pq.read_schema(path)
-        return schema.empty_table().select([c for c in columns or schema.names if c in schema.names])
-    return read_cases([path], columns=columns, encoding=encoding, required=required)
+    return read_cases([path], columns=columns, encoding=encoding, required=required, allow_empty=True)
 
 
 def _weights_part(
@@ -533,9 +529,9 @@ def history_parts(
 ) -> tuple[ClusterParts, int]:
     """The history of a catalogue build (:func:`grouper.fitting.catalogue_to_file`) held by the workers, one
     part per file, read as :func:`grouper.io.read_cases` reads it (the columns a file lacks left out, but a
-    file with cases that lacks a column of ``required`` is an error naming it and the column, as the local
-    reader's; a file without cases is an empty part), for the fit's reductions; and its rows (only the count
-    comes back)."""
+    file that lacks a column of ``required``, with cases or without, is an error naming it and the column, as the
+    local reader's; a file without cases is an empty part), for the fit's reductions; and its rows (only the
+    count comes back)."""
     parts = [client.submit(_history_part, str(f), columns, encoding, required, pure=False) for f in files]
     rows = 0
     for n in ordered_results(client, _rows, ((p,) for p in parts)):

@@ -536,6 +536,7 @@ def read_cases(
     layout: Layout | None = None,
     on_mapping: Callable[[HeaderMapping], None] | None = None,
     required: Iterable[str] = (),
+    allow_empty: bool = False,
 ) -> pa.Table:
     """Past cases (历史病例) for building a catalogue or weights, as one table.
 
@@ -547,15 +548,17 @@ def read_cases(
     Parquet column of dates or numbers stored as text is read as that reader reads it (``2025/05/07``). The
     hard plausibility rules (:mod:`grouper.plausibility`) are those of a settlement, and so is a date written but
     not readable (:func:`check_dates`): read as empty it would silently take the case out of the years.
+    ``allow_empty``: a history without cases is an empty table, not an error (one part of a history read on a
+    cluster's worker, read and checked as here).
 
     Raises
     ------
     InputError
         A path that does not exist, no Parquet file in the folders, a canonical column of ``required`` that no
-        header of a file feeds (naming the file and the headers accepted), no case at all, or a value outside its hard
-        plausible range (a cost of 1e15 or ``inf``): one error naming the file, the row, the column and how
-        many rows of the file are like it, never the value; the same for a date written but not readable
-        (``07/05/2025``).
+        header of a file feeds (naming the file and the headers accepted), no case at all (unless
+        ``allow_empty``), or a value outside its hard plausible range (a cost of 1e15 or ``inf``): one error
+        naming the file, the row, the column and how many rows of the file are like it, never the value; the
+        same for a date written but not readable (``07/05/2025``).
     """
     paths = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
     files = history_files(paths)
@@ -631,7 +634,7 @@ def read_cases(
                 headers=headers,
             )
         )
-    if table.num_rows == 0:
+    if table.num_rows == 0 and not allow_empty:
         raise InputError(f"{named}: no cases in the history", path=paths[0])
     return table
 

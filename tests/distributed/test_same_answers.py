@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -287,18 +288,33 @@ def test_catalogue_built_on_the_cluster_is_the_same_file(demo, dask, tmp_path):
 
 
 def test_an_export_header_history_fits_on_the_cluster_as_here(dask, tmp_path):
-    """A Parquet history with an export's headers (病案号, 总费用, 其他诊断编码1…n) in 2 parts: each worker maps
-    its part's headers as the local reader does; the catalogue and the weights are the local engine's files."""
+    """A Parquet history with an export's headers (病案号, 总费用, 其他诊断编码1…n) in 3 parts, the middle one
+    without cases: each worker maps its part's headers as the local reader does, the empty part's too (its
+    worker took its headers as they are: no `total_cost`, and the cluster stopped); the catalogue and the weights
+    are the local engine's files."""
     table = pq.read_table(write_histories(tmp_path) / "export.parquet")
     (tmp_path / "h").mkdir()
-    for k in range(2):
-        pq.write_table(table.slice(600 * k, 600), tmp_path / "h" / f"part-{k}.parquet")
+    for k, (a, b) in enumerate([(0, 600), (600, 600), (600, 1200)]):  # part-1 is empty
+        pq.write_table(table.slice(a, b - a), tmp_path / "h" / f"part-{k}.parquet")
     for fit, out in ((catalogue_to_file, "c"), (weights_to_file, "w")):
         fit([tmp_path / "h"], tmp_path / f"{out}-local.csv")
         fit([tmp_path / "h"], tmp_path / f"{out}-dask.csv", engine=dask)
         local, remote = (tmp_path / f"{out}-{e}.csv" for e in ("local", "dask"))
         assert local.read_bytes() == remote.read_bytes(), out
     assert (tmp_path / "c-local.aux.csv").read_bytes() == (tmp_path / "c-dask.aux.csv").read_bytes()
+
+
+def test_a_csv_history_with_an_empty_file_fits_on_the_cluster_as_here(dask, tmp_path):
+    """An export's CSV history in 3 files, the middle one a header without rows: its worker holds an empty part
+    (it stopped: no cases in the history), and the catalogue is the local engine's file."""
+    table = pacsv.read_csv(write_histories(tmp_path) / "export.csv")
+    (tmp_path / "h").mkdir()
+    for k, (a, b) in enumerate([(0, 600), (600, 600), (600, 1200)]):  # part-1 is empty
+        pacsv.write_csv(table.slice(a, b - a), tmp_path / "h" / f"part-{k}.csv")
+    files = sorted((tmp_path / "h").iterdir())
+    for engine, out in ((None, "local"), (dask, "dask")):
+        catalogue_to_file(files, tmp_path / f"{out}.csv", aux=False, engine=engine)
+    assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
 
 
 def test_an_implausible_cost_in_a_part_stops_both_engines_alike(dask, tmp_path):
@@ -320,17 +336,19 @@ def test_an_implausible_cost_in_a_part_stops_both_engines_alike(dask, tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize("rows", [400, 0])
 @pytest.mark.parametrize(
     ("fit", "column"), [(catalogue_to_file, "principal_dx"), (weights_to_file, "total_cost")]
 )
-def test_a_part_missing_a_column_is_named_by_both_engines_alike(dask, tmp_path, fit, column):
+def test_a_part_missing_a_column_is_named_by_both_engines_alike(dask, tmp_path, fit, column, rows):
     """The second part of a history lacks a column the fit needs (a catalogue's principal_dx, the weights'
-    total_cost): both engines stop with the local reader's one error, naming the file and the column (a worker
-    reads its part as the local reader does), and write nothing."""
+    total_cost), with cases or without: both engines stop with the local reader's one error, naming the file and
+    the column (a worker reads its part as the local reader does; an empty part's worker took the file as it
+    was, and the fit's pass stopped on it without naming it), and write nothing."""
     table, _ = generate(800, [2023, 2024], 4, seed=5)
     (tmp_path / "h").mkdir()
     pq.write_table(table.slice(0, 400), tmp_path / "h" / "part-0.parquet")
-    pq.write_table(table.slice(400, 400).drop_columns([column]), tmp_path / "h" / "part-1.parquet")
+    pq.write_table(table.slice(400, rows).drop_columns([column]), tmp_path / "h" / "part-1.parquet")
     errors = []
     for engine in (None, dask):
         with pytest.raises(InputError) as caught:
