@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from grouper.batch import DuplicateTracker
 from grouper.codebook import DEFAULT_SCHEME, Codebook
@@ -28,7 +29,7 @@ from grouper.drg.weights import DrgWeights
 from grouper.errors import SettingsError
 from grouper.io import BATCH_SIZE, count_rows, read_cases
 from grouper.io.discharges import HeaderMapping, history_files
-from grouper.io.formats import Layout
+from grouper.io.formats import PARQUET_SUFFIXES, Layout, renamed
 from grouper.io.writer import IfExists, check_target
 
 __all__ = [
@@ -222,7 +223,8 @@ def weights_to_file(
     Parameters
     ----------
     history : path or paths
-        As :func:`catalogue_to_file`; cases without a ``drg`` column are grouped first under ``scheme``.
+        As :func:`catalogue_to_file`; cases without a ``drg`` column are grouped first under ``scheme`` (every
+        file then needs ``principal_dx``).
     out : path
         The weights file.
     scheme : str, optional
@@ -257,12 +259,13 @@ def weights_to_file(
                 scheme or DEFAULT_SCHEME,
                 encoding=encoding,
                 on_batch=on_batch,
-                required=_WEIGHTS_NEED,
+                required=_weights_needs(files, layout),
             )
             _pass(on_pass, "fitting the weights on the cluster", None)
             est.fit_parts(parts)
     else:
-        table = _read(history, None, encoding, on_pass, on_batch, layout, on_mapping, _WEIGHTS_NEED)
+        needs = _weights_needs(_history_files(history), layout)
+        table = _read(history, None, encoding, on_pass, on_batch, layout, on_mapping, needs)
         codebook = None
         if "drg" not in table.column_names:
             codebook = Codebook.load(scheme or DEFAULT_SCHEME)
@@ -278,12 +281,17 @@ def weights_to_file(
     return WeightsRun(est, written, grouped_with, list(est.warnings_))
 
 
+def _history_files(history: Paths) -> list[Path]:
+    """The files of a history, in the order :func:`grouper.io.read_cases` reads them."""
+    return history_files([history] if isinstance(history, str | os.PathLike) else history)
+
+
 def _cluster_files(history: Paths, layout: Layout | None) -> list[Path]:
     """The files of a history read on a cluster, one part each (no input layout: the workers read the files as
     they are)."""
     if layout is not None and layout != Layout():
         raise SettingsError("an input layout (sheet, header row, renamed headers) is for the local engine")
-    return history_files([history] if isinstance(history, str | os.PathLike) else history)
+    return _history_files(history)
 
 
 def _pass(on_pass: OnPass | None, label: str, total: int | None) -> None:
@@ -295,6 +303,23 @@ def _pass(on_pass: OnPass | None, label: str, total: int | None) -> None:
 #: file by the reader, here or on a cluster's worker, rather than by the fit, which sees a table or a part).
 _CATALOGUE_NEEDS = ("total_cost", "principal_dx")
 _WEIGHTS_NEED = ("total_cost",)
+
+
+def _weights_needs(files: list[Path], layout: Layout | None) -> tuple[str, ...]:
+    """The columns every file of a weights history must have: ``total_cost``, and ``principal_dx`` when the fit
+    groups the cases, that is when no file gives their ``drg`` (:func:`grouper.io.read_cases` reads a history
+    that is not all Parquet as discharges, without it). Without it a file's cases would be left out of the fit
+    as ungroupable, without a word."""
+    if all(f.suffix.lower() in PARQUET_SUFFIXES for f in files):
+        rename = layout.rename if layout is not None else {}
+        for f in files:
+            try:
+                names = pq.read_schema(f).names
+            except (OSError, pa.ArrowException):  # read_cases names an unreadable file
+                continue
+            if "drg" in renamed(f, names, rename):
+                return _WEIGHTS_NEED
+    return (*_WEIGHTS_NEED, "principal_dx")
 
 
 def _read(

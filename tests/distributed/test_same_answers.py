@@ -338,13 +338,16 @@ def test_an_implausible_cost_in_a_part_stops_both_engines_alike(dask, tmp_path):
 
 @pytest.mark.parametrize("rows", [400, 0])
 @pytest.mark.parametrize(
-    ("fit", "column"), [(catalogue_to_file, "principal_dx"), (weights_to_file, "total_cost")]
+    ("fit", "column"),
+    [(catalogue_to_file, "principal_dx"), (weights_to_file, "total_cost"), (weights_to_file, "principal_dx")],
 )
 def test_a_part_missing_a_column_is_named_by_both_engines_alike(dask, tmp_path, fit, column, rows):
     """The second part of a history lacks a column the fit needs (a catalogue's principal_dx, the weights'
-    total_cost), with cases or without: both engines stop with the local reader's one error, naming the file and
-    the column (a worker reads its part as the local reader does; an empty part's worker took the file as it
-    was, and the fit's pass stopped on it without naming it), and write nothing."""
+    total_cost, and their principal_dx when they group the history, which has no drg), with cases or without:
+    both engines stop with the local reader's one error, naming the file and the column (a worker reads its part
+    as the local reader does; an empty part's worker took the file as it was, and the fit's pass stopped on it
+    without naming it; the weights here grouped the part's cases as ungroupable and left them out), and write
+    nothing."""
     table, _ = generate(800, [2023, 2024], 4, seed=5)
     (tmp_path / "h").mkdir()
     pq.write_table(table.slice(0, 400), tmp_path / "h" / "part-0.parquet")

@@ -13,7 +13,7 @@ from grouper.dip.aux import aux_path
 from grouper.dip.catalogue_builder import DipCatalog
 from grouper.drg.group import group_drg
 from grouper.drg.weights import DrgWeights
-from grouper.errors import OutputError
+from grouper.errors import InputError, OutputError
 from grouper.fitting import _in_batches, catalogue_to_file, weights_to_file
 from payment.cli import app
 from tests.grouper.dip.test_group_aux import history as aux_history
@@ -152,6 +152,31 @@ def test_weights_grouped_in_batches_are_the_weights_grouped_in_one_call(tmp_path
     )
     assert run.grouped_with == "chs-drg-2.0" and run.weights.weights_.equals(whole.weights_)
     assert seen.passes[1] == ["grouping with chs-drg-2.0", n, n]
+
+
+def test_weights_that_group_their_history_need_a_principal_in_every_file(tmp_path):
+    """A history without `drg` is grouped, so each of its files needs principal_dx: one without it is named, with
+    the column (its cases were grouped as ungroupable and left out of the fit without a word; a cluster's
+    reader stops on it); with `drg` in a file, none needs it (the DRG-RW vector's history has no principal)."""
+    t = pa.table(
+        {
+            "case_id": [str(i) for i in range(40)],
+            "year": pa.array([2024] * 40, pa.int32()),
+            "principal_dx": ["K35.800"] * 40,
+            "total_cost": [1000.0 + i for i in range(40)],
+        }
+    )
+    (tmp_path / "h").mkdir()
+    pq.write_table(t.slice(0, 20), tmp_path / "h" / "part-0.parquet")
+    pq.write_table(t.slice(20).drop_columns(["principal_dx"]), tmp_path / "h" / "part-1.parquet")
+    with pytest.raises(
+        InputError, match=r"part-1\.parquet: required column 'principal_dx' is missing"
+    ) as err:
+        weights_to_file(tmp_path / "h", tmp_path / "w.csv", min_n=1)
+    assert err.value.column == "principal_dx" and not (tmp_path / "w.csv").exists()
+    with_drg = pa.table({"drg": ["GB19"] * 20, **{c: t.slice(20).column(c) for c in ("year", "total_cost")}})
+    pq.write_table(with_drg, tmp_path / "h" / "part-1.parquet")  # part-0 has no drg: its cases are left out
+    assert weights_to_file(tmp_path / "h", tmp_path / "w.csv", min_n=1).weights.n_cases_ == 20
 
 
 def test_the_scheme_in_force_is_the_default_and_1_1_stays_selectable(tmp_path):
