@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
@@ -325,6 +326,20 @@ def _severity_into(out, tables, pdx, off, odx):
         out[i] = _kernel._severity(tables, pdx[i], odx[off[i] : off[i + 1]])[0]
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """The rule tables an auxiliary typing reads, read once a fit, an ``apply`` or a ``classify`` (a fit's pass
+    takes them with its other arguments, sent once to a cluster's workers), not once a part: the subtype table
+    (:func:`read_subtypes`), the code flags' rows, the severity source (the CHS-DRG codebook, else the 中/重度
+    dictionary) and the Charlson table when a row reads it."""
+
+    subtypes: pa.Table
+    flags: list[dict]
+    codebook: Codebook | None
+    severity: pa.Table | None
+    cci: pa.Table | None
+
+
 class AuxTyping(Estimator):
     """Auxiliary typing (辅助分型): fit subtype coefficients per DIP group, apply the highest one per case.
 
@@ -415,8 +430,20 @@ class AuxTyping(Estimator):
         rows = read_subtypes(self.subtypes).to_pylist()
         return tuple(dict.fromkeys((*INPUT_COLUMNS, *(c for r in rows for c in _fee_parts(r)))))
 
+    def _rules(self) -> _Rules:
+        """The rule tables of this typing's settings, read once (a fit, an ``apply``, a ``classify``)."""
+        rows = read_subtypes(self.subtypes)
+        by_codebook = self.severity_source == "cc_mcc"
+        return _Rules(
+            subtypes=rows,
+            flags=_read_flags(self.code_flags).to_pylist(),
+            codebook=Codebook.load(self.codebook) if by_codebook else None,
+            severity=None if by_codebook else read_severity_dictionary(self.severity_source),
+            cci=read_cci_table(self.cci_source) if "cci" in rows.column("kind").to_pylist() else None,
+        )
+
     # -- case flags and cells --------------------------------------------------------------------------------------
-    def _flags(self, t: pa.Table, odx: pa.Array, missing: set[str]) -> dict[str, np.ndarray]:
+    def _flags(self, t: pa.Table, odx: pa.Array, missing: set[str], rules: _Rules) -> dict[str, np.ndarray]:
         n = t.num_rows
         pdx = _codes(t, "principal_dx", "dx", missing)
         procs = _code_list(t, "other_procs", "proc", missing)
@@ -426,7 +453,7 @@ class AuxTyping(Estimator):
         odx_row = pc.list_parent_indices(odx).to_numpy()
         proc_flat = pc.list_flatten(procs).fill_null("")
         proc_row = pc.list_parent_indices(procs).to_numpy()
-        for r in _read_flags(self.code_flags).to_pylist():
+        for r in rules.flags:
             prefix = r["prefix"]
             if r["field"] == "principal_dx":
                 hit = pc.starts_with(pdx, prefix).to_numpy(zero_copy_only=False)
@@ -444,8 +471,8 @@ class AuxTyping(Estimator):
                     sel &= pc.not_equal(other_cat, own_cat).to_numpy(zero_copy_only=False)
                 hit = np.bincount(odx_row[sel], minlength=n) > 0
             flags[r["flag"]] |= hit
-        if self.severity_source == "cc_mcc":
-            cb = Codebook.load(self.codebook)
+        if rules.codebook is not None:
+            cb = rules.codebook
             tables = _kernel.tables(cb, severity_includes_principal=False)
             off = np.zeros(n + 1, dtype=np.int64)
             np.cumsum(pc.list_value_length(odx).fill_null(0).to_numpy(zero_copy_only=False), out=off[1:])
@@ -454,7 +481,7 @@ class AuxTyping(Estimator):
             flags["severe"] |= sev == _kernel.SEV_MCC
             flags["moderate"] |= sev == _kernel.SEV_CC
         else:
-            d = read_severity_dictionary(self.severity_source)
+            d = rules.severity
             for flag in _DICT_LEVELS.values():
                 codes = d.filter(pc.equal(d["flag"], flag)).column("code")
                 sel = pc.is_in(odx_flat, value_set=codes.combine_chunks()).to_numpy(zero_copy_only=False)
@@ -462,14 +489,15 @@ class AuxTyping(Estimator):
         return flags
 
     def _cells(
-        self, t: pa.Table, group_mean: np.ndarray, rows: pa.Table
+        self, t: pa.Table, group_mean: np.ndarray, rules: _Rules
     ) -> tuple[dict[str, np.ndarray], list[str]]:
-        """Per family: the index (into that family's rows of the subtype table ``rows``, :func:`read_subtypes`)
-        of each case's subtype, −1 for none."""
+        """Per family: the index (into that family's rows of the subtype table ``rules.subtypes``) of each case's
+        subtype, −1 for none."""
         missing: set[str] = set()
         n = t.num_rows
+        rows = rules.subtypes
         odx = _code_list(t, "other_dx", "dx", missing)
-        flags = self._flags(t, odx, missing)
+        flags = self._flags(t, odx, missing, rules)
         los = _num(t, "los_days", missing)
         # a stay the reader could not read (-1) meets no LOS bound (docs/records.md §4)
         los = np.where(los < 0, np.nan, los)
@@ -496,7 +524,7 @@ class AuxTyping(Estimator):
                     cond = _between(v, r["lo"], r["hi"])
                 elif kind == "cci":
                     if cci is None:
-                        cci = charlson_index(odx, read_cci_table(self.cci_source)).astype(np.float64)
+                        cci = charlson_index(odx, rules.cci).astype(np.float64)
                     cond = _between(cci, r["lo"], r["hi"])
                 elif kind == "high_cost":
                     fee = _fee_sum(t, _fee_parts(r), missing)
@@ -546,8 +574,9 @@ class AuxTyping(Estimator):
         groups = pa.array(found[0], pa.string())
         ng = len(groups)
         g_n, g_mean, g_cv = _stats(*found[1:])
-        rows = read_subtypes(self.subtypes)
-        cells = parts.reduce(_cells_part, red.add, self, year, groups, g_mean, rows)
+        rules = self._rules()
+        rows = rules.subtypes
+        cells = parts.reduce(_cells_part, red.add, self, year, groups, g_mean, rules)
         missing = sorted(set().union(*cells.pop("missing")))
         out = []
         for fam, (n, s1, s2) in cells.items():
@@ -635,8 +664,9 @@ class AuxTyping(Estimator):
         cases = _with_groups(cases, groups)
         coefs = self.coefficients_
         n = cases.num_rows
-        rows = read_subtypes(self.subtypes)
-        fitted, gpos, cells = self._locate(cases, rows)
+        rules = self._rules()
+        rows = rules.subtypes
+        fitted, gpos, cells = self._locate(cases, rules)
         best = np.full(n, -np.inf)
         best_type = np.full(n, -1, dtype=np.int64)
         all_types = rows.column("subtype").to_pylist()
@@ -657,9 +687,9 @@ class AuxTyping(Estimator):
         aux_coef = pa.array(np.where(np.isfinite(best), best, 1.0), pa.float64())
         return pa.table({"aux_type": aux_type, "aux_coef": aux_coef})
 
-    def _locate(self, cases: pa.Table, rows: pa.Table) -> tuple[pa.Array, np.ndarray, dict[str, np.ndarray]]:
+    def _locate(self, cases: pa.Table, rules: _Rules) -> tuple[pa.Array, np.ndarray, dict[str, np.ndarray]]:
         """Fitted groups, each case's position among them (−1 none or not eligible), and its cells (subtypes of
-        ``rows``)."""
+        ``rules.subtypes``)."""
         self._require_fitted()
         coefs = self.coefficients_
         groups = pc.unique(coefs.column("dip_group").combine_chunks())
@@ -668,7 +698,7 @@ class AuxTyping(Estimator):
         gpos[~self._eligible(cases)] = -1
         first = pc.index_in(groups, value_set=coefs.column("dip_group").combine_chunks()).to_numpy()
         group_mean = np.append(coefs.column("group_avg_cost").to_numpy()[first], np.nan)[gpos]
-        cells, _ = self._cells(cases, group_mean, rows)
+        cells, _ = self._cells(cases, group_mean, rules)
         return groups, gpos, cells
 
     def classify(self, cases: pa.Table) -> pa.Table:
@@ -681,8 +711,9 @@ class AuxTyping(Estimator):
         pa.Table
             One string column per family of the subtype table.
         """
-        rows = read_subtypes(self.subtypes)
-        _, _, cells = self._locate(cases, rows)
+        rules = self._rules()
+        rows = rules.subtypes
+        _, _, cells = self._locate(cases, rules)
         out = {}
         for fam, cell in cells.items():
             codes = rows.filter(pc.equal(rows["family"], fam)).column("subtype").to_pylist()
@@ -789,13 +820,15 @@ def _combine_groups(results: list[tuple]) -> tuple:
 
 
 def _cells_part(
-    part: pa.Table, est: AuxTyping, year: int, groups: pa.Array, g_mean: np.ndarray, rows: pa.Table
+    part: pa.Table, est: AuxTyping, year: int, groups: pa.Array, g_mean: np.ndarray, rules: _Rules
 ) -> dict:
-    """Per family: the cases, Σ cost and Σ cost² of each (group, subtype of ``rows``) of a part's used cases."""
+    """Per family: the cases, Σ cost and Σ cost² of each (group, subtype of ``rules.subtypes``) of a part's used
+    cases."""
     t, cost = est._used(part, year)
     gid = pc.index_in(t.column("dip_group").cast(pa.string()), value_set=groups)
     gid = gid.to_numpy(zero_copy_only=False).astype(np.int64)
-    cells, missing = est._cells(t, g_mean[gid], rows)
+    cells, missing = est._cells(t, g_mean[gid], rules)
+    rows = rules.subtypes
     out: dict = {"missing": [set(missing)]}
     x = red.units(cost)
     for fam, cell in cells.items():

@@ -172,6 +172,36 @@ def test_the_subtype_table_is_read_once_a_fit_however_many_parts(monkeypatch):
     assert len(reads) == 2
 
 
+@pytest.mark.parametrize("severity", ["cc_mcc", "dictionary"])
+def test_the_rule_tables_are_read_once_a_fit_however_many_parts(monkeypatch, severity):
+    """A history in 4 parts: the code flags, the severity source (the CHS-DRG codebook or a 中/重度 dictionary) and
+    the Charlson table are read once for the fit, as the subtype table is (each part's pass read them again), and
+    once for an ``apply``; the coefficients are those of the history in one part."""
+    import grouper.dip.aux as aux
+    from grouper._reduction import LocalParts
+    from grouper.codebook import Codebook
+
+    source = "cc_mcc" if severity == "cc_mcc" else str(DATA / "severity_dictionary.csv")
+    history = table(_group(80, 320, 15000.0, 8750.0))
+    whole = AuxTyping(severity_source=source).fit(history).coefficients_
+    reads: list[str] = []
+
+    def counted(name, read):
+        return lambda *args, **kw: reads.append(name) or read(*args, **kw)
+
+    monkeypatch.setattr(aux, "_read_flags", counted("flags", aux._read_flags))
+    monkeypatch.setattr(aux, "read_severity_dictionary", counted("dictionary", aux.read_severity_dictionary))
+    monkeypatch.setattr(aux, "read_cci_table", counted("cci", aux.read_cci_table))
+    monkeypatch.setattr(Codebook, "load", counted("codebook", Codebook.load))
+    est = AuxTyping(severity_source=source).fit_parts(
+        LocalParts([history.slice(100 * k, 100) for k in range(4)])
+    )
+    assert sorted(reads) == sorted(["flags", "cci", "codebook" if severity == "cc_mcc" else "dictionary"])
+    assert est.coefficients_.equals(whole) and whole.num_rows > 0
+    est.apply(history.slice(0, 10))
+    assert len(reads) == 6
+
+
 def test_severity_dictionary_is_read_as_every_table_from_csv_or_excel(tmp_path):
     """The GX_ASSI workbook goes through the project's one table reader (header aliases as data)."""
     import openpyxl
