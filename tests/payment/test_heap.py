@@ -1,0 +1,33 @@
+"""payment.heap: a settling process keeps the memory its batches free (glibc), and nothing changes elsewhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from payment import heap
+
+
+def _glibc() -> bool:
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+@pytest.mark.skipif(not _glibc(), reason="glibc only")
+def test_glibc_takes_the_setting_in_a_process_of_its_own():
+    code = "from payment.heap import keep_freed_memory; print(keep_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
+def test_another_c_library_is_left_as_it_is(monkeypatch):
+    def no_glibc(name):
+        raise ValueError(f"unrecognized configuration name {name}")
+
+    monkeypatch.setattr(heap.os, "confstr", no_glibc)
+    assert heap.keep_freed_memory() is False
