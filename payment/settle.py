@@ -785,8 +785,20 @@ _LEADING_ONLY = ("base", "k_case", "aux")
 _IDS = ("case_id", "hospital_id", "insurance_type")
 
 
-#: Narrower types the spill keeps some of them in (their values fit; read back as int64).
-_NARROW = {"hidx": np.int32, "pool": np.int8, "month": np.int8}
+#: The integer arrays the spill keeps in the narrowest integer type that holds a batch's values (fewer bytes
+#: written and read between the passes), and the type they are read back as (a frame's).
+_NARROWED = {"hidx": np.int64, "pool": np.int64, "month": np.int64, "fund_fen": np.int64, "patient_fen": np.int64,
+             "per_case_item": np.int32}  # fmt: skip
+
+
+def _narrowest(a: np.ndarray) -> np.ndarray:
+    """Integers in the narrowest integer type that holds their values."""
+    if len(a):
+        lo, hi = int(a.min()), int(a.max())
+        for t in (np.int8, np.int16, np.int32):
+            if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
+                return a.astype(t)
+    return a
 
 
 def _spilled(f: _Frame, ids: bool = True) -> pa.Table:
@@ -794,10 +806,7 @@ def _spilled(f: _Frame, ids: bool = True) -> pa.Table:
     ``ids=False``, what the columns after :data:`LEADING` need: neither those nor :data:`_LEADING_ONLY`)."""
     names = _KEPT if ids else tuple(n for n in _KEPT if n not in _LEADING_ONLY)
     kept = [getattr(f, name) for name in names]
-    kept = [
-        pa.array(a.astype(_NARROW.get(name, a.dtype), copy=False))
-        for name, a in zip(names, kept, strict=True)
-    ]
+    kept = [pa.array(_narrowest(a) if name in _NARROWED else a) for name, a in zip(names, kept, strict=True)]
     if not ids:
         return pa.table(kept, names=list(names))
     ids = [f.table.column("case_id"), f.table.column("hospital_id"), strings(f.table, "insurance_type")]
@@ -809,7 +818,7 @@ def _unspilled(t: pa.Table, reg: _Region, offset: int) -> _Frame:
     it (without the pass-1-only arrays; without those of :data:`_LEADING_ONLY` when they were not spilled), for
     :func:`_resolved`, which works out its points, pools and slots."""
     a = {name: t.column(name).to_numpy() for name in _KEPT if name in t.column_names}
-    a.update({name: a[name].astype(np.int64) for name in _NARROW})
+    a.update({name: a[name].astype(typ, copy=False) for name, typ in _NARROWED.items()})
     hidx, pool, route = a["hidx"], a["pool"], a["route"]
     return _Frame(
         table=t.select([n for n in _IDS if n in t.column_names]), offset=offset, hidx=hidx, pool=pool, cost=a["cost"],
