@@ -236,23 +236,23 @@ def group_files(
         """The file's batches (rows, the batch or what ``prepare`` made of it, kept columns) with their duplicate
         masks (pending), in order."""
         with ThreadPoolExecutor(1) as lane:  # the tracker's own lane, batch after batch, beside the reading
-            for table, kept in batches(path):
+            # Room for the file's ids is made there too, so the reading starts at once, not after the table's
+            # allocation and its kernel's loading. (Only a head start: ``flag`` makes room for each batch itself
+            # and raises there for a run of too many ids.)
+            lane.submit(tracker.reserve, count_rows(path) or 0)
+            for table, kept in read_discharges_keeping(
+                path,
+                keep=keep,
+                encoding=encoding,
+                batch_size=batch_size,
+                columns=columns,
+                codes=codes,
+                layout=layout,
+                on_mapping=on_mapping,
+                encoded=encoded,
+            ):
                 duplicate = lane.submit(tracker.flag, one_array(table.column("case_id")))
                 yield table.num_rows, table if prepare is None else prepare(table), kept, duplicate
-
-    def batches(path: str | os.PathLike) -> Iterator[tuple[pa.Table, pa.Table | None]]:
-        tracker.reserve(count_rows(path) or 0)
-        yield from read_discharges_keeping(
-            path,
-            keep=keep,
-            encoding=encoding,
-            batch_size=batch_size,
-            columns=columns,
-            codes=codes,
-            layout=layout,
-            on_mapping=on_mapping,
-            encoded=encoded,
-        )
 
     def finished(path, rows: int, kept: pa.Table | None, result: pa.Table) -> pa.Table:
         if result.num_rows != rows:
