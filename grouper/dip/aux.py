@@ -326,12 +326,16 @@ def _severity_into(out, tables, pdx, off, odx):
         out[i] = _kernel._severity(tables, pdx[i], odx[off[i] : off[i + 1]])[0]
 
 
+#: The settings that name the rule tables of :class:`_Rules`.
+_RULE_SETTINGS = ("subtypes", "code_flags", "severity_source", "cci_source", "codebook")
+
+
 @dataclass(frozen=True)
 class _Rules:
-    """The rule tables an auxiliary typing reads, read once a fit, an ``apply`` or a ``classify`` (a fit's pass
-    takes them with its other arguments, sent once to a cluster's workers), not once a part: the subtype table
-    (:func:`read_subtypes`), the code flags' rows, the severity source (the CHS-DRG codebook, else the 中/重度
-    dictionary) and the Charlson table when a row reads it."""
+    """The rule tables an auxiliary typing reads, once a fit (a fit's pass takes them with its other arguments,
+    sent once to a cluster's workers), not once a part, and kept for the applies after it, not read once a batch:
+    the subtype table (:func:`read_subtypes`), the code flags' rows, the severity source (the CHS-DRG codebook,
+    else the 中/重度 dictionary) and the Charlson table when a row reads it."""
 
     subtypes: pa.Table
     flags: list[dict]
@@ -430,17 +434,28 @@ class AuxTyping(Estimator):
         rows = read_subtypes(self.subtypes).to_pylist()
         return tuple(dict.fromkeys((*INPUT_COLUMNS, *(c for r in rows for c in _fee_parts(r)))))
 
-    def _rules(self) -> _Rules:
-        """The rule tables of this typing's settings, read once (a fit, an ``apply``, a ``classify``)."""
-        rows = read_subtypes(self.subtypes)
-        by_codebook = self.severity_source == "cc_mcc"
-        return _Rules(
-            subtypes=rows,
-            flags=_read_flags(self.code_flags).to_pylist(),
-            codebook=Codebook.load(self.codebook) if by_codebook else None,
-            severity=None if by_codebook else read_severity_dictionary(self.severity_source),
-            cci=read_cci_table(self.cci_source) if "cci" in rows.column("kind").to_pylist() else None,
-        )
+    def __getstate__(self) -> dict:
+        """A copy (pickling, to a cluster's worker) leaves the rule tables kept by :meth:`_rules` behind."""
+        return {k: v for k, v in self.__dict__.items() if k != "_rules_kept"}
+
+    def _rules(self, *, anew: bool = False) -> _Rules:
+        """The rule tables of this typing's settings: read by a fit (``anew``), and kept for the ``apply`` and
+        ``classify`` calls after it (a grouping applies a typing to each of its batches) while the settings that
+        name them stay; a typing read from its file reads them at its first call."""
+        key = tuple(getattr(self, k) for k in _RULE_SETTINGS)
+        kept = self.__dict__.get("_rules_kept")
+        if anew or kept is None or kept[0] != key:
+            rows = read_subtypes(self.subtypes)
+            by_codebook = self.severity_source == "cc_mcc"
+            rules = _Rules(
+                subtypes=rows,
+                flags=_read_flags(self.code_flags).to_pylist(),
+                codebook=Codebook.load(self.codebook) if by_codebook else None,
+                severity=None if by_codebook else read_severity_dictionary(self.severity_source),
+                cci=read_cci_table(self.cci_source) if "cci" in rows.column("kind").to_pylist() else None,
+            )
+            kept = self._rules_kept = (key, rules)
+        return kept[1]
 
     # -- case flags and cells --------------------------------------------------------------------------------------
     def _flags(self, t: pa.Table, odx: pa.Array, missing: set[str], rules: _Rules) -> dict[str, np.ndarray]:
@@ -574,7 +589,7 @@ class AuxTyping(Estimator):
         groups = pa.array(found[0], pa.string())
         ng = len(groups)
         g_n, g_mean, g_cv = _stats(*found[1:])
-        rules = self._rules()
+        rules = self._rules(anew=True)
         rows = rules.subtypes
         cells = parts.reduce(_cells_part, red.add, self, year, groups, g_mean, rules)
         missing = sorted(set().union(*cells.pop("missing")))

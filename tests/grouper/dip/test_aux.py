@@ -157,8 +157,8 @@ def test_fit_uses_the_last_year_only():
 
 
 def test_the_subtype_table_is_read_once_a_fit_however_many_parts(monkeypatch):
-    """A history in 4 parts: the subtype table is read once for the fit (not once a part) and once for an
-    ``apply``; the coefficients are those of the history in one part."""
+    """A history in 4 parts: the subtype table is read once for the fit (not once a part), and the ``apply`` after
+    it takes it from the fit; the coefficients are those of the history in one part."""
     import grouper.dip.aux as aux
     from grouper._reduction import LocalParts
 
@@ -169,14 +169,14 @@ def test_the_subtype_table_is_read_once_a_fit_however_many_parts(monkeypatch):
     est = AuxTyping().fit_parts(LocalParts([history.slice(100 * k, 100) for k in range(4)]))
     assert len(reads) == 1 and est.coefficients_.equals(whole)
     est.apply(history.slice(0, 10))
-    assert len(reads) == 2
+    assert len(reads) == 1
 
 
 @pytest.mark.parametrize("severity", ["cc_mcc", "dictionary"])
 def test_the_rule_tables_are_read_once_a_fit_however_many_parts(monkeypatch, severity):
     """A history in 4 parts: the code flags, the severity source (the CHS-DRG codebook or a 中/重度 dictionary) and
-    the Charlson table are read once for the fit, as the subtype table is (each part's pass read them again), and
-    once for an ``apply``; the coefficients are those of the history in one part."""
+    the Charlson table are read once for the fit, as the subtype table is (each part's pass read them again);
+    the coefficients are those of the history in one part."""
     import grouper.dip.aux as aux
     from grouper._reduction import LocalParts
     from grouper.codebook import Codebook
@@ -198,8 +198,36 @@ def test_the_rule_tables_are_read_once_a_fit_however_many_parts(monkeypatch, sev
     )
     assert sorted(reads) == sorted(["flags", "cci", "codebook" if severity == "cc_mcc" else "dictionary"])
     assert est.coefficients_.equals(whole) and whole.num_rows > 0
-    est.apply(history.slice(0, 10))
-    assert len(reads) == 6
+
+
+def test_a_typing_applied_batch_after_batch_reads_its_rule_tables_once(monkeypatch, tmp_path):
+    """A grouping applies a typing to each of its batches: the rule tables (here the codebook, the severity
+    source) are read at the first batch and kept while the settings that name them stay (each apply read them
+    again: about 40 ms a batch); a copy sent to a worker leaves them behind."""
+    import pickle
+
+    import grouper.dip.aux as aux
+    from grouper.codebook import Codebook
+
+    history = table(_group(80, 320, 15000.0, 8750.0))
+    AuxTyping().fit(history).to_csv(tmp_path / "t.aux.csv")
+    typing = AuxTyping.read(tmp_path / "t.aux.csv")
+    loads: list[str] = []
+    monkeypatch.setattr(
+        Codebook, "load", lambda *a, load=Codebook.load, **k: loads.append(a) or load(*a, **k)
+    )
+    monkeypatch.setattr(
+        aux, "read_subtypes", lambda path=None: loads.append("subtypes") or read_subtypes(path)
+    )
+    first = typing.apply(history)
+    for k in range(4):
+        assert typing.apply(history.slice(100 * k, 100)).equals(first.slice(100 * k, 100))
+    typing.classify(history.slice(0, 10))
+    assert len(loads) == 2  # the codebook and the subtype table, once
+    assert "_rules_kept" not in vars(pickle.loads(pickle.dumps(typing)))
+    typing.set_params(codebook="chs-drg-1.1")
+    typing.apply(history.slice(0, 10))
+    assert len(loads) == 4  # read anew under the other codebook
 
 
 def test_severity_dictionary_is_read_as_every_table_from_csv_or_excel(tmp_path):
