@@ -22,8 +22,8 @@ Each line is one quotable figure, with the machine's load (``os.getloadavg``) at
   run one after the other (reading and normalising into canonical batches, duplicate-id tracking, looking the
   codes up, grouping, the run counts, writing the Parquet output), CPU s (of every thread of the process: a
   step's own helper threads) and wall s, beside the start-up (imports, codebook, first kernel calls), and the
-  CPU of each lane of ``drgdip group`` (the reading thread: read, normalise, codes; the duplicate tracker's
-  thread; the calling thread: group, counts; the writing thread); it overlaps the lanes on the cores, so its wall time is near the
+  CPU of each lane of ``drgdip group`` (the reading thread: read, normalise; the second lane: duplicate ids,
+  then the codes looked up; the calling thread: group, counts; the writing thread); it overlaps the lanes on the cores, so its wall time is near the
   steps' CPU over the cores when they are balanced.
 - ``startup``: ``benchmarks/cold_start.py``: each kernel's compile time (CPU s of its first call, empty numba
   cache), the cold first run of a 5,000-case file (empty numba and codebook caches: a fresh install; floor: the
@@ -288,11 +288,11 @@ def _stages(path: str, scheme: str) -> None:
     parts = [f"{k} {c:.2f} s CPU / {w:.2f} s" for k, (c, w) in spent.items()]
     parts += [f"{k} {cpu[k]:.2f} s CPU / {wall[k]:.2f} s" for k in steps]
     total = sum(cpu.values())
-    reading = cpu["read+normalise"] + cpu["encode"]
+    side = cpu["duplicates"] + cpu["encode"]
     print(
         f"stages {scheme} {rows:,} rows, one step after the other: " + "; ".join(parts) + f"; steps' CPU "
-        f"{total:.2f} s = {rows / total / 1e6:.2f} M records/s per core; lanes: reading (read+normalise, "
-        f"encode) {reading:.2f} s CPU, duplicates {cpu['duplicates']:.2f} s, grouping (group, counts) "
+        f"{total:.2f} s = {rows / total / 1e6:.2f} M records/s per core; lanes: reading (read+normalise) "
+        f"{cpu['read+normalise']:.2f} s CPU, duplicates and encode {side:.2f} s, grouping (group, counts) "
         f"{cpu['group'] + cpu['counts']:.2f} s, writing {cpu['write']:.2f} s ({_load()})",
         flush=True,
     )

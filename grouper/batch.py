@@ -222,20 +222,21 @@ def group_files(
     ``keep``: input headers carried into the results after ``case_id``; ``layout`` and ``on_mapping``: as
     :func:`grouper.io.read_discharges` takes them. ``encoded``: a Parquet file's code columns reach ``group``
     dictionary-encoded (:func:`grouper.io.discharges.read_discharges_keeping`; ``group_drg`` and ``group_dip``
-    take them so). ``prepare``: the first step of ``group``, taken on the reading thread (``group`` then receives
+    take them so). ``prepare``: the first step of ``group``, taken beside the reading (``group`` then receives
     what it returns; :func:`grouper.drg.group.encode_cases` looks the codes up). ``warm``: the grouping's one-time
     set-up (:meth:`grouper.pipeline.Grouping.warm`), done on the calling thread while the first batch is read.
 
-    Three lanes share the cores: a reading thread reads, normalises and prepares the next batch, the duplicate
-    tracker's thread flags its ids, while the calling thread groups this one (the CHS-DRG kernel on both cores:
-    :func:`grouper.drg._kernel.group_cases`).
+    Three lanes share the cores: a reading thread reads and normalises the next batch, a second thread flags its
+    duplicate ids and prepares it, while the calling thread groups this one (the CHS-DRG kernel on both cores:
+    :func:`grouper.drg._kernel.group_cases`). Reading is the longest lane, so the preparing is not on it.
     """
     tracker = tracker if tracker is not None else DuplicateTracker()
 
-    def flagged(path: str | os.PathLike) -> Iterator[tuple[int, object, pa.Table | None, Future]]:
-        """The file's batches (rows, the batch or what ``prepare`` made of it, kept columns) with their duplicate
-        masks (pending), in order."""
-        with ThreadPoolExecutor(1) as lane:  # the tracker's own lane, batch after batch, beside the reading
+    def flagged(path: str | os.PathLike) -> Iterator[tuple[int, Future, pa.Table | None, Future]]:
+        """The file's batches (rows, the batch or what ``prepare`` makes of it, kept columns) with their duplicate
+        masks, both pending, in order."""
+        # A second lane beside the reading: each batch's ids flagged, then the batch prepared.
+        with ThreadPoolExecutor(1) as lane:
             # Room for the file's ids is made there too, so the reading starts at once, not after the table's
             # allocation and its kernel's loading. (Only a head start: ``flag`` makes room for each batch itself
             # and raises there for a run of too many ids.)
@@ -252,7 +253,7 @@ def group_files(
                 encoded=encoded,
             ):
                 duplicate = lane.submit(tracker.flag, one_array(table.column("case_id")))
-                yield table.num_rows, table if prepare is None else prepare(table), kept, duplicate
+                yield table.num_rows, lane.submit(prepare or _as_read, table), kept, duplicate
 
     def finished(path, rows: int, kept: pa.Table | None, result: pa.Table) -> pa.Table:
         if result.num_rows != rows:
@@ -270,4 +271,9 @@ def group_files(
 
     for k, path in enumerate(inputs):
         for rows, table, kept, duplicate in read_ahead(flagged(path), meanwhile=set_up if k == 0 else None):
-            yield finished(path, rows, kept, group(table, duplicate.result()))
+            yield finished(path, rows, kept, group(table.result(), duplicate.result()))
+
+
+def _as_read(table: pa.Table) -> pa.Table:
+    """A batch that ``group`` takes as it is read (no ``prepare``)."""
+    return table
