@@ -92,9 +92,8 @@ def group_drg(
     if cases is not None and (cases.codebook is not codebook or cases.verbatim != verbatim):
         raise ValueError("cases encoded for another codebook or code reading than this grouping's")
     col = cases.col if cases is not None else _columns(as_discharges(table))
-    with ThreadPoolExecutor(
-        1
-    ) as pool:  # duplicates (hash, sort) on the other core while the codes are encoded
+    # duplicates (hash, sort) on the other core while the codes are encoded
+    with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(duplicated, col["case_id"]) if duplicate is None else None
         if cases is None:
             cases = _encode(col, codebook, verbatim)
@@ -103,16 +102,24 @@ def group_drg(
 
 @dataclass(frozen=True)
 class EncodedCases:
-    """Discharges with their codes looked up in one codebook (编码后的病例): the first step of :func:`group_drg`,
-    which a streaming caller takes on its reading thread (:func:`encode_cases`) while the last batch groups."""
+    """Discharges made ready for one codebook (编码后的病例): codes looked up, numbers read, and what the input
+    alone decides (the blocking checks, the warnings). The first step of :func:`group_drg`, which a streaming
+    caller takes beside its reading (:func:`encode_cases`) while the last batch groups."""
 
     col: dict[str, pa.Array]  #: the canonical columns the grouper reads (``_columns``)
     codebook: Codebook
     verbatim: bool
     pdx: np.ndarray
     pproc: np.ndarray
-    odx: tuple[np.ndarray, np.ndarray, np.ndarray]  #: (CSR offsets, ids, a code unknown per case)
-    oprocs: tuple[np.ndarray, np.ndarray, np.ndarray]
+    odx: tuple[np.ndarray, np.ndarray]  #: (CSR offsets, ids)
+    oprocs: tuple[np.ndarray, np.ndarray]
+    sex: np.ndarray  #: int8, -128 when empty
+    nums: np.ndarray  #: age_years, age_days and birth_weight_g as the kernel compares them
+    status: np.ndarray  #: the blocking checks' statuses (codebook.toml [engine] checks, in its order)
+    skip: np.ndarray  #: the cases a blocking check stops (not grouped)
+    pdx_given: np.ndarray  #: a principal diagnosis written that is not a code of the codebook
+    warning: np.ndarray  #: the most severe warning of a grouped case that its input alone decides (0: none)
+    no_id: np.ndarray  #: the case_id is missing
 
     @property
     def num_rows(self) -> int:
@@ -128,16 +135,11 @@ def encode_cases(table: pa.Table, codebook: Codebook, *, codes: CodeReading = "c
 def _encode(col: dict[str, pa.Array], codebook: Codebook, verbatim: bool) -> EncodedCases:
     pdx = codebook.encode_dx(col["principal_dx"], verbatim=verbatim)
     pproc = codebook.encode_proc(col["principal_proc"], verbatim=verbatim)
-    odx = _encode_list(col["other_dx"], partial(codebook.encode_dx, verbatim=verbatim))
-    oprocs = _encode_list(col["other_procs"], partial(codebook.encode_proc, verbatim=verbatim))
-    return EncodedCases(col, codebook, verbatim, pdx, pproc, odx, oprocs)
-
-
-def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
-    """Group encoded cases; ``words`` (``reason_labels.csv`` in one language): add the reasons."""
-    col, codebook, pdx, pproc = cases.col, cases.codebook, cases.pdx, cases.pproc
-    (odx_off, odx, odx_unknown), (oproc_off, oproc, oproc_unknown) = cases.odx, cases.oprocs
-    n = cases.num_rows
+    odx_off, odx, odx_unknown = _encode_list(col["other_dx"], partial(codebook.encode_dx, verbatim=verbatim))
+    oproc_off, oproc, oproc_unknown = _encode_list(
+        col["other_procs"], partial(codebook.encode_proc, verbatim=verbatim)
+    )
+    n = len(pdx)
     sex = _ints(col["sex"], -128, np.int8)
     age_years = _ints(col["age_years"], -32768, np.int16)
     age_days = _ints(col["age_days"], 0, np.int32)
@@ -146,39 +148,71 @@ def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
     years = _ints(col["age_years"], 0, np.int16) if col["age_years"].null_count else age_years  # empty: 0
     nums = _kernel.case_numbers(years, age_days, weight, settings.numbers == NumberReading.ECMASCRIPT)
     pdx_given = _present(col["principal_dx"], pdx < 0)  # written but not a code of the codebook
-    pdx_missing = (pdx < 0) & ~pdx_given
 
     # blocking checks of the scheme (codebook.toml [engine] checks), in its order: each sets a status, skips grouping
     status = np.zeros(n, np.int8)
     skip = np.zeros(n, np.bool_)
     for check in settings.checks:
-        mask, code = _check(check, col, sex, age_years, age_days, weight, settings, pdx_missing)
+        mask, code = _check(check, col, sex, age_years, age_days, weight, settings, (pdx < 0) & ~pdx_given)
         _raise(status, mask & ~skip, code)
         skip |= mask
 
-    tables = _kernel.tables(codebook)
-    mdc, adrg, drg, severity, severity_dx, first_gate = _kernel.group_cases(
-        tables, pdx, odx_off, odx, pproc, oproc_off, oproc, sex, nums, skip
+    # the warnings a grouped case may carry that its input alone decides: the most severe one (a case keeps it)
+    warning = np.zeros(n, np.int8)
+    _raise(warning, (sex != 1) & (sex != 2), Status.SEX_UNKNOWN)
+    pproc_unknown = _present(col["principal_proc"], pproc < 0)
+    _raise(warning, odx_unknown | oproc_unknown | pproc_unknown, Status.CODE_UNKNOWN)
+    _raise(warning, _los_invalid(col), Status.LOS_INVALID)
+    _raise(warning, _mode_unknown(col["discharge_mode"]), Status.DISCHARGE_MODE_UNKNOWN)
+    no_id = pc.fill_null(pc.equal(pc.binary_length(col["case_id"]), 0), True)  # readers make blank ids null
+    return EncodedCases(
+        col,
+        codebook,
+        verbatim,
+        pdx,
+        pproc,
+        (odx_off, odx),
+        (oproc_off, oproc),
+        sex,
+        nums,
+        status,
+        skip,
+        pdx_given,
+        warning,
+        no_id.to_numpy(zero_copy_only=False),
     )
 
+
+def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
+    """Group encoded cases; ``words`` (``reason_labels.csv`` in one language): add the reasons."""
+    col, codebook, pdx, pproc, sex, skip = (
+        cases.col,
+        cases.codebook,
+        cases.pdx,
+        cases.pproc,
+        cases.sex,
+        cases.skip,
+    )
+    (odx_off, odx), (oproc_off, oproc) = cases.odx, cases.oprocs
+    tables = _kernel.tables(codebook)
+    mdc, adrg, drg, severity, severity_dx, first_gate = _kernel.group_cases(
+        tables, pdx, odx_off, odx, pproc, oproc_off, oproc, sex, cases.nums, skip
+    )
+
+    status = cases.status.copy()  # (the encoded cases may be grouped again)
     grouped = mdc >= 0
     ungrouped = ~grouped & ~skip
     _raise(status, ungrouped & (first_gate >= 0), Status.NO_ADRG)
     _raise(status, ungrouped & (first_gate < 0), Status.NO_MDC)
     _raise(status, _sex_conflict(codebook, ungrouped, pdx, sex), Status.SEX_CONFLICT)
-    _raise(status, pdx_given & ~skip, Status.PDX_UNKNOWN)
-    _raise(status, pdx_missing & ~skip, Status.PDX_MISSING)
+    _raise(status, cases.pdx_given & ~skip, Status.PDX_UNKNOWN)
+    _raise(status, (pdx < 0) & ~cases.pdx_given & ~skip, Status.PDX_MISSING)
     warn = grouped & (status < Status.NO_ADRG)
-    _raise(status, warn & (sex != 1) & (sex != 2), Status.SEX_UNKNOWN)
-    pproc_unknown = _present(col["principal_proc"], pproc < 0)
-    _raise(status, warn & (odx_unknown | oproc_unknown | pproc_unknown), Status.CODE_UNKNOWN)
-    _raise(status, warn & _los_invalid(col), Status.LOS_INVALID)
-    _raise(status, warn & _mode_unknown(col["discharge_mode"]), Status.DISCHARGE_MODE_UNKNOWN)
+    np.maximum(status, np.where(warn, cases.warning, np.int8(0)), out=status)
     duplicate = duplicates()
     grouping_status = status.copy()  # why the group is what it is, before the run-level statuses
     _raise(status, duplicate, Status.DUPLICATE_CASE)
-    no_id = pc.fill_null(pc.equal(pc.binary_length(col["case_id"]), 0), True)  # readers make blank ids null
-    _raise(status, no_id.to_numpy(zero_copy_only=False), Status.CASE_ID_MISSING)
+    _raise(status, cases.no_id, Status.CASE_ID_MISSING)
 
     mdc_labels, adrg_labels, drg_labels, status_labels, status_position = _dictionaries(codebook)
     at = _kernel.label_positions(

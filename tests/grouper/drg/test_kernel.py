@@ -25,7 +25,7 @@ def test_cases_split_among_threads_group_as_on_one_thread(monkeypatch):
 
 
 def test_cases_encoded_ahead_group_as_the_table_does():
-    """``encode_cases`` (taken on the reading thread of a streamed run) then ``group_drg``: the same results, and
+    """``encode_cases`` (taken beside the reading in a streamed run) then ``group_drg``: the same results, and
     cases encoded for another codebook or code reading are refused rather than grouped against the wrong ids."""
     codebook, other = grouper.Codebook.load("chs-drg-2.0"), grouper.Codebook.load("chs-drg-1.1")
     table = pa.concat_tables(grouper.read_discharges(DATA / "conformance_visible.csv"))
