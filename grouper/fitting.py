@@ -308,8 +308,8 @@ _WEIGHTS_NEED = ("total_cost",)
 def _weights_needs(files: list[Path], layout: Layout | None) -> tuple[str, ...]:
     """The columns every file of a weights history must have: ``total_cost``, and ``principal_dx`` when the fit
     groups the cases, that is when no file gives their ``drg`` (:func:`grouper.io.read_cases` reads a history
-    that is not all Parquet as discharges, without it). Without it a file's cases would be left out of the fit
-    as ungroupable, without a word."""
+    that is not all Parquet as discharges, without it). Without it a file's cases would be grouped as
+    ungroupable and only counted among the cases of DRGs left out (``n_excluded``), the file not named."""
     if all(f.suffix.lower() in PARQUET_SUFFIXES for f in files):
         rename = layout.rename if layout is not None else {}
         for f in files:
