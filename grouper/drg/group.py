@@ -185,18 +185,9 @@ def _encode(col: dict[str, pa.Array], codebook: Codebook, verbatim: bool) -> Enc
 
 def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
     """Group encoded cases; ``words`` (``reason_labels.csv`` in one language): add the reasons."""
-    col, codebook, pdx, pproc, sex, skip = (
-        cases.col,
-        cases.codebook,
-        cases.pdx,
-        cases.pproc,
-        cases.sex,
-        cases.skip,
-    )
-    (odx_off, odx), (oproc_off, oproc) = cases.odx, cases.oprocs
-    tables = _kernel.tables(codebook)
+    col, codebook, pdx, sex, skip = cases.col, cases.codebook, cases.pdx, cases.sex, cases.skip
     mdc, adrg, drg, severity, severity_dx, first_gate = _kernel.group_cases(
-        tables, pdx, odx_off, odx, pproc, oproc_off, oproc, sex, cases.nums, skip
+        _kernel.tables(codebook), pdx, *cases.odx, cases.pproc, *cases.oprocs, sex, cases.nums, skip
     )
 
     status = cases.status.copy()  # (the encoded cases may be grouped again)
@@ -208,7 +199,7 @@ def _group(cases: EncodedCases, words, duplicates) -> pa.Table:
     _raise(status, cases.pdx_given & ~skip, Status.PDX_UNKNOWN)
     _raise(status, (pdx < 0) & ~cases.pdx_given & ~skip, Status.PDX_MISSING)
     warn = grouped & (status < Status.NO_ADRG)
-    np.maximum(status, np.where(warn, cases.warning, np.int8(0)), out=status)
+    _raise(status, warn, cases.warning)
     duplicate = duplicates()
     grouping_status = status.copy()  # why the group is what it is, before the run-level statuses
     _raise(status, duplicate, Status.DUPLICATE_CASE)
@@ -343,8 +334,8 @@ def _encode_list(arr: pa.Array, encode) -> tuple[np.ndarray, np.ndarray, np.ndar
     return offsets, ids, unknown
 
 
-def _raise(status: np.ndarray, mask: np.ndarray, code: Status) -> None:
-    """A case keeps its most severe status (the highest code)."""
+def _raise(status: np.ndarray, mask: np.ndarray, code: Status | np.ndarray) -> None:
+    """A case keeps its most severe status (the highest code); ``code``: one status, or one per case."""
     np.maximum(status, np.where(mask, np.int8(code), np.int8(0)), out=status)
 
 
