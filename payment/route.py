@@ -20,12 +20,13 @@ from enum import IntEnum
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from grouper.codes import normalise_codes
 from payment._arrays import column, encoded, isin, numbers, prefix_in, strings
 from payment.percase import match_items, per_case_exit, per_case_price
 
-__all__ = ["REASONS", "Route", "Routing", "cost_invalid", "date_conflict", "los_invalid", "route_cases"]
+__all__ = ["REASONS", "Route", "Routing", "date_conflict", "route_cases"]
 
 
 class Route(IntEnum):
@@ -105,6 +106,11 @@ def route_cases(
     Returns
     -------
     Routing
+
+    Notes
+    -----
+    The policy's lists are matched on the distinct codes and departments only (each column's dictionary); one
+    compiled pass (:func:`_route_kernel`) then applies the rules to every case, in the order above.
     """
     n = table.num_rows
     scheme = Route.DIP if policy.scheme == "dip" else Route.DRG
@@ -115,64 +121,187 @@ def route_cases(
     invalid = Route.FEE_FOR_SERVICE if rt.invalid == "fee_for_service" else Route.EXCLUDED
     for why in ("date_conflict", "cost_invalid", "los_invalid"):
         route_of[REASONS.index(why)] = invalid
-    reason = np.zeros(n, dtype=np.int8)
-
-    # rules from the lowest priority to the highest: a later rule overwrites an earlier one
-    def rule(mask: np.ndarray, why: str, where: np.ndarray | None = None) -> None:
-        if where is None:
-            np.putmask(reason, mask, REASONS.index(why))
-        else:
-            reason[where[mask]] = REASONS.index(why)
 
     dx, proc, dept = (  # codes cleaned exactly as the groupers clean them before matching the policy's lists
         _codes(strings(table, "principal_dx"), "dx"),
         _codes(strings(table, "principal_proc"), "proc"),
         encoded(strings(table, "department")),
     )
-    rule(~grouped, "ungrouped")
-    if rt.trust_fee_for_service_hint:
-        rule(isin(strings(table, "payment_method"), ["1"]), "fee_for_service_hint")
-    category = np.full(n, -1, dtype=np.int32)
-    for i, c in reversed(list(enumerate(policy.bed_day.categories))):  # the first listed category wins
-        np.putmask(category, prefix_in(dx, c["dx"]) | prefix_in(dept, c["departments"]), i)
-    rule(category >= 0, "bed_day_category")
-
-    items = policy.per_case.entries
-    item = match_items(dx, proc, items) if items else np.full(n, -1, np.int32)
+    # per distinct code and department: the first bed-day category whose list holds it
+    categories, items = policy.bed_day.categories, policy.per_case.entries
+    dx_category = _first_listed(dx.dictionary, [c["dx"] for c in categories])
+    dept_category = _first_listed(dept.dictionary, [c["departments"] for c in categories])
+    hint = (
+        isin(strings(table, "payment_method"), ["1"])
+        if rt.trust_fee_for_service_hint
+        else np.zeros(n, dtype=bool)
+    )
+    # the per-case items (the first whose lists hold the case's dx and procedure), their prices and exits: on the
+    # few cases an item holds
+    dx_at, dept_at = _positions(dx), _positions(dept)
+    if len(items) <= _ITEM_BITS:
+        item = _first_items(
+            dx_at, _positions(proc),
+            _listed_bits(dx.dictionary, [it["dx"] for it in items]),
+            _listed_bits(proc.dictionary, [it["procs"] for it in items]),
+        )  # fmt: skip
+    else:
+        item = match_items(dx, proc, items)
+    los, cost = numbers(table, "los_days"), numbers(table, "total_cost")
     sel = np.flatnonzero(item >= 0)
     price = per_case_price(item[sel], level[sel], items)
-    exits = per_case_exit(item[sel], price, numbers(table, "total_cost", 0.0)[sel],
-                          numbers(table, "los_days", 0.0)[sel], items)  # fmt: skip
+    exits = per_case_exit(item[sel], price, _or_zero(cost[sel]), _or_zero(los[sel]), items)
     to_ffs = np.array([it["exit_to"] == "fee_for_service" for it in items], dtype=bool)[item[sel]]
-    rule(np.ones(len(sel), bool), "per_case_list", sel)
-    rule(exits, "per_case_exit_to_scheme", sel)
-    rule(exits & to_ffs, "per_case_exit_to_fee_for_service", sel)
-    rule(np.isnan(price), "per_case_no_price_at_level", sel)
-
-    rule(los_invalid(table, reason == REASONS.index("bed_day_category")), "los_invalid")  # §4: no stay to pay
-    # docs/records.md Q10: discharged before admitted (DATE_CONFLICT) is an invalid record, never paid by points
-    rule(date_conflict(table), "date_conflict")
-    rule(cost_invalid(table), "cost_invalid")  # §4: no deviation class, no points without a cost
-    rule(prefix_in(dept, rt.exclude_departments), "excluded_department")
-    rule(prefix_in(dx, rt.exclude_dx), "excluded_dx")
-    if duplicate is not None:
-        rule(duplicate, "duplicate_case")
-    rule(level == 0, "unknown_hospital")
-    rule(~pooled, "self_pay_or_unknown_insurance")
-    rule(_outside_period(table, policy.header["effective"]), "outside_settlement_period")
-    if no_case_id is not None:
-        rule(no_case_id, "case_id_missing")
-
-    route = route_of[reason]
-    # a rule that sends a case back to the scheme cannot pay a case the scheme cannot price
-    np.putmask(route, (route == scheme) & ~grouped, ungrouped_route)
+    nothing = np.zeros(n, dtype=bool)
+    reason, route, category = _route_kernel(
+        dx_at, dept_at, dx_category, dept_category,
+        _listed(dx.dictionary, rt.exclude_dx), _listed(dept.dictionary, rt.exclude_departments),
+        np.ascontiguousarray(level, np.int8), np.ascontiguousarray(grouped, np.bool_),
+        np.ascontiguousarray(pooled, np.bool_),
+        nothing if duplicate is None else np.ascontiguousarray(duplicate, np.bool_),
+        nothing if no_case_id is None else np.ascontiguousarray(no_case_id, np.bool_), hint, sel, exits,
+        exits & to_ffs, np.isnan(price), los, cost, "total_cost" in table.column_names, date_conflict(table),
+        _outside_period(table, policy.header["effective"]), route_of, int(scheme), int(ungrouped_route),
+    )  # fmt: skip
     per_case_item = np.full(n, -1, dtype=np.int32)
     per_case_price_out = np.full(n, np.nan)
     paid = reason[sel] == REASONS.index("per_case_list")
     per_case_item[sel[paid]] = item[sel[paid]]
     per_case_price_out[sel[paid]] = price[paid]
-    np.putmask(category, route != Route.BED_DAY, -1)
     return Routing(route, reason, per_case_item, per_case_price_out, category)
+
+
+#: A code or department in no bed-day category's list.
+_NO_CATEGORY = np.iinfo(np.int32).max
+#: Per-case items matched a bit per item (more: item by item, payment.percase.match_items).
+_ITEM_BITS = 63
+
+
+def _positions(values: pa.DictionaryArray) -> np.ndarray:
+    """The dictionary position of each value; a null's: ``len(dictionary)`` (the last entry of the per-value
+    arrays, the null's own)."""
+    idx = values.indices
+    if idx.null_count:
+        idx = pc.fill_null(idx, len(values.dictionary))
+    return idx.to_numpy(zero_copy_only=False)
+
+
+def _listed(values: pa.Array, prefixes) -> np.ndarray:
+    """Per distinct value (and a last entry: null), whether it starts with one of ``prefixes``."""
+    return np.append(prefix_in(values, prefixes), False)
+
+
+def _first_listed(values: pa.Array, lists) -> np.ndarray:
+    """Per distinct value (and null), the first list that holds one of its prefixes (:data:`_NO_CATEGORY`:
+    none)."""
+    out = np.full(len(values) + 1, _NO_CATEGORY, dtype=np.int32)
+    for i in reversed(range(len(lists))):
+        np.putmask(out, _listed(values, lists[i]), i)
+    return out
+
+
+def _listed_bits(values: pa.Array, lists) -> np.ndarray:
+    """Per distinct value (and null), a bit per list that holds one of its prefixes."""
+    out = np.zeros(len(values) + 1, dtype=np.uint64)
+    for i, prefixes in enumerate(lists):
+        out[_listed(values, prefixes)] |= np.uint64(1 << i)
+    return out
+
+
+def _or_zero(x: np.ndarray) -> np.ndarray:
+    """NaN (an empty or unreadable value) as 0."""
+    return np.where(np.isnan(x), 0.0, x)
+
+
+@njit(cache=True, nogil=True)
+def _first_items(dx, proc, dx_items, proc_items):
+    """Each case's first item whose dx and procedure lists both hold it (−1: none), from the bits of its codes'
+    items (:func:`_listed_bits`): what payment.percase.match_items gives."""
+    item = np.full(dx.shape[0], -1, np.int32)
+    one = np.uint64(1)
+    for i in range(dx.shape[0]):
+        bits = dx_items[dx[i]] & proc_items[proc[i]]
+        if bits:
+            k = 0
+            while not (bits >> np.uint64(k)) & one:
+                k += 1
+            item[i] = k
+    return item
+
+
+@njit(cache=True, nogil=True)
+def _route_kernel(dx, dept, dx_category, dept_category, dx_excluded, dept_excluded, level, grouped, pooled,
+                  duplicate, no_case_id, hint, sel, exits, exits_to_ffs, no_price, los, cost, has_cost, conflict,
+                  outside, route_of, scheme, ungrouped_route):  # fmt: skip
+    """The rules of :func:`route_cases`, case by case in one pass, from the lowest priority to the highest (a later
+    rule overwrites an earlier one): returns ``reason``, ``route`` and ``bed_day_category``. ``sel`` lists the
+    cases a per-case item holds (ascending), with their exits and whether they have a price."""
+    n = dx.shape[0]
+    reason = np.zeros(n, np.int8)
+    route = np.empty(n, np.int8)
+    category = np.full(n, -1, np.int32)
+    j = 0
+    for i in range(n):
+        r = 0
+        if not grouped[i]:
+            r = _UNGROUPED
+        if hint[i]:
+            r = _HINT
+        c = min(dx_category[dx[i]], dept_category[dept[i]])  # the first category listing its dx or department
+        if c != _NO_CATEGORY:
+            r = _BED_DAY_CATEGORY
+        if j < sel.shape[0] and sel[j] == i:
+            r = _PER_CASE_LIST
+            if exits[j]:
+                r = _EXIT_TO_FFS if exits_to_ffs[j] else _EXIT_TO_SCHEME
+            if no_price[j]:
+                r = _NO_PRICE
+            j += 1
+        # §4: no usable stay (negative or unreadable on any case; empty, NaN, on a case paid by its bed days)
+        if los[i] < 0 or (los[i] != los[i] and r == _BED_DAY_CATEGORY):
+            r = _LOS_INVALID
+        if conflict[i]:  # docs/records.md Q10: discharged before admitted, never paid by points
+            r = _DATE_CONFLICT
+        if has_cost and cost[i] != cost[i]:  # §4: no readable cost, no deviation class, no points
+            r = _COST_INVALID
+        if dept_excluded[dept[i]]:
+            r = _EXCLUDED_DEPARTMENT
+        if dx_excluded[dx[i]]:
+            r = _EXCLUDED_DX
+        if duplicate[i]:
+            r = _DUPLICATE
+        if level[i] == 0:
+            r = _UNKNOWN_HOSPITAL
+        if not pooled[i]:
+            r = _SELF_PAY
+        if outside[i]:
+            r = _OUTSIDE_PERIOD
+        if no_case_id[i]:
+            r = _CASE_ID_MISSING
+        reason[i] = r
+        rt = route_of[r]
+        if rt == scheme and not grouped[i]:  # sent back to the scheme, which cannot price it
+            rt = ungrouped_route
+        route[i] = rt
+        if rt == _ROUTE_BED_DAY:
+            category[i] = c
+    return reason, route, category
+
+
+_UNGROUPED, _HINT, _BED_DAY_CATEGORY, _PER_CASE_LIST, _EXIT_TO_SCHEME, _EXIT_TO_FFS, _NO_PRICE = (
+    REASONS.index(why) for why in ("ungrouped", "fee_for_service_hint", "bed_day_category", "per_case_list",
+                                   "per_case_exit_to_scheme", "per_case_exit_to_fee_for_service",
+                                   "per_case_no_price_at_level")
+)  # fmt: skip
+_LOS_INVALID, _DATE_CONFLICT, _COST_INVALID, _EXCLUDED_DEPARTMENT, _EXCLUDED_DX, _DUPLICATE = (
+    REASONS.index(why) for why in ("los_invalid", "date_conflict", "cost_invalid", "excluded_department",
+                                   "excluded_dx", "duplicate_case")
+)  # fmt: skip
+_UNKNOWN_HOSPITAL, _SELF_PAY, _OUTSIDE_PERIOD, _CASE_ID_MISSING = (
+    REASONS.index(why) for why in ("unknown_hospital", "self_pay_or_unknown_insurance",
+                                   "outside_settlement_period", "case_id_missing")
+)  # fmt: skip
+_ROUTE_BED_DAY = int(Route.BED_DAY)
 
 
 def _codes(values: pa.Array, kind: str) -> pa.DictionaryArray:
@@ -212,32 +341,6 @@ def date_conflict(table: pa.Table) -> np.ndarray:
         return np.zeros(table.num_rows, dtype=bool)
     adm, dis = (column(table, c).cast(pa.date32()) for c in ("admission_date", "discharge_date"))
     return pc.less(dis, adm).fill_null(False).to_numpy(zero_copy_only=False)
-
-
-def cost_invalid(table: pa.Table) -> np.ndarray:
-    """No readable total cost (docs/records.md §4 ``COST_INVALID``): empty, NaN, or text that is not a number
-    (the readers' :data:`grouper.io.values.UNREADABLE`); all False when the table has no ``total_cost`` column."""
-    if "total_cost" not in table.column_names:
-        return np.zeros(table.num_rows, dtype=bool)
-    cost = table.column("total_cost").combine_chunks()
-    if not pa.types.is_floating(cost.type):
-        cost = cost.cast(pa.float64())
-    return pc.fill_null(pc.is_nan(cost), True).to_numpy(zero_copy_only=False)
-
-
-def los_invalid(table: pa.Table, bed_day: np.ndarray) -> np.ndarray:
-    """No usable length of stay (docs/records.md §4 ``LOS_INVALID``): negative, or written but not a number (the
-    readers' -1), on any case; empty (or no ``los_days`` column) on a case whose payment is its bed days
-    (``bed_day``): a bed-day amount cannot be priced without it. An empty LOS elsewhere is accepted, as the
-    groupers accept it."""
-    if "los_days" not in table.column_names:
-        return bed_day.copy()
-    los = table.column("los_days").combine_chunks()
-    if not pa.types.is_floating(los.type):
-        los = los.cast(pa.float64())
-    negative = pc.fill_null(pc.less(los, 0.0), False).to_numpy(zero_copy_only=False)
-    empty = pc.fill_null(pc.is_nan(los), True).to_numpy(zero_copy_only=False)
-    return negative | (empty & bed_day)
 
 
 def _outside_period(table: pa.Table, effective: dict) -> np.ndarray:
