@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._chunks import one_array
 from grouper.errors import CodebookError, InputError
 from grouper.resources import data_path
 
@@ -73,7 +74,7 @@ def _fmt(x: float | None) -> str:
 
 def _values(table: pa.Table, column: str) -> np.ndarray:
     """A number column as float64, NaN where empty; text (a Parquet history written as text) read as numbers are."""
-    col = table.column(column).combine_chunks()
+    col = one_array(table.column(column))
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)):

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from grouper._chunks import one_array
 from grouper.errors import InputError
 from grouper.io.discharges import (
     BATCH_SIZE,
@@ -374,7 +375,7 @@ def _normalise(table: pa.Table) -> pa.Table:
         field = _CANONICAL.get(name)
         if field is None or name in GROUPING_COLUMNS or name not in SETTLE_COLUMNS:
             continue
-        col = table.column(i).combine_chunks()
+        col = one_array(table.column(i))  # (one chunk: not copied)
         typ = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
         if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
             continue  # typed already
