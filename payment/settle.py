@@ -26,7 +26,7 @@ from grouper.errors import DrgdipError, InputError, PolicyError
 from grouper.io.discharges import to_arrow
 from grouper.io.formats import read_ahead
 from grouper.status import Status
-from payment._arrays import isin, lookup, numbers, strings, to_str_numpy
+from payment._arrays import isin, lookup, numbers, spread, strings, to_str_numpy
 from payment.bands import Bands
 from payment.bedday import bed_day_amounts, merged_prior_days
 from payment.budget import (
@@ -135,8 +135,9 @@ def _hospital_coefs(hospitals: pa.Table, level: np.ndarray, policy, history) -> 
     return table.at(level)
 
 
-def _avg_cost(cases: pa.Table, catalogue, policy, level: np.ndarray) -> np.ndarray:
-    """Comparison average A (§3.2): ``dip_avg_cost`` if given, else the catalogue's avg_cost; × level factor."""
+def _avg_cost(cases: pa.Table, catalogue, factor: np.ndarray) -> np.ndarray:
+    """Comparison average A (§3.2): ``dip_avg_cost`` if given, else the catalogue's avg_cost; × the level factor
+    of each case (``factor``)."""
     if "dip_avg_cost" in cases.column_names:
         a = numbers(cases, "dip_avg_cost")
     elif catalogue is not None:
@@ -148,7 +149,7 @@ def _avg_cost(cases: pa.Table, catalogue, policy, level: np.ndarray) -> np.ndarr
         raise InputError(
             "cases: no comparison average: give a dip_avg_cost column or a catalogue", column="dip_avg_cost"
         )
-    return a * policy.deviation.avg_cost_factor.at(level, missing=1.0)
+    return a * factor
 
 
 def _pool_of(ins: pa.Array, pools: tuple[str, ...]) -> np.ndarray:
@@ -664,9 +665,10 @@ def _priced(cases: pa.Table, reg: _Region, offset: int) -> _Frame:
     policy, pools = reg.policy, reg.pools
     n = cases.num_rows
     hidx = lookup(strings(cases, "hospital_id"), reg.hosp_ids)
-    # per hospital, with one more entry for the cases of no known hospital (index −1)
-    level = np.append(reg.h_level, 0)[hidx]
-    kk = np.nan_to_num(np.append(reg.h_coef, 0.0), nan=0.0)[hidx]
+    # per hospital, with one more entry for the cases of no known hospital (index −1), spread to the cases
+    h_level = np.append(reg.h_level, 0)
+    level = spread(h_level, hidx)
+    kk = spread(np.nan_to_num(np.append(reg.h_coef, 0.0), nan=0.0), hidx)
 
     pool = _pool_of(strings(cases, "insurance_type"), pools)
     cost = numbers(cases, "total_cost", 0.0)
@@ -697,7 +699,9 @@ def _priced(cases: pa.Table, reg: _Region, offset: int) -> _Frame:
     # case points
     if policy.scheme == "dip":
         rule = DeviationRule.from_policy(policy.deviation)
-        avg = _avg_cost(cases, reg.catalogue, policy, level)
+        avg = _avg_cost(
+            cases, reg.catalogue, spread(policy.deviation.avg_cost_factor.at(h_level, missing=1.0), hidx)
+        )
         group = strings(cases, "dip_group")
         primary = isin(group, policy.primary_care.groups)  # 基层病种: the 基层 factor in place of k
         tcm = isin(group, policy.tcm.groups)  # 中医优势病种: own factor, no deviation unless the policy says
