@@ -135,14 +135,19 @@ def read_raw(
 
 
 def read_ahead(
-    items: Iterator[pa.Table], *, first_here: bool = False, meanwhile: Callable[[], object] | None = None
+    items: Iterator[pa.Table],
+    *,
+    first_here: bool = False,
+    meanwhile: Callable[[], object] | None = None,
+    ahead: int = 1,
 ) -> Iterator[pa.Table]:
-    """The same items, the next one read in a background thread while the caller works on the current one.
+    """The same items, the next ones read in a background thread while the caller works on the current one.
 
     Reading and parsing (pyarrow, which releases the GIL) then overlaps with the caller's work on the other core.
     ``first_here``: the first item is read on the caller's thread (a reader's header, its warnings and
     callbacks, stay there; the caller waits for the first item in any case). ``meanwhile()``: run on the caller's
-    thread while the first item (read in the background) is read.
+    thread while the first items (read in the background) are read. ``ahead``: how many items are read ahead of
+    the caller (memory holds that many items more).
     """
     if first_here:
         first = next(items, None)
@@ -150,11 +155,11 @@ def read_ahead(
             return
         yield first
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(next, items, None)
+        pending = collections.deque(pool.submit(next, items, None) for _ in range(ahead))
         if meanwhile is not None:
             meanwhile()
-        while (item := pending.result()) is not None:
-            pending = pool.submit(next, items, None)
+        while (item := pending.popleft().result()) is not None:
+            pending.append(pool.submit(next, items, None))
             yield item
 
 

@@ -103,3 +103,30 @@ def test_an_unreadable_date_in_a_later_batch_names_its_row_and_counts_the_rest(t
     path = _csv(tmp_path / "d.csv", 1000, bad_dates=(700, 701, 990))
     with pytest.raises(InputError, match=r"row 702, column discharge_date.*; 2 more row\(s\) like it"):
         list(read_discharges(path, batch_size=64, strict_dates=["discharge_date"]))
+
+
+def test_items_read_further_ahead_come_in_order_and_no_more_are_drawn_than_asked():
+    drawn = []
+
+    def items():
+        for x in range(10):
+            drawn.append(x)
+            yield x
+
+    ahead = read_ahead(items(), ahead=3)
+    assert next(ahead) == 0
+    time.sleep(0.05)
+    assert drawn == [0, 1, 2, 3]  # the item taken and three ahead of it
+    assert list(ahead) == list(range(1, 10))
+
+
+def test_an_error_read_ahead_comes_after_the_items_before_it():
+    def items():
+        yield from range(5)
+        raise OSError("the disk")
+
+    got = []
+    with pytest.raises(OSError, match="the disk"):
+        for x in read_ahead(items(), ahead=3):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
