@@ -1,9 +1,9 @@
-"""The C heap of a process that settles in batches: freed blocks kept for the next batch (堆内存复用).
+"""The C heap of a process that groups or settles in batches: freed blocks kept for the next batch (堆内存复用).
 
 glibc hands a freed block larger than its mmap threshold (128 KiB at first) back to the system, and gives the free
 top of its heap back too (above 128 KiB). The next batch's arrays (4 MiB a column of 524,288 cases) then land on
 fresh pages, each zeroed by the kernel when first touched: on 10M cases about 0.5 s of system CPU, a tenth of what the
-settlement's CLI uses. :func:`keep_freed_memory` raises both limits, so that a batch reuses what the one before it
+settlement's CLI uses (and as much of a grouping's, batches of 262,144 cases). :func:`keep_freed_memory` raises both limits, so that a batch reuses what the one before it
 freed. Memory stays bounded by what one batch's work holds at once (its high-water mark is kept rather than handed
 back: peak RSS about 90 MiB higher on 10M cases, the same on 1M and on 10M).
 """

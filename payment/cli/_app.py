@@ -120,6 +120,15 @@ def without_pandas(run_on) -> None:
         defer_pandas()
 
 
+def keep_freed_memory() -> None:
+    """Freed memory kept for the next batch (:func:`payment.heap.keep_freed_memory`), for a command that works
+    batch after batch in a process of its own (:data:`OWN_PROCESS`)."""
+    if OWN_PROCESS:
+        from payment.heap import keep_freed_memory
+
+        keep_freed_memory()
+
+
 def show_progress(quiet: bool) -> bool:
     """Progress bars only for a human: not with --quiet, not when stderr is not a terminal."""
     return not quiet and sys.stderr.isatty()

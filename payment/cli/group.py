@@ -119,6 +119,7 @@ def group(
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
     run_on = engine(engine_kind, scheduler, workers)
     _app.without_pandas(run_on)  # a grouping converts no pandas objects
+    _app.keep_freed_memory()
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.io import count_rows
     from grouper.io.paths import kind_of

@@ -111,10 +111,7 @@ def settle(
 ) -> None:
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
     run_on = engine(engine_kind, scheduler, workers)
-    if _app.OWN_PROCESS:  # batch after batch in a process of its own: freed memory kept for the next batch
-        from payment.heap import keep_freed_memory
-
-        keep_freed_memory()
+    _app.keep_freed_memory()
     if history is None:  # a settlement without history converts no pandas objects
         _app.without_pandas(run_on)
     from grouper.io import count_rows
