@@ -8,10 +8,7 @@ cases.parquet / hospitals.csv / region.json). It prints one line per N: the wall
 included) and the CPU time it used (user + system, all threads: on a busy machine the wall time grows, the CPU
 time much less), the floor, their ratio, the peak resident set size and the load. Memory should not grow with N.
 
-drgdip's own modules are compiled to bytecode first (``__pycache__``), as an installed drgdip has them: pip compiles
-a wheel's modules when it installs them. Without it, a checkout run with ``PYTHONDONTWRITEBYTECODE`` set (or one
-whose folders are read-only) compiles them from source again in every fresh process: about 0.3 s CPU before the
-first case is read, which is no part of settling.
+drgdip's own modules are compiled to bytecode first, as an installed drgdip has them (``bytecode.py``).
 """
 
 from __future__ import annotations
@@ -88,14 +85,6 @@ def _settle(source: Path, hospitals: Path, batch_size: int | None) -> None:
     print(f"{seconds} {used.ru_maxrss / 1024} {used.ru_utime + used.ru_stime}")
 
 
-def compiled() -> None:
-    """drgdip's modules compiled to bytecode beside their sources, as an installed drgdip has them."""
-    import compileall
-
-    for package in ("grouper", "payment"):
-        compileall.compile_dir(ROOT / package, quiet=2)
-
-
 def needed_columns(source: Path) -> list[str]:
     """The columns of ``source`` that the settlement reads (discharge and grouping columns)."""
     from payment.cases import GROUPING_COLUMNS, SETTLE_COLUMNS
@@ -152,7 +141,9 @@ def main() -> None:
     elif args.floor:
         _floor(args.floor)
     else:
-        compiled()
+        import bytecode
+
+        bytecode.compiled()
         for cases in (int(n) for n in args.cases.split(",")):
             print(measure(cases, args.batch_size), flush=True)
 
