@@ -119,7 +119,6 @@ def group(
     """Group discharge records under CHS-DRG (mdc, adrg, drg, drg_status) or DIP (dip_group … dip_status)."""
     run_on = engine(engine_kind, scheduler, workers)
     _app.without_pandas(run_on)  # a grouping converts no pandas objects
-    _app.keep_freed_memory()
     from grouper.codebook import DEFAULT_SCHEME
     from grouper.io import count_rows
     from grouper.io.paths import kind_of
@@ -151,6 +150,7 @@ def group(
         check_output(migration, force)
     totals = [count_rows(p) for p in inputs]
     start_numba()
+    _app.batch_process()
     kernels = KERNELS["dip" if scheme == "dip" else "drg"]
     if not quiet and all(kind_of(p) == "file" for p in inputs) and needs_compiling(kernels):
         console.print("compiling kernels (first run only)…", highlight=False)

@@ -7,7 +7,6 @@ two or three times) and writes the settlement folder all-or-nothing.
 from __future__ import annotations
 
 import codecs
-import gc
 from pathlib import Path
 
 import typer
@@ -112,7 +111,6 @@ def settle(
 ) -> None:
     """Settle a region's year (区域点数法总额预算): routes, points, point values, hospital payments."""
     run_on = engine(engine_kind, scheduler, workers)
-    _app.keep_freed_memory()
     if history is None:  # a settlement without history converts no pandas objects
         _app.without_pandas(run_on)
     from grouper.io import count_rows
@@ -124,10 +122,7 @@ def settle(
     from payment.whatif import with_settings
 
     start_numba()
-    if _app.OWN_PROCESS:
-        # what the imports made (about 150,000 objects) is frozen out of the garbage collector: its full passes
-        # while the cases are settled skip it (three of them held the GIL for about 0.2 s on 10M cases)
-        gc.freeze()
+    _app.batch_process()
 
     pol = with_settings(Policy.load(policy), settings or ())
     check_folder(out)
