@@ -65,7 +65,7 @@ class Grouping:
     warnings: list[str] = field(default_factory=list)
     names: dict[str, NameLookup] = field(default_factory=dict)  #: code column → its names (名称)
     codes: CodeReading = "clean"  #: how the reader keeps codes for this grouping (``read_discharges``)
-    #: the first step of ``run``, which a streaming caller may take on its reading thread (``run`` takes either)
+    #: the first step of ``run``, which a streaming caller may take beside its reading (``run`` takes either)
     prepare: Callable[[pa.Table], object] | None = None
 
     def warm(self) -> None:

@@ -549,7 +549,7 @@ def _setup(catalogue, tiers, tie_break, related_match, tier_from, main_fallback,
 @dataclass(frozen=True)
 class EncodedDipCases:
     """Discharges with their principal diagnosis and procedures looked up for one DIP grouping (编码后的病例): the
-    first step of :func:`group_dip`, which a streaming caller takes on its reading thread
+    first step of :func:`group_dip`, which a streaming caller takes beside its reading
     (:func:`encode_dip_cases`) while the last batch groups."""
 
     table: pa.Table

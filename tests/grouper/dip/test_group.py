@@ -154,7 +154,7 @@ def test_status_enum():
 
 
 def test_cases_encoded_ahead_group_as_the_table_does(pds):
-    """``encode_dip_cases`` (taken on the reading thread of a streamed run) then ``group_dip``: the same results;
+    """``encode_dip_cases`` (taken beside the reading in a streamed run) then ``group_dip``: the same results;
     cases looked up for another codebook are refused rather than grouped against the wrong lookups."""
     import grouper
     from grouper.dip.group import encode_dip_cases
