@@ -1,4 +1,5 @@
-"""payment.heap: a settling process keeps the memory its batches free (glibc), and nothing changes elsewhere."""
+"""payment.heap: a process that groups or settles in batches keeps the memory its batches free (glibc), and nothing
+changes elsewhere."""
 
 from __future__ import annotations
 
@@ -31,3 +32,21 @@ def test_another_c_library_is_left_as_it_is(monkeypatch):
 
     monkeypatch.setattr(heap.os, "confstr", no_glibc)
     assert heap.keep_freed_memory() is False
+
+
+def test_a_batch_command_of_its_own_process_keeps_freed_memory_and_freezes_its_imports():
+    """``_app.batch_process`` (drgdip group and settle): only in the CLI's own process, both steps."""
+    code = (
+        "import gc\n"
+        "import payment.heap\n"
+        "from payment.cli import _app\n"
+        "called = []\n"
+        "payment.heap.keep_freed_memory = lambda: called.append(1)\n"
+        "_app.batch_process()\n"
+        "print(gc.get_freeze_count(), len(called))\n"
+        "_app.OWN_PROCESS = True\n"
+        "_app.batch_process()\n"
+        "print(gc.get_freeze_count() > 0, len(called))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["0 0", "True 1"]
