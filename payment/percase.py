@@ -11,20 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pyarrow as pa
 
-from payment._arrays import prefix_in
-
-__all__ = ["match_items", "per_case_exit", "per_case_price"]
-
-
-def match_items(dx: pa.Array, proc: pa.Array, items: Sequence) -> np.ndarray:
-    """Index of the first per-case item whose dx and procedure lists both hold the case (−1: none)."""
-    idx = np.full(len(dx), -1, dtype=np.int32)
-    for i, item in enumerate(items):
-        hit = (idx < 0) & prefix_in(dx, item["dx"]) & prefix_in(proc, item["procs"])
-        idx[hit] = i
-    return idx
+__all__ = ["per_case_exit", "per_case_price"]
 
 
 def per_case_price(item: np.ndarray, level: np.ndarray, items: Sequence) -> np.ndarray:

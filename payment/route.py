@@ -21,10 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from grouper.codes import normalise_codes
 from payment._arrays import column, encoded, isin, numbers, prefix_in, strings
-from payment.percase import match_items, per_case_exit, per_case_price
+from payment.percase import per_case_exit, per_case_price
 
 __all__ = ["REASONS", "Route", "Routing", "date_conflict", "route_cases"]
 
@@ -139,14 +140,11 @@ def route_cases(
     # the per-case items (the first whose lists hold the case's dx and procedure), their prices and exits: on the
     # few cases an item holds
     dx_at, dept_at = _positions(dx), _positions(dept)
-    if len(items) <= _ITEM_BITS:
-        item = _first_items(
-            dx_at, _positions(proc),
-            _listed_bits(dx.dictionary, [it["dx"] for it in items]),
-            _listed_bits(proc.dictionary, [it["procs"] for it in items]),
-        )  # fmt: skip
-    else:
-        item = match_items(dx, proc, items)
+    item = _first_items(
+        dx_at, _positions(proc),
+        _listed_bits(dx.dictionary, [it["dx"] for it in items]),
+        _listed_bits(proc.dictionary, [it["procs"] for it in items]),
+    )  # fmt: skip
     los, cost = numbers(table, "los_days"), numbers(table, "total_cost")
     sel = np.flatnonzero(item >= 0)
     price = per_case_price(item[sel], level[sel], items)
@@ -173,8 +171,6 @@ def route_cases(
 
 #: A code or department in no bed-day category's list.
 _NO_CATEGORY = np.iinfo(np.int32).max
-#: Per-case items matched a bit per item (more: item by item, payment.percase.match_items).
-_ITEM_BITS = 63
 
 
 def _positions(values: pa.DictionaryArray) -> np.ndarray:
@@ -201,10 +197,11 @@ def _first_listed(values: pa.Array, lists) -> np.ndarray:
 
 
 def _listed_bits(values: pa.Array, lists) -> np.ndarray:
-    """Per distinct value (and null), a bit per list that holds one of its prefixes."""
-    out = np.zeros(len(values) + 1, dtype=np.uint64)
+    """Per distinct value (and null), a bit per list that holds one of its prefixes (list ``i``: bit ``i % 64``
+    of word ``i // 64``)."""
+    out = np.zeros((len(values) + 1, max(1, -(-len(lists) // 64))), dtype=np.uint64)
     for i, prefixes in enumerate(lists):
-        out[_listed(values, prefixes)] |= np.uint64(1 << i)
+        out[_listed(values, prefixes), i // 64] |= np.uint64(1 << (i % 64))
     return out
 
 
@@ -215,17 +212,15 @@ def _or_zero(x: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def _first_items(dx, proc, dx_items, proc_items):
-    """Each case's first item whose dx and procedure lists both hold it (−1: none), from the bits of its codes'
-    items (:func:`_listed_bits`): what payment.percase.match_items gives."""
+    """Each case's first per-case item whose dx and procedure lists both hold it (−1: none), from the bits of its
+    codes' items (:func:`_listed_bits`)."""
     item = np.full(dx.shape[0], -1, np.int32)
-    one = np.uint64(1)
     for i in range(dx.shape[0]):
-        bits = dx_items[dx[i]] & proc_items[proc[i]]
-        if bits:
-            k = 0
-            while not (bits >> np.uint64(k)) & one:
-                k += 1
-            item[i] = k
+        for w in range(dx_items.shape[1]):
+            bits = dx_items[dx[i], w] & proc_items[proc[i], w]
+            if bits:
+                item[i] = w * 64 + trailing_zeros(bits)
+                break
     return item
 
 

@@ -1,4 +1,4 @@
-"""Per-case items (单病种) are matched on the distinct codes, a bit per item up to 63 items, item by item beyond."""
+"""Per-case items (单病种) are matched on the distinct codes, a bit per item."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ def _items(n: int) -> str:
     )
 
 
-def test_per_case_items_match_the_same_a_bit_per_item_or_item_by_item(monkeypatch):
-    """Up to 63 per-case items are matched a bit per item of each distinct code; more, item by item
-    (payment.percase.match_items): the same routes, the first item whose dx and procedure lists both hold the case
-    winning."""
+def test_per_case_items_match_the_first_item_whose_lists_hold_the_case():
+    """Per-case items are matched on the distinct codes, a bit per item in 64-bit words however many items there
+    are: each case gets the first item whose dx and procedure lists both hold it, as matching item by item gives;
+    and the routes give that item to the cases it pays."""
     from payment import route
+    from payment._arrays import prefix_in
     from payment.whatif import with_settings
 
     base = Policy.load(ROOT / "codebooks/policies/demo-2025.toml")
@@ -43,14 +44,23 @@ def test_per_case_items_match_the_same_a_bit_per_item_or_item_by_item(monkeypatc
             "total_cost": rng.random(n) * 1000,
         }
     )
+    dx = route._codes(table.column("principal_dx").combine_chunks(), "dx")
+    proc = route._codes(table.column("principal_proc").combine_chunks(), "proc")
     level, yes = rng.integers(0, 4, n).astype(np.int8), np.ones(n, bool)
-    for items in (40, 70):
-        policy = with_settings(base, [f"per_case.entries=[{_items(items)}]"])
-        got = route_cases(table, policy, level, yes, yes)
-        monkeypatch.setattr(route, "_ITEM_BITS", 0)  # item by item
-        want = route_cases(table, policy, level, yes, yes)
-        monkeypatch.undo()
-        for name in ("route", "reason", "per_case_item", "per_case_price", "bed_day_category"):
-            np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
-        assert len(np.unique(got.per_case_item)) > 5
-        assert (got.per_case_item >= 63).any() == (items > 63)
+    for count in (40, 70):
+        policy = with_settings(base, [f"per_case.entries=[{_items(count)}]"])
+        items = policy.per_case.entries
+        want = np.full(n, -1, np.int32)  # item by item, the first whose lists hold the case
+        for i, item in enumerate(items):
+            want[(want < 0) & prefix_in(dx, item["dx"]) & prefix_in(proc, item["procs"])] = i
+        got = route._first_items(
+            route._positions(dx),
+            route._positions(proc),
+            route._listed_bits(dx.dictionary, [it["dx"] for it in items]),
+            route._listed_bits(proc.dictionary, [it["procs"] for it in items]),
+        )
+        np.testing.assert_array_equal(got, want)
+        assert len(np.unique(got)) > 5
+        assert (got >= 63).any() == (count > 63)
+        paid = route_cases(table, policy, level, yes, yes).per_case_item
+        np.testing.assert_array_equal(paid[paid >= 0], want[paid >= 0])
