@@ -7,6 +7,7 @@ parse options, call the public API, write.
 from __future__ import annotations
 
 import gc
+import os
 import signal
 
 from payment.cli import (  # noqa: F401  (each module registers its command)
@@ -30,7 +31,11 @@ def main() -> None:
 
     When the command is done, every object left is frozen out of the garbage collector: the interpreter's exit
     otherwise walks them all in several full collections (about 0.3-0.4 s CPU after a grouping, which loads
-    numba and pyarrow), to free memory the process hands back anyway."""
+    numba and pyarrow), to free memory the process hands back anyway.
+
+    numpy's BLAS starts no threads (no command multiplies matrices): importing numpy otherwise starts one per core,
+    which spin for about 0.1 s CPU while the command starts (a user's ``OPENBLAS_NUM_THREADS`` is kept)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     signal.signal(signal.SIGTERM, _terminate)
     _app.OWN_PROCESS = True
     try:
