@@ -84,6 +84,6 @@ def encode_values(values: pa.Array, lookup: Callable[[pa.Array], np.ndarray]) ->
         encoded = values
     else:
         encoded = pc.dictionary_encode(values.cast(pa.string()))
-    distinct_ids = np.append(lookup(encoded.dictionary).astype(np.int32), np.int32(-1))
-    idx = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
-    return distinct_ids[idx]
+    distinct_ids = pa.array(lookup(encoded.dictionary).astype(np.int32))
+    ids = pc.take(distinct_ids, encoded.indices)  # (Arrow's: twice as fast as numpy's on int32 indices)
+    return (ids.fill_null(-1) if ids.null_count else ids).to_numpy(zero_copy_only=False)
