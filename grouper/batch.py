@@ -14,7 +14,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from grouper._chunks import one_array
 from grouper.io import BATCH_SIZE
@@ -42,6 +45,33 @@ def _home(tag, bits):
     return np.int64(tag >> np.uint64(32 - bits))
 
 
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Ask the CPU to bring ``array[index]`` into its caches (LLVM's prefetch: for a read, high locality), and go
+    on without waiting for it."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        kind = signature.args[0]
+        at = cgutils.get_item_pointer(
+            context, builder, kind, context.make_array(kind)(context, builder, args[0]), [args[1]]
+        )
+        byte_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        builder.call(prefetch, [builder.bitcast(at, byte_ptr), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+#: Rows ahead whose home slot ``_insert`` prefetches: a table of 10M ids is far larger than the caches, and each
+#: lookup would otherwise wait for memory in turn (about a third less time per id).
+_AHEAD_ROWS = 16
+
+
 @njit(cache=True, nogil=True)
 def _insert(slots, bits, h, valid, offsets, data, stored, starts, base, flags, new_rows):
     """Look up each valid row's id in the open-addressing table, in row order: a row equal to an id already there
@@ -54,6 +84,8 @@ def _insert(slots, bits, h, valid, offsets, data, stored, starts, base, flags, n
     mask = slots.shape[0] - 1
     n_new = 0
     for i in range(h.shape[0]):
+        if i + _AHEAD_ROWS < h.shape[0]:
+            _prefetch(slots, _home((h[i + _AHEAD_ROWS] * _MIX) >> np.uint64(32), bits))
         if not valid[i]:
             continue
         tag = (h[i] * _MIX) >> np.uint64(32)
