@@ -85,7 +85,7 @@ def _dictionaries_in_order(group: pa.Table) -> pa.Table:
         _first_seen(c) if pa.types.is_dictionary(c.type) and name in _FROM_INPUT else c
         for name, c in zip(group.column_names, group.columns, strict=True)
     ]
-    return pa.table(cols, names=group.column_names).replace_schema_metadata(group.schema.metadata)
+    return pa.Table.from_arrays(cols, schema=group.schema)
 
 
 class _Rows:
@@ -178,7 +178,9 @@ class CaseWriter:
                 self.ahead.close()
                 self.ahead, self.rows = None, _Rows()
                 self.rows.pending = [
-                    pa.table([*first.columns, *rest.columns], names=[*first.column_names, *rest.column_names])
+                    pa.Table.from_arrays(
+                        [*first.columns, *rest.columns], schema=pa.schema([*first.schema, *rest.schema])
+                    )
                 ]
         if self.rows.rows or self.writer is None:
             self._write(self.rows.take(self.rows.rows))

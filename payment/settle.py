@@ -1247,15 +1247,29 @@ def _case_table(
         "fund_payment": pa.array(fund_yuan),
     }
     if not leading:
-        return pa.table(rest)
+        return _per_case(rest)
     first = _leading_columns(f)
-    return pa.table([*first.columns, *rest.values()], names=[*first.column_names, *rest])
+    return _per_case({**dict(zip(first.column_names, first.columns, strict=True)), **rest})
+
+
+#: The per-case columns every case has a value in: written as required (no definition levels to encode: about a
+#: tenth of the CPU of writing cases.parquet).
+_ALWAYS_SET = frozenset(
+    ("route", "route_reason", "deviation", "special_case", "base_points", "points", "standard_payment",
+     "fund_payment")
+)  # fmt: skip
+
+
+def _per_case(columns: dict[str, pa.Array | pa.ChunkedArray]) -> pa.Table:
+    """A per-case table of ``columns``, those of :data:`_ALWAYS_SET` declared not null."""
+    fields = [pa.field(name, c.type, nullable=name not in _ALWAYS_SET) for name, c in columns.items()]
+    return pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields))
 
 
 def _leading_columns(f: _Frame) -> pa.Table:
     """The columns :data:`LEADING` of one batch's per-case table (the case columns copied from ``f.table``)."""
     cases, route, in_scheme = f.table, f.route, f.in_scheme
-    return pa.table(
+    return _per_case(
         {
             "case_id": cases.column("case_id"),
             "hospital_id": cases.column("hospital_id"),
