@@ -16,7 +16,10 @@ from collections.abc import Iterator
 
 __all__ = ["KERNELS", "needs_compiling", "start_numba"]
 
-#: The kernels Python calls (``module:name``) per scheme; their helpers are compiled into them.
+#: The kernels Python calls (``module:name``) in every grouping of a scheme; their helpers are compiled into them.
+#: (DIP's segment reductions, ``segment_max`` and ``segment_min``, run only under some catalogues' rules and compile
+#: in a fraction of a second when first needed: listed here, every run under a catalogue that never calls them
+#: announced a first-run compile.)
 KERNELS = {
     "drg": (
         "grouper.strings:_fnv1a",
@@ -31,8 +34,6 @@ KERNELS = {
         "grouper.strings:_find",
         "grouper.dip._kernel:procedure_lists",
         "grouper.dip._kernel:_core_rows",
-        "grouper.dip._kernel:segment_max",
-        "grouper.dip._kernel:segment_min",
     ),
 }
 

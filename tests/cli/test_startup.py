@@ -86,6 +86,28 @@ def test_a_cold_kernel_cache_is_detected(tmp_path):
     assert set(KERNELS) == {"drg", "dip"}
 
 
+@pytest.mark.parametrize(
+    ("kind", "settings"),
+    [("drg", {"scheme": "chs-drg-2.0"}), ("dip", {"scheme": "dip", "catalogue": "pingdingshan-2025"})],
+)
+def test_every_kernel_the_first_run_message_waits_for_runs_in_every_grouping(kind, settings):
+    """``needs_compiling`` looks for the cache files of :data:`grouper.jit.KERNELS`: a kernel there that a grouping
+    does not call never gets one, and every later run would announce a compile (DIP's segment reductions did)."""
+    code = (
+        "import importlib, numpy as np, pyarrow as pa\n"
+        "from grouper.jit import KERNELS\n"
+        "from grouper.pipeline import grouping\n"
+        f"g = grouping(**{settings!r})\n"
+        "t = pa.table({'case_id': ['1', '2'], 'sex': [1, 2], 'age_years': [40, 3], 'los_days': [3, 5],\n"
+        "              'principal_dx': ['J18.900', 'K35.800'], 'principal_proc': [None, '47.0901']})\n"
+        "g.run(t if g.prepare is None else g.prepare(t), np.zeros(2, bool))\n"
+        f"kernels = [ref.partition(':') for ref in KERNELS[{kind!r}]]\n"
+        "print(' '.join(n for m, _, n in kernels if not getattr(importlib.import_module(m), n).signatures))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
+
+
 def test_group_says_it_compiles_on_a_first_run(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
