@@ -18,7 +18,7 @@ from grouper.drg.rules import Check, NumberReading
 from grouper.io.discharges import CODE, CODE_LIST, as_discharges
 from grouper.io.readable import reason_words
 from grouper.io.values import CodeReading, code_reading
-from grouper.schema import DISCHARGE_SCHEMA
+from grouper.schema import AS_WRITTEN, DISCHARGE_SCHEMA
 from grouper.status import UNGROUPED_ADRG, UNGROUPED_DRG, UNGROUPED_MDC, Status
 
 __all__ = ["INPUT_COLUMNS", "EncodedCases", "encode_cases", "group_drg"]
@@ -421,6 +421,21 @@ def _text(values: np.ndarray) -> pa.Array:
     return pa.array(np.asarray(values, dtype=str).tolist(), pa.string())
 
 
+#: The text as written (``sex_text``) of a field that a reason names (``sex``).
+_WRITTEN = {source: written for written, source in AS_WRITTEN.items()}
+
+
+def _shown(col: dict[str, pa.Array], name: str, n: int) -> pa.Array:
+    """The value of the field ``name`` that a reason names: as the file wrote it where the reader kept its text
+    (the sex ``男``, ``1.0`` stopped by SEX_INVALID, not the 1 read from it), else as read; ``—`` when empty."""
+    if name not in col:
+        return pa.nulls(n, pa.string())
+    value = col[name].cast(pa.string())
+    if _WRITTEN.get(name) in col:
+        value = pc.coalesce(_strings(_decoded(col[_WRITTEN[name]])), value)
+    return pc.fill_null(value, "—")
+
+
 def _reasons(codebook, col, out, status, pdx, first_gate, adrg, severity, severity_dx, words) -> pa.Array:
     """One line per case: the MDC and rule that took it, the CC/MCC code that set the suffix, or why it failed
     and the value of the field that decided it; words from ``reason_labels.csv``."""
@@ -445,11 +460,7 @@ def _reasons(codebook, col, out, status, pdx, first_gate, adrg, severity, severi
     )
     parts = [words["drg.fail_prefix"], _text(fail[status]), _text(gated_text)]
     for statuses, key, name in _NAMED_FIELDS:
-        value = (
-            pc.fill_null(col[name].cast(pa.string()), "—")
-            if name in col
-            else pa.nulls(len(status), pa.string())
-        )
+        value = _shown(col, name, len(status))
         named = pa.array(np.isin(status, [int(s) for s in statuses]))
         parts.append(pc.if_else(named, pc.binary_join_element_wise(words[key], value, ""), ""))
     fail_text = pc.binary_join_element_wise(*parts, "")

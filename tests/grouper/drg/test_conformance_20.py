@@ -148,6 +148,8 @@ def test_sex_in_another_format_is_stopped_like_the_reference(codebook20):
         }
     )
     assert grouper.group_drg(same, codebook20).column("drg_status").to_pylist() == ["OK", "SEX_INVALID"]
+    # the reason quotes the sex as written, not the 1 read from it (a clerk would be told a correct 1 was refused)
+    assert grouper.group_drg(same, codebook20, explain=True).column("reason")[1].as_py().endswith("sex 男")
     # chs-drg-1.1 has no such check: its reference reads 男 as 1 (codebooks/chs-drg-2.0/RULES.md §1), so the value map applies
     assert (
         grouper.group_drg(same, grouper.Codebook.load("chs-drg-1.1")).column("drg").to_pylist()[1] != "0000"
