@@ -12,8 +12,8 @@ Each line is one quotable figure, with the machine's load (``os.getloadavg``) at
 - ``parquet``: the CLI, Parquet → Parquet, on the synthetic region (make_data.py) for chs-drg-1.1, chs-drg-2.0 and
   DIP (平顶山 2025 catalogue, the region's), at ``--cases`` and at 1M rows (peak RSS 1M vs 10M: memory flat in the
   input size). Floor: reading the columns the grouper needs from the same file (``ParquetFile.iter_batches``) in
-  a fresh process, its memory set up as the CLI's (``payment.heap.keep_freed_memory``: Arrow on jemalloc, whose
-  read is a quarter faster than on Arrow's default pool).
+  a fresh process with the CLI process's settings (``payment.cli.own_process``: Arrow on jemalloc, whose read is a
+  quarter faster than on Arrow's default pool, mimalloc) and heap (``payment.heap.keep_freed_memory``).
 - ``heavy``: the same on a file of conformance-style cases (the CHS-DRG conformance rows, 3–4 other diagnoses
   per case, tiled with unique ids).
 - ``csv``: the CLI on CSV files of ``--csv-cases`` synthetic cases (``|``-separated code lists; 1M and 10M rows:
@@ -168,7 +168,7 @@ def csv_file(cases: int) -> Path:
 def _floor_parquet(path: str, columns: str) -> None:
     from payment.heap import keep_freed_memory
 
-    keep_freed_memory()  # the memory set-up of the CLI's process (Arrow on jemalloc): the floor is the best read
+    keep_freed_memory()  # the heap as the CLI's (its allocator for Arrow: main): the floor is the best read
     start = time.perf_counter()
     reader = pq.ParquetFile(path)
     wanted = [c for c in columns.split(",") if c in reader.schema_arrow.names]
@@ -322,6 +322,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--floor-csv", nargs=2, metavar=("FILE", "COLUMNS"), help=argparse.SUPPRESS)
     parser.add_argument("--stages-of", nargs=2, metavar=("FILE", "SCHEME"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))  # (this checkout's drgdip, as the children's PYTHONPATH gives it)
+    from payment.cli import own_process
+
+    own_process()  # every child runs with the CLI process's settings (Arrow's allocator): floors, stages, CLI
     if args.stages_of:
         return _stages(*args.stages_of)
     if args.floor_parquet:

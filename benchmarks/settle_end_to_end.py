@@ -98,7 +98,7 @@ def _floor(source: Path) -> None:
     from payment.heap import keep_freed_memory
 
     columns = needed_columns(source)
-    keep_freed_memory()  # the memory set-up of the CLI's process (Arrow on jemalloc): the floor is the best read
+    keep_freed_memory()  # the heap as the CLI's (its allocator for Arrow: main): the floor is the best read
     start = time.perf_counter()
     reader = pq.ParquetFile(source, pre_buffer=False, page_checksum_verification=True)
     rows = sum(b.num_rows for b in reader.iter_batches(batch_size=1 << 18, columns=columns))
@@ -138,7 +138,10 @@ def main() -> None:
     parser.add_argument(
         "--floor", type=Path, help="read the columns settlement needs from this file (internal)"
     )
+    from payment.cli import own_process
+
     args = parser.parse_args()
+    own_process()  # every child runs with the CLI process's settings (Arrow's allocator): floor and CLI
     if args.file:
         _settle(args.file, args.hospitals, args.batch_size)
     elif args.floor:

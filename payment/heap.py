@@ -7,17 +7,18 @@ settlement's CLI uses (and as much of a grouping's, batches of 262,144 cases). :
 freed. Memory stays bounded by what one batch's work holds at once (its high-water mark is kept rather than handed
 back: peak RSS about 90 MiB higher on 10M cases, the same on 1M and on 10M).
 
-Arrow's buffers then come from jemalloc (else from the same C heap): Arrow's default pool, mimalloc, hands freed pages
-back within milliseconds, and on 10M grouped cases about 0.6 s of system CPU (of 7.5 s) went to zeroing pages that
-the batch before had used; jemalloc keeps them for a second, and its peak RSS is the lowest of the three.
+Arrow's allocator is chosen by the process before pyarrow loads (:func:`arrow_allocator`, which the CLI sets): Arrow's
+default, mimalloc, hands freed pages back within milliseconds, and the next batch faults them in zeroed again.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
+from pathlib import Path
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["arrow_allocator", "keep_freed_memory"]
 
 # mallopt(3) parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -30,9 +31,9 @@ _PAD = 16 << 20
 
 
 def keep_freed_memory() -> bool:
-    """Keep the blocks a batch frees for the next one (glibc's ``mallopt``), Arrow's buffers too (from jemalloc
-    from now on): for a process of its own, as the CLI runs (it changes how the whole process
-    allocates). Returns whether the C library took the setting (only glibc does; elsewhere nothing changes)."""
+    """Keep the blocks a batch frees for the next one (glibc's ``mallopt``): for a process of its own, as the CLI
+    runs (it changes how the whole process allocates). Returns whether the C library took the setting (only
+    glibc does; elsewhere nothing changes)."""
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):  # (musl, macOS, Windows: another allocator)
             return False
@@ -40,21 +41,24 @@ def keep_freed_memory() -> bool:
     except (AttributeError, OSError, ValueError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    kept = all(
+    return all(
         mallopt(k, v)
         for k, v in ((_M_MMAP_THRESHOLD, _MAPPED_FROM), (_M_TRIM_THRESHOLD, _KEPT), (_M_TOP_PAD, _PAD))
     )
-    if kept:
-        _arrow_keeps_freed_memory()
-    return kept
 
 
-def _arrow_keeps_freed_memory() -> None:
-    """Arrow's buffers from jemalloc from now on, else from the C heap (Arrow's system pool)."""
-    import pyarrow as pa
+def arrow_allocator() -> str:
+    """The allocator for Arrow's buffers in a process of its own, as ``ARROW_DEFAULT_MEMORY_POOL`` names it (read
+    once, when pyarrow loads; Parquet's readers and writers allocate from that default whatever pyarrow's
+    ``set_memory_pool`` says): jemalloc when pyarrow was built with it (its ``arrow/util/config.h``), else the C
+    heap (``system``, always built in).
 
+    Arrow's default, mimalloc, hands freed pages back within milliseconds: on 10M cases the next batches faulted
+    them in again, zeroed, for about 0.6 s of system CPU of a grouping's 7.5 s, and as much of a settlement's.
+    jemalloc keeps them for a while; with it the peak RSS is also the lowest of the three."""
+    spec = importlib.util.find_spec("pyarrow")  # (found, not imported)
     try:
-        pool = pa.jemalloc_memory_pool()
-    except NotImplementedError:  # a pyarrow built without jemalloc
-        pool = pa.system_memory_pool()
-    pa.set_memory_pool(pool)
+        config = (Path(spec.origin).parent / "include" / "arrow" / "util" / "config.h").read_text()
+    except (AttributeError, TypeError, OSError):  # no pyarrow, or its headers not installed
+        return "system"
+    return "jemalloc" if "#define ARROW_JEMALLOC\n" in config else "system"

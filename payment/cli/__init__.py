@@ -10,6 +10,7 @@ import gc
 import os
 import signal
 
+from payment import heap
 from payment.cli import (  # noqa: F401  (each module registers its command)
     _app,
     audit,
@@ -33,15 +34,24 @@ def main() -> None:
     otherwise walks them all in several full collections (about 0.3-0.4 s CPU after a grouping, which loads
     numba and pyarrow), to free memory the process hands back anyway.
 
-    numpy's BLAS starts no threads (no command multiplies matrices): importing numpy otherwise starts one per core,
-    which spin for about 0.1 s CPU while the command starts (a user's ``OPENBLAS_NUM_THREADS`` is kept)."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    Before any command loads numpy or pyarrow, :func:`own_process` sets them up for a process of its own."""
+    own_process()
     signal.signal(signal.SIGTERM, _terminate)
     _app.OWN_PROCESS = True
     try:
         app()
     finally:
         gc.freeze()
+
+
+def own_process() -> None:
+    """Settings read when numpy and pyarrow load, for the CLI's process (a user's own settings are kept):
+
+    - Arrow allocates from jemalloc, else the C heap, not mimalloc (:func:`payment.heap.arrow_allocator`);
+    - numpy's BLAS starts no threads (no command multiplies matrices): importing numpy otherwise starts one per
+      core, which spin for about 0.1 s CPU while the command starts."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", heap.arrow_allocator())
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _terminate(signum: int, _frame) -> None:

@@ -3,6 +3,7 @@ changes elsewhere."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -20,17 +21,32 @@ def _glibc() -> bool:
 
 
 @pytest.mark.skipif(not _glibc(), reason="glibc only")
-def test_glibc_takes_the_setting_in_a_process_of_its_own_and_arrow_leaves_mimalloc():
-    """Arrow's default pool (mimalloc) hands freed pages back at once: its buffers then come from jemalloc (or the
-    C heap)."""
-    code = (
-        "import pyarrow as pa\n"
-        "from payment.heap import keep_freed_memory\n"
-        "print(keep_freed_memory(), pa.default_memory_pool().backend_name)\n"
-    )
+def test_glibc_takes_the_setting_in_a_process_of_its_own():
+    code = "from payment.heap import keep_freed_memory; print(keep_freed_memory())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    kept, pool = out.split()
-    assert kept == "True" and pool in ("jemalloc", "system")
+    assert out.strip() == "True"
+
+
+def test_the_cli_process_takes_arrow_off_mimalloc_and_keeps_a_users_choice():
+    """Arrow's default pool (mimalloc) hands freed pages back at once: the CLI's process allocates from jemalloc (or
+    the C heap) before pyarrow loads; a user's ARROW_DEFAULT_MEMORY_POOL stays."""
+    code = (
+        "from payment.cli import own_process\n"
+        "own_process()\n"
+        "import pyarrow as pa\n"
+        "print(pa.default_memory_pool().backend_name)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    run = functools.partial(
+        subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert run(env=env).stdout.strip() in ("jemalloc", "system")
+    assert run(env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}).stdout.strip() == "mimalloc"
+
+
+def test_arrow_without_its_build_headers_allocates_from_the_c_heap(monkeypatch):
+    monkeypatch.setattr(heap.importlib.util, "find_spec", lambda name: None)
+    assert heap.arrow_allocator() == "system"
 
 
 def test_another_c_library_is_left_as_it_is(monkeypatch):
