@@ -703,10 +703,11 @@ def _check_runaway_quote(path: Path, batch: pa.RecordBatch, fields: int, first_r
 def _breaks_unread(path: Path, brk: int, header_line: int, records: int, in_cells: int) -> bool:
     """Whether the file has more line ends than its lines above the data, its records and the line breaks in the
     cells read account for: a line break in a column not read (a quoted cell over lines, or a quote left open
-    there), or a blank line. One pass of numpy over the file's bytes (about a tenth of its parse)."""
+    there), or a blank line. One pass of numpy over the file's bytes (about a tenth of its parse), in pieces that
+    stay in the CPU's caches (0.5 -> 0.39 s on 1.5 GB, against pieces of 16 MiB)."""
     total, last = 0, b""
     with path.open("rb") as f:
-        while chunk := f.read(1 << 24):
+        while chunk := f.read(1 << 18):
             total += int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == brk))
             last = chunk[-1:]
     ended = records if last == bytes([brk]) else records - 1
