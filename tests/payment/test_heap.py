@@ -29,19 +29,24 @@ def test_glibc_takes_the_setting_in_a_process_of_its_own():
 
 def test_the_cli_process_takes_arrow_off_mimalloc_and_keeps_a_users_choice():
     """Arrow's default pool (mimalloc) hands freed pages back at once: the CLI's process allocates from jemalloc (or
-    the C heap) before pyarrow loads; a user's ARROW_DEFAULT_MEMORY_POOL stays."""
+    the C heap) before pyarrow loads, and numpy's BLAS starts no threads; a user's ARROW_DEFAULT_MEMORY_POOL stays."""
     code = (
         "from payment.cli import own_process\n"
         "own_process()\n"
         "import pyarrow as pa\n"
-        "print(pa.default_memory_pool().backend_name)\n"
+        "import os\n"
+        "print(pa.default_memory_pool().backend_name, os.environ['OPENBLAS_NUM_THREADS'])\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     run = functools.partial(
         subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert run(env=env).stdout.strip() in ("jemalloc", "system")
-    assert run(env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}).stdout.strip() == "mimalloc"
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    assert run(env=env).stdout.split() in (
+        ["jemalloc", "1"],
+        ["system", "1"],
+    )  # (and numpy's BLAS on one thread)
+    assert run(env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}).stdout.split()[0] == "mimalloc"
 
 
 def test_arrow_without_its_build_headers_allocates_from_the_c_heap(monkeypatch):

@@ -47,6 +47,17 @@ def _same(a: Path, b: Path) -> None:
     assert pq.read_table(a / "cases.parquet").equals(pq.read_table(b / "cases.parquet"))
 
 
+def test_the_per_case_columns_every_case_has_are_written_not_null(region):
+    """cases.parquet declares the columns every case has a value in not null (Parquet then encodes no definition
+    levels for them); the others, which a case outside the scheme leaves empty, stay nullable."""
+    schema = pq.read_schema(region / "base" / "cases.parquet")
+    required = {f.name for f in schema if not f.nullable}
+    assert required == {"route", "route_reason", "deviation", "special_case", "base_points", "points",
+                        "standard_payment", "fund_payment"}  # fmt: skip
+    table = pq.read_table(region / "base" / "cases.parquet")
+    assert all(table.column(n).null_count == 0 for n in required)
+
+
 def test_grouped_rows_in_another_order_are_joined_by_case_id(region):
     grouped = pq.read_table(region / "grouped.parquet")
     pq.write_table(grouped.take(pa.array(range(grouped.num_rows - 1, -1, -1))), region / "reversed.parquet")
