@@ -244,9 +244,11 @@ def parquet_batches(path: Path, batch_size: int, select, layout: Layout, encoded
             path, pre_buffer=False, page_checksum_verification=True, read_dictionary=leaves
         )
         batches = _row_group_batches(reader, batch_size, source)
-    else:
+    else:  # decoded on the reading thread alone: beside a batch pipeline that keeps both cores busy, Arrow's own
+        # threads only add their hand-offs (a 10M-case settlement: 0.2 s less CPU)
         batches = (
-            pa.Table.from_batches([b]) for b in reader.iter_batches(batch_size=batch_size, columns=source)
+            pa.Table.from_batches([b])
+            for b in reader.iter_batches(batch_size=batch_size, columns=source, use_threads=False)
         )
     empty = True
     while True:
