@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from grouper.errors import PolicyError
+from grouper.resources import data_path
 from grouper.settings import Choice, Flag, Num
 from payment.bands import Bands
 from payment.points import BOUNDARIES, FORMULAS
@@ -675,13 +676,28 @@ _BOMS = (
 )
 
 
+def _policy_file(path_or_name: str | Path) -> Path:
+    """A policy file as given, or, for a bare name that is no file here (``demo-2025``), the policy shipped under
+    ``codebooks/policies/`` with that name."""
+    path = Path(path_or_name)
+    shipped = data_path("policies", f"{path.name}.toml")
+    if not path.exists() and len(path.parts) == 1 and not path.suffix and shipped.is_file():
+        return shipped
+    return path
+
+
+def _shipped_names() -> str:
+    return ", ".join(sorted(p.stem for p in data_path("policies").glob("*.toml")))
+
+
 def _read(path: Path) -> dict[str, Any]:
     """The TOML of a policy file. A UTF-8 byte-order mark (BOM) at its start, as Windows Notepad writes one, is
     not part of the text and is skipped (TOML has no other reading of it); any other encoding is refused."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise PolicyError(f"{path}: cannot read: {exc.strerror}", path=path) from None
+        shipped = f" (a file, or a shipped policy: {_shipped_names()})" if len(path.parts) == 1 else ""
+        raise PolicyError(f"{path}: cannot read: {exc.strerror}{shipped}", path=path) from None
     bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         return tomllib.loads(data[bom:].decode("utf-8"))
@@ -985,8 +1001,10 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
-        """Read and validate a policy TOML file; a problem raises :class:`PolicyError` naming the key."""
-        return cls.from_dict(_read(Path(path)), str(path))
+        """Read and validate a policy TOML file, or a policy shipped under ``codebooks/policies/`` by its name
+        (``demo-2025``); a problem raises :class:`PolicyError` naming the key."""
+        path = _policy_file(path)
+        return cls.from_dict(_read(path), str(path))
 
     @staticmethod
     def problems(path: str | Path) -> list[PolicyError]:
@@ -994,8 +1012,9 @@ class Policy:
 
         Each key's own checks all run; a check across keys is skipped when it trips on a value already reported.
         """
+        path = _policy_file(path)
         try:
-            raw = _read(Path(path))
+            raw = _read(path)
         except PolicyError as exc:
             return [exc]
         ctx = _Ctx(

@@ -52,7 +52,7 @@ def settle(
         help="Hospitals CSV/Excel/Parquet: hospital_id (unique), name, level (1–3 or 一级/二级/三级), …",
     ),
     policy: Path = typer.Option(
-        ..., "--policy", help="Policy TOML (codebooks/policies/<region>-<year>.toml)."
+        ..., "--policy", help="Policy TOML file, or the name of a shipped one (e.g. demo-2025)."
     ),
     settings: list[str] = typer.Option(
         None,

@@ -133,6 +133,20 @@ def test_unreadable_file_is_a_policy_error(tmp_path):
         Policy.load(tmp_path / "missing.toml")
 
 
+def test_a_shipped_policy_is_found_by_its_name_as_a_shipped_catalogue_is(tmp_path, monkeypatch):
+    """``--policy demo-2025`` as ``--catalogue pingdingshan-2025``: a bare name that is no file here is the policy
+    shipped under codebooks/policies/; a file of that name in the working folder comes first; an unknown name is
+    refused with the shipped names."""
+    shipped = Policy.load(ROOT / "codebooks/policies/demo-2025.toml")
+    assert Policy.load("demo-2025").sha256 == shipped.sha256
+    assert Policy.problems("jining-2025") == []
+    with pytest.raises(PolicyError, match=r"demo-2024: cannot read.*shipped policy: .*demo-2025"):
+        Policy.load("demo-2024")
+    (tmp_path / "demo-2025").write_bytes((ROOT / "codebooks/policies/jining-2025.toml").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert Policy.load("demo-2025").sha256 == Policy.load(ROOT / "codebooks/policies/jining-2025.toml").sha256
+
+
 def test_values_by_level_have_one_shape_and_one_accessor():
     import numpy as np
 
