@@ -168,7 +168,7 @@ def csv_file(cases: int) -> Path:
 def _floor_parquet(path: str, columns: str) -> None:
     from payment.heap import keep_freed_memory
 
-    keep_freed_memory()  # the heap as the CLI's (its allocator for Arrow: main): the floor is the best read
+    keep_freed_memory()  # the C heap as the CLI keeps it (_app.batch_process): the floor is the best read
     start = time.perf_counter()
     reader = pq.ParquetFile(path)
     wanted = [c for c in columns.split(",") if c in reader.schema_arrow.names]

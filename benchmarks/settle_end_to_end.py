@@ -98,7 +98,7 @@ def _floor(source: Path) -> None:
     from payment.heap import keep_freed_memory
 
     columns = needed_columns(source)
-    keep_freed_memory()  # the heap as the CLI's (its allocator for Arrow: main): the floor is the best read
+    keep_freed_memory()  # the C heap as the CLI keeps it (_app.batch_process): the floor is the best read
     start = time.perf_counter()
     reader = pq.ParquetFile(source, pre_buffer=False, page_checksum_verification=True)
     rows = sum(b.num_rows for b in reader.iter_batches(batch_size=1 << 18, columns=columns))
