@@ -430,9 +430,9 @@ def _shown(col: dict[str, pa.Array], name: str, n: int) -> pa.Array:
     (the sex ``男``, ``1.0`` stopped by SEX_INVALID, not the 1 read from it), else as read; ``—`` when empty."""
     if name not in col:
         return pa.nulls(n, pa.string())
-    value = col[name].cast(pa.string())
-    if _WRITTEN.get(name) in col:
-        value = pc.coalesce(_strings(_decoded(col[_WRITTEN[name]])), value)
+    value, written = col[name].cast(pa.string()), _WRITTEN.get(name)
+    if written in col:
+        value = pc.coalesce(_strings(_decoded(col[written])), value)
     return pc.fill_null(value, "—")
 
 
